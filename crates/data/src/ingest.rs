@@ -1,0 +1,946 @@
+//! Reading a labelled CSV into a [`Dataset`], in parallel, in bounded memory.
+//!
+//! One thread reads the file in blocks and cuts each block after its last complete
+//! record (tracking CSV quoting, so a quoted field with commas, doubled quotes or
+//! newlines never straddles a cut). Worker threads parse blocks with the `csv`
+//! crate and convert every field straight to a number or a dictionary code; the
+//! calling thread appends the blocks in file order. Raw text is dropped as soon as
+//! its block is converted, so memory follows the retained numeric matrix.
+//!
+//! Bad rows never panic and never vanish: a record with the wrong number of fields
+//! or an unusable label is counted, the first few are kept for display with their
+//! line and reason, and all of them go to the rejects file when one is asked for.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Read, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use memchr::{memchr, memchr2};
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+
+use crate::error::{Error, Result};
+use crate::schema::{self, Format};
+use crate::table::{Column, ColumnData, ColumnProfile, Dataset, DropReason, IngestReport, Reject};
+use crate::value::{self, Cell};
+
+/// How many rejects are kept in memory for display.
+const SHOWN_REJECTS: usize = 20;
+/// Records looked at to infer column types and profile columns.
+const SAMPLE_RECORDS: usize = 5000;
+
+/// Progress callback: called with the number of bytes read so far.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// How to read a file. By default the layout is detected from the header, the
+/// label is the layout's usual label column, and identifier columns are dropped.
+#[derive(Clone, Default)]
+pub struct IngestOptions {
+    /// Force a layout instead of detecting it.
+    pub format: Option<Format>,
+    /// The label column (required for generic CSVs).
+    pub label: Option<String>,
+    /// More columns to drop.
+    pub drop: Vec<String>,
+    /// Columns to keep even though the layout drops them.
+    pub keep: Vec<String>,
+    /// Columns to treat as categorical in addition to the layout's list.
+    pub categorical: Vec<String>,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// Block size in bytes; 0 means the default (4 MiB).
+    pub block_size: usize,
+    /// Write every rejected record here (CSV: line, reason, record).
+    pub rejects_path: Option<PathBuf>,
+    pub progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for IngestOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestOptions")
+            .field("format", &self.format)
+            .field("label", &self.label)
+            .field("drop", &self.drop)
+            .field("keep", &self.keep)
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What each header column becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    Skip,
+    Label,
+    Numeric(usize),
+    Categorical(usize),
+}
+
+/// Everything a worker needs to turn a block into columns.
+#[derive(Debug)]
+struct Layout {
+    format: Format,
+    delimiter: u8,
+    n_fields: usize,
+    label_idx: usize,
+    plans: Vec<Plan>,
+    n_out: usize,
+    flow: Option<FlowIdx>,
+}
+
+/// Header indices of the flow-key parts (candidates in order of preference).
+#[derive(Debug, Clone)]
+struct FlowIdx {
+    src_host: Vec<usize>,
+    dst_host: Vec<usize>,
+    src_port: Vec<usize>,
+    dst_port: Vec<usize>,
+    proto: Vec<usize>,
+}
+
+/// A block of raw bytes that starts at a record boundary.
+struct Block {
+    seq: u64,
+    /// Physical line number of the block's first byte.
+    first_line: u64,
+    bytes: Vec<u8>,
+}
+
+/// A parsed block.
+#[derive(Default)]
+struct Parsed {
+    seq: u64,
+    columns: Vec<LocalColumn>,
+    classes: Vec<String>,
+    labels: Vec<u32>,
+    flows: Vec<u64>,
+    lines: Vec<u64>,
+    hashes: Vec<u128>,
+    rows_read: u64,
+    rejects: Vec<(Reject, String)>,
+    /// Per retained column: text and missing cells, absent spellings per local class.
+    stats: Vec<LocalStats>,
+}
+
+enum LocalColumn {
+    Numeric(Vec<f32>),
+    Categorical {
+        codes: Vec<u32>,
+        levels: Vec<String>,
+        index: HashMap<String, u32>,
+    },
+}
+
+#[derive(Default)]
+struct LocalStats {
+    text: u64,
+    missing: u64,
+    spellings: Vec<[u64; 4]>,
+}
+
+/// Reads a labelled CSV file.
+///
+/// # Errors
+/// The file cannot be read, is empty, is not CSV, or lacks the label column.
+/// Bad rows are not errors: they are counted in [`IngestReport`].
+pub fn read_csv(path: &Path, opts: &IngestOptions) -> Result<Dataset> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let bytes_total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let block_size = if opts.block_size == 0 { 4 << 20 } else { opts.block_size.max(1024) };
+
+    // The first block: header, delimiter, type inference.
+    let mut first = Vec::with_capacity(block_size);
+    let eof = fill(&mut file, &mut first, block_size).map_err(|e| Error::io(path, e))?;
+    if first.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        first.drain(..3);
+    }
+    if first.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(Error::Empty { path: path.into() });
+    }
+    if let Some(p) = memchr(0, &first) {
+        return Err(Error::NotCsv {
+            path: path.into(),
+            reason: format!("binary data (a NUL byte at offset {p})"),
+        });
+    }
+    let header_end = match memchr(b'\n', &first) {
+        Some(p) => p + 1,
+        None if eof => first.len(),
+        None => {
+            return Err(Error::NotCsv {
+                path: path.into(),
+                reason: format!("no line break in the first {} bytes", first.len()),
+            });
+        }
+    };
+    let delimiter = detect_delimiter(&first[..header_end]);
+    let header = parse_header(path, &first[..header_end], delimiter)?;
+    let mut layout = plan_columns(path, &header, delimiter, opts)?;
+    let mut rest = first.split_off(header_end);
+    let sample = sample_records(&rest, &layout);
+    infer_types(&mut layout, &header, &sample, opts);
+    let profiles = profile_columns(&header, &layout, &sample, opts);
+
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    } else {
+        opts.threads
+    };
+    let mut rejects_out = match &opts.rejects_path {
+        Some(p) => {
+            let f = File::create(p).map_err(|e| Error::io(p, e))?;
+            let mut w = csv::Writer::from_writer(BufWriter::new(f));
+            w.write_record(["line", "reason", "record"])
+                .map_err(|e| Error::io(p, e.into()))?;
+            Some((p.clone(), w))
+        }
+        None => None,
+    };
+
+    let mut merger = Merger::new(path, &header, &layout, profiles, bytes_total);
+    let layout = Arc::new(layout);
+    let progress = opts.progress.clone();
+    let io_error: Mutex<Option<std::io::Error>> = Mutex::new(None);
+
+    std::thread::scope(|scope| -> Result<()> {
+        let (block_tx, block_rx) = sync_channel::<Block>(threads * 2);
+        let (parsed_tx, parsed_rx) = sync_channel::<Parsed>(threads * 2);
+        let block_rx = Arc::new(Mutex::new(block_rx));
+        for _ in 0..threads {
+            let rx = Arc::clone(&block_rx);
+            let tx = parsed_tx.clone();
+            let layout = Arc::clone(&layout);
+            scope.spawn(move || worker(&layout, &rx, &tx));
+        }
+        drop(parsed_tx);
+        let io_error = &io_error;
+        let progress = progress.clone();
+        let quote_delim = layout.delimiter;
+        scope.spawn(move || {
+            let read = read_blocks(
+                &mut file,
+                &mut rest,
+                eof,
+                header_end as u64,
+                block_size,
+                quote_delim,
+                &block_tx,
+                progress.as_deref(),
+            );
+            if let Err(e) = read {
+                *io_error.lock().expect("io error slot") = Some(e);
+            }
+        });
+
+        // Append parsed blocks in file order.
+        let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
+        let mut next = 0u64;
+        for p in parsed_rx {
+            pending.insert(p.seq, p);
+            while let Some(p) = pending.remove(&next) {
+                merger.append(p, &mut rejects_out)?;
+                next += 1;
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(e) = io_error.into_inner().expect("io error slot") {
+        return Err(Error::io(path, e));
+    }
+    if let Some((p, mut w)) = rejects_out {
+        w.flush().map_err(|e| Error::io(&p, e))?;
+    }
+    let ds = merger.finish();
+    if ds.n_rows() == 0 {
+        return Err(Error::NoRows {
+            path: path.into(),
+            rejected: ds.report.rows_rejected,
+        });
+    }
+    tracing::info!(
+        path = %path.display(),
+        rows = ds.n_rows(),
+        rejected = ds.report.rows_rejected,
+        columns = ds.columns.len(),
+        "ingested"
+    );
+    Ok(ds)
+}
+
+/// Reads until `buf` holds `want` bytes or the file ends; returns true at EOF.
+fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    while buf.len() < want {
+        let start = buf.len();
+        buf.resize(want, 0);
+        let n = file.read(&mut buf[start..])?;
+        buf.truncate(start + n);
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Cuts the file into blocks that end on record boundaries and sends them.
+#[allow(clippy::too_many_arguments)]
+fn read_blocks(
+    file: &mut File,
+    carry: &mut Vec<u8>,
+    mut eof: bool,
+    mut offset: u64,
+    block_size: usize,
+    delimiter: u8,
+    tx: &SyncSender<Block>,
+    progress: Option<&(dyn Fn(u64) + Send + Sync)>,
+) -> std::io::Result<()> {
+    let mut seq = 0u64;
+    let mut line = 2u64; // the header is line 1
+    let mut buf = std::mem::take(carry);
+    loop {
+        let mut want = block_size.max(buf.len() + 1);
+        let mut cut = None;
+        while !eof {
+            eof = fill(file, &mut buf, want)?;
+            cut = last_record_end(&buf, delimiter);
+            if cut.is_some() {
+                break;
+            }
+            // A record longer than the block (a 200,000-character field): grow.
+            want = buf.len() * 2;
+        }
+        let end = if eof { buf.len() } else { cut.unwrap_or(buf.len()) };
+        if end == 0 {
+            break;
+        }
+        let tail = buf.split_off(end);
+        let lines_in = memchr::memchr_iter(b'\n', &buf).count() as u64;
+        offset += buf.len() as u64;
+        let block = Block {
+            seq,
+            first_line: line,
+            bytes: std::mem::replace(&mut buf, tail),
+        };
+        line += lines_in;
+        seq += 1;
+        if let Some(p) = progress {
+            p(offset);
+        }
+        if tx.send(block).is_err() {
+            break; // the receiver stopped (an error downstream)
+        }
+        if eof && buf.is_empty() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The end (exclusive) of the last complete record in `buf`, which starts at a
+/// record boundary: the byte after the last newline that is not inside quotes.
+///
+/// A quote opens a quoted field only at the start of a field, as in the `csv`
+/// crate; inside one, a doubled quote is an escaped quote.
+pub(crate) fn last_record_end(buf: &[u8], delimiter: u8) -> Option<usize> {
+    const Q: u8 = b'"';
+    let mut i = 0;
+    let mut in_quotes = false;
+    let mut last = None;
+    while i < buf.len() {
+        if in_quotes {
+            let Some(p) = memchr(Q, &buf[i..]) else { break };
+            let q = i + p;
+            match buf.get(q + 1) {
+                Some(&Q) => i = q + 2,
+                Some(_) => {
+                    in_quotes = false;
+                    i = q + 1;
+                }
+                None => break, // cannot tell yet: the rest of the record is unread
+            }
+        } else {
+            let Some(p) = memchr2(Q, b'\n', &buf[i..]) else { break };
+            let q = i + p;
+            if buf[q] == b'\n' {
+                last = Some(q + 1);
+            } else if q == 0 || matches!(buf[q - 1], b'\n' | b'\r') || buf[q - 1] == delimiter {
+                in_quotes = true;
+            }
+            i = q + 1;
+        }
+    }
+    last
+}
+
+fn detect_delimiter(header_line: &[u8]) -> u8 {
+    let count = |d: u8| header_line.iter().filter(|&&b| b == d).count();
+    [b',', b'\t', b';']
+        .into_iter()
+        .max_by_key(|&d| count(d))
+        .unwrap_or(b',')
+}
+
+fn parse_header(path: &Path, line: &[u8], delimiter: u8) -> Result<Vec<String>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .from_reader(line);
+    let mut rec = csv::ByteRecord::new();
+    let ok = rdr.read_byte_record(&mut rec).map_err(|e| Error::NotCsv {
+        path: path.into(),
+        reason: format!("header: {e}"),
+    })?;
+    if !ok || rec.is_empty() {
+        return Err(Error::Empty { path: path.into() });
+    }
+    let mut names = Vec::with_capacity(rec.len());
+    for (i, f) in rec.iter().enumerate() {
+        let s = std::str::from_utf8(f).map_err(|_| Error::NotCsv {
+            path: path.into(),
+            reason: format!("header field {} is not UTF-8 text", i + 1),
+        })?;
+        names.push(s.trim().to_string());
+    }
+    if names.len() < 2 {
+        return Err(Error::NotCsv {
+            path: path.into(),
+            reason: format!(
+                "the header has one column (`{}`); expected a delimited header line",
+                names[0].chars().take(60).collect::<String>()
+            ),
+        });
+    }
+    Ok(names)
+}
+
+fn plan_columns(
+    path: &Path,
+    header: &[String],
+    delimiter: u8,
+    opts: &IngestOptions,
+) -> Result<Layout> {
+    let format = opts.format.unwrap_or_else(|| Format::detect(header));
+    let available = || header.join(", ");
+    let label = match (&opts.label, format.default_label()) {
+        (Some(l), _) => l.clone(),
+        (None, Some(l)) => l.to_string(),
+        (None, None) => {
+            return Err(Error::UnknownFormat {
+                path: path.into(),
+                available: available(),
+            });
+        }
+    };
+    let label_idx = header
+        .iter()
+        .position(|h| *h == label)
+        .ok_or_else(|| Error::MissingLabel {
+            path: path.into(),
+            label: label.clone(),
+            available: available(),
+        })?;
+    for (names, option) in [(&opts.drop, "--drop"), (&opts.keep, "--keep"), (&opts.categorical, "--categorical")] {
+        if let Some(c) = names.iter().find(|n| !header.contains(n)) {
+            return Err(Error::UnknownColumn {
+                path: path.into(),
+                column: c.clone(),
+                option,
+            });
+        }
+    }
+    let mut plans = Vec::with_capacity(header.len());
+    let mut n_out = 0;
+    for (i, name) in header.iter().enumerate() {
+        let plan = if i == label_idx {
+            Plan::Label
+        } else if drop_reason(format, name, &label, opts).is_some() {
+            Plan::Skip
+        } else {
+            n_out += 1;
+            Plan::Numeric(n_out - 1)
+        };
+        plans.push(plan);
+    }
+    let fc = format.flow_columns();
+    let find = |cands: &[&str]| -> Vec<usize> {
+        cands
+            .iter()
+            .filter_map(|c| header.iter().position(|h| h == c))
+            .collect()
+    };
+    let flow = FlowIdx {
+        src_host: find(fc.src_host),
+        dst_host: find(fc.dst_host),
+        src_port: find(fc.src_port),
+        dst_port: find(fc.dst_port),
+        proto: find(fc.proto),
+    };
+    let flow = (!flow.src_host.is_empty() && !flow.dst_host.is_empty()).then_some(flow);
+    Ok(Layout {
+        format,
+        delimiter,
+        n_fields: header.len(),
+        label_idx,
+        plans,
+        n_out,
+        flow,
+    })
+}
+
+/// Why a column is not a feature, or `None` when it is one.
+fn drop_reason(format: Format, name: &str, label: &str, opts: &IngestOptions) -> Option<DropReason> {
+    if name == label {
+        return Some(DropReason::Label);
+    }
+    if opts.keep.iter().any(|k| k == name) {
+        return None;
+    }
+    if opts.drop.iter().any(|d| d == name) {
+        return Some(DropReason::User);
+    }
+    if format.label_columns().contains(&name) {
+        return Some(DropReason::OtherLabel);
+    }
+    if format.identifier_columns().contains(&name) {
+        return Some(DropReason::Identifier);
+    }
+    None
+}
+
+/// Parses up to [`SAMPLE_RECORDS`] well-formed records of the first block.
+fn sample_records(block: &[u8], layout: &Layout) -> Vec<csv::ByteRecord> {
+    let end = last_record_end(block, layout.delimiter).unwrap_or(block.len());
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(layout.delimiter)
+        .from_reader(&block[..end]);
+    let mut out = Vec::new();
+    let mut rec = csv::ByteRecord::new();
+    while out.len() < SAMPLE_RECORDS {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) if rec.len() == layout.n_fields => out.push(rec.clone()),
+            Ok(true) | Err(_) => continue,
+            Ok(false) => break,
+        }
+    }
+    out
+}
+
+/// Declared categorical columns are categorical; any other retained column is
+/// categorical when its sample holds at least as much text as numbers.
+fn infer_types(layout: &mut Layout, header: &[String], sample: &[csv::ByteRecord], opts: &IngestOptions) {
+    let declared: HashSet<&str> = layout
+        .format
+        .categorical_columns()
+        .iter()
+        .copied()
+        .chain(opts.categorical.iter().map(String::as_str))
+        .collect();
+    for (i, plan) in layout.plans.iter_mut().enumerate() {
+        let Plan::Numeric(out) = *plan else { continue };
+        let categorical = declared.contains(header[i].as_str()) || {
+            let (mut text, mut num) = (0usize, 0usize);
+            for r in sample {
+                match value::parse_cell(&r[i]) {
+                    Cell::Text => text += 1,
+                    Cell::Number(_) => num += 1,
+                    _ => {}
+                }
+            }
+            text > 0 && text >= num
+        };
+        if categorical {
+            *plan = Plan::Categorical(out);
+        }
+    }
+}
+
+fn profile_columns(
+    header: &[String],
+    layout: &Layout,
+    sample: &[csv::ByteRecord],
+    opts: &IngestOptions,
+) -> Vec<ColumnProfile> {
+    let label = &header[layout.label_idx];
+    header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut p = ColumnProfile {
+                name: name.clone(),
+                dropped: drop_reason(layout.format, name, label, opts),
+                ..ColumnProfile::default()
+            };
+            let mut distinct = HashSet::new();
+            for r in sample {
+                let f = &r[i];
+                if matches!(value::parse_cell(f), Cell::Absent(_)) {
+                    continue;
+                }
+                p.sampled += 1;
+                p.address_like += u64::from(value::looks_like_address(f));
+                p.datetime_like += u64::from(value::looks_like_datetime(f));
+                distinct.insert(xxh3_64(f));
+            }
+            p.distinct = distinct.len() as u64;
+            p
+        })
+        .collect()
+}
+
+fn worker(layout: &Layout, rx: &Mutex<Receiver<Block>>, tx: &SyncSender<Parsed>) {
+    loop {
+        let block = {
+            let Ok(rx) = rx.lock() else { return };
+            match rx.recv() {
+                Ok(b) => b,
+                Err(_) => return,
+            }
+        };
+        let parsed = parse_block(layout, &block);
+        if tx.send(parsed).is_err() {
+            return;
+        }
+    }
+}
+
+fn parse_block(layout: &Layout, block: &Block) -> Parsed {
+    let mut out = Parsed {
+        seq: block.seq,
+        columns: layout
+            .plans
+            .iter()
+            .filter_map(|p| match p {
+                Plan::Numeric(_) => Some(LocalColumn::Numeric(Vec::new())),
+                Plan::Categorical(_) => Some(LocalColumn::Categorical {
+                    codes: Vec::new(),
+                    levels: Vec::new(),
+                    index: HashMap::new(),
+                }),
+                _ => None,
+            })
+            .collect(),
+        ..Parsed::default()
+    };
+    let mut stats: Vec<LocalStats> = (0..layout.n_out)
+        .map(|_| LocalStats {
+            text: 0,
+            missing: 0,
+            spellings: Vec::new(),
+        })
+        .collect();
+    let mut class_index: HashMap<String, u32> = HashMap::new();
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(layout.delimiter)
+        .from_reader(&block.bytes[..]);
+    let mut rec = csv::ByteRecord::new();
+    let mut key = Vec::with_capacity(128);
+    loop {
+        let line_of = |rec: &csv::ByteRecord| {
+            block.first_line + rec.position().map_or(1, csv::Position::line) - 1
+        };
+        match rdr.read_byte_record(&mut rec) {
+            Ok(false) => break,
+            Err(e) => {
+                out.rows_read += 1;
+                let line = block.first_line + e.position().map_or(1, csv::Position::line) - 1;
+                out.rejects.push((
+                    Reject {
+                        line,
+                        reason: format!("unreadable CSV: {e}"),
+                    },
+                    String::new(),
+                ));
+                continue;
+            }
+            Ok(true) => {}
+        }
+        out.rows_read += 1;
+        let line = line_of(&rec);
+        if rec.len() != layout.n_fields {
+            if rec.len() == 1 && rec[0].trim_ascii().is_empty() {
+                out.rows_read -= 1; // a blank line is not a record
+                continue;
+            }
+            out.rejects.push((
+                Reject {
+                    line,
+                    reason: format!("expected {} fields, found {}", layout.n_fields, rec.len()),
+                },
+                raw_record(&rec, layout.delimiter),
+            ));
+            continue;
+        }
+        let raw_label = String::from_utf8_lossy(&rec[layout.label_idx]);
+        let Some(class) = schema::canonical_label(layout.format, &raw_label) else {
+            out.rejects.push((
+                Reject {
+                    line,
+                    reason: format!(
+                        "unusable label `{}` in column {}",
+                        raw_label.trim(),
+                        layout.label_idx + 1
+                    ),
+                },
+                raw_record(&rec, layout.delimiter),
+            ));
+            continue;
+        };
+        let next_id = class_index.len() as u32;
+        let class_id = *class_index.entry(class.clone()).or_insert_with(|| {
+            out.classes.push(class);
+            next_id
+        });
+        out.labels.push(class_id);
+        out.lines.push(line);
+
+        let mut hasher = Xxh3::new();
+        let mut col = 0;
+        for (i, field) in rec.iter().enumerate() {
+            hasher.update(field);
+            hasher.update(&[0xFF]);
+            let plan = layout.plans[i];
+            let (Plan::Numeric(o) | Plan::Categorical(o)) = plan else { continue };
+            let cell = value::parse_cell(field);
+            let st = &mut stats[o];
+            match cell {
+                Cell::Absent(s) => {
+                    if st.spellings.len() <= class_id as usize {
+                        st.spellings.resize(class_id as usize + 1, [0; 4]);
+                    }
+                    st.spellings[class_id as usize][s as usize] += 1;
+                }
+                Cell::Missing => st.missing += 1,
+                Cell::Text if matches!(plan, Plan::Numeric(_)) => st.text += 1,
+                _ => {}
+            }
+            match &mut out.columns[col] {
+                LocalColumn::Numeric(v) => v.push(value::cell_value(cell)),
+                LocalColumn::Categorical { codes, levels, index } => {
+                    let level = value::canonical_category(field);
+                    let code = match index.get(level.as_ref()) {
+                        Some(&c) => c,
+                        None => {
+                            let c = levels.len() as u32;
+                            levels.push(level.to_string());
+                            index.insert(level.into_owned(), c);
+                            c
+                        }
+                    };
+                    codes.push(code);
+                }
+            }
+            col += 1;
+        }
+        out.hashes.push(hasher.digest128());
+        if let Some(f) = &layout.flow {
+            out.flows.push(flow_key(&rec, f, &mut key));
+        }
+    }
+    out.stats = stats;
+    out
+}
+
+fn raw_record(rec: &csv::ByteRecord, delimiter: u8) -> String {
+    let mut s = Vec::new();
+    for (i, f) in rec.iter().enumerate() {
+        if i > 0 {
+            s.push(delimiter);
+        }
+        s.extend_from_slice(f);
+    }
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+/// A direction-free key for a packet's flow: the two endpoints (host and port)
+/// sorted, plus the protocol. Records without ports key on the host pair.
+fn flow_key(rec: &csv::ByteRecord, f: &FlowIdx, buf: &mut Vec<u8>) -> u64 {
+    let first = |cands: &[usize]| -> &[u8] {
+        cands
+            .iter()
+            .map(|&i| value::trim(&rec[i]))
+            .find(|v| !matches!(value::parse_cell(v), Cell::Absent(_)))
+            .unwrap_or(b"")
+    };
+    let a = (first(&f.src_host), first(&f.src_port));
+    let b = (first(&f.dst_host), first(&f.dst_port));
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    buf.clear();
+    for part in [lo.0, lo.1, hi.0, hi.1, first(&f.proto)] {
+        buf.extend_from_slice(part);
+        buf.push(0xFF);
+    }
+    xxh3_64(buf)
+}
+
+/// Appends parsed blocks into the final table, unifying dictionaries.
+struct Merger {
+    ds: Dataset,
+    class_index: HashMap<String, u32>,
+    level_index: Vec<HashMap<String, u32>>,
+    flow_index: HashMap<u64, u32>,
+}
+
+impl Merger {
+    fn new(path: &Path, header: &[String], layout: &Layout, profiles: Vec<ColumnProfile>, bytes: u64) -> Self {
+        let columns: Vec<Column> = layout
+            .plans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let data = match p {
+                    Plan::Numeric(_) => ColumnData::Numeric(Vec::new()),
+                    Plan::Categorical(_) => ColumnData::Categorical {
+                        codes: Vec::new(),
+                        levels: Vec::new(),
+                    },
+                    _ => return None,
+                };
+                Some(Column {
+                    name: header[i].clone(),
+                    data,
+                    text_cells: 0,
+                    missing_cells: 0,
+                    spellings: Vec::new(),
+                })
+            })
+            .collect();
+        let n = columns.len();
+        Merger {
+            ds: Dataset {
+                path: path.into(),
+                format: layout.format,
+                label_column: header[layout.label_idx].clone(),
+                columns,
+                classes: Vec::new(),
+                labels: Vec::new(),
+                flows: layout.flow.as_ref().map(|_| Vec::new()),
+                lines: Vec::new(),
+                row_hashes: Vec::new(),
+                report: IngestReport {
+                    bytes,
+                    profiles,
+                    ..IngestReport::default()
+                },
+            },
+            class_index: HashMap::new(),
+            level_index: vec![HashMap::new(); n],
+            flow_index: HashMap::new(),
+        }
+    }
+
+    fn append(
+        &mut self,
+        p: Parsed,
+        rejects_out: &mut Option<(PathBuf, csv::Writer<BufWriter<File>>)>,
+    ) -> Result<()> {
+        let ds = &mut self.ds;
+        ds.report.rows_read += p.rows_read;
+        ds.report.rows_rejected += p.rejects.len() as u64;
+        for (r, raw) in p.rejects {
+            if let Some((path, w)) = rejects_out {
+                w.write_record([r.line.to_string().as_str(), r.reason.as_str(), raw.as_str()])
+                    .map_err(|e| Error::io(path.as_path(), e.into()))?;
+            }
+            if ds.report.first_rejects.len() < SHOWN_REJECTS {
+                ds.report.first_rejects.push(r);
+            }
+        }
+        // Local class ids -> global, folding name variants by class key.
+        let class_map: Vec<u32> = p
+            .classes
+            .iter()
+            .map(|name| {
+                let key = schema::class_key(name);
+                let next = self.class_index.len() as u32;
+                *self.class_index.entry(key).or_insert_with(|| {
+                    ds.classes.push(name.clone());
+                    next
+                })
+            })
+            .collect();
+        ds.labels.extend(p.labels.iter().map(|&l| class_map[l as usize]));
+        ds.lines.extend_from_slice(&p.lines);
+        ds.row_hashes.extend_from_slice(&p.hashes);
+        if let Some(flows) = &mut ds.flows {
+            for k in p.flows {
+                let next = self.flow_index.len() as u32;
+                flows.push(*self.flow_index.entry(k).or_insert(next));
+            }
+        }
+        for (col, st) in ds.columns.iter_mut().zip(&p.stats) {
+            col.text_cells += st.text;
+            col.missing_cells += st.missing;
+            for (local_class, counts) in st.spellings.iter().enumerate() {
+                let g = class_map[local_class] as usize;
+                if col.spellings.len() <= g {
+                    col.spellings.resize(g + 1, [0; 4]);
+                }
+                for (a, b) in col.spellings[g].iter_mut().zip(counts) {
+                    *a += b;
+                }
+            }
+        }
+        for ((col, local), index) in ds.columns.iter_mut().zip(p.columns).zip(&mut self.level_index) {
+            match (&mut col.data, local) {
+                (ColumnData::Numeric(v), LocalColumn::Numeric(l)) => v.extend_from_slice(&l),
+                (ColumnData::Categorical { codes, levels }, LocalColumn::Categorical { codes: lc, levels: ll, .. }) => {
+                    let map: Vec<u32> = ll
+                        .into_iter()
+                        .map(|level| {
+                            let next = levels.len() as u32;
+                            *index.entry(level.clone()).or_insert_with(|| {
+                                levels.push(level);
+                                next
+                            })
+                        })
+                        .collect();
+                    codes.extend(lc.iter().map(|&c| map[c as usize]));
+                }
+                _ => unreachable!("column kinds are fixed by the layout"),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Dataset {
+        let n_classes = self.ds.classes.len();
+        for c in &mut self.ds.columns {
+            c.spellings.resize(n_classes, [0; 4]);
+        }
+        self.ds.report.rows_kept = self.ds.labels.len() as u64;
+        self.ds.report.flows = self.ds.flows.as_ref().map(|_| self.flow_index.len() as u64);
+        self.ds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_end_respects_quotes() {
+        assert_eq!(last_record_end(b"a,b\nc,d\n", b','), Some(8));
+        assert_eq!(last_record_end(b"a,b\nc,d", b','), Some(4));
+        // A newline inside a quoted field is not a record end.
+        assert_eq!(last_record_end(b"a,\"x\ny\"\nc", b','), Some(8));
+        assert_eq!(last_record_end(b"a,\"x\ny", b','), None);
+        // Doubled quotes stay inside the field.
+        assert_eq!(last_record_end(b"\"a\"\"\n\"\nb", b','), Some(7));
+        // A quote in the middle of an unquoted field is a literal character.
+        assert_eq!(last_record_end(b"ab\"c,d\ne", b','), Some(7));
+        // CRLF: the record ends after the LF.
+        assert_eq!(last_record_end(b"a,b\r\nc", b','), Some(5));
+    }
+
+    #[test]
+    fn delimiter_from_header() {
+        assert_eq!(detect_delimiter(b"a\tb\tc\r\n"), b'\t');
+        assert_eq!(detect_delimiter(b"a,b,c\n"), b',');
+        assert_eq!(detect_delimiter(b"a;b;c\n"), b';');
+    }
+}

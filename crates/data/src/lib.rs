@@ -1,0 +1,24 @@
+//! The data side of iotids: read labelled IoT traffic tables, clean them the way
+//! careful researchers do, describe and audit them, and turn them into feature
+//! matrices with a fitted, saved preprocessing pipeline.
+//!
+//! Data flows one way through this crate:
+//!
+//! ```text
+//! ingest (CSV -> Dataset) -> clean (duplicates, outliers) -> split (train/val/test)
+//!        -> pipeline (encode, impute, scale, select; fitted on train only) -> matrix
+//! ```
+//!
+//! `describe` and `audit` read a [`Dataset`] and report on it; `synth` writes
+//! Edge-IIoTset-schema files for demos and benchmarks.
+
+pub mod error;
+pub mod ingest;
+pub mod schema;
+pub mod table;
+pub mod value;
+
+pub use error::{Error, Result};
+pub use ingest::{IngestOptions, read_csv};
+pub use schema::Format;
+pub use table::{Column, ColumnData, Dataset, IngestReport};

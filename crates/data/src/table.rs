@@ -1,0 +1,178 @@
+//! The in-memory table that ingest produces: one typed vector per retained column,
+//! plus per-row labels, flow ids, source line numbers and raw-record hashes.
+//!
+//! Only numbers and dictionary codes are kept, never the raw text, so memory grows
+//! with the retained numeric matrix and not with the size of the CSV.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::schema::Format;
+use crate::value::Spelling;
+
+/// The values of one retained column.
+#[derive(Debug, Clone)]
+pub enum ColumnData {
+    /// Numbers after type conversion; absent is 0, missing/text is NaN.
+    Numeric(Vec<f32>),
+    /// Dictionary codes into `levels`; the level `""` is the absent value.
+    Categorical { codes: Vec<u32>, levels: Vec<String> },
+}
+
+/// One retained column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub data: ColumnData,
+    /// Fields that held text where a number was expected (shifted rows): NaN.
+    pub text_cells: u64,
+    /// Fields that held a missing-value marker (`NaN`, `NA`, `null`, ...): NaN.
+    pub missing_cells: u64,
+    /// Placeholder spellings of absent values, per class: `spellings[class][spelling]`.
+    pub spellings: Vec<[u64; 4]>,
+}
+
+impl Column {
+    pub fn is_numeric(&self) -> bool {
+        matches!(self.data, ColumnData::Numeric(_))
+    }
+
+    /// Count of absent cells written with `s`, summed over classes.
+    pub fn spelling_total(&self, s: Spelling) -> u64 {
+        self.spellings.iter().map(|c| c[s as usize]).sum()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match &self.data {
+            ColumnData::Numeric(v) => v.len(),
+            ColumnData::Categorical { codes, .. } => codes.len(),
+        }
+    }
+}
+
+/// Why a header column is not a feature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropReason {
+    /// The target label.
+    Label,
+    /// Another label column of the dataset (would leak the target).
+    OtherLabel,
+    /// Identifies a host, a port, a time or a payload (the dataset authors' list).
+    Identifier,
+    /// Named with `--drop`.
+    User,
+}
+
+/// What a header column looked like in the first rows of the file: the evidence
+/// `audit` uses to find identifier columns that are not on any list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ColumnProfile {
+    pub name: String,
+    /// Non-absent values looked at.
+    pub sampled: u64,
+    /// Of those, values shaped like an IP or MAC address.
+    pub address_like: u64,
+    /// Of those, values shaped like a date or a time of day.
+    pub datetime_like: u64,
+    /// Of those, distinct values (capped at the sample size).
+    pub distinct: u64,
+    /// `Some` when the column is not a feature.
+    pub dropped: Option<DropReason>,
+}
+
+/// A row that could not be used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reject {
+    /// Physical line (1-based) where the record starts.
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What ingest saw: counts of everything, so nothing disappears silently.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IngestReport {
+    pub bytes: u64,
+    /// Data records seen (header excluded).
+    pub rows_read: u64,
+    /// Records kept in the table.
+    pub rows_kept: u64,
+    /// Records rejected (wrong field count, unusable label).
+    pub rows_rejected: u64,
+    /// The first rejects, for display; all of them go to `--rejects FILE`.
+    pub first_rejects: Vec<Reject>,
+    /// Every header column with its content profile and drop reason.
+    pub profiles: Vec<ColumnProfile>,
+    /// Number of distinct flows (None when the file has no endpoint columns).
+    pub flows: Option<u64>,
+}
+
+/// A labelled table read from one file.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub path: PathBuf,
+    pub format: Format,
+    pub label_column: String,
+    /// Retained (feature candidate) columns, in header order.
+    pub columns: Vec<Column>,
+    /// Class names; `labels` index into this.
+    pub classes: Vec<String>,
+    pub labels: Vec<u32>,
+    /// Flow id per row (same endpoints and ports in either direction), when the file
+    /// has endpoint columns.
+    pub flows: Option<Vec<u32>>,
+    /// Physical line where each row starts.
+    pub lines: Vec<u64>,
+    /// Hash of the raw record text, for exact-duplicate detection.
+    pub row_hashes: Vec<u128>,
+    pub report: IngestReport,
+}
+
+impl Dataset {
+    pub fn n_rows(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn n_classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Rows per class.
+    pub fn class_counts(&self) -> Vec<u64> {
+        class_counts(&self.labels, self.classes.len())
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Keeps only the given rows, in the given order.
+    pub fn select_rows(&mut self, rows: &[usize]) {
+        fn pick<T: Copy>(v: &[T], rows: &[usize]) -> Vec<T> {
+            rows.iter().map(|&r| v[r]).collect()
+        }
+        for c in &mut self.columns {
+            match &mut c.data {
+                ColumnData::Numeric(v) => *v = pick(v, rows),
+                ColumnData::Categorical { codes, .. } => *codes = pick(codes, rows),
+            }
+        }
+        self.labels = pick(&self.labels, rows);
+        if let Some(f) = &mut self.flows {
+            *f = pick(f, rows);
+        }
+        self.lines = pick(&self.lines, rows);
+        self.row_hashes = pick(&self.row_hashes, rows);
+        debug_assert!(self.columns.iter().all(|c| c.len() == self.labels.len()));
+    }
+}
+
+/// Counts of each label value in `0..n_classes`.
+pub fn class_counts(labels: &[u32], n_classes: usize) -> Vec<u64> {
+    let mut counts = vec![0u64; n_classes];
+    for &l in labels {
+        counts[l as usize] += 1;
+    }
+    counts
+}
