@@ -12,9 +12,14 @@
 //! `describe` and `audit` read a [`Dataset`] and report on it; `synth` writes
 //! Edge-IIoTset-schema files for demos and benchmarks.
 
+pub mod audit;
+pub mod clean;
+pub mod describe;
 pub mod error;
 pub mod ingest;
+pub mod pipeline;
 pub mod schema;
+pub mod split;
 pub mod table;
 pub mod value;
 
