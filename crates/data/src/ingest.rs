@@ -639,15 +639,13 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
         .from_reader(&block.bytes[..]);
     let mut rec = csv::ByteRecord::new();
     let mut key = Vec::with_capacity(128);
+    let mut lines = LineCounter::new(&block.bytes, block.first_line);
     loop {
-        let line_of = |rec: &csv::ByteRecord| {
-            block.first_line + rec.position().map_or(1, csv::Position::line) - 1
-        };
         match rdr.read_byte_record(&mut rec) {
             Ok(false) => break,
             Err(e) => {
                 out.rows_read += 1;
-                let line = block.first_line + e.position().map_or(1, csv::Position::line) - 1;
+                let line = lines.line_at(e.position().map_or(0, csv::Position::byte));
                 out.rejects.push((
                     Reject {
                         line,
@@ -660,7 +658,7 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
             Ok(true) => {}
         }
         out.rows_read += 1;
-        let line = line_of(&rec);
+        let line = lines.line_at(rec.position().map_or(0, csv::Position::byte));
         if rec.len() != layout.n_fields {
             if rec.len() == 1 && rec[0].trim_ascii().is_empty() {
                 out.rows_read -= 1; // a blank line is not a record
@@ -743,6 +741,38 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
     }
     out.stats = stats;
     out
+}
+
+/// Physical line numbers of records in a block.
+///
+/// The `csv` crate reports a record's position at the end of the previous
+/// record's terminator (the `\n` of a CRLF, before skipped blank lines), so the
+/// true start is the first byte at or after it that is not `\r` or `\n`.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    scanned: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8], first_line: u64) -> Self {
+        LineCounter {
+            bytes,
+            scanned: 0,
+            line: first_line,
+        }
+    }
+
+    /// The line of the record reported at byte `pos` (positions must not decrease).
+    fn line_at(&mut self, pos: u64) -> u64 {
+        let mut start = (pos as usize).max(self.scanned).min(self.bytes.len());
+        while start < self.bytes.len() && matches!(self.bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        self.line += memchr::memchr_iter(b'\n', &self.bytes[self.scanned..start]).count() as u64;
+        self.scanned = start;
+        self.line
+    }
 }
 
 fn raw_record(rec: &csv::ByteRecord, delimiter: u8) -> String {

@@ -18,6 +18,7 @@ pub mod describe;
 pub mod error;
 pub mod ingest;
 pub mod pipeline;
+pub mod prepare;
 pub mod schema;
 pub mod split;
 pub mod table;

@@ -1,0 +1,219 @@
+//! Ingest on fixtures this test writes itself: the quirks of real IoT CSVs, bad
+//! rows, block boundaries, and files that are not usable at all.
+
+use std::path::{Path, PathBuf};
+
+use iotids_data::table::ColumnData;
+use iotids_data::{Dataset, Error, Format, IngestOptions, read_csv};
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn numeric<'a>(ds: &'a Dataset, name: &str) -> &'a [f32] {
+    match &ds.column(name).unwrap_or_else(|| panic!("no column {name}")).data {
+        ColumnData::Numeric(v) => v,
+        ColumnData::Categorical { .. } => panic!("{name} is categorical"),
+    }
+}
+
+fn category(ds: &Dataset, name: &str, row: usize) -> String {
+    match &ds.column(name).unwrap().data {
+        ColumnData::Categorical { codes, levels } => levels[codes[row] as usize].clone(),
+        ColumnData::Numeric(_) => panic!("{name} is numeric"),
+    }
+}
+
+/// A generic CSV with every quirk at once: CRLF, quoted fields with commas,
+/// doubled quotes and a newline, a 250,000-character field, hex, placeholder
+/// spellings, a short row, an empty label, label variants, no final newline.
+fn quirky_csv() -> Vec<u8> {
+    let long = "ab".repeat(125_000);
+    let rows = [
+        "src_ip,dst_ip,flags,size,method,payload,label".to_string(),
+        "10.0.0.1,10.0.0.2,0x0018,60.0,GET,\"a, b\",normal".to_string(),
+        "10.0.0.2,10.0.0.1,0x0010,0,POST,\"say \"\"hi\"\"\nnext line\",Normal".to_string(),
+        "10.0.0.3,10.0.0.2,,0.0,0,plain,DDoS".to_string(),
+        "10.0.0.3,10.0.0.2,0x0002,1500".to_string(),
+        format!("10.0.0.3,10.0.0.2,0x0002,1.5e3,GET,{long},ddos"),
+        "10.0.0.4,10.0.0.2,0x0002,12,GET,x,".to_string(),
+        "10.0.0.4,10.0.0.2,NaN,_ipps._tcp.local,1.0,x, DDoS ".to_string(),
+    ];
+    rows.join("\r\n").into_bytes()
+}
+
+fn opts() -> IngestOptions {
+    IngestOptions {
+        label: Some("label".into()),
+        drop: vec!["payload".into()],
+        categorical: vec!["method".into()],
+        ..IngestOptions::default()
+    }
+}
+
+#[test]
+fn reads_every_quirk_and_counts_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let rejects = dir.path().join("rejects.csv");
+    let path = write(dir.path(), "quirky.csv", &quirky_csv());
+    let ds = read_csv(
+        &path,
+        &IngestOptions {
+            rejects_path: Some(rejects.clone()),
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(ds.format, Format::Generic);
+    assert_eq!(ds.report.rows_read, 7);
+    assert_eq!(ds.report.rows_rejected, 2);
+    assert_eq!(ds.n_rows(), 5);
+    // Variants fold into the first spelling seen: normal/Normal, DDoS/ddos/" DDoS ".
+    assert_eq!(ds.classes, vec!["normal", "DDoS"]);
+    assert_eq!(ds.labels, vec![0, 0, 1, 1, 1]);
+    // Physical lines: the quoted newline makes row 3 span lines 3-4.
+    assert_eq!(ds.lines, vec![2, 3, 5, 7, 9]);
+    assert_eq!(&numeric(&ds, "flags")[..4], &[24.0, 16.0, 0.0, 2.0]);
+    assert!(numeric(&ds, "flags")[4].is_nan());
+    let size = numeric(&ds, "size");
+    assert_eq!(&size[..4], &[60.0, 0.0, 0.0, 1500.0]);
+    assert!(size[4].is_nan(), "text in a numeric column is missing, not zero");
+    assert_eq!(ds.column("size").unwrap().text_cells, 1);
+    assert_eq!(ds.column("flags").unwrap().missing_cells, 1);
+    assert_eq!(category(&ds, "method", 0), "GET");
+    assert_eq!(category(&ds, "method", 2), "", "`0` in a categorical column is absent");
+    assert_eq!(category(&ds, "method", 4), "1", "`1.0` is canonicalised");
+    assert!(ds.column("payload").is_none());
+    assert!(ds.column("label").is_none());
+    // The src_ip/dst_ip pair builds flows, direction-free: rows 0 and 1 are one flow.
+    let flows = ds.flows.as_ref().unwrap();
+    assert_eq!(flows[0], flows[1]);
+    assert_ne!(flows[0], flows[2]);
+    // Rejects: the short row (line 6) and the empty label (line 8), with reasons.
+    let r = &ds.report.first_rejects;
+    assert_eq!((r[0].line, r[0].reason.as_str()), (6, "expected 7 fields, found 4"));
+    assert_eq!(r[1].line, 8);
+    assert!(r[1].reason.contains("unusable label"), "{}", r[1].reason);
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let recs: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(&recs[0][0], "6");
+    assert_eq!(&recs[0][2], "10.0.0.3,10.0.0.2,0x0002,1500");
+}
+
+#[test]
+fn block_boundaries_and_threads_do_not_change_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    // Many rows with quoted newlines, so cuts land inside quotes.
+    let mut text = String::from("a,b,note,label\n");
+    for i in 0..3000 {
+        let note = if i % 7 == 0 { format!("\"x,\ny \"\"{i}\"\"\"") } else { format!("n{i}") };
+        text.push_str(&format!("{i},0x{:x},{note},{}\r\n", i * 3, if i % 3 == 0 { "a" } else { "b" }));
+    }
+    let path = write(dir.path(), "many.csv", text.as_bytes());
+    let base = IngestOptions {
+        label: Some("label".into()),
+        threads: 1,
+        block_size: 1 << 20,
+        ..IngestOptions::default()
+    };
+    let one = read_csv(&path, &base).unwrap();
+    assert_eq!(one.n_rows(), 3000);
+    assert_eq!(one.report.rows_rejected, 0);
+    for (threads, block) in [(1, 1024), (2, 1024), (3, 4096), (2, 1500)] {
+        let other = read_csv(
+            &path,
+            &IngestOptions {
+                threads,
+                block_size: block,
+                ..base.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(other.labels, one.labels, "threads {threads}, block {block}");
+        assert_eq!(other.lines, one.lines);
+        assert_eq!(other.row_hashes, one.row_hashes);
+        assert_eq!(numeric(&other, "b"), numeric(&one, "b"));
+    }
+    assert_eq!(numeric(&one, "b")[2999], (2999 * 3) as f32);
+}
+
+#[test]
+fn unusable_files_fail_with_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(dir.path(), "empty.csv", b"");
+    assert!(matches!(read_csv(&empty, &opts()), Err(Error::Empty { .. })));
+    let blank = write(dir.path(), "blank.csv", b"\r\n  \n");
+    assert!(matches!(read_csv(&blank, &opts()), Err(Error::Empty { .. })));
+    let binary = write(dir.path(), "capture.pcap", &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0]);
+    let e = read_csv(&binary, &opts()).unwrap_err();
+    assert!(matches!(e, Error::NotCsv { .. }), "{e}");
+    let nolabel = write(dir.path(), "nolabel.csv", b"a,b\n1,2\n");
+    let e = read_csv(&nolabel, &opts()).unwrap_err();
+    assert!(e.to_string().contains("no label column `label`"), "{e}");
+    assert!(e.to_string().contains("nolabel.csv"), "{e}");
+    let generic = write(dir.path(), "generic.csv", b"a,b\n1,2\n");
+    let e = read_csv(&generic, &IngestOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::UnknownFormat { .. }), "{e}");
+    let only_bad = write(dir.path(), "bad.csv", b"a,label\n1\n2\n");
+    let e = read_csv(&only_bad, &opts_label()).unwrap_err();
+    assert!(matches!(e, Error::NoRows { rejected: 2, .. }), "{e}");
+}
+
+fn opts_label() -> IngestOptions {
+    IngestOptions {
+        label: Some("label".into()),
+        ..IngestOptions::default()
+    }
+}
+
+#[test]
+fn edge_iiotset_layout_drops_identifiers_and_folds_fingerprinting() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "frame.time,ip.src_host,ip.dst_host,tcp.srcport,tcp.dstport,tcp.flags,mqtt.topic,Attack_label,Attack_type";
+    let text = format!(
+        "{header}\r\n 2021 22:49:20.400794000 ,192.168.0.1,192.168.0.2,1883.0,40000.0,0x0018,0,0,Normal\r\n 2021 22:49:21.0 ,192.168.0.3,192.168.0.2,5000.0,80.0,0x0002,0.0,1,OS_Fingerprinting\r\n 2021 22:49:22.0 ,192.168.0.3,192.168.0.2,5001.0,81.0,0x0002,0.0,1,Fingerprinting"
+    );
+    let path = write(dir.path(), "edge.csv", text.as_bytes());
+    let ds = read_csv(&path, &IngestOptions::default()).unwrap();
+    assert_eq!(ds.format, Format::EdgeIiot);
+    assert_eq!(ds.classes, vec!["Normal", "Fingerprinting"]);
+    let names: Vec<&str> = ds.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["tcp.flags", "mqtt.topic"]);
+    // mqtt.topic is categorical; `0` and `0.0` are the same absent value...
+    assert_eq!(category(&ds, "mqtt.topic", 0), category(&ds, "mqtt.topic", 1));
+    // ...but the spelling per class is remembered for audit.
+    let sp = &ds.column("mqtt.topic").unwrap().spellings;
+    assert_eq!(sp[0], [0, 1, 0, 0]);
+    assert_eq!(sp[1], [0, 0, 2, 0]);
+    assert_eq!(ds.report.flows, Some(3));
+}
+
+#[test]
+fn bot_iot_tab_separated_with_hex_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "pkSeqID\tproto\tsaddr\tsport\tdaddr\tdport\tseq\tmean\tattack\tcategory\tsubcategory\r\n\
+                1\ticmp\t192.168.100.150\t0x0303\t192.168.100.3\t0x2600\t5\t4.4\t1\tDoS\tUDP\r\n\
+                2\tudp\t192.168.100.150\t48516\t192.168.100.3\t80\t6\t3.8\t1\tDDoS\tUDP";
+    let path = write(dir.path(), "bot.csv", text.as_bytes());
+    let ds = read_csv(&path, &IngestOptions::default()).unwrap();
+    assert_eq!(ds.format, Format::BotIot);
+    assert_eq!(ds.label_column, "category");
+    assert_eq!(ds.classes, vec!["DoS", "DDoS"]);
+    let names: Vec<&str> = ds.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["proto", "mean"]);
+    assert_eq!(numeric(&ds, "mean"), &[4.4f32, 3.8]);
+    let sub = read_csv(
+        &path,
+        &IngestOptions {
+            label: Some("subcategory".into()),
+            ..IngestOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(sub.classes, vec!["UDP"]);
+    assert!(sub.column("category").is_none(), "the other label columns are never features");
+}

@@ -1,0 +1,245 @@
+//! Terminal tables for `describe`, `audit` and `prepare`.
+
+use std::fmt::Write as _;
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+use iotids_data::audit::Audit;
+use iotids_data::describe::Description;
+use iotids_data::pipeline::Pipeline;
+use iotids_data::split::Split;
+
+/// A number in at most about 10 characters: plain when that is exact enough,
+/// scientific otherwise (like pandas' describe).
+pub fn fmt_num(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let a = x.abs();
+    if x.fract() == 0.0 && a < 1e9 {
+        return format!("{x:.0}");
+    }
+    if (1e-3..1e6).contains(&a) {
+        let s = format!("{x:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        return s.to_string();
+    }
+    format!("{x:.3e}")
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    t
+}
+
+fn right_align(t: &mut Table, from: usize) {
+    let n = t.column_count();
+    for i in from..n {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// `describe`'s report: rows, classes (Table 1), numeric statistics (Table 2),
+/// categorical columns, dropped columns and the first rejected rows.
+pub fn render_description(d: &Description) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} ({} format, label `{}`, {} bytes)", d.path, d.format, d.label, d.bytes);
+    let _ = writeln!(
+        out,
+        "rows read {}  rejected {}  kept {}  exact duplicates {}  feature duplicates {}{}",
+        d.rows_read,
+        d.rows_rejected,
+        d.rows_kept,
+        d.duplicates.exact,
+        d.duplicates.feature,
+        d.flows.map(|f| format!("  flows {f}")).unwrap_or_default()
+    );
+    let _ = writeln!(out, "\nClasses (weight = n / (k * n_c)):");
+    let mut t = table(&["id", "class", "rows", "share %", "weight"]);
+    let n: u64 = d.classes.iter().map(|c| c.count).sum();
+    for c in &d.classes {
+        t.add_row(vec![
+            c.id.to_string(),
+            c.name.clone(),
+            c.count.to_string(),
+            format!("{:.2}", 100.0 * c.count as f64 / n.max(1) as f64),
+            format!("{:.4}", c.weight),
+        ]);
+    }
+    right_align(&mut t, 2);
+    let _ = writeln!(out, "{t}");
+    if !d.numeric.is_empty() {
+        let _ = writeln!(out, "\nNumeric columns (after type conversion; absent = 0):");
+        let mut t = table(&["column", "count", "mean", "std", "min", "25%", "50%", "75%", "max", "NaN", "text"]);
+        for s in &d.numeric {
+            t.add_row(vec![
+                s.name.clone(),
+                s.count.to_string(),
+                fmt_num(s.mean),
+                fmt_num(s.std),
+                fmt_num(s.min),
+                fmt_num(s.q25),
+                fmt_num(s.q50),
+                fmt_num(s.q75),
+                fmt_num(s.max),
+                s.missing.to_string(),
+                s.text.to_string(),
+            ]);
+        }
+        right_align(&mut t, 1);
+        let _ = writeln!(out, "{t}");
+    }
+    if !d.categorical.is_empty() {
+        let _ = writeln!(out, "\nCategorical columns:");
+        let mut t = table(&["column", "count", "unique", "top", "freq"]);
+        for s in &d.categorical {
+            let top: String = s.top.chars().take(40).collect();
+            t.add_row(vec![s.name.clone(), s.count.to_string(), s.unique.to_string(), top, s.freq.to_string()]);
+        }
+        right_align(&mut t, 1);
+        let _ = writeln!(out, "{t}");
+    }
+    if !d.dropped.is_empty() {
+        let names: Vec<String> = d
+            .dropped
+            .iter()
+            .map(|c| format!("{} ({})", c.name, serde_label(&c.reason)))
+            .collect();
+        let _ = writeln!(out, "\nNot features: {}", names.join(", "));
+    }
+    render_rejects(&mut out, d.rows_rejected, &d.first_rejects);
+    out
+}
+
+fn serde_label<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn render_rejects(out: &mut String, total: u64, first: &[iotids_data::table::Reject]) {
+    if total == 0 {
+        return;
+    }
+    let _ = writeln!(out, "\nRejected rows: {total} (first {} shown; --rejects FILE writes all)", first.len());
+    for r in first {
+        let _ = writeln!(out, "  line {}: {}", r.line, r.reason);
+    }
+}
+
+/// `audit`'s report: one line per finding, grouped by kind.
+pub fn render_audit(a: &Audit) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {} rows, {} columns checked", a.path, a.rows, a.columns_checked);
+    if a.findings.is_empty() {
+        let _ = writeln!(out, "no findings");
+        return out;
+    }
+    let mut t = table(&["finding", "column", "detail", "handled"]);
+    for f in &a.findings {
+        t.add_row(vec![
+            f.kind.title().to_string(),
+            f.column.clone().unwrap_or_default(),
+            f.detail.clone(),
+            if f.mitigated { format!("yes: {}", f.action) } else { format!("NO: {}", f.action) },
+        ]);
+    }
+    t.set_content_arrangement(ContentArrangement::Dynamic).set_width(160);
+    let _ = writeln!(out, "{t}");
+    let _ = writeln!(
+        out,
+        "{} findings, {} not handled by the default pipeline",
+        a.findings.len(),
+        a.unmitigated()
+    );
+    out
+}
+
+/// The split sizes per class.
+pub fn render_split(s: &Split, labels: &[u32], classes: &[String]) -> String {
+    let mut t = table(&["class", "train", "validation", "test"]);
+    let count = |rows: &[usize], c: usize| rows.iter().filter(|&&r| labels[r] as usize == c).count();
+    for (c, name) in classes.iter().enumerate() {
+        t.add_row(vec![
+            name.clone(),
+            count(&s.train, c).to_string(),
+            count(&s.validation, c).to_string(),
+            count(&s.test, c).to_string(),
+        ]);
+    }
+    t.add_row(vec![
+        "total".to_string(),
+        s.train.len().to_string(),
+        s.validation.len().to_string(),
+        s.test.len().to_string(),
+    ]);
+    right_align(&mut t, 1);
+    let mut out = t.to_string();
+    for &c in &s.classes_without_test {
+        let _ = write!(out, "\nwarning: class {} has no test rows", classes[c as usize]);
+    }
+    out
+}
+
+/// The fitted pipeline: class weights and which features were kept and why.
+pub fn render_pipeline(p: &Pipeline) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Class weights (training rows, n / (k * n_c)):");
+    let mut t = table(&["class", "weight"]);
+    for (c, w) in p.classes.iter().zip(&p.class_weights) {
+        t.add_row(vec![c.clone(), format!("{w:.4}")]);
+    }
+    right_align(&mut t, 1);
+    let _ = writeln!(out, "{t}");
+    let _ = writeln!(
+        out,
+        "\nFeatures: {} encoded, {} kept ({:?} selection, {:?} scaling, fitted on {} training rows):",
+        p.features.len(),
+        p.selected.len(),
+        p.config.select,
+        p.config.scaler,
+        p.fitted_rows
+    );
+    let mut t = table(&["feature", "kept", "score", "why"]);
+    let mut order: Vec<usize> = (0..p.decisions.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&p.decisions[a], &p.decisions[b]);
+        y.kept.cmp(&x.kept).then(y.score.total_cmp(&x.score))
+    });
+    for i in order {
+        let d = &p.decisions[i];
+        t.add_row(vec![
+            d.feature.chars().take(48).collect::<String>(),
+            if d.kept { "yes".into() } else { "no".into() },
+            format!("{:.4}", d.score),
+            d.reason.clone(),
+        ]);
+    }
+    let _ = writeln!(out, "{t}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_compact() {
+        assert_eq!(fmt_num(0.0), "0");
+        assert_eq!(fmt_num(1883.0), "1883");
+        assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(fmt_num(3.3214), "3.3214");
+        assert_eq!(fmt_num(2.28e7 + 0.5), "2.280e7");
+        assert_eq!(fmt_num(0.000_012), "1.200e-5");
+        assert_eq!(fmt_num(f64::NAN), "NaN");
+    }
+}

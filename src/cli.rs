@@ -1,0 +1,281 @@
+//! Command-line flags, and their conversion into the validated option structs of
+//! the library crates. The rest of the program never sees a raw flag.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use iotids_data::clean::{Dedup, Outliers};
+use iotids_data::pipeline::{PipelineConfig, Scaler, SelectMethod};
+use iotids_data::prepare::PrepareConfig;
+use iotids_data::split::{SplitConfig, SplitMethod};
+use iotids_data::{Format, IngestOptions};
+
+/// iotids: IoT network intrusion detection that is honest about its data.
+#[derive(Debug, Parser)]
+#[command(name = "iotids", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output (-v info, -vv debug, -vvv trace). Logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress bars and no log output except errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, global = true, default_value_t = 0, hide_default_value = true)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Summarise a labelled file: class counts and weights, statistics of every
+    /// numeric column, rows read / rejected / duplicated.
+    Describe {
+        file: PathBuf,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look for what would make results dishonest (identifier columns, single-column
+    /// predictors, placeholder-spelling leaks, duplicates). Exit code 1 when it finds any.
+    Audit {
+        file: PathBuf,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 on any finding (`any`), or only on findings the default pipeline
+        /// does not neutralise (`unmitigated`).
+        #[arg(long, default_value = "any", value_parser = ["any", "unmitigated"])]
+        fail_on: String,
+        /// Accuracy at which a single column counts as a predictor of the class.
+        #[arg(long, default_value_t = 0.99)]
+        threshold: f64,
+    },
+    /// Write GENERATED Edge-IIoTset-schema rows (15 classes, the proportions of the
+    /// dataset's class table, protocol-plausible fields per class, the real files'
+    /// format quirks). Not real traffic: for demos, tests and scale benchmarks.
+    Synth {
+        /// Data rows to write.
+        #[arg(long)]
+        rows: u64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Equal rows per class instead of the dataset's proportions.
+        #[arg(long)]
+        balanced: bool,
+    },
+    /// Clean, split and fit the preprocessing pipeline (fitted on training rows only);
+    /// write pipeline.json, the split and, with --write-features, the feature matrices.
+    Prepare {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        #[command(flatten)]
+        prep: PrepArgs,
+        /// Also write train/validation/test feature matrices as CSV.
+        #[arg(long)]
+        write_features: bool,
+    },
+    /// The built-in default job: with no data given, generate a data set with `synth`,
+    /// then describe, audit and prepare it.
+    Demo {
+        /// Where to write the generated data and the outputs.
+        #[arg(long, default_value = "iotids-demo")]
+        out: PathBuf,
+        /// Rows of generated data.
+        #[arg(long, default_value_t = 60_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Measure ingest + clean throughput and peak memory on a file (see BENCHMARKS.md).
+    Bench {
+        file: PathBuf,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// Repetitions; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How to read the input file.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// Dataset layout: edge-iiot, bot-iot, tshark or generic (default: from the header).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Label column (default: the layout's, e.g. Attack_type, category, label).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Drop these columns too (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub drop: Vec<String>,
+    /// Keep these columns even though the layout drops them (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub keep: Vec<String>,
+    /// Treat these columns as categorical (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub categorical: Vec<String>,
+    /// Write every rejected row (line, reason, record) to this CSV file.
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+}
+
+impl IngestArgs {
+    pub fn options(&self, threads: usize) -> Result<IngestOptions> {
+        let format = match &self.format {
+            Some(f) => Some(
+                Format::parse(f)
+                    .with_context(|| format!("--format {f}: expected edge-iiot, bot-iot, tshark or generic"))?,
+            ),
+            None => None,
+        };
+        Ok(IngestOptions {
+            format,
+            label: self.label.clone(),
+            drop: self.drop.clone(),
+            keep: self.keep.clone(),
+            categorical: self.categorical.clone(),
+            threads,
+            rejects_path: self.rejects.clone(),
+            ..IngestOptions::default()
+        })
+    }
+}
+
+/// Cleaning, splitting and pipeline flags.
+#[derive(Debug, Clone, Args)]
+pub struct PrepArgs {
+    /// Duplicates to remove before splitting: none, exact or features.
+    #[arg(long, default_value = "exact")]
+    pub dedup: String,
+    /// Remove training-row outliers: iqr[:K] or zscore[:Z] (off by default).
+    #[arg(long)]
+    pub outliers: Option<String>,
+    /// Scaling: minmax, standard or none.
+    #[arg(long, default_value = "minmax")]
+    pub scaler: String,
+    /// Feature selection: pearson, chi2 or none.
+    #[arg(long, default_value = "pearson")]
+    pub select: String,
+    /// Keep at most K features (required with chi2).
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Pearson: of two features correlated above this, keep the more relevant.
+    #[arg(long, default_value_t = 0.95)]
+    pub corr_threshold: f64,
+    /// Most one-hot levels per categorical column; rarer values share "<other>".
+    #[arg(long, default_value_t = 32)]
+    pub max_categories: usize,
+    /// Split: stratified (rows), flow (whole flows on one side) or time (per class,
+    /// earliest rows train).
+    #[arg(long, default_value = "stratified")]
+    pub split: String,
+    /// Train/validation/test fractions.
+    #[arg(long, default_value = "0.64,0.16,0.20")]
+    pub fractions: String,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl PrepArgs {
+    pub fn validate(&self) -> Result<PrepareConfig> {
+        let dedup = Dedup::parse(&self.dedup).with_context(|| format!("--dedup {}: expected none, exact or features", self.dedup))?;
+        let outliers = match self.outliers.as_deref() {
+            None => None,
+            Some(s) => Some(parse_outliers(s)?),
+        };
+        let method = SplitMethod::parse(&self.split)
+            .with_context(|| format!("--split {}: expected stratified, flow or time", self.split))?;
+        let f: Vec<f64> = self
+            .fractions
+            .split(',')
+            .map(|x| x.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--fractions {}: expected three numbers like 0.64,0.16,0.20", self.fractions))?;
+        if f.len() != 3 {
+            bail!("--fractions {}: expected three numbers like 0.64,0.16,0.20", self.fractions);
+        }
+        let split = SplitConfig {
+            method,
+            train: f[0],
+            validation: f[1],
+            test: f[2],
+            seed: self.seed,
+        };
+        split.check()?;
+        let pipeline = PipelineConfig {
+            max_categories: self.max_categories,
+            scaler: Scaler::parse(&self.scaler)
+                .with_context(|| format!("--scaler {}: expected minmax, standard or none", self.scaler))?,
+            select: SelectMethod::parse(&self.select)
+                .with_context(|| format!("--select {}: expected pearson, chi2 or none", self.select))?,
+            k: self.k,
+            corr_threshold: self.corr_threshold,
+            seed: self.seed,
+            ..PipelineConfig::default()
+        };
+        pipeline.check()?;
+        Ok(PrepareConfig {
+            dedup,
+            outliers,
+            split,
+            pipeline,
+        })
+    }
+}
+
+fn parse_outliers(s: &str) -> Result<Outliers> {
+    let (name, arg) = match s.split_once(':') {
+        Some((n, a)) => (n, Some(a)),
+        None => (s, None),
+    };
+    let num = |default: f64| -> Result<f64> {
+        match arg {
+            None => Ok(default),
+            Some(a) => a
+                .parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0)
+                .with_context(|| format!("--outliers {s}: `{a}` is not a positive number")),
+        }
+    };
+    match name {
+        "iqr" => Ok(Outliers::Iqr { k: num(1.5)? }),
+        "zscore" | "z" => Ok(Outliers::ZScore { z: num(3.0)? }),
+        _ => bail!("--outliers {s}: expected iqr[:K] or zscore[:Z]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outlier_rules_parse() {
+        assert_eq!(parse_outliers("iqr").unwrap(), Outliers::Iqr { k: 1.5 });
+        assert_eq!(parse_outliers("zscore:2.5").unwrap(), Outliers::ZScore { z: 2.5 });
+        assert!(parse_outliers("iqr:-1").is_err());
+        assert!(parse_outliers("median").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
