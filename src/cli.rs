@@ -138,10 +138,9 @@ pub struct IngestArgs {
 impl IngestArgs {
     pub fn options(&self, threads: usize) -> Result<IngestOptions> {
         let format = match &self.format {
-            Some(f) => Some(
-                Format::parse(f)
-                    .with_context(|| format!("--format {f}: expected edge-iiot, bot-iot, tshark or generic"))?,
-            ),
+            Some(f) => Some(Format::parse(f).with_context(|| {
+                format!("--format {f}: expected edge-iiot, bot-iot, tshark or generic")
+            })?),
             None => None,
         };
         Ok(IngestOptions {
@@ -194,21 +193,31 @@ pub struct PrepArgs {
 
 impl PrepArgs {
     pub fn validate(&self) -> Result<PrepareConfig> {
-        let dedup = Dedup::parse(&self.dedup).with_context(|| format!("--dedup {}: expected none, exact or features", self.dedup))?;
+        let dedup = Dedup::parse(&self.dedup)
+            .with_context(|| format!("--dedup {}: expected none, exact or features", self.dedup))?;
         let outliers = match self.outliers.as_deref() {
             None => None,
             Some(s) => Some(parse_outliers(s)?),
         };
-        let method = SplitMethod::parse(&self.split)
-            .with_context(|| format!("--split {}: expected stratified, flow or time", self.split))?;
+        let method = SplitMethod::parse(&self.split).with_context(|| {
+            format!("--split {}: expected stratified, flow or time", self.split)
+        })?;
         let f: Vec<f64> = self
             .fractions
             .split(',')
             .map(|x| x.trim().parse::<f64>())
             .collect::<Result<_, _>>()
-            .with_context(|| format!("--fractions {}: expected three numbers like 0.64,0.16,0.20", self.fractions))?;
+            .with_context(|| {
+                format!(
+                    "--fractions {}: expected three numbers like 0.64,0.16,0.20",
+                    self.fractions
+                )
+            })?;
         if f.len() != 3 {
-            bail!("--fractions {}: expected three numbers like 0.64,0.16,0.20", self.fractions);
+            bail!(
+                "--fractions {}: expected three numbers like 0.64,0.16,0.20",
+                self.fractions
+            );
         }
         let split = SplitConfig {
             method,
@@ -220,10 +229,15 @@ impl PrepArgs {
         split.check()?;
         let pipeline = PipelineConfig {
             max_categories: self.max_categories,
-            scaler: Scaler::parse(&self.scaler)
-                .with_context(|| format!("--scaler {}: expected minmax, standard or none", self.scaler))?,
-            select: SelectMethod::parse(&self.select)
-                .with_context(|| format!("--select {}: expected pearson, chi2 or none", self.select))?,
+            scaler: Scaler::parse(&self.scaler).with_context(|| {
+                format!(
+                    "--scaler {}: expected minmax, standard or none",
+                    self.scaler
+                )
+            })?,
+            select: SelectMethod::parse(&self.select).with_context(|| {
+                format!("--select {}: expected pearson, chi2 or none", self.select)
+            })?,
             k: self.k,
             corr_threshold: self.corr_threshold,
             seed: self.seed,
@@ -268,7 +282,10 @@ mod tests {
     #[test]
     fn outlier_rules_parse() {
         assert_eq!(parse_outliers("iqr").unwrap(), Outliers::Iqr { k: 1.5 });
-        assert_eq!(parse_outliers("zscore:2.5").unwrap(), Outliers::ZScore { z: 2.5 });
+        assert_eq!(
+            parse_outliers("zscore:2.5").unwrap(),
+            Outliers::ZScore { z: 2.5 }
+        );
         assert!(parse_outliers("iqr:-1").is_err());
         assert!(parse_outliers("median").is_err());
     }

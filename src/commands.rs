@@ -53,8 +53,16 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             } else {
                 print(&report::render_audit(&a))?;
             }
-            let failing = if fail_on == "unmitigated" { a.unmitigated() } else { a.findings.len() };
-            Ok(if failing > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            let failing = if fail_on == "unmitigated" {
+                a.unmitigated()
+            } else {
+                a.findings.len()
+            };
+            Ok(if failing > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Synth {
             rows,
@@ -137,7 +145,11 @@ fn synth(out: &Path, rows: u64, seed: u64, balanced: bool, quiet: bool) -> Resul
     let file = File::create(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let summary = write_synth(
         BufWriter::with_capacity(1 << 20, file),
-        &SynthOptions { rows, seed, balanced },
+        &SynthOptions {
+            rows,
+            seed,
+            balanced,
+        },
     )
     .with_context(|| format!("{}: writing generated data", out.display()))?;
     bar.finish_and_clear();
@@ -153,9 +165,14 @@ fn synth(out: &Path, rows: u64, seed: u64, balanced: bool, quiet: bool) -> Resul
 }
 
 fn write_prepared(out: &Path, p: &Prepared, cfg: &PrepareConfig, features: bool) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create directory", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create directory", out.display()))?;
     p.pipeline.save(&out.join("pipeline.json"))?;
-    let lines = |rows: &[usize]| rows.iter().map(|&r| p.dataset.lines[r]).collect::<Vec<u64>>();
+    let lines = |rows: &[usize]| {
+        rows.iter()
+            .map(|&r| p.dataset.lines[r])
+            .collect::<Vec<u64>>()
+    };
     let split = serde_json::json!({
         "method": cfg.split.method,
         "seed": cfg.split.seed,
@@ -167,17 +184,36 @@ fn write_prepared(out: &Path, p: &Prepared, cfg: &PrepareConfig, features: bool)
     });
     std::fs::write(out.join("split.json"), serde_json::to_string(&split)?)?;
     let summary = serde_json::json!({ "config": cfg, "counts": p.counts });
-    std::fs::write(out.join("prepare.json"), serde_json::to_string_pretty(&summary)?)?;
+    std::fs::write(
+        out.join("prepare.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
     if features {
-        for (name, rows) in [("train", &p.split.train), ("validation", &p.split.validation), ("test", &p.split.test)] {
+        for (name, rows) in [
+            ("train", &p.split.train),
+            ("validation", &p.split.validation),
+            ("test", &p.split.test),
+        ] {
             let m = p.pipeline.transform(&p.dataset, rows)?;
-            write_matrix(&out.join(format!("features-{name}.csv")), &m, &p.pipeline.feature_names(), rows, &p.dataset)?;
+            write_matrix(
+                &out.join(format!("features-{name}.csv")),
+                &m,
+                &p.pipeline.feature_names(),
+                rows,
+                &p.dataset,
+            )?;
         }
     }
     Ok(())
 }
 
-fn write_matrix(path: &Path, m: &Matrix, names: &[&str], rows: &[usize], ds: &Dataset) -> Result<()> {
+fn write_matrix(
+    path: &Path,
+    m: &Matrix,
+    names: &[&str],
+    rows: &[usize],
+    ds: &Dataset,
+) -> Result<()> {
     let f = File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
     let mut w = csv::Writer::from_writer(BufWriter::new(f));
     let mut header: Vec<&str> = names.to_vec();
@@ -204,14 +240,18 @@ fn summary(p: &Prepared, out: &Path) -> String {
     s += &report::render_split(&p.split, &p.dataset.labels, &p.dataset.classes);
     s += "\n\n";
     s += &report::render_pipeline(&p.pipeline);
-    s += &format!("\nwrote {}/pipeline.json, split.json, prepare.json\n", out.display());
+    s += &format!(
+        "\nwrote {}/pipeline.json, split.json, prepare.json\n",
+        out.display()
+    );
     s
 }
 
 /// The built-in default job. Until the model lands, it runs the data pipeline on
 /// generated data: synth -> describe -> audit -> prepare.
 fn demo(out: &Path, rows: u64, seed: u64, cli: &Cli) -> Result<ExitCode> {
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create directory", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create directory", out.display()))?;
     let data = out.join("synthetic-edge-iiotset.csv");
     synth(&data, rows, seed, false, cli.quiet)?;
     let opts = IngestOptions {
@@ -245,9 +285,17 @@ fn demo(out: &Path, rows: u64, seed: u64, cli: &Cli) -> Result<ExitCode> {
 }
 
 /// Ingest + clean throughput and peak memory, median of `repeat` runs.
-fn bench(file: &Path, ingest: &IngestArgs, repeat: usize, json: bool, cli: &Cli) -> Result<ExitCode> {
+fn bench(
+    file: &Path,
+    ingest: &IngestArgs,
+    repeat: usize,
+    json: bool,
+    cli: &Cli,
+) -> Result<ExitCode> {
     let opts = ingest.options(cli.threads)?;
-    let bytes = std::fs::metadata(file).with_context(|| format!("{}: cannot read", file.display()))?.len();
+    let bytes = std::fs::metadata(file)
+        .with_context(|| format!("{}: cannot read", file.display()))?
+        .len();
     let mut secs = Vec::new();
     let mut rows = 0;
     let mut dups = 0;
@@ -262,7 +310,9 @@ fn bench(file: &Path, ingest: &IngestArgs, repeat: usize, json: bool, cli: &Cli)
     let median = secs[secs.len() / 2];
     let peak = peak_rss_bytes();
     let threads = if cli.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         cli.threads
     };

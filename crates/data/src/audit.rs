@@ -175,26 +175,74 @@ pub fn audit(ds: &Dataset, opts: &AuditOptions) -> Audit {
 /// Why a column looks like an identifier, by name or by content.
 fn identifier_evidence(p: &ColumnProfile) -> Option<String> {
     const EXACT: &[&str] = &[
-        "time", "timestamp", "ts", "date", "datetime", "stime", "ltime", "pkseqid", "id", "flow_id", "flowid",
-        "seq", "src", "dst", "saddr", "daddr", "sport", "dport", "smac", "dmac",
+        "time",
+        "timestamp",
+        "ts",
+        "date",
+        "datetime",
+        "stime",
+        "ltime",
+        "pkseqid",
+        "id",
+        "flow_id",
+        "flowid",
+        "seq",
+        "src",
+        "dst",
+        "saddr",
+        "daddr",
+        "sport",
+        "dport",
+        "smac",
+        "dmac",
     ];
     const SUFFIX: &[&str] = &[
-        ".time", "_time", "timestamp", "addr", "_ip", ".ip", "src_host", "dst_host", "srcport", "dstport",
-        "src_port", "dst_port", "udp.port", "mac", ".proto_ipv4", "full_uri", "uri.query", "payload", "file_data",
-        ".options", "mqtt.msg",
+        ".time",
+        "_time",
+        "timestamp",
+        "addr",
+        "_ip",
+        ".ip",
+        "src_host",
+        "dst_host",
+        "srcport",
+        "dstport",
+        "src_port",
+        "dst_port",
+        "udp.port",
+        "mac",
+        ".proto_ipv4",
+        "full_uri",
+        "uri.query",
+        "payload",
+        "file_data",
+        ".options",
+        "mqtt.msg",
     ];
     let lower = p.name.to_ascii_lowercase();
     let by_name = EXACT.contains(&lower.as_str()) || SUFFIX.iter().any(|s| lower.ends_with(s));
-    let share = |n: u64| if p.sampled == 0 { 0.0 } else { n as f64 / p.sampled as f64 };
+    let share = |n: u64| {
+        if p.sampled == 0 {
+            0.0
+        } else {
+            n as f64 / p.sampled as f64
+        }
+    };
     let mut why = Vec::new();
     if by_name {
         why.push("its name marks a host, port, time, sequence number or payload".to_string());
     }
     if p.sampled >= 10 && share(p.address_like) >= 0.5 {
-        why.push(format!("{:.0} % of sampled values are addresses", 100.0 * share(p.address_like)));
+        why.push(format!(
+            "{:.0} % of sampled values are addresses",
+            100.0 * share(p.address_like)
+        ));
     }
     if p.sampled >= 10 && share(p.datetime_like) >= 0.5 {
-        why.push(format!("{:.0} % of sampled values are dates or times", 100.0 * share(p.datetime_like)));
+        why.push(format!(
+            "{:.0} % of sampled values are dates or times",
+            100.0 * share(p.datetime_like)
+        ));
     }
     (!why.is_empty()).then(|| why.join("; "))
 }
@@ -214,7 +262,12 @@ struct Predictive {
 /// Accuracy of the best lookup table "value -> majority class" for one column,
 /// fitted on one half of the rows and scored on the other. Numbers with more
 /// than 1024 distinct values are cut into 256 quantile bins of the fitting half.
-fn single_column_accuracy(data: &ColumnData, y: &[u32], n_classes: usize, holdout: &[bool]) -> Predictive {
+fn single_column_accuracy(
+    data: &ColumnData,
+    y: &[u32],
+    n_classes: usize,
+    holdout: &[bool],
+) -> Predictive {
     let keys: Vec<u64> = match data {
         ColumnData::Categorical { codes, .. } => codes.iter().map(|&c| u64::from(c)).collect(),
         ColumnData::Numeric(v) => numeric_keys(v, holdout),
@@ -227,7 +280,12 @@ fn single_column_accuracy(data: &ColumnData, y: &[u32], n_classes: usize, holdou
             fit_counts[c as usize] += 1;
         }
     }
-    let argmax = |v: &[u64]| v.iter().enumerate().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0))).map_or(0, |(i, _)| i);
+    let argmax = |v: &[u64]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+            .map_or(0, |(i, _)| i)
+    };
     let majority = argmax(&fit_counts);
     let predict: HashMap<u64, usize> = table.iter().map(|(k, v)| (*k, argmax(v))).collect();
     let (mut right, mut base, mut n) = (0u64, 0u64, 0u64);
@@ -251,7 +309,13 @@ fn single_column_accuracy(data: &ColumnData, y: &[u32], n_classes: usize, holdou
 }
 
 fn numeric_keys(v: &[f32], holdout: &[bool]) -> Vec<u64> {
-    let canon = |x: f32| if x.is_nan() { u64::MAX } else { u64::from((x + 0.0).to_bits()) };
+    let canon = |x: f32| {
+        if x.is_nan() {
+            u64::MAX
+        } else {
+            u64::from((x + 0.0).to_bits())
+        }
+    };
     let mut distinct = std::collections::HashSet::new();
     for &x in v {
         distinct.insert(canon(x));
@@ -262,7 +326,12 @@ fn numeric_keys(v: &[f32], holdout: &[bool]) -> Vec<u64> {
     if distinct.len() <= 1024 {
         return v.iter().map(|&x| canon(x)).collect();
     }
-    let mut fit: Vec<f32> = v.iter().zip(holdout).filter(|(x, h)| !**h && !x.is_nan()).map(|(x, _)| *x).collect();
+    let mut fit: Vec<f32> = v
+        .iter()
+        .zip(holdout)
+        .filter(|(x, h)| !**h && !x.is_nan())
+        .map(|(x, _)| *x)
+        .collect();
     fit.sort_unstable_by(f32::total_cmp);
     let edges: Vec<f32> = if fit.is_empty() {
         Vec::new()
@@ -270,7 +339,13 @@ fn numeric_keys(v: &[f32], holdout: &[bool]) -> Vec<u64> {
         (1..256).map(|i| fit[i * (fit.len() - 1) / 256]).collect()
     };
     v.iter()
-        .map(|&x| if x.is_nan() { u64::MAX } else { edges.partition_point(|&e| e < x) as u64 })
+        .map(|&x| {
+            if x.is_nan() {
+                u64::MAX
+            } else {
+                edges.partition_point(|&e| e < x) as u64
+            }
+        })
         .collect()
 }
 
@@ -282,14 +357,27 @@ fn spelling_leak(spellings: &[[u64; 4]], classes: &[String]) -> Option<String> {
     if total == 0 {
         return None;
     }
-    let per_spelling: Vec<u64> = (0..4).map(|s| spellings.iter().map(|c| c[s]).sum()).collect();
-    let used: Vec<usize> = (0..4).filter(|&s| per_spelling[s] as f64 >= 0.005 * total as f64).collect();
+    let per_spelling: Vec<u64> = (0..4)
+        .map(|s| spellings.iter().map(|c| c[s]).sum())
+        .collect();
+    let used: Vec<usize> = (0..4)
+        .filter(|&s| per_spelling[s] as f64 >= 0.005 * total as f64)
+        .collect();
     if used.len() < 2 {
         return None;
     }
-    let by_spelling: u64 = (0..4).map(|s| spellings.iter().map(|c| c[s]).max().unwrap_or(0)).sum();
-    let majority: u64 = spellings.iter().map(|c| c.iter().sum::<u64>()).max().unwrap_or(0);
-    let (acc, base) = (by_spelling as f64 / total as f64, majority as f64 / total as f64);
+    let by_spelling: u64 = (0..4)
+        .map(|s| spellings.iter().map(|c| c[s]).max().unwrap_or(0))
+        .sum();
+    let majority: u64 = spellings
+        .iter()
+        .map(|c| c.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0);
+    let (acc, base) = (
+        by_spelling as f64 / total as f64,
+        majority as f64 / total as f64,
+    );
     if acc - base < 0.05 {
         return None;
     }
@@ -302,10 +390,20 @@ fn spelling_leak(spellings: &[[u64; 4]], classes: &[String]) -> Option<String> {
                 .filter(|(c, _)| c[s] > 0)
                 .map(|(c, name)| (c[s], name.as_str()))
                 .collect();
-            who.sort_by(|a, b| b.0.cmp(&a.0));
+            who.sort_by_key(|w| std::cmp::Reverse(w.0));
             let names: Vec<&str> = who.iter().take(4).map(|w| w.1).collect();
-            let more = if who.len() > 4 { format!(" +{}", who.len() - 4) } else { String::new() };
-            format!("`{}` in {} ({}{})", Spelling::ALL[s].as_str(), per_spelling[s], names.join(", "), more)
+            let more = if who.len() > 4 {
+                format!(" +{}", who.len() - 4)
+            } else {
+                String::new()
+            };
+            format!(
+                "`{}` in {} ({}{})",
+                Spelling::ALL[s].as_str(),
+                per_spelling[s],
+                names.join(", "),
+                more
+            )
         })
         .collect();
     Some(format!(
@@ -365,10 +463,21 @@ mod tests {
             address_like: 90,
             ..ColumnProfile::default()
         };
-        assert!(identifier_evidence(&p).unwrap().contains("90 % of sampled values are addresses"));
-        let p = ColumnProfile { name: "frame.time".into(), ..ColumnProfile::default() };
+        assert!(
+            identifier_evidence(&p)
+                .unwrap()
+                .contains("90 % of sampled values are addresses")
+        );
+        let p = ColumnProfile {
+            name: "frame.time".into(),
+            ..ColumnProfile::default()
+        };
         assert!(identifier_evidence(&p).is_some());
-        let p = ColumnProfile { name: "tcp.len".into(), sampled: 100, ..ColumnProfile::default() };
+        let p = ColumnProfile {
+            name: "tcp.len".into(),
+            sampled: 100,
+            ..ColumnProfile::default()
+        };
         assert!(identifier_evidence(&p).is_none());
     }
 }

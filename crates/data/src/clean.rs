@@ -62,7 +62,11 @@ pub fn feature_hashes(ds: &Dataset) -> Vec<u128> {
                 let bits = match &c.data {
                     ColumnData::Numeric(v) => {
                         let x = v[r];
-                        if x.is_nan() { f32::NAN.to_bits() } else { (x + 0.0).to_bits() }
+                        if x.is_nan() {
+                            f32::NAN.to_bits()
+                        } else {
+                            (x + 0.0).to_bits()
+                        }
                     }
                     ColumnData::Categorical { codes, .. } => codes[r],
                 };
@@ -145,8 +149,14 @@ pub enum Outliers {
 pub fn remove_outliers(ds: &Dataset, train: &[usize], rule: Outliers) -> (Vec<usize>, u64) {
     let mut bad = vec![false; train.len()];
     for c in &ds.columns {
-        let ColumnData::Numeric(v) = &c.data else { continue };
-        let mut vals: Vec<f64> = train.iter().map(|&r| f64::from(v[r])).filter(|x| !x.is_nan()).collect();
+        let ColumnData::Numeric(v) = &c.data else {
+            continue;
+        };
+        let mut vals: Vec<f64> = train
+            .iter()
+            .map(|&r| f64::from(v[r]))
+            .filter(|x| !x.is_nan())
+            .collect();
         if vals.len() < 4 {
             continue;
         }
@@ -178,7 +188,12 @@ pub fn remove_outliers(ds: &Dataset, train: &[usize], rule: Outliers) -> (Vec<us
             }
         }
     }
-    let keep: Vec<usize> = train.iter().zip(&bad).filter(|(_, b)| !**b).map(|(&r, _)| r).collect();
+    let keep: Vec<usize> = train
+        .iter()
+        .zip(&bad)
+        .filter(|(_, b)| !**b)
+        .map(|(&r, _)| r)
+        .collect();
     let removed = (train.len() - keep.len()) as u64;
     (keep, removed)
 }

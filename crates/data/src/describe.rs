@@ -133,7 +133,11 @@ pub fn describe(ds: &Dataset) -> Description {
 
 /// Summary statistics of `values`, ignoring NaN (missing or text cells).
 pub fn numeric_summary(name: &str, values: &[f32], text: u64) -> NumericSummary {
-    let mut v: Vec<f64> = values.iter().filter(|x| !x.is_nan()).map(|&x| f64::from(x)).collect();
+    let mut v: Vec<f64> = values
+        .iter()
+        .filter(|x| !x.is_nan())
+        .map(|&x| f64::from(x))
+        .collect();
     let nan = (values.len() - v.len()) as u64;
     let n = v.len();
     let (mean, std) = if n == 0 {
@@ -141,11 +145,21 @@ pub fn numeric_summary(name: &str, values: &[f32], text: u64) -> NumericSummary 
     } else {
         let mean = v.iter().sum::<f64>() / n as f64;
         let ss: f64 = v.iter().map(|x| (x - mean).powi(2)).sum();
-        let std = if n > 1 { (ss / (n - 1) as f64).sqrt() } else { f64::NAN };
+        let std = if n > 1 {
+            (ss / (n - 1) as f64).sqrt()
+        } else {
+            f64::NAN
+        };
         (mean, std)
     };
     v.sort_unstable_by(f64::total_cmp);
-    let q = |p| if n == 0 { f64::NAN } else { quantile_sorted(&v, p) };
+    let q = |p| {
+        if n == 0 {
+            f64::NAN
+        } else {
+            quantile_sorted(&v, p)
+        }
+    };
     NumericSummary {
         name: name.to_string(),
         count: n as u64,
@@ -186,7 +200,11 @@ fn categorical_summary(name: &str, codes: &[u32], levels: &[String]) -> Categori
         name: name.to_string(),
         count: codes.len() as u64,
         unique: counts.iter().filter(|&&c| c > 0).count() as u64,
-        top: if top.is_empty() { ABSENT_CATEGORY.to_string() } else { top },
+        top: if top.is_empty() {
+            ABSENT_CATEGORY.to_string()
+        } else {
+            top
+        },
         freq,
     }
 }
@@ -203,7 +221,10 @@ mod tests {
         assert_eq!(s.count, 5);
         assert_eq!(s.mean, 4.0);
         assert!((s.std - 3.535_533_905_932_737_8).abs() < 1e-12);
-        assert_eq!((s.min, s.q25, s.q50, s.q75, s.max), (1.0, 2.0, 3.0, 4.0, 10.0));
+        assert_eq!(
+            (s.min, s.q25, s.q50, s.q75, s.max),
+            (1.0, 2.0, 3.0, 4.0, 10.0)
+        );
         assert_eq!(s.missing, 1);
     }
 
@@ -218,7 +239,14 @@ mod tests {
 
     #[test]
     fn categorical_top_and_freq() {
-        let s = categorical_summary("m", &[0, 1, 1, 2, 1], &["".into(), "GET".into(), "POST".into()]);
-        assert_eq!((s.count, s.unique, s.top.as_str(), s.freq), (5, 3, "GET", 3));
+        let s = categorical_summary(
+            "m",
+            &[0, 1, 1, 2, 1],
+            &["".into(), "GET".into(), "POST".into()],
+        );
+        assert_eq!(
+            (s.count, s.unique, s.top.as_str(), s.freq),
+            (5, 3, "GET", 3)
+        );
     }
 }

@@ -148,7 +148,11 @@ struct LocalStats {
 pub fn read_csv(path: &Path, opts: &IngestOptions) -> Result<Dataset> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let bytes_total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let block_size = if opts.block_size == 0 { 4 << 20 } else { opts.block_size.max(1024) };
+    let block_size = if opts.block_size == 0 {
+        4 << 20
+    } else {
+        opts.block_size.max(1024)
+    };
 
     // The first block: header, delimiter, type inference.
     let mut first = Vec::with_capacity(block_size);
@@ -184,7 +188,9 @@ pub fn read_csv(path: &Path, opts: &IngestOptions) -> Result<Dataset> {
     let profiles = profile_columns(&header, &layout, &sample, opts);
 
     let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
     } else {
         opts.threads
     };
@@ -310,7 +316,11 @@ fn read_blocks(
             // A record longer than the block (a 200,000-character field): grow.
             want = buf.len() * 2;
         }
-        let end = if eof { buf.len() } else { cut.unwrap_or(buf.len()) };
+        let end = if eof {
+            buf.len()
+        } else {
+            cut.unwrap_or(buf.len())
+        };
         if end == 0 {
             break;
         }
@@ -360,7 +370,9 @@ pub(crate) fn last_record_end(buf: &[u8], delimiter: u8) -> Option<usize> {
                 None => break, // cannot tell yet: the rest of the record is unread
             }
         } else {
-            let Some(p) = memchr2(Q, b'\n', &buf[i..]) else { break };
+            let Some(p) = memchr2(Q, b'\n', &buf[i..]) else {
+                break;
+            };
             let q = i + p;
             if buf[q] == b'\n' {
                 last = Some(q + 1);
@@ -440,7 +452,11 @@ fn plan_columns(
             label: label.clone(),
             available: available(),
         })?;
-    for (names, option) in [(&opts.drop, "--drop"), (&opts.keep, "--keep"), (&opts.categorical, "--categorical")] {
+    for (names, option) in [
+        (&opts.drop, "--drop"),
+        (&opts.keep, "--keep"),
+        (&opts.categorical, "--categorical"),
+    ] {
         if let Some(c) = names.iter().find(|n| !header.contains(n)) {
             return Err(Error::UnknownColumn {
                 path: path.into(),
@@ -489,7 +505,12 @@ fn plan_columns(
 }
 
 /// Why a column is not a feature, or `None` when it is one.
-fn drop_reason(format: Format, name: &str, label: &str, opts: &IngestOptions) -> Option<DropReason> {
+fn drop_reason(
+    format: Format,
+    name: &str,
+    label: &str,
+    opts: &IngestOptions,
+) -> Option<DropReason> {
     if name == label {
         return Some(DropReason::Label);
     }
@@ -530,7 +551,12 @@ fn sample_records(block: &[u8], layout: &Layout) -> Vec<csv::ByteRecord> {
 
 /// Declared categorical columns are categorical; any other retained column is
 /// categorical when its sample holds at least as much text as numbers.
-fn infer_types(layout: &mut Layout, header: &[String], sample: &[csv::ByteRecord], opts: &IngestOptions) {
+fn infer_types(
+    layout: &mut Layout,
+    header: &[String],
+    sample: &[csv::ByteRecord],
+    opts: &IngestOptions,
+) {
     let declared: HashSet<&str> = layout
         .format
         .categorical_columns()
@@ -702,7 +728,9 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
             hasher.update(field);
             hasher.update(&[0xFF]);
             let plan = layout.plans[i];
-            let (Plan::Numeric(o) | Plan::Categorical(o)) = plan else { continue };
+            let (Plan::Numeric(o) | Plan::Categorical(o)) = plan else {
+                continue;
+            };
             let cell = value::parse_cell(field);
             let st = &mut stats[o];
             match cell {
@@ -718,7 +746,11 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
             }
             match &mut out.columns[col] {
                 LocalColumn::Numeric(v) => v.push(value::cell_value(cell)),
-                LocalColumn::Categorical { codes, levels, index } => {
+                LocalColumn::Categorical {
+                    codes,
+                    levels,
+                    index,
+                } => {
                     let level = value::canonical_category(field);
                     let code = match index.get(level.as_ref()) {
                         Some(&c) => c,
@@ -816,7 +848,13 @@ struct Merger {
 }
 
 impl Merger {
-    fn new(path: &Path, header: &[String], layout: &Layout, profiles: Vec<ColumnProfile>, bytes: u64) -> Self {
+    fn new(
+        path: &Path,
+        header: &[String],
+        layout: &Layout,
+        profiles: Vec<ColumnProfile>,
+        bytes: u64,
+    ) -> Self {
         let columns: Vec<Column> = layout
             .plans
             .iter()
@@ -893,7 +931,8 @@ impl Merger {
                 })
             })
             .collect();
-        ds.labels.extend(p.labels.iter().map(|&l| class_map[l as usize]));
+        ds.labels
+            .extend(p.labels.iter().map(|&l| class_map[l as usize]));
         ds.lines.extend_from_slice(&p.lines);
         ds.row_hashes.extend_from_slice(&p.hashes);
         if let Some(flows) = &mut ds.flows {
@@ -915,10 +954,22 @@ impl Merger {
                 }
             }
         }
-        for ((col, local), index) in ds.columns.iter_mut().zip(p.columns).zip(&mut self.level_index) {
+        for ((col, local), index) in ds
+            .columns
+            .iter_mut()
+            .zip(p.columns)
+            .zip(&mut self.level_index)
+        {
             match (&mut col.data, local) {
                 (ColumnData::Numeric(v), LocalColumn::Numeric(l)) => v.extend_from_slice(&l),
-                (ColumnData::Categorical { codes, levels }, LocalColumn::Categorical { codes: lc, levels: ll, .. }) => {
+                (
+                    ColumnData::Categorical { codes, levels },
+                    LocalColumn::Categorical {
+                        codes: lc,
+                        levels: ll,
+                        ..
+                    },
+                ) => {
                     let map: Vec<u32> = ll
                         .into_iter()
                         .map(|level| {

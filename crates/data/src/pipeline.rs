@@ -168,11 +168,18 @@ impl Input {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Source {
-    Numeric { input: usize },
+    Numeric {
+        input: usize,
+    },
     /// 1 when the input has this level.
-    Level { input: usize, level: usize },
+    Level {
+        input: usize,
+        level: usize,
+    },
     /// 1 when the input has a level outside the kept ones (or unseen in training).
-    Other { input: usize },
+    Other {
+        input: usize,
+    },
 }
 
 /// One encoded feature with its scaling: `scaled = (x - offset) * factor`.
@@ -231,10 +238,17 @@ impl Pipeline {
     ///
     /// # Errors
     /// An invalid configuration, or no training rows.
-    pub fn fit(ds: &Dataset, train: &[usize], ingest: IngestSpec, cfg: &PipelineConfig) -> Result<Pipeline> {
+    pub fn fit(
+        ds: &Dataset,
+        train: &[usize],
+        ingest: IngestSpec,
+        cfg: &PipelineConfig,
+    ) -> Result<Pipeline> {
         cfg.check()?;
         if train.is_empty() {
-            return Err(Error::Config("no training rows to fit the pipeline on".into()));
+            return Err(Error::Config(
+                "no training rows to fit the pipeline on".into(),
+            ));
         }
         let inputs = fit_inputs(ds, train, cfg.max_categories);
         let mut features = encoded_features(&inputs);
@@ -261,7 +275,10 @@ impl Pipeline {
 
     /// Names of the output features, in order.
     pub fn feature_names(&self) -> Vec<&str> {
-        self.selected.iter().map(|&i| self.features[i].name.as_str()).collect()
+        self.selected
+            .iter()
+            .map(|&i| self.features[i].name.as_str())
+            .collect()
     }
 
     /// Applies the fitted steps to `rows` of `ds` (any file with the input columns).
@@ -270,7 +287,11 @@ impl Pipeline {
     /// `ds` lacks input columns, or a column has the wrong kind.
     pub fn transform(&self, ds: &Dataset, rows: &[usize]) -> Result<Matrix> {
         let maps = level_maps(ds, &self.inputs)?;
-        let chosen: Vec<Feature> = self.selected.iter().map(|&i| self.features[i].clone()).collect();
+        let chosen: Vec<Feature> = self
+            .selected
+            .iter()
+            .map(|&i| self.features[i].clone())
+            .collect();
         let raw = encode(ds, rows, &self.inputs, &chosen, &maps);
         Ok(apply_scaling(raw, &chosen))
     }
@@ -329,9 +350,17 @@ fn fit_inputs(ds: &Dataset, train: &[usize], max_categories: usize) -> Vec<Input
         .iter()
         .map(|c| match &c.data {
             ColumnData::Numeric(v) => {
-                let mut vals: Vec<f64> = train.iter().map(|&r| f64::from(v[r])).filter(|x| !x.is_nan()).collect();
+                let mut vals: Vec<f64> = train
+                    .iter()
+                    .map(|&r| f64::from(v[r]))
+                    .filter(|x| !x.is_nan())
+                    .collect();
                 vals.sort_unstable_by(f64::total_cmp);
-                let median = if vals.is_empty() { 0.0 } else { crate::describe::quantile_sorted(&vals, 0.5) as f32 };
+                let median = if vals.is_empty() {
+                    0.0
+                } else {
+                    crate::describe::quantile_sorted(&vals, 0.5) as f32
+                };
                 Input::Numeric {
                     name: c.name.clone(),
                     median,
@@ -343,7 +372,11 @@ fn fit_inputs(ds: &Dataset, train: &[usize], max_categories: usize) -> Vec<Input
                     counts[codes[r] as usize] += 1;
                 }
                 let mut order: Vec<usize> = (0..levels.len()).filter(|&i| counts[i] > 0).collect();
-                order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then_with(|| levels[a].cmp(&levels[b])));
+                order.sort_by(|&a, &b| {
+                    counts[b]
+                        .cmp(&counts[a])
+                        .then_with(|| levels[a].cmp(&levels[b]))
+                });
                 order.truncate(max_categories);
                 Input::Categorical {
                     name: c.name.clone(),
@@ -364,13 +397,25 @@ fn encoded_features(inputs: &[Input]) -> Vec<Feature> {
     };
     for (i, inp) in inputs.iter().enumerate() {
         match inp {
-            Input::Numeric { name, .. } => out.push(feature(name.clone(), Source::Numeric { input: i })),
+            Input::Numeric { name, .. } => {
+                out.push(feature(name.clone(), Source::Numeric { input: i }))
+            }
             Input::Categorical { name, levels } => {
                 for (l, level) in levels.iter().enumerate() {
-                    let shown = if level.is_empty() { ABSENT_CATEGORY } else { level };
-                    out.push(feature(format!("{name}={shown}"), Source::Level { input: i, level: l }));
+                    let shown = if level.is_empty() {
+                        ABSENT_CATEGORY
+                    } else {
+                        level
+                    };
+                    out.push(feature(
+                        format!("{name}={shown}"),
+                        Source::Level { input: i, level: l },
+                    ));
                 }
-                out.push(feature(format!("{name}=<other>"), Source::Other { input: i }));
+                out.push(feature(
+                    format!("{name}=<other>"),
+                    Source::Other { input: i },
+                ));
             }
         }
     }
@@ -385,7 +430,12 @@ enum ColumnMap {
 }
 
 fn level_maps(ds: &Dataset, inputs: &[Input]) -> Result<Vec<ColumnMap>> {
-    let by_name: HashMap<&str, usize> = ds.columns.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
+    let by_name: HashMap<&str, usize> = ds
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
     let missing: Vec<String> = inputs
         .iter()
         .filter(|i| !by_name.contains_key(i.name()))
@@ -421,17 +471,29 @@ fn level_maps(ds: &Dataset, inputs: &[Input]) -> Result<Vec<ColumnMap>> {
 }
 
 /// Encodes `rows` into the given features (unscaled), imputing missing numbers.
-fn encode(ds: &Dataset, rows: &[usize], inputs: &[Input], features: &[Feature], maps: &[ColumnMap]) -> Matrix {
+fn encode(
+    ds: &Dataset,
+    rows: &[usize],
+    inputs: &[Input],
+    features: &[Feature],
+    maps: &[ColumnMap],
+) -> Matrix {
     let cols = features.len();
     let mut data = vec![0f32; rows.len() * cols];
     for (j, f) in features.iter().enumerate() {
         let input = match f.source {
-            Source::Numeric { input } | Source::Level { input, .. } | Source::Other { input } => input,
+            Source::Numeric { input } | Source::Level { input, .. } | Source::Other { input } => {
+                input
+            }
         };
         match (&maps[input], &f.source) {
             (ColumnMap::Numeric(ci), _) => {
-                let ColumnData::Numeric(v) = &ds.columns[*ci].data else { unreachable!("checked in level_maps") };
-                let Input::Numeric { median, .. } = inputs[input] else { unreachable!("checked in level_maps") };
+                let ColumnData::Numeric(v) = &ds.columns[*ci].data else {
+                    unreachable!("checked in level_maps")
+                };
+                let Input::Numeric { median, .. } = inputs[input] else {
+                    unreachable!("checked in level_maps")
+                };
                 for (i, &r) in rows.iter().enumerate() {
                     let x = v[r];
                     data[i * cols + j] = if x.is_nan() { median } else { x };
@@ -465,7 +527,9 @@ fn fit_scaling(m: &Matrix, features: &mut [Feature], scaler: Scaler) {
         let (offset, factor) = match scaler {
             Scaler::None => (0.0, 1.0),
             Scaler::MinMax => {
-                let (lo, hi) = col.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+                let (lo, hi) = col.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                    (a.min(x), b.max(x))
+                });
                 let range = hi - lo;
                 (lo, if range > 0.0 { 1.0 / range } else { 1.0 })
             }
@@ -530,7 +594,11 @@ fn column_stats(m: &Matrix, y: &[u32], n_classes: usize) -> ColumnStats {
         class_mean: class_sum
             .iter()
             .zip(&class_n)
-            .map(|(s, &cn)| s.iter().map(|v| if cn > 0.0 { v / cn } else { 0.0 }).collect())
+            .map(|(s, &cn)| {
+                s.iter()
+                    .map(|v| if cn > 0.0 { v / cn } else { 0.0 })
+                    .collect()
+            })
             .collect(),
         class_frac: class_n.iter().map(|c| c / n).collect(),
         class_sum,
@@ -572,9 +640,14 @@ fn chi2_score(s: &ColumnStats, j: usize) -> f64 {
         .sum()
 }
 
-fn select(m: &Matrix, y: &[u32], n_classes: usize, features: &[Feature], cfg: &PipelineConfig) -> (Vec<usize>, Vec<Decision>) {
+fn select(
+    m: &Matrix,
+    y: &[u32],
+    n_classes: usize,
+    features: &[Feature],
+    cfg: &PipelineConfig,
+) -> (Vec<usize>, Vec<Decision>) {
     let stats = column_stats(m, y, n_classes);
-    let d = m.cols;
     let mut decisions: Vec<Decision> = features
         .iter()
         .map(|f| Decision {
@@ -585,9 +658,9 @@ fn select(m: &Matrix, y: &[u32], n_classes: usize, features: &[Feature], cfg: &P
         })
         .collect();
     let mut candidates = Vec::new();
-    for j in 0..d {
+    for (j, decision) in decisions.iter_mut().enumerate() {
         if stats.sd[j] == 0.0 {
-            decisions[j].reason = "constant in training".into();
+            decision.reason = "constant in training".into();
         } else {
             candidates.push(j);
         }
@@ -602,19 +675,31 @@ fn select(m: &Matrix, y: &[u32], n_classes: usize, features: &[Feature], cfg: &P
     for &j in &candidates {
         decisions[j].score = score(j);
     }
-    candidates.sort_by(|&a, &b| decisions[b].score.total_cmp(&decisions[a].score).then(a.cmp(&b)));
+    candidates.sort_by(|&a, &b| {
+        decisions[b]
+            .score
+            .total_cmp(&decisions[a].score)
+            .then(a.cmp(&b))
+    });
     let mut kept: Vec<usize> = Vec::new();
     match cfg.select {
         SelectMethod::Pearson => {
             let corr = correlations(m, &candidates, &stats, cfg);
             for (ci, &j) in candidates.iter().enumerate() {
                 let redundant = kept.iter().find_map(|&k| {
-                    let ck = candidates.iter().position(|&c| c == k).expect("kept is a candidate");
+                    let ck = candidates
+                        .iter()
+                        .position(|&c| c == k)
+                        .expect("kept is a candidate");
                     let r = corr[ci * candidates.len() + ck];
                     (r.abs() > cfg.corr_threshold).then_some((k, r))
                 });
                 if let Some((k, r)) = redundant {
-                    decisions[j].reason = format!("|r| = {:.3} with {} (kept, more relevant)", r.abs(), features[k].name);
+                    decisions[j].reason = format!(
+                        "|r| = {:.3} with {} (kept, more relevant)",
+                        r.abs(),
+                        features[k].name
+                    );
                 } else if cfg.k.is_some_and(|k| kept.len() >= k) {
                     decisions[j].reason = format!("below the top {}", cfg.k.unwrap_or(0));
                 } else {
@@ -626,7 +711,11 @@ fn select(m: &Matrix, y: &[u32], n_classes: usize, features: &[Feature], cfg: &P
         SelectMethod::Chi2 | SelectMethod::None => {
             for &j in &candidates {
                 if cfg.select == SelectMethod::Chi2 && cfg.k.is_some_and(|k| kept.len() >= k) {
-                    decisions[j].reason = format!("chi2 = {:.4}, below the top {}", decisions[j].score, cfg.k.unwrap_or(0));
+                    decisions[j].reason = format!(
+                        "chi2 = {:.4}, below the top {}",
+                        decisions[j].score,
+                        cfg.k.unwrap_or(0)
+                    );
                 } else {
                     decisions[j].reason = match cfg.select {
                         SelectMethod::Chi2 => format!("chi2 = {:.4}", decisions[j].score),
@@ -696,7 +785,11 @@ fn correlations(m: &Matrix, cand: &[usize], stats: &ColumnStats, cfg: &PipelineC
     for a in 0..c {
         for b in a..c {
             let denom = (cov[a * c + a] * cov[b * c + b]).sqrt();
-            let v = if denom > 0.0 { cov[a * c + b] / denom } else { 0.0 };
+            let v = if denom > 0.0 {
+                cov[a * c + b] / denom
+            } else {
+                0.0
+            };
             r[a * c + b] = v;
             r[b * c + a] = v;
         }
@@ -762,7 +855,10 @@ mod tests {
     fn fits_on_training_rows_only() {
         let ds = dataset();
         let train = [0, 1, 4, 5];
-        let cfg = PipelineConfig { select: SelectMethod::None, ..PipelineConfig::default() };
+        let cfg = PipelineConfig {
+            select: SelectMethod::None,
+            ..PipelineConfig::default()
+        };
         let p = Pipeline::fit(&ds, &train, spec(), &cfg).unwrap();
         // MinMax of x over training rows {0, 1, 10, 11}.
         let fx = p.features.iter().find(|f| f.name == "x").unwrap();
@@ -774,7 +870,10 @@ mod tests {
         // The absent level of proto is never seen in training: it goes to <other>.
         let names = p.feature_names();
         let other = names.iter().position(|n| *n == "proto=<other>");
-        assert!(other.is_none(), "<other> is constant (0) in training and dropped: {names:?}");
+        assert!(
+            other.is_none(),
+            "<other> is constant (0) in training and dropped: {names:?}"
+        );
         let m6 = p.transform(&ds, &[6]).unwrap();
         let tcp = names.iter().position(|n| *n == "proto=tcp").unwrap();
         assert_eq!(m6.row(0)[tcp], 0.0);
@@ -790,7 +889,10 @@ mod tests {
         let names = p.feature_names();
         assert!(!names.contains(&"noise"));
         // x and twin are perfectly correlated: exactly one survives.
-        assert_eq!(names.iter().filter(|n| **n == "x" || **n == "twin").count(), 1);
+        assert_eq!(
+            names.iter().filter(|n| **n == "x" || **n == "twin").count(),
+            1
+        );
         let d = p.decisions.iter().find(|d| d.feature == "noise").unwrap();
         assert_eq!(d.reason, "constant in training");
     }
@@ -800,12 +902,20 @@ mod tests {
         // Binary label: relevance equals |r(x, y)| computed directly.
         let x = [1.0f32, 2.0, 3.0, 4.0, 8.0, 5.0];
         let y = [0u32, 0, 1, 0, 1, 1];
-        let m = Matrix { rows: 6, cols: 1, data: x.to_vec() };
+        let m = Matrix {
+            rows: 6,
+            cols: 1,
+            data: x.to_vec(),
+        };
         let s = column_stats(&m, &y, 2);
         let n = 6.0;
         let mx = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
         let my = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let cov: f64 = x.iter().zip(&y).map(|(&a, &b)| (f64::from(a) - mx) * (f64::from(b) - my)).sum();
+        let cov: f64 = x
+            .iter()
+            .zip(&y)
+            .map(|(&a, &b)| (f64::from(a) - mx) * (f64::from(b) - my))
+            .sum();
         let vx: f64 = x.iter().map(|&a| (f64::from(a) - mx).powi(2)).sum();
         let vy: f64 = y.iter().map(|&b| (f64::from(b) - my).powi(2)).sum();
         let r = cov / (vx * vy).sqrt();
@@ -816,7 +926,11 @@ mod tests {
     fn chi2_matches_scikit_learn() {
         // sklearn.feature_selection.chi2([[1],[2],[0],[0]], [0,0,1,1]) -> 3.0
         // observed [3, 0], expected [1.5, 1.5]: (1.5^2 + 1.5^2) / 1.5 = 3.
-        let m = Matrix { rows: 4, cols: 1, data: vec![1.0, 2.0, 0.0, 0.0] };
+        let m = Matrix {
+            rows: 4,
+            cols: 1,
+            data: vec![1.0, 2.0, 0.0, 0.0],
+        };
         let s = column_stats(&m, &[0, 0, 1, 1], 2);
         assert!((chi2_score(&s, 0) - 3.0).abs() < 1e-12);
     }
@@ -825,7 +939,11 @@ mod tests {
     fn chi2_top_k_keeps_k() {
         let ds = dataset();
         let train: Vec<usize> = (0..8).collect();
-        let cfg = PipelineConfig { select: SelectMethod::Chi2, k: Some(2), ..PipelineConfig::default() };
+        let cfg = PipelineConfig {
+            select: SelectMethod::Chi2,
+            k: Some(2),
+            ..PipelineConfig::default()
+        };
         let p = Pipeline::fit(&ds, &train, spec(), &cfg).unwrap();
         assert_eq!(p.selected.len(), 2);
     }
@@ -834,7 +952,11 @@ mod tests {
     fn saved_pipeline_reloads_bit_identical() {
         let ds = dataset();
         let train = [0, 1, 2, 4, 5, 6];
-        let cfg = PipelineConfig { scaler: Scaler::Standard, select: SelectMethod::None, ..PipelineConfig::default() };
+        let cfg = PipelineConfig {
+            scaler: Scaler::Standard,
+            select: SelectMethod::None,
+            ..PipelineConfig::default()
+        };
         let p = Pipeline::fit(&ds, &train, spec(), &cfg).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pipeline.json");

@@ -55,7 +55,9 @@ pub fn prepare(mut ds: Dataset, ingest: &IngestOptions, cfg: &PrepareConfig) -> 
     if let Some(rule) = cfg.outliers {
         let (kept, removed) = clean::remove_outliers(&ds, &s.train, rule);
         if kept.is_empty() {
-            return Err(Error::Config(format!("outlier removal ({rule:?}) removed every training row")));
+            return Err(Error::Config(format!(
+                "outlier removal ({rule:?}) removed every training row"
+            )));
         }
         s.train = kept;
         outliers_removed = removed;

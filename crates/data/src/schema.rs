@@ -114,8 +114,24 @@ impl Format {
                 proto: &["proto"],
             },
             Format::Generic => FlowColumns {
-                src_host: &["src_ip", "srcip", "saddr", "ip.src", "ip.src_host", "Src IP", "source"],
-                dst_host: &["dst_ip", "dstip", "daddr", "ip.dst", "ip.dst_host", "Dst IP", "destination"],
+                src_host: &[
+                    "src_ip",
+                    "srcip",
+                    "saddr",
+                    "ip.src",
+                    "ip.src_host",
+                    "Src IP",
+                    "source",
+                ],
+                dst_host: &[
+                    "dst_ip",
+                    "dstip",
+                    "daddr",
+                    "ip.dst",
+                    "ip.dst_host",
+                    "Dst IP",
+                    "destination",
+                ],
                 src_port: &["src_port", "sport", "srcport", "Src Port"],
                 dst_port: &["dst_port", "dport", "dstport", "Dst Port"],
                 proto: &["proto", "protocol", "Protocol"],
@@ -167,8 +183,8 @@ pub const EDGE_CATEGORICAL: &[&str] = &[
 
 /// BoT-IoT identifier and time fields.
 pub const BOT_DROP: &[&str] = &[
-    "pkSeqID", "stime", "ltime", "saddr", "daddr", "sport", "dport", "seq", "smac", "dmac",
-    "soui", "doui", "sco", "dco",
+    "pkSeqID", "stime", "ltime", "saddr", "daddr", "sport", "dport", "seq", "smac", "dmac", "soui",
+    "doui", "sco", "dco",
 ];
 
 /// The 15 Edge-IIoTset classes, in the order of the seed's Table 1.
@@ -233,8 +249,24 @@ pub fn canonical_label(format: Format, raw: &str) -> Option<String> {
 pub fn is_missing_token(t: &str) -> bool {
     matches!(
         t,
-        "nan" | "NaN" | "NAN" | "NA" | "N/A" | "n/a" | "na" | "null" | "NULL" | "Null" | "None"
-            | "none" | "?" | "-" | "inf" | "-inf" | "Infinity" | "-Infinity"
+        "nan"
+            | "NaN"
+            | "NAN"
+            | "NA"
+            | "N/A"
+            | "n/a"
+            | "na"
+            | "null"
+            | "NULL"
+            | "Null"
+            | "None"
+            | "none"
+            | "?"
+            | "-"
+            | "inf"
+            | "-inf"
+            | "Infinity"
+            | "-Infinity"
     )
 }
 
@@ -249,7 +281,12 @@ mod tests {
     #[test]
     fn detects_formats_from_header() {
         assert_eq!(
-            Format::detect(&header(&["frame.time", "ip.src_host", "Attack_label", "Attack_type"])),
+            Format::detect(&header(&[
+                "frame.time",
+                "ip.src_host",
+                "Attack_label",
+                "Attack_type"
+            ])),
             Format::EdgeIiot
         );
         assert_eq!(
@@ -269,9 +306,18 @@ mod tests {
             canonical_label(Format::EdgeIiot, "OS_Fingerprinting").as_deref(),
             Some("Fingerprinting")
         );
-        assert_eq!(canonical_label(Format::EdgeIiot, " ddos-udp ").as_deref(), Some("DDoS_UDP"));
-        assert_eq!(canonical_label(Format::BotIot, "reconnaissance").as_deref(), Some("Reconnaissance"));
-        assert_eq!(canonical_label(Format::Generic, "Weird Class").as_deref(), Some("Weird Class"));
+        assert_eq!(
+            canonical_label(Format::EdgeIiot, " ddos-udp ").as_deref(),
+            Some("DDoS_UDP")
+        );
+        assert_eq!(
+            canonical_label(Format::BotIot, "reconnaissance").as_deref(),
+            Some("Reconnaissance")
+        );
+        assert_eq!(
+            canonical_label(Format::Generic, "Weird Class").as_deref(),
+            Some("Weird Class")
+        );
         assert_eq!(canonical_label(Format::Generic, "  "), None);
         assert_eq!(canonical_label(Format::Generic, "NaN"), None);
     }

@@ -63,14 +63,17 @@ impl SplitConfig {
     /// Checks that the fractions are non-negative and sum to 1.
     pub fn check(&self) -> Result<()> {
         let f = [self.train, self.validation, self.test];
-        if f.iter().any(|x| !(0.0..=1.0).contains(x)) || (f.iter().sum::<f64>() - 1.0).abs() > 1e-6 {
+        if f.iter().any(|x| !(0.0..=1.0).contains(x)) || (f.iter().sum::<f64>() - 1.0).abs() > 1e-6
+        {
             return Err(Error::Config(format!(
                 "split fractions must be in [0, 1] and sum to 1, got {} / {} / {}",
                 self.train, self.validation, self.test
             )));
         }
         if self.train <= 0.0 {
-            return Err(Error::Config("the training fraction must be above 0".into()));
+            return Err(Error::Config(
+                "the training fraction must be above 0".into(),
+            ));
         }
         Ok(())
     }
@@ -94,7 +97,12 @@ pub struct Split {
 ///
 /// # Errors
 /// Invalid fractions, or a flow split without flow ids.
-pub fn split(labels: &[u32], n_classes: usize, groups: Option<&[u32]>, cfg: &SplitConfig) -> Result<Split> {
+pub fn split(
+    labels: &[u32],
+    n_classes: usize,
+    groups: Option<&[u32]>,
+    cfg: &SplitConfig,
+) -> Result<Split> {
     cfg.check()?;
     let mut s = match cfg.method {
         SplitMethod::Stratified => stratified(labels, n_classes, cfg),
@@ -253,24 +261,52 @@ mod tests {
 
     fn labels() -> Vec<u32> {
         // 600 rows of class 0, 300 of class 1, 100 of class 2.
-        (0..1000).map(|i| if i < 600 { 0 } else if i < 900 { 1 } else { 2 }).collect()
+        (0..1000)
+            .map(|i| {
+                if i < 600 {
+                    0
+                } else if i < 900 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn stratified_keeps_proportions_and_is_seeded() {
         let y = labels();
         let s = split(&y, 3, None, &SplitConfig::default()).unwrap();
-        assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (640, 160, 200));
+        assert_eq!(
+            (s.train.len(), s.validation.len(), s.test.len()),
+            (640, 160, 200)
+        );
         let count = |rows: &[usize], c: u32| rows.iter().filter(|&&r| y[r] == c).count();
         assert_eq!(count(&s.train, 0), 384);
         assert_eq!(count(&s.test, 2), 20);
         assert_eq!(count(&s.validation, 1), 48);
         let again = split(&y, 3, None, &SplitConfig::default()).unwrap();
         assert_eq!(s, again);
-        let other = split(&y, 3, None, &SplitConfig { seed: 7, ..SplitConfig::default() }).unwrap();
+        let other = split(
+            &y,
+            3,
+            None,
+            &SplitConfig {
+                seed: 7,
+                ..SplitConfig::default()
+            },
+        )
+        .unwrap();
         assert_ne!(s.train, other.train);
         // Every row on exactly one side.
-        let mut all: Vec<usize> = s.train.iter().chain(&s.validation).chain(&s.test).copied().collect();
+        let mut all: Vec<usize> = s
+            .train
+            .iter()
+            .chain(&s.validation)
+            .chain(&s.test)
+            .copied()
+            .collect();
         all.sort_unstable();
         assert_eq!(all, (0..1000).collect::<Vec<_>>());
     }
@@ -279,7 +315,10 @@ mod tests {
     fn flow_split_never_straddles_a_flow() {
         let y = labels();
         let groups: Vec<u32> = (0..1000u32).map(|i| i / 10).collect();
-        let cfg = SplitConfig { method: SplitMethod::Flow, ..SplitConfig::default() };
+        let cfg = SplitConfig {
+            method: SplitMethod::Flow,
+            ..SplitConfig::default()
+        };
         let s = split(&y, 3, Some(&groups), &cfg).unwrap();
         let side_of = |r: usize| {
             if s.train.binary_search(&r).is_ok() {
@@ -292,10 +331,17 @@ mod tests {
         };
         for g in 0..100usize {
             let sides: Vec<_> = (g * 10..g * 10 + 10).map(side_of).collect();
-            assert!(sides.iter().all(|&x| x == sides[0]), "flow {g} straddles: {sides:?}");
+            assert!(
+                sides.iter().all(|&x| x == sides[0]),
+                "flow {g} straddles: {sides:?}"
+            );
         }
         // 100 flows of 10 rows, one class each: every side within one flow of its target.
-        for (got, want) in [(s.train.len(), 640), (s.validation.len(), 160), (s.test.len(), 200)] {
+        for (got, want) in [
+            (s.train.len(), 640),
+            (s.validation.len(), 160),
+            (s.test.len(), 200),
+        ] {
             assert!(got.abs_diff(want) <= 10, "{got} vs {want}");
         }
         assert!(s.classes_without_test.is_empty());
@@ -304,7 +350,10 @@ mod tests {
     #[test]
     fn time_split_takes_earliest_rows_for_training() {
         let y = labels();
-        let cfg = SplitConfig { method: SplitMethod::Time, ..SplitConfig::default() };
+        let cfg = SplitConfig {
+            method: SplitMethod::Time,
+            ..SplitConfig::default()
+        };
         let s = split(&y, 3, None, &cfg).unwrap();
         assert_eq!(&s.train[..3], &[0, 1, 2]);
         assert!(s.test.contains(&599) && s.test.contains(&999));
@@ -320,7 +369,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_fractions() {
-        let cfg = SplitConfig { train: 0.7, validation: 0.2, test: 0.2, ..SplitConfig::default() };
+        let cfg = SplitConfig {
+            train: 0.7,
+            validation: 0.2,
+            test: 0.2,
+            ..SplitConfig::default()
+        };
         assert!(split(&[0, 1], 2, None, &cfg).is_err());
     }
 

@@ -17,7 +17,10 @@ pub enum ColumnData {
     /// Numbers after type conversion; absent is 0, missing/text is NaN.
     Numeric(Vec<f32>),
     /// Dictionary codes into `levels`; the level `""` is the absent value.
-    Categorical { codes: Vec<u32>, levels: Vec<String> },
+    Categorical {
+        codes: Vec<u32>,
+        levels: Vec<String>,
+    },
 }
 
 /// One retained column.

@@ -150,7 +150,9 @@ pub fn looks_like_address(raw: &[u8]) -> bool {
             .all(|p| !p.is_empty() && p.len() <= 3);
     }
     let colons = b.iter().filter(|c| **c == b':').count();
-    colons >= 2 && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b':' || *c == b'.')
+    colons >= 2
+        && b.iter()
+            .all(|c| c.is_ascii_hexdigit() || *c == b':' || *c == b'.')
 }
 
 /// True when the field looks like a date or a time of day.
@@ -196,7 +198,12 @@ mod tests {
         assert_eq!(parse_cell(b" 0.00 "), Cell::Absent(Spelling::ZeroPoint));
         assert_eq!(parse_cell(b"0x0000"), Cell::Absent(Spelling::OtherZero));
         for s in [&b""[..], b"0", b"0.0", b"0x0", b"-0"] {
-            assert_eq!(cell_value(parse_cell(s)), 0.0, "{:?}", String::from_utf8_lossy(s));
+            assert_eq!(
+                cell_value(parse_cell(s)),
+                0.0,
+                "{:?}",
+                String::from_utf8_lossy(s)
+            );
         }
     }
 

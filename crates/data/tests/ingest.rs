@@ -13,7 +13,11 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn numeric<'a>(ds: &'a Dataset, name: &str) -> &'a [f32] {
-    match &ds.column(name).unwrap_or_else(|| panic!("no column {name}")).data {
+    match &ds
+        .column(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .data
+    {
         ColumnData::Numeric(v) => v,
         ColumnData::Categorical { .. } => panic!("{name} is categorical"),
     }
@@ -79,11 +83,18 @@ fn reads_every_quirk_and_counts_rejects() {
     assert!(numeric(&ds, "flags")[4].is_nan());
     let size = numeric(&ds, "size");
     assert_eq!(&size[..4], &[60.0, 0.0, 0.0, 1500.0]);
-    assert!(size[4].is_nan(), "text in a numeric column is missing, not zero");
+    assert!(
+        size[4].is_nan(),
+        "text in a numeric column is missing, not zero"
+    );
     assert_eq!(ds.column("size").unwrap().text_cells, 1);
     assert_eq!(ds.column("flags").unwrap().missing_cells, 1);
     assert_eq!(category(&ds, "method", 0), "GET");
-    assert_eq!(category(&ds, "method", 2), "", "`0` in a categorical column is absent");
+    assert_eq!(
+        category(&ds, "method", 2),
+        "",
+        "`0` in a categorical column is absent"
+    );
     assert_eq!(category(&ds, "method", 4), "1", "`1.0` is canonicalised");
     assert!(ds.column("payload").is_none());
     assert!(ds.column("label").is_none());
@@ -93,7 +104,10 @@ fn reads_every_quirk_and_counts_rejects() {
     assert_ne!(flows[0], flows[2]);
     // Rejects: the short row (line 6) and the empty label (line 8), with reasons.
     let r = &ds.report.first_rejects;
-    assert_eq!((r[0].line, r[0].reason.as_str()), (6, "expected 7 fields, found 4"));
+    assert_eq!(
+        (r[0].line, r[0].reason.as_str()),
+        (6, "expected 7 fields, found 4")
+    );
     assert_eq!(r[1].line, 8);
     assert!(r[1].reason.contains("unusable label"), "{}", r[1].reason);
     let text = std::fs::read_to_string(&rejects).unwrap();
@@ -110,8 +124,16 @@ fn block_boundaries_and_threads_do_not_change_the_result() {
     // Many rows with quoted newlines, so cuts land inside quotes.
     let mut text = String::from("a,b,note,label\n");
     for i in 0..3000 {
-        let note = if i % 7 == 0 { format!("\"x,\ny \"\"{i}\"\"\"") } else { format!("n{i}") };
-        text.push_str(&format!("{i},0x{:x},{note},{}\r\n", i * 3, if i % 3 == 0 { "a" } else { "b" }));
+        let note = if i % 7 == 0 {
+            format!("\"x,\ny \"\"{i}\"\"\"")
+        } else {
+            format!("n{i}")
+        };
+        text.push_str(&format!(
+            "{i},0x{:x},{note},{}\r\n",
+            i * 3,
+            if i % 3 == 0 { "a" } else { "b" }
+        ));
     }
     let path = write(dir.path(), "many.csv", text.as_bytes());
     let base = IngestOptions {
@@ -145,10 +167,20 @@ fn block_boundaries_and_threads_do_not_change_the_result() {
 fn unusable_files_fail_with_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let empty = write(dir.path(), "empty.csv", b"");
-    assert!(matches!(read_csv(&empty, &opts()), Err(Error::Empty { .. })));
+    assert!(matches!(
+        read_csv(&empty, &opts()),
+        Err(Error::Empty { .. })
+    ));
     let blank = write(dir.path(), "blank.csv", b"\r\n  \n");
-    assert!(matches!(read_csv(&blank, &opts()), Err(Error::Empty { .. })));
-    let binary = write(dir.path(), "capture.pcap", &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0]);
+    assert!(matches!(
+        read_csv(&blank, &opts()),
+        Err(Error::Empty { .. })
+    ));
+    let binary = write(
+        dir.path(),
+        "capture.pcap",
+        &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0],
+    );
     let e = read_csv(&binary, &opts()).unwrap_err();
     assert!(matches!(e, Error::NotCsv { .. }), "{e}");
     let nolabel = write(dir.path(), "nolabel.csv", b"a,b\n1,2\n");
@@ -184,7 +216,10 @@ fn edge_iiotset_layout_drops_identifiers_and_folds_fingerprinting() {
     let names: Vec<&str> = ds.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, vec!["tcp.flags", "mqtt.topic"]);
     // mqtt.topic is categorical; `0` and `0.0` are the same absent value...
-    assert_eq!(category(&ds, "mqtt.topic", 0), category(&ds, "mqtt.topic", 1));
+    assert_eq!(
+        category(&ds, "mqtt.topic", 0),
+        category(&ds, "mqtt.topic", 1)
+    );
     // ...but the spelling per class is remembered for audit.
     let sp = &ds.column("mqtt.topic").unwrap().spellings;
     assert_eq!(sp[0], [0, 1, 0, 0]);
@@ -215,5 +250,8 @@ fn bot_iot_tab_separated_with_hex_ports() {
     )
     .unwrap();
     assert_eq!(sub.classes, vec!["UDP"]);
-    assert!(sub.column("category").is_none(), "the other label columns are never features");
+    assert!(
+        sub.column("category").is_none(),
+        "the other label columns are never features"
+    );
 }

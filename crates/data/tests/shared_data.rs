@@ -33,7 +33,11 @@ fn counts(ds: &iotids_data::Dataset) -> Vec<(String, u64)> {
 
 #[test]
 fn edge_iiotset_mitm_file_keeps_shifted_rows_and_finds_duplicates() {
-    let ds = read_csv(&shared("edge-iiotset/MITM_attack.csv"), &IngestOptions::default()).unwrap();
+    let ds = read_csv(
+        &shared("edge-iiotset/MITM_attack.csv"),
+        &IngestOptions::default(),
+    )
+    .unwrap();
     assert_eq!(ds.format, Format::EdgeIiot);
     assert_eq!(ds.report.rows_read, 1229);
     assert_eq!(ds.report.rows_rejected, 0);
@@ -44,7 +48,10 @@ fn edge_iiotset_mitm_file_keeps_shifted_rows_and_finds_duplicates() {
     // Shifted rows put DNS names under port headers; kept on request, they survive.
     let kept = read_csv(
         &shared("edge-iiotset/MITM_attack.csv"),
-        &IngestOptions { keep: vec!["tcp.srcport".into()], ..IngestOptions::default() },
+        &IngestOptions {
+            keep: vec!["tcp.srcport".into()],
+            ..IngestOptions::default()
+        },
     )
     .unwrap();
     match &kept.column("tcp.srcport").unwrap().data {
@@ -56,13 +63,19 @@ fn edge_iiotset_mitm_file_keeps_shifted_rows_and_finds_duplicates() {
     // 15 identifier columns and 1 other label column are not features.
     assert_eq!(ds.columns.len(), 63 - 15 - 2);
     let a = audit(&ds, &AuditOptions::default());
-    let exact = a.findings.iter().find(|f| f.kind == FindingKind::ExactDuplicates).unwrap();
-    assert!(exact.detail.starts_with("819 of 1229 rows"), "{}", exact.detail);
+    let exact = a
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::ExactDuplicates)
+        .unwrap();
     assert!(
-        a.findings
-            .iter()
-            .any(|f| f.kind == FindingKind::Identifier && f.column.as_deref() == Some("ip.src_host") && f.mitigated)
+        exact.detail.starts_with("819 of 1229 rows"),
+        "{}",
+        exact.detail
     );
+    assert!(a.findings.iter().any(|f| f.kind == FindingKind::Identifier
+        && f.column.as_deref() == Some("ip.src_host")
+        && f.mitigated));
 }
 
 #[test]
@@ -74,15 +87,40 @@ fn bot_iot_sample_has_the_documented_classes() {
     assert_eq!(ds.report.rows_rejected, 0);
     assert_eq!(
         counts(&ds),
-        vec![("DDoS".to_string(), 522), ("DoS".to_string(), 450), ("Reconnaissance".to_string(), 27)]
+        vec![
+            ("DDoS".to_string(), 522),
+            ("DoS".to_string(), 450),
+            ("Reconnaissance".to_string(), 27)
+        ]
     );
     let names: Vec<&str> = ds.columns.iter().map(|c| c.name.as_str()).collect();
-    for gone in ["pkSeqID", "saddr", "sport", "daddr", "dport", "seq", "attack", "category", "subcategory"] {
+    for gone in [
+        "pkSeqID",
+        "saddr",
+        "sport",
+        "daddr",
+        "dport",
+        "seq",
+        "attack",
+        "category",
+        "subcategory",
+    ] {
         assert!(!names.contains(&gone), "{gone} must not be a feature");
     }
     assert_eq!(ds.columns.len(), 19 - 9);
-    let sub = read_csv(&path, &IngestOptions { label: Some("subcategory".into()), ..IngestOptions::default() }).unwrap();
-    assert_eq!(sub.n_classes(), 5, "TCP, UDP, HTTP, Service_Scan, OS_Fingerprint");
+    let sub = read_csv(
+        &path,
+        &IngestOptions {
+            label: Some("subcategory".into()),
+            ..IngestOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        sub.n_classes(),
+        5,
+        "TCP, UDP, HTTP, Service_Scan, OS_Fingerprint"
+    );
     let d = describe(&ds);
     let mean = d.numeric.iter().find(|s| s.name == "mean").unwrap();
     assert_eq!(mean.count, 999);
@@ -91,7 +129,11 @@ fn bot_iot_sample_has_the_documented_classes() {
 
 #[test]
 fn mqttset_class_counts_match_its_readme() {
-    let ds = read_csv(&shared("mqttset/mqttset-train.csv"), &IngestOptions::default()).unwrap();
+    let ds = read_csv(
+        &shared("mqttset/mqttset-train.csv"),
+        &IngestOptions::default(),
+    )
+    .unwrap();
     assert_eq!(ds.format, Format::Tshark);
     assert_eq!(ds.n_rows(), 30_979);
     assert_eq!(ds.report.rows_rejected, 0);
@@ -112,16 +154,32 @@ fn mqttset_class_counts_match_its_readme() {
     assert_eq!(flags.text_cells, 0);
     // A flow split keeps every flow on one side.
     let cfg = PrepareConfig {
-        split: iotids_data::split::SplitConfig { method: SplitMethod::Flow, ..Default::default() },
+        split: iotids_data::split::SplitConfig {
+            method: SplitMethod::Flow,
+            ..Default::default()
+        },
         ..PrepareConfig::default()
     };
     let p = prepare(ds, &IngestOptions::default(), &cfg).unwrap();
     let flows = p.dataset.flows.as_ref().unwrap();
     let mut side = std::collections::HashMap::new();
-    for (s, rows) in [(0, &p.split.train), (1, &p.split.validation), (2, &p.split.test)] {
+    for (s, rows) in [
+        (0, &p.split.train),
+        (1, &p.split.validation),
+        (2, &p.split.test),
+    ] {
         for &r in rows {
-            assert_eq!(*side.entry(flows[r]).or_insert(s), s, "flow {} straddles the split", flows[r]);
+            assert_eq!(
+                *side.entry(flows[r]).or_insert(s),
+                s,
+                "flow {} straddles the split",
+                flows[r]
+            );
         }
     }
-    assert!(p.split.test.len() > 3000, "test side: {}", p.split.test.len());
+    assert!(
+        p.split.test.len() > 3000,
+        "test side: {}",
+        p.split.test.len()
+    );
 }

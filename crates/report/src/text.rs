@@ -30,6 +30,20 @@ pub fn fmt_num(x: f64) -> String {
     format!("{x:.3e}")
 }
 
+/// `s` cut to at most `max` characters, keeping both ends (feature names differ
+/// at their ends: `http.referer=http://host/dvwa/vulnerabilities/xss_r/`).
+pub fn shorten(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let head = (max - 1) / 2;
+    let tail = max - 1 - head;
+    let start: String = s.chars().take(head).collect();
+    let end: String = s.chars().skip(n - tail).collect();
+    format!("{start}…{end}")
+}
+
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_BORDERS_ONLY)
@@ -51,7 +65,11 @@ fn right_align(t: &mut Table, from: usize) {
 /// categorical columns, dropped columns and the first rejected rows.
 pub fn render_description(d: &Description) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} ({} format, label `{}`, {} bytes)", d.path, d.format, d.label, d.bytes);
+    let _ = writeln!(
+        out,
+        "{} ({} format, label `{}`, {} bytes)",
+        d.path, d.format, d.label, d.bytes
+    );
     let _ = writeln!(
         out,
         "rows read {}  rejected {}  kept {}  exact duplicates {}  feature duplicates {}{}",
@@ -77,8 +95,13 @@ pub fn render_description(d: &Description) -> String {
     right_align(&mut t, 2);
     let _ = writeln!(out, "{t}");
     if !d.numeric.is_empty() {
-        let _ = writeln!(out, "\nNumeric columns (after type conversion; absent = 0):");
-        let mut t = table(&["column", "count", "mean", "std", "min", "25%", "50%", "75%", "max", "NaN", "text"]);
+        let _ = writeln!(
+            out,
+            "\nNumeric columns (after type conversion; absent = 0):"
+        );
+        let mut t = table(&[
+            "column", "count", "mean", "std", "min", "25%", "50%", "75%", "max", "NaN", "text",
+        ]);
         for s in &d.numeric {
             t.add_row(vec![
                 s.name.clone(),
@@ -101,8 +124,14 @@ pub fn render_description(d: &Description) -> String {
         let _ = writeln!(out, "\nCategorical columns:");
         let mut t = table(&["column", "count", "unique", "top", "freq"]);
         for s in &d.categorical {
-            let top: String = s.top.chars().take(40).collect();
-            t.add_row(vec![s.name.clone(), s.count.to_string(), s.unique.to_string(), top, s.freq.to_string()]);
+            let top = shorten(&s.top, 40);
+            t.add_row(vec![
+                s.name.clone(),
+                s.count.to_string(),
+                s.unique.to_string(),
+                top,
+                s.freq.to_string(),
+            ]);
         }
         right_align(&mut t, 1);
         let _ = writeln!(out, "{t}");
@@ -130,7 +159,11 @@ fn render_rejects(out: &mut String, total: u64, first: &[iotids_data::table::Rej
     if total == 0 {
         return;
     }
-    let _ = writeln!(out, "\nRejected rows: {total} (first {} shown; --rejects FILE writes all)", first.len());
+    let _ = writeln!(
+        out,
+        "\nRejected rows: {total} (first {} shown; --rejects FILE writes all)",
+        first.len()
+    );
     for r in first {
         let _ = writeln!(out, "  line {}: {}", r.line, r.reason);
     }
@@ -139,7 +172,11 @@ fn render_rejects(out: &mut String, total: u64, first: &[iotids_data::table::Rej
 /// `audit`'s report: one line per finding, grouped by kind.
 pub fn render_audit(a: &Audit) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}: {} rows, {} columns checked", a.path, a.rows, a.columns_checked);
+    let _ = writeln!(
+        out,
+        "{}: {} rows, {} columns checked",
+        a.path, a.rows, a.columns_checked
+    );
     if a.findings.is_empty() {
         let _ = writeln!(out, "no findings");
         return out;
@@ -150,10 +187,15 @@ pub fn render_audit(a: &Audit) -> String {
             f.kind.title().to_string(),
             f.column.clone().unwrap_or_default(),
             f.detail.clone(),
-            if f.mitigated { format!("yes: {}", f.action) } else { format!("NO: {}", f.action) },
+            if f.mitigated {
+                format!("yes: {}", f.action)
+            } else {
+                format!("NO: {}", f.action)
+            },
         ]);
     }
-    t.set_content_arrangement(ContentArrangement::Dynamic).set_width(160);
+    t.set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(160);
     let _ = writeln!(out, "{t}");
     let _ = writeln!(
         out,
@@ -167,7 +209,8 @@ pub fn render_audit(a: &Audit) -> String {
 /// The split sizes per class.
 pub fn render_split(s: &Split, labels: &[u32], classes: &[String]) -> String {
     let mut t = table(&["class", "train", "validation", "test"]);
-    let count = |rows: &[usize], c: usize| rows.iter().filter(|&&r| labels[r] as usize == c).count();
+    let count =
+        |rows: &[usize], c: usize| rows.iter().filter(|&&r| labels[r] as usize == c).count();
     for (c, name) in classes.iter().enumerate() {
         t.add_row(vec![
             name.clone(),
@@ -185,7 +228,11 @@ pub fn render_split(s: &Split, labels: &[u32], classes: &[String]) -> String {
     right_align(&mut t, 1);
     let mut out = t.to_string();
     for &c in &s.classes_without_test {
-        let _ = write!(out, "\nwarning: class {} has no test rows", classes[c as usize]);
+        let _ = write!(
+            out,
+            "\nwarning: class {} has no test rows",
+            classes[c as usize]
+        );
     }
     out
 }
@@ -218,7 +265,7 @@ pub fn render_pipeline(p: &Pipeline) -> String {
     for i in order {
         let d = &p.decisions[i];
         t.add_row(vec![
-            d.feature.chars().take(48).collect::<String>(),
+            shorten(&d.feature, 60),
             if d.kept { "yes".into() } else { "no".into() },
             format!("{:.4}", d.score),
             d.reason.clone(),
@@ -231,6 +278,13 @@ pub fn render_pipeline(p: &Pipeline) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_keep_both_ends() {
+        assert_eq!(shorten("abcdef", 6), "abcdef");
+        assert_eq!(shorten("abcdefghij", 7), "abc…hij");
+        assert_eq!(shorten("abcdefghij", 7).chars().count(), 7);
+    }
 
     #[test]
     fn numbers_are_compact() {

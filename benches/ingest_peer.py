@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""One timed ingest + clean run of a Python peer, for benches/ingest.sh.
+
+usage: ingest_peer.py pandas|polars FILE
+Reads FILE (all columns, as the libraries infer them), removes exact duplicate
+rows, and prints one JSON line: seconds, rows kept, peak RSS of this process.
+Run it in a fresh process per repetition so peak memory is the run's own.
+"""
+import json
+import resource
+import sys
+import time
+
+tool, path = sys.argv[1], sys.argv[2]
+t = time.perf_counter()
+if tool == "pandas":
+    import pandas as pd
+
+    df = pd.read_csv(path, low_memory=False)
+    df = df.drop_duplicates()
+    rows = len(df)
+elif tool == "polars":
+    import polars as pl
+
+    # Edge-IIoTset files mix numbers and text in one column (shifted rows): let
+    # polars scan the whole file for types instead of failing on a late string.
+    df = pl.read_csv(path, infer_schema_length=None)
+    df = df.unique(maintain_order=True)
+    rows = df.height
+else:
+    sys.exit(f"unknown tool {tool}")
+secs = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"tool": tool, "seconds": secs, "rows_kept": rows, "peak_rss_bytes": peak}))
