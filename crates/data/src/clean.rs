@@ -7,7 +7,7 @@
 //! random split and inflate test scores, which is why `audit` reports them and the
 //! flow split exists.
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
@@ -80,14 +80,15 @@ pub fn feature_hashes(ds: &Dataset) -> Vec<u128> {
 /// Counts exact and feature duplicates and label conflicts.
 pub fn count_duplicates(ds: &Dataset) -> Duplicates {
     let mut d = Duplicates::default();
-    let mut seen = std::collections::HashSet::with_capacity(ds.n_rows());
+    let mut seen = HashSet::with_capacity_and_hasher(ds.n_rows(), Default::default());
     for h in &ds.row_hashes {
         if !seen.insert(*h) {
             d.exact += 1;
         }
     }
     // Feature vector -> (first label, conflicting?, rows).
-    let mut by_vector: HashMap<u128, (u32, bool, u64)> = HashMap::with_capacity(ds.n_rows());
+    let mut by_vector: HashMap<u128, (u32, bool, u64)> =
+        HashMap::with_capacity_and_hasher(ds.n_rows(), Default::default());
     for (h, &y) in feature_hashes(ds).into_iter().zip(&ds.labels) {
         let e = by_vector.entry(h).or_insert((y, false, 0));
         if e.2 > 0 {
@@ -118,7 +119,7 @@ pub fn dedup(ds: &mut Dataset, how: Dedup) -> u64 {
             .map(|(h, &y)| h ^ (u128::from(y) << 96).rotate_left(17))
             .collect(),
     };
-    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    let mut seen = HashSet::with_capacity_and_hasher(keys.len(), Default::default());
     let keep: Vec<usize> = keys
         .iter()
         .enumerate()

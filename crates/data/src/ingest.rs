@@ -11,7 +11,7 @@
 //! or an unusable label is counted, the first few are kept for display with their
 //! line and reason, and all of them go to the rejects file when one is asked for.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,8 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use memchr::{memchr, memchr2};
-use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+use rustc_hash::FxHashMap as HashMap;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use crate::error::{Error, Result};
 use crate::schema::{self, Format};
@@ -28,6 +29,8 @@ use crate::value::{self, Cell};
 
 /// How many rejects are kept in memory for display.
 const SHOWN_REJECTS: usize = 20;
+/// Raw spellings remembered per categorical column and block.
+const RAW_LEVEL_CACHE: usize = 4096;
 /// Records looked at to infer column types and profile columns.
 const SAMPLE_RECORDS: usize = 5000;
 
@@ -128,9 +131,24 @@ enum LocalColumn {
     Numeric(Vec<f32>),
     Categorical {
         codes: Vec<u32>,
+        /// Canonical levels (`""` is absent) and their codes.
         levels: Vec<String>,
         index: HashMap<String, u32>,
+        /// Raw field bytes -> code, so a repeated spelling is canonicalised once.
+        raw: HashMap<Vec<u8>, u32>,
+        absent: Option<u32>,
     },
+}
+
+/// The code of canonical `level`, added on first sight.
+fn intern(levels: &mut Vec<String>, index: &mut HashMap<String, u32>, level: &str) -> u32 {
+    if let Some(&c) = index.get(level) {
+        return c;
+    }
+    let c = levels.len() as u32;
+    levels.push(level.to_string());
+    index.insert(level.to_string(), c);
+    c
 }
 
 #[derive(Default)]
@@ -643,7 +661,9 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
                 Plan::Categorical(_) => Some(LocalColumn::Categorical {
                     codes: Vec::new(),
                     levels: Vec::new(),
-                    index: HashMap::new(),
+                    index: HashMap::default(),
+                    raw: HashMap::default(),
+                    absent: None,
                 }),
                 _ => None,
             })
@@ -657,7 +677,8 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
             spellings: Vec::new(),
         })
         .collect();
-    let mut class_index: HashMap<String, u32> = HashMap::new();
+    let mut class_index: HashMap<String, u32> = HashMap::default();
+    let mut label_cache: HashMap<Vec<u8>, u32> = HashMap::default();
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -699,34 +720,44 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
             ));
             continue;
         }
-        let raw_label = String::from_utf8_lossy(&rec[layout.label_idx]);
-        let Some(class) = schema::canonical_label(layout.format, &raw_label) else {
-            out.rejects.push((
-                Reject {
-                    line,
-                    reason: format!(
-                        "unusable label `{}` in column {}",
-                        raw_label.trim(),
-                        layout.label_idx + 1
-                    ),
-                },
-                raw_record(&rec, layout.delimiter),
-            ));
-            continue;
+        // Labels repeat: map raw label bytes to a class once per block.
+        let class_id = match label_cache.get(&rec[layout.label_idx]) {
+            Some(&id) => id,
+            None => {
+                let raw_label = String::from_utf8_lossy(&rec[layout.label_idx]);
+                let Some(class) = schema::canonical_label(layout.format, &raw_label) else {
+                    out.rejects.push((
+                        Reject {
+                            line,
+                            reason: format!(
+                                "unusable label `{}` in column {}",
+                                raw_label.trim(),
+                                layout.label_idx + 1
+                            ),
+                        },
+                        raw_record(&rec, layout.delimiter),
+                    ));
+                    continue;
+                };
+                let next_id = class_index.len() as u32;
+                let id = *class_index.entry(class.clone()).or_insert_with(|| {
+                    out.classes.push(class);
+                    next_id
+                });
+                label_cache.insert(rec[layout.label_idx].to_vec(), id);
+                id
+            }
         };
-        let next_id = class_index.len() as u32;
-        let class_id = *class_index.entry(class.clone()).or_insert_with(|| {
-            out.classes.push(class);
-            next_id
-        });
         out.labels.push(class_id);
         out.lines.push(line);
 
-        let mut hasher = Xxh3::new();
+        // Exact-duplicate key: the fields' bytes and where each field ends.
+        let mut ends = 0u64;
         let mut col = 0;
         for (i, field) in rec.iter().enumerate() {
-            hasher.update(field);
-            hasher.update(&[0xFF]);
+            ends = (ends ^ field.len() as u64)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .rotate_left(23);
             let plan = layout.plans[i];
             let (Plan::Numeric(o) | Plan::Categorical(o)) = plan else {
                 continue;
@@ -750,23 +781,27 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
                     codes,
                     levels,
                     index,
+                    raw,
+                    absent,
                 } => {
-                    let level = value::canonical_category(field);
-                    let code = match index.get(level.as_ref()) {
-                        Some(&c) => c,
-                        None => {
-                            let c = levels.len() as u32;
-                            levels.push(level.to_string());
-                            index.insert(level.into_owned(), c);
-                            c
+                    let code = if matches!(cell, Cell::Absent(_) | Cell::Missing) {
+                        *absent.get_or_insert_with(|| intern(levels, index, ""))
+                    } else if let Some(&c) = raw.get(field) {
+                        c
+                    } else {
+                        let c = intern(levels, index, &value::canonical_category(field));
+                        // Bounded: a column of unique names must not keep its raw text.
+                        if raw.len() < RAW_LEVEL_CACHE {
+                            raw.insert(field.to_vec(), c);
                         }
+                        c
                     };
                     codes.push(code);
                 }
             }
             col += 1;
         }
-        out.hashes.push(hasher.digest128());
+        out.hashes.push(xxh3_128(rec.as_slice()) ^ u128::from(ends));
         if let Some(f) = &layout.flow {
             out.flows.push(flow_key(&rec, f, &mut key));
         }
@@ -825,7 +860,7 @@ fn flow_key(rec: &csv::ByteRecord, f: &FlowIdx, buf: &mut Vec<u8>) -> u64 {
         cands
             .iter()
             .map(|&i| value::trim(&rec[i]))
-            .find(|v| !matches!(value::parse_cell(v), Cell::Absent(_)))
+            .find(|v| !value::is_absent(v))
             .unwrap_or(b"")
     };
     let a = (first(&f.src_host), first(&f.src_port));
@@ -895,9 +930,9 @@ impl Merger {
                     ..IngestReport::default()
                 },
             },
-            class_index: HashMap::new(),
-            level_index: vec![HashMap::new(); n],
-            flow_index: HashMap::new(),
+            class_index: HashMap::default(),
+            level_index: vec![HashMap::default(); n],
+            flow_index: HashMap::default(),
         }
     }
 

@@ -62,10 +62,14 @@ pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
 /// Parses a field leniently as a number.
 pub fn parse_cell(raw: &[u8]) -> Cell {
     let b = trim(raw);
-    match b {
-        b"" => return Cell::Absent(Spelling::Empty),
-        b"0" => return Cell::Absent(Spelling::Zero),
-        b"0.0" => return Cell::Absent(Spelling::ZeroPoint),
+    // Fast paths for the commonest spellings (checked by length: no memcmp calls).
+    match b.len() {
+        0 => return Cell::Absent(Spelling::Empty),
+        1 if b[0] == b'0' => return Cell::Absent(Spelling::Zero),
+        1 if b[0].is_ascii_digit() => return Cell::Number(f64::from(b[0] - b'0')),
+        3 if b[0] == b'0' && b[1] == b'.' && b[2] == b'0' => {
+            return Cell::Absent(Spelling::ZeroPoint);
+        }
         _ => {}
     }
     if b.len() > 2 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') {
@@ -109,6 +113,17 @@ pub fn parse_cell(raw: &[u8]) -> Cell {
                 Cell::Text
             }
         }
+    }
+}
+
+/// True when the field is an absent value (any zero spelling or empty). Cheaper
+/// than [`parse_cell`] for text such as addresses.
+pub fn is_absent(raw: &[u8]) -> bool {
+    let b = trim(raw);
+    match b.first() {
+        None => true,
+        Some(b'0' | b'-' | b'.' | b'+' | b'f' | b'F') => matches!(parse_cell(b), Cell::Absent(_)),
+        Some(_) => false,
     }
 }
 
