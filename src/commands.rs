@@ -24,7 +24,9 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Describe { file, ingest, json } => {
             let ds = read(file, &ingest.options(cli.threads)?, cli.quiet)?;
+            let bar = progress::step("computing statistics", cli.quiet);
             let d = describe(&ds);
+            bar.finish_and_clear();
             if *json {
                 print_json(&d)?;
             } else {
@@ -47,7 +49,9 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
                 predictor_threshold: *threshold,
                 ..AuditOptions::default()
             };
+            let bar = progress::step("auditing", cli.quiet);
             let a = audit::audit(&ds, &opts);
+            bar.finish_and_clear();
             if *json {
                 print_json(&a)?;
             } else {
@@ -83,7 +87,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             let cfg = prep.validate()?;
             let opts = ingest.options(cli.threads)?;
             let ds = read(file, &opts, cli.quiet)?;
-            let p = prepare(ds, &opts, &cfg)?;
+            let bar = progress::step("splitting and fitting the pipeline", cli.quiet);
+            let p = prepare(ds, &opts, &cfg);
+            bar.finish_and_clear();
+            let p = p?;
             write_prepared(out, &p, &cfg, *write_features)?;
             print(&summary(&p, out))?;
             Ok(ExitCode::SUCCESS)

@@ -350,8 +350,10 @@ fn numeric_keys(v: &[f32], holdout: &[bool]) -> Vec<u64> {
 }
 
 /// Describes a placeholder-spelling leak in one column, if there is one: at least
-/// two spellings in use, and the spelling predicts the class of rows with an
-/// absent value at least 5 points better than the majority class does.
+/// two spellings in use, and either each class keeps to one spelling while the
+/// classes do not all use the same one (the spelling splits the classes into
+/// groups), or the spelling predicts the class of rows with an absent value at
+/// least 5 points better than the majority class does.
 fn spelling_leak(spellings: &[[u64; 4]], classes: &[String]) -> Option<String> {
     let total: u64 = spellings.iter().flatten().sum();
     if total == 0 {
@@ -366,6 +368,25 @@ fn spelling_leak(spellings: &[[u64; 4]], classes: &[String]) -> Option<String> {
     if used.len() < 2 {
         return None;
     }
+    // Each class's dominant spelling, and how faithfully classes keep to it.
+    let dominant: Vec<Option<usize>> = spellings
+        .iter()
+        .map(|c| {
+            (c.iter().sum::<u64>() > 0).then(|| {
+                (0..4)
+                    .max_by_key(|&s| (c[s], std::cmp::Reverse(s)))
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    let faithful: u64 = spellings
+        .iter()
+        .map(|c| c.iter().max().copied().unwrap_or(0))
+        .sum();
+    let faithfulness = faithful as f64 / total as f64;
+    let mut groups: Vec<usize> = dominant.iter().flatten().copied().collect();
+    groups.sort_unstable();
+    groups.dedup();
     let by_spelling: u64 = (0..4)
         .map(|s| spellings.iter().map(|c| c[s]).max().unwrap_or(0))
         .sum();
@@ -378,7 +399,8 @@ fn spelling_leak(spellings: &[[u64; 4]], classes: &[String]) -> Option<String> {
         by_spelling as f64 / total as f64,
         majority as f64 / total as f64,
     );
-    if acc - base < 0.05 {
+    let splits_classes = groups.len() >= 2 && faithfulness >= 0.95;
+    if !splits_classes && acc - base < 0.05 {
         return None;
     }
     let parts: Vec<String> = used
@@ -406,11 +428,20 @@ fn spelling_leak(spellings: &[[u64; 4]], classes: &[String]) -> Option<String> {
             )
         })
         .collect();
+    let verdict = if splits_classes {
+        format!(
+            "each class keeps to one spelling ({:.1} % of absent cells), so the spelling alone splits the classes into {} groups",
+            100.0 * faithfulness,
+            groups.len()
+        )
+    } else {
+        format!(
+            "the spelling alone predicts the class of these rows with {acc:.3} accuracy (majority {base:.3})"
+        )
+    };
     Some(format!(
-        "absent values are spelled differently by class: {}; the spelling alone predicts the class of these rows with {:.3} accuracy (majority {:.3})",
-        parts.join("; "),
-        acc,
-        base
+        "absent values are spelled differently by class: {}; {verdict}",
+        parts.join("; ")
     ))
 }
 
