@@ -4,6 +4,7 @@
 //! machines); this crate turns them into what a person reads: terminal tables
 //! now, pictures and the HTML report as the model side arrives.
 
+pub mod charts;
 pub mod text;
 
 pub use text::{render_audit, render_description, render_pipeline, render_split};

@@ -1,0 +1,641 @@
+//! Pictures with plotters: learning curves, ROC curves, confusion-matrix heatmap and
+//! class distribution, each written as SVG (for the HTML report) and PNG.
+//!
+//! Every chart is drawn by one generic function over plotters' `DrawingBackend`,
+//! called once per backend, so the SVG and the PNG are the same picture. Text is
+//! rendered with an embedded DejaVu Sans (no system fonts needed on a fresh machine).
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontTransform;
+use plotters::style::full_palette::{GREY_400, GREY_700};
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+/// One point per epoch of training.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochPoint {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub train_accuracy: f64,
+    pub val_accuracy: f64,
+}
+
+/// One class's ROC curve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RocSeries {
+    pub name: String,
+    pub fpr: Vec<f64>,
+    pub tpr: Vec<f64>,
+    pub auc: f64,
+}
+
+/// A chart written to disk: where, and the SVG text (for inlining in HTML).
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub svg_path: PathBuf,
+    pub png_path: PathBuf,
+    pub svg: String,
+}
+
+/// Why a chart could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChartError {
+    #[error("{path}: {reason}")]
+    Draw { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("nothing to draw: {0}")]
+    Empty(&'static str),
+}
+
+const FONT: &str = "sans-serif";
+static FONT_ONCE: Once = Once::new();
+
+fn register_font() {
+    FONT_ONCE.call_once(|| {
+        // The bytes are a valid TrueType font checked in with the crate; failure here
+        // would be a packaging bug, and text would then be missing, not wrong.
+        let _ = plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            include_bytes!("../assets/DejaVuSans.ttf"),
+        );
+    });
+}
+
+/// 15+ distinguishable colours: Tableau 10, then five darker tones.
+const COLORS: [RGBColor; 16] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 63, 92),
+    RGBColor(122, 81, 149),
+    RGBColor(188, 80, 144),
+    RGBColor(88, 80, 20),
+    RGBColor(0, 110, 70),
+    RGBColor(255, 166, 0),
+];
+
+fn color(i: usize) -> RGBColor {
+    COLORS[i % COLORS.len()]
+}
+
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// Each chart is a small struct with one `draw` generic over the backend, so
+/// `render_chart` can draw the same picture as SVG and as PNG.
+trait Chart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+}
+
+fn render_chart(
+    dir: &Path,
+    name: &str,
+    size: (u32, u32),
+    chart: &impl Chart,
+) -> Result<Written, ChartError> {
+    register_font();
+    let svg_path = dir.join(format!("{name}.svg"));
+    let png_path = dir.join(format!("{name}.png"));
+    let draw_err = |path: &Path, e: String| ChartError::Draw {
+        path: path.to_path_buf(),
+        reason: e,
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        chart
+            .draw(&root)
+            .map_err(|e| draw_err(&svg_path, e.to_string()))?;
+        root.present()
+            .map_err(|e| draw_err(&svg_path, e.to_string()))?;
+    }
+    std::fs::write(&svg_path, &svg).map_err(|source| ChartError::Io {
+        path: svg_path.clone(),
+        source,
+    })?;
+    {
+        let root = BitMapBackend::new(&png_path, size).into_drawing_area();
+        chart
+            .draw(&root)
+            .map_err(|e| draw_err(&png_path, e.to_string()))?;
+        root.present()
+            .map_err(|e| draw_err(&png_path, e.to_string()))?;
+    }
+    Ok(Written {
+        svg_path,
+        png_path,
+        svg,
+    })
+}
+
+struct LearningCurves<'a>(&'a [EpochPoint]);
+
+impl Chart for LearningCurves<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+        let epochs = self.0;
+        let last = epochs.last().map_or(1, |e| e.epoch.max(1));
+        let first = epochs.first().map_or(0, |e| e.epoch);
+        type Pick = fn(&EpochPoint) -> (f64, f64);
+        let panels: [(&DrawingArea<DB, Shift>, &str, Pick); 2] = [
+            (&left, "loss", |e| (e.train_loss, e.val_loss)),
+            (&right, "accuracy", |e| (e.train_accuracy, e.val_accuracy)),
+        ];
+        for (area, what, get) in panels {
+            let values: Vec<f64> = epochs
+                .iter()
+                .flat_map(|e| [get(e).0, get(e).1])
+                .filter(|v| v.is_finite())
+                .collect();
+            let (mut lo, mut hi) = values
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
+            if !lo.is_finite() {
+                (lo, hi) = (0.0, 1.0);
+            }
+            let pad = ((hi - lo) * 0.08).max(1e-3);
+            let (lo, hi) = if what == "accuracy" {
+                ((lo - pad).max(0.0), (hi + pad).min(1.0))
+            } else {
+                ((lo - pad).max(0.0), hi + pad)
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{what} per epoch"), (FONT, 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(56)
+                .build_cartesian_2d(first as f64..last as f64 + 0.001, lo..hi)?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .x_label_formatter(&|v: &f64| format!("{v:.0}"))
+                .y_desc(what)
+                .label_style((FONT, 13))
+                .axis_desc_style((FONT, 14))
+                .light_line_style(WHITE.mix(0.0))
+                .draw()?;
+            for (i, (series, pick)) in [("train", 0usize), ("validation", 1usize)]
+                .into_iter()
+                .enumerate()
+            {
+                let c = color(i);
+                chart
+                    .draw_series(LineSeries::new(
+                        epochs
+                            .iter()
+                            .map(|e| (e.epoch as f64, if pick == 0 { get(e).0 } else { get(e).1 })),
+                        c.stroke_width(2),
+                    ))?
+                    .label(series)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .label_font((FONT, 13))
+                .border_style(GREY_400)
+                .background_style(WHITE.mix(0.9))
+                .position(if what == "loss" {
+                    SeriesLabelPosition::UpperRight
+                } else {
+                    SeriesLabelPosition::LowerRight
+                })
+                .draw()?;
+        }
+        Ok(())
+    }
+}
+
+/// Train and validation loss and accuracy per epoch, side by side.
+///
+/// # Errors
+/// No epochs, or the files cannot be written.
+pub fn learning_curves(dir: &Path, epochs: &[EpochPoint]) -> Result<Written, ChartError> {
+    if epochs.is_empty() {
+        return Err(ChartError::Empty("learning curves need at least one epoch"));
+    }
+    render_chart(dir, "learning_curves", (1100, 420), &LearningCurves(epochs))
+}
+
+struct Roc<'a>(&'a [RocSeries]);
+
+impl Chart for Roc<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        // The legend gets its own column so 15 classes never cover the curves.
+        let (plot, legend) = root.split_horizontally(620);
+        let mut chart = ChartBuilder::on(&plot)
+            .caption("ROC, one class vs the rest", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("false positive rate")
+            .y_desc("true positive rate")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE)
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            GREY_400.stroke_width(1),
+        ))?;
+        for (i, s) in self.0.iter().enumerate() {
+            let c = color(i);
+            chart.draw_series(LineSeries::new(
+                s.fpr.iter().copied().zip(s.tpr.iter().copied()),
+                c.stroke_width(2),
+            ))?;
+        }
+        let row = 22;
+        for (i, s) in self.0.iter().enumerate() {
+            let y = 50 + i as i32 * row;
+            let c = color(i);
+            legend.draw(&PathElement::new(vec![(8, y), (30, y)], c.stroke_width(3)))?;
+            legend.draw(&Text::new(
+                format!("{} (AUC {:.4})", s.name, s.auc),
+                (38, y - 8),
+                (FONT, 14).into_font().color(&GREY_700),
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// All classes' ROC curves on one plot, AUC in the legend.
+///
+/// # Errors
+/// No curves, or the files cannot be written.
+pub fn roc_curves(dir: &Path, curves: &[RocSeries]) -> Result<Written, ChartError> {
+    if curves.is_empty() {
+        return Err(ChartError::Empty(
+            "no class has both positive and negative rows",
+        ));
+    }
+    let height = (120 + curves.len() as u32 * 22).max(560);
+    render_chart(dir, "roc", (1000, height), &Roc(curves))
+}
+
+struct Confusion<'a> {
+    counts: &'a [Vec<u64>],
+    classes: &'a [String],
+}
+
+impl Chart for Confusion<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let k = self.classes.len();
+        let label_px = label_width(self.classes, 14);
+        let (w, h) = root.dim_in_pixel();
+        let cell =
+            ((w as i32 - label_px - 40).min(h as i32 - label_px - 70) / k.max(1) as i32).max(8);
+        let x0 = label_px + 20;
+        let y0 = 50;
+        root.draw(&Text::new(
+            "confusion matrix (rows: true class, columns: predicted; colour: share of the row)",
+            (x0.min(20), 14),
+            (FONT, 16).into_font(),
+        ))?;
+        for (t, row) in self.counts.iter().enumerate() {
+            let total: u64 = row.iter().sum();
+            for (p, &n) in row.iter().enumerate() {
+                let share = if total > 0 {
+                    n as f64 / total as f64
+                } else {
+                    0.0
+                };
+                let fill = heat(share);
+                let (x, y) = (x0 + p as i32 * cell, y0 + t as i32 * cell);
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    fill.filled(),
+                ))?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    WHITE.stroke_width(1),
+                ))?;
+                if n > 0 && cell >= 22 {
+                    let text = compact_count(n);
+                    let size = match (cell, text.len()) {
+                        (60.., _) => 13,
+                        (40.., 0..=4) => 12,
+                        (40.., _) => 10,
+                        _ => 9,
+                    };
+                    let ink = if share > 0.55 { WHITE } else { BLACK };
+                    let tw = text.len() as i32 * size * 6 / 10;
+                    root.draw(&Text::new(
+                        text,
+                        (x + (cell - tw) / 2, y + (cell - size) / 2),
+                        (FONT, size as u32).into_font().color(&ink),
+                    ))?;
+                }
+            }
+        }
+        for (i, name) in self.classes.iter().enumerate() {
+            // Row labels, right-aligned against the matrix.
+            let tw = text_width(name, 14);
+            root.draw(&Text::new(
+                name.clone(),
+                (x0 - 8 - tw, y0 + i as i32 * cell + (cell - 14) / 2),
+                (FONT, 14).into_font(),
+            ))?;
+            // Column labels, rotated to read bottom-up under each column.
+            root.draw(&Text::new(
+                name.clone(),
+                (
+                    x0 + i as i32 * cell + (cell - 14) / 2,
+                    y0 + k as i32 * cell + 8 + text_width(name, 14),
+                ),
+                (FONT, 14).into_font().transform(FontTransform::Rotate270),
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// Count as at most 5 characters: 1234 -> "1234", 12345 -> "12.3k", 1.2M.
+fn compact_count(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
+/// White through blue by share.
+fn heat(share: f64) -> RGBColor {
+    let s = share.clamp(0.0, 1.0);
+    let lerp = |a: f64, b: f64| (a + (b - a) * s).round() as u8;
+    RGBColor(lerp(247.0, 8.0), lerp(251.0, 48.0), lerp(255.0, 107.0))
+}
+
+/// Approximate pixel width of `s` in DejaVu Sans at `size` px (average advance
+/// 0.6 em), for layout only.
+fn text_width(s: &str, size: i32) -> i32 {
+    (s.chars().count() as i32 * size * 6) / 10
+}
+
+fn label_width(names: &[String], size: i32) -> i32 {
+    names.iter().map(|n| text_width(n, size)).max().unwrap_or(0)
+}
+
+/// Confusion-matrix heatmap with counts in the cells and class names on both axes.
+///
+/// # Errors
+/// An empty or non-square matrix, or the files cannot be written.
+pub fn confusion_heatmap(
+    dir: &Path,
+    counts: &[Vec<u64>],
+    classes: &[String],
+) -> Result<Written, ChartError> {
+    if classes.is_empty()
+        || counts.len() != classes.len()
+        || counts.iter().any(|r| r.len() != classes.len())
+    {
+        return Err(ChartError::Empty(
+            "the confusion matrix must be k x k with k class names",
+        ));
+    }
+    let k = classes.len() as u32;
+    let label = label_width(classes, 14) as u32;
+    let cell = if k <= 6 { 70 } else { 44 };
+    let side = label + 40 + cell * k;
+    render_chart(
+        dir,
+        "confusion",
+        (side.max(640), side + 70),
+        &Confusion { counts, classes },
+    )
+}
+
+struct Distribution<'a> {
+    classes: &'a [String],
+    counts: &'a [u64],
+}
+
+impl Chart for Distribution<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let k = self.classes.len();
+        let max = self.counts.iter().copied().max().unwrap_or(1).max(1);
+        // Log scale: IoT classes span four orders of magnitude (1,001 to 1.6M rows).
+        let top = (max as f64).log10().ceil().max(1.0);
+        let label_px = label_width(self.classes, 14) as u32 + 20;
+        let mut chart = ChartBuilder::on(root)
+            .caption("rows per class (log scale)", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(label_px)
+            .build_cartesian_2d(0.0..top + 0.4, (0..k).into_segmented())?;
+        let names = self.classes.to_vec();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(k)
+            .y_label_formatter(&|v: &SegmentValue<usize>| match v {
+                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .x_label_formatter(&|v: &f64| format!("{}", 10f64.powf(*v).round()))
+            .x_desc("rows")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()?;
+        for (i, &n) in self.counts.iter().enumerate() {
+            let v = if n > 0 {
+                (n as f64).log10().max(0.02)
+            } else {
+                0.0
+            };
+            let mut bar = Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(i)),
+                    (v, SegmentValue::Exact(i + 1)),
+                ],
+                color(0).mix(0.85).filled(),
+            );
+            bar.set_margin(4, 4, 0, 0);
+            chart.draw_series(std::iter::once(bar))?;
+            chart.draw_series(std::iter::once(Text::new(
+                n.to_string(),
+                (v + 0.03, SegmentValue::CenterOf(i)),
+                TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+            )))?;
+        }
+        Ok(())
+    }
+}
+
+/// Horizontal bars of rows per class, on a log scale.
+///
+/// # Errors
+/// No classes, or the files cannot be written.
+pub fn class_distribution(
+    dir: &Path,
+    classes: &[String],
+    counts: &[u64],
+) -> Result<Written, ChartError> {
+    if classes.is_empty() || classes.len() != counts.len() {
+        return Err(ChartError::Empty("one count per class is needed"));
+    }
+    let height = 100 + classes.len() as u32 * 30;
+    render_chart(
+        dir,
+        "class_distribution",
+        (900, height.max(300)),
+        &Distribution { classes, counts },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_compact() {
+        assert_eq!(compact_count(9999), "9999");
+        assert_eq!(compact_count(12_345), "12.3k");
+        assert_eq!(compact_count(1_615_643), "1.6M");
+    }
+
+    #[test]
+    fn heat_runs_from_white_to_blue() {
+        assert_eq!(heat(0.0), RGBColor(247, 251, 255));
+        assert_eq!(heat(1.0), RGBColor(8, 48, 107));
+    }
+
+    /// Writes all four charts with 15 classes; set IOTIDS_CHART_DIR to keep them
+    /// for a look (the assertions run either way).
+    #[test]
+    fn fifteen_class_gallery() {
+        let keep = std::env::var_os("IOTIDS_CHART_DIR").map(PathBuf::from);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+        std::fs::create_dir_all(&dir).unwrap();
+        let names: Vec<String> = [
+            "Normal",
+            "DDoS_UDP",
+            "DDoS_ICMP",
+            "SQL_injection",
+            "Password",
+            "Vulnerability_scanner",
+            "DDoS_TCP",
+            "DDoS_HTTP",
+            "Uploading",
+            "Backdoor",
+            "Port_Scanning",
+            "XSS",
+            "Ransomware",
+            "MITM",
+            "Fingerprinting",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let counts: Vec<u64> = vec![
+            1615643, 121568, 116436, 51203, 50153, 50110, 50062, 49911, 37634, 24862, 22564, 15915,
+            10925, 1214, 1001,
+        ];
+        let k = names.len();
+        let confusion: Vec<Vec<u64>> = (0..k)
+            .map(|t| {
+                (0..k)
+                    .map(|p| {
+                        if t == p {
+                            counts[t] * 9 / 10
+                        } else if (t + 1) % k == p {
+                            counts[t] / 10
+                        } else {
+                            0
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let roc: Vec<RocSeries> = (0..k)
+            .map(|c| {
+                let a = 1.0 + c as f64;
+                let fpr: Vec<f64> = (0..=20).map(|i| i as f64 / 20.0).collect();
+                let tpr: Vec<f64> = fpr.iter().map(|x| x.powf(1.0 / (a + 1.0))).collect();
+                RocSeries {
+                    name: names[c].clone(),
+                    fpr,
+                    tpr,
+                    auc: 1.0 - 1.0 / (a + 2.0),
+                }
+            })
+            .collect();
+        let epochs: Vec<EpochPoint> = (1..=12)
+            .map(|e| EpochPoint {
+                epoch: e,
+                train_loss: 1.0 / e as f64,
+                val_loss: 1.1 / e as f64 + 0.02,
+                train_accuracy: 1.0 - 0.5 / e as f64,
+                val_accuracy: 0.98 - 0.5 / e as f64,
+            })
+            .collect();
+        for w in [
+            confusion_heatmap(&dir, &confusion, &names).unwrap(),
+            roc_curves(&dir, &roc).unwrap(),
+            learning_curves(&dir, &epochs).unwrap(),
+            class_distribution(&dir, &names, &counts).unwrap(),
+        ] {
+            assert!(
+                w.svg.contains("Normal") || w.svg.contains("epoch"),
+                "{}",
+                w.svg_path.display()
+            );
+            let png = std::fs::read(&w.png_path).unwrap();
+            assert!(
+                png.len() > 5_000,
+                "{} is suspiciously small",
+                w.png_path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn charts_are_written_as_svg_and_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let classes: Vec<String> = ["Normal", "DDoS_UDP", "Fingerprinting"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let w = confusion_heatmap(
+            dir.path(),
+            &[vec![90, 5, 5], vec![2, 98, 0], vec![0, 1, 9]],
+            &classes,
+        )
+        .unwrap();
+        assert!(w.svg.starts_with("<svg"));
+        assert!(w.svg.contains("Fingerprinting"));
+        let png = std::fs::read(&w.png_path).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        let e = confusion_heatmap(dir.path(), &[vec![1, 2]], &classes).unwrap_err();
+        assert!(matches!(e, ChartError::Empty(_)));
+    }
+}
