@@ -24,6 +24,7 @@ pub mod split;
 pub mod synth;
 pub mod table;
 pub mod value;
+pub mod window;
 
 pub use error::{Error, Result};
 pub use ingest::{IngestOptions, read_csv};
