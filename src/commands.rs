@@ -284,8 +284,27 @@ fn demo(out: &Path, rows: u64, seed: u64, cli: &Cli) -> Result<ExitCode> {
     write_prepared(&prep_dir, &p, &cfg, false)?;
     print("== prepare (flow split, fitted on training rows) ==")?;
     print(&summary(&p, &prep_dir))?;
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures)
+        .with_context(|| format!("{}: cannot create directory", figures.display()))?;
+    let mut page = report::html::Report::new(
+        "iotids demo",
+        "generated Edge-IIoTset-schema data (not real traffic)",
+    );
+    for b in report::pages::data_sections(&d, &figures)? {
+        page.push(b);
+    }
+    for b in report::pages::audit_sections(&a)
+        .into_iter()
+        .chain(report::pages::prepare_sections(&p))
+    {
+        page.push(b);
+    }
+    let html = out.join("report.html");
+    std::fs::write(&html, page.to_html())
+        .with_context(|| format!("{}: cannot write", html.display()))?;
     print(&format!(
-        "demo outputs are in {} (generated data, describe.json, audit.json, prepared/)",
+        "demo outputs are in {}: report.html, figures/, generated data, describe.json, audit.json, prepared/",
         out.display()
     ))?;
     Ok(ExitCode::SUCCESS)

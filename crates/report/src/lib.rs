@@ -2,9 +2,12 @@
 //!
 //! The data and model crates produce plain structs (serialisable to JSON for
 //! machines); this crate turns them into what a person reads: terminal tables
-//! now, pictures and the HTML report as the model side arrives.
+//! ([`text`]), pictures ([`charts`], SVG and PNG) and one self-contained HTML page
+//! ([`html`]).
 
 pub mod charts;
+pub mod html;
+pub mod pages;
 pub mod text;
 
 pub use text::{render_audit, render_description, render_pipeline, render_split};
