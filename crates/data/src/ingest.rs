@@ -29,6 +29,9 @@ use crate::value::{self, Cell};
 
 /// How many rejects are kept in memory for display.
 const SHOWN_REJECTS: usize = 20;
+/// The class of every row of a file read without its label column.
+pub const UNLABELLED: &str = "(unlabelled)";
+
 /// Raw spellings remembered per categorical column and block.
 const RAW_LEVEL_CACHE: usize = 4096;
 /// Records looked at to infer column types and profile columns.
@@ -51,6 +54,12 @@ pub struct IngestOptions {
     pub keep: Vec<String>,
     /// Columns to treat as categorical in addition to the layout's list.
     pub categorical: Vec<String>,
+    /// Columns to treat as numeric whatever their values look like (prediction
+    /// forces the kinds the model was trained with).
+    pub numeric: Vec<String>,
+    /// Accept a file without the label column (prediction on unlabelled traffic):
+    /// every row then has the class [`UNLABELLED`].
+    pub label_optional: bool,
     /// Worker threads; 0 means one per core.
     pub threads: usize,
     /// Block size in bytes; 0 means the default (4 MiB).
@@ -87,7 +96,8 @@ struct Layout {
     format: Format,
     delimiter: u8,
     n_fields: usize,
-    label_idx: usize,
+    /// `None` for an unlabelled file read with `label_optional`.
+    label_idx: Option<usize>,
     plans: Vec<Plan>,
     n_out: usize,
     flow: Option<FlowIdx>,
@@ -164,6 +174,30 @@ struct LocalStats {
 /// The file cannot be read, is empty, is not CSV, or lacks the label column.
 /// Bad rows are not errors: they are counted in [`IngestReport`].
 pub fn read_csv(path: &Path, opts: &IngestOptions) -> Result<Dataset> {
+    let mut whole = None;
+    read_csv_batches(path, opts, usize::MAX, |ds| {
+        whole = Some(ds);
+        Ok(())
+    })?;
+    whole.ok_or_else(|| Error::NoRows {
+        path: path.into(),
+        rejected: 0,
+    })
+}
+
+/// Reads a labelled CSV file in batches of about `batch_rows` rows, in file order,
+/// so a file larger than memory can be processed (prediction). Flow ids, class ids
+/// and category codes are the same across batches; each batch's report holds the
+/// counts so far. Returns the report of the whole file.
+///
+/// # Errors
+/// As [`read_csv`], plus whatever `on_batch` returns (which stops the reading).
+pub fn read_csv_batches(
+    path: &Path,
+    opts: &IngestOptions,
+    batch_rows: usize,
+    mut on_batch: impl FnMut(Dataset) -> Result<()>,
+) -> Result<IngestReport> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let bytes_total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let block_size = if opts.block_size == 0 {
@@ -259,6 +293,7 @@ pub fn read_csv(path: &Path, opts: &IngestOptions) -> Result<Dataset> {
         });
 
         // Append parsed blocks in file order.
+        let mut delivered = false;
         let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
         let mut next = 0u64;
         for p in parsed_rx {
@@ -266,31 +301,38 @@ pub fn read_csv(path: &Path, opts: &IngestOptions) -> Result<Dataset> {
             while let Some(p) = pending.remove(&next) {
                 merger.append(p, &mut rejects_out)?;
                 next += 1;
+                if merger.ds.n_rows() >= batch_rows.max(1) {
+                    on_batch(merger.take_batch())?;
+                    delivered = true;
+                }
             }
+        }
+        if let Some(e) = io_error.lock().expect("io error slot").take() {
+            return Err(Error::io(path, e));
+        }
+        let last = merger.take_batch();
+        if last.n_rows() == 0 && !delivered {
+            return Err(Error::NoRows {
+                path: path.into(),
+                rejected: last.report.rows_rejected,
+            });
+        }
+        if last.n_rows() > 0 || !delivered {
+            on_batch(last)?;
         }
         Ok(())
     })?;
-    if let Some(e) = io_error.into_inner().expect("io error slot") {
-        return Err(Error::io(path, e));
-    }
     if let Some((p, mut w)) = rejects_out {
         w.flush().map_err(|e| Error::io(&p, e))?;
     }
-    let ds = merger.finish();
-    if ds.n_rows() == 0 {
-        return Err(Error::NoRows {
-            path: path.into(),
-            rejected: ds.report.rows_rejected,
-        });
-    }
+    let report = merger.report();
     tracing::info!(
         path = %path.display(),
-        rows = ds.n_rows(),
-        rejected = ds.report.rows_rejected,
-        columns = ds.columns.len(),
+        rows = report.rows_kept,
+        rejected = report.rows_rejected,
         "ingested"
     );
-    Ok(ds)
+    Ok(report)
 }
 
 /// Reads until `buf` holds `want` bytes or the file ends; returns true at EOF.
@@ -462,14 +504,14 @@ fn plan_columns(
             });
         }
     };
-    let label_idx = header
-        .iter()
-        .position(|h| *h == label)
-        .ok_or_else(|| Error::MissingLabel {
+    let label_idx = header.iter().position(|h| *h == label);
+    if label_idx.is_none() && !opts.label_optional {
+        return Err(Error::MissingLabel {
             path: path.into(),
             label: label.clone(),
             available: available(),
-        })?;
+        });
+    }
     for (names, option) in [
         (&opts.drop, "--drop"),
         (&opts.keep, "--keep"),
@@ -486,7 +528,7 @@ fn plan_columns(
     let mut plans = Vec::with_capacity(header.len());
     let mut n_out = 0;
     for (i, name) in header.iter().enumerate() {
-        let plan = if i == label_idx {
+        let plan = if Some(i) == label_idx {
             Plan::Label
         } else if drop_reason(format, name, &label, opts).is_some() {
             Plan::Skip
@@ -584,6 +626,9 @@ fn infer_types(
         .collect();
     for (i, plan) in layout.plans.iter_mut().enumerate() {
         let Plan::Numeric(out) = *plan else { continue };
+        if opts.numeric.iter().any(|n| *n == header[i]) {
+            continue;
+        }
         let categorical = declared.contains(header[i].as_str()) || {
             let (mut text, mut num) = (0usize, 0usize);
             for r in sample {
@@ -607,7 +652,7 @@ fn profile_columns(
     sample: &[csv::ByteRecord],
     opts: &IngestOptions,
 ) -> Vec<ColumnProfile> {
-    let label = &header[layout.label_idx];
+    let label = layout.label_idx.map_or("", |i| header[i].as_str());
     header
         .iter()
         .enumerate()
@@ -721,18 +766,26 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
             continue;
         }
         // Labels repeat: map raw label bytes to a class once per block.
-        let class_id = match label_cache.get(&rec[layout.label_idx]) {
+        let raw: &[u8] = match layout.label_idx {
+            Some(i) => &rec[i],
+            None => UNLABELLED.as_bytes(),
+        };
+        let class_id = match label_cache.get(raw) {
             Some(&id) => id,
             None => {
-                let raw_label = String::from_utf8_lossy(&rec[layout.label_idx]);
-                let Some(class) = schema::canonical_label(layout.format, &raw_label) else {
+                let raw_label = String::from_utf8_lossy(raw);
+                let class = match layout.label_idx {
+                    None => Some(UNLABELLED.to_string()),
+                    Some(_) => schema::canonical_label(layout.format, &raw_label),
+                };
+                let Some(class) = class else {
                     out.rejects.push((
                         Reject {
                             line,
                             reason: format!(
                                 "unusable label `{}` in column {}",
                                 raw_label.trim(),
-                                layout.label_idx + 1
+                                layout.label_idx.map_or(0, |i| i + 1)
                             ),
                         },
                         raw_record(&rec, layout.delimiter),
@@ -744,7 +797,7 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
                     out.classes.push(class);
                     next_id
                 });
-                label_cache.insert(rec[layout.label_idx].to_vec(), id);
+                label_cache.insert(raw.to_vec(), id);
                 id
             }
         };
@@ -917,7 +970,9 @@ impl Merger {
             ds: Dataset {
                 path: path.into(),
                 format: layout.format,
-                label_column: header[layout.label_idx].clone(),
+                label_column: layout
+                    .label_idx
+                    .map_or_else(String::new, |i| header[i].clone()),
                 columns,
                 classes: Vec::new(),
                 labels: Vec::new(),
@@ -1023,14 +1078,50 @@ impl Merger {
         Ok(())
     }
 
-    fn finish(mut self) -> Dataset {
+    /// The rows appended since the last batch, as a table; dictionaries, class and
+    /// flow ids carry on into the next batch.
+    fn take_batch(&mut self) -> Dataset {
         let n_classes = self.ds.classes.len();
-        for c in &mut self.ds.columns {
-            c.spellings.resize(n_classes, [0; 4]);
+        let ds = &mut self.ds;
+        ds.report.rows_kept += ds.labels.len() as u64;
+        ds.report.flows = ds.flows.as_ref().map(|_| self.flow_index.len() as u64);
+        let columns = ds
+            .columns
+            .iter_mut()
+            .map(|c| Column {
+                name: c.name.clone(),
+                data: match &mut c.data {
+                    ColumnData::Numeric(v) => ColumnData::Numeric(std::mem::take(v)),
+                    ColumnData::Categorical { codes, levels } => ColumnData::Categorical {
+                        codes: std::mem::take(codes),
+                        levels: levels.clone(),
+                    },
+                },
+                text_cells: c.text_cells,
+                missing_cells: c.missing_cells,
+                spellings: {
+                    let mut s = c.spellings.clone();
+                    s.resize(n_classes, [0; 4]);
+                    s
+                },
+            })
+            .collect();
+        Dataset {
+            path: ds.path.clone(),
+            format: ds.format,
+            label_column: ds.label_column.clone(),
+            columns,
+            classes: ds.classes.clone(),
+            labels: std::mem::take(&mut ds.labels),
+            flows: ds.flows.as_mut().map(std::mem::take),
+            lines: std::mem::take(&mut ds.lines),
+            row_hashes: std::mem::take(&mut ds.row_hashes),
+            report: ds.report.clone(),
         }
-        self.ds.report.rows_kept = self.ds.labels.len() as u64;
-        self.ds.report.flows = self.ds.flows.as_ref().map(|_| self.flow_index.len() as u64);
-        self.ds
+    }
+
+    fn report(&self) -> IngestReport {
+        self.ds.report.clone()
     }
 }
 

@@ -255,3 +255,85 @@ fn bot_iot_tab_separated_with_hex_ports() {
         "the other label columns are never features"
     );
 }
+
+#[test]
+fn batches_cover_the_file_once_with_stable_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("src_ip,dst_ip,size,proto,label\n");
+    for i in 0..5000 {
+        let proto = ["tcp", "udp", "icmp"][i % 3];
+        text.push_str(&format!(
+            "10.0.0.{},10.0.1.1,{},{proto},{}\n",
+            i % 7,
+            i,
+            if i % 5 == 0 { "scan" } else { "normal" }
+        ));
+    }
+    let path = write(dir.path(), "stream.csv", text.as_bytes());
+    let base = IngestOptions {
+        label: Some("label".into()),
+        block_size: 4096,
+        threads: 2,
+        ..IngestOptions::default()
+    };
+    let whole = read_csv(&path, &base).unwrap();
+    let mut sizes = Vec::new();
+    let (mut labels, mut flows, mut sizes_col, mut protos) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let report = iotids_data::ingest::read_csv_batches(&path, &base, 700, |b| {
+        sizes.push(b.n_rows());
+        labels.extend(b.labels.iter().map(|&l| b.classes[l as usize].clone()));
+        flows.extend_from_slice(b.flows.as_ref().unwrap());
+        sizes_col.extend_from_slice(numeric(&b, "size"));
+        for r in 0..b.n_rows() {
+            protos.push(category(&b, "proto", r));
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(report.rows_kept, 5000);
+    assert_eq!(sizes.iter().sum::<usize>(), 5000);
+    assert!(sizes.len() >= 5, "{sizes:?}");
+    assert!(
+        sizes[..sizes.len() - 1].iter().all(|&s| s >= 700),
+        "{sizes:?}"
+    );
+    let whole_labels: Vec<String> = whole
+        .labels
+        .iter()
+        .map(|&l| whole.classes[l as usize].clone())
+        .collect();
+    assert_eq!(labels, whole_labels);
+    assert_eq!(
+        &flows,
+        whole.flows.as_ref().unwrap(),
+        "flow ids are stable across batches"
+    );
+    assert_eq!(sizes_col, numeric(&whole, "size"));
+    assert_eq!(protos[..6], ["tcp", "udp", "icmp", "tcp", "udp", "icmp"]);
+}
+
+#[test]
+fn unlabelled_files_are_read_when_the_label_is_optional() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "live.csv", b"size,proto\n1,tcp\n2,udp\n");
+    let strict = IngestOptions {
+        label: Some("label".into()),
+        ..IngestOptions::default()
+    };
+    assert!(matches!(
+        read_csv(&path, &strict),
+        Err(Error::MissingLabel { .. })
+    ));
+    let lenient = IngestOptions {
+        label_optional: true,
+        numeric: vec!["proto".into()],
+        ..strict
+    };
+    let ds = read_csv(&path, &lenient).unwrap();
+    assert_eq!(ds.classes, vec![iotids_data::ingest::UNLABELLED]);
+    assert_eq!(ds.n_rows(), 2);
+    // Forced numeric: the text becomes NaN and is counted, as the model expects.
+    assert!(numeric(&ds, "proto")[0].is_nan());
+    assert_eq!(ds.column("proto").unwrap().text_cells, 2);
+}
