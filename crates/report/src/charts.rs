@@ -460,7 +460,15 @@ impl Chart for Distribution<'_> {
                 SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
-            .x_label_formatter(&|v: &f64| format!("{}", 10f64.powf(*v).round()))
+            .x_labels(top as usize + 1)
+            // Label whole decades only: 1, 10, 100, ...
+            .x_label_formatter(&|v: &f64| {
+                if (v - v.round()).abs() < 1e-6 {
+                    format!("{}", 10f64.powf(v.round()))
+                } else {
+                    String::new()
+                }
+            })
             .x_desc("rows")
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
