@@ -53,6 +53,56 @@ pub fn flow_windows(flows: Option<&[u32]>, n: usize, k: usize) -> Result<Vec<u32
     Ok(out)
 }
 
+/// Feature windows ready for a recurrent model: the feature matrix of every row
+/// and each row's window of row indices.
+#[derive(Debug, Clone)]
+pub struct Sequences {
+    /// Features of every row, row-major `rows x features`.
+    pub features: crate::pipeline::Matrix,
+    /// `windows[r * k..(r + 1) * k]`: see [`flow_windows`].
+    pub windows: Vec<u32>,
+    pub k: usize,
+}
+
+impl Sequences {
+    /// Builds windows of `k` records over all rows of `features`.
+    ///
+    /// # Errors
+    /// As [`flow_windows`].
+    pub fn new(features: crate::pipeline::Matrix, flows: Option<&[u32]>, k: usize) -> Result<Self> {
+        let windows = flow_windows(flows, features.rows, k)?;
+        Ok(Sequences {
+            features,
+            windows,
+            k,
+        })
+    }
+
+    /// Fills `x` (`[rows.len(), k, features]`, row-major) and `mask`
+    /// (`[rows.len(), k]`, 1 for a real record, 0 for padding) for the windows
+    /// ending at `rows`. Padding steps are zeros.
+    pub fn batch(&self, rows: &[usize], x: &mut Vec<f32>, mask: &mut Vec<f32>) {
+        let f = self.features.cols;
+        x.clear();
+        x.resize(rows.len() * self.k * f, 0.0);
+        mask.clear();
+        mask.resize(rows.len() * self.k, 0.0);
+        for (b, &r) in rows.iter().enumerate() {
+            for (t, &src) in self.windows[r * self.k..(r + 1) * self.k]
+                .iter()
+                .enumerate()
+            {
+                if src == PAD {
+                    continue;
+                }
+                let dst = (b * self.k + t) * f;
+                x[dst..dst + f].copy_from_slice(self.features.row(src as usize));
+                mask[b * self.k + t] = 1.0;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +123,23 @@ mod tests {
             &[2, 3, 5],
             "only the K-1 most recent rows of the flow"
         );
+    }
+
+    #[test]
+    fn batches_gather_features_and_mask_padding() {
+        let features = crate::pipeline::Matrix {
+            rows: 4,
+            cols: 2,
+            data: vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5],
+        };
+        // Flows A A B A.
+        let s = Sequences::new(features, Some(&[7, 7, 9, 7]), 3).unwrap();
+        let (mut x, mut m) = (Vec::new(), Vec::new());
+        s.batch(&[3, 2], &mut x, &mut m);
+        // Row 3's window: rows 0, 1, 3. Row 2's: pad, pad, 2.
+        assert_eq!(&x[..6], &[0.0, 0.5, 1.0, 1.5, 3.0, 3.5]);
+        assert_eq!(&x[6..], &[0.0, 0.0, 0.0, 0.0, 2.0, 2.5]);
+        assert_eq!(m, vec![1.0, 1.0, 1.0, 0.0, 0.0, 1.0]);
     }
 
     #[test]
