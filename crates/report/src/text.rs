@@ -61,6 +61,28 @@ fn right_align(t: &mut Table, from: usize) {
     }
 }
 
+/// Columns of the numeric-statistics table (the seeds' Table 2 plus NaN and text).
+pub const NUMERIC_HEADER: [&str; 11] = [
+    "column", "count", "mean", "std", "min", "25%", "50%", "75%", "max", "NaN", "text",
+];
+
+/// One row of the numeric-statistics table.
+pub fn numeric_row(s: &iotids_data::describe::NumericSummary) -> Vec<String> {
+    vec![
+        s.name.clone(),
+        s.count.to_string(),
+        fmt_num(s.mean),
+        fmt_num(s.std),
+        fmt_num(s.min),
+        fmt_num(s.q25),
+        fmt_num(s.q50),
+        fmt_num(s.q75),
+        fmt_num(s.max),
+        s.missing.to_string(),
+        s.text.to_string(),
+    ]
+}
+
 /// `describe`'s report: rows, classes (Table 1), numeric statistics (Table 2),
 /// categorical columns, dropped columns and the first rejected rows.
 pub fn render_description(d: &Description) -> String {
@@ -99,23 +121,9 @@ pub fn render_description(d: &Description) -> String {
             out,
             "\nNumeric columns (after type conversion; absent = 0):"
         );
-        let mut t = table(&[
-            "column", "count", "mean", "std", "min", "25%", "50%", "75%", "max", "NaN", "text",
-        ]);
+        let mut t = table(&NUMERIC_HEADER);
         for s in &d.numeric {
-            t.add_row(vec![
-                s.name.clone(),
-                s.count.to_string(),
-                fmt_num(s.mean),
-                fmt_num(s.std),
-                fmt_num(s.min),
-                fmt_num(s.q25),
-                fmt_num(s.q50),
-                fmt_num(s.q75),
-                fmt_num(s.max),
-                s.missing.to_string(),
-                s.text.to_string(),
-            ]);
+            t.add_row(numeric_row(s));
         }
         right_align(&mut t, 1);
         let _ = writeln!(out, "{t}");
