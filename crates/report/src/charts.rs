@@ -544,26 +544,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
         std::fs::create_dir_all(&dir).unwrap();
-        let names: Vec<String> = [
-            "Normal",
-            "DDoS_UDP",
-            "DDoS_ICMP",
-            "SQL_injection",
-            "Password",
-            "Vulnerability_scanner",
-            "DDoS_TCP",
-            "DDoS_HTTP",
-            "Uploading",
-            "Backdoor",
-            "Port_Scanning",
-            "XSS",
-            "Ransomware",
-            "MITM",
-            "Fingerprinting",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let names: Vec<String> = iotids_data::schema::EDGE_CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let counts: Vec<u64> = vec![
             1615643, 121568, 116436, 51203, 50153, 50110, 50062, 49911, 37634, 24862, 22564, 15915,
             10925, 1214, 1001,
