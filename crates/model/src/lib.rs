@@ -1,9 +1,18 @@
 //! Detection models and their evaluation.
 //!
+//! [`gru`] is the GRU classifier (issue 3) on burn: the seeds' gate equations, PyTorch's
+//! weight layout, left-padded windows of records; [`backend`] picks the burn device from the
+//! cargo feature (`flex` CPU by default, `cuda`, `wgpu`).
+//!
 //! [`metrics`] scores predictions the way scikit-learn does (its
 //! `classification_report`, `confusion_matrix`, `roc_curve`/`roc_auc_score` and
 //! `average_precision_score`), plus the intrusion-detection pair: detection rate and
 //! false-alarm rate of attack vs normal. A test feeds the same labels, predictions
 //! and scores to both and compares.
 
+pub mod backend;
+pub mod error;
+pub mod gru;
 pub mod metrics;
+
+pub use error::{Error, Result};
