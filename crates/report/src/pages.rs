@@ -9,7 +9,7 @@ use iotids_data::prepare::Prepared;
 
 use crate::charts::{self, ChartError};
 use crate::html::Block;
-use crate::text::fmt_num;
+use crate::text::{NUMERIC_HEADER, numeric_row};
 
 /// Data summary: rows, classes with weights, the class-distribution picture, the
 /// numeric statistics table, and what was dropped.
@@ -61,31 +61,8 @@ pub fn data_sections(d: &Description, figures: &Path) -> Result<Vec<Block>, Char
     });
     out.push(Block::Heading("Numeric columns".into()));
     out.push(Block::Table {
-        header: [
-            "column", "count", "mean", "std", "min", "25%", "50%", "75%", "max", "NaN", "text",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-        rows: d
-            .numeric
-            .iter()
-            .map(|s| {
-                vec![
-                    s.name.clone(),
-                    s.count.to_string(),
-                    fmt_num(s.mean),
-                    fmt_num(s.std),
-                    fmt_num(s.min),
-                    fmt_num(s.q25),
-                    fmt_num(s.q50),
-                    fmt_num(s.q75),
-                    fmt_num(s.max),
-                    s.missing.to_string(),
-                    s.text.to_string(),
-                ]
-            })
-            .collect(),
+        header: NUMERIC_HEADER.iter().map(|s| s.to_string()).collect(),
+        rows: d.numeric.iter().map(numeric_row).collect(),
     });
     Ok(out)
 }
