@@ -322,3 +322,11 @@ mod tests {
         assert_eq!(canonical_label(Format::Generic, "NaN"), None);
     }
 }
+
+/// The benign class among `classes` (`Normal`, `benign`, in any spelling
+/// [`class_key`] folds), if there is one: attacks are every other class.
+pub fn normal_class(classes: &[String]) -> Option<usize> {
+    classes
+        .iter()
+        .position(|c| matches!(class_key(c).as_str(), "normal" | "benign" | "benigntraffic"))
+}

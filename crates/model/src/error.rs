@@ -36,6 +36,17 @@ pub enum Error {
         /// How many layers the model has.
         layers: usize,
     },
+    /// A model directory that cannot be written or read back.
+    #[error("{path}: {reason}")]
+    Artifact {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The data side refused the input (unreadable file, columns the pipeline lacks...).
+    #[error(transparent)]
+    Data(#[from] iotids_data::Error),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -4,15 +4,21 @@
 //! weight layout, left-padded windows of records; [`backend`] picks the burn device from the
 //! cargo feature (`flex` CPU by default, `cuda`, `wgpu`).
 //!
+//! [`train`] fits it (class-weighted cross-entropy, Adam, early stopping) and scores
+//! windows; [`artifact`] is the model directory that carries the network, its config and
+//! the fitted preprocessing pipeline to `evaluate` and `predict`.
+//!
 //! [`metrics`] scores predictions the way scikit-learn does (its
 //! `classification_report`, `confusion_matrix`, `roc_curve`/`roc_auc_score` and
 //! `average_precision_score`), plus the intrusion-detection pair: detection rate and
 //! false-alarm rate of attack vs normal. A test feeds the same labels, predictions
 //! and scores to both and compares.
 
+pub mod artifact;
 pub mod backend;
 pub mod error;
 pub mod gru;
 pub mod metrics;
+pub mod train;
 
 pub use error::{Error, Result};

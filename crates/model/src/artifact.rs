@@ -1,0 +1,156 @@
+//! The model directory: everything prediction needs to apply exactly the steps training
+//! took, in one place.
+//!
+//! ```text
+//! model/
+//!   model.json     format version, GRU config, window, class names, feature names,
+//!                  training config and history summary
+//!   weights.bpk    the network's weights (burn's binary record)
+//!   pipeline.json  the preprocessing fitted on the training rows (encoders, imputation,
+//!                  scaling, selected features, class weights)
+//! ```
+//!
+//! Loading checks the format version and that the three files agree (feature count,
+//! classes), so a directory assembled from two runs is refused rather than mispredicting.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use iotids_data::pipeline::Pipeline;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::gru::{GruClassifier, GruConfig};
+use crate::train::{History, TrainConfig};
+
+/// Version of the directory layout and of `model.json`; a reader refuses others.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+
+const CARD: &str = "model.json";
+const WEIGHTS: &str = "weights"; // burn appends `.bpk`
+const PIPELINE: &str = "pipeline.json";
+
+/// `model.json`: what the model is and how it was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// [`MODEL_FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// The iotids version that trained it.
+    pub iotids_version: String,
+    /// The network's shape.
+    pub gru: GruConfig,
+    /// Records per window (1: each record alone; K: the record and the K-1 before it in
+    /// its flow).
+    pub window: usize,
+    /// Class names, in the order of the network's outputs.
+    pub classes: Vec<String>,
+    /// The benign class, if any: attacks are the others (detection and false-alarm rates).
+    pub normal_class: Option<String>,
+    /// The network's input features, in order (the pipeline's selected features).
+    pub features: Vec<String>,
+    /// How it was trained.
+    pub train: TrainConfig,
+    /// Epochs run, best epoch, time.
+    pub history: History,
+}
+
+/// A trained detector: the fitted pipeline, the network and its card.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    /// What it is (see [`ModelCard`]).
+    pub card: ModelCard,
+    /// Preprocessing, fitted on the training rows.
+    pub pipeline: Pipeline,
+    /// The network, on the inference device.
+    pub net: GruClassifier,
+}
+
+impl Detector {
+    /// Index of the benign class in [`ModelCard::classes`].
+    pub fn normal_index(&self) -> Option<usize> {
+        let normal = self.card.normal_class.as_ref()?;
+        self.card.classes.iter().position(|c| c == normal)
+    }
+
+    /// Writes the model directory `dir` (created if needed; files in it are replaced).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Artifact`] when a file cannot be written.
+    pub fn save(&self, dir: &Path) -> crate::Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| artifact(dir, e))?;
+        let card = serde_json::to_string_pretty(&self.card).map_err(|e| artifact(dir, e))?;
+        std::fs::write(dir.join(CARD), card).map_err(|e| artifact(&dir.join(CARD), e))?;
+        self.pipeline.save(&dir.join(PIPELINE))?;
+        let weights = dir.join(WEIGHTS);
+        self.net
+            .clone()
+            .save_file(&weights)
+            .map_err(|e| artifact(&weights, format!("{e:?}")))?;
+        Ok(())
+    }
+
+    /// Reads a model directory written by [`save`](Self::save).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Artifact`] naming the file that is missing, unreadable, of another format
+    /// version, or inconsistent with the others.
+    pub fn load(dir: &Path) -> crate::Result<Detector> {
+        let card_path = dir.join(CARD);
+        if !card_path.exists() {
+            return Err(artifact(
+                dir,
+                "not an iotids model directory (no model.json); `iotids train --out DIR` writes one",
+            ));
+        }
+        let text = std::fs::read_to_string(&card_path).map_err(|e| artifact(&card_path, e))?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|e| artifact(&card_path, e))?;
+        if card.format_version != MODEL_FORMAT_VERSION {
+            return Err(artifact(
+                &card_path,
+                format!(
+                    "model format version {} (this iotids reads version {MODEL_FORMAT_VERSION})",
+                    card.format_version
+                ),
+            ));
+        }
+        card.gru.check()?;
+        let pipeline = Pipeline::load(&dir.join(PIPELINE))?;
+        let features = pipeline.feature_names();
+        if features != card.features || card.gru.input != features.len() {
+            return Err(artifact(
+                &dir.join(PIPELINE),
+                format!(
+                    "its {} features are not the {} the network was trained on: the files come from different runs",
+                    features.len(),
+                    card.features.len()
+                ),
+            ));
+        }
+        if pipeline.classes != card.classes || card.gru.classes != card.classes.len() {
+            return Err(artifact(
+                &dir.join(PIPELINE),
+                "its classes are not the network's: the files come from different runs",
+            ));
+        }
+        let weights = dir.join(WEIGHTS);
+        let net = card
+            .gru
+            .init(&crate::backend::device())
+            .try_load_file(&weights)
+            .map_err(|e| artifact(&weights.with_extension("bpk"), format!("{e:?}")))?;
+        Ok(Detector {
+            card,
+            pipeline,
+            net,
+        })
+    }
+}
+
+fn artifact(path: &Path, reason: impl ToString) -> Error {
+    Error::Artifact {
+        path: PathBuf::from(path),
+        reason: reason.to_string(),
+    }
+}

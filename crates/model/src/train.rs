@@ -1,0 +1,645 @@
+//! Training the GRU classifier: class-weighted cross-entropy, Adam, shuffled mini-batches,
+//! early stopping on validation loss with the best epoch restored.
+//!
+//! Everything random is drawn from one generator seeded with [`TrainConfig::seed`] (the
+//! batch order) or [`GruConfig::seed`] (the initial weights), so the same data and configs
+//! give the same model, epoch for epoch. Dropout is the exception: burn draws its masks
+//! from its own generator, so a config with `dropout > 0` is reproducible only in
+//! distribution.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use iotids_data::window::Sequences;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::gru::{GruClassifier, GruConfig};
+
+/// How to train. [`Default`] gives the values below.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Most passes over the training rows (30).
+    pub epochs: usize,
+    /// Windows per mini-batch (256).
+    pub batch_size: usize,
+    /// Adam's step size (1e-3, Adam's customary default).
+    pub learning_rate: f64,
+    /// Stop after this many epochs without a lower validation loss, and restore the best
+    /// epoch's weights (5). 0 trains all `epochs` and still restores the best epoch.
+    pub patience: usize,
+    /// Weigh each class's loss by the pipeline's `n / (k · n_c)` (true), so rare attacks
+    /// count as much as floods; false is plain cross-entropy.
+    pub class_weights: bool,
+    /// Seed of the batch order (42).
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 30,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            patience: 5,
+            class_weights: true,
+            seed: 42,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field against its allowed range.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first field out of range.
+    pub fn check(&self) -> crate::Result<()> {
+        let bad = |field, value: String, allowed| {
+            Err(Error::Config {
+                field,
+                value,
+                allowed,
+            })
+        };
+        if self.epochs == 0 {
+            return bad("epochs", "0".into(), "at least 1");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "0".into(), "at least 1");
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad(
+                "learning_rate",
+                self.learning_rate.to_string(),
+                "a positive number",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Labelled windows: the rows `rows` of `sequences`, with `labels` indexed by row.
+#[derive(Debug, Clone, Copy)]
+pub struct Examples<'a> {
+    /// Features and flow windows of every row of the table.
+    pub sequences: &'a Sequences,
+    /// Class id of every row of the table (the window's last record's class).
+    pub labels: &'a [u32],
+    /// The rows to use.
+    pub rows: &'a [usize],
+}
+
+/// One epoch's numbers, a point of the learning curves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// From 1.
+    pub epoch: usize,
+    /// Mean (class-weighted, if training is) cross-entropy over the epoch's batches,
+    /// measured while the weights moved.
+    pub train_loss: f64,
+    /// Fraction of training windows classified right during the epoch.
+    pub train_accuracy: f64,
+    /// The same loss on the validation rows after the epoch; `None` without validation rows.
+    pub validation_loss: Option<f64>,
+    /// Validation accuracy after the epoch.
+    pub validation_accuracy: Option<f64>,
+    /// Wall time of the epoch, validation included.
+    pub seconds: f64,
+}
+
+/// What training did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// One record per epoch run.
+    pub epochs: Vec<EpochRecord>,
+    /// The epoch whose weights were kept (lowest validation loss; the last without
+    /// validation rows).
+    pub best_epoch: usize,
+    /// True when patience ran out before `epochs`.
+    pub stopped_early: bool,
+    /// Wall time of the whole training.
+    pub seconds: f64,
+}
+
+/// Progress reports, for a progress bar.
+#[derive(Debug, Clone)]
+pub enum TrainEvent {
+    /// An epoch begins; `batches` mini-batches follow.
+    EpochStart {
+        /// From 1.
+        epoch: usize,
+        /// Mini-batches in this epoch.
+        batches: usize,
+    },
+    /// A mini-batch was trained on; the numbers are the epoch's running means.
+    Batch {
+        /// Loss so far this epoch.
+        loss: f64,
+        /// Accuracy so far this epoch.
+        accuracy: f64,
+    },
+    /// The epoch ended (validation included).
+    EpochEnd(EpochRecord),
+}
+
+/// Trains a new classifier built from `model` on `train`, stopping early on `validation`.
+///
+/// # Errors
+///
+/// [`Error::Config`] for an invalid config, no training rows, labels outside
+/// `class_weights`, or a model whose input width differs from the features'.
+pub fn train(
+    model: &GruConfig,
+    cfg: &TrainConfig,
+    class_weights: &[f64],
+    train: Examples<'_>,
+    validation: Examples<'_>,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> crate::Result<(GruClassifier, History)> {
+    cfg.check()?;
+    model.check()?;
+    check_examples(model, class_weights.len(), &train)?;
+    check_examples(model, class_weights.len(), &validation)?;
+    if train.rows.is_empty() {
+        return Err(Error::Config {
+            field: "training rows",
+            value: "0".into(),
+            allowed: "at least one training row",
+        });
+    }
+    let started = Instant::now();
+    let device = crate::backend::training_device();
+    let weights = loss_weights(cfg, class_weights);
+    let loss_fn = CrossEntropyLossConfig::new()
+        .with_weights(Some(weights.clone()))
+        .init(&device);
+    let mut net = model.init(&device);
+    let mut optim = AdamConfig::new().init();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut order = train.rows.to_vec();
+    let mut batch = Batch::default();
+
+    let mut history = History {
+        epochs: Vec::new(),
+        best_epoch: 0,
+        stopped_early: false,
+        seconds: 0.0,
+    };
+    let mut best: Option<(f64, GruClassifier)> = None;
+    let mut since_best = 0;
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
+        order.shuffle(&mut rng);
+        let batches = order.len().div_ceil(cfg.batch_size);
+        on_event(TrainEvent::EpochStart { epoch, batches });
+        let (mut loss_sum, mut weight_sum, mut correct, mut seen) = (0.0, 0.0, 0usize, 0usize);
+        for rows in order.chunks(cfg.batch_size) {
+            batch.fill(&train, rows);
+            let (x, mask, targets) = batch.tensors(&device);
+            let logits = net.forward(x, mask);
+            let loss = loss_fn.forward(logits.clone(), targets);
+            let loss_value = f64::from(loss.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(cfg.learning_rate, net, grads);
+
+            // The batch's weighted loss is a mean over its weight; summing loss × weight
+            // gives the epoch's mean over all its windows' weight.
+            let w = batch.weight(&weights);
+            loss_sum += loss_value * w;
+            weight_sum += w;
+            correct += count_correct(logits, &batch.targets);
+            seen += rows.len();
+            on_event(TrainEvent::Batch {
+                loss: loss_sum / weight_sum,
+                accuracy: correct as f64 / seen as f64,
+            });
+        }
+        let (validation_loss, validation_accuracy) = if validation.rows.is_empty() {
+            (None, None)
+        } else {
+            let s = score(&net.valid(), validation, cfg.batch_size);
+            let (loss, accuracy) = s.loss_and_accuracy(&validation, &weights);
+            (Some(loss), Some(accuracy))
+        };
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / weight_sum,
+            train_accuracy: correct as f64 / order.len() as f64,
+            validation_loss,
+            validation_accuracy,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        history.epochs.push(record.clone());
+        on_event(TrainEvent::EpochEnd(record));
+
+        // The criterion: validation loss, or (without validation rows) the last epoch.
+        let criterion = validation_loss.unwrap_or(f64::NEG_INFINITY);
+        if best.as_ref().is_none_or(|(b, _)| criterion < *b) {
+            best = Some((criterion, net.clone()));
+            history.best_epoch = epoch;
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if cfg.patience > 0 && since_best >= cfg.patience && epoch < cfg.epochs {
+                history.stopped_early = true;
+                break;
+            }
+        }
+    }
+    history.seconds = started.elapsed().as_secs_f64();
+    let best = best.map_or(net, |(_, m)| m);
+    Ok((best.valid(), history))
+}
+
+/// The per-class loss weights burn's loss takes: the pipeline's, or all ones. A class
+/// absent from training has weight 0 there; burn needs positive weights, and no training
+/// window carries that class, so 1 changes nothing but validation's loss, where it counts
+/// such windows as plain ones.
+fn loss_weights(cfg: &TrainConfig, class_weights: &[f64]) -> Vec<f32> {
+    class_weights
+        .iter()
+        .map(|&w| {
+            if cfg.class_weights && w > 0.0 {
+                w as f32
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
+fn check_examples(model: &GruConfig, classes: usize, ex: &Examples<'_>) -> crate::Result<()> {
+    if ex.sequences.features.cols != model.input {
+        return Err(Error::Config {
+            field: "input",
+            value: model.input.to_string(),
+            allowed: "the number of feature columns of the data",
+        });
+    }
+    if classes != model.classes {
+        return Err(Error::Config {
+            field: "classes",
+            value: model.classes.to_string(),
+            allowed: "the number of class weights (the pipeline's classes)",
+        });
+    }
+    let n = ex.sequences.features.rows;
+    if ex.labels.len() != n || ex.rows.iter().any(|&r| r >= n) {
+        return Err(Error::Config {
+            field: "rows",
+            value: format!("{} labels for {n} rows", ex.labels.len()),
+            allowed: "one label per row, row indices below the row count",
+        });
+    }
+    if let Some(&bad) = ex.labels.iter().find(|&&l| l as usize >= classes) {
+        return Err(Error::Config {
+            field: "labels",
+            value: bad.to_string(),
+            allowed: "class ids below the number of classes",
+        });
+    }
+    Ok(())
+}
+
+/// A mini-batch's buffers, reused from batch to batch.
+#[derive(Debug, Default)]
+struct Batch {
+    x: Vec<f32>,
+    mask: Vec<f32>,
+    targets: Vec<i64>,
+    rows: usize,
+    k: usize,
+    features: usize,
+    padded: bool,
+}
+
+impl Batch {
+    fn fill(&mut self, ex: &Examples<'_>, rows: &[usize]) {
+        ex.sequences.batch(rows, &mut self.x, &mut self.mask);
+        self.targets.clear();
+        self.targets
+            .extend(rows.iter().map(|&r| i64::from(ex.labels[r])));
+        self.rows = rows.len();
+        self.k = ex.sequences.k;
+        self.features = ex.sequences.features.cols;
+        // Window 1, or windows all full: no mask, which saves the masking multiplies.
+        self.padded = self.mask.iter().any(|&m| m == 0.0);
+    }
+
+    fn inputs(&self, device: &Device) -> (Tensor<3>, Option<Tensor<2>>) {
+        let x = Tensor::from_data(
+            TensorData::new(self.x.clone(), [self.rows, self.k, self.features]),
+            device,
+        );
+        let mask = self
+            .padded
+            .then(|| Tensor::from_data(TensorData::new(self.mask.clone(), [self.rows, self.k]), device));
+        (x, mask)
+    }
+
+    fn tensors(&self, device: &Device) -> (Tensor<3>, Option<Tensor<2>>, Tensor<1, Int>) {
+        let (x, mask) = self.inputs(device);
+        let targets = Tensor::from_data(
+            TensorData::new(self.targets.clone(), [self.rows]),
+            device,
+        );
+        (x, mask, targets)
+    }
+
+    fn weight(&self, weights: &[f32]) -> f64 {
+        self.targets
+            .iter()
+            .map(|&t| f64::from(weights[t as usize]))
+            .sum()
+    }
+}
+
+fn count_correct(logits: Tensor<2>, targets: &[i64]) -> usize {
+    let predicted = logits.argmax(1).into_data_as::<i64>().try_into_vec::<i64>();
+    predicted.map_or(0, |p| p.iter().zip(targets).filter(|(p, t)| p == t).count())
+}
+
+/// Class probabilities of windows, row-major `rows × classes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    /// Softmax outputs, `rows × classes`.
+    pub probabilities: Vec<f32>,
+    /// Classes per row.
+    pub classes: usize,
+}
+
+impl Scores {
+    /// Row `i`'s probabilities.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.probabilities[i * self.classes..(i + 1) * self.classes]
+    }
+
+    /// Rows scored.
+    pub fn len(&self) -> usize {
+        self.probabilities.len() / self.classes.max(1)
+    }
+
+    /// True with no rows.
+    pub fn is_empty(&self) -> bool {
+        self.probabilities.is_empty()
+    }
+
+    /// The most probable class of every row (the first, on ties, as numpy's argmax).
+    pub fn predictions(&self) -> Vec<u32> {
+        (0..self.len())
+            .map(|i| {
+                let row = self.row(i);
+                let mut best = 0;
+                for (c, &p) in row.iter().enumerate() {
+                    if p > row[best] {
+                        best = c;
+                    }
+                }
+                best as u32
+            })
+            .collect()
+    }
+
+    /// Weighted cross-entropy and accuracy against `ex`'s labels (the rows scored).
+    fn loss_and_accuracy(&self, ex: &Examples<'_>, weights: &[f32]) -> (f64, f64) {
+        let (mut loss, mut weight, mut correct) = (0.0, 0.0, 0usize);
+        let predicted = self.predictions();
+        for (i, &r) in ex.rows.iter().enumerate() {
+            let y = ex.labels[r] as usize;
+            let w = f64::from(weights[y]);
+            // The clamp keeps a confidently wrong window finite (f32 softmax can reach 0).
+            loss -= w * f64::from(self.row(i)[y]).max(1e-30).ln();
+            weight += w;
+            correct += usize::from(predicted[i] as usize == y);
+        }
+        (loss / weight, correct as f64 / ex.rows.len() as f64)
+    }
+}
+
+/// Scores the windows ending at `ex.rows`, `batch_size` at a time, on the inference device.
+pub fn score(model: &GruClassifier, ex: Examples<'_>, batch_size: usize) -> Scores {
+    let device = crate::backend::device();
+    let classes = model.head.weight.val().dims()[1];
+    let mut probabilities = Vec::with_capacity(ex.rows.len() * classes);
+    let mut batch = Batch::default();
+    for rows in ex.rows.chunks(batch_size.max(1)) {
+        batch.fill(&ex, rows);
+        let (x, mask) = batch.inputs(&device);
+        let p = burn::tensor::activation::softmax(model.forward(x, mask), 1);
+        let values = p.into_data_as::<f32>().try_into_vec::<f32>();
+        probabilities.extend(values.expect("converted to f32 above"));
+    }
+    Scores {
+        probabilities,
+        classes,
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use iotids_data::pipeline::Matrix;
+
+    /// Two classes that only the second record of a flow tells apart: class 1 flows have a
+    /// high value one record before the last, class 0 flows a low one; the last records are
+    /// alike. Window 1 can't separate them; window 2 can.
+    fn flows(n_flows: usize) -> (Sequences, Vec<u32>, Vec<u32>) {
+        let mut data = Vec::new();
+        let mut flows = Vec::new();
+        let mut labels = Vec::new();
+        for f in 0..n_flows {
+            let class = (f % 2) as u32;
+            let jitter = (f % 7) as f32 * 0.01;
+            // first record: the tell; second record: the same for both classes
+            data.extend([if class == 1 { 0.9 } else { 0.1 } + jitter, 0.5]);
+            data.extend([0.5, 0.5 - jitter]);
+            flows.extend([f as u32, f as u32]);
+            labels.extend([class, class]);
+        }
+        let m = Matrix {
+            rows: labels.len(),
+            cols: 2,
+            data,
+        };
+        let s2 = Sequences::new(m, Some(&flows), 2).unwrap();
+        (s2, labels, flows)
+    }
+
+    #[test]
+    fn windows_learn_what_single_records_cannot_and_training_is_reproducible() {
+        let (seq, labels, _) = flows(200);
+        // Score only each flow's second record, where the classes differ by context alone.
+        let second: Vec<usize> = (0..labels.len()).filter(|r| r % 2 == 1).collect();
+        let (train_rows, val_rows) = second.split_at(160);
+        let ex = |rows| Examples {
+            sequences: &seq,
+            labels: &labels,
+            rows,
+        };
+        let model = GruConfig::new(2, 8, 2);
+        let cfg = TrainConfig {
+            epochs: 60,
+            batch_size: 32,
+            learning_rate: 0.02,
+            patience: 0,
+            ..TrainConfig::default()
+        };
+        let mut events = 0;
+        let (net, history) = train(
+            &model,
+            &cfg,
+            &[1.0, 1.0],
+            ex(train_rows),
+            ex(val_rows),
+            &mut |_| events += 1,
+        )
+        .unwrap();
+        assert_eq!(history.epochs.len(), 60);
+        assert!(events > 60 * 2, "start, batches and end of every epoch: {events}");
+        let s = score(&net, ex(val_rows), 16);
+        let acc = s
+            .predictions()
+            .iter()
+            .zip(val_rows)
+            .filter(|(p, r)| **p == labels[**r])
+            .count() as f64
+            / val_rows.len() as f64;
+        assert_eq!(acc, 1.0, "window 2 separates the classes: {history:?}");
+        let best = &history.epochs[history.best_epoch - 1];
+        let min = history
+            .epochs
+            .iter()
+            .map(|e| e.validation_loss.unwrap())
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(best.validation_loss, Some(min), "the best epoch is kept");
+        let (_, again) = train(
+            &model,
+            &cfg,
+            &[1.0, 1.0],
+            ex(train_rows),
+            ex(val_rows),
+            &mut |_| (),
+        )
+        .unwrap();
+        let losses = |h: &History| h.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+        assert_eq!(losses(&history), losses(&again), "same seed, same run");
+    }
+
+    #[test]
+    fn single_records_cannot_separate_context_classes() {
+        let (seq2, labels, flows) = flows(200);
+        let seq1 = Sequences::new(seq2.features.clone(), Some(&flows), 1).unwrap();
+        let second: Vec<usize> = (0..labels.len()).filter(|r| r % 2 == 1).collect();
+        let (train_rows, val_rows) = second.split_at(160);
+        let ex = |rows| Examples {
+            sequences: &seq1,
+            labels: &labels,
+            rows,
+        };
+        let cfg = TrainConfig {
+            epochs: 20,
+            batch_size: 32,
+            learning_rate: 0.02,
+            ..TrainConfig::default()
+        };
+        let (net, _) = train(
+            &GruConfig::new(2, 8, 2),
+            &cfg,
+            &[1.0, 1.0],
+            ex(train_rows),
+            ex(val_rows),
+            &mut |_| (),
+        )
+        .unwrap();
+        let s = score(&net, ex(val_rows), 64);
+        let acc = s
+            .predictions()
+            .iter()
+            .zip(val_rows)
+            .filter(|(p, r)| **p == labels[**r])
+            .count() as f64
+            / val_rows.len() as f64;
+        assert!(acc < 0.9, "the last record alone carries little: {acc}");
+    }
+
+    #[test]
+    fn early_stopping_restores_the_best_epoch() {
+        let (seq, labels, _) = flows(60);
+        let rows: Vec<usize> = (0..labels.len()).collect();
+        // Validate on the labels flipped: the better the model fits, the worse validation
+        // gets, so patience runs out early and the best epoch is an early one.
+        let flipped: Vec<u32> = labels.iter().map(|l| 1 - l).collect();
+        let cfg = TrainConfig {
+            epochs: 50,
+            batch_size: 16,
+            learning_rate: 0.05,
+            patience: 3,
+            ..TrainConfig::default()
+        };
+        let (_, h) = train(
+            &GruConfig::new(2, 4, 2),
+            &cfg,
+            &[1.0, 1.0],
+            Examples {
+                sequences: &seq,
+                labels: &labels,
+                rows: &rows,
+            },
+            Examples {
+                sequences: &seq,
+                labels: &flipped,
+                rows: &rows,
+            },
+            &mut |_| (),
+        )
+        .unwrap();
+        assert!(h.stopped_early, "{h:?}");
+        assert_eq!(h.epochs.len(), h.best_epoch + 3, "stops `patience` epochs after the best");
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let (seq, labels, _) = flows(4);
+        let rows = [0usize, 1];
+        let ex = Examples {
+            sequences: &seq,
+            labels: &labels,
+            rows: &rows,
+        };
+        let wrong_width = train(
+            &GruConfig::new(3, 4, 2),
+            &TrainConfig::default(),
+            &[1.0, 1.0],
+            ex,
+            ex,
+            &mut |_| (),
+        );
+        assert!(wrong_width.unwrap_err().to_string().contains("input = 3"));
+        let zero_epochs = TrainConfig {
+            epochs: 0,
+            ..TrainConfig::default()
+        };
+        let e = train(&GruConfig::new(2, 4, 2), &zero_epochs, &[1.0, 1.0], ex, ex, &mut |_| ())
+            .unwrap_err();
+        assert!(e.to_string().contains("epochs = 0"), "{e}");
+    }
+
+    #[test]
+    fn weights_replace_zero_and_respect_the_switch() {
+        let on = TrainConfig::default();
+        assert_eq!(loss_weights(&on, &[0.5, 0.0, 2.0]), vec![0.5, 1.0, 2.0]);
+        let off = TrainConfig {
+            class_weights: false,
+            ..on
+        };
+        assert_eq!(loss_weights(&off, &[0.5, 0.0, 2.0]), vec![1.0, 1.0, 1.0]);
+    }
+}
