@@ -10,6 +10,7 @@ use iotids_data::pipeline::{PipelineConfig, Scaler, SelectMethod};
 use iotids_data::prepare::PrepareConfig;
 use iotids_data::split::{SplitConfig, SplitMethod};
 use iotids_data::{Format, IngestOptions};
+use iotids_model::gru::GruConfig;
 
 /// iotids: IoT network intrusion detection that is honest about its data.
 #[derive(Debug, Parser)]
@@ -86,8 +87,59 @@ pub enum Command {
         #[arg(long)]
         write_features: bool,
     },
+    /// Train the GRU detector on a labelled file: clean, split, fit the pipeline on the
+    /// training rows, train with early stopping on the validation rows, evaluate on the
+    /// test rows (or on --test FILE). Writes the model directory (usable by `evaluate`
+    /// and `predict`), metrics.json, learning curves, pictures and report.html to --out.
+    Train {
+        file: PathBuf,
+        /// Output and model directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Evaluate on this labelled file instead of the split's test rows (the training
+        /// file is then split into training and validation rows only, in the ratio of
+        /// --fractions' first two numbers).
+        #[arg(long)]
+        test: Option<PathBuf>,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        #[command(flatten)]
+        prep: PrepArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Evaluate a trained model on a labelled file: metrics.json, predictions.csv,
+    /// pictures and report.html in --out; prints the classification report.
+    Evaluate {
+        file: PathBuf,
+        /// Model directory written by `iotids train`.
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Windows per inference batch.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+    },
+    /// Predict the class of every row of a file, labelled or not, streaming it in
+    /// batches (files larger than memory are fine). Writes CSV: source line, predicted
+    /// class, its probability, one probability column per class (and the true class
+    /// when the file has labels).
+    Predict {
+        file: PathBuf,
+        /// Model directory written by `iotids train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Output CSV (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Rows read per batch.
+        #[arg(long, default_value_t = 65_536)]
+        batch_rows: usize,
+    },
     /// The built-in default job: with no data given, generate a data set with `synth`,
-    /// then describe, audit and prepare it.
+    /// then describe, audit and prepare it, train the GRU on flow windows, evaluate it and
+    /// write report.html.
     Demo {
         /// Where to write the generated data and the outputs.
         #[arg(long, default_value = "iotids-demo")]
@@ -110,6 +162,74 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The network and how to train it.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Records per window: 1 classifies each record alone (the seeds' setting); K adds the
+    /// K-1 records before it of the same flow (same endpoints and ports, either direction).
+    #[arg(long, default_value_t = 1)]
+    pub window: usize,
+    /// Units of each GRU layer's hidden state.
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// Stacked GRU layers.
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Dropout between layers and before the head, during training.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// The seeds' eq. 3 (reset gate before the recurrent product) instead of the
+    /// PyTorch/Keras variant (after it).
+    #[arg(long)]
+    pub reset_before: bool,
+    /// Most epochs.
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    /// Windows per mini-batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Stop after this many epochs without a lower validation loss (0: never); the best
+    /// epoch's weights are kept either way.
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    /// Plain cross-entropy instead of class-weighted.
+    #[arg(long)]
+    pub no_class_weights: bool,
+}
+
+impl ModelArgs {
+    /// The training config (the seed is the split's, so one `--seed` fixes the run).
+    pub fn train_config(&self, seed: u64) -> Result<iotids_model::train::TrainConfig> {
+        let cfg = iotids_model::train::TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch,
+            learning_rate: self.lr,
+            patience: self.patience,
+            class_weights: !self.no_class_weights,
+            seed,
+        };
+        cfg.check()?;
+        if self.window == 0 {
+            bail!("--window 0: a window holds at least one record");
+        }
+        Ok(cfg)
+    }
+
+    /// The network for `input` features and `classes` classes.
+    pub fn gru_config(&self, input: usize, classes: usize, seed: u64) -> Result<GruConfig> {
+        let cfg = GruConfig::new(input, self.hidden, classes)
+            .with_layers(self.layers)
+            .with_dropout(self.dropout)
+            .with_reset_after(!self.reset_before)
+            .with_seed(seed);
+        cfg.check()?;
+        Ok(cfg)
+    }
 }
 
 /// How to read the input file.
@@ -181,9 +301,11 @@ pub struct PrepArgs {
     #[arg(long, default_value_t = 32)]
     pub max_categories: usize,
     /// Split: stratified (rows), flow (whole flows on one side) or time (per class,
-    /// earliest rows train).
-    #[arg(long, default_value = "stratified")]
-    pub split: String,
+    /// earliest rows train). Default: `train` splits by flow when the file has endpoint
+    /// columns (neighbouring packets of one flow never straddle the split), stratified
+    /// otherwise; `prepare` stratified.
+    #[arg(long)]
+    pub split: Option<String>,
     /// Train/validation/test fractions.
     #[arg(long, default_value = "0.64,0.16,0.20")]
     pub fractions: String,
@@ -199,9 +321,11 @@ impl PrepArgs {
             None => None,
             Some(s) => Some(parse_outliers(s)?),
         };
-        let method = SplitMethod::parse(&self.split).with_context(|| {
-            format!("--split {}: expected stratified, flow or time", self.split)
-        })?;
+        let method = match &self.split {
+            None => SplitMethod::Stratified,
+            Some(m) => SplitMethod::parse(m)
+                .with_context(|| format!("--split {m}: expected stratified, flow or time"))?,
+        };
         let f: Vec<f64> = self
             .fractions
             .split(',')

@@ -18,7 +18,7 @@ use iotids_data::{Dataset, IngestOptions, read_csv};
 use iotids_report as report;
 
 use crate::cli::{Cli, Command, IngestArgs};
-use crate::progress;
+use crate::{learn, progress};
 
 pub fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
@@ -95,6 +95,26 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             print(&summary(&p, out))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Train {
+            file,
+            out,
+            test,
+            ingest,
+            prep,
+            model,
+        } => learn::train(file, out, test.as_deref(), ingest, prep, model, cli),
+        Command::Evaluate {
+            file,
+            model,
+            out,
+            batch,
+        } => learn::evaluate_file(file, model, out, *batch, cli),
+        Command::Predict {
+            file,
+            model,
+            out,
+            batch_rows,
+        } => learn::predict(file, model, out.as_deref(), *batch_rows, cli),
         Command::Demo { out, rows, seed } => demo(out, *rows, *seed, cli),
         Command::Bench {
             file,
@@ -106,7 +126,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
 }
 
 /// Reads a file with a progress bar, reporting rejected rows on stderr.
-fn read(path: &Path, opts: &IngestOptions, quiet: bool) -> Result<Dataset> {
+pub(crate) fn read(path: &Path, opts: &IngestOptions, quiet: bool) -> Result<Dataset> {
     let (bar, cb) = progress::reading(path, quiet);
     let opts = IngestOptions {
         progress: Some(cb),
@@ -133,7 +153,7 @@ fn read(path: &Path, opts: &IngestOptions, quiet: bool) -> Result<Dataset> {
     Ok(ds)
 }
 
-fn print(text: &str) -> Result<()> {
+pub(crate) fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     if !text.ends_with('\n') {
@@ -171,7 +191,12 @@ fn synth(out: &Path, rows: u64, seed: u64, balanced: bool, quiet: bool) -> Resul
     Ok(())
 }
 
-fn write_prepared(out: &Path, p: &Prepared, cfg: &PrepareConfig, features: bool) -> Result<()> {
+pub(crate) fn write_prepared(
+    out: &Path,
+    p: &Prepared,
+    cfg: &PrepareConfig,
+    features: bool,
+) -> Result<()> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create directory", out.display()))?;
     p.pipeline.save(&out.join("pipeline.json"))?;
@@ -237,7 +262,7 @@ fn write_matrix(
     Ok(())
 }
 
-fn summary(p: &Prepared, out: &Path) -> String {
+pub(crate) fn summary(p: &Prepared, out: &Path) -> String {
     let c = &p.counts;
     let mut s = format!(
         "{} rows in; {} duplicates removed; {} training outliers removed\n\n",
@@ -254,8 +279,8 @@ fn summary(p: &Prepared, out: &Path) -> String {
     s
 }
 
-/// The built-in default job. Until the model lands, it runs the data pipeline on
-/// generated data: synth -> describe -> audit -> prepare.
+/// The built-in default job: generate data, describe and audit it, then train the GRU on
+/// flow windows, evaluate it on held-out flows and write the report.
 fn demo(out: &Path, rows: u64, seed: u64, cli: &Cli) -> Result<ExitCode> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create directory", out.display()))?;
@@ -279,33 +304,22 @@ fn demo(out: &Path, rows: u64, seed: u64, cli: &Cli) -> Result<ExitCode> {
     // Generated traffic comes in flows, like real captures: keep them whole.
     cfg.split.method = SplitMethod::Flow;
     cfg.split.seed = seed;
+    cfg.pipeline.seed = seed;
     let p = prepare(ds, &opts, &cfg)?;
-    let prep_dir = out.join("prepared");
-    write_prepared(&prep_dir, &p, &cfg, false)?;
-    print("== prepare (flow split, fitted on training rows) ==")?;
-    print(&summary(&p, &prep_dir))?;
-    let figures = out.join("figures");
-    std::fs::create_dir_all(&figures)
-        .with_context(|| format!("{}: cannot create directory", figures.display()))?;
-    let mut page = report::html::Report::new(
-        "iotids demo",
-        "generated Edge-IIoTset-schema data (not real traffic)",
-    );
-    for b in report::pages::data_sections(&d, &figures)? {
-        page.push(b);
-    }
-    for b in report::pages::audit_sections(&a)
-        .into_iter()
-        .chain(report::pages::prepare_sections(&p))
-    {
-        page.push(b);
-    }
-    let html = out.join("report.html");
-    std::fs::write(&html, page.to_html())
-        .with_context(|| format!("{}: cannot write", html.display()))?;
+    print("== train (GRU on windows of 8 records of a flow; flow split) ==")?;
+    let run = learn::Run {
+        description: &d,
+        audit: &a,
+        config: &cfg,
+        subtitle: "generated Edge-IIoTset-schema data (not real traffic)".into(),
+    };
+    let model_dir = learn::demo_model_dir(out);
+    learn::train_prepared(&p, &run, &learn::demo_model_args(), &model_dir, None, cli)?;
     print(&format!(
-        "demo outputs are in {}: report.html, figures/, generated data, describe.json, audit.json, prepared/",
-        out.display()
+        "\ndemo done. Open {} (the model, metrics.json, predictions.csv and figures/ are beside it).\nNext: iotids evaluate --model {} FILE --out DIR, or iotids predict --model {} FILE",
+        model_dir.join("report.html").display(),
+        model_dir.display(),
+        model_dir.display()
     ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use iotids_data::ingest::Progress;
+use iotids_model::train::TrainEvent;
 
 /// A byte-progress bar for reading `path`, and the callback that drives it.
 pub fn reading(path: &Path, quiet: bool) -> (ProgressBar, Progress) {
@@ -52,4 +53,54 @@ pub fn step(msg: &str, quiet: bool) -> ProgressBar {
     bar.set_message(msg.to_string());
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
+}
+
+/// A progress bar per training epoch (batches done, running loss and accuracy), and a
+/// line per finished epoch; the returned closure takes the trainer's events.
+pub fn training(epochs: usize, quiet: bool) -> impl FnMut(TrainEvent) {
+    let mut bar: Option<ProgressBar> = None;
+    move |event| match event {
+        TrainEvent::EpochStart { epoch, batches } => {
+            let b = ProgressBar::with_draw_target(
+                Some(batches as u64),
+                if quiet {
+                    ProgressDrawTarget::hidden()
+                } else {
+                    ProgressDrawTarget::stderr()
+                },
+            );
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} batches {msg} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_prefix(format!("epoch {epoch}/{epochs}"));
+            bar = Some(b);
+        }
+        TrainEvent::Batch { loss, accuracy } => {
+            if let Some(b) = &bar {
+                b.set_message(format!("loss {loss:.4} acc {accuracy:.4}"));
+                b.inc(1);
+            }
+        }
+        TrainEvent::EpochEnd(e) => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            if !quiet {
+                let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+                eprintln!(
+                    "epoch {:>3}/{epochs}: loss {:.4} acc {:.4} | validation loss {} acc {} | {:.1} s",
+                    e.epoch,
+                    e.train_loss,
+                    e.train_accuracy,
+                    opt(e.validation_loss),
+                    opt(e.validation_accuracy),
+                    e.seconds
+                );
+            }
+        }
+    }
 }

@@ -16,6 +16,7 @@
 
 pub mod artifact;
 pub mod backend;
+pub mod detect;
 pub mod error;
 pub mod gru;
 pub mod metrics;

@@ -339,18 +339,18 @@ impl Batch {
             TensorData::new(self.x.clone(), [self.rows, self.k, self.features]),
             device,
         );
-        let mask = self
-            .padded
-            .then(|| Tensor::from_data(TensorData::new(self.mask.clone(), [self.rows, self.k]), device));
+        let mask = self.padded.then(|| {
+            Tensor::from_data(
+                TensorData::new(self.mask.clone(), [self.rows, self.k]),
+                device,
+            )
+        });
         (x, mask)
     }
 
     fn tensors(&self, device: &Device) -> (Tensor<3>, Option<Tensor<2>>, Tensor<1, Int>) {
         let (x, mask) = self.inputs(device);
-        let targets = Tensor::from_data(
-            TensorData::new(self.targets.clone(), [self.rows]),
-            device,
-        );
+        let targets = Tensor::from_data(TensorData::new(self.targets.clone(), [self.rows]), device);
         (x, mask, targets)
     }
 
@@ -503,7 +503,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(history.epochs.len(), 60);
-        assert!(events > 60 * 2, "start, batches and end of every epoch: {events}");
+        assert!(
+            events > 60 * 2,
+            "start, batches and end of every epoch: {events}"
+        );
         let s = score(&net, ex(val_rows), 16);
         let acc = s
             .predictions()
@@ -602,7 +605,11 @@ mod tests {
         )
         .unwrap();
         assert!(h.stopped_early, "{h:?}");
-        assert_eq!(h.epochs.len(), h.best_epoch + 3, "stops `patience` epochs after the best");
+        assert_eq!(
+            h.epochs.len(),
+            h.best_epoch + 3,
+            "stops `patience` epochs after the best"
+        );
     }
 
     #[test]
@@ -627,8 +634,15 @@ mod tests {
             epochs: 0,
             ..TrainConfig::default()
         };
-        let e = train(&GruConfig::new(2, 4, 2), &zero_epochs, &[1.0, 1.0], ex, ex, &mut |_| ())
-            .unwrap_err();
+        let e = train(
+            &GruConfig::new(2, 4, 2),
+            &zero_epochs,
+            &[1.0, 1.0],
+            ex,
+            ex,
+            &mut |_| (),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("epochs = 0"), "{e}");
     }
 

@@ -203,7 +203,9 @@ impl Chart for LearningCurves<'_> {
                     .draw_series(LineSeries::new(
                         epochs
                             .iter()
-                            .map(|e| (e.epoch as f64, if pick == 0 { get(e).0 } else { get(e).1 })),
+                            .map(|e| (e.epoch as f64, if pick == 0 { get(e).0 } else { get(e).1 }))
+                            // No validation rows: no validation line (NaN points).
+                            .filter(|(_, v)| v.is_finite()),
                         c.stroke_width(2),
                     ))?
                     .label(series)

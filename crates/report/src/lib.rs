@@ -10,4 +10,6 @@ pub mod html;
 pub mod pages;
 pub mod text;
 
-pub use text::{render_audit, render_description, render_pipeline, render_split};
+pub use text::{
+    render_audit, render_classification_report, render_description, render_pipeline, render_split,
+};

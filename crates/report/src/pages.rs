@@ -182,3 +182,226 @@ pub fn prepare_sections(p: &Prepared) -> Vec<Block> {
         },
     ]
 }
+
+/// The model and its training: configuration, learning curves, the epoch table.
+///
+/// # Errors
+/// The picture cannot be written to `figures`.
+pub fn training_sections(
+    card: &iotids_model::artifact::ModelCard,
+    figures: &Path,
+) -> Result<Vec<Block>, ChartError> {
+    let g = &card.gru;
+    let t = &card.train;
+    let h = &card.history;
+    let mut out = vec![
+        Block::Heading("Model and training".into()),
+        Block::KeyValues(vec![
+            (
+                "network".into(),
+                format!(
+                    "GRU, {} layer(s) of {} units, {} ({}), dropout {}, linear head to {} classes",
+                    g.layers,
+                    g.hidden,
+                    if g.reset_after {
+                        "reset gate after the recurrent product"
+                    } else {
+                        "reset gate before the recurrent product"
+                    },
+                    if g.reset_after {
+                        "PyTorch/Keras variant"
+                    } else {
+                        "the seeds' eq. 3"
+                    },
+                    g.dropout,
+                    g.classes
+                ),
+            ),
+            (
+                "input".into(),
+                if card.window == 1 {
+                    format!(
+                        "{} features per record, each record alone (window 1)",
+                        g.input
+                    )
+                } else {
+                    format!(
+                        "{} features per record, windows of {} records of the same flow",
+                        g.input, card.window
+                    )
+                },
+            ),
+            (
+                "training".into(),
+                format!(
+                    "Adam lr {}, batch {}, up to {} epochs, patience {}, {} cross-entropy, seed {}",
+                    t.learning_rate,
+                    t.batch_size,
+                    t.epochs,
+                    t.patience,
+                    if t.class_weights {
+                        "class-weighted"
+                    } else {
+                        "unweighted"
+                    },
+                    t.seed
+                ),
+            ),
+            (
+                "result".into(),
+                format!(
+                    "{} epochs in {:.1} s; kept epoch {}{}",
+                    h.epochs.len(),
+                    h.seconds,
+                    h.best_epoch,
+                    if h.stopped_early {
+                        " (stopped early: validation loss stopped improving)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+        ]),
+    ];
+    let points: Vec<charts::EpochPoint> = h
+        .epochs
+        .iter()
+        .map(|e| charts::EpochPoint {
+            epoch: e.epoch,
+            train_loss: e.train_loss,
+            val_loss: e.validation_loss.unwrap_or(f64::NAN),
+            train_accuracy: e.train_accuracy,
+            val_accuracy: e.validation_accuracy.unwrap_or(f64::NAN),
+        })
+        .collect();
+    if !points.is_empty() {
+        let fig = charts::learning_curves(figures, &points)?;
+        out.push(Block::Figure {
+            svg: fig.svg,
+            caption: format!(
+                "Learning curves: loss ({}cross-entropy) and accuracy per epoch, training and validation. The kept weights are epoch {}'s.",
+                if t.class_weights { "class-weighted " } else { "" },
+                h.best_epoch
+            ),
+        });
+    }
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    out.push(Block::Table {
+        header: [
+            "epoch",
+            "train loss",
+            "train accuracy",
+            "validation loss",
+            "validation accuracy",
+            "seconds",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows: h
+            .epochs
+            .iter()
+            .map(|e| {
+                vec![
+                    e.epoch.to_string(),
+                    format!("{:.4}", e.train_loss),
+                    format!("{:.4}", e.train_accuracy),
+                    opt(e.validation_loss),
+                    opt(e.validation_accuracy),
+                    format!("{:.2}", e.seconds),
+                ]
+            })
+            .collect(),
+    });
+    Ok(out)
+}
+
+/// Evaluation: headline numbers, the classification report, the confusion matrix
+/// (picture of counts, table row-normalised) and the ROC curves.
+///
+/// # Errors
+/// A picture cannot be written to `figures`.
+pub fn evaluation_sections(
+    m: &iotids_model::metrics::Metrics,
+    what: &str,
+    figures: &Path,
+) -> Result<Vec<Block>, ChartError> {
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let total: u64 = m.per_class.iter().map(|c| c.support).sum();
+    let mut out = vec![
+        Block::Heading(format!("Evaluation: {what}")),
+        Block::KeyValues(vec![
+            ("rows".into(), total.to_string()),
+            ("accuracy".into(), format!("{:.4}", m.accuracy)),
+            ("macro F1".into(), format!("{:.4}", m.macro_f1)),
+            ("weighted F1".into(), format!("{:.4}", m.weighted_f1)),
+            (
+                "ROC AUC macro / micro".into(),
+                format!("{} / {}", opt(m.roc_auc_macro), opt(m.roc_auc_micro)),
+            ),
+            ("PR AUC macro".into(), opt(m.pr_auc_macro)),
+            (
+                "detection rate / false-alarm rate".into(),
+                format!("{} / {}", opt(m.detection_rate), opt(m.false_alarm_rate)),
+            ),
+        ]),
+        Block::Pre(crate::text::render_classification_report(m)),
+    ];
+    let fig = charts::confusion_heatmap(figures, &m.confusion, &m.classes)?;
+    out.push(Block::Figure {
+        svg: fig.svg,
+        caption: "Confusion matrix: rows are true classes, columns predicted; counts in the cells."
+            .into(),
+    });
+    let mut header = vec!["true \\ predicted".to_string()];
+    header.extend(m.classes.iter().cloned());
+    out.push(Block::Paragraph(
+        "Confusion matrix, row-normalised (each row sums to 1: the share of a true class given each prediction)."
+            .into(),
+    ));
+    out.push(Block::Table {
+        header,
+        rows: m
+            .classes
+            .iter()
+            .zip(&m.confusion)
+            .map(|(name, row)| {
+                let n: u64 = row.iter().sum();
+                let mut cells = vec![name.clone()];
+                cells.extend(row.iter().map(|&c| {
+                    if n == 0 {
+                        "-".into()
+                    } else {
+                        format!("{:.3}", c as f64 / n as f64)
+                    }
+                }));
+                cells
+            })
+            .collect(),
+    });
+    let series: Vec<charts::RocSeries> = m
+        .classes
+        .iter()
+        .zip(&m.roc)
+        .filter_map(|(name, r)| {
+            r.as_ref().map(|r| charts::RocSeries {
+                name: name.clone(),
+                fpr: r.fpr.clone(),
+                tpr: r.tpr.clone(),
+                auc: r.auc,
+            })
+        })
+        .collect();
+    if !series.is_empty() {
+        let fig = charts::roc_curves(figures, &series)?;
+        out.push(Block::Figure {
+            svg: fig.svg,
+            caption: format!(
+                "One-vs-rest ROC curve per class (AUC in the legend); macro AUC {}, micro AUC {}.",
+                opt(m.roc_auc_macro),
+                opt(m.roc_auc_micro)
+            ),
+        });
+    }
+    Ok(out)
+}

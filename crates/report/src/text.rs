@@ -305,3 +305,56 @@ mod tests {
         assert_eq!(fmt_num(f64::NAN), "NaN");
     }
 }
+
+/// scikit-learn's `classification_report` layout (4 decimals), then the detection
+/// pair and the ROC/PR areas.
+pub fn render_classification_report(m: &iotids_model::metrics::Metrics) -> String {
+    let width = m
+        .classes
+        .iter()
+        .map(|c| c.chars().count())
+        .chain(["weighted avg".len()])
+        .max()
+        .unwrap_or(12);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:>width$}  {:>9} {:>9} {:>9} {:>9}\n",
+        "", "precision", "recall", "f1-score", "support"
+    );
+    let line = |s: &mut String, name: &str, c: &iotids_model::metrics::ClassScores| {
+        let _ = writeln!(
+            s,
+            "{name:>width$}  {:>9.4} {:>9.4} {:>9.4} {:>9}",
+            c.precision, c.recall, c.f1, c.support
+        );
+    };
+    for (name, c) in m.classes.iter().zip(&m.per_class) {
+        line(&mut s, name, c);
+    }
+    let total: u64 = m.per_class.iter().map(|c| c.support).sum();
+    let _ = writeln!(
+        s,
+        "\n{:>width$}  {:>9} {:>9} {:>9.4} {:>9}",
+        "accuracy", "", "", m.accuracy, total
+    );
+    line(&mut s, "macro avg", &m.macro_avg);
+    line(&mut s, "weighted avg", &m.weighted_avg);
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let _ = writeln!(
+        s,
+        "\nROC AUC macro {}  micro {}   PR AUC macro {}",
+        opt(m.roc_auc_macro),
+        opt(m.roc_auc_micro),
+        opt(m.pr_auc_macro)
+    );
+    if m.detection_rate.is_some() {
+        let _ = writeln!(
+            s,
+            "detection rate {}   false-alarm rate {}   (attack vs normal)",
+            opt(m.detection_rate),
+            opt(m.false_alarm_rate)
+        );
+    }
+    s
+}
