@@ -311,6 +311,10 @@ pub struct PrepArgs {
     pub fractions: String,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// ln(1 + x) on never-negative numeric columns reaching 1000 (sequence numbers, byte
+    /// counts) before scaling, so a neural network can tell their values apart.
+    #[arg(long)]
+    pub log_scale: bool,
 }
 
 impl PrepArgs {
@@ -365,6 +369,7 @@ impl PrepArgs {
             k: self.k,
             corr_threshold: self.corr_threshold,
             seed: self.seed,
+            log_compress: self.log_scale,
             ..PipelineConfig::default()
         };
         pipeline.check()?;

@@ -92,6 +92,13 @@ pub struct PipelineConfig {
     /// Rows sampled for feature-feature correlations (all rows when fewer).
     pub corr_sample: usize,
     pub seed: u64,
+    /// `ln(1 + x)` on numeric features that are never negative and reach
+    /// [`LOG_COMPRESS_MIN_MAX`] in training (sequence and acknowledgement numbers, byte
+    /// counts), before scaling. MinMax alone squeezes such heavy-tailed columns into a
+    /// sliver near 0 where a neural network can barely tell values apart; trees don't
+    /// care. Off by default (the seeds' pipeline).
+    #[serde(default)]
+    pub log_compress: bool,
 }
 
 impl Default for PipelineConfig {
@@ -104,6 +111,7 @@ impl Default for PipelineConfig {
             corr_threshold: 0.95,
             corr_sample: 50_000,
             seed: 42,
+            log_compress: false,
         }
     }
 }
@@ -182,11 +190,15 @@ pub enum Source {
     },
 }
 
-/// One encoded feature with its scaling: `scaled = (x - offset) * factor`.
+/// One encoded feature with its scaling: `scaled = (x' - offset) * factor`, where `x'` is
+/// `x`, or `ln(1 + max(x, 0))` for a log-compressed feature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Feature {
     pub name: String,
     pub source: Source,
+    /// `ln(1 + x)` before scaling (see [`PipelineConfig::log_compress`]).
+    #[serde(default)]
+    pub log: bool,
     pub offset: f32,
     pub factor: f32,
 }
@@ -254,7 +266,10 @@ impl Pipeline {
         let mut features = encoded_features(&inputs);
         let levels_map = level_maps(ds, &inputs)?;
         // Encoded training matrix, before scaling.
-        let raw = encode(ds, train, &inputs, &features, &levels_map);
+        let mut raw = encode(ds, train, &inputs, &features, &levels_map);
+        if cfg.log_compress {
+            fit_log(&mut raw, &mut features);
+        }
         fit_scaling(&raw, &mut features, cfg.scaler);
         let scaled = apply_scaling(raw, &features);
         let y: Vec<u32> = train.iter().map(|&r| ds.labels[r]).collect();
@@ -392,6 +407,7 @@ fn encoded_features(inputs: &[Input]) -> Vec<Feature> {
     let feature = |name: String, source| Feature {
         name,
         source,
+        log: false,
         offset: 0.0,
         factor: 1.0,
     };
@@ -496,7 +512,8 @@ fn encode(
                 };
                 for (i, &r) in rows.iter().enumerate() {
                     let x = v[r];
-                    data[i * cols + j] = if x.is_nan() { median } else { x };
+                    let x = if x.is_nan() { median } else { x };
+                    data[i * cols + j] = if f.log { log_compress(x) } else { x };
                 }
             }
             (ColumnMap::Categorical(ci, map), source) => {
@@ -518,6 +535,35 @@ fn encode(
         rows: rows.len(),
         cols,
         data,
+    }
+}
+
+/// Numeric features whose training values span at least this much (and are never
+/// negative) are log-compressed when [`PipelineConfig::log_compress`] is on.
+pub const LOG_COMPRESS_MIN_MAX: f32 = 1000.0;
+
+/// `ln(1 + x)`, with negative values (unseen in training) taken as 0.
+fn log_compress(x: f32) -> f32 {
+    x.max(0.0).ln_1p()
+}
+
+/// Marks the numeric features to log-compress and compresses them in `raw`.
+fn fit_log(raw: &mut Matrix, features: &mut [Feature]) {
+    for (j, f) in features.iter_mut().enumerate() {
+        if !matches!(f.source, Source::Numeric { .. }) || raw.rows == 0 {
+            continue;
+        }
+        let col = (0..raw.rows).map(|i| raw.data[i * raw.cols + j]);
+        let (lo, hi) = col.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+        if lo >= 0.0 && hi >= LOG_COMPRESS_MIN_MAX {
+            f.log = true;
+            for i in 0..raw.rows {
+                let x = &mut raw.data[i * raw.cols + j];
+                *x = log_compress(*x);
+            }
+        }
     }
 }
 
