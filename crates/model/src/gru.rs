@@ -20,8 +20,10 @@
 //! of all three gates at all timesteps, then per step one `[B, H] × [H, 3H]` product
 //! (`reset_after = true`; two smaller ones otherwise) and elementwise gate arithmetic. At
 //! `t = 1` the state is zero, so that step skips its recurrent product: a window of one
-//! record costs the input product alone. burn's autodiff derives the backward pass; a
-//! fused hand-written backward is a later optimisation.
+//! record costs the input product alone. With `reset_after` (the default) on burn's CPU
+//! backend, the whole recurrence of a layer is one fused burn operation with a hand-written
+//! backward pass ([`crate::fused`]); elsewhere it is composed of burn operations step by
+//! step and burn's autodiff derives the backward pass. Both give the same numbers (tested).
 //!
 //! PyTorch: the parameters are PyTorch's `nn.GRU` ones (gate blocks in the order r, z, n,
 //! both biases), so [`TorchGruWeights`] carries weights across in either direction. Two
@@ -182,14 +184,70 @@ impl GruLayer {
     /// # Shapes
     ///
     /// - input: `[seq * batch, input]`, row `t * batch + b` is step `t` of sequence `b`
-    /// - keep: `seq` tensors `[batch, 1]`, or none (no padding)
+    /// - keep: `[seq * batch, 1]`, time-major like the input, or none (no padding)
     /// - output: the final state `[batch, hidden]`; with `all_steps` also every state,
     ///   time-major like the input, `[seq * batch, hidden]`
+    ///
+    /// With `reset_after` on burn's CPU backend (f32), the recurrence runs as one fused
+    /// operation with a hand-written backward pass ([`crate::fused`]); otherwise it is
+    /// composed of burn operations step by step, and burn's autodiff derives the backward.
     fn forward_time_major(
         &self,
         input: Tensor<2>,
         batch: usize,
-        keep: Option<&[Tensor<2>]>,
+        keep: Option<&Tensor<2>>,
+        all_steps: bool,
+    ) -> (Tensor<2>, Option<Tensor<2>>) {
+        let seq = input.dims()[0] / batch;
+        #[cfg(feature = "flex")]
+        if self.reset_after && seq > 0 && crate::fused::applies(&input) {
+            return self.forward_fused(input, batch, keep, all_steps);
+        }
+        self.forward_composed(input, batch, keep, all_steps)
+    }
+
+    /// [`forward_time_major`](Self::forward_time_major) through the fused recurrence.
+    #[cfg(feature = "flex")]
+    pub(crate) fn forward_fused(
+        &self,
+        input: Tensor<2>,
+        batch: usize,
+        keep: Option<&Tensor<2>>,
+        all_steps: bool,
+    ) -> (Tensor<2>, Option<Tensor<2>>) {
+        let h = self.hidden;
+        let device = input.device();
+        let b_hh = self.bias_hh.val();
+        // As in the composed path: b_hr and b_hz join the input projection, b_hn stays
+        // inside the reset gate.
+        let rz = b_hh.clone().narrow(0, 0, 2 * h);
+        let bias_x = self.bias_ih.val() + Tensor::cat(vec![rz, Tensor::zeros([h], &device)], 0);
+        let b_hn = b_hh.narrow(0, 2 * h, h);
+        let gx_all = linear(input, self.weight_ih.val(), Some(bias_x));
+        let out = crate::fused::recurrence(
+            gx_all,
+            self.weight_hh.val(),
+            b_hn,
+            keep.cloned(),
+            batch,
+            all_steps,
+        );
+        if all_steps {
+            let rows = out.dims()[0];
+            (out.clone().narrow(0, rows - batch, batch), Some(out))
+        } else {
+            (out, None)
+        }
+    }
+
+    /// [`forward_time_major`](Self::forward_time_major) composed of burn operations, step
+    /// by step: the reference the fused path is tested against, and the path of
+    /// `reset_after = false` and of other backends.
+    pub(crate) fn forward_composed(
+        &self,
+        input: Tensor<2>,
+        batch: usize,
+        keep: Option<&Tensor<2>>,
         all_steps: bool,
     ) -> (Tensor<2>, Option<Tensor<2>>) {
         let h = self.hidden;
@@ -247,7 +305,7 @@ impl GruLayer {
                 }
             };
             let z = match keep {
-                Some(keep) => z * keep[t].clone(),
+                Some(keep) => z * keep.clone().narrow(0, t * batch, batch),
                 None => z,
             };
             // Eq. 4 as h + z ⊙ (h̃ - h): one multiply fewer, and exactly h where z = 0.
@@ -425,18 +483,13 @@ impl GruClassifier {
         // Time-major rows (t * batch + b): each step is one contiguous block of rows, and a
         // layer's output is the next layer's input without reshuffling.
         let mut x = input.swap_dims(0, 1).reshape([seq * batch, features]);
-        let keep: Option<Vec<Tensor<2>>> = mask.map(|m| {
-            let m = m.swap_dims(0, 1).reshape([seq * batch, 1]);
-            (0..seq)
-                .map(|t| m.clone().narrow(0, t * batch, batch))
-                .collect()
-        });
+        let keep = mask.map(|m| m.swap_dims(0, 1).reshape([seq * batch, 1]));
         let (last, lower) = self.layers.split_last().expect("a GRU has a layer");
         for layer in lower {
-            let (_, steps) = layer.forward_time_major(x, batch, keep.as_deref(), true);
+            let (_, steps) = layer.forward_time_major(x, batch, keep.as_ref(), true);
             x = self.dropout.forward(steps.expect("asked for all steps"));
         }
-        last.forward_time_major(x, batch, keep.as_deref(), false).0
+        last.forward_time_major(x, batch, keep.as_ref(), false).0
     }
 
     /// Loads one layer's weights from PyTorch's layout; see [`GruLayer::load_torch`].

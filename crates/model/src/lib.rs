@@ -18,6 +18,8 @@ pub mod artifact;
 pub mod backend;
 pub mod detect;
 pub mod error;
+#[cfg(feature = "flex")]
+pub mod fused;
 pub mod gru;
 pub mod metrics;
 pub mod train;
