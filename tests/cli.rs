@@ -254,7 +254,7 @@ fn prepare_writes_a_reloadable_reproducible_pipeline() {
 }
 
 #[test]
-fn demo_runs_the_data_pipeline_on_generated_data() {
+fn demo_trains_evaluates_and_reports_on_generated_data() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let o = iotids(&["demo", "--out", out.to_str().unwrap(), "--rows", "4000"]);
@@ -263,11 +263,25 @@ fn demo_runs_the_data_pipeline_on_generated_data() {
     assert!(s.contains("== describe (generated data) =="));
     assert!(s.contains("== audit =="));
     assert!(s.contains("placeholder-spelling leak"));
+    assert!(
+        s.contains("macro avg"),
+        "prints the classification report: {s}"
+    );
+    assert!(s.contains("report.html"), "says where the report is: {s}");
     for f in [
         "describe.json",
         "audit.json",
-        "prepared/pipeline.json",
-        "prepared/split.json",
+        "model/model.json",
+        "model/weights.bpk",
+        "model/pipeline.json",
+        "model/split.json",
+        "model/metrics.json",
+        "model/predictions.csv",
+        "model/learning_curves.csv",
+        "model/figures/confusion.png",
+        "model/figures/roc.svg",
+        "model/figures/learning_curves.svg",
+        "model/report.html",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
@@ -275,4 +289,153 @@ fn demo_runs_the_data_pipeline_on_generated_data() {
         serde_json::from_str(&std::fs::read_to_string(out.join("describe.json")).unwrap()).unwrap();
     assert_eq!(d["rows_kept"], 4000);
     assert_eq!(d["classes"].as_array().unwrap().len(), 15);
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model/model.json")).unwrap())
+            .unwrap();
+    assert_eq!(card["window"], 8);
+    let html = std::fs::read_to_string(out.join("model/report.html")).unwrap();
+    assert!(html.contains("<svg"), "pictures are embedded");
+    assert!(html.contains("Learning curves"));
+}
+
+/// Reads a JSON file.
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn train_evaluate_predict_agree_and_metrics_are_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 5000);
+    let model = dir.path().join("model");
+    let o = iotids(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--window",
+        "4",
+        "--epochs",
+        "3",
+        "--log-scale",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = json(&model.join("metrics.json"));
+    let classes: Vec<String> = m["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(classes.len(), 15);
+    // Accuracy is the confusion matrix's trace over its total.
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(m["confusion"].clone()).unwrap();
+    let total: u64 = confusion.iter().flatten().sum();
+    let trace: u64 = (0..15).map(|i| confusion[i][i]).sum();
+    assert_eq!(m["rows_scored"].as_u64().unwrap(), total);
+    assert!((m["accuracy"].as_f64().unwrap() - trace as f64 / total as f64).abs() < 1e-12);
+    for key in ["macro_f1", "weighted_f1", "roc_auc_macro"] {
+        let v = m[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    for c in &classes {
+        let support = m["per_class"][c]["support"].as_u64();
+        assert!(support.is_some(), "per_class.{c}.support");
+    }
+    let curves = std::fs::read_to_string(model.join("learning_curves.csv")).unwrap();
+    assert_eq!(
+        curves.lines().count(),
+        1 + 3,
+        "a header and one line per epoch"
+    );
+
+    // evaluate on the whole file, predict streamed in small batches: same predictions.
+    let eval = dir.path().join("eval");
+    let o = iotids(&[
+        "evaluate",
+        data.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        eval.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("weighted avg"));
+    assert_eq!(json(&eval.join("metrics.json"))["rows_scored"], 5000);
+    let preds = dir.path().join("pred.csv");
+    let o = iotids(&[
+        "predict",
+        data.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        preds.to_str().unwrap(),
+        "--batch-rows",
+        "700",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = |p: &Path, col: &str| -> Vec<(String, String)> {
+        let mut r = csv::Reader::from_path(p).unwrap();
+        let h = r.headers().unwrap().clone();
+        let (li, pi) = (
+            h.iter().position(|x| x == "line").unwrap(),
+            h.iter().position(|x| x == col).unwrap(),
+        );
+        r.records()
+            .map(|rec| {
+                let rec = rec.unwrap();
+                (rec[li].to_string(), rec[pi].to_string())
+            })
+            .collect()
+    };
+    let streamed = read(&preds, "predicted");
+    assert_eq!(streamed.len(), 5000);
+    assert_eq!(streamed, read(&eval.join("predictions.csv"), "predicted"));
+
+    // A file without a column the pipeline needs: exit 2, the column named.
+    let bad = dir.path().join("cut.csv");
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_path(&data)
+        .unwrap();
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_path(&bad)
+        .unwrap();
+    let mut drop = None;
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let at = *drop.get_or_insert_with(|| rec.iter().position(|h| h == "tcp.flags").unwrap());
+        w.write_record(
+            rec.iter()
+                .enumerate()
+                .filter(|(i, _)| *i != at)
+                .map(|(_, f)| f),
+        )
+        .unwrap();
+    }
+    w.flush().unwrap();
+    let o = iotids(&[
+        "evaluate",
+        bad.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        dir.path().join("e2").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("tcp.flags"), "{}", stderr(&o));
+    let o = iotids(&[
+        "predict",
+        data.to_str().unwrap(),
+        "--model",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not an iotids model directory"),
+        "{}",
+        stderr(&o)
+    );
 }
