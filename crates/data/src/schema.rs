@@ -270,6 +270,14 @@ pub fn is_missing_token(t: &str) -> bool {
     )
 }
 
+/// The benign class among `classes` (`Normal`, `benign`, in any spelling
+/// [`class_key`] folds), if there is one: attacks are every other class.
+pub fn normal_class(classes: &[String]) -> Option<usize> {
+    classes
+        .iter()
+        .position(|c| matches!(class_key(c).as_str(), "normal" | "benign" | "benigntraffic"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,12 +329,13 @@ mod tests {
         assert_eq!(canonical_label(Format::Generic, "  "), None);
         assert_eq!(canonical_label(Format::Generic, "NaN"), None);
     }
-}
 
-/// The benign class among `classes` (`Normal`, `benign`, in any spelling
-/// [`class_key`] folds), if there is one: attacks are every other class.
-pub fn normal_class(classes: &[String]) -> Option<usize> {
-    classes
-        .iter()
-        .position(|c| matches!(class_key(c).as_str(), "normal" | "benign" | "benigntraffic"))
+    #[test]
+    fn the_normal_class_is_found_in_any_spelling() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(normal_class(&names(&["DDoS", "Normal"])), Some(1));
+        assert_eq!(normal_class(&names(&["bruteforce", "benign"])), Some(1));
+        assert_eq!(normal_class(&names(&["BENIGN", "x"])), Some(0));
+        assert_eq!(normal_class(&names(&["DDoS", "DoS"])), None);
+    }
 }

@@ -331,7 +331,7 @@ impl Batch {
         self.k = ex.sequences.k;
         self.features = ex.sequences.features.cols;
         // Window 1, or windows all full: no mask, which saves the masking multiplies.
-        self.padded = self.mask.iter().any(|&m| m == 0.0);
+        self.padded = self.mask.contains(&0.0);
     }
 
     fn inputs(&self, device: &Device) -> (Tensor<3>, Option<Tensor<2>>) {

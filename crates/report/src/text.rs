@@ -283,29 +283,6 @@ pub fn render_pipeline(p: &Pipeline) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_names_keep_both_ends() {
-        assert_eq!(shorten("abcdef", 6), "abcdef");
-        assert_eq!(shorten("abcdefghij", 7), "abc…hij");
-        assert_eq!(shorten("abcdefghij", 7).chars().count(), 7);
-    }
-
-    #[test]
-    fn numbers_are_compact() {
-        assert_eq!(fmt_num(0.0), "0");
-        assert_eq!(fmt_num(1883.0), "1883");
-        assert_eq!(fmt_num(0.25), "0.25");
-        assert_eq!(fmt_num(3.3214), "3.3214");
-        assert_eq!(fmt_num(2.28e7 + 0.5), "2.280e7");
-        assert_eq!(fmt_num(0.000_012), "1.200e-5");
-        assert_eq!(fmt_num(f64::NAN), "NaN");
-    }
-}
-
 /// scikit-learn's `classification_report` layout (4 decimals), then the detection
 /// pair and the ROC/PR areas.
 pub fn render_classification_report(m: &iotids_model::metrics::Metrics) -> String {
@@ -357,4 +334,52 @@ pub fn render_classification_report(m: &iotids_model::metrics::Metrics) -> Strin
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_keep_both_ends() {
+        assert_eq!(shorten("abcdef", 6), "abcdef");
+        assert_eq!(shorten("abcdefghij", 7), "abc…hij");
+        assert_eq!(shorten("abcdefghij", 7).chars().count(), 7);
+    }
+
+    #[test]
+    fn numbers_are_compact() {
+        assert_eq!(fmt_num(0.0), "0");
+        assert_eq!(fmt_num(1883.0), "1883");
+        assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(fmt_num(3.3214), "3.3214");
+        assert_eq!(fmt_num(2.28e7 + 0.5), "2.280e7");
+        assert_eq!(fmt_num(0.000_012), "1.200e-5");
+        assert_eq!(fmt_num(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn classification_report_has_sklearns_rows_and_numbers() {
+        let classes = vec!["Normal".to_string(), "DDoS".to_string()];
+        // 3 normal rows (one called DDoS), 2 DDoS rows (both right).
+        let y_true = [0, 0, 0, 1, 1];
+        let y_pred = [0, 0, 1, 1, 1];
+        let scores = [0.9, 0.1, 0.8, 0.2, 0.4, 0.6, 0.3, 0.7, 0.1, 0.9];
+        let m = iotids_model::metrics::evaluate(&y_true, &y_pred, &scores, &classes, Some(0));
+        let r = render_classification_report(&m);
+        let line = |name: &str| {
+            r.lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} line in\n{r}"))
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        // Normal: precision 2/2, recall 2/3, F1 0.8; DDoS: precision 2/3, recall 1.
+        assert_eq!(line("Normal")[1..], ["1.0000", "0.6667", "0.8000", "3"]);
+        assert_eq!(line("DDoS")[1..], ["0.6667", "1.0000", "0.8000", "2"]);
+        assert_eq!(line("accuracy")[1..], ["0.8000", "5"]);
+        assert_eq!(line("macro avg")[2..], ["0.8333", "0.8333", "0.8000", "5"]);
+        assert!(r.contains("false-alarm rate 0.3333"), "{r}");
+    }
 }
