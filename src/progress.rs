@@ -8,17 +8,19 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use iotids_data::ingest::Progress;
 use iotids_model::train::TrainEvent;
 
+/// Where bars draw: stderr, or nowhere with `--quiet`.
+fn target(quiet: bool) -> ProgressDrawTarget {
+    if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    }
+}
+
 /// A byte-progress bar for reading `path`, and the callback that drives it.
 pub fn reading(path: &Path, quiet: bool) -> (ProgressBar, Progress) {
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let bar = ProgressBar::with_draw_target(
-        Some(len),
-        if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
+    let bar = ProgressBar::with_draw_target(Some(len), target(quiet));
     bar.set_style(
         ProgressStyle::with_template(
             "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
@@ -38,14 +40,7 @@ pub fn reading(path: &Path, quiet: bool) -> (ProgressBar, Progress) {
 
 /// A spinner for a step of unknown length.
 pub fn step(msg: &str, quiet: bool) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        None,
-        if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
+    let bar = ProgressBar::with_draw_target(None, target(quiet));
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -61,14 +56,7 @@ pub fn training(epochs: usize, quiet: bool) -> impl FnMut(TrainEvent) {
     let mut bar: Option<ProgressBar> = None;
     move |event| match event {
         TrainEvent::EpochStart { epoch, batches } => {
-            let b = ProgressBar::with_draw_target(
-                Some(batches as u64),
-                if quiet {
-                    ProgressDrawTarget::hidden()
-                } else {
-                    ProgressDrawTarget::stderr()
-                },
-            );
+            let b = ProgressBar::with_draw_target(Some(batches as u64), target(quiet));
             b.set_style(
                 ProgressStyle::with_template(
                     "{prefix} [{bar:30}] {pos}/{len} batches {msg} eta {eta}",

@@ -49,5 +49,16 @@ pub enum Error {
     Data(#[from] iotids_data::Error),
 }
 
+impl Error {
+    /// [`Error::Config`] from its three parts.
+    pub(crate) fn config(field: &'static str, value: String, allowed: &'static str) -> Self {
+        Error::Config {
+            field,
+            value,
+            allowed,
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

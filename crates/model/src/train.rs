@@ -62,13 +62,7 @@ impl TrainConfig {
     ///
     /// [`Error::Config`] naming the first field out of range.
     pub fn check(&self) -> crate::Result<()> {
-        let bad = |field, value: String, allowed| {
-            Err(Error::Config {
-                field,
-                value,
-                allowed,
-            })
-        };
+        let bad = |field, value, allowed| Err(Error::config(field, value, allowed));
         if self.epochs == 0 {
             return bad("epochs", "0".into(), "at least 1");
         }
@@ -473,6 +467,16 @@ mod tests {
         (s2, labels, flows)
     }
 
+    /// Share of `rows` whose prediction is their label.
+    fn accuracy(s: &Scores, labels: &[u32], rows: &[usize]) -> f64 {
+        let predicted = s.predictions();
+        let right = predicted
+            .iter()
+            .zip(rows)
+            .filter(|(p, r)| **p == labels[**r]);
+        right.count() as f64 / rows.len() as f64
+    }
+
     #[test]
     fn windows_learn_what_single_records_cannot_and_training_is_reproducible() {
         let (seq, labels, _) = flows(200);
@@ -507,14 +511,7 @@ mod tests {
             events > 60 * 2,
             "start, batches and end of every epoch: {events}"
         );
-        let s = score(&net, ex(val_rows), 16);
-        let acc = s
-            .predictions()
-            .iter()
-            .zip(val_rows)
-            .filter(|(p, r)| **p == labels[**r])
-            .count() as f64
-            / val_rows.len() as f64;
+        let acc = accuracy(&score(&net, ex(val_rows), 16), &labels, val_rows);
         assert_eq!(acc, 1.0, "window 2 separates the classes: {history:?}");
         let best = &history.epochs[history.best_epoch - 1];
         let min = history
@@ -562,14 +559,7 @@ mod tests {
             &mut |_| (),
         )
         .unwrap();
-        let s = score(&net, ex(val_rows), 64);
-        let acc = s
-            .predictions()
-            .iter()
-            .zip(val_rows)
-            .filter(|(p, r)| **p == labels[**r])
-            .count() as f64
-            / val_rows.len() as f64;
+        let acc = accuracy(&score(&net, ex(val_rows), 64), &labels, val_rows);
         assert!(acc < 0.9, "the last record alone carries little: {acc}");
     }
 
