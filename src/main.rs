@@ -15,6 +15,16 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    if cli.threads > 0 {
+        // burn's CPU backend computes on rayon's global pool: size it once, before any
+        // tensor work, so --threads bounds training and prediction too (not only ingest).
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(cli.threads)
+            .build_global()
+        {
+            eprintln!("warning: --threads {}: {e}", cli.threads);
+        }
+    }
     match commands::run(&cli) {
         Ok(code) => code,
         Err(e) => {
