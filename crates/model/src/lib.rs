@@ -16,8 +16,12 @@
 
 pub mod artifact;
 pub mod backend;
+#[cfg(feature = "flex")]
+pub mod bench;
 pub mod detect;
 pub mod error;
+#[cfg(feature = "flex")]
+pub mod frozen;
 #[cfg(feature = "flex")]
 pub mod fused;
 pub mod gru;

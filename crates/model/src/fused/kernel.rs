@@ -16,6 +16,7 @@ use core::ops::Range;
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
+use super::pool::Buf;
 use super::simd::{matmul, pad_rows, pad_transposed, padded, sigmoid, tanh};
 
 /// Fewest rows worth a thread of their own: below that the fork costs more than it saves.
@@ -85,10 +86,10 @@ impl core::fmt::Debug for Saved {
 struct ChunkSaved {
     rows: Range<usize>,
     /// `h_t` for every step, `[seq, rows, hidden]`.
-    states: Vec<f32>,
+    states: Buf,
     /// `r | z | n | U_n h_{t-1} + b_hn` for every step, `[seq, rows, 4 * hidden]`; z before
     /// the mask.
-    gates: Vec<f32>,
+    gates: Buf,
 }
 
 /// Gradients of one layer's recurrence inputs.
@@ -258,14 +259,18 @@ impl WithSimd for ChunkForward<'_> {
         let mut state = vec![0.0; n_rows * h];
         let mut next = vec![0.0; n_rows * h];
         let mut scratch = vec![0.0; 4 * h];
+        // Both written in full, step by step.
         let (mut states, mut gates) = if save {
-            (vec![0.0; seq * n_rows * h], vec![0.0; seq * n_rows * 4 * h])
+            (
+                Buf::stale(seq * n_rows * h),
+                Buf::stale(seq * n_rows * 4 * h),
+            )
         } else {
-            (Vec::new(), Vec::new())
+            (Buf::default(), Buf::default())
         };
         for t in 0..seq {
             if t > 0 {
-                matmul(simd, &state, h, n_rows, h, &u, g3, &mut gh, false);
+                matmul(simd, &state, h, n_rows, h, &u, ld, g3, &mut gh, ld, false);
             }
             let gx = &layer.gx[(t * batch + first) * g3..][..n_rows * g3];
             for i in 0..n_rows {
@@ -307,9 +312,12 @@ impl WithSimd for ChunkForward<'_> {
 /// One sequence's step: the gates from their pre-activations, the new state into `out`,
 /// and `r | z | n | U_n h + b_hn` into `saved`.
 ///
-/// `gx` and `gh` are the input and recurrent halves `[3H]`, `h` the previous state.
+/// `gx` and `gh` are the input and recurrent halves `[3H]`, `h` the previous state. Two
+/// loops rather than one: r and z first (adjacent blocks, one loop over `2H`), then n and
+/// the state. Each loop's iterations are independent chains of an exponential, which the
+/// CPU overlaps; one loop doing all three would chain the tanh behind the sigmoid.
 #[inline(always)]
-fn gate_row(
+pub(crate) fn gate_row(
     gx: &[f32],
     gh: &[f32],
     b_hn: &[f32],
@@ -319,21 +327,19 @@ fn gate_row(
     saved: &mut [f32],
 ) {
     let n = h.len();
-    let (gx_r, gx_z, gx_n) = (&gx[..n], &gx[n..2 * n], &gx[2 * n..3 * n]);
-    let (gh_r, gh_z, gh_n) = (&gh[..n], &gh[n..2 * n], &gh[2 * n..3 * n]);
-    let (s_r, rest) = saved[..4 * n].split_at_mut(n);
-    let (s_z, rest) = rest.split_at_mut(n);
+    let (rz, rest) = saved[..4 * n].split_at_mut(2 * n);
     let (s_n, s_hn) = rest.split_at_mut(n);
+    for ((rz, &x), &y) in rz.iter_mut().zip(&gx[..2 * n]).zip(&gh[..2 * n]) {
+        *rz = sigmoid(x + y);
+    }
+    let (r, z) = rz.split_at(n);
+    let (gx_n, gh_n) = (&gx[2 * n..3 * n], &gh[2 * n..3 * n]);
     let (b_hn, out) = (&b_hn[..n], &mut out[..n]);
     for j in 0..n {
-        let r = sigmoid(gx_r[j] + gh_r[j]);
-        let z = sigmoid(gx_z[j] + gh_z[j]);
         let hn = gh_n[j] + b_hn[j];
-        let c = tanh(gx_n[j] + r * hn);
+        let c = tanh(gx_n[j] + r[j] * hn);
         // Eq. 4 as h + z ⊙ (h̃ - h), z masked: exactly h at padding.
-        out[j] = h[j] + z * keep * (c - h[j]);
-        s_r[j] = r;
-        s_z[j] = z;
+        out[j] = h[j] + z[j] * keep * (c - h[j]);
         s_n[j] = c;
         s_hn[j] = hn;
     }
@@ -370,7 +376,7 @@ impl WithSimd for ChunkBackward<'_> {
         let mut dh_u = vec![0.0; n_rows * ld_h];
         // dG_t, the gradient of h_{t-1} U + [0 | 0 | b_hn], padded rows: the right operand of
         // the product that gives dU.
-        let mut dg = vec![0.0; seq * n_rows * ld3];
+        let mut dg = Buf::zeroed(seq * n_rows * ld3);
         let mut db = vec![0.0; h];
         let zeros = vec![0.0; h];
         for t in (0..seq).rev() {
@@ -408,7 +414,9 @@ impl WithSimd for ChunkBackward<'_> {
             }
             if t > 0 {
                 // dh_{t-1} = dh ⊙ (1 - z) + dG_t Uᵀ
-                matmul(simd, dg_t, ld3, n_rows, g3, &u_t, h, &mut dh_u, false);
+                matmul(
+                    simd, dg_t, ld3, n_rows, g3, &u_t, ld_h, h, &mut dh_u, ld_h, false,
+                );
                 for (d, du) in dh.chunks_exact_mut(h).zip(dh_u.chunks_exact(ld_h)) {
                     d.iter_mut().zip(du).for_each(|(d, du)| *d += du);
                 }
@@ -419,7 +427,7 @@ impl WithSimd for ChunkBackward<'_> {
         let depth = (seq - 1) * n_rows;
         let mut du = vec![0.0; h * ld3];
         if depth > 0 {
-            let mut states_t = vec![0.0; h * depth];
+            let mut states_t = Buf::stale(h * depth); // written in full below
             for (r, state) in chunk.states[..depth * h].chunks_exact(h).enumerate() {
                 for (c, &v) in state.iter().enumerate() {
                     states_t[c * depth + r] = v;
@@ -427,7 +435,7 @@ impl WithSimd for ChunkBackward<'_> {
             }
             let dg_rest = &dg[n_rows * ld3..];
             matmul(
-                simd, &states_t, depth, h, depth, dg_rest, g3, &mut du, false,
+                simd, &states_t, depth, h, depth, dg_rest, ld3, g3, &mut du, ld3, false,
             );
         }
         let du = du

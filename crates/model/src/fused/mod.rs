@@ -12,6 +12,7 @@
 //! f32; other devices and dtypes take the composed-ops path).
 
 pub(crate) mod kernel;
+pub(crate) mod pool;
 pub(crate) mod simd;
 #[cfg(test)]
 mod tests;
