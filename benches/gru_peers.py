@@ -6,9 +6,10 @@
   train_T{t}   samples/s of forward + backward + Adam step
   infer_T{t}   samples/s of forward only (no gradient)
   latency_T1   microseconds for one record (batch 1, T=1), median
-Each figure is the median of `--repeat` timed runs after warm-up.
+Each figure is the median of `--repeat` timed runs of at least `--seconds` each, after
+a warm-up (the same procedure as `iotids bench-gru`).
 
-usage: gru_peers.py [torch|keras ...] [--repeat 3] [--steps 50]
+usage: gru_peers.py [torch|keras ...] [--repeat 3] [--seconds 1.0]
 Peers: torch (nn.GRU + Linear head) and keras (Keras 3 GRU layer + Dense, the
 seeds' stack, TensorFlow backend). benches/gru.sh installs them and runs this
 script next to `iotids bench-gru` in the same run.
@@ -22,19 +23,22 @@ import time
 F, H, C, B = 64, 64, 15, 256
 
 
-def timed(fn, steps, repeat):
-    fn()  # warm-up
-    fn()
-    runs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(steps):
+def timed(fn, seconds, repeat):
+    """Median seconds per call of `fn` over `repeat` runs of at least `seconds` each,
+    after a warm-up of a fifth of a run (as `iotids bench-gru` measures)."""
+
+    def run(least):
+        calls, start = 0, time.perf_counter()
+        while calls < 3 or time.perf_counter() - start < least:
             fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
+            calls += 1
+        return (time.perf_counter() - start) / calls
+
+    run(seconds / 5)
+    return statistics.median(run(seconds) for _ in range(repeat))
 
 
-def bench_torch(repeat, steps):
+def bench_torch(repeat, seconds):
     import torch
 
     torch.set_num_threads(2)
@@ -68,19 +72,19 @@ def bench_torch(repeat, steps):
             with torch.no_grad():
                 net(x)
 
-        out.append(("torch", f"train_T{t}", B * steps / timed(train, steps, repeat)))
-        out.append(("torch", f"infer_T{t}", B * steps / timed(infer, steps, repeat)))
+        out.append(("torch", f"train_T{t}", B / timed(train, seconds, repeat)))
+        out.append(("torch", f"infer_T{t}", B / timed(infer, seconds, repeat)))
     x1 = torch.randn(1, 1, F)
 
     def one():
         with torch.no_grad():
             net(x1)
 
-    out.append(("torch", "latency_T1_us", 1e6 * timed(one, 200, repeat) / 200))
+    out.append(("torch", "latency_T1_us", 1e6 * timed(one, seconds, repeat)))
     return out
 
 
-def bench_keras(repeat, steps):
+def bench_keras(repeat, seconds):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
@@ -98,13 +102,13 @@ def bench_keras(repeat, steps):
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         x = np.random.default_rng(0).normal(size=(B, t, F)).astype("float32")
         y = np.random.default_rng(1).integers(0, C, B)
-        out.append(("keras", f"train_T{t}", B * steps / timed(lambda: model.train_on_batch(x, y), steps, repeat)))
+        out.append(("keras", f"train_T{t}", B / timed(lambda: model.train_on_batch(x, y), seconds, repeat)))
         fwd = tf.function(lambda v: model(v, training=False))
         xt = tf.constant(x)
-        out.append(("keras", f"infer_T{t}", B * steps / timed(lambda: fwd(xt).numpy(), steps, repeat)))
+        out.append(("keras", f"infer_T{t}", B / timed(lambda: fwd(xt).numpy(), seconds, repeat)))
         if t == 1:
             x1 = tf.constant(x[:1])
-            out.append(("keras", "latency_T1_us", 1e6 * timed(lambda: fwd(x1).numpy(), 200, repeat) / 200))
+            out.append(("keras", "latency_T1_us", 1e6 * timed(lambda: fwd(x1).numpy(), seconds, repeat)))
     return out
 
 
@@ -112,10 +116,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("tools", nargs="*", default=["torch", "keras"])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=1.0, help="least length of one timed run")
     a = ap.parse_args()
     for tool in a.tools:
-        rows = {"torch": bench_torch, "keras": bench_keras}[tool](a.repeat, a.steps)
+        rows = {"torch": bench_torch, "keras": bench_keras}[tool](a.repeat, a.seconds)
         for name, measure, value in rows:
             print(json.dumps({"tool": name, "measure": measure, "value": value}), flush=True)
 
