@@ -253,7 +253,7 @@ impl WithSimd for Chunk<'_> {
         // The layer's input: the windows as given (row b * seq + t) for the first layer,
         // then the states of the layer below, time-major (row t * rows + b).
         let mut below = Buf::default();
-        let mut state = vec![0.0; rows * h];
+        let mut state = Buf::zeroed(rows * h);
         for (l, layer) in model.layers.iter().enumerate() {
             let top = l + 1 == model.layers.len();
             let (input, width, batch_major) = if l == 0 {
@@ -302,7 +302,7 @@ impl WithSimd for Chunk<'_> {
             below = states;
         }
         let ldc = model.head.ld();
-        let mut logits = vec![0.0; rows * ldc];
+        let mut logits = Buf::stale(rows * ldc); // bias written below, then the product
         for row in logits.chunks_exact_mut(ldc) {
             row[..model.classes].copy_from_slice(&model.head_bias);
         }
@@ -347,12 +347,12 @@ fn run_layer<S: Simd>(
     let h = layer.hidden;
     let ld3 = layer.w_ih.ld();
     let ldu = layer.u.ld();
-    let mut gh = vec![0.0; rows * ldu];
-    let mut next = vec![0.0; rows * h];
+    let mut gh = Buf::zeroed(rows * ldu);
+    let mut next = Buf::stale(rows * h); // written in full each step
     let mut scratch = vec![0.0; 4 * h];
     let (mut rh, mut gh_n) = match &layer.u_n {
-        Some(u_n) => (vec![0.0; rows * h], vec![0.0; rows * u_n.ld()]),
-        None => (Vec::new(), Vec::new()),
+        Some(u_n) => (Buf::zeroed(rows * h), Buf::zeroed(rows * u_n.ld())),
+        None => (Buf::default(), Buf::default()),
     };
     let gx_row = |i: usize, t: usize| {
         let r = if batch_major {

@@ -215,6 +215,24 @@ impl GruLayer {
         keep: Option<&Tensor<2>>,
         all_steps: bool,
     ) -> (Tensor<2>, Option<Tensor<2>>) {
+        if !input.device().is_autodiff() {
+            let out = crate::fused::layer_inference(
+                input,
+                self.weight_ih.val(),
+                self.bias_ih.val(),
+                self.weight_hh.val(),
+                self.bias_hh.val(),
+                keep.cloned(),
+                batch,
+                all_steps,
+            );
+            return if all_steps {
+                let rows = out.dims()[0];
+                (out.clone().narrow(0, rows - batch, batch), Some(out))
+            } else {
+                (out, None)
+            };
+        }
         let h = self.hidden;
         let device = input.device();
         let b_hh = self.bias_hh.val();

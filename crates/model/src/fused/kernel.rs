@@ -26,8 +26,12 @@ const MIN_CHUNK_ROWS: usize = 16;
 /// `b`), gate column blocks `r | z | n`, the seeds' z.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Recurrence<'a> {
-    /// `x W + b_ih + [b_hr | b_hz | 0]` for every step, `[seq * batch, 3 * hidden]`.
+    /// `x W + b_ih + [b_hr | b_hz | 0]` for every step, `[seq * batch, 3 * hidden]`; empty
+    /// when `input` is given instead.
     pub gx: &'a [f32],
+    /// The layer's input and input weights, to compute `gx` step by step inside the
+    /// recurrence (inference: no `[seq * batch, 3H]` buffer). Forward only.
+    pub input: Option<Projection<'a>>,
     /// Recurrent weights `[hidden, 3 * hidden]`.
     pub u: &'a [f32],
     /// `b_hn`, `[hidden]`: inside the reset gate's product.
@@ -40,16 +44,40 @@ pub(crate) struct Recurrence<'a> {
     pub hidden: usize,
 }
 
+/// The input half of the gates, `x W + bias`, for [`Recurrence::input`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Projection<'a> {
+    /// `[seq * batch, features]`, time-major.
+    pub x: &'a [f32],
+    /// `[features, 3 * hidden]`.
+    pub weight: &'a [f32],
+    /// `[3 * hidden]`.
+    pub bias: &'a [f32],
+    /// Input width.
+    pub features: usize,
+}
+
 impl Recurrence<'_> {
     /// Steps per sequence.
     pub fn seq(&self) -> usize {
-        self.gx.len() / (3 * self.hidden * self.batch).max(1)
+        match &self.input {
+            Some(p) => p.x.len() / (p.features * self.batch).max(1),
+            None => self.gx.len() / (3 * self.hidden * self.batch).max(1),
+        }
     }
 
     fn check(&self) {
         let (h, b) = (self.hidden, self.batch);
         assert!(h > 0 && b > 0, "GRU recurrence: empty batch or state");
-        assert_eq!(self.gx.len() % (3 * h * b), 0, "GRU recurrence: gx shape");
+        match &self.input {
+            Some(p) => {
+                assert!(p.features > 0, "GRU recurrence: no input feature");
+                assert_eq!(p.x.len() % (p.features * b), 0, "GRU recurrence: x shape");
+                assert_eq!(p.weight.len(), p.features * 3 * h, "GRU: weight_ih shape");
+                assert_eq!(p.bias.len(), 3 * h, "GRU recurrence: bias shape");
+            }
+            None => assert_eq!(self.gx.len() % (3 * h * b), 0, "GRU recurrence: gx shape"),
+        }
         assert_eq!(self.u.len(), 3 * h * h, "GRU recurrence: weight_hh shape");
         assert_eq!(self.b_hn.len(), h, "GRU recurrence: b_hn shape");
         if let Some(keep) = self.keep {
@@ -124,6 +152,10 @@ pub(crate) fn forward_chunked(
     chunks: usize,
 ) -> (Vec<f32>, Option<Saved>) {
     layer.check();
+    assert!(
+        !(save && layer.input.is_some()),
+        "GRU recurrence: the backward pass needs gx, not its projection"
+    );
     let (h, batch, seq) = (layer.hidden, layer.batch, layer.seq());
     let ranges = row_chunks(batch, chunks);
     let out_steps = if all_steps { seq } else { 1 };
@@ -255,10 +287,16 @@ impl WithSimd for ChunkForward<'_> {
         let u = pad_rows::<S>(layer.u, h, g3);
         let ld = padded::<S>(g3);
         // h_{t-1} U; zero at t = 0, where the product is skipped (h_0 = 0).
-        let mut gh = vec![0.0; n_rows * ld];
-        let mut state = vec![0.0; n_rows * h];
-        let mut next = vec![0.0; n_rows * h];
+        let mut gh = Buf::zeroed(n_rows * ld);
+        let mut state = Buf::zeroed(n_rows * h);
+        let mut next = Buf::stale(n_rows * h); // written in full each step
         let mut scratch = vec![0.0; 4 * h];
+        // The input half of this step's gates, when it is computed here.
+        let w_ih = layer.input.map(|p| pad_rows::<S>(p.weight, p.features, g3));
+        let mut gx_step = match layer.input {
+            Some(_) => Buf::stale(n_rows * ld),
+            None => Buf::default(),
+        };
         // Both written in full, step by step.
         let (mut states, mut gates) = if save {
             (
@@ -272,7 +310,18 @@ impl WithSimd for ChunkForward<'_> {
             if t > 0 {
                 matmul(simd, &state, h, n_rows, h, &u, ld, g3, &mut gh, ld, false);
             }
-            let gx = &layer.gx[(t * batch + first) * g3..][..n_rows * g3];
+            let (gx, gx_ld) = match (&layer.input, &w_ih) {
+                (Some(p), Some(w_ih)) => {
+                    let f = p.features;
+                    for row in gx_step.chunks_exact_mut(ld) {
+                        row[..g3].copy_from_slice(p.bias);
+                    }
+                    let x = &p.x[(t * batch + first) * f..];
+                    matmul(simd, x, f, n_rows, f, w_ih, ld, g3, &mut gx_step, ld, true);
+                    (&gx_step[..], ld)
+                }
+                _ => (&layer.gx[(t * batch + first) * g3..][..n_rows * g3], g3),
+            };
             for i in 0..n_rows {
                 let keep = layer.keep.map_or(1.0, |k| k[t * batch + first + i]);
                 let saved = if save {
@@ -281,7 +330,7 @@ impl WithSimd for ChunkForward<'_> {
                     &mut scratch[..]
                 };
                 gate_row(
-                    &gx[i * g3..][..g3],
+                    &gx[i * gx_ld..][..g3],
                     &gh[i * ld..][..g3],
                     layer.b_hn,
                     &state[i * h..][..h],
@@ -372,8 +421,8 @@ impl WithSimd for ChunkBackward<'_> {
         let (ld_h, ld3) = (padded::<S>(h), padded::<S>(g3));
         let u_t = pad_transposed::<S>(&saved.u, h, g3); // [3H, H]
         // Gradient reaching h_t: from the output, and from step t + 1 through the state.
-        let mut dh = vec![0.0; n_rows * h];
-        let mut dh_u = vec![0.0; n_rows * ld_h];
+        let mut dh = Buf::zeroed(n_rows * h);
+        let mut dh_u = Buf::zeroed(n_rows * ld_h);
         // dG_t, the gradient of h_{t-1} U + [0 | 0 | b_hn], padded rows: the right operand of
         // the product that gives dU.
         let mut dg = Buf::zeroed(seq * n_rows * ld3);
@@ -425,7 +474,7 @@ impl WithSimd for ChunkBackward<'_> {
         // dU = Σ_{t ≥ 1} h_{t-1}ᵀ dG_t: one product over every (step, row) pair, with the
         // states of steps 0..seq-1 transposed as the left operand.
         let depth = (seq - 1) * n_rows;
-        let mut du = vec![0.0; h * ld3];
+        let mut du = Buf::zeroed(h * ld3);
         if depth > 0 {
             let mut states_t = Buf::stale(h * depth); // written in full below
             for (r, state) in chunk.states[..depth * h].chunks_exact(h).enumerate() {
@@ -509,6 +558,7 @@ mod tests {
         let keep: Vec<f32> = (0..seq * batch).map(|i| f32::from(i % 7 != 0)).collect();
         let layer = Recurrence {
             gx: &gx,
+            input: None,
             u: &u,
             b_hn: &b_hn,
             keep: Some(&keep),

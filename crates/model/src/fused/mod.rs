@@ -30,7 +30,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, ExtensionType, Flex, backend_extension};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-use kernel::Recurrence;
+use kernel::{Projection, Recurrence};
 
 /// The padding mask of a fused layer, if it has one.
 #[derive(ExtensionType)]
@@ -68,6 +68,113 @@ pub trait GruBackend: Backend {
         batch: usize,
         all_steps: bool,
     ) -> FloatTensor<Self>;
+}
+
+/// The whole GRU layer for inference, input projection included, as a burn backend
+/// extension of Flex alone (no autodiff: training goes through [`GruBackend`]).
+///
+/// Computing the input half of the gates step by step inside the recurrence spares the
+/// `[seq * batch, 3H]` tensor burn's `linear` would allocate, and the few operations that
+/// assemble the biases.
+#[backend_extension(Flex)]
+pub trait GruInferenceBackend: Backend {
+    /// One GRU layer (`reset_after = true`, seeds' z) from `h_0 = 0`, on a device without
+    /// autodiff.
+    ///
+    /// - `input`: time-major `[seq * batch, features]`
+    /// - `weight_ih` `[features, 3H]`, `bias_ih` and `bias_hh` `[3H]`, `weight_hh` `[H, 3H]`:
+    ///   the layer's parameters as [`GruLayer`](crate::gru::GruLayer) holds them
+    /// - output: as [`GruBackend::gru_recurrence`]
+    #[allow(clippy::too_many_arguments)] // a layer's parameters
+    fn gru_layer_inference(
+        input: FloatTensor<Self>,
+        weight_ih: FloatTensor<Self>,
+        bias_ih: FloatTensor<Self>,
+        weight_hh: FloatTensor<Self>,
+        bias_hh: FloatTensor<Self>,
+        #[extension_type] keep: Keep<Self>,
+        batch: usize,
+        all_steps: bool,
+    ) -> FloatTensor<Self>;
+}
+
+impl GruInferenceBackend for Flex {
+    fn gru_layer_inference(
+        input: FlexTensor,
+        weight_ih: FlexTensor,
+        bias_ih: FlexTensor,
+        weight_hh: FlexTensor,
+        bias_hh: FlexTensor,
+        keep: Keep<Self>,
+        batch: usize,
+        all_steps: bool,
+    ) -> FlexTensor {
+        let hidden = bias_hh.layout().shape().num_elements() / 3;
+        let features = weight_ih.layout().shape().num_elements() / (3 * hidden).max(1);
+        let (x, w, u) = (f32s(&input), f32s(&weight_ih), f32s(&weight_hh));
+        let (b_ih, b_hh) = (f32s(&bias_ih), f32s(&bias_hh));
+        // b_hr and b_hz join the input half; b_hn stays inside the reset gate.
+        let bias: Vec<f32> = b_ih
+            .iter()
+            .zip(b_hh.iter())
+            .enumerate()
+            .map(|(i, (a, b))| if i < 2 * hidden { a + b } else { *a })
+            .collect();
+        let keep = match &keep {
+            Keep::Mask(mask) => Some(f32s(mask)),
+            Keep::All => None,
+        };
+        let layer = Recurrence {
+            gx: &[],
+            input: Some(Projection {
+                x: &x,
+                weight: &w,
+                bias: &bias,
+                features,
+            }),
+            u: &u,
+            b_hn: &b_hh[2 * hidden..],
+            keep: keep.as_deref(),
+            batch,
+            hidden,
+        };
+        let rows = if all_steps {
+            layer.seq() * batch
+        } else {
+            batch
+        };
+        let (out, _) = kernel::forward(&layer, all_steps, false);
+        flex(out, [rows, hidden])
+    }
+}
+
+/// Runs a whole layer with [`GruInferenceBackend`]; only where [`applies`] says so and on
+/// a device without autodiff.
+#[allow(clippy::too_many_arguments)] // a layer's parameters
+pub(crate) fn layer_inference(
+    input: Tensor<2>,
+    weight_ih: Tensor<2>,
+    bias_ih: Tensor<1>,
+    weight_hh: Tensor<2>,
+    bias_hh: Tensor<1>,
+    keep: Option<Tensor<2>>,
+    batch: usize,
+    all_steps: bool,
+) -> Tensor<2> {
+    let keep = match keep {
+        Some(mask) => Keep::Mask(mask.into_dispatch()),
+        None => Keep::All,
+    };
+    Tensor::from_dispatch(<Dispatch as GruInferenceBackend>::gru_layer_inference(
+        input.into_dispatch(),
+        weight_ih.into_dispatch(),
+        bias_ih.into_dispatch(),
+        weight_hh.into_dispatch(),
+        bias_hh.into_dispatch(),
+        keep,
+        batch,
+        all_steps,
+    ))
 }
 
 /// Whether [`recurrence`] can run on `tensor`'s device and dtype.
@@ -129,6 +236,7 @@ fn run_forward(
     let keep = keep.map(f32s);
     let layer = Recurrence {
         gx: &gx,
+        input: None,
         u: &u,
         b_hn: &b,
         keep: keep.as_deref(),

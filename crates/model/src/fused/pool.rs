@@ -3,16 +3,18 @@
 //! A training step of the default model at `T = 16` allocates megabytes of saved gates and
 //! gradients and frees them a moment later. The system allocator hands blocks that large
 //! back to the kernel and faults fresh zeroed pages in on the next step, which cost a
-//! quarter of a step's time when measured. Buffers taken here go back to a small free list
-//! when dropped instead.
+//! quarter of a step's time when measured. Smaller buffers (padded weights, per-chunk
+//! scratch) churn the allocator's per-thread arenas, whose trimming unmaps pages across
+//! threads: measured at half the speed of burn's inference after another workload had run.
+//! Buffers taken here go back to a small free list when dropped instead.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
 /// Smaller buffers are left to the allocator, which serves them from its own free lists.
-const MIN_POOLED: usize = 16 * 1024;
+const MIN_POOLED: usize = 4 * 1024;
 /// Most buffers kept: enough for the buffers of one forward and backward pass per thread.
-const MAX_FREE: usize = 32;
+const MAX_FREE: usize = 64;
 
 static FREE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 

@@ -11,6 +11,8 @@
 
 use pulp::Simd;
 
+use super::pool::Buf;
+
 /// Rows of the left operand per register tile.
 const MR: usize = 4;
 /// Depth of one block of the product (see [`matmul`]).
@@ -26,9 +28,9 @@ pub(crate) fn padded<S: Simd>(n: usize) -> usize {
 /// Copies the row-major `[rows, cols]` matrix `m` into a zeroed buffer of row stride
 /// [`padded`]`(cols)`, the layout [`matmul`] wants for its right operand.
 #[inline(always)]
-pub(crate) fn pad_rows<S: Simd>(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn pad_rows<S: Simd>(m: &[f32], rows: usize, cols: usize) -> Buf {
     let ld = padded::<S>(cols);
-    let mut out = vec![0.0; rows * ld];
+    let mut out = Buf::zeroed(rows * ld);
     for (dst, src) in out.chunks_exact_mut(ld).zip(m.chunks_exact(cols)) {
         dst[..cols].copy_from_slice(src);
     }
@@ -38,9 +40,9 @@ pub(crate) fn pad_rows<S: Simd>(m: &[f32], rows: usize, cols: usize) -> Vec<f32>
 /// Like [`pad_rows`] for the transpose of the row-major `[rows, cols]` matrix `m`: the
 /// result is `mᵀ`, `[cols, rows]` with row stride [`padded`]`(rows)`.
 #[inline(always)]
-pub(crate) fn pad_transposed<S: Simd>(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn pad_transposed<S: Simd>(m: &[f32], rows: usize, cols: usize) -> Buf {
     let ld = padded::<S>(rows);
-    let mut out = vec![0.0; cols * ld];
+    let mut out = Buf::zeroed(cols * ld);
     for (r, src) in m.chunks_exact(cols).enumerate() {
         for (c, &v) in src.iter().enumerate() {
             out[c * ld + r] = v;

@@ -82,27 +82,67 @@ fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     }
 }
 
+/// All three fused forward routes against the composed path: the whole layer for
+/// inference (plain device), the recurrence with its backward recorded (autodiff device),
+/// and the recurrence alone on plain tensors (its Flex implementation).
 #[test]
 fn fused_forward_equals_the_composed_path() {
-    let device = Device::flex();
+    let plain = Device::flex();
+    let autodiff = plain.clone().autodiff();
     for (seq, masked) in CASES {
-        let layer = layer(INPUT, HIDDEN, seq as u64, &device);
         let (x, mask) = inputs(seq, BATCH, INPUT, masked, 100 + seq as u64);
-        let x = Tensor::<2>::from_data(x, &device);
-        let mask = mask.map(|m| Tensor::<2>::from_data(m, &device));
         let what = format!("T={seq} mask={masked}");
         for all_steps in [false, true] {
-            let (f_last, f_all) = layer.forward_fused(x.clone(), BATCH, mask.as_ref(), all_steps);
+            let reference = layer(INPUT, HIDDEN, seq as u64, &plain);
+            let xp = Tensor::<2>::from_data(x.clone(), &plain);
+            let mp = mask.clone().map(|m| Tensor::<2>::from_data(m, &plain));
             let (c_last, c_all) =
-                layer.forward_composed(x.clone(), BATCH, mask.as_ref(), all_steps);
-            assert_eq!(f_last.dims(), [BATCH, HIDDEN]);
-            let (f_last, c_last) = (values(f_last), values(c_last));
-            assert_close(&f_last, &c_last, 1e-5, &format!("{what} final"));
+                reference.forward_composed(xp.clone(), BATCH, mp.as_ref(), all_steps);
+            let (c_last, c_all) = (values(c_last), c_all.map(values));
             assert!(c_last.iter().any(|v| v.abs() > 0.1), "{what}: a flat state");
-            if all_steps {
-                let (f_all, c_all) = (f_all.unwrap(), c_all.unwrap());
-                assert_eq!(f_all.dims(), [seq * BATCH, HIDDEN]);
-                assert_close(&values(f_all), &values(c_all), 1e-5, &format!("{what} all"));
+
+            let mut routes = Vec::new();
+            routes.push((
+                "inference",
+                reference.forward_fused(xp.clone(), BATCH, mp.as_ref(), all_steps),
+            ));
+            let tracked = layer(INPUT, HIDDEN, seq as u64, &autodiff);
+            let xa = Tensor::<2>::from_data(x.clone(), &autodiff);
+            let ma = mask.clone().map(|m| Tensor::<2>::from_data(m, &autodiff));
+            routes.push((
+                "autodiff",
+                tracked.forward_fused(xa, BATCH, ma.as_ref(), all_steps),
+            ));
+            // The recurrence op on plain tensors, its input half from burn.
+            let h = HIDDEN;
+            let b_hh = reference.bias_hh.val();
+            let rz = b_hh.clone().narrow(0, 0, 2 * h);
+            let bias =
+                reference.bias_ih.val() + Tensor::cat(vec![rz, Tensor::zeros([h], &plain)], 0);
+            let gx = burn::tensor::module::linear(xp, reference.weight_ih.val(), Some(bias));
+            let out = super::recurrence(
+                gx,
+                reference.weight_hh.val(),
+                b_hh.narrow(0, 2 * h, h),
+                mp,
+                BATCH,
+                all_steps,
+            );
+            let last = if all_steps {
+                out.clone().narrow(0, (seq - 1) * BATCH, BATCH)
+            } else {
+                out.clone()
+            };
+            routes.push(("recurrence", (last, all_steps.then_some(out))));
+
+            for (route, (f_last, f_all)) in routes {
+                let what = format!("{what} {route}");
+                assert_eq!(f_last.dims(), [BATCH, HIDDEN]);
+                assert_close(&values(f_last), &c_last, 1e-5, &format!("{what} final"));
+                if let (Some(f_all), Some(c_all)) = (f_all, &c_all) {
+                    assert_eq!(f_all.dims(), [seq * BATCH, HIDDEN]);
+                    assert_close(&values(f_all), c_all, 1e-5, &format!("{what} all"));
+                }
             }
         }
     }
