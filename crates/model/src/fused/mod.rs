@@ -1,15 +1,22 @@
 //! The fused GRU layer on burn's CPU backend Flex: the whole recurrence of a layer as one
 //! burn operation, forward and backward, through burn's backend-extension API.
 //!
-//! [`GruBackend`] is the extension trait (`#[backend_extension(Autodiff, Flex)]`): its Flex
-//! implementation runs [`kernel`] forward, its `Autodiff<Flex>` implementation also saves
-//! the gates and registers a hand-written [`Backward`] step, so burn's autodiff sees one
-//! node per layer instead of a dozen per step. The input projection of every step stays a
-//! burn `linear` before the node (one large product burn already does well), so gradients
-//! reach `weight_ih`, `bias_ih` and the input through burn as before.
+//! [`GruBackend`] is the extension trait for training (`#[backend_extension(Autodiff,
+//! Flex)]`): its Flex implementation runs the recurrence forward, its `Autodiff<Flex>`
+//! implementation also saves the gates (r, z, n and `U_n h + b_hn` per step) and registers
+//! a hand-written backward step (BPTT, fused like the forward pass), so burn's autodiff
+//! sees one node per layer instead of a dozen per step. The input projection of every step
+//! stays a burn `linear` before the node (one large product burn already does well), so
+//! gradients reach `weight_ih`, `bias_ih` and the input through burn as before.
 //!
-//! [`recurrence`] is what the model calls; [`applies`] says when it can (a Flex tensor of
-//! f32; other devices and dtypes take the composed-ops path).
+//! [`GruInferenceBackend`] (`#[backend_extension(Flex)]`) is the whole layer for a device
+//! without autodiff, input projection included.
+//!
+//! [`GruLayer`](crate::gru::GruLayer) picks these by itself on a Flex device in f32 with
+//! `reset_after`; other devices, dtypes and `reset_after = false` take the composed-ops
+//! path, which the tests here hold the fused one to. The arithmetic is on plain slices
+//! (products and gates in SIMD chosen at run time by pulp, the batch cut into row chunks
+//! over rayon's threads); see the crate sources `fused/kernel.rs` and `fused/simd.rs`.
 
 pub(crate) mod kernel;
 pub(crate) mod pool;
