@@ -189,8 +189,9 @@ impl GruLayer {
     ///   time-major like the input, `[seq * batch, hidden]`
     ///
     /// With `reset_after` on burn's CPU backend (f32), the recurrence runs as one fused
-    /// operation with a hand-written backward pass ([`crate::fused`]); otherwise it is
-    /// composed of burn operations step by step, and burn's autodiff derives the backward.
+    /// operation with a hand-written backward pass on an autodiff device, and the whole
+    /// layer as one operation without autodiff ([`crate::fused`]); otherwise it is composed
+    /// of burn operations step by step, and burn's autodiff derives the backward.
     fn forward_time_major(
         &self,
         input: Tensor<2>,
