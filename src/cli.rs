@@ -150,6 +150,13 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Measure GRU training and inference throughput (samples/s), single-record latency
+    /// and peak memory on random data of the configuration (see BENCHMARKS.md;
+    /// benches/gru_peers.py runs PyTorch and Keras on the same configuration).
+    BenchGru {
+        #[command(flatten)]
+        args: GruBenchArgs,
+    },
     /// Measure ingest + clean throughput and peak memory on a file (see BENCHMARKS.md).
     Bench {
         file: PathBuf,
@@ -230,6 +237,27 @@ impl ModelArgs {
         cfg.check()?;
         Ok(cfg)
     }
+}
+
+/// `bench-gru` settings (the rest is the configuration: 64 features, hidden 64,
+/// one layer, 15 classes, Adam, f32).
+#[derive(Debug, Clone, Args)]
+pub struct GruBenchArgs {
+    /// Window lengths to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub windows: Vec<usize>,
+    /// Windows per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Timed runs per figure; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Least length of one timed run, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How to read the input file.

@@ -17,7 +17,7 @@ use iotids_data::synth::{SynthOptions, write_synth};
 use iotids_data::{Dataset, IngestOptions, read_csv};
 use iotids_report as report;
 
-use crate::cli::{Cli, Command, IngestArgs};
+use crate::cli::{Cli, Command, GruBenchArgs, IngestArgs};
 use crate::{learn, progress};
 
 pub fn run(cli: &Cli) -> Result<ExitCode> {
@@ -116,6 +116,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             batch_rows,
         } => learn::predict(file, model, out.as_deref(), *batch_rows, cli),
         Command::Demo { out, rows, seed } => demo(out, *rows, *seed, cli),
+        Command::BenchGru { args } => bench_gru(args, cli),
         Command::Bench {
             file,
             ingest,
@@ -384,6 +385,46 @@ fn bench(
             threads
         ))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// GRU throughput, latency and memory; see [`iotids_model::bench::gru_throughput`].
+fn bench_gru(args: &GruBenchArgs, cli: &Cli) -> Result<ExitCode> {
+    use iotids_model::bench::{GruBenchConfig, gru_throughput};
+    let cfg = GruBenchConfig {
+        batch: args.batch,
+        windows: args.windows.clone(),
+        repeat: args.repeat,
+        min_seconds: args.seconds,
+        threads: (cli.threads > 0).then_some(cli.threads),
+        ..GruBenchConfig::default()
+    };
+    let bar = progress::step("measuring the GRU (a minute or so)", cli.quiet);
+    let r = gru_throughput(&cfg);
+    bar.finish_and_clear();
+    let r = r?;
+    if args.json {
+        return print_json(&r).map(|()| ExitCode::SUCCESS);
+    }
+    let mut text = format!(
+        "GRU {} features, hidden {}, {} layer, {} classes, batch {}, {} threads, {} kernels\n",
+        cfg.input, cfg.hidden, cfg.layers, cfg.classes, cfg.batch, r.threads, r.simd
+    );
+    for w in &r.windows {
+        text += &format!(
+            "T={:<3} train {:>10.0} samples/s   infer {:>10.0} samples/s (through burn {:.0})\n",
+            w.seq, w.train_samples_per_s, w.infer_samples_per_s, w.infer_burn_samples_per_s
+        );
+    }
+    let kib = |k: Option<u64>| k.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    text += &format!(
+        "latency T=1 {:.2} µs (through burn {:.2} µs); peak memory: inference {}, overall {}",
+        r.latency_t1_us,
+        r.latency_t1_burn_us,
+        kib(r.peak_rss_inference_kib),
+        kib(r.peak_rss_kib)
+    );
+    print(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 

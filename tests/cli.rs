@@ -439,3 +439,40 @@ fn train_evaluate_predict_agree_and_metrics_are_consistent() {
         stderr(&o)
     );
 }
+
+#[test]
+fn bench_gru_reports_every_figure() {
+    let o = iotids(&[
+        "--threads",
+        "1",
+        "bench-gru",
+        "--windows",
+        "1,2",
+        "--batch",
+        "8",
+        "--repeat",
+        "1",
+        "--seconds",
+        "0.02",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["threads"], 1);
+    let windows = r["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2);
+    assert_eq!(windows[1]["seq"], 2);
+    for w in windows {
+        for key in [
+            "train_samples_per_s",
+            "infer_samples_per_s",
+            "infer_burn_samples_per_s",
+        ] {
+            assert!(w[key].as_f64().unwrap() > 0.0, "{key}: {w}");
+        }
+    }
+    assert!(r["latency_t1_us"].as_f64().unwrap() > 0.0);
+    let o = iotids(&["bench-gru", "--windows", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("windows"), "{}", stderr(&o));
+}

@@ -126,13 +126,7 @@ pub struct GruBenchResult {
 /// [`Error::Config`] if a field is out of range (the model's own checks, and `batch`,
 /// `windows`, `repeat`, `min_seconds`, `threads` at least 1 or positive).
 pub fn gru_throughput(cfg: &GruBenchConfig) -> crate::Result<GruBenchResult> {
-    let bad = |field, value: String, allowed| {
-        Err(Error::Config {
-            field,
-            value,
-            allowed,
-        })
-    };
+    let bad = |field, value, allowed| Err(Error::config(field, value, allowed));
     model_config(cfg).check()?;
     if cfg.batch == 0 {
         return bad("batch", "0".into(), "at least 1");
