@@ -26,6 +26,7 @@ pub mod frozen;
 pub mod fused;
 pub mod gru;
 pub mod metrics;
+pub mod params;
 pub mod train;
 
 pub use error::{Error, Result};

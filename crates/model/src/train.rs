@@ -10,8 +10,8 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use iotids_data::window::Sequences;
 use rand::SeedableRng;
@@ -200,16 +200,10 @@ fn train_in_pool(
         });
     }
     let started = Instant::now();
-    let device = crate::backend::training_device();
-    let weights = loss_weights(cfg, class_weights);
-    let loss_fn = CrossEntropyLossConfig::new()
-        .with_weights(Some(weights.clone()))
-        .init(&device);
-    let mut net = model.init(&device);
-    let mut optim = AdamConfig::new().init();
+    let mut fit = Fit::new(cfg, class_weights);
+    let mut net = model.init(&fit.device);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut order = train.rows.to_vec();
-    let mut batch = Batch::default();
 
     let mut history = History {
         epochs: Vec::new(),
@@ -224,39 +218,24 @@ fn train_in_pool(
         order.shuffle(&mut rng);
         let batches = order.len().div_ceil(cfg.batch_size);
         on_event(TrainEvent::EpochStart { epoch, batches });
-        let (mut loss_sum, mut weight_sum, mut correct, mut seen) = (0.0, 0.0, 0usize, 0usize);
-        for rows in order.chunks(cfg.batch_size) {
-            batch.fill(&train, rows);
-            let (x, mask, targets) = batch.tensors(&device);
-            let logits = net.forward(x, mask);
-            let loss = loss_fn.forward(logits.clone(), targets);
-            let loss_value = f64::from(loss.clone().into_scalar::<f32>());
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(cfg.learning_rate, net, grads);
-
-            // The batch's weighted loss is a mean over its weight; summing loss × weight
-            // gives the epoch's mean over all its windows' weight.
-            let w = batch.weight(&weights);
-            loss_sum += loss_value * w;
-            weight_sum += w;
-            correct += count_correct(logits, &batch.targets);
-            seen += rows.len();
+        let (trained, sums) = fit.epoch(net, &train, &order, &mut |s: &EpochSums| {
             on_event(TrainEvent::Batch {
-                loss: loss_sum / weight_sum,
-                accuracy: correct as f64 / seen as f64,
+                loss: s.loss(),
+                accuracy: s.accuracy(),
             });
-        }
+        });
+        net = trained;
         let (validation_loss, validation_accuracy) = if validation.rows.is_empty() {
             (None, None)
         } else {
             let s = score(&net.valid(), validation, cfg.batch_size);
-            let (loss, accuracy) = s.loss_and_accuracy(&validation, &weights);
+            let (loss, accuracy) = s.loss_and_accuracy(&validation, &fit.weights);
             (Some(loss), Some(accuracy))
         };
         let record = EpochRecord {
             epoch,
-            train_loss: loss_sum / weight_sum,
-            train_accuracy: correct as f64 / order.len() as f64,
+            train_loss: sums.loss(),
+            train_accuracy: sums.accuracy(),
             validation_loss,
             validation_accuracy,
             seconds: t0.elapsed().as_secs_f64(),
@@ -281,6 +260,172 @@ fn train_in_pool(
     history.seconds = started.elapsed().as_secs_f64();
     let best = best.map_or(net, |(_, m)| m);
     Ok((best.valid(), history))
+}
+
+/// What a device sends back after local training.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalUpdate {
+    /// The trained weights, flat (see [`crate::params`]).
+    pub weights: Vec<f32>,
+    /// Training windows the device holds (FedAvg's `n_i`).
+    pub samples: usize,
+    /// Mean (class-weighted, if training is) cross-entropy of the last local epoch, without
+    /// the proximal term.
+    pub loss: f64,
+    /// Training accuracy of the last local epoch.
+    pub accuracy: f64,
+}
+
+/// A device's local training in federated learning: `epochs` passes over `train`, starting
+/// from the flat weights `start` (the model its aggregator sent), with a fresh Adam and
+/// batch order seeded by `cfg.seed`. `cfg.epochs` and `cfg.patience` are not used: a
+/// device has no validation rows and trains the epochs it is told.
+///
+/// `proximal_mu > 0` is FedProx (Li et al. 2020): the local objective gains
+/// `μ/2 · ‖w − start‖²`, which keeps a device with skewed data near the global model.
+///
+/// # Errors
+///
+/// [`Error::Config`] for an invalid config, no training rows, labels outside
+/// `class_weights`, `start` of another length than the model's parameters, or a negative μ.
+pub fn train_local(
+    model: &GruConfig,
+    cfg: &TrainConfig,
+    epochs: usize,
+    proximal_mu: f64,
+    class_weights: &[f64],
+    start: &[f32],
+    train: Examples<'_>,
+) -> crate::Result<LocalUpdate> {
+    cfg.check()?;
+    model.check()?;
+    check_examples(model, class_weights.len(), &train)?;
+    if train.rows.is_empty() || epochs == 0 {
+        return Err(Error::Config {
+            field: "local training",
+            value: format!("{} rows, {epochs} epochs", train.rows.len()),
+            allowed: "at least one row and one epoch",
+        });
+    }
+    if !(proximal_mu >= 0.0 && proximal_mu.is_finite()) {
+        return Err(Error::config(
+            "proximal_mu",
+            proximal_mu.to_string(),
+            "a number ≥ 0",
+        ));
+    }
+    let mut fit = Fit::new(cfg, class_weights);
+    let mut net = crate::params::load_flat(model.init(&fit.device), start)?;
+    if proximal_mu > 0.0 {
+        fit.proximal = Some((proximal_mu, crate::params::anchor_tensors(&net, start)));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut order = train.rows.to_vec();
+    let mut last = EpochSums::default();
+    for _ in 0..epochs {
+        order.shuffle(&mut rng);
+        let (trained, sums) = fit.epoch(net, &train, &order, &mut |_| {});
+        net = trained;
+        last = sums;
+    }
+    Ok(LocalUpdate {
+        weights: crate::params::flatten(&net),
+        samples: train.rows.len(),
+        loss: last.loss(),
+        accuracy: last.accuracy(),
+    })
+}
+
+/// An epoch's running sums.
+#[derive(Debug, Default, Clone, Copy)]
+struct EpochSums {
+    /// Σ batch loss × batch weight.
+    weighted_loss: f64,
+    /// Σ batch weight.
+    weight: f64,
+    correct: usize,
+    seen: usize,
+}
+
+impl EpochSums {
+    /// The batch's weighted loss is a mean over its weight; summing loss × weight gives
+    /// the epoch's mean over all its windows' weight.
+    fn loss(&self) -> f64 {
+        self.weighted_loss / self.weight
+    }
+
+    fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.seen as f64
+    }
+}
+
+/// What central and local training share: the loss, the optimiser, one epoch's loop.
+struct Fit {
+    device: Device,
+    loss_fn: CrossEntropyLoss,
+    weights: Vec<f32>,
+    optim: ModuleOptimizer,
+    batch: Batch,
+    learning_rate: f64,
+    batch_size: usize,
+    /// FedProx: μ and the weights the local ones are pulled toward, one tensor per
+    /// parameter.
+    proximal: Option<(f64, Vec<Tensor<1>>)>,
+}
+
+impl Fit {
+    fn new(cfg: &TrainConfig, class_weights: &[f64]) -> Fit {
+        let device = crate::backend::training_device();
+        let weights = loss_weights(cfg, class_weights);
+        let loss_fn = CrossEntropyLossConfig::new()
+            .with_weights(Some(weights.clone()))
+            .init(&device);
+        Fit {
+            device,
+            loss_fn,
+            weights,
+            optim: AdamConfig::new().init(),
+            batch: Batch::default(),
+            learning_rate: cfg.learning_rate,
+            batch_size: cfg.batch_size,
+            proximal: None,
+        }
+    }
+
+    /// One pass over `order`, a mini-batch at a time; `on_batch` sees the running sums.
+    fn epoch(
+        &mut self,
+        mut net: GruClassifier,
+        train: &Examples<'_>,
+        order: &[usize],
+        on_batch: &mut dyn FnMut(&EpochSums),
+    ) -> (GruClassifier, EpochSums) {
+        let mut sums = EpochSums::default();
+        for rows in order.chunks(self.batch_size) {
+            self.batch.fill(train, rows);
+            let (x, mask, targets) = self.batch.tensors(&self.device);
+            let logits = net.forward(x, mask);
+            let loss = self.loss_fn.forward(logits.clone(), targets);
+            let loss_value = f64::from(loss.clone().into_scalar::<f32>());
+            let objective = match &self.proximal {
+                Some((mu, anchor)) => match crate::params::squared_distance(&net, anchor) {
+                    Some(d) => loss + d.mul_scalar(mu / 2.0),
+                    None => loss,
+                },
+                None => loss,
+            };
+            let grads = GradientsParams::from_grads(objective.backward(), &net);
+            net = self.optim.step(self.learning_rate, net, grads);
+
+            let w = self.batch.weight(&self.weights);
+            sums.weighted_loss += loss_value * w;
+            sums.weight += w;
+            sums.correct += count_correct(logits, &self.batch.targets);
+            sums.seen += rows.len();
+            on_batch(&sums);
+        }
+        (net, sums)
+    }
 }
 
 /// The per-class loss weights burn's loss takes: the pipeline's, or all ones. A class
@@ -323,7 +468,13 @@ fn check_examples(model: &GruConfig, classes: usize, ex: &Examples<'_>) -> crate
             allowed: "one label per row, row indices below the row count",
         });
     }
-    if let Some(&bad) = ex.labels.iter().find(|&&l| l as usize >= classes) {
+    // Only the rows used: a device's check must not scan the whole table.
+    if let Some(bad) = ex
+        .rows
+        .iter()
+        .map(|&r| ex.labels[r])
+        .find(|&l| l as usize >= classes)
+    {
         return Err(Error::Config {
             field: "labels",
             value: bad.to_string(),
@@ -707,5 +858,45 @@ mod tests {
             ..on
         };
         assert_eq!(loss_weights(&off, &[0.5, 0.0, 2.0]), vec![1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn local_training_moves_from_the_start_and_fedprox_holds_it_near() {
+        let (seq, labels, _) = flows(60);
+        let rows: Vec<usize> = (0..labels.len()).collect();
+        let ex = Examples {
+            sequences: &seq,
+            labels: &labels,
+            rows: &rows,
+        };
+        let model = GruConfig::new(2, 8, 2);
+        let cfg = TrainConfig {
+            batch_size: 16,
+            learning_rate: 0.02,
+            ..TrainConfig::default()
+        };
+        let start = crate::params::flatten(&model.init(&crate::backend::device()));
+        let distance = |w: &[f32]| -> f64 {
+            w.iter()
+                .zip(&start)
+                .map(|(a, b)| f64::from(a - b).powi(2))
+                .sum::<f64>()
+        };
+        let free = train_local(&model, &cfg, 3, 0.0, &[1.0, 1.0], &start, ex).unwrap();
+        assert_eq!(free.samples, 120);
+        assert_eq!(free.weights.len(), start.len());
+        assert!((0.0..=1.0).contains(&free.accuracy));
+        // The same seed gives the same update, coordinate for coordinate.
+        let again = train_local(&model, &cfg, 3, 0.0, &[1.0, 1.0], &start, ex).unwrap();
+        assert_eq!(again, free);
+        // A strong proximal term (μ = 100) keeps the weights far closer to the start.
+        let prox = train_local(&model, &cfg, 3, 100.0, &[1.0, 1.0], &start, ex).unwrap();
+        let (d_free, d_prox) = (distance(&free.weights), distance(&prox.weights));
+        assert!(d_free > 0.05, "{d_free}");
+        assert!(d_prox < d_free / 4.0, "prox {d_prox} vs free {d_free}");
+        // Errors: no epochs, a vector of another model, negative μ.
+        assert!(train_local(&model, &cfg, 0, 0.0, &[1.0, 1.0], &start, ex).is_err());
+        assert!(train_local(&model, &cfg, 1, 0.0, &[1.0, 1.0], &start[1..], ex).is_err());
+        assert!(train_local(&model, &cfg, 1, -1.0, &[1.0, 1.0], &start, ex).is_err());
     }
 }
