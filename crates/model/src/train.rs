@@ -432,7 +432,7 @@ impl Fit {
 /// absent from training has weight 0 there; burn needs positive weights, and no training
 /// window carries that class, so 1 changes nothing but validation's loss, where it counts
 /// such windows as plain ones.
-fn loss_weights(cfg: &TrainConfig, class_weights: &[f64]) -> Vec<f32> {
+pub fn loss_weights(cfg: &TrainConfig, class_weights: &[f64]) -> Vec<f32> {
     class_weights
         .iter()
         .map(|&w| {
@@ -584,7 +584,7 @@ impl Scores {
     }
 
     /// Weighted cross-entropy and accuracy against `ex`'s labels (the rows scored).
-    fn loss_and_accuracy(&self, ex: &Examples<'_>, weights: &[f32]) -> (f64, f64) {
+    pub fn loss_and_accuracy(&self, ex: &Examples<'_>, weights: &[f32]) -> (f64, f64) {
         let (mut loss, mut weight, mut correct) = (0.0, 0.0, 0usize);
         let predicted = self.predictions();
         for (i, &r) in ex.rows.iter().enumerate() {

@@ -1,0 +1,395 @@
+//! A federation run's settings: the command line's flags and the TOML config file are the
+//! same fields under the same names (`local_epochs` in the file is `--local-epochs`).
+//!
+//! ```toml
+//! devices = 20
+//! edges = 4
+//! rounds = 30
+//! local_epochs = 1
+//! edge_rounds = 2
+//! partition = "dirichlet"
+//! alpha = 0.3
+//! strategy = "fedprox"
+//! proximal_mu = 0.01
+//! edge_aggregation = "mean"
+//! cloud_aggregation = "median"
+//! ```
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::Aggregation;
+use crate::error::Error;
+use crate::partition::PartitionKind;
+use crate::strategy::{ServerSettings, Strategy};
+
+/// What poisoned devices do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attack {
+    /// No poisoning.
+    None,
+    /// Train on shifted labels: class `c` is labelled `c + 1` (mod the class count), so
+    /// every attack is taught as another and the last as the first.
+    LabelFlip,
+    /// Train honestly, then send `start + s · (w − start)` (`attack_scale` s): a boosted
+    /// or, with s < 0, sign-flipped update.
+    Scale,
+}
+
+impl Attack {
+    /// All of them.
+    pub const ALL: [Attack; 3] = [Attack::None, Attack::LabelFlip, Attack::Scale];
+
+    /// The config's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Attack::None => "none",
+            Attack::LabelFlip => "label-flip",
+            Attack::Scale => "scale",
+        }
+    }
+}
+
+impl fmt::Display for Attack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Attack {
+    type Err = Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        Attack::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::config("attack", s, "none, label-flip or scale"))
+    }
+}
+
+/// Every setting of a federation run. [`Default`] gives the values documented per field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationConfig {
+    /// Devices, each with its own share of the training rows (20).
+    pub devices: usize,
+    /// Edge aggregators; device `d` of `N` reports to edge `⌊d·E/N⌋` (4).
+    pub edges: usize,
+    /// Cloud rounds (30).
+    pub rounds: usize,
+    /// Local epochs per device per edge round, HierFAVG's τ₁ (1).
+    pub local_epochs: usize,
+    /// Edge rounds per cloud round, HierFAVG's τ₂ (2).
+    pub edge_rounds: usize,
+    /// Fraction of each edge's devices sampled per edge round, at least one (1.0).
+    pub fraction: f64,
+    /// How rows are dealt to devices (dirichlet).
+    pub partition: PartitionKind,
+    /// Dirichlet concentration for `dirichlet` and `quantity` (0.3).
+    pub alpha: f64,
+    /// The strategy (fedavg).
+    pub strategy: Strategy,
+    /// FedProx's μ (0.01; used by `fedprox` only).
+    pub proximal_mu: f64,
+    /// FedAvgM's server learning rate η (1.0).
+    pub server_learning_rate: f64,
+    /// FedAvgM's server momentum β (0.9).
+    pub server_momentum: f64,
+    /// FedAdam's and FedYogi's server step η (0.01).
+    pub eta: f64,
+    /// FedAdam's and FedYogi's β₁ (0.9).
+    pub beta_1: f64,
+    /// FedAdam's and FedYogi's β₂ (0.99).
+    pub beta_2: f64,
+    /// FedAdam's and FedYogi's τ (1e-3).
+    pub tau: f64,
+    /// How an edge combines its devices (mean).
+    pub edge_aggregation: Aggregation,
+    /// How the cloud combines the edges (mean).
+    pub cloud_aggregation: Aggregation,
+    /// Probability that a sampled device fails mid-round and sends nothing (0).
+    pub dropout: f64,
+    /// Deadline of an edge round in simulated seconds; later updates are dropped and
+    /// counted. None: wait for every device.
+    pub deadline: Option<f64>,
+    /// Windows a device of speed 1 trains per simulated second (2000).
+    pub device_rate: f64,
+    /// σ of the log-normal spread of device speeds, drawn once per device (0.5), and a
+    /// fifth of it per round as jitter.
+    pub speed_spread: f64,
+    /// Device link speed, bytes per simulated second each way (1.25e6: 10 Mbit/s).
+    pub bandwidth: f64,
+    /// Fraction of devices that poison (0).
+    pub malicious: f64,
+    /// What they do (none).
+    pub attack: Attack,
+    /// The factor of the `scale` attack (−5: a boosted, sign-flipped update).
+    pub attack_scale: f64,
+    /// Seed of the partition, sampling, failures and local batch orders (42).
+    pub seed: u64,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        let defaults = ServerSettings::default();
+        FederationConfig {
+            devices: 20,
+            edges: 4,
+            rounds: 30,
+            local_epochs: 1,
+            edge_rounds: 2,
+            fraction: 1.0,
+            partition: PartitionKind::Dirichlet,
+            alpha: 0.3,
+            strategy: Strategy::FedAvg,
+            proximal_mu: 0.01,
+            server_learning_rate: defaults.server_learning_rate,
+            server_momentum: defaults.server_momentum,
+            eta: defaults.eta,
+            beta_1: defaults.beta_1,
+            beta_2: defaults.beta_2,
+            tau: defaults.tau,
+            edge_aggregation: Aggregation::Mean,
+            cloud_aggregation: Aggregation::Mean,
+            dropout: 0.0,
+            deadline: None,
+            device_rate: 2000.0,
+            speed_spread: 0.5,
+            bandwidth: 1.25e6,
+            malicious: 0.0,
+            attack: Attack::None,
+            attack_scale: -5.0,
+            seed: 42,
+        }
+    }
+}
+
+impl FederationConfig {
+    /// Reads a TOML config file; fields it leaves out keep their defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::File`] naming the file and, for a parse error, the line and column.
+    pub fn from_toml_file(path: &Path) -> crate::Result<FederationConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let cfg: FederationConfig = toml::from_str(&text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {col}: ")
+                })
+                .unwrap_or_default();
+            Error::File {
+                path: path.to_path_buf(),
+                reason: format!("{at}{}", e.message()),
+            }
+        })?;
+        Ok(cfg)
+    }
+
+    /// The config as TOML, for the run's output directory (`federation.toml` re-runs it).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Checks every field and their combinations.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first bad setting.
+    pub fn check(&self) -> crate::Result<()> {
+        let positive = |field, v: usize| {
+            if v == 0 {
+                Err(Error::config(field, 0, "at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("devices", self.devices)?;
+        positive("edges", self.edges)?;
+        positive("rounds", self.rounds)?;
+        positive("local_epochs", self.local_epochs)?;
+        positive("edge_rounds", self.edge_rounds)?;
+        if self.edges > self.devices {
+            return Err(Error::config(
+                "edges",
+                self.edges,
+                format!("at most the number of devices ({})", self.devices),
+            ));
+        }
+        let unit = |field, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::config(field, v, "in [0, 1]"))
+            }
+        };
+        unit("fraction", self.fraction)?;
+        if self.fraction == 0.0 {
+            return Err(Error::config("fraction", 0, "in (0, 1]"));
+        }
+        unit("malicious", self.malicious)?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config("dropout", self.dropout, "in [0, 1)"));
+        }
+        let pos = |field, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::config(field, v, "a positive number"))
+            }
+        };
+        pos("alpha", self.alpha)?;
+        pos("device_rate", self.device_rate)?;
+        pos("bandwidth", self.bandwidth)?;
+        if let Some(d) = self.deadline {
+            pos("deadline", d)?;
+        }
+        if !(self.speed_spread >= 0.0 && self.speed_spread.is_finite()) {
+            return Err(Error::config(
+                "speed_spread",
+                self.speed_spread,
+                "a number ≥ 0",
+            ));
+        }
+        if !(self.proximal_mu >= 0.0 && self.proximal_mu.is_finite()) {
+            return Err(Error::config(
+                "proximal_mu",
+                self.proximal_mu,
+                "a number ≥ 0",
+            ));
+        }
+        if !self.attack_scale.is_finite() {
+            return Err(Error::config(
+                "attack_scale",
+                self.attack_scale,
+                "a finite number",
+            ));
+        }
+        let s = self.server();
+        pos("server_learning_rate", s.server_learning_rate)?;
+        pos("eta", s.eta)?;
+        pos("tau", s.tau)?;
+        for (field, v) in [
+            ("server_momentum", s.server_momentum),
+            ("beta_1", s.beta_1),
+            ("beta_2", s.beta_2),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(Error::config(field, v, "in [0, 1)"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The server optimiser's settings.
+    pub fn server(&self) -> ServerSettings {
+        ServerSettings {
+            server_learning_rate: self.server_learning_rate,
+            server_momentum: self.server_momentum,
+            eta: self.eta,
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            tau: self.tau,
+        }
+    }
+
+    /// The edge device `d` reports to.
+    pub fn edge_of(&self, d: usize) -> usize {
+        d * self.edges / self.devices
+    }
+
+    /// μ of the devices' proximal term: `proximal_mu` under FedProx, else 0.
+    pub fn device_mu(&self) -> f64 {
+        if self.strategy == Strategy::FedProx {
+            self.proximal_mu
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trips_and_fills_defaults() {
+        let cfg = FederationConfig {
+            strategy: Strategy::FedAdam,
+            edge_aggregation: Aggregation::TrimmedMean { beta: 0.2 },
+            cloud_aggregation: Aggregation::Krum { f: 1, keep: 0 },
+            deadline: Some(3.5),
+            attack: Attack::LabelFlip,
+            ..FederationConfig::default()
+        };
+        let text = cfg.to_toml();
+        assert!(text.contains("strategy = \"fedadam\""), "{text}");
+        assert!(
+            text.contains("edge_aggregation = \"trimmed-mean:0.2\""),
+            "{text}"
+        );
+        assert!(text.contains("attack = \"label-flip\""), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(FederationConfig::from_toml_file(&path).unwrap(), cfg);
+
+        std::fs::write(&path, "devices = 7\npartition = \"host\"\n").unwrap();
+        let short = FederationConfig::from_toml_file(&path).unwrap();
+        assert_eq!(short.devices, 7);
+        assert_eq!(short.partition, PartitionKind::Host);
+        assert_eq!(short.edges, 4);
+    }
+
+    #[test]
+    fn bad_files_and_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "devices = 3\nedge_aggregation = \"avg\"\n").unwrap();
+        let e = FederationConfig::from_toml_file(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bad.toml") && e.contains("line 2") && e.contains("avg"),
+            "{e}"
+        );
+        std::fs::write(&path, "devise = 3\n").unwrap();
+        let e = FederationConfig::from_toml_file(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1") && e.contains("devise"), "{e}");
+
+        let bad = |f: fn(&mut FederationConfig)| {
+            let mut c = FederationConfig::default();
+            f(&mut c);
+            c.check().unwrap_err().to_string()
+        };
+        assert!(bad(|c| c.edges = 30).contains("edges"));
+        assert!(bad(|c| c.dropout = 1.0).contains("dropout"));
+        assert!(bad(|c| c.fraction = 0.0).contains("fraction"));
+        assert!(bad(|c| c.beta_2 = 1.0).contains("beta_2"));
+        assert!(FederationConfig::default().check().is_ok());
+    }
+
+    #[test]
+    fn devices_are_spread_evenly_over_edges() {
+        let c = FederationConfig {
+            devices: 10,
+            edges: 3,
+            ..FederationConfig::default()
+        };
+        let edges: Vec<usize> = (0..10).map(|d| c.edge_of(d)).collect();
+        assert_eq!(edges, vec![0, 0, 0, 0, 1, 1, 1, 2, 2, 2]);
+    }
+}

@@ -1,0 +1,26 @@
+//! Hierarchical federated training of the GRU detector (issue 4), simulated in one process.
+//!
+//! Devices hold their own rows and train locally; edge aggregators combine their devices'
+//! models; a cloud combines the edges and sends the global model down (HierFAVG). Only
+//! weight vectors cross a tier.
+//!
+//! - [`partition`] deals the training rows to devices: iid, Dirichlet label skew, quantity
+//!   skew, or by source host; flows stay whole.
+//! - [`aggregate`] is how a tier combines what it receives: the sample-weighted mean, or the
+//!   robust coordinate-wise median, trimmed mean and multi-Krum.
+//! - [`strategy`] names the strategies as Flower does (FedAvg, FedProx, FedAvgM, FedAdam,
+//!   FedYogi) and runs the adaptive ones' server optimiser at the cloud.
+//! - [`config`] is a run's settings, from flags or a TOML file.
+//! - [`simulate`] runs the rounds: sampling, device failures, stragglers past a deadline,
+//!   poisoning devices, bytes on each tier, the global model's validation scores per round.
+
+pub mod aggregate;
+pub mod config;
+pub mod error;
+pub mod partition;
+pub mod simulate;
+pub mod strategy;
+
+pub use config::{Attack, FederationConfig};
+pub use error::{Error, Result};
+pub use simulate::{Outcome, RoundRecord, Task, federate};

@@ -1,0 +1,297 @@
+use super::*;
+use crate::aggregate::Aggregation;
+use crate::partition::PartitionKind;
+use crate::strategy::Strategy;
+use iotids_data::pipeline::Matrix;
+
+/// 3 classes told apart by the first feature; flows of 4 records of one class; a host
+/// per 10 flows. Rows 0..960 train, 960..1200 validate.
+struct Data {
+    seq: Sequences,
+    labels: Vec<u32>,
+    flows: Vec<u32>,
+    hosts: Vec<u32>,
+    train: Vec<usize>,
+    validation: Vec<usize>,
+    classes: Vec<String>,
+    model: GruConfig,
+    cfg: TrainConfig,
+}
+
+fn data() -> Data {
+    let n = 1200;
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let flows: Vec<u32> = (0..n as u32).map(|r| r / 4).collect();
+    let labels: Vec<u32> = flows.iter().map(|f| (f * 7 % 3) as u32).collect();
+    let mut values = Vec::with_capacity(n * 2);
+    for &y in &labels {
+        values.push(y as f32 / 3.0 + rng.random_range(0.0..0.3));
+        values.push(rng.random_range(0.0..1.0));
+    }
+    let m = Matrix {
+        rows: n,
+        cols: 2,
+        data: values,
+    };
+    Data {
+        seq: Sequences::new(m, Some(&flows), 2).unwrap(),
+        hosts: flows.iter().map(|f| f / 10).collect(),
+        labels,
+        flows,
+        train: (0..960).collect(),
+        validation: (960..n).collect(),
+        classes: vec!["a".into(), "b".into(), "c".into()],
+        model: GruConfig::new(2, 8, 3).with_seed(5),
+        cfg: TrainConfig {
+            batch_size: 32,
+            learning_rate: 0.02,
+            ..TrainConfig::default()
+        },
+    }
+}
+
+impl Data {
+    fn task(&self) -> Task<'_> {
+        Task {
+            model: &self.model,
+            train: &self.cfg,
+            class_weights: &[1.0, 1.0, 1.0],
+            sequences: &self.seq,
+            labels: &self.labels,
+            flows: Some(&self.flows),
+            hosts: Some(&self.hosts),
+            train_rows: &self.train,
+            validation_rows: &self.validation,
+            classes: &self.classes,
+        }
+    }
+}
+
+fn run(d: &Data, cfg: &FederationConfig) -> Outcome {
+    federate(&d.task(), cfg, &mut |_| {}).unwrap()
+}
+
+fn small() -> FederationConfig {
+    FederationConfig {
+        devices: 6,
+        edges: 2,
+        rounds: 4,
+        partition: PartitionKind::Iid,
+        ..FederationConfig::default()
+    }
+}
+
+/// The record without its wall times, which differ from run to run.
+fn untimed(r: &RoundRecord) -> RoundRecord {
+    RoundRecord {
+        seconds: 0.0,
+        training_seconds: 0.0,
+        aggregation_seconds: 0.0,
+        evaluation_seconds: 0.0,
+        ..r.clone()
+    }
+}
+
+#[test]
+fn the_global_model_learns_and_a_seed_repeats_the_run() {
+    let d = data();
+    let a = run(&d, &small());
+    let first = a.rounds[0].validation_accuracy.unwrap();
+    let last = a.rounds[3].validation_accuracy.unwrap();
+    assert!(
+        last > 0.85 && last > first,
+        "validation accuracy {first} → {last}"
+    );
+    let b = run(&d, &small());
+    assert_eq!(a.weights, b.weights);
+    let (ra, rb): (Vec<_>, Vec<_>) = (
+        a.rounds.iter().map(untimed).collect(),
+        b.rounds.iter().map(untimed).collect(),
+    );
+    assert_eq!(ra, rb);
+    // Everyone sampled, nobody fails: 6 devices × 2 edge rounds accepted.
+    let r = &a.rounds[0];
+    assert_eq!((r.sampled, r.accepted, r.failed, r.late), (12, 12, 0, 0));
+    // Bytes: the model each way per device per edge round; 2 edges up and down.
+    assert_eq!(r.bytes_edge_to_devices, 12 * a.model_bytes);
+    assert_eq!(r.bytes_devices_to_edge, 12 * a.model_bytes);
+    assert_eq!(r.bytes_edges_to_cloud, 2 * a.model_bytes);
+    assert_eq!(r.bytes_cloud_to_edges, 2 * a.model_bytes);
+    let params = flatten(&d.model.init(&iotids_model::backend::device())).len();
+    assert_eq!(a.model_bytes, 4 * params as u64);
+    // The kept round has the lowest validation loss.
+    let best = a
+        .rounds
+        .iter()
+        .min_by(|x, y| {
+            x.validation_loss
+                .unwrap()
+                .total_cmp(&y.validation_loss.unwrap())
+        })
+        .unwrap();
+    assert_eq!(a.best_round, best.round);
+}
+
+#[test]
+fn one_round_equals_the_sample_weighted_mean_of_hand_run_local_trainings() {
+    // Quantity skew, so the devices' n_i differ and the wrong (÷N) formula would show.
+    let d = data();
+    let cfg = FederationConfig {
+        devices: 3,
+        edges: 1,
+        rounds: 1,
+        edge_rounds: 1,
+        partition: PartitionKind::Quantity,
+        alpha: 1.0,
+        ..FederationConfig::default()
+    };
+    let out = run(&d, &cfg);
+    let sizes: Vec<usize> = out.partition.devices.iter().map(Vec::len).collect();
+    assert!(sizes[0] != sizes[1] || sizes[1] != sizes[2], "{sizes:?}");
+    let start = flatten(&d.model.init(&iotids_model::backend::device()));
+    let mut expected = vec![0f64; start.len()];
+    let total: usize = sizes.iter().sum();
+    for (dev, rows) in out.partition.devices.iter().enumerate() {
+        let local = TrainConfig {
+            seed: mix(cfg.seed, 1, 0, dev),
+            ..d.cfg.clone()
+        };
+        let u = train_local(
+            &d.model,
+            &local,
+            1,
+            0.0,
+            &[1.0; 3],
+            &start,
+            Examples {
+                sequences: &d.seq,
+                labels: &d.labels,
+                rows,
+            },
+        )
+        .unwrap();
+        for (e, w) in expected.iter_mut().zip(&u.weights) {
+            *e += f64::from(*w) * rows.len() as f64 / total as f64;
+        }
+    }
+    let max_diff = out
+        .weights
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (f64::from(*a) - b).abs())
+        .fold(0.0, f64::max);
+    assert!(max_diff < 1e-6, "max |federated − formula| = {max_diff}");
+}
+
+#[test]
+fn failures_and_stragglers_are_dropped_counted_and_survived() {
+    let d = data();
+    let cfg = FederationConfig {
+        dropout: 0.4,
+        ..small()
+    };
+    let out = run(&d, &cfg);
+    let failed: usize = out.rounds.iter().map(|r| r.failed).sum();
+    assert!(failed > 0);
+    for r in &out.rounds {
+        assert_eq!(r.accepted + r.failed + r.late, r.sampled);
+        assert_eq!(r.bytes_devices_to_edge, r.accepted as u64 * out.model_bytes);
+    }
+
+    // A deadline between the fastest and the slowest device's time.
+    let all = run(&d, &small());
+    let cfg = FederationConfig {
+        deadline: Some(0.09),
+        speed_spread: 1.0,
+        ..small()
+    };
+    let out = run(&d, &cfg);
+    let late: usize = out.rounds.iter().map(|r| r.late).sum();
+    let accepted: usize = out.rounds.iter().map(|r| r.accepted).sum();
+    assert!(late > 0 && accepted > 0, "late {late}, accepted {accepted}");
+    for r in &out.rounds {
+        assert!(r.simulated_seconds <= 2.0 * 0.09 + 1e-12);
+        // Late updates still crossed the link.
+        assert_eq!(
+            r.bytes_devices_to_edge,
+            (r.accepted + r.late) as u64 * out.model_bytes
+        );
+    }
+    assert!(all.rounds[0].simulated_seconds > out.rounds[0].simulated_seconds);
+
+    // Sampling a third of each edge's 3 devices: one per edge per edge round.
+    let cfg = FederationConfig {
+        fraction: 0.3,
+        ..small()
+    };
+    let out = run(&d, &cfg);
+    assert!(out.rounds.iter().all(|r| r.sampled == 4));
+}
+
+#[test]
+fn a_sign_flipping_minority_breaks_fedavg_but_not_the_median() {
+    let d = data();
+    let poisoned = |rule: Aggregation| FederationConfig {
+        devices: 8,
+        edges: 1,
+        rounds: 4,
+        partition: PartitionKind::Iid,
+        malicious: 0.25,
+        attack: Attack::Scale,
+        attack_scale: -10.0,
+        edge_aggregation: rule,
+        ..FederationConfig::default()
+    };
+    let mean = run(&d, &poisoned(Aggregation::Mean));
+    assert_eq!(mean.malicious.len(), 2);
+    let median = run(&d, &poisoned(Aggregation::Median));
+    let krum = run(&d, &poisoned(Aggregation::Krum { f: 2, keep: 0 }));
+    let acc = |o: &Outcome| o.rounds.last().unwrap().validation_accuracy.unwrap();
+    eprintln!(
+        "mean {} median {} krum {}",
+        acc(&mean),
+        acc(&median),
+        acc(&krum)
+    );
+    assert!(acc(&median) > 0.8, "median {}", acc(&median));
+    assert!(acc(&krum) > 0.8, "krum {}", acc(&krum));
+    assert!(
+        acc(&mean) < acc(&median) - 0.2,
+        "mean {} vs median {}",
+        acc(&mean),
+        acc(&median)
+    );
+}
+
+#[test]
+fn every_strategy_and_partition_runs() {
+    let d = data();
+    for strategy in Strategy::ALL {
+        let cfg = FederationConfig {
+            strategy,
+            rounds: 2,
+            ..small()
+        };
+        let out = run(&d, &cfg);
+        assert!(out.weights.iter().all(|w| w.is_finite()), "{strategy}");
+    }
+    for partition in PartitionKind::ALL {
+        let cfg = FederationConfig {
+            partition,
+            rounds: 1,
+            ..small()
+        };
+        let out = run(&d, &cfg);
+        assert_eq!(out.partition.devices.len(), 6, "{partition}");
+    }
+    let e = federate(
+        &d.task(),
+        &FederationConfig {
+            devices: 5000,
+            ..small()
+        },
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("devices"), "{e}");
+}
