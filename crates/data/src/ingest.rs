@@ -129,6 +129,8 @@ struct Parsed {
     classes: Vec<String>,
     labels: Vec<u32>,
     flows: Vec<u64>,
+    /// Hash of each record's source host (with `flows`).
+    hosts: Vec<u64>,
     lines: Vec<u64>,
     hashes: Vec<u128>,
     rows_read: u64,
@@ -857,6 +859,7 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
         out.hashes.push(xxh3_128(rec.as_slice()) ^ u128::from(ends));
         if let Some(f) = &layout.flow {
             out.flows.push(flow_key(&rec, f, &mut key));
+            out.hosts.push(host_key(&rec, f));
         }
     }
     out.stats = stats;
@@ -927,12 +930,26 @@ fn flow_key(rec: &csv::ByteRecord, f: &FlowIdx, buf: &mut Vec<u8>) -> u64 {
     xxh3_64(buf)
 }
 
+/// A key for the record's source host (the first non-empty source-host column).
+fn host_key(rec: &csv::ByteRecord, f: &FlowIdx) -> u64 {
+    let host = f
+        .src_host
+        .iter()
+        .map(|&i| value::trim(&rec[i]))
+        .find(|v| !value::is_absent(v))
+        .unwrap_or(b"");
+    xxh3_64(host)
+}
+
 /// Appends parsed blocks into the final table, unifying dictionaries.
 struct Merger {
     ds: Dataset,
     class_index: HashMap<String, u32>,
     level_index: Vec<HashMap<String, u32>>,
     flow_index: HashMap<u64, u32>,
+    host_index: HashMap<u64, u32>,
+    /// Host id of each flow id: the source host of the flow's first record.
+    flow_host: Vec<u32>,
 }
 
 impl Merger {
@@ -977,6 +994,7 @@ impl Merger {
                 classes: Vec::new(),
                 labels: Vec::new(),
                 flows: layout.flow.as_ref().map(|_| Vec::new()),
+                hosts: layout.flow.as_ref().map(|_| Vec::new()),
                 lines: Vec::new(),
                 row_hashes: Vec::new(),
                 report: IngestReport {
@@ -988,6 +1006,8 @@ impl Merger {
             class_index: HashMap::default(),
             level_index: vec![HashMap::default(); n],
             flow_index: HashMap::default(),
+            host_index: HashMap::default(),
+            flow_host: Vec::new(),
         }
     }
 
@@ -1025,10 +1045,17 @@ impl Merger {
             .extend(p.labels.iter().map(|&l| class_map[l as usize]));
         ds.lines.extend_from_slice(&p.lines);
         ds.row_hashes.extend_from_slice(&p.hashes);
-        if let Some(flows) = &mut ds.flows {
-            for k in p.flows {
+        if let (Some(flows), Some(hosts)) = (&mut ds.flows, &mut ds.hosts) {
+            for (k, h) in p.flows.into_iter().zip(p.hosts) {
                 let next = self.flow_index.len() as u32;
-                flows.push(*self.flow_index.entry(k).or_insert(next));
+                let flow = *self.flow_index.entry(k).or_insert(next);
+                if flow == next {
+                    let next_host = self.host_index.len() as u32;
+                    self.flow_host
+                        .push(*self.host_index.entry(h).or_insert(next_host));
+                }
+                flows.push(flow);
+                hosts.push(self.flow_host[flow as usize]);
             }
         }
         for (col, st) in ds.columns.iter_mut().zip(&p.stats) {
@@ -1114,6 +1141,7 @@ impl Merger {
             classes: ds.classes.clone(),
             labels: std::mem::take(&mut ds.labels),
             flows: ds.flows.as_mut().map(std::mem::take),
+            hosts: ds.hosts.as_mut().map(std::mem::take),
             lines: std::mem::take(&mut ds.lines),
             row_hashes: std::mem::take(&mut ds.row_hashes),
             report: ds.report.clone(),

@@ -881,6 +881,7 @@ mod tests {
             classes: vec!["a".into(), "b".into()],
             labels: vec![0, 0, 0, 0, 1, 1, 1, 1],
             flows: None,
+            hosts: None,
             lines: (2..10).collect(),
             row_hashes: (0..8).collect(),
             report: IngestReport::default(),

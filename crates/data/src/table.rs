@@ -125,6 +125,10 @@ pub struct Dataset {
     /// Flow id per row (same endpoints and ports in either direction), when the file
     /// has endpoint columns.
     pub flows: Option<Vec<u32>>,
+    /// Host id per row: the source host of the first record of the row's flow (the host
+    /// that opened it), when the file has endpoint columns. Federation's `host` partition
+    /// keeps each host's traffic on one device.
+    pub hosts: Option<Vec<u32>>,
     /// Physical line where each row starts.
     pub lines: Vec<u64>,
     /// Hash of the raw record text, for exact-duplicate detection.
@@ -164,6 +168,9 @@ impl Dataset {
         self.labels = pick(&self.labels, rows);
         if let Some(f) = &mut self.flows {
             *f = pick(f, rows);
+        }
+        if let Some(h) = &mut self.hosts {
+            *h = pick(h, rows);
         }
         self.lines = pick(&self.lines, rows);
         self.row_hashes = pick(&self.row_hashes, rows);

@@ -102,6 +102,9 @@ fn reads_every_quirk_and_counts_rejects() {
     let flows = ds.flows.as_ref().unwrap();
     assert_eq!(flows[0], flows[1]);
     assert_ne!(flows[0], flows[2]);
+    // Each row's host is the source of its flow's first record: row 1 (from 10.0.0.2)
+    // belongs to the flow 10.0.0.1 opened.
+    assert_eq!(ds.hosts.as_deref(), Some(&[0, 0, 1, 1, 2][..]));
     // Rejects: the short row (line 6) and the empty label (line 8), with reasons.
     let r = &ds.report.first_rejects;
     assert_eq!(
@@ -278,12 +281,13 @@ fn batches_cover_the_file_once_with_stable_ids() {
     };
     let whole = read_csv(&path, &base).unwrap();
     let mut sizes = Vec::new();
-    let (mut labels, mut flows, mut sizes_col, mut protos) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut labels, mut flows, mut hosts, mut sizes_col, mut protos) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let report = iotids_data::ingest::read_csv_batches(&path, &base, 700, |b| {
         sizes.push(b.n_rows());
         labels.extend(b.labels.iter().map(|&l| b.classes[l as usize].clone()));
         flows.extend_from_slice(b.flows.as_ref().unwrap());
+        hosts.extend_from_slice(b.hosts.as_ref().unwrap());
         sizes_col.extend_from_slice(numeric(&b, "size"));
         for r in 0..b.n_rows() {
             protos.push(category(&b, "proto", r));
@@ -309,6 +313,7 @@ fn batches_cover_the_file_once_with_stable_ids() {
         whole.flows.as_ref().unwrap(),
         "flow ids are stable across batches"
     );
+    assert_eq!(&hosts, whole.hosts.as_ref().unwrap());
     assert_eq!(sizes_col, numeric(&whole, "size"));
     assert_eq!(protos[..6], ["tcp", "udp", "icmp", "tcp", "udp", "icmp"]);
 }
