@@ -10,6 +10,10 @@ use iotids_data::pipeline::{PipelineConfig, Scaler, SelectMethod};
 use iotids_data::prepare::PrepareConfig;
 use iotids_data::split::{SplitConfig, SplitMethod};
 use iotids_data::{Format, IngestOptions};
+use iotids_federation::aggregate::Aggregation;
+use iotids_federation::partition::PartitionKind;
+use iotids_federation::strategy::Strategy;
+use iotids_federation::{Attack, FederationConfig};
 use iotids_model::gru::GruConfig;
 
 /// iotids: IoT network intrusion detection that is honest about its data.
@@ -108,6 +112,28 @@ pub enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Train the GRU by hierarchical federated learning (HierFAVG), simulated in one
+    /// process: the training rows are dealt to --devices devices (flows whole), each edge
+    /// aggregator combines its devices' models every edge round, the cloud combines the
+    /// edges every cloud round. Raw rows never leave a device. Also trains the same model
+    /// centrally on the same split for comparison (unless --no-central). Writes the final
+    /// model directory (usable by `evaluate` and `predict`), rounds.csv, partition.csv,
+    /// federation.toml (the effective settings, reusable with --config), metrics.json,
+    /// pictures and report.html to --out.
+    Federate {
+        file: PathBuf,
+        /// Output and model directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        federation: FederateArgs,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        #[command(flatten)]
+        prep: PrepArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
     /// Evaluate a trained model on a labelled file: metrics.json, predictions.csv,
     /// pictures and report.html in --out; prints the classification report.
     Evaluate {
@@ -169,6 +195,149 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Federation settings. Each flag overrides the --config file's value, which overrides
+/// the default; the file uses the same names with `_` (`local_epochs = 2`).
+#[derive(Debug, Clone, Args)]
+pub struct FederateArgs {
+    /// TOML file of settings (any of the flags below; see federation.toml in an output).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Devices [20].
+    #[arg(long)]
+    pub devices: Option<usize>,
+    /// Edge aggregators; devices are spread evenly over them [4].
+    #[arg(long)]
+    pub edges: Option<usize>,
+    /// Cloud rounds [30].
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Local epochs per device per edge round, HierFAVG's τ₁ [1].
+    #[arg(long)]
+    pub local_epochs: Option<usize>,
+    /// Edge rounds per cloud round, HierFAVG's τ₂ [2].
+    #[arg(long)]
+    pub edge_rounds: Option<usize>,
+    /// Fraction of each edge's devices sampled per edge round [1.0].
+    #[arg(long)]
+    pub fraction: Option<f64>,
+    /// iid, dirichlet (label skew), quantity (size skew) or host (each source host's
+    /// traffic on one device) [dirichlet].
+    #[arg(long)]
+    pub partition: Option<PartitionKind>,
+    /// Dirichlet concentration of `dirichlet` and `quantity`; smaller is more skewed [0.3].
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// fedavg, fedprox, fedavgm, fedadam or fedyogi (Flower's names) [fedavg].
+    #[arg(long)]
+    pub strategy: Option<Strategy>,
+    /// FedProx's μ [0.01].
+    #[arg(long)]
+    pub proximal_mu: Option<f64>,
+    /// FedAvgM's server learning rate [1.0].
+    #[arg(long)]
+    pub server_learning_rate: Option<f64>,
+    /// FedAvgM's server momentum [0.9].
+    #[arg(long)]
+    pub server_momentum: Option<f64>,
+    /// FedAdam's/FedYogi's server step η [0.01].
+    #[arg(long)]
+    pub eta: Option<f64>,
+    /// FedAdam's/FedYogi's β₁ [0.9].
+    #[arg(long)]
+    pub beta_1: Option<f64>,
+    /// FedAdam's/FedYogi's β₂ [0.99].
+    #[arg(long)]
+    pub beta_2: Option<f64>,
+    /// FedAdam's/FedYogi's τ [0.001].
+    #[arg(long)]
+    pub tau: Option<f64>,
+    /// How an edge combines its devices: mean (sample-weighted), median,
+    /// trimmed-mean[:BETA], krum[:F[:KEEP]] [mean].
+    #[arg(long)]
+    pub edge_aggregation: Option<Aggregation>,
+    /// How the cloud combines the edges (same choices) [mean].
+    #[arg(long)]
+    pub cloud_aggregation: Option<Aggregation>,
+    /// Probability that a sampled device fails mid-round [0].
+    #[arg(long)]
+    pub device_dropout: Option<f64>,
+    /// Deadline of an edge round in simulated seconds; later updates are dropped [none].
+    #[arg(long)]
+    pub deadline: Option<f64>,
+    /// Windows a device of speed 1 trains per simulated second [2000].
+    #[arg(long)]
+    pub device_rate: Option<f64>,
+    /// σ of the log-normal spread of device speeds [0.5].
+    #[arg(long)]
+    pub speed_spread: Option<f64>,
+    /// Device link speed in bytes per simulated second [1250000].
+    #[arg(long)]
+    pub bandwidth: Option<f64>,
+    /// Fraction of devices that poison [0].
+    #[arg(long)]
+    pub malicious: Option<f64>,
+    /// none, label-flip or scale [none].
+    #[arg(long)]
+    pub attack: Option<Attack>,
+    /// The factor of the `scale` attack [-5].
+    #[arg(long, allow_hyphen_values = true)]
+    pub attack_scale: Option<f64>,
+    /// Skip training the same model centrally for comparison.
+    #[arg(long)]
+    pub no_central: bool,
+}
+
+impl FederateArgs {
+    /// The file's settings (or the defaults) with the flags given on top; the seed is the
+    /// run's `--seed`.
+    pub fn config(&self, seed: u64) -> Result<FederationConfig> {
+        let mut c = match &self.config {
+            Some(path) => FederationConfig::from_toml_file(path)?,
+            None => FederationConfig::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => {
+                $(if let Some(v) = self.$field.clone() {
+                    c.$field = v;
+                })*
+            };
+        }
+        set!(
+            devices,
+            edges,
+            rounds,
+            local_epochs,
+            edge_rounds,
+            fraction,
+            partition,
+            alpha,
+            strategy,
+            proximal_mu,
+            server_learning_rate,
+            server_momentum,
+            eta,
+            beta_1,
+            beta_2,
+            tau,
+            edge_aggregation,
+            cloud_aggregation,
+            device_dropout,
+            device_rate,
+            speed_spread,
+            bandwidth,
+            malicious,
+            attack,
+            attack_scale
+        );
+        if self.deadline.is_some() {
+            c.deadline = self.deadline;
+        }
+        c.seed = seed;
+        c.check()?;
+        Ok(c)
+    }
 }
 
 /// The network and how to train it.

@@ -103,6 +103,14 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             prep,
             model,
         } => learn::train(file, out, test.as_deref(), ingest, prep, model, cli),
+        Command::Federate {
+            file,
+            out,
+            federation,
+            ingest,
+            prep,
+            model,
+        } => crate::federate::federate(file, out, federation, ingest, prep, model, cli),
         Command::Evaluate {
             file,
             model,

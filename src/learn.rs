@@ -20,8 +20,9 @@ use iotids_data::split::SplitMethod;
 use iotids_data::window::Sequences;
 use iotids_model::artifact::{Detector, MODEL_FORMAT_VERSION, ModelCard};
 use iotids_model::detect::StreamWindows;
+use iotids_model::gru::{GruClassifier, GruConfig};
 use iotids_model::metrics::{Metrics, evaluate};
-use iotids_model::train::{Examples, History, Scores, score};
+use iotids_model::train::{Examples, History, Scores, TrainConfig, score};
 use iotids_report as report;
 use rustc_hash::FxHashSet;
 
@@ -30,7 +31,7 @@ use crate::commands::{print, read, summary, write_prepared};
 use crate::progress;
 
 /// Windows per inference batch when scoring held-out rows.
-const SCORE_BATCH: usize = 1024;
+pub const SCORE_BATCH: usize = 1024;
 
 /// `iotids train`.
 pub fn train(
@@ -42,13 +43,48 @@ pub fn train(
     model: &ModelArgs,
     cli: &Cli,
 ) -> Result<ExitCode> {
+    let loaded = load_for_training(file, ingest, prep, test.is_some(), cli)?;
+    train_prepared(&loaded.prepared, &loaded.run(file), model, out, test, cli)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A labelled file read, described, audited, split and with its pipeline fitted: what
+/// `train` and `federate` start from.
+pub struct Loaded {
+    pub prepared: Prepared,
+    pub description: Description,
+    pub audit: Audit,
+    pub config: PrepareConfig,
+}
+
+impl Loaded {
+    /// The report's view of the run.
+    pub fn run(&self, file: &Path) -> Run<'_> {
+        Run {
+            description: &self.description,
+            audit: &self.audit,
+            config: &self.config,
+            subtitle: format!("trained on {}", file.display()),
+        }
+    }
+}
+
+/// Reads and prepares `file` for training. The split defaults to flows when the file has
+/// them; with `separate_test` (a `--test FILE`), it has training and validation sides only.
+pub fn load_for_training(
+    file: &Path,
+    ingest: &IngestArgs,
+    prep: &PrepArgs,
+    separate_test: bool,
+    cli: &Cli,
+) -> Result<Loaded> {
     let mut cfg = prep.validate()?;
     let opts = ingest.options(cli.threads)?;
     let ds = read(file, &opts, cli.quiet)?;
     if prep.split.is_none() && ds.flows.is_some() {
         cfg.split.method = SplitMethod::Flow;
     }
-    if test.is_some() {
+    if separate_test {
         // The test rows come from the other file: split this one into train and
         // validation only, in the ratio given.
         let s = cfg.split.train + cfg.split.validation;
@@ -58,20 +94,17 @@ pub fn train(
     }
     let bar = progress::step("describing and auditing", cli.quiet);
     let description = describe(&ds);
-    let findings = audit::audit(&ds, &AuditOptions::default());
+    let audit = audit::audit(&ds, &AuditOptions::default());
     bar.finish_and_clear();
     let bar = progress::step("splitting and fitting the pipeline", cli.quiet);
     let p = prepare(ds, &opts, &cfg);
     bar.finish_and_clear();
-    let p = p?;
-    let run = Run {
-        description: &description,
-        audit: &findings,
-        config: &cfg,
-        subtitle: format!("trained on {}", file.display()),
-    };
-    train_prepared(&p, &run, model, out, test, cli)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Loaded {
+        prepared: p?,
+        description,
+        audit,
+        config: cfg,
+    })
 }
 
 /// What the report says about the run besides the model.
@@ -122,53 +155,13 @@ pub fn train_prepared(
     drop(on_event);
     print(&epochs_line(&history))?;
 
-    let detector = Detector {
-        card: ModelCard {
-            format_version: MODEL_FORMAT_VERSION,
-            iotids_version: env!("CARGO_PKG_VERSION").into(),
-            gru,
-            window: model.window,
-            classes: p.pipeline.classes.clone(),
-            normal_class: normal_class(&p.pipeline.classes).map(|i| p.pipeline.classes[i].clone()),
-            features: p
-                .pipeline
-                .feature_names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            train: train_cfg,
-            history,
-        },
-        pipeline: p.pipeline.clone(),
-        net,
-    };
+    let detector = detector(p, gru, model.window, train_cfg, history, net);
     detector.save(out)?;
     write_learning_curves(&out.join("learning_curves.csv"), &detector.card.history)?;
 
     // Evaluation: the held-out rows of the same file, or the --test file.
     let evaluation = match test {
-        None if p.split.test.is_empty() => {
-            eprintln!("note: no test rows (--fractions gives the test side 0): no evaluation");
-            None
-        }
-        None => {
-            let bar = progress::step("scoring the test rows", cli.quiet);
-            let scores = score(&detector.net, examples(&p.split.test), SCORE_BATCH);
-            bar.finish_and_clear();
-            let scored = Scored {
-                what: format!(
-                    "held-out test rows of {} ({:?} split)",
-                    ds.path.display(),
-                    run.config.split.method
-                ),
-                lines: p.split.test.iter().map(|&r| ds.lines[r]).collect(),
-                y_true: p.split.test.iter().map(|&r| ds.labels[r]).collect(),
-                scores,
-                unknown_classes: BTreeMap::new(),
-                also_in_training: 0,
-            };
-            Some(scored)
-        }
+        None => score_test_rows(&detector, p, &sequences, run.config, cli),
         Some(path) => {
             let train_hashes: FxHashSet<u128> =
                 p.split.train.iter().map(|&r| ds.row_hashes[r]).collect();
@@ -225,7 +218,76 @@ pub fn train_prepared(
     Ok(metrics)
 }
 
-fn epochs_line(h: &History) -> String {
+/// The model directory's contents for a network trained on `p`.
+pub fn detector(
+    p: &Prepared,
+    gru: GruConfig,
+    window: usize,
+    train: TrainConfig,
+    history: History,
+    net: GruClassifier,
+) -> Detector {
+    Detector {
+        card: ModelCard {
+            format_version: MODEL_FORMAT_VERSION,
+            iotids_version: env!("CARGO_PKG_VERSION").into(),
+            gru,
+            window,
+            classes: p.pipeline.classes.clone(),
+            normal_class: normal_class(&p.pipeline.classes).map(|i| p.pipeline.classes[i].clone()),
+            features: p
+                .pipeline
+                .feature_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            train,
+            history,
+        },
+        pipeline: p.pipeline.clone(),
+        net,
+    }
+}
+
+/// Scores the split's test rows (None, with a note, when the split has none).
+pub fn score_test_rows(
+    detector: &Detector,
+    p: &Prepared,
+    sequences: &Sequences,
+    config: &PrepareConfig,
+    cli: &Cli,
+) -> Option<Scored> {
+    let ds = &p.dataset;
+    if p.split.test.is_empty() {
+        eprintln!("note: no test rows (--fractions gives the test side 0): no evaluation");
+        return None;
+    }
+    let bar = progress::step("scoring the test rows", cli.quiet);
+    let scores = score(
+        &detector.net,
+        Examples {
+            sequences,
+            labels: &ds.labels,
+            rows: &p.split.test,
+        },
+        SCORE_BATCH,
+    );
+    bar.finish_and_clear();
+    Some(Scored {
+        what: format!(
+            "held-out test rows of {} ({:?} split)",
+            ds.path.display(),
+            config.split.method
+        ),
+        lines: p.split.test.iter().map(|&r| ds.lines[r]).collect(),
+        y_true: p.split.test.iter().map(|&r| ds.labels[r]).collect(),
+        scores,
+        unknown_classes: BTreeMap::new(),
+        also_in_training: 0,
+    })
+}
+
+pub fn epochs_line(h: &History) -> String {
     let best = &h.epochs[h.best_epoch.saturating_sub(1)];
     format!(
         "trained {} epochs in {:.1} s{}; kept epoch {} (validation loss {}, accuracy {})",
@@ -241,8 +303,8 @@ fn epochs_line(h: &History) -> String {
 }
 
 /// Scored rows of some file, ready for metrics.
-struct Scored {
-    what: String,
+pub struct Scored {
+    pub what: String,
     /// Source line of each scored row.
     lines: Vec<u64>,
     /// True class (model numbering) of each scored row.
@@ -302,7 +364,7 @@ fn score_file(
 
 /// Computes the metrics, prints the classification report, writes metrics.json and
 /// predictions.csv.
-fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<Metrics> {
+pub fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<Metrics> {
     let classes = &detector.card.classes;
     let y_pred = s.scores.predictions();
     let m = evaluate(
@@ -352,7 +414,7 @@ fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<Metri
     Ok(m)
 }
 
-fn push_evaluation_notes(page: &mut report::html::Report, s: &Scored) {
+pub fn push_evaluation_notes(page: &mut report::html::Report, s: &Scored) {
     if !s.unknown_classes.is_empty() {
         page.push(report::html::Block::Paragraph(format!(
             "Left out of the metrics: rows of classes the model was not trained on: {:?}.",
@@ -367,7 +429,7 @@ fn push_evaluation_notes(page: &mut report::html::Report, s: &Scored) {
     }
 }
 
-fn write_learning_curves(path: &Path, h: &History) -> Result<()> {
+pub fn write_learning_curves(path: &Path, h: &History) -> Result<()> {
     let f = File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
     let mut w = csv::Writer::from_writer(BufWriter::new(f));
     w.write_record([

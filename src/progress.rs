@@ -92,3 +92,38 @@ pub fn training(epochs: usize, quiet: bool) -> impl FnMut(TrainEvent) {
         }
     }
 }
+
+/// A progress bar over cloud rounds, and a line per finished round.
+pub fn rounds(total: usize, quiet: bool) -> impl FnMut(&iotids_federation::RoundRecord) + Send {
+    let bar = ProgressBar::with_draw_target(Some(total as u64), target(quiet));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "federating [{bar:30}] {pos}/{len} cloud rounds {msg} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    move |r| {
+        let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+        let line = format!(
+            "round {:>3}/{total}: device loss {} | validation loss {} acc {} macro-F1 {} | {} trained, {} failed, {} late | {:.1} s",
+            r.round,
+            opt(r.train_loss),
+            opt(r.validation_loss),
+            opt(r.validation_accuracy),
+            opt(r.validation_macro_f1),
+            r.accepted,
+            r.failed,
+            r.late,
+            r.seconds
+        );
+        bar.inc(1);
+        bar.set_message(format!("macro-F1 {}", opt(r.validation_macro_f1)));
+        if !quiet {
+            bar.suspend(|| eprintln!("{line}"));
+        }
+        if r.round == total {
+            bar.finish_and_clear();
+        }
+    }
+}

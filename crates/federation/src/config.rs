@@ -112,7 +112,7 @@ pub struct FederationConfig {
     /// How the cloud combines the edges (mean).
     pub cloud_aggregation: Aggregation,
     /// Probability that a sampled device fails mid-round and sends nothing (0).
-    pub dropout: f64,
+    pub device_dropout: f64,
     /// Deadline of an edge round in simulated seconds; later updates are dropped and
     /// counted. None: wait for every device.
     pub deadline: Option<f64>,
@@ -155,7 +155,7 @@ impl Default for FederationConfig {
             tau: defaults.tau,
             edge_aggregation: Aggregation::Mean,
             cloud_aggregation: Aggregation::Mean,
-            dropout: 0.0,
+            device_dropout: 0.0,
             deadline: None,
             device_rate: 2000.0,
             speed_spread: 0.5,
@@ -239,8 +239,12 @@ impl FederationConfig {
             return Err(Error::config("fraction", 0, "in (0, 1]"));
         }
         unit("malicious", self.malicious)?;
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::config("dropout", self.dropout, "in [0, 1)"));
+        if !(0.0..1.0).contains(&self.device_dropout) {
+            return Err(Error::config(
+                "device_dropout",
+                self.device_dropout,
+                "in [0, 1)",
+            ));
         }
         let pos = |field, v: f64| {
             if v > 0.0 && v.is_finite() {
@@ -376,7 +380,7 @@ mod tests {
             c.check().unwrap_err().to_string()
         };
         assert!(bad(|c| c.edges = 30).contains("edges"));
-        assert!(bad(|c| c.dropout = 1.0).contains("dropout"));
+        assert!(bad(|c| c.device_dropout = 1.0).contains("device_dropout"));
         assert!(bad(|c| c.fraction = 0.0).contains("fraction"));
         assert!(bad(|c| c.beta_2 = 1.0).contains("beta_2"));
         assert!(FederationConfig::default().check().is_ok());

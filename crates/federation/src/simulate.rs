@@ -6,7 +6,7 @@
 //! 1. the cloud sends the global model to every edge;
 //! 2. `edge_rounds` times: each edge samples a `fraction` of its devices and sends them its
 //!    model; each trains `local_epochs` epochs on its own rows and sends the weights back,
-//!    unless it fails (probability `dropout`) or misses the `deadline` (its simulated time
+//!    unless it fails (probability `device_dropout`) or misses the `deadline` (its simulated time
 //!    is its windows over its speed, plus the model's bytes both ways over the link); the
 //!    edge aggregates what arrived in time (weights renormalised over those devices);
 //! 3. the cloud aggregates the edges, weighted by the windows behind each edge's model,
@@ -72,6 +72,8 @@ pub struct RoundRecord {
     pub round: usize,
     /// Sample-weighted mean of the accepted devices' last-epoch training loss.
     pub train_loss: Option<f64>,
+    /// Sample-weighted mean of the accepted devices' last-epoch training accuracy.
+    pub train_accuracy: Option<f64>,
     /// The new global model's loss on the validation rows.
     pub validation_loss: Option<f64>,
     /// Its validation accuracy.
@@ -187,6 +189,7 @@ pub fn federate(
         let mut rec = RoundRecord {
             round,
             train_loss: None,
+            train_accuracy: None,
             validation_loss: None,
             validation_accuracy: None,
             validation_macro_f1: None,
@@ -207,7 +210,7 @@ pub fn federate(
         let mut edge_models = vec![global.clone(); cfg.edges];
         // Windows behind each edge's current model (0: no device reported this round).
         let mut edge_samples = vec![0f64; cfg.edges];
-        let (mut loss_sum, mut loss_n) = (0.0, 0.0);
+        let (mut loss_sum, mut accuracy_sum, mut loss_n) = (0.0, 0.0, 0.0);
         for edge_round in 0..cfg.edge_rounds {
             let jobs = sample_jobs(
                 cfg,
@@ -293,6 +296,7 @@ pub fn federate(
                 rec.accepted += arrived.len();
                 for u in &arrived {
                     loss_sum += u.loss * u.samples as f64;
+                    accuracy_sum += u.accuracy * u.samples as f64;
                     loss_n += u.samples as f64;
                 }
                 let updates: Vec<Update<'_>> = arrived
@@ -325,6 +329,7 @@ pub fn federate(
         }
         rec.aggregation_seconds += t_agg.elapsed().as_secs_f64();
         rec.train_loss = (loss_n > 0.0).then(|| loss_sum / loss_n);
+        rec.train_accuracy = (loss_n > 0.0).then(|| accuracy_sum / loss_n);
 
         let t_eval = Instant::now();
         if !task.validation_rows.is_empty() {
@@ -422,7 +427,7 @@ fn sample_jobs(
         }
         for d in members {
             let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed ^ 0xfa7e, round, edge_round, d));
-            let fails = rng.random::<f64>() < cfg.dropout;
+            let fails = rng.random::<f64>() < cfg.device_dropout;
             let jitter =
                 LogNormal::new(0.0, cfg.speed_spread / 5.0).map_or(1.0, |j| j.sample(&mut rng));
             let windows = (part.devices[d].len() * cfg.local_epochs) as f64;

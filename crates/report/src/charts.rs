@@ -521,6 +521,251 @@ pub fn class_distribution(
     )
 }
 
+/// One cloud round of a federation, for the curves over rounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoundPoint {
+    pub round: usize,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub val_macro_f1: f64,
+}
+
+struct RoundCurves<'a> {
+    rounds: &'a [RoundPoint],
+    /// Central training's validation (accuracy, macro-F1), drawn as dashed lines.
+    central: Option<(f64, f64)>,
+}
+
+impl Chart for RoundCurves<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+        let last = self.rounds.last().map_or(1, |r| r.round.max(2));
+        let finite = |v: &f64| v.is_finite();
+        // Loss on the left; accuracy and macro-F1 on the right, on one 0..1 axis.
+        let losses: Vec<f64> = self
+            .rounds
+            .iter()
+            .map(|r| r.val_loss)
+            .filter(finite)
+            .collect();
+        let hi = losses.iter().copied().fold(0.0, f64::max).max(1e-3) * 1.08;
+        let mut chart = ChartBuilder::on(&left)
+            .caption("validation loss per cloud round", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(1.0..last as f64, 0.0..hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("cloud round")
+            .x_label_formatter(&|v: &f64| format!("{v:.0}"))
+            .y_desc("loss")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            self.rounds
+                .iter()
+                .map(|r| (r.round as f64, r.val_loss))
+                .filter(|(_, v)| v.is_finite()),
+            color(0).stroke_width(2),
+        ))?;
+
+        let mut chart = ChartBuilder::on(&right)
+            .caption("validation scores per cloud round", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(1.0..last as f64, 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("cloud round")
+            .x_label_formatter(&|v: &f64| format!("{v:.0}"))
+            .y_desc("score")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        type Pick = fn(&RoundPoint) -> f64;
+        let series: [(&str, Pick, usize); 2] = [
+            ("federated accuracy", |r| r.val_accuracy, 1),
+            ("federated macro-F1", |r| r.val_macro_f1, 2),
+        ];
+        for (name, pick, c) in series {
+            let c = color(c);
+            chart
+                .draw_series(LineSeries::new(
+                    self.rounds
+                        .iter()
+                        .map(|r| (r.round as f64, pick(r)))
+                        .filter(|(_, v)| v.is_finite()),
+                    c.stroke_width(2),
+                ))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+        }
+        if let Some((acc, f1)) = self.central {
+            for (name, v, c) in [("central accuracy", acc, 1), ("central macro-F1", f1, 2)] {
+                let c = color(c);
+                let dashes = (0..last * 2).map(|i| {
+                    let x0 = 1.0 + i as f64 * 0.5;
+                    PathElement::new(
+                        vec![(x0, v), ((x0 + 0.25).min(last as f64), v)],
+                        c.stroke_width(1),
+                    )
+                });
+                chart
+                    .draw_series(dashes)?
+                    .label(name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 6, y)], c.stroke_width(1))
+                    });
+            }
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 13))
+            .border_style(GREY_400)
+            .background_style(WHITE.mix(0.9))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// The global model's validation loss, accuracy and macro-F1 per cloud round, with central
+/// training's validation accuracy and macro-F1 as dashed lines.
+///
+/// # Errors
+/// No rounds, or the files cannot be written.
+pub fn round_curves(
+    dir: &Path,
+    rounds: &[RoundPoint],
+    central: Option<(f64, f64)>,
+) -> Result<Written, ChartError> {
+    if rounds.is_empty() {
+        return Err(ChartError::Empty(
+            "curves over rounds need at least one round",
+        ));
+    }
+    render_chart(
+        dir,
+        "federation_rounds",
+        (1100, 420),
+        &RoundCurves { rounds, central },
+    )
+}
+
+struct PartitionBars<'a> {
+    classes: &'a [String],
+    /// `devices × classes` rows.
+    counts: &'a [Vec<u64>],
+    /// Edge of each device (bars are grouped by edge).
+    edge_of: &'a [usize],
+}
+
+impl Chart for PartitionBars<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let legend_width = 40 + label_width(self.classes, 14) as u32;
+        let (plot, legend) = root.split_horizontally(root.dim_in_pixel().0 - legend_width);
+        let n = self.counts.len();
+        let top = self
+            .counts
+            .iter()
+            .map(|c| c.iter().sum::<u64>())
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
+        let mut chart = ChartBuilder::on(&plot)
+            .caption("training rows per device, by class", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.0..n as f64, 0.0..top * 1.05)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("device (vertical lines separate edges)")
+            .x_labels(n.min(25))
+            .x_label_formatter(&|v: &f64| format!("{v:.0}"))
+            .y_desc("rows")
+            .y_label_formatter(&|v: &f64| compact_count(*v as u64))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (d, row) in self.counts.iter().enumerate() {
+            let mut base = 0.0;
+            for (c, &v) in row.iter().enumerate() {
+                if v == 0 {
+                    continue;
+                }
+                let top = base + v as f64;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(d as f64 + 0.1, base), (d as f64 + 0.9, top)],
+                    color(c).filled(),
+                )))?;
+                base = top;
+            }
+        }
+        // Edge boundaries.
+        for d in 1..n {
+            if self.edge_of[d] != self.edge_of[d - 1] {
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(d as f64, 0.0), (d as f64, top * 1.05)],
+                    GREY_700.stroke_width(1),
+                )))?;
+            }
+        }
+        for (i, name) in self.classes.iter().enumerate() {
+            let y = 50 + i as i32 * 22;
+            legend.draw(&Rectangle::new(
+                [(8, y - 7), (24, y + 7)],
+                color(i).filled(),
+            ))?;
+            legend.draw(&Text::new(
+                name.clone(),
+                (32, y - 8),
+                (FONT, 14).into_font().color(&GREY_700),
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// Stacked bars of each device's training rows by class, devices grouped by edge.
+///
+/// # Errors
+/// No devices, or the files cannot be written.
+pub fn partition_histogram(
+    dir: &Path,
+    classes: &[String],
+    counts: &[Vec<u64>],
+    edge_of: &[usize],
+) -> Result<Written, ChartError> {
+    if counts.is_empty() || counts.len() != edge_of.len() {
+        return Err(ChartError::Empty(
+            "one row of class counts per device is needed",
+        ));
+    }
+    let height = (120 + classes.len() as u32 * 22).max(420);
+    render_chart(
+        dir,
+        "partition",
+        (1100, height),
+        &PartitionBars {
+            classes,
+            counts,
+            edge_of,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,9 +842,35 @@ mod tests {
             roc_curves(&dir, &roc).unwrap(),
             learning_curves(&dir, &epochs).unwrap(),
             class_distribution(&dir, &names, &counts).unwrap(),
+            partition_histogram(
+                &dir,
+                &names,
+                &(0..20)
+                    .map(|d| {
+                        (0..k)
+                            .map(|c| ((d * 7 + c * 3) % 11) as u64 * 100)
+                            .collect()
+                    })
+                    .collect::<Vec<_>>(),
+                &(0..20).map(|d| d / 5).collect::<Vec<_>>(),
+            )
+            .unwrap(),
+            round_curves(
+                &dir,
+                &(1..=30)
+                    .map(|r| RoundPoint {
+                        round: r,
+                        val_loss: 1.0 / r as f64,
+                        val_accuracy: 1.0 - 0.5 / r as f64,
+                        val_macro_f1: 0.95 - 0.6 / r as f64,
+                    })
+                    .collect::<Vec<_>>(),
+                Some((0.97, 0.93)),
+            )
+            .unwrap(),
         ] {
             assert!(
-                w.svg.contains("Normal") || w.svg.contains("epoch"),
+                w.svg.contains("Normal") || w.svg.contains("epoch") || w.svg.contains("round"),
                 "{}",
                 w.svg_path.display()
             );

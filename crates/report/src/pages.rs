@@ -405,3 +405,322 @@ pub fn evaluation_sections(
     }
     Ok(out)
 }
+
+/// Central training on the same split, for the federation's comparison.
+#[derive(Debug, Clone)]
+pub struct CentralRun {
+    /// Validation accuracy and macro-F1 of the kept epoch.
+    pub validation_accuracy: f64,
+    pub validation_macro_f1: f64,
+    /// Test metrics (None without test rows).
+    pub test: Option<iotids_model::metrics::Metrics>,
+    pub epochs: usize,
+    pub best_epoch: usize,
+    pub seconds: f64,
+}
+
+/// What the federation section shows.
+#[derive(Debug, Clone, Copy)]
+pub struct FederationView<'a> {
+    pub config: &'a iotids_federation::FederationConfig,
+    pub outcome: &'a iotids_federation::Outcome,
+    pub classes: &'a [String],
+    /// The federated model's test metrics.
+    pub test: Option<&'a iotids_model::metrics::Metrics>,
+    pub central: Option<&'a CentralRun>,
+}
+
+/// Federation: topology and schedule, the partition histogram, curves over rounds, bytes
+/// and failures per round, and the comparison with central training.
+///
+/// # Errors
+/// A picture cannot be written to `figures`.
+pub fn federation_sections(
+    v: FederationView<'_>,
+    figures: &Path,
+) -> Result<Vec<Block>, ChartError> {
+    let c = v.config;
+    let o = v.outcome;
+    let p = &o.partition;
+    let per_edge: Vec<usize> = (0..c.edges)
+        .map(|e| o.edge_of.iter().filter(|&&x| x == e).count())
+        .collect();
+    let empty = p.devices.iter().filter(|d| d.is_empty()).count();
+    let total_bytes: u64 = o
+        .rounds
+        .iter()
+        .map(|r| {
+            r.bytes_edge_to_devices
+                + r.bytes_devices_to_edge
+                + r.bytes_edges_to_cloud
+                + r.bytes_cloud_to_edges
+        })
+        .sum();
+    let sum =
+        |f: fn(&iotids_federation::RoundRecord) -> usize| -> usize { o.rounds.iter().map(f).sum() };
+    let mut out = vec![
+        Block::Heading("Federation".into()),
+        Block::KeyValues(vec![
+            (
+                "topology".into(),
+                format!(
+                    "{} devices → {} edge aggregators ({} devices each) → 1 cloud",
+                    c.devices,
+                    c.edges,
+                    per_edge
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            (
+                "schedule (HierFAVG)".into(),
+                format!(
+                    "{} cloud rounds × {} edge rounds × {} local epoch(s); {:.0}% of each edge's devices sampled per edge round",
+                    c.rounds,
+                    c.edge_rounds,
+                    c.local_epochs,
+                    c.fraction * 100.0
+                ),
+            ),
+            (
+                "partition".into(),
+                format!(
+                    "{}{} of {} {} (flows stay whole){}",
+                    c.partition,
+                    match c.partition {
+                        iotids_federation::partition::PartitionKind::Dirichlet
+                        | iotids_federation::partition::PartitionKind::Quantity => {
+                            format!(" (α = {})", c.alpha)
+                        }
+                        _ => String::new(),
+                    },
+                    p.units,
+                    p.unit,
+                    if empty > 0 {
+                        format!("; {empty} devices got no rows and sit out")
+                    } else {
+                        String::new()
+                    }
+                ),
+            ),
+            (
+                "strategy".into(),
+                match c.strategy {
+                    iotids_federation::strategy::Strategy::FedProx => {
+                        format!("fedprox (μ = {})", c.proximal_mu)
+                    }
+                    iotids_federation::strategy::Strategy::FedAvgM => format!(
+                        "fedavgm (server lr {}, momentum {})",
+                        c.server_learning_rate, c.server_momentum
+                    ),
+                    iotids_federation::strategy::Strategy::FedAdam
+                    | iotids_federation::strategy::Strategy::FedYogi => format!(
+                        "{} (η {}, β₁ {}, β₂ {}, τ {})",
+                        c.strategy, c.eta, c.beta_1, c.beta_2, c.tau
+                    ),
+                    s => s.to_string(),
+                },
+            ),
+            (
+                "aggregation".into(),
+                format!(
+                    "edges: {}; cloud: {}",
+                    c.edge_aggregation, c.cloud_aggregation
+                ),
+            ),
+            (
+                "failures".into(),
+                format!(
+                    "device dropout {}, deadline {}: {} of {} device trainings failed, {} were late",
+                    c.device_dropout,
+                    c.deadline
+                        .map_or("none".to_string(), |d| format!("{d} simulated s")),
+                    sum(|r| r.failed),
+                    sum(|r| r.sampled),
+                    sum(|r| r.late)
+                ),
+            ),
+            (
+                "poisoning".into(),
+                if o.malicious.is_empty() {
+                    "none".into()
+                } else {
+                    format!(
+                        "{} devices ({:?}) attack with {}{}",
+                        o.malicious.len(),
+                        o.malicious,
+                        c.attack,
+                        if c.attack == iotids_federation::Attack::Scale {
+                            format!(" (factor {})", c.attack_scale)
+                        } else {
+                            String::new()
+                        }
+                    )
+                },
+            ),
+            (
+                "kept model".into(),
+                format!(
+                    "round {} (lowest validation loss); {:.1} s in all",
+                    o.best_round, o.seconds
+                ),
+            ),
+            (
+                "traffic".into(),
+                format!(
+                    "{} per model; {} over all tiers and rounds; raw rows sent: 0",
+                    bytes(o.model_bytes),
+                    bytes(total_bytes)
+                ),
+            ),
+        ]),
+    ];
+
+    // The comparison with central training.
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let last = o.rounds.last();
+    let best = o.rounds.get(o.best_round.saturating_sub(1));
+    let mut rows = vec![vec![
+        "federated".to_string(),
+        opt(best.and_then(|r| r.validation_macro_f1)),
+        opt(v.test.map(|m| m.accuracy)),
+        opt(v.test.map(|m| m.macro_f1)),
+        opt(v.test.map(|m| m.weighted_f1)),
+        opt(v.test.and_then(|m| m.roc_auc_macro)),
+        format!("{:.1}", o.seconds),
+    ]];
+    if let Some(central) = v.central {
+        rows.push(vec![
+            "central".to_string(),
+            format!("{:.4}", central.validation_macro_f1),
+            opt(central.test.as_ref().map(|m| m.accuracy)),
+            opt(central.test.as_ref().map(|m| m.macro_f1)),
+            opt(central.test.as_ref().map(|m| m.weighted_f1)),
+            opt(central.test.as_ref().and_then(|m| m.roc_auc_macro)),
+            format!("{:.1}", central.seconds),
+        ]);
+    }
+    out.push(Block::Paragraph(format!(
+        "Federated vs central training of the same network on the same split{}.",
+        match v.central {
+            Some(cr) => {
+                let reached = o.first_round_reaching(cr.validation_macro_f1 - 0.01);
+                format!(
+                    " (central: {} epochs, kept epoch {}); the global model's validation macro-F1 came within 1 point of central's {}",
+                    cr.epochs,
+                    cr.best_epoch,
+                    reached.map_or("in none of the rounds".to_string(), |r| format!(
+                        "at round {r} of {}",
+                        c.rounds
+                    ))
+                )
+            }
+            None => String::new(),
+        }
+    )));
+    out.push(Block::Table {
+        header: [
+            "training",
+            "validation macro-F1",
+            "test accuracy",
+            "test macro-F1",
+            "test weighted-F1",
+            "test ROC AUC macro",
+            "seconds",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows,
+    });
+
+    let fig = charts::partition_histogram(figures, v.classes, &p.class_counts, &o.edge_of)?;
+    out.push(Block::Figure {
+        svg: fig.svg,
+        caption: format!(
+            "Training rows of each device by class ({} partition); vertical lines separate edges.",
+            c.partition
+        ),
+    });
+    let points: Vec<charts::RoundPoint> = o
+        .rounds
+        .iter()
+        .map(|r| charts::RoundPoint {
+            round: r.round,
+            val_loss: r.validation_loss.unwrap_or(f64::NAN),
+            val_accuracy: r.validation_accuracy.unwrap_or(f64::NAN),
+            val_macro_f1: r.validation_macro_f1.unwrap_or(f64::NAN),
+        })
+        .collect();
+    let fig = charts::round_curves(
+        figures,
+        &points,
+        v.central
+            .map(|cr| (cr.validation_accuracy, cr.validation_macro_f1)),
+    )?;
+    out.push(Block::Figure {
+        svg: fig.svg,
+        caption: "The global model after each cloud round, scored on the validation rows; dashed: central training's kept epoch.".into(),
+    });
+    out.push(Block::Table {
+        header: [
+            "round",
+            "val loss",
+            "val accuracy",
+            "val macro-F1",
+            "trained",
+            "failed",
+            "late",
+            "bytes down (cloud→edge, edge→device)",
+            "bytes up (device→edge, edge→cloud)",
+            "simulated s",
+            "wall s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows: o
+            .rounds
+            .iter()
+            .map(|r| {
+                vec![
+                    r.round.to_string(),
+                    opt(r.validation_loss),
+                    opt(r.validation_accuracy),
+                    opt(r.validation_macro_f1),
+                    r.accepted.to_string(),
+                    r.failed.to_string(),
+                    r.late.to_string(),
+                    format!(
+                        "{}, {}",
+                        bytes(r.bytes_cloud_to_edges),
+                        bytes(r.bytes_edge_to_devices)
+                    ),
+                    format!(
+                        "{}, {}",
+                        bytes(r.bytes_devices_to_edge),
+                        bytes(r.bytes_edges_to_cloud)
+                    ),
+                    format!("{:.2}", r.simulated_seconds),
+                    format!("{:.2}", r.seconds),
+                ]
+            })
+            .collect(),
+    });
+    if last.is_none() {
+        out.push(Block::Paragraph("No rounds ran.".into()));
+    }
+    Ok(out)
+}
+
+/// Bytes in B, kB, MB or GB (powers of 1000).
+pub fn bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.2} GB", n as f64 / 1e9),
+    }
+}

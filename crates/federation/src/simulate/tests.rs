@@ -187,7 +187,7 @@ fn one_round_equals_the_sample_weighted_mean_of_hand_run_local_trainings() {
 fn failures_and_stragglers_are_dropped_counted_and_survived() {
     let d = data();
     let cfg = FederationConfig {
-        dropout: 0.4,
+        device_dropout: 0.4,
         ..small()
     };
     let out = run(&d, &cfg);
