@@ -183,6 +183,29 @@ pub enum Command {
         #[command(flatten)]
         args: GruBenchArgs,
     },
+    /// Measure the time per federated cloud round as the device count grows over the same
+    /// rows (random data, the GRU benchmark's model), split into local training,
+    /// aggregation, validation and per-device overhead (see BENCHMARKS.md).
+    BenchFederation {
+        /// Training rows dealt to the devices.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Device counts to measure (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+        devices: Vec<usize>,
+        /// Edge aggregators.
+        #[arg(long, default_value_t = 10)]
+        edges: usize,
+        /// Cloud rounds per device count; the median round is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Records per window.
+        #[arg(long, default_value_t = 1)]
+        window: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure ingest + clean throughput and peak memory on a file (see BENCHMARKS.md).
     Bench {
         file: PathBuf,

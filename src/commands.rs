@@ -125,6 +125,24 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         } => learn::predict(file, model, out.as_deref(), *batch_rows, cli),
         Command::Demo { out, rows, seed } => demo(out, *rows, *seed, cli),
         Command::BenchGru { args } => bench_gru(args, cli),
+        Command::BenchFederation {
+            rows,
+            devices,
+            edges,
+            rounds,
+            window,
+            json,
+        } => bench_federation(
+            &iotids_federation::bench::FederationBenchConfig {
+                rows: *rows,
+                validation_rows: (*rows / 10).max(1),
+                devices: devices.clone(),
+                edges: *edges,
+                rounds: (*rounds).max(1),
+                window: *window,
+            },
+            *json,
+        ),
         Command::Bench {
             file,
             ingest,
@@ -330,6 +348,38 @@ fn demo(out: &Path, rows: u64, seed: u64, cli: &Cli) -> Result<ExitCode> {
         model_dir.display(),
         model_dir.display()
     ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Time per cloud round for each device count.
+fn bench_federation(
+    cfg: &iotids_federation::bench::FederationBenchConfig,
+    json: bool,
+) -> Result<ExitCode> {
+    let rows = iotids_federation::bench::round_time(cfg)?;
+    if json {
+        return print_json(&rows).map(|()| ExitCode::SUCCESS);
+    }
+    let mut out = format!(
+        "federated cloud round, {} training rows + {} validation rows, window {}, 1 local epoch, 1 edge round, iid; medians of {} rounds\n",
+        cfg.rows, cfg.validation_rows, cfg.window, cfg.rounds
+    );
+    out += "devices edges  round s  training s  aggregation s  validation s  aggregation/device µs  other/device µs  bytes/round\n";
+    for r in &rows {
+        out += &format!(
+            "{:>7} {:>5} {:>8.3} {:>11.3} {:>14.4} {:>13.3} {:>22.1} {:>16.1} {:>12}\n",
+            r.devices,
+            r.edges,
+            r.round_seconds,
+            r.training_seconds,
+            r.aggregation_seconds,
+            r.evaluation_seconds,
+            r.aggregation_per_device_us,
+            r.other_per_device_us,
+            r.bytes_per_round
+        );
+    }
+    print(out.trim_end())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -476,3 +476,136 @@ fn bench_gru_reports_every_figure() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("windows"), "{}", stderr(&o));
 }
+
+#[test]
+fn federate_writes_a_usable_model_rounds_and_the_central_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 4000);
+    let out = dir.path().join("fed");
+    let config = write(
+        dir.path(),
+        "run.toml",
+        "devices = 6\nedges = 2\nrounds = 3\npartition = \"host\"\nedge_aggregation = \"median\"\n",
+    );
+    let o = iotids(&[
+        "federate",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        // The flag overrides the file.
+        "--rounds",
+        "2",
+        "--device-dropout",
+        "0.2",
+        "--window",
+        "4",
+        "--epochs",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("6 devices → 2 edges"), "{text}");
+    assert!(text.contains("central: test macro-F1"), "{text}");
+
+    // The effective settings re-run as a config file.
+    let toml = std::fs::read_to_string(out.join("federation.toml")).unwrap();
+    assert!(
+        toml.contains("rounds = 2") && toml.contains("partition = \"host\""),
+        "{toml}"
+    );
+    assert!(toml.contains("edge_aggregation = \"median\""), "{toml}");
+
+    // rounds.csv: one row per round, trained + failed + late = sampled.
+    let mut rdr = csv::Reader::from_path(out.join("rounds.csv")).unwrap();
+    let header = rdr.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        let n = |c: &str| r[col(c)].parse::<usize>().unwrap();
+        assert_eq!(n("accepted") + n("failed") + n("late"), n("sampled"));
+        let f1: f64 = r[col("validation_macro_f1")].parse().unwrap();
+        assert!((0.0..=1.0).contains(&f1));
+    }
+
+    // partition.csv: 6 devices, every training row once, each host on one device.
+    let split = json(&out.join("split.json"));
+    let train_rows = split["train"].as_array().map_or_else(
+        || split["counts"]["train"].as_u64().unwrap(),
+        |a| a.len() as u64,
+    );
+    let mut rdr = csv::Reader::from_path(out.join("partition.csv")).unwrap();
+    let devices: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(devices.len(), 6);
+    let dealt: u64 = devices.iter().map(|r| r[3].parse::<u64>().unwrap()).sum();
+    assert_eq!(dealt, train_rows);
+
+    // federation.json agrees with rounds.csv and holds both runs' test scores.
+    let fed = json(&out.join("federation.json"));
+    assert_eq!(fed["rounds_run"], 2);
+    let f = fed["federated"]["test"]["macro_f1"].as_f64().unwrap();
+    let c = fed["central"]["test"]["macro_f1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&f) && (0.0..=1.0).contains(&c));
+    let m = json(&out.join("metrics.json"));
+    assert_eq!(m["macro_f1"].as_f64().unwrap(), f);
+
+    // The federated model is an ordinary model directory.
+    let eval = dir.path().join("eval");
+    let o = iotids(&[
+        "evaluate",
+        data.to_str().unwrap(),
+        "--model",
+        out.to_str().unwrap(),
+        "--out",
+        eval.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Federation") && html.contains("training rows per device"));
+    assert!(html.contains("validation scores per cloud round"));
+
+    // A bad setting names itself.
+    let o = iotids(&[
+        "federate",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--edges",
+        "50",
+        "--devices",
+        "5",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("edges"), "{}", stderr(&o));
+}
+
+#[test]
+fn bench_federation_reports_every_device_count() {
+    let o = iotids(&[
+        "bench-federation",
+        "--rows",
+        "2000",
+        "--devices",
+        "4,20",
+        "--edges",
+        "2",
+        "--rounds",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for (r, devices) in rows.iter().zip([4, 20]) {
+        assert_eq!(r["devices"], devices);
+        let round = r["round_seconds"].as_f64().unwrap();
+        let training = r["training_seconds"].as_f64().unwrap();
+        assert!(round > 0.0 && training > 0.0 && training <= round);
+        // Model bytes both ways per device, plus 2 edges both ways.
+        let b = r["bytes_per_round"].as_u64().unwrap();
+        assert_eq!(b % (2 * (devices + 2)), 0, "{b}");
+    }
+}

@@ -23,6 +23,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The data could not be windowed.
+    #[error(transparent)]
+    Data(#[from] iotids_data::Error),
     /// Training or scoring failed.
     #[error(transparent)]
     Model(#[from] iotids_model::Error),

@@ -15,6 +15,7 @@
 //!   poisoning devices, bytes on each tier, the global model's validation scores per round.
 
 pub mod aggregate;
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod partition;
