@@ -310,6 +310,12 @@ pub struct FederateArgs {
     /// Skip training the same model centrally for comparison.
     #[arg(long)]
     pub no_central: bool,
+    /// Also run the same federation with each aggregation rule (mean, median,
+    /// trimmed-mean:0.2, krum) at both tiers, without the attack and with it (--attack):
+    /// robustness.csv, a chart and a report section show where FedAvg fails and robust
+    /// aggregation holds.
+    #[arg(long)]
+    pub robustness: bool,
 }
 
 impl FederateArgs {

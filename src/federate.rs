@@ -113,6 +113,14 @@ pub fn federate(
         print("== central training of the same network on the same split, for comparison ==")?;
         Some(central_run(&gru, &train_cfg, p, &sequences, cli)?)
     };
+    let robustness = if args.robustness {
+        let rows = robustness(&task, &cfg, p, &sequences, cli)?;
+        write_robustness(&out.join("robustness.csv"), &rows)?;
+        print(&robustness_table(&rows))?;
+        Some(rows)
+    } else {
+        None
+    };
     let json = federation_json(&cfg, &outcome, metrics.as_ref(), central.as_ref());
     let json_path = out.join("federation.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
@@ -146,6 +154,11 @@ pub fn federate(
     )? {
         page.push(b);
     }
+    if let Some(rows) = &robustness {
+        for b in robustness_sections(rows, &cfg, &figures)? {
+            page.push(b);
+        }
+    }
     if let (Some(s), Some(m)) = (&scored, &metrics) {
         for b in report::pages::evaluation_sections(
             m,
@@ -177,6 +190,208 @@ pub fn federate(
         out.display()
     ))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One run of the robustness comparison.
+#[derive(Debug, Clone, serde::Serialize)]
+struct RobustnessRow {
+    aggregation: String,
+    attack: String,
+    malicious_devices: usize,
+    kept_round: usize,
+    validation_macro_f1: Option<f64>,
+    test_accuracy: Option<f64>,
+    test_macro_f1: Option<f64>,
+}
+
+/// The same federation with each aggregation rule at both tiers, without the attack and
+/// (if one is set) with it.
+fn robustness(
+    task: &Task<'_>,
+    cfg: &FederationConfig,
+    p: &iotids_data::prepare::Prepared,
+    sequences: &Sequences,
+    cli: &Cli,
+) -> Result<Vec<RobustnessRow>> {
+    use iotids_federation::aggregate::Aggregation;
+    let per_edge = cfg.devices.div_ceil(cfg.edges);
+    let f = ((cfg.malicious * per_edge as f64).ceil() as usize).max(1);
+    let rules = [
+        Aggregation::Mean,
+        Aggregation::Median,
+        Aggregation::TrimmedMean { beta: 0.2 },
+        Aggregation::Krum { f, keep: 0 },
+    ];
+    let attacks: Vec<iotids_federation::Attack> = if cfg.attack == iotids_federation::Attack::None {
+        vec![iotids_federation::Attack::None]
+    } else {
+        vec![iotids_federation::Attack::None, cfg.attack]
+    };
+    let ds = &p.dataset;
+    let mut rows = Vec::new();
+    for &attack in &attacks {
+        for rule in rules {
+            let c = FederationConfig {
+                edge_aggregation: rule,
+                cloud_aggregation: rule,
+                attack,
+                ..cfg.clone()
+            };
+            let bar = progress::step(&format!("robustness: {rule}, attack {attack}"), cli.quiet);
+            let o = iotids_federation::federate(task, &c, &mut |_| {});
+            bar.finish_and_clear();
+            let o = o?;
+            let net = load_flat(
+                task.model.init(&iotids_model::backend::device()),
+                &o.weights,
+            )?;
+            let test = (!p.split.test.is_empty()).then(|| {
+                let s = score(
+                    &net,
+                    Examples {
+                        sequences,
+                        labels: &ds.labels,
+                        rows: &p.split.test,
+                    },
+                    SCORE_BATCH,
+                );
+                let y: Vec<u32> = p.split.test.iter().map(|&r| ds.labels[r]).collect();
+                evaluate(
+                    &y,
+                    &s.predictions(),
+                    &s.probabilities,
+                    &p.pipeline.classes,
+                    iotids_data::schema::normal_class(&p.pipeline.classes),
+                )
+            });
+            let kept = o.rounds.get(o.best_round.saturating_sub(1));
+            rows.push(RobustnessRow {
+                aggregation: rule.to_string(),
+                attack: attack.to_string(),
+                malicious_devices: o.malicious.len(),
+                kept_round: o.best_round,
+                validation_macro_f1: kept.and_then(|r| r.validation_macro_f1),
+                test_accuracy: test.as_ref().map(|m| m.accuracy),
+                test_macro_f1: test.as_ref().map(|m| m.macro_f1),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn write_robustness(path: &Path, rows: &[RobustnessRow]) -> Result<()> {
+    let f = File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+    let mut w = csv::Writer::from_writer(BufWriter::new(f));
+    for r in rows {
+        w.serialize(r)?;
+    }
+    w.flush()
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+fn robustness_table(rows: &[RobustnessRow]) -> String {
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let mut s = format!(
+        "{:<18} {:<11} {:>9} {:>11} {:>14} {:>13}\n",
+        "aggregation", "attack", "poisoners", "kept round", "val macro-F1", "test macro-F1"
+    );
+    for r in rows {
+        s += &format!(
+            "{:<18} {:<11} {:>9} {:>11} {:>14} {:>13}\n",
+            r.aggregation,
+            r.attack,
+            r.malicious_devices,
+            r.kept_round,
+            opt(r.validation_macro_f1),
+            opt(r.test_macro_f1)
+        );
+    }
+    s.trim_end().to_string()
+}
+
+fn robustness_sections(
+    rows: &[RobustnessRow],
+    cfg: &FederationConfig,
+    figures: &Path,
+) -> Result<Vec<report::html::Block>> {
+    use report::html::Block;
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}, attack {}", r.aggregation, r.attack))
+        .collect();
+    let values: Vec<f64> = rows
+        .iter()
+        .map(|r| {
+            r.test_macro_f1
+                .or(r.validation_macro_f1)
+                .unwrap_or(f64::NAN)
+        })
+        .collect();
+    let colors: Vec<usize> = rows
+        .iter()
+        .map(|r| usize::from(r.attack != "none") * 3)
+        .collect();
+    let fig = report::charts::score_bars(
+        figures,
+        "robustness",
+        "macro-F1 by aggregation rule, without and with the attack",
+        &labels,
+        &values,
+        &colors,
+    )?;
+    Ok(vec![
+        Block::Heading("Robustness: aggregation rules under poisoning".into()),
+        Block::Paragraph(format!(
+            "The same federation (same partition, schedule and seed) with each aggregation rule at both tiers; {}. Scores are the kept round's model on the test rows (validation if there are none).",
+            if cfg.attack == iotids_federation::Attack::None {
+                "no attack was set (--attack), so this shows only what robustness costs on clean updates".to_string()
+            } else {
+                format!(
+                    "with the attack, {:.0}% of devices {}",
+                    cfg.malicious * 100.0,
+                    match cfg.attack {
+                        iotids_federation::Attack::Scale =>
+                            format!("send their update scaled by {}", cfg.attack_scale),
+                        _ => "train on shifted labels".to_string(),
+                    }
+                )
+            }
+        )),
+        Block::Figure {
+            svg: fig.svg,
+            caption: "Test macro-F1 of each run; orange: poisoned.".into(),
+        },
+        Block::Table {
+            header: [
+                "aggregation",
+                "attack",
+                "poisoning devices",
+                "kept round",
+                "validation macro-F1",
+                "test accuracy",
+                "test macro-F1",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            rows: rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.aggregation.clone(),
+                        r.attack.clone(),
+                        r.malicious_devices.to_string(),
+                        r.kept_round.to_string(),
+                        opt(r.validation_macro_f1),
+                        opt(r.test_accuracy),
+                        opt(r.test_macro_f1),
+                    ]
+                })
+                .collect(),
+        },
+    ])
 }
 
 /// Trains `gru` centrally on the split's training rows, with early stopping on the

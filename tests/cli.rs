@@ -609,3 +609,52 @@ fn bench_federation_reports_every_device_count() {
         assert_eq!(b % (2 * (devices + 2)), 0, "{b}");
     }
 }
+
+#[test]
+fn federate_robustness_runs_every_rule_with_and_without_the_attack() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 3000);
+    let out = dir.path().join("fed");
+    let o = iotids(&[
+        "federate",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--devices",
+        "6",
+        "--edges",
+        "2",
+        "--rounds",
+        "2",
+        "--partition",
+        "iid",
+        "--attack",
+        "scale",
+        "--malicious",
+        "0.3",
+        "--attack-scale",
+        "-10",
+        "--robustness",
+        "--no-central",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut rdr = csv::Reader::from_path(out.join("robustness.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    let pairs: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r[0].to_string(), r[1].to_string(), r[2].to_string()))
+        .collect();
+    let rules = ["mean", "median", "trimmed-mean:0.2", "krum:1"];
+    let mut want = Vec::new();
+    for (attack, n) in [("none", "0"), ("scale", "2")] {
+        for rule in rules {
+            want.push((rule.to_string(), attack.to_string(), n.to_string()));
+        }
+    }
+    assert_eq!(pairs, want);
+    let fed = json(&out.join("federation.json"));
+    assert_eq!(fed["malicious_devices"].as_array().unwrap().len(), 2);
+    assert!(fed["central"].is_null());
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Robustness: aggregation rules under poisoning"));
+}

@@ -766,6 +766,94 @@ pub fn partition_histogram(
     )
 }
 
+struct ScoreBars<'a> {
+    title: &'a str,
+    labels: &'a [String],
+    values: &'a [f64],
+    /// Colour index of each bar (bars of one condition share a colour).
+    colors: &'a [usize],
+}
+
+impl Chart for ScoreBars<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let k = self.labels.len();
+        let label_px = label_width(self.labels, 14) as u32 + 20;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(label_px)
+            .build_cartesian_2d(0.0..1.08, (0..k).into_segmented())?;
+        let names = self.labels.to_vec();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(k)
+            .y_label_formatter(&|v: &SegmentValue<usize>| match v {
+                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .x_desc("score")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()?;
+        for (i, &v) in self.values.iter().enumerate() {
+            let v = if v.is_finite() {
+                v.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            let mut bar = Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(i)),
+                    (v, SegmentValue::Exact(i + 1)),
+                ],
+                color(self.colors.get(i).copied().unwrap_or(0))
+                    .mix(0.85)
+                    .filled(),
+            );
+            bar.set_margin(4, 4, 0, 0);
+            chart.draw_series(std::iter::once(bar))?;
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{v:.3}"),
+                (v + 0.01, SegmentValue::CenterOf(i)),
+                TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+            )))?;
+        }
+        Ok(())
+    }
+}
+
+/// Horizontal bars of scores in [0, 1], one per label, written as `name`.svg/.png.
+///
+/// # Errors
+/// No bars, or the files cannot be written.
+pub fn score_bars(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    labels: &[String],
+    values: &[f64],
+    colors: &[usize],
+) -> Result<Written, ChartError> {
+    if labels.is_empty() || labels.len() != values.len() {
+        return Err(ChartError::Empty("one value per bar is needed"));
+    }
+    let height = (100 + labels.len() as u32 * 30).max(260);
+    render_chart(
+        dir,
+        name,
+        (900, height),
+        &ScoreBars {
+            title,
+            labels,
+            values,
+            colors,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
