@@ -281,6 +281,11 @@ pub struct IngestArgs {
     /// Write every rejected row (line, reason, record) to this CSV file.
     #[arg(long)]
     pub rejects: Option<PathBuf>,
+    /// Add per-flow timing features from the packet time column (frame.time):
+    /// flow.iat_us (microseconds since the flow's previous packet) and flow.index
+    /// (packets of the flow before this one).
+    #[arg(long)]
+    pub flow_timing: bool,
 }
 
 impl IngestArgs {
@@ -297,6 +302,7 @@ impl IngestArgs {
             drop: self.drop.clone(),
             keep: self.keep.clone(),
             categorical: self.categorical.clone(),
+            flow_timing: self.flow_timing,
             threads,
             rejects_path: self.rejects.clone(),
             ..IngestOptions::default()

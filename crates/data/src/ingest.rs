@@ -25,6 +25,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 use crate::error::{Error, Result};
 use crate::schema::{self, Format};
 use crate::table::{Column, ColumnData, ColumnProfile, Dataset, DropReason, IngestReport, Reject};
+use crate::timing::{self, FlowClock, Stamp, TimingReport};
 use crate::value::{self, Cell};
 
 /// How many rejects are kept in memory for display.
@@ -57,6 +58,11 @@ pub struct IngestOptions {
     /// Columns to treat as numeric whatever their values look like (prediction
     /// forces the kinds the model was trained with).
     pub numeric: Vec<String>,
+    /// Add the per-flow timing features ([`crate::timing`]): microseconds since the
+    /// flow's previous packet and the packets of the flow before this one, from the
+    /// layout's time column (`frame.time` for Edge-IIoTset and tshark tables), which
+    /// stays dropped. Needs the time column and flows (endpoint columns). Off by default.
+    pub flow_timing: bool,
     /// Accept a file without the label column (prediction on unlabelled traffic):
     /// every row then has the class [`UNLABELLED`].
     pub label_optional: bool,
@@ -76,6 +82,7 @@ impl std::fmt::Debug for IngestOptions {
             .field("label", &self.label)
             .field("drop", &self.drop)
             .field("keep", &self.keep)
+            .field("flow_timing", &self.flow_timing)
             .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
@@ -101,6 +108,17 @@ struct Layout {
     plans: Vec<Plan>,
     n_out: usize,
     flow: Option<FlowIdx>,
+    timing: Option<TimingLayout>,
+}
+
+/// Where the per-flow timing features come from and which of them are kept.
+#[derive(Debug, Clone)]
+struct TimingLayout {
+    /// Header index and name of the time column.
+    time_idx: usize,
+    column: String,
+    /// Per [`timing::DERIVED_COLUMNS`]: kept (not named in `--drop`).
+    keep: [bool; 2],
 }
 
 /// Header indices of the flow-key parts (candidates in order of preference).
@@ -131,6 +149,10 @@ struct Parsed {
     flows: Vec<u64>,
     lines: Vec<u64>,
     hashes: Vec<u128>,
+    /// Each kept row's time, with the timing features.
+    times: Vec<Option<Stamp>>,
+    /// Unparseable times of the block (with the timing features).
+    time_problems: TimingReport,
     rows_read: u64,
     rejects: Vec<(Reject, String)>,
     /// Per retained column: text and missing cells, absent spellings per local class.
@@ -326,6 +348,18 @@ pub fn read_csv_batches(
         w.flush().map_err(|e| Error::io(&p, e))?;
     }
     let report = merger.report();
+    if let Some(t) = report.timing.as_ref().filter(|t| t.unparsed > 0) {
+        let first = t.first_problems.first();
+        tracing::warn!(
+            "{}: {} of {} rows have an unreadable `{}` (inter-arrival time missing, imputed); first at line {}: {}",
+            path.display(),
+            t.unparsed,
+            t.unparsed + t.parsed,
+            t.column,
+            first.map_or(0, |p| p.line),
+            first.map_or("", |p| p.reason.as_str())
+        );
+    }
     tracing::info!(
         path = %path.display(),
         rows = report.rows_kept,
@@ -512,12 +546,16 @@ fn plan_columns(
             available: available(),
         });
     }
+    let derived = |n: &String| opts.flow_timing && timing::DERIVED_COLUMNS.contains(&n.as_str());
     for (names, option) in [
         (&opts.drop, "--drop"),
         (&opts.keep, "--keep"),
         (&opts.categorical, "--categorical"),
     ] {
-        if let Some(c) = names.iter().find(|n| !header.contains(n)) {
+        if let Some(c) = names
+            .iter()
+            .find(|n| !header.contains(n) && !(option == "--drop" && derived(n)))
+        {
             return Err(Error::UnknownColumn {
                 path: path.into(),
                 column: c.clone(),
@@ -553,6 +591,11 @@ fn plan_columns(
         proto: find(fc.proto),
     };
     let flow = (!flow.src_host.is_empty() && !flow.dst_host.is_empty()).then_some(flow);
+    let timing = if opts.flow_timing {
+        Some(plan_timing(path, header, format, flow.is_some(), opts)?)
+    } else {
+        None
+    };
     Ok(Layout {
         format,
         delimiter,
@@ -561,6 +604,55 @@ fn plan_columns(
         plans,
         n_out,
         flow,
+        timing,
+    })
+}
+
+/// The time column of the timing features, checked: it exists, the file has flows, and
+/// no header column already has a derived column's name.
+fn plan_timing(
+    path: &Path,
+    header: &[String],
+    format: Format,
+    has_flows: bool,
+    opts: &IngestOptions,
+) -> Result<TimingLayout> {
+    let candidates = format.time_columns();
+    let Some(time_idx) = candidates
+        .iter()
+        .find_map(|c| header.iter().position(|h| h == c))
+    else {
+        return Err(Error::FlowTiming {
+            path: path.into(),
+            needs: "a time column",
+            found: format!(
+                "the {} layout looks for {}, and the header has none of them",
+                format.name(),
+                candidates.join(", ")
+            ),
+        });
+    };
+    if !has_flows {
+        return Err(Error::FlowTiming {
+            path: path.into(),
+            needs: "flows, built from endpoint columns (addresses, ports)",
+            found: "this file has none".into(),
+        });
+    }
+    if let Some(clash) = timing::DERIVED_COLUMNS
+        .iter()
+        .find(|d| header.iter().any(|h| h == *d))
+    {
+        return Err(Error::FlowTiming {
+            path: path.into(),
+            needs: "its own column names",
+            found: format!("the header already has a column `{clash}`"),
+        });
+    }
+    Ok(TimingLayout {
+        time_idx,
+        column: header[time_idx].clone(),
+        keep: timing::DERIVED_COLUMNS.map(|d| !opts.drop.iter().any(|x| x == d)),
     })
 }
 
@@ -855,6 +947,17 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
             col += 1;
         }
         out.hashes.push(xxh3_128(rec.as_slice()) ^ u128::from(ends));
+        if let Some(t) = &layout.timing {
+            if out.time_problems.column.is_empty() {
+                out.time_problems.column.clone_from(&t.column);
+            }
+            let raw = &rec[t.time_idx];
+            let stamp = timing::parse_time(raw);
+            if stamp.is_none() {
+                out.time_problems.unparsed_at(line, raw);
+            }
+            out.times.push(stamp);
+        }
         if let Some(f) = &layout.flow {
             out.flows.push(flow_key(&rec, f, &mut key));
         }
@@ -933,6 +1036,10 @@ struct Merger {
     class_index: HashMap<String, u32>,
     level_index: Vec<HashMap<String, u32>>,
     flow_index: HashMap<u64, u32>,
+    /// With the timing features: per-flow state, and the indices in `ds.columns` of the
+    /// kept derived columns (inter-arrival time, index in flow).
+    clock: FlowClock,
+    derived: [Option<usize>; 2],
 }
 
 impl Merger {
@@ -965,6 +1072,29 @@ impl Merger {
                 })
             })
             .collect();
+        let mut columns = columns;
+        let mut derived = [None; 2];
+        if let Some(t) = &layout.timing {
+            for (slot, (name, keep)) in derived
+                .iter_mut()
+                .zip(timing::DERIVED_COLUMNS.iter().zip(t.keep))
+            {
+                if keep {
+                    *slot = Some(columns.len());
+                    columns.push(Column {
+                        name: (*name).to_string(),
+                        data: ColumnData::Numeric(Vec::new()),
+                        text_cells: 0,
+                        missing_cells: 0,
+                        spellings: Vec::new(),
+                    });
+                }
+            }
+        }
+        let timing_report = layout.timing.as_ref().map(|t| TimingReport {
+            column: t.column.clone(),
+            ..TimingReport::default()
+        });
         let n = columns.len();
         Merger {
             ds: Dataset {
@@ -982,12 +1112,15 @@ impl Merger {
                 report: IngestReport {
                     bytes,
                     profiles,
+                    timing: timing_report,
                     ..IngestReport::default()
                 },
             },
             class_index: HashMap::default(),
             level_index: vec![HashMap::default(); n],
             flow_index: HashMap::default(),
+            clock: FlowClock::default(),
+            derived,
         }
     }
 
@@ -1025,10 +1158,34 @@ impl Merger {
             .extend(p.labels.iter().map(|&l| class_map[l as usize]));
         ds.lines.extend_from_slice(&p.lines);
         ds.row_hashes.extend_from_slice(&p.hashes);
+        let first_new = ds.labels.len() - p.labels.len();
         if let Some(flows) = &mut ds.flows {
             for k in p.flows {
                 let next = self.flow_index.len() as u32;
                 flows.push(*self.flow_index.entry(k).or_insert(next));
+            }
+        }
+        if let (Some(report), Some(flows)) = (&mut ds.report.timing, &ds.flows) {
+            report.unparsed += p.time_problems.unparsed;
+            for problem in p.time_problems.first_problems {
+                if report.first_problems.len() < SHOWN_REJECTS {
+                    report.first_problems.push(problem);
+                }
+            }
+            report.parsed += p.times.iter().filter(|t| t.is_some()).count() as u64;
+            let mut derived: [Vec<f32>; 2] = Default::default();
+            for (&flow, &stamp) in flows[first_new..].iter().zip(&p.times) {
+                let (iat, index) = self.clock.next(flow, stamp, report);
+                derived[0].push(iat);
+                derived[1].push(index);
+            }
+            for (slot, values) in self.derived.iter().zip(derived) {
+                let Some(ci) = *slot else { continue };
+                let col = &mut ds.columns[ci];
+                col.missing_cells += values.iter().filter(|v| v.is_nan()).count() as u64;
+                if let ColumnData::Numeric(v) = &mut col.data {
+                    v.extend_from_slice(&values);
+                }
             }
         }
         for (col, st) in ds.columns.iter_mut().zip(&p.stats) {
