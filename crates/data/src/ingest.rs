@@ -118,7 +118,7 @@ struct TimingLayout {
     time_idx: usize,
     column: String,
     /// Per [`timing::DERIVED_COLUMNS`]: kept (not named in `--drop`).
-    keep: [bool; 2],
+    keep: [bool; 3],
 }
 
 /// Header indices of the flow-key parts (candidates in order of preference).
@@ -149,8 +149,9 @@ struct Parsed {
     flows: Vec<u64>,
     lines: Vec<u64>,
     hashes: Vec<u128>,
-    /// Each kept row's time, with the timing features.
+    /// Each kept row's time and host-pair key, with the timing features.
     times: Vec<Option<Stamp>>,
+    hosts: Vec<u64>,
     /// Unparseable times of the block (with the timing features).
     time_problems: TimingReport,
     rows_read: u64,
@@ -554,7 +555,7 @@ fn plan_columns(
     ] {
         if let Some(c) = names
             .iter()
-            .find(|n| !header.contains(n) && !(option == "--drop" && derived(n)))
+            .find(|n| !(header.contains(n) || option == "--drop" && derived(n)))
         {
             return Err(Error::UnknownColumn {
                 path: path.into(),
@@ -957,6 +958,9 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
                 out.time_problems.unparsed_at(line, raw);
             }
             out.times.push(stamp);
+            if let Some(f) = &layout.flow {
+                out.hosts.push(host_pair_key(&rec, f, &mut key));
+            }
         }
         if let Some(f) = &layout.flow {
             out.flows.push(flow_key(&rec, f, &mut key));
@@ -1030,6 +1034,26 @@ fn flow_key(rec: &csv::ByteRecord, f: &FlowIdx, buf: &mut Vec<u8>) -> u64 {
     xxh3_64(buf)
 }
 
+/// A direction-free key for the two hosts of a packet (any ports): the host part of
+/// [`flow_key`].
+fn host_pair_key(rec: &csv::ByteRecord, f: &FlowIdx, buf: &mut Vec<u8>) -> u64 {
+    let first = |cands: &[usize]| -> &[u8] {
+        cands
+            .iter()
+            .map(|&i| value::trim(&rec[i]))
+            .find(|v| !value::is_absent(v))
+            .unwrap_or(b"")
+    };
+    let (a, b) = (first(&f.src_host), first(&f.dst_host));
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    buf.clear();
+    for part in [lo, hi] {
+        buf.extend_from_slice(part);
+        buf.push(0xFF);
+    }
+    xxh3_64(buf)
+}
+
 /// Appends parsed blocks into the final table, unifying dictionaries.
 struct Merger {
     ds: Dataset,
@@ -1039,7 +1063,8 @@ struct Merger {
     /// With the timing features: per-flow state, and the indices in `ds.columns` of the
     /// kept derived columns (inter-arrival time, index in flow).
     clock: FlowClock,
-    derived: [Option<usize>; 2],
+    derived: [Option<usize>; 3],
+    host_clock: FlowClock,
 }
 
 impl Merger {
@@ -1073,7 +1098,7 @@ impl Merger {
             })
             .collect();
         let mut columns = columns;
-        let mut derived = [None; 2];
+        let mut derived = [None; 3];
         if let Some(t) = &layout.timing {
             for (slot, (name, keep)) in derived
                 .iter_mut()
@@ -1121,6 +1146,7 @@ impl Merger {
             flow_index: HashMap::default(),
             clock: FlowClock::default(),
             derived,
+            host_clock: FlowClock::default(),
         }
     }
 
@@ -1173,12 +1199,16 @@ impl Merger {
                 }
             }
             report.parsed += p.times.iter().filter(|t| t.is_some()).count() as u64;
-            let mut derived: [Vec<f32>; 2] = Default::default();
-            for (&flow, &stamp) in flows[first_new..].iter().zip(&p.times) {
-                let (iat, index) = self.clock.next(flow, stamp, report);
+            let mut derived: [Vec<f32>; 3] = Default::default();
+            let mut host_report = TimingReport::default();
+            for ((&flow, &stamp), &hosts) in flows[first_new..].iter().zip(&p.times).zip(&p.hosts) {
+                let (iat, index) = self.clock.next(u64::from(flow), stamp, report);
+                let (host_iat, _) = self.host_clock.next(hosts, stamp, &mut host_report);
                 derived[0].push(iat);
                 derived[1].push(index);
+                derived[2].push(host_iat);
             }
+            report.host_backwards += host_report.backwards;
             for (slot, values) in self.derived.iter().zip(derived) {
                 let Some(ci) = *slot else { continue };
                 let col = &mut ds.columns[ci];

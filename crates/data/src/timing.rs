@@ -10,7 +10,15 @@
 //! * [`IAT_COLUMN`]: microseconds since the previous packet of the same flow (the flow
 //!   key of [`crate::Dataset::flows`]), 0 for a flow's first packet;
 //! * [`INDEX_COLUMN`]: packets of the flow before this one, in file order (0 for the
-//!   first packet, so it also marks the first packet's inter-arrival time as "none").
+//!   first packet, so it also marks the first packet's inter-arrival time as "none");
+//! * [`HOST_IAT_COLUMN`]: microseconds since the previous packet between the same two
+//!   hosts, whatever the ports: for the first packet of a connection, how soon after the
+//!   last connection between them it came (a brute-force client reconnects at once, a
+//!   sensor keeps one connection open). It groups by the addresses as the flow key does
+//!   and, like it, encodes none of them.
+//!
+//! Times are rounded to whole microseconds (the resolution of a pcap), so a capture
+//! written with another clock resolution is not told apart by its digits.
 //!
 //! Both are computed over the file in order while blocks are appended, so a file read in
 //! batches (streaming prediction) gets the same values as a whole-file read. Rejected
@@ -31,8 +39,10 @@ use crate::table::Reject;
 pub const IAT_COLUMN: &str = "flow.iat_us";
 /// Packets of the same flow before this one.
 pub const INDEX_COLUMN: &str = "flow.index";
+/// Microseconds since the previous packet between the same two hosts (any ports).
+pub const HOST_IAT_COLUMN: &str = "host.iat_us";
 /// The derived columns, in the order they are appended to the table.
-pub const DERIVED_COLUMNS: [&str; 2] = [IAT_COLUMN, INDEX_COLUMN];
+pub const DERIVED_COLUMNS: [&str; 3] = [IAT_COLUMN, INDEX_COLUMN, HOST_IAT_COLUMN];
 
 /// Unparseable times kept for display.
 const SHOWN_PROBLEMS: usize = 20;
@@ -244,6 +254,10 @@ pub struct TimingReport {
     /// Rows whose time was before the previous packet of their flow (capture reordering):
     /// their inter-arrival time is 0.
     pub backwards: u64,
+    /// Rows whose time was before the previous packet between the same hosts: their
+    /// host inter-arrival time is 0.
+    #[serde(default)]
+    pub host_backwards: u64,
     /// Rows whose time and the flow's previous one cannot be compared (one has a date,
     /// the other only a time of day): their inter-arrival time is missing (NaN).
     pub incomparable: u64,
@@ -269,11 +283,11 @@ impl TimingReport {
     }
 }
 
-/// Per-flow state of the timing features over a file read in order.
+/// Per-flow (or per host pair) state of the timing features over a file read in order.
 #[derive(Debug, Default)]
 pub struct FlowClock {
-    /// Per flow: the last readable time and the packets seen.
-    flows: FxHashMap<u32, (Option<Stamp>, u32)>,
+    /// Per key: the last readable time and the packets seen.
+    flows: FxHashMap<u64, (Option<Stamp>, u32)>,
 }
 
 impl FlowClock {
@@ -282,7 +296,7 @@ impl FlowClock {
     /// packets of the flow before this one). Counts reordering and incomparable times.
     pub fn next(
         &mut self,
-        flow: u32,
+        flow: u64,
         stamp: Option<Stamp>,
         report: &mut TimingReport,
     ) -> (f32, f32) {
@@ -304,7 +318,8 @@ impl FlowClock {
                     report.backwards += 1;
                     0.0
                 }
-                Some(d) => (d as f64 / 1_000.0) as f32,
+                // Whole microseconds, rounded.
+                Some(d) => ((d + 500) / 1_000) as f32,
             },
         };
         if stamp.is_some() {

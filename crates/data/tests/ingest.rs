@@ -341,8 +341,9 @@ fn unlabelled_files_are_read_when_the_label_is_optional() {
 // Per-flow timing features (--flow-timing): inter-arrival time and index in the flow,
 // derived from frame.time before it is dropped.
 
-/// A tshark-layout file: two flows (A: 10.0.0.1:40000 <-> 10.0.0.2:1883, both
-/// directions; B: 10.0.0.3:40001 <-> 10.0.0.2:1883), an unreadable time and a short row.
+/// A tshark-layout file: three flows (A: 10.0.0.1:40000 <-> 10.0.0.2:1883, both
+/// directions; B: 10.0.0.3:40001 <-> 10.0.0.2:1883; C: 10.0.0.1:40002 <-> 10.0.0.2:1883,
+/// A's hosts on other ports), an unreadable time and a short row.
 const TIMED: &str = "\
 frame.time,ip.src_host,ip.dst_host,tcp.srcport,tcp.dstport,tcp.len,label
 \"Jun 12, 2020 09:40:01.000000000 UTC\",10.0.0.1,10.0.0.2,40000,1883,0,benign
@@ -352,6 +353,7 @@ not a time,10.0.0.1,10.0.0.2,40000,1883,5,benign
 \"Jun 12, 2020 09:40:03.000000000 UTC\",10.0.0.1,10.0.0.2,40000,1883,0,benign
 \"Jun 12, 2020 09:40:03.000000000 UTC\",10.0.0.3,10.0.0.2
 \"Jun 12, 2020 11:40:03.500000000 CEST\",10.0.0.2,10.0.0.3,1883,40001,0,bruteforce
+\"Jun 12, 2020 09:40:03.000100400 UTC\",10.0.0.1,10.0.0.2,40002,1883,0,benign
 ";
 
 fn timed_opts() -> IngestOptions {
@@ -375,18 +377,27 @@ fn flow_timing_measures_each_flow_from_frame_time() {
     let iat = numeric(&ds, "flow.iat_us");
     // A: first packet; 250 us later (other direction, same flow); B: first packet;
     // A: unreadable (missing); A: from the last readable time, 09:40:01.000250;
-    // B: 11:40:03.5 CEST is 09:40:03.5 UTC, one second after B's first packet.
+    // B: 11:40:03.5 CEST is 09:40:03.5 UTC, one second after B's first packet; C: first.
     assert_eq!(iat[..3], [0.0, 250.0, 0.0]);
     assert!(iat[3].is_nan());
-    assert_eq!(iat[4..], [1_999_750.0, 1_000_000.0]);
-    assert_eq!(numeric(&ds, "flow.index"), [0.0, 1.0, 0.0, 2.0, 3.0, 1.0]);
+    assert_eq!(iat[4..], [1_999_750.0, 1_000_000.0, 0.0]);
+    assert_eq!(
+        numeric(&ds, "flow.index"),
+        [0.0, 1.0, 0.0, 2.0, 3.0, 1.0, 0.0]
+    );
+    // Between the same hosts, any ports: as the flows, except C, 100.4 us (rounded to
+    // 100) after A's last packet.
+    let host = numeric(&ds, "host.iat_us");
+    assert_eq!(host[..3], [0.0, 250.0, 0.0]);
+    assert!(host[3].is_nan());
+    assert_eq!(host[4..], [1_999_750.0, 1_000_000.0, 100.0]);
     let col = ds.column("flow.iat_us").unwrap();
     assert_eq!(
         col.missing_cells, 1,
         "the unreadable time is counted as missing"
     );
     let t = ds.report.timing.as_ref().unwrap();
-    assert_eq!((t.parsed, t.unparsed, t.backwards), (5, 1, 0));
+    assert_eq!((t.parsed, t.unparsed, t.backwards), (6, 1, 0));
     assert_eq!(t.column, "frame.time");
     assert_eq!(t.first_problems.len(), 1);
     assert_eq!(t.first_problems[0].line, 5);
@@ -467,16 +478,23 @@ fn flow_timing_is_the_same_in_batches_as_in_one_read() {
         assert_eq!(iat[i], expect, "row {i}");
         assert_eq!(index[i], (i / 7) as f32, "row {i}");
     }
-    let (mut b_iat, mut b_index, mut batches) = (Vec::new(), Vec::new(), 0);
+    assert_eq!(
+        numeric(&whole, "host.iat_us"),
+        iat,
+        "no ports: host pairs are the flows"
+    );
+    let (mut b_iat, mut b_index, mut b_host, mut batches) = (Vec::new(), Vec::new(), Vec::new(), 0);
     iotids_data::ingest::read_csv_batches(&path, &opts, 100, |b| {
         batches += 1;
         b_iat.extend_from_slice(numeric(&b, "flow.iat_us"));
         b_index.extend_from_slice(numeric(&b, "flow.index"));
+        b_host.extend_from_slice(numeric(&b, "host.iat_us"));
         Ok(())
     })
     .unwrap();
     assert!(batches > 10, "{batches} batches");
     assert_eq!(b_iat, iat);
     assert_eq!(b_index, index);
+    assert_eq!(b_host, iat);
     assert_eq!(whole.report.timing.as_ref().unwrap().backwards, 0);
 }
