@@ -2,8 +2,11 @@
 
 `iotids train` writes test metrics only; tuning needs the validation numbers. This reads
 the model directory's split.json (source lines per side) and the predictions.csv of
-`iotids evaluate` on the training file, and prints accuracy and macro-F1 (scikit-learn's, over the classes present, as
-model's classes, as metrics.json) on the validation and test lines.
+`iotids evaluate` on the training file, and prints the accuracy and macro-F1 on the
+validation and the test lines (scikit-learn's macro-F1 over the classes present, as in
+metrics.json). `evaluate` does not remove duplicates, so a window can hold a duplicate
+that training removed: the test numbers match metrics.json on MQTTset, and could differ
+slightly on files with duplicates inside flows.
 Usage: python3 benches/split_metrics.py MODEL_DIR EVAL_DIR
 """
 

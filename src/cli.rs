@@ -281,9 +281,10 @@ pub struct IngestArgs {
     /// Write every rejected row (line, reason, record) to this CSV file.
     #[arg(long)]
     pub rejects: Option<PathBuf>,
-    /// Add per-flow timing features from the packet time column (frame.time):
-    /// flow.iat_us (microseconds since the flow's previous packet) and flow.index
-    /// (packets of the flow before this one).
+    /// Add timing features from the packet time column (frame.time), which stays
+    /// dropped: flow.iat_us (microseconds since the flow's previous packet), flow.index
+    /// (packets of the flow before this one) and host.iat_us (microseconds since the
+    /// previous packet between the same two hosts, any ports).
     #[arg(long)]
     pub flow_timing: bool,
 }

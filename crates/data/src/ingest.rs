@@ -58,10 +58,11 @@ pub struct IngestOptions {
     /// Columns to treat as numeric whatever their values look like (prediction
     /// forces the kinds the model was trained with).
     pub numeric: Vec<String>,
-    /// Add the per-flow timing features ([`crate::timing`]): microseconds since the
-    /// flow's previous packet and the packets of the flow before this one, from the
-    /// layout's time column (`frame.time` for Edge-IIoTset and tshark tables), which
-    /// stays dropped. Needs the time column and flows (endpoint columns). Off by default.
+    /// Add the timing features ([`crate::timing`]): microseconds since the flow's
+    /// previous packet, the packets of the flow before this one, and microseconds since
+    /// the previous packet between the same two hosts, from the layout's time column
+    /// (`frame.time` for Edge-IIoTset and tshark tables), which stays dropped. Needs the
+    /// time column and flows (endpoint columns). Off by default.
     pub flow_timing: bool,
     /// Accept a file without the label column (prediction on unlabelled traffic):
     /// every row then has the class [`UNLABELLED`].

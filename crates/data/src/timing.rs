@@ -93,12 +93,14 @@ impl Stamp {
 /// * ISO 8601: `2020-06-12 09:40:01.29`, `2020-06-12T09:40:01Z`;
 /// * epoch seconds: `1591954801.290201` (tshark `-t e`, BoT-IoT's `stime`).
 ///
-/// Fractions up to nanoseconds; surrounding spaces are ignored. `None` for anything else.
+/// Fractions up to nanoseconds; surrounding spaces are ignored. `None` for anything else,
+/// and for the absent placeholders (`0`, `0.0`, empty: Edge-IIoTset's MITM file has
+/// `0.0` for most of its times), which are no time at all.
 pub fn parse_time(raw: &[u8]) -> Option<Stamp> {
-    let s = std::str::from_utf8(raw).ok()?.trim();
-    if s.is_empty() {
+    if crate::value::is_absent(raw) {
         return None;
     }
+    let s = std::str::from_utf8(raw).ok()?.trim();
     if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let (secs, frac) = split_fraction(s)?;
         let secs: i64 = secs.parse().ok()?;
@@ -390,6 +392,8 @@ mod tests {
         for bad in [
             &b""[..],
             b"   ",
+            b"0",
+            b"0.0",
             b"yesterday",
             b"Jun 31, 2020 09:40:01 UTC",
             b"Feb 29, 2021 09:40:01 UTC",
