@@ -479,6 +479,12 @@ pub struct IngestArgs {
     /// Write every rejected row (line, reason, record) to this CSV file.
     #[arg(long)]
     pub rejects: Option<PathBuf>,
+    /// Add timing features from the packet time column (frame.time), which stays
+    /// dropped: flow.iat_us (microseconds since the flow's previous packet), flow.index
+    /// (packets of the flow before this one) and host.iat_us (microseconds since the
+    /// previous packet between the same two hosts, any ports).
+    #[arg(long)]
+    pub flow_timing: bool,
 }
 
 impl IngestArgs {
@@ -495,6 +501,7 @@ impl IngestArgs {
             drop: self.drop.clone(),
             keep: self.keep.clone(),
             categorical: self.categorical.clone(),
+            flow_timing: self.flow_timing,
             threads,
             rejects_path: self.rejects.clone(),
             ..IngestOptions::default()

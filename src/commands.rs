@@ -242,7 +242,11 @@ pub(crate) fn write_prepared(
         "test": lines(&p.split.test),
     });
     std::fs::write(out.join("split.json"), serde_json::to_string(&split)?)?;
-    let summary = serde_json::json!({ "config": cfg, "counts": p.counts });
+    let summary = serde_json::json!({
+        "config": cfg,
+        "counts": p.counts,
+        "flow_timing": p.dataset.report.timing,
+    });
     std::fs::write(
         out.join("prepare.json"),
         serde_json::to_string_pretty(&summary)?,

@@ -658,3 +658,103 @@ fn federate_robustness_runs_every_rule_with_and_without_the_attack() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Robustness: aggregation rules under poisoning"));
 }
+
+#[test]
+fn flow_timing_is_saved_with_the_model_and_streamed_predict_equals_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 3000);
+    let model = dir.path().join("model");
+    let o = iotids(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--window",
+        "4",
+        "--epochs",
+        "2",
+        "--log-scale",
+        "--flow-timing",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pipeline = json(&model.join("pipeline.json"));
+    assert_eq!(pipeline["ingest"]["flow_timing"], true);
+    let inputs: Vec<&str> = pipeline["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    for derived in ["flow.iat_us", "flow.index", "host.iat_us"] {
+        assert!(inputs.contains(&derived), "{derived} in {inputs:?}");
+    }
+    assert!(!inputs.contains(&"frame.time"), "frame.time stays dropped");
+    // The generated frame.time is Edge-IIoTset's broken form, readable, except where the
+    // generator copies the real MITM file's absent `0.0`: those are counted, not read.
+    let mut r = csv::Reader::from_path(&data).unwrap();
+    let at = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "frame.time")
+        .unwrap();
+    let absent = r
+        .records()
+        .filter(|rec| matches!(rec.as_ref().unwrap()[at].trim(), "" | "0" | "0.0"))
+        .count() as u64;
+    let prepared = json(&model.join("prepare.json"));
+    let timing = &prepared["flow_timing"];
+    assert_eq!(timing["column"], "frame.time", "{timing}");
+    assert_eq!(timing["unparsed"].as_u64().unwrap(), absent, "{timing}");
+    assert_eq!(
+        timing["parsed"].as_u64().unwrap() + absent,
+        prepared["counts"]["rows_in"].as_u64().unwrap(),
+        "{timing}"
+    );
+
+    let eval = dir.path().join("eval");
+    let o = iotids(&[
+        "evaluate",
+        data.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        eval.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let preds = dir.path().join("pred.csv");
+    let o = iotids(&[
+        "predict",
+        data.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        preds.to_str().unwrap(),
+        "--batch-rows",
+        "500",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = |p: &Path| -> Vec<Vec<String>> {
+        let mut r = csv::Reader::from_path(p).unwrap();
+        let h = r.headers().unwrap().clone();
+        let keep: Vec<usize> = h
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| *c == "line" || *c == "predicted" || c.starts_with("p_"))
+            .map(|(i, _)| i)
+            .collect();
+        r.records()
+            .map(|rec| {
+                let rec = rec.unwrap();
+                keep.iter().map(|&i| rec[i].to_string()).collect()
+            })
+            .collect()
+    };
+    let streamed = rows(&preds);
+    assert_eq!(streamed.len(), 3000);
+    assert_eq!(
+        streamed,
+        rows(&eval.join("predictions.csv")),
+        "line, class and every probability"
+    );
+}

@@ -37,6 +37,12 @@ pub enum Error {
     NoRows { path: PathBuf, rejected: u64 },
     #[error("{path}: the data does not fit the fitted pipeline: missing columns {missing:?}")]
     ColumnsMissing { path: PathBuf, missing: Vec<String> },
+    #[error("{path}: --flow-timing needs {needs}; {found}")]
+    FlowTiming {
+        path: PathBuf,
+        needs: &'static str,
+        found: String,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("{path}: artifact is not a valid iotids pipeline: {reason}")]

@@ -25,6 +25,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 use crate::error::{Error, Result};
 use crate::schema::{self, Format};
 use crate::table::{Column, ColumnData, ColumnProfile, Dataset, DropReason, IngestReport, Reject};
+use crate::timing::{self, FlowClock, Stamp, TimingReport};
 use crate::value::{self, Cell};
 
 /// How many rejects are kept in memory for display.
@@ -57,6 +58,12 @@ pub struct IngestOptions {
     /// Columns to treat as numeric whatever their values look like (prediction
     /// forces the kinds the model was trained with).
     pub numeric: Vec<String>,
+    /// Add the timing features ([`crate::timing`]): microseconds since the flow's
+    /// previous packet, the packets of the flow before this one, and microseconds since
+    /// the previous packet between the same two hosts, from the layout's time column
+    /// (`frame.time` for Edge-IIoTset and tshark tables), which stays dropped. Needs the
+    /// time column and flows (endpoint columns). Off by default.
+    pub flow_timing: bool,
     /// Accept a file without the label column (prediction on unlabelled traffic):
     /// every row then has the class [`UNLABELLED`].
     pub label_optional: bool,
@@ -76,6 +83,7 @@ impl std::fmt::Debug for IngestOptions {
             .field("label", &self.label)
             .field("drop", &self.drop)
             .field("keep", &self.keep)
+            .field("flow_timing", &self.flow_timing)
             .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
@@ -101,6 +109,17 @@ struct Layout {
     plans: Vec<Plan>,
     n_out: usize,
     flow: Option<FlowIdx>,
+    timing: Option<TimingLayout>,
+}
+
+/// Where the per-flow timing features come from and which of them are kept.
+#[derive(Debug, Clone)]
+struct TimingLayout {
+    /// Header index and name of the time column.
+    time_idx: usize,
+    column: String,
+    /// Per [`timing::DERIVED_COLUMNS`]: kept (not named in `--drop`).
+    keep: [bool; 3],
 }
 
 /// Header indices of the flow-key parts (candidates in order of preference).
@@ -130,9 +149,14 @@ struct Parsed {
     labels: Vec<u32>,
     flows: Vec<u64>,
     /// Hash of each record's source host (with `flows`).
-    hosts: Vec<u64>,
+    src_hosts: Vec<u64>,
     lines: Vec<u64>,
     hashes: Vec<u128>,
+    /// Each kept row's time and host-pair key, with the timing features.
+    times: Vec<Option<Stamp>>,
+    hosts: Vec<u64>,
+    /// Unparseable times of the block (with the timing features).
+    time_problems: TimingReport,
     rows_read: u64,
     rejects: Vec<(Reject, String)>,
     /// Per retained column: text and missing cells, absent spellings per local class.
@@ -328,6 +352,18 @@ pub fn read_csv_batches(
         w.flush().map_err(|e| Error::io(&p, e))?;
     }
     let report = merger.report();
+    if let Some(t) = report.timing.as_ref().filter(|t| t.unparsed > 0) {
+        let first = t.first_problems.first();
+        tracing::warn!(
+            "{}: {} of {} rows have an unreadable `{}` (inter-arrival time missing, imputed); first at line {}: {}",
+            path.display(),
+            t.unparsed,
+            t.unparsed + t.parsed,
+            t.column,
+            first.map_or(0, |p| p.line),
+            first.map_or("", |p| p.reason.as_str())
+        );
+    }
     tracing::info!(
         path = %path.display(),
         rows = report.rows_kept,
@@ -514,12 +550,16 @@ fn plan_columns(
             available: available(),
         });
     }
+    let derived = |n: &String| opts.flow_timing && timing::DERIVED_COLUMNS.contains(&n.as_str());
     for (names, option) in [
         (&opts.drop, "--drop"),
         (&opts.keep, "--keep"),
         (&opts.categorical, "--categorical"),
     ] {
-        if let Some(c) = names.iter().find(|n| !header.contains(n)) {
+        if let Some(c) = names
+            .iter()
+            .find(|n| !(header.contains(n) || option == "--drop" && derived(n)))
+        {
             return Err(Error::UnknownColumn {
                 path: path.into(),
                 column: c.clone(),
@@ -555,6 +595,11 @@ fn plan_columns(
         proto: find(fc.proto),
     };
     let flow = (!flow.src_host.is_empty() && !flow.dst_host.is_empty()).then_some(flow);
+    let timing = if opts.flow_timing {
+        Some(plan_timing(path, header, format, flow.is_some(), opts)?)
+    } else {
+        None
+    };
     Ok(Layout {
         format,
         delimiter,
@@ -563,6 +608,55 @@ fn plan_columns(
         plans,
         n_out,
         flow,
+        timing,
+    })
+}
+
+/// The time column of the timing features, checked: it exists, the file has flows, and
+/// no header column already has a derived column's name.
+fn plan_timing(
+    path: &Path,
+    header: &[String],
+    format: Format,
+    has_flows: bool,
+    opts: &IngestOptions,
+) -> Result<TimingLayout> {
+    let candidates = format.time_columns();
+    let Some(time_idx) = candidates
+        .iter()
+        .find_map(|c| header.iter().position(|h| h == c))
+    else {
+        return Err(Error::FlowTiming {
+            path: path.into(),
+            needs: "a time column",
+            found: format!(
+                "the {} layout looks for {}, and the header has none of them",
+                format.name(),
+                candidates.join(", ")
+            ),
+        });
+    };
+    if !has_flows {
+        return Err(Error::FlowTiming {
+            path: path.into(),
+            needs: "flows, built from endpoint columns (addresses, ports)",
+            found: "this file has none".into(),
+        });
+    }
+    if let Some(clash) = timing::DERIVED_COLUMNS
+        .iter()
+        .find(|d| header.iter().any(|h| h == *d))
+    {
+        return Err(Error::FlowTiming {
+            path: path.into(),
+            needs: "its own column names",
+            found: format!("the header already has a column `{clash}`"),
+        });
+    }
+    Ok(TimingLayout {
+        time_idx,
+        column: header[time_idx].clone(),
+        keep: timing::DERIVED_COLUMNS.map(|d| !opts.drop.iter().any(|x| x == d)),
     })
 }
 
@@ -857,9 +951,23 @@ fn parse_block(layout: &Layout, block: &Block) -> Parsed {
             col += 1;
         }
         out.hashes.push(xxh3_128(rec.as_slice()) ^ u128::from(ends));
+        if let Some(t) = &layout.timing {
+            if out.time_problems.column.is_empty() {
+                out.time_problems.column.clone_from(&t.column);
+            }
+            let raw = &rec[t.time_idx];
+            let stamp = timing::parse_time(raw);
+            if stamp.is_none() {
+                out.time_problems.unparsed_at(line, raw);
+            }
+            out.times.push(stamp);
+            if let Some(f) = &layout.flow {
+                out.hosts.push(host_pair_key(&rec, f, &mut key));
+            }
+        }
         if let Some(f) = &layout.flow {
             out.flows.push(flow_key(&rec, f, &mut key));
-            out.hosts.push(host_key(&rec, f));
+            out.src_hosts.push(host_key(&rec, f));
         }
     }
     out.stats = stats;
@@ -941,6 +1049,26 @@ fn host_key(rec: &csv::ByteRecord, f: &FlowIdx) -> u64 {
     xxh3_64(host)
 }
 
+/// A direction-free key for the two hosts of a packet (any ports): the host part of
+/// [`flow_key`].
+fn host_pair_key(rec: &csv::ByteRecord, f: &FlowIdx, buf: &mut Vec<u8>) -> u64 {
+    let first = |cands: &[usize]| -> &[u8] {
+        cands
+            .iter()
+            .map(|&i| value::trim(&rec[i]))
+            .find(|v| !value::is_absent(v))
+            .unwrap_or(b"")
+    };
+    let (a, b) = (first(&f.src_host), first(&f.dst_host));
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    buf.clear();
+    for part in [lo, hi] {
+        buf.extend_from_slice(part);
+        buf.push(0xFF);
+    }
+    xxh3_64(buf)
+}
+
 /// Appends parsed blocks into the final table, unifying dictionaries.
 struct Merger {
     ds: Dataset,
@@ -950,6 +1078,11 @@ struct Merger {
     host_index: HashMap<u64, u32>,
     /// Host id of each flow id: the source host of the flow's first record.
     flow_host: Vec<u32>,
+    /// With the timing features: per-flow state, and the indices in `ds.columns` of the
+    /// kept derived columns (inter-arrival time, index in flow).
+    clock: FlowClock,
+    derived: [Option<usize>; 3],
+    host_clock: FlowClock,
 }
 
 impl Merger {
@@ -982,6 +1115,29 @@ impl Merger {
                 })
             })
             .collect();
+        let mut columns = columns;
+        let mut derived = [None; 3];
+        if let Some(t) = &layout.timing {
+            for (slot, (name, keep)) in derived
+                .iter_mut()
+                .zip(timing::DERIVED_COLUMNS.iter().zip(t.keep))
+            {
+                if keep {
+                    *slot = Some(columns.len());
+                    columns.push(Column {
+                        name: (*name).to_string(),
+                        data: ColumnData::Numeric(Vec::new()),
+                        text_cells: 0,
+                        missing_cells: 0,
+                        spellings: Vec::new(),
+                    });
+                }
+            }
+        }
+        let timing_report = layout.timing.as_ref().map(|t| TimingReport {
+            column: t.column.clone(),
+            ..TimingReport::default()
+        });
         let n = columns.len();
         Merger {
             ds: Dataset {
@@ -1000,6 +1156,7 @@ impl Merger {
                 report: IngestReport {
                     bytes,
                     profiles,
+                    timing: timing_report,
                     ..IngestReport::default()
                 },
             },
@@ -1008,6 +1165,9 @@ impl Merger {
             flow_index: HashMap::default(),
             host_index: HashMap::default(),
             flow_host: Vec::new(),
+            clock: FlowClock::default(),
+            derived,
+            host_clock: FlowClock::default(),
         }
     }
 
@@ -1045,8 +1205,9 @@ impl Merger {
             .extend(p.labels.iter().map(|&l| class_map[l as usize]));
         ds.lines.extend_from_slice(&p.lines);
         ds.row_hashes.extend_from_slice(&p.hashes);
+        let first_new = ds.labels.len() - p.labels.len();
         if let (Some(flows), Some(hosts)) = (&mut ds.flows, &mut ds.hosts) {
-            for (k, h) in p.flows.into_iter().zip(p.hosts) {
+            for (k, h) in p.flows.into_iter().zip(p.src_hosts) {
                 let next = self.flow_index.len() as u32;
                 let flow = *self.flow_index.entry(k).or_insert(next);
                 if flow == next {
@@ -1056,6 +1217,33 @@ impl Merger {
                 }
                 flows.push(flow);
                 hosts.push(self.flow_host[flow as usize]);
+            }
+        }
+        if let (Some(report), Some(flows)) = (&mut ds.report.timing, &ds.flows) {
+            report.unparsed += p.time_problems.unparsed;
+            for problem in p.time_problems.first_problems {
+                if report.first_problems.len() < SHOWN_REJECTS {
+                    report.first_problems.push(problem);
+                }
+            }
+            report.parsed += p.times.iter().filter(|t| t.is_some()).count() as u64;
+            let mut derived: [Vec<f32>; 3] = Default::default();
+            let mut host_report = TimingReport::default();
+            for ((&flow, &stamp), &hosts) in flows[first_new..].iter().zip(&p.times).zip(&p.hosts) {
+                let (iat, index) = self.clock.next(u64::from(flow), stamp, report);
+                let (host_iat, _) = self.host_clock.next(hosts, stamp, &mut host_report);
+                derived[0].push(iat);
+                derived[1].push(index);
+                derived[2].push(host_iat);
+            }
+            report.host_backwards += host_report.backwards;
+            for (slot, values) in self.derived.iter().zip(derived) {
+                let Some(ci) = *slot else { continue };
+                let col = &mut ds.columns[ci];
+                col.missing_cells += values.iter().filter(|v| v.is_nan()).count() as u64;
+                if let ColumnData::Numeric(v) = &mut col.data {
+                    v.extend_from_slice(&values);
+                }
             }
         }
         for (col, st) in ds.columns.iter_mut().zip(&p.stats) {

@@ -23,6 +23,7 @@ pub mod schema;
 pub mod split;
 pub mod synth;
 pub mod table;
+pub mod timing;
 pub mod value;
 pub mod window;
 

@@ -146,6 +146,10 @@ pub struct IngestSpec {
     pub drop: Vec<String>,
     pub keep: Vec<String>,
     pub categorical: Vec<String>,
+    /// The per-flow timing features were derived while reading
+    /// ([`crate::IngestOptions::flow_timing`]); off in models saved before they existed.
+    #[serde(default)]
+    pub flow_timing: bool,
 }
 
 /// One input column and what was learned about it.
@@ -895,6 +899,7 @@ mod tests {
             drop: vec![],
             keep: vec![],
             categorical: vec![],
+            flow_timing: false,
         }
     }
 

@@ -86,6 +86,23 @@ impl Format {
         }
     }
 
+    /// Columns that may hold each record's time, in order of preference: the source of
+    /// the per-flow timing features (see [`crate::timing`]).
+    pub fn time_columns(self) -> &'static [&'static str] {
+        match self {
+            Format::EdgeIiot | Format::Tshark => &["frame.time", "frame.time_epoch"],
+            Format::BotIot => &["stime"],
+            Format::Generic => &[
+                "frame.time",
+                "frame.time_epoch",
+                "stime",
+                "timestamp",
+                "Timestamp",
+                "time",
+            ],
+        }
+    }
+
     /// Columns known to be categorical (one-hot encoded).
     pub fn categorical_columns(self) -> &'static [&'static str] {
         match self {

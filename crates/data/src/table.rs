@@ -109,6 +109,9 @@ pub struct IngestReport {
     pub profiles: Vec<ColumnProfile>,
     /// Number of distinct flows (None when the file has no endpoint columns).
     pub flows: Option<u64>,
+    /// The per-flow timing features' counts, when they were asked for.
+    #[serde(default)]
+    pub timing: Option<crate::timing::TimingReport>,
 }
 
 /// A labelled table read from one file.

@@ -342,3 +342,164 @@ fn unlabelled_files_are_read_when_the_label_is_optional() {
     assert!(numeric(&ds, "proto")[0].is_nan());
     assert_eq!(ds.column("proto").unwrap().text_cells, 2);
 }
+
+// Per-flow timing features (--flow-timing): inter-arrival time and index in the flow,
+// derived from frame.time before it is dropped.
+
+/// A tshark-layout file: three flows (A: 10.0.0.1:40000 <-> 10.0.0.2:1883, both
+/// directions; B: 10.0.0.3:40001 <-> 10.0.0.2:1883; C: 10.0.0.1:40002 <-> 10.0.0.2:1883,
+/// A's hosts on other ports), an unreadable time and a short row.
+const TIMED: &str = "\
+frame.time,ip.src_host,ip.dst_host,tcp.srcport,tcp.dstport,tcp.len,label
+\"Jun 12, 2020 09:40:01.000000000 UTC\",10.0.0.1,10.0.0.2,40000,1883,0,benign
+\"Jun 12, 2020 09:40:01.000250000 UTC\",10.0.0.2,10.0.0.1,1883,40000,10,benign
+\"Jun 12, 2020 09:40:02.500000000 UTC\",10.0.0.3,10.0.0.2,40001,1883,0,bruteforce
+not a time,10.0.0.1,10.0.0.2,40000,1883,5,benign
+\"Jun 12, 2020 09:40:03.000000000 UTC\",10.0.0.1,10.0.0.2,40000,1883,0,benign
+\"Jun 12, 2020 09:40:03.000000000 UTC\",10.0.0.3,10.0.0.2
+\"Jun 12, 2020 11:40:03.500000000 CEST\",10.0.0.2,10.0.0.3,1883,40001,0,bruteforce
+\"Jun 12, 2020 09:40:03.000100400 UTC\",10.0.0.1,10.0.0.2,40002,1883,0,benign
+";
+
+fn timed_opts() -> IngestOptions {
+    IngestOptions {
+        flow_timing: true,
+        ..IngestOptions::default()
+    }
+}
+
+#[test]
+fn flow_timing_measures_each_flow_from_frame_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "timed.csv", TIMED.as_bytes());
+    let ds = read_csv(&path, &timed_opts()).unwrap();
+    assert_eq!(ds.format, Format::Tshark);
+    assert!(
+        ds.column("frame.time").is_none(),
+        "frame.time stays dropped"
+    );
+    assert_eq!(ds.report.rows_rejected, 1, "the short row");
+    let iat = numeric(&ds, "flow.iat_us");
+    // A: first packet; 250 us later (other direction, same flow); B: first packet;
+    // A: unreadable (missing); A: from the last readable time, 09:40:01.000250;
+    // B: 11:40:03.5 CEST is 09:40:03.5 UTC, one second after B's first packet; C: first.
+    assert_eq!(iat[..3], [0.0, 250.0, 0.0]);
+    assert!(iat[3].is_nan());
+    assert_eq!(iat[4..], [1_999_750.0, 1_000_000.0, 0.0]);
+    assert_eq!(
+        numeric(&ds, "flow.index"),
+        [0.0, 1.0, 0.0, 2.0, 3.0, 1.0, 0.0]
+    );
+    // Between the same hosts, any ports: as the flows, except C, 100.4 us (rounded to
+    // 100) after A's last packet.
+    let host = numeric(&ds, "host.iat_us");
+    assert_eq!(host[..3], [0.0, 250.0, 0.0]);
+    assert!(host[3].is_nan());
+    assert_eq!(host[4..], [1_999_750.0, 1_000_000.0, 100.0]);
+    let col = ds.column("flow.iat_us").unwrap();
+    assert_eq!(
+        col.missing_cells, 1,
+        "the unreadable time is counted as missing"
+    );
+    let t = ds.report.timing.as_ref().unwrap();
+    assert_eq!((t.parsed, t.unparsed, t.backwards), (6, 1, 0));
+    assert_eq!(t.column, "frame.time");
+    assert_eq!(t.first_problems.len(), 1);
+    assert_eq!(t.first_problems[0].line, 5);
+    let reason = &t.first_problems[0].reason;
+    assert!(
+        reason.contains("`frame.time`") && reason.contains("`not a time`"),
+        "names column and value: {reason}"
+    );
+
+    // Without the option nothing is derived; a derived column can be dropped.
+    let plain = read_csv(&path, &IngestOptions::default()).unwrap();
+    assert!(plain.column("flow.iat_us").is_none());
+    assert!(plain.report.timing.is_none());
+    let no_index = read_csv(
+        &path,
+        &IngestOptions {
+            drop: vec!["flow.index".into()],
+            ..timed_opts()
+        },
+    )
+    .unwrap();
+    assert!(no_index.column("flow.index").is_none());
+    assert_eq!(numeric(&no_index, "flow.iat_us")[1], 250.0);
+}
+
+#[test]
+fn flow_timing_needs_a_time_column_and_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_time = write(
+        dir.path(),
+        "no_time.csv",
+        b"src_ip,dst_ip,size,label\n10.0.0.1,10.0.0.2,3,a\n",
+    );
+    let opts = IngestOptions {
+        label: Some("label".into()),
+        ..timed_opts()
+    };
+    let e = read_csv(&no_time, &opts).unwrap_err();
+    assert!(matches!(e, Error::FlowTiming { .. }), "{e}");
+    assert!(
+        e.to_string().contains("no_time.csv") && e.to_string().contains("timestamp"),
+        "{e}"
+    );
+    let no_flows = write(dir.path(), "no_flows.csv", b"timestamp,size,label\n7,3,a\n");
+    let e = read_csv(&no_flows, &opts).unwrap_err();
+    assert!(e.to_string().contains("needs flows"), "{e}");
+}
+
+#[test]
+fn flow_timing_is_the_same_in_batches_as_in_one_read() {
+    // 3000 packets over 7 flows, 1 ms apart in file order, the clock crossing midnight
+    // in Edge-IIoTset's broken time-of-day form; read in 1 KiB blocks and 100-row batches.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("frame.time,ip.src_host,ip.dst_host,tcp.len,label\n");
+    let start_ms: u64 = 86_400_000 - 1_500;
+    for i in 0..3000u64 {
+        let ms = (start_ms + i) % 86_400_000;
+        let (h, m, s) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60);
+        text.push_str(&format!(
+            " 2021 {h:02}:{m:02}:{s:02}.{:03}000000 ,10.0.0.{},10.0.1.1,{i},{}\n",
+            ms % 1000,
+            i % 7,
+            if i % 2 == 0 { "a" } else { "b" }
+        ));
+    }
+    let path = write(dir.path(), "midnight.csv", text.as_bytes());
+    let opts = IngestOptions {
+        block_size: 1024,
+        threads: 2,
+        ..timed_opts()
+    };
+    let whole = read_csv(&path, &opts).unwrap();
+    let iat = numeric(&whole, "flow.iat_us");
+    let index = numeric(&whole, "flow.index");
+    // Packet i is flow i % 7's (i / 7)-th; after the first, 7 ms after the previous.
+    for i in 0..3000 {
+        let expect = if i < 7 { 0.0 } else { 7_000.0 };
+        assert_eq!(iat[i], expect, "row {i}");
+        assert_eq!(index[i], (i / 7) as f32, "row {i}");
+    }
+    assert_eq!(
+        numeric(&whole, "host.iat_us"),
+        iat,
+        "no ports: host pairs are the flows"
+    );
+    let (mut b_iat, mut b_index, mut b_host, mut batches) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    iotids_data::ingest::read_csv_batches(&path, &opts, 100, |b| {
+        batches += 1;
+        b_iat.extend_from_slice(numeric(&b, "flow.iat_us"));
+        b_index.extend_from_slice(numeric(&b, "flow.index"));
+        b_host.extend_from_slice(numeric(&b, "host.iat_us"));
+        Ok(())
+    })
+    .unwrap();
+    assert!(batches > 10, "{batches} batches");
+    assert_eq!(b_iat, iat);
+    assert_eq!(b_index, index);
+    assert_eq!(b_host, iat);
+    assert_eq!(whole.report.timing.as_ref().unwrap().backwards, 0);
+}

@@ -183,3 +183,39 @@ fn mqttset_class_counts_match_its_readme() {
         p.split.test.len()
     );
 }
+
+#[test]
+fn flow_timing_on_mqttset_and_the_edge_iiotset_mitm_file() {
+    let timed = IngestOptions {
+        flow_timing: true,
+        ..IngestOptions::default()
+    };
+    let ds = read_csv(&shared("mqttset/mqttset-train.csv"), &timed).unwrap();
+    let t = ds.report.timing.as_ref().unwrap();
+    assert_eq!((t.parsed, t.unparsed, t.incomparable), (30_979, 0, 0));
+    let numeric = |name: &str| match &ds.column(name).unwrap().data {
+        iotids_data::ColumnData::Numeric(v) => v.clone(),
+        iotids_data::ColumnData::Categorical { .. } => panic!("{name} is categorical"),
+    };
+    // Lines 2-4: one flow (192.168.0.151:39937 <-> 10.16.100.73:1883) at
+    // 09:40:01.290201, .290213, .290223; line 5 opens the next sensor's flow at .298875.
+    assert_eq!(numeric("flow.iat_us")[..4], [0.0, 12.0, 10.0, 0.0]);
+    assert_eq!(numeric("flow.index")[..4], [0.0, 1.0, 2.0, 0.0]);
+    assert_eq!(numeric("host.iat_us")[..4], [0.0, 12.0, 10.0, 0.0]);
+
+    // The MITM file's frame.time holds 0.0 (absent) in 888 rows and 6.0 in 341.
+    let mitm = read_csv(&shared("edge-iiotset/MITM_attack.csv"), &timed).unwrap();
+    let t = mitm.report.timing.as_ref().unwrap();
+    assert_eq!((t.parsed, t.unparsed), (341, 888));
+    assert_eq!(t.first_problems[0].line, 2);
+    assert!(
+        t.first_problems[0].reason.contains("`0.0`"),
+        "{:?}",
+        t.first_problems[0]
+    );
+    let missing = mitm.column("flow.iat_us").unwrap().missing_cells;
+    assert!(
+        missing >= 888,
+        "every unreadable time is a missing gap: {missing}"
+    );
+}

@@ -55,6 +55,7 @@ impl Detector {
             drop: spec.drop.clone(),
             keep: spec.keep.clone(),
             categorical: spec.categorical.clone(),
+            flow_timing: spec.flow_timing,
             numeric: self
                 .pipeline
                 .inputs

@@ -1,0 +1,465 @@
+//! Per-flow timing features, derived from the packet time column while a file is read.
+//!
+//! The packet fields of Edge-IIoTset-style tables carry no timing, and the time column
+//! itself (`frame.time`) is an identifier: its absolute value names the capture, not the
+//! attack. What an attack changes is the *rhythm* of a flow: a brute-force client
+//! reconnects at once, a slow DoS holds the line open and trickles. So with
+//! [`crate::IngestOptions::flow_timing`], ingest parses the time of every packet before
+//! the column is dropped and adds two numeric columns that carry no absolute time:
+//!
+//! * [`IAT_COLUMN`]: microseconds since the previous packet of the same flow (the flow
+//!   key of [`crate::Dataset::flows`]), 0 for a flow's first packet;
+//! * [`INDEX_COLUMN`]: packets of the flow before this one, in file order (0 for the
+//!   first packet, so it also marks the first packet's inter-arrival time as "none");
+//! * [`HOST_IAT_COLUMN`]: microseconds since the previous packet between the same two
+//!   hosts, whatever the ports: for the first packet of a connection, how soon after the
+//!   last connection between them it came (a brute-force client reconnects at once, a
+//!   sensor keeps one connection open). It groups by the addresses as the flow key does
+//!   and, like it, encodes none of them.
+//!
+//! Times are rounded to whole microseconds (the resolution of a pcap), so a capture
+//! written with another clock resolution is not told apart by its digits.
+//!
+//! Both are computed over the file in order while blocks are appended, so a file read in
+//! batches (streaming prediction) gets the same values as a whole-file read. Rejected
+//! rows are not packets of any flow; duplicates are (they are removed after reading).
+//!
+//! A time that cannot be parsed never stops the read and never becomes a silent zero:
+//! the packet's inter-arrival time is missing (NaN, imputed with the training median and
+//! counted in the column's missing cells), the next packet of the flow measures from the
+//! last readable time, and [`TimingReport`] counts them and keeps the first few with
+//! line, column and value.
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::table::Reject;
+
+/// Microseconds since the previous packet of the same flow.
+pub const IAT_COLUMN: &str = "flow.iat_us";
+/// Packets of the same flow before this one.
+pub const INDEX_COLUMN: &str = "flow.index";
+/// Microseconds since the previous packet between the same two hosts (any ports).
+pub const HOST_IAT_COLUMN: &str = "host.iat_us";
+/// The derived columns, in the order they are appended to the table.
+pub const DERIVED_COLUMNS: [&str; 3] = [IAT_COLUMN, INDEX_COLUMN, HOST_IAT_COLUMN];
+
+/// Unparseable times kept for display.
+const SHOWN_PROBLEMS: usize = 20;
+const NS_PER_SEC: i64 = 1_000_000_000;
+const DAY_NS: i64 = 86_400 * NS_PER_SEC;
+
+/// A parsed packet time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// Nanoseconds since 1970-01-01 00:00:00 UTC.
+    Absolute(i64),
+    /// Nanoseconds since midnight; the date was lost (Edge-IIoTset's `frame.time`, cut
+    /// at its comma: `" 2021 22:49:20.400794000 "`).
+    TimeOfDay(i64),
+}
+
+impl Stamp {
+    /// Nanoseconds from `earlier` to `self`; `None` when one has a date and the other
+    /// not. Two times of day are taken to be less than 12 hours apart, so a difference
+    /// across midnight comes out right (and 23:59:59 after 00:00:02 is 3 s backwards).
+    pub fn since(self, earlier: Stamp) -> Option<i64> {
+        match (self, earlier) {
+            (Stamp::Absolute(a), Stamp::Absolute(b)) => Some(a - b),
+            (Stamp::TimeOfDay(a), Stamp::TimeOfDay(b)) => {
+                let d = a - b;
+                Some(if d < -DAY_NS / 2 {
+                    d + DAY_NS
+                } else if d > DAY_NS / 2 {
+                    d - DAY_NS
+                } else {
+                    d
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Parses a packet time in the forms the supported datasets write:
+///
+/// * tshark's `frame.time`: `Jun 12, 2020 09:40:01.290201000 UTC` (MQTTset, Edge-IIoTset
+///   captures), with any time-zone abbreviation; known ones (UTC, GMT, CET, CEST, EET,
+///   EEST, WET, WEST, BST, EST, EDT, CST, CDT, MST, MDT, PST, PDT, JST) are converted to
+///   UTC so a daylight-saving change inside a flow is right; an unknown one is taken as
+///   UTC (differences within a flow only need one consistent clock);
+/// * Edge-IIoTset's broken `frame.time`: `2021 22:49:20.400794000` (year and time of day;
+///   the month and day went to another field), a [`Stamp::TimeOfDay`];
+/// * ISO 8601: `2020-06-12 09:40:01.29`, `2020-06-12T09:40:01Z`;
+/// * epoch seconds: `1591954801.290201` (tshark `-t e`, BoT-IoT's `stime`).
+///
+/// Fractions up to nanoseconds; surrounding spaces are ignored. `None` for anything else,
+/// and for the absent placeholders (`0`, `0.0`, empty: Edge-IIoTset's MITM file has
+/// `0.0` for most of its times), which are no time at all.
+pub fn parse_time(raw: &[u8]) -> Option<Stamp> {
+    if crate::value::is_absent(raw) {
+        return None;
+    }
+    let s = std::str::from_utf8(raw).ok()?.trim();
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let (secs, frac) = split_fraction(s)?;
+        let secs: i64 = secs.parse().ok()?;
+        return Some(Stamp::Absolute(
+            secs.checked_mul(NS_PER_SEC)?.checked_add(frac)?,
+        ));
+    }
+    let tokens: Vec<&str> = s.split_ascii_whitespace().collect();
+    match tokens.as_slice() {
+        // Jun 12, 2020 09:40:01.290201000 [UTC]
+        [mon, day, year, clock, rest @ ..] if rest.len() <= 1 && month(mon).is_some() => {
+            let day: u32 = day.strip_suffix(',').unwrap_or(day).parse().ok()?;
+            let date = civil_days(year.parse().ok()?, month(mon)?, day)?;
+            let offset = match rest {
+                [tz] => zone_offset_secs(tz)?,
+                _ => 0,
+            };
+            absolute(date, clock_ns(clock)?, offset)
+        }
+        // 2021 22:49:20.400794000 (the date lost) or 2020-06-12 09:40:01[Z]
+        [first, clock, rest @ ..] if rest.len() <= 1 => {
+            let offset = match rest {
+                [tz] => zone_offset_secs(tz)?,
+                _ => 0,
+            };
+            if first.len() == 4 && first.bytes().all(|b| b.is_ascii_digit()) && rest.is_empty() {
+                Some(Stamp::TimeOfDay(clock_ns(clock)?))
+            } else {
+                absolute(iso_date(first)?, clock_ns(clock)?, offset)
+            }
+        }
+        // 2020-06-12T09:40:01.29Z
+        [one] => {
+            let (date, clock) = one.split_once('T')?;
+            let clock = clock.strip_suffix('Z').unwrap_or(clock);
+            absolute(iso_date(date)?, clock_ns(clock)?, 0)
+        }
+        _ => None,
+    }
+}
+
+fn absolute(days: i64, clock_ns: i64, offset_secs: i64) -> Option<Stamp> {
+    Some(Stamp::Absolute(
+        days.checked_mul(DAY_NS)?
+            .checked_add(clock_ns)?
+            .checked_sub(offset_secs * NS_PER_SEC)?,
+    ))
+}
+
+/// `"12.5"` -> `("12", 500_000_000)`: the integer part and the fraction in nanoseconds.
+fn split_fraction(s: &str) -> Option<(&str, i64)> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut ns = 0i64;
+    for i in 0..9 {
+        let d = frac.as_bytes().get(i).map_or(0, |b| i64::from(b - b'0'));
+        ns = ns * 10 + d;
+    }
+    Some((int, ns))
+}
+
+/// `HH:MM:SS[.fffffffff]` -> nanoseconds since midnight.
+fn clock_ns(s: &str) -> Option<i64> {
+    let mut parts = s.splitn(3, ':');
+    let (h, m, sec) = (parts.next()?, parts.next()?, parts.next()?);
+    let two = |p: &str| -> Option<i64> {
+        (p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse().ok())
+            .flatten()
+    };
+    let (h, m) = (two(h)?, two(m)?);
+    let (sec, frac) = split_fraction(sec)?;
+    let sec = two(sec)?;
+    if h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some((h * 3600 + m * 60 + sec) * NS_PER_SEC + frac)
+}
+
+/// `YYYY-MM-DD` -> days since 1970-01-01.
+fn iso_date(s: &str) -> Option<i64> {
+    let mut parts = s.splitn(3, '-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    civil_days(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+}
+
+fn month(s: &str) -> Option<u32> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(s))
+        .map(|i| i as u32 + 1)
+}
+
+/// Days from 1970-01-01 to the given proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`); `None` for an impossible month or day.
+fn civil_days(y: i64, m: u32, d: u32) -> Option<i64> {
+    const DAYS_IN: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) || d == 0 || d > DAYS_IN[m as usize - 1] {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if m == 2 && d == 29 && !leap {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// Seconds east of UTC of a time-zone abbreviation; an unknown alphabetic one is UTC.
+fn zone_offset_secs(tz: &str) -> Option<i64> {
+    let hours = match tz {
+        "UTC" | "GMT" | "Z" | "WET" => 0,
+        "CET" | "WEST" | "BST" => 1,
+        "CEST" | "EET" => 2,
+        "EEST" => 3,
+        "EST" => -5,
+        "EDT" => -4,
+        "CST" => -6,
+        "CDT" => -5,
+        "MST" => -7,
+        "MDT" => -6,
+        "PST" => -8,
+        "PDT" => -7,
+        "JST" => 9,
+        _ if tz.len() <= 6 && tz.bytes().all(|b| b.is_ascii_alphabetic()) => 0,
+        _ => return None,
+    };
+    Some(hours * 3600)
+}
+
+/// What the timing features saw: how many times were read, and every problem counted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TimingReport {
+    /// The time column the features come from.
+    pub column: String,
+    /// Rows whose time was parsed.
+    pub parsed: u64,
+    /// Rows whose time could not be parsed: their inter-arrival time is missing (NaN).
+    pub unparsed: u64,
+    /// Rows whose time was before the previous packet of their flow (capture reordering):
+    /// their inter-arrival time is 0.
+    pub backwards: u64,
+    /// Rows whose time was before the previous packet between the same hosts: their
+    /// host inter-arrival time is 0.
+    #[serde(default)]
+    pub host_backwards: u64,
+    /// Rows whose time and the flow's previous one cannot be compared (one has a date,
+    /// the other only a time of day): their inter-arrival time is missing (NaN).
+    pub incomparable: u64,
+    /// The first unparseable times: line, and a reason naming the column and the value.
+    pub first_problems: Vec<Reject>,
+}
+
+impl TimingReport {
+    /// Records an unparseable `value` of the time column at `line`.
+    pub(crate) fn unparsed_at(&mut self, line: u64, value: &[u8]) {
+        self.unparsed += 1;
+        if self.first_problems.len() < SHOWN_PROBLEMS {
+            let v = String::from_utf8_lossy(value);
+            self.first_problems.push(Reject {
+                line,
+                reason: format!(
+                    "column `{}`: cannot read the time `{}` (expected e.g. `Jun 12, 2020 09:40:01.290201000 UTC`, `2021 22:49:20.400794000`, `2020-06-12 09:40:01` or epoch seconds); its inter-arrival time is missing",
+                    self.column,
+                    v.chars().take(80).collect::<String>()
+                ),
+            });
+        }
+    }
+}
+
+/// Per-flow (or per host pair) state of the timing features over a file read in order.
+#[derive(Debug, Default)]
+pub struct FlowClock {
+    /// Per key: the last readable time and the packets seen.
+    flows: FxHashMap<u64, (Option<Stamp>, u32)>,
+}
+
+impl FlowClock {
+    /// The features of the next packet of `flow`, whose time is `stamp` (`None`:
+    /// unparseable, already counted): (microseconds since the flow's previous packet,
+    /// packets of the flow before this one). Counts reordering and incomparable times.
+    pub fn next(
+        &mut self,
+        flow: u64,
+        stamp: Option<Stamp>,
+        report: &mut TimingReport,
+    ) -> (f32, f32) {
+        let (last, seen) = self.flows.entry(flow).or_insert((None, 0));
+        let first = *seen == 0;
+        let index = *seen as f32;
+        *seen = seen.saturating_add(1);
+        let iat = match (stamp, *last) {
+            (None, _) => f32::NAN,
+            (Some(_), None) if first => 0.0,
+            // Earlier packets of the flow had no readable time.
+            (Some(_), None) => f32::NAN,
+            (Some(now), Some(before)) => match now.since(before) {
+                None => {
+                    report.incomparable += 1;
+                    f32::NAN
+                }
+                Some(d) if d < 0 => {
+                    report.backwards += 1;
+                    0.0
+                }
+                // Whole microseconds, rounded.
+                Some(d) => ((d + 500) / 1_000) as f32,
+            },
+        };
+        if stamp.is_some() {
+            *last = stamp;
+        }
+        (iat, index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = NS_PER_SEC;
+
+    #[test]
+    fn tshark_frame_time_in_utc() {
+        // 2020-06-12 is day 18425 since 1970-01-01 (2020-01-01 is 18262, + 163 days).
+        let day = 18_425 * 86_400 * S;
+        let clock = (9 * 3600 + 40 * 60 + 1) * S + 290_201_000;
+        assert_eq!(
+            parse_time(b"Jun 12, 2020 09:40:01.290201000 UTC"),
+            Some(Stamp::Absolute(day + clock))
+        );
+        // CEST is UTC+2: the same wall clock is two hours earlier in UTC.
+        assert_eq!(
+            parse_time(b"Jun 12, 2020 09:40:01.290201000 CEST"),
+            Some(Stamp::Absolute(day + clock - 2 * 3600 * S))
+        );
+        // Edge-IIoTset's leading space and CET; 2021-11-14 is day 18945.
+        assert_eq!(
+            parse_time(b" Nov 14, 2021 18:04:41.498226000 CET"),
+            Some(Stamp::Absolute(
+                18_945 * 86_400 * S + (18 * 3600 + 4 * 60 + 41) * S + 498_226_000 - 3600 * S
+            ))
+        );
+        // No zone, short fraction.
+        assert_eq!(
+            parse_time(b"Jan 1, 1970 00:00:01.5"),
+            Some(Stamp::Absolute(S + S / 2))
+        );
+    }
+
+    #[test]
+    fn broken_edge_iiotset_time_is_a_time_of_day() {
+        assert_eq!(
+            parse_time(b" 2021 22:49:20.400794000 "),
+            Some(Stamp::TimeOfDay(
+                (22 * 3600 + 49 * 60 + 20) * S + 400_794_000
+            ))
+        );
+    }
+
+    #[test]
+    fn iso_and_epoch_times() {
+        let t = Stamp::Absolute(18_425 * 86_400 * S + (9 * 3600 + 40 * 60 + 1) * S + 290_000_000);
+        assert_eq!(parse_time(b"2020-06-12 09:40:01.29"), Some(t));
+        assert_eq!(parse_time(b"2020-06-12T09:40:01.290Z"), Some(t));
+        assert_eq!(
+            parse_time(b"1591954801.290201"),
+            Some(Stamp::Absolute(1_591_954_801 * S + 290_201_000))
+        );
+        assert_eq!(parse_time(b"7"), Some(Stamp::Absolute(7 * S)));
+    }
+
+    #[test]
+    fn bad_times_are_refused() {
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"0",
+            b"0.0",
+            b"yesterday",
+            b"Jun 31, 2020 09:40:01 UTC",
+            b"Feb 29, 2021 09:40:01 UTC",
+            b"Jun 12, 2020 24:00:00 UTC",
+            b"Jun 12, 2020 09:4:01 UTC",
+            b"2020-06-12 09:40:01.1234567890",
+            b"1.2.3",
+            b"Jun 12, 2020 09:40:01 +0200",
+        ] {
+            assert_eq!(parse_time(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(
+            parse_time(b"Feb 29, 2020 00:00:00 UTC").is_some(),
+            "a leap day"
+        );
+    }
+
+    #[test]
+    fn differences_across_midnight_and_kinds() {
+        let before = Stamp::TimeOfDay(DAY_NS - S);
+        let after = Stamp::TimeOfDay(2 * S);
+        assert_eq!(after.since(before), Some(3 * S), "wraps at midnight");
+        assert_eq!(
+            before.since(after),
+            Some(-3 * S),
+            "backwards across midnight"
+        );
+        assert_eq!(
+            Stamp::TimeOfDay(5 * S).since(Stamp::TimeOfDay(2 * S)),
+            Some(3 * S)
+        );
+        assert_eq!(Stamp::Absolute(5).since(Stamp::TimeOfDay(1)), None);
+    }
+
+    #[test]
+    fn flow_clock_measures_each_flow_separately() {
+        let mut clock = FlowClock::default();
+        let mut r = TimingReport::default();
+        let at = |us: i64| Some(Stamp::Absolute(us * 1_000));
+        // Flows A B A A(unreadable) A B A(backwards).
+        assert_eq!(clock.next(0, at(1_000), &mut r), (0.0, 0.0));
+        assert_eq!(clock.next(1, at(1_500), &mut r), (0.0, 0.0));
+        assert_eq!(clock.next(0, at(1_250), &mut r), (250.0, 1.0));
+        let (iat, index) = clock.next(0, None, &mut r);
+        assert!(iat.is_nan());
+        assert_eq!(index, 2.0);
+        assert_eq!(
+            clock.next(0, at(4_250), &mut r),
+            (3_000.0, 3.0),
+            "from the last readable time"
+        );
+        assert_eq!(clock.next(1, at(1_500), &mut r), (0.0, 1.0));
+        assert_eq!(clock.next(0, at(4_000), &mut r), (0.0, 4.0));
+        assert_eq!(r.backwards, 1);
+        assert_eq!(r.incomparable, 0);
+    }
+
+    #[test]
+    fn unreadable_first_time_leaves_the_next_gap_missing() {
+        let mut clock = FlowClock::default();
+        let mut r = TimingReport::default();
+        assert!(clock.next(3, None, &mut r).0.is_nan());
+        assert!(clock.next(3, Some(Stamp::Absolute(9)), &mut r).0.is_nan());
+        assert_eq!(
+            clock.next(3, Some(Stamp::Absolute(2_009)), &mut r),
+            (2.0, 2.0)
+        );
+    }
+}
