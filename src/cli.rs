@@ -34,6 +34,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size of the federate variant's many options doesn't matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Summarise a labelled file: class counts and weights, statistics of every
     /// numeric column, rows read / rejected / duplicated.

@@ -105,7 +105,7 @@ impl Aggregation {
 
 fn weighted_mean(updates: &[Update<'_>]) -> crate::Result<Vec<f32>> {
     let total: f64 = updates.iter().map(|u| u.samples).sum();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return Err(Error::config(
             "samples",
             total,

@@ -124,7 +124,7 @@ pub fn partition(
         Some(flows) => (group_units(data.rows, flows), "flows"),
         None => (data.rows.iter().map(|&r| vec![r]).collect(), "rows"),
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_f1ed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_f1ed);
     let mut owner = vec![usize::MAX; units.len()];
     match kind {
         PartitionKind::Iid => {

@@ -464,7 +464,7 @@ fn sample_jobs(
 
 /// Each device's speed factor, log-normal around 1.
 fn device_speeds(cfg: &FederationConfig) -> Vec<f64> {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5bee_d5);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x005b_eed5);
     let dist = LogNormal::new(0.0, cfg.speed_spread).ok();
     (0..cfg.devices)
         .map(|_| dist.map_or(1.0, |d| d.sample(&mut rng)))

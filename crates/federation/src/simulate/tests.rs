@@ -22,7 +22,7 @@ fn data() -> Data {
     let n = 1200;
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let flows: Vec<u32> = (0..n as u32).map(|r| r / 4).collect();
-    let labels: Vec<u32> = flows.iter().map(|f| (f * 7 % 3) as u32).collect();
+    let labels: Vec<u32> = flows.iter().map(|f| f * 7 % 3).collect();
     let mut values = Vec::with_capacity(n * 2);
     for &y in &labels {
         values.push(y as f32 / 3.0 + rng.random_range(0.0..0.3));
