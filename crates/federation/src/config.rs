@@ -15,9 +15,7 @@
 //! cloud_aggregation = "median"
 //! ```
 
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,36 +38,11 @@ pub enum Attack {
     Scale,
 }
 
-impl Attack {
-    /// All of them.
-    pub const ALL: [Attack; 3] = [Attack::None, Attack::LabelFlip, Attack::Scale];
-
-    /// The config's spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Attack::None => "none",
-            Attack::LabelFlip => "label-flip",
-            Attack::Scale => "scale",
-        }
-    }
-}
-
-impl fmt::Display for Attack {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Attack {
-    type Err = Error;
-    fn from_str(s: &str) -> crate::Result<Self> {
-        let s = s.trim().to_ascii_lowercase();
-        Attack::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| Error::config("attack", s, "none, label-flip or scale"))
-    }
-}
+spelled!(Attack, "attack", {
+    None => "none",
+    LabelFlip => "label-flip",
+    Scale => "scale",
+});
 
 /// Every setting of a federation run. [`Default`] gives the values documented per field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,41 @@
 //! - [`simulate`] runs the rounds: sampling, device failures, stragglers past a deadline,
 //!   poisoning devices, bytes on each tier, the global model's validation scores per round.
 
+/// `ALL`, `name()`, `Display` and `FromStr` for a field-less enum the config spells by name.
+macro_rules! spelled {
+    ($ty:ident, $field:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value, in the docs' order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The config's spelling.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = crate::Error;
+            fn from_str(s: &str) -> crate::Result<Self> {
+                let s = s.trim().to_ascii_lowercase();
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|k| k.name() == s)
+                    .ok_or_else(|| crate::Error::config($field, s, concat!("one of:", $(" ", $name),+)))
+            }
+        }
+    };
+}
+
 pub mod aggregate;
 pub mod bench;
 pub mod config;

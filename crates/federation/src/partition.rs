@@ -5,9 +5,6 @@
 //! model's window (the record and the ones before it in its flow) then lies on the device
 //! that holds the record. A flow's class, for label skew, is its most frequent one.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -33,42 +30,12 @@ pub enum PartitionKind {
     Host,
 }
 
-impl PartitionKind {
-    /// All of them.
-    pub const ALL: [PartitionKind; 4] = [
-        PartitionKind::Iid,
-        PartitionKind::Dirichlet,
-        PartitionKind::Quantity,
-        PartitionKind::Host,
-    ];
-
-    /// The config's spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            PartitionKind::Iid => "iid",
-            PartitionKind::Dirichlet => "dirichlet",
-            PartitionKind::Quantity => "quantity",
-            PartitionKind::Host => "host",
-        }
-    }
-}
-
-impl fmt::Display for PartitionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for PartitionKind {
-    type Err = Error;
-    fn from_str(s: &str) -> crate::Result<Self> {
-        let s = s.trim().to_ascii_lowercase();
-        PartitionKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| Error::config("partition", s, "iid, dirichlet, quantity or host"))
-    }
-}
+spelled!(PartitionKind, "partition", {
+    Iid => "iid",
+    Dirichlet => "dirichlet",
+    Quantity => "quantity",
+    Host => "host",
+});
 
 /// What a partition works from: the training rows and, per row of the table, class, flow
 /// and source host.
@@ -325,7 +292,7 @@ mod tests {
             flows: Some(&flows),
             hosts: Some(&hosts),
         };
-        for kind in PartitionKind::ALL {
+        for &kind in PartitionKind::ALL {
             let p = partition(data, kind, 5, 0.3, 7).unwrap();
             assert_eq!(p.devices.len(), 5);
             assert_eq!((p.unit, p.units), ("flows", 100));

@@ -7,12 +7,7 @@
 //! global model with momentum, Adam or Yogi. In the hierarchy they act where the global
 //! model is made, the cloud; edges combine their devices with their tier's rule only.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
-
-use crate::error::Error;
 
 /// A federated strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,50 +29,13 @@ pub enum Strategy {
     FedYogi,
 }
 
-impl Strategy {
-    /// All of them, in the order the docs list them.
-    pub const ALL: [Strategy; 5] = [
-        Strategy::FedAvg,
-        Strategy::FedProx,
-        Strategy::FedAvgM,
-        Strategy::FedAdam,
-        Strategy::FedYogi,
-    ];
-
-    /// Flower's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::FedAvg => "fedavg",
-            Strategy::FedProx => "fedprox",
-            Strategy::FedAvgM => "fedavgm",
-            Strategy::FedAdam => "fedadam",
-            Strategy::FedYogi => "fedyogi",
-        }
-    }
-}
-
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Strategy {
-    type Err = Error;
-    fn from_str(s: &str) -> crate::Result<Self> {
-        let s = s.trim().to_ascii_lowercase();
-        Strategy::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                Error::config(
-                    "strategy",
-                    s,
-                    "fedavg, fedprox, fedavgm, fedadam or fedyogi",
-                )
-            })
-    }
-}
+spelled!(Strategy, "strategy", {
+    FedAvg => "fedavg",
+    FedProx => "fedprox",
+    FedAvgM => "fedavgm",
+    FedAdam => "fedadam",
+    FedYogi => "fedyogi",
+});
 
 /// The server optimiser's settings (Flower's keyword arguments).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -240,7 +198,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for k in Strategy::ALL {
+        for &k in Strategy::ALL {
             assert_eq!(k.name().parse::<Strategy>().unwrap(), k);
         }
         assert_eq!("FedAdam".parse::<Strategy>().unwrap(), Strategy::FedAdam);

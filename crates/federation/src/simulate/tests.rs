@@ -266,7 +266,7 @@ fn a_sign_flipping_minority_breaks_fedavg_but_not_the_median() {
 #[test]
 fn every_strategy_and_partition_runs() {
     let d = data();
-    for strategy in Strategy::ALL {
+    for &strategy in Strategy::ALL {
         let cfg = FederationConfig {
             strategy,
             rounds: 2,
@@ -275,7 +275,7 @@ fn every_strategy_and_partition_runs() {
         let out = run(&d, &cfg);
         assert!(out.weights.iter().all(|w| w.is_finite()), "{strategy}");
     }
-    for partition in PartitionKind::ALL {
+    for &partition in PartitionKind::ALL {
         let cfg = FederationConfig {
             partition,
             rounds: 1,
