@@ -563,7 +563,7 @@ pub fn federation_sections(
             (
                 "kept model".into(),
                 format!(
-                    "round {} (lowest validation loss); {:.1} s in all",
+                    "round {} (highest validation macro-F1); {:.1} s in all",
                     o.best_round, o.seconds
                 ),
             ),
