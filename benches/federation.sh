@@ -9,7 +9,8 @@ data=${2:-../shared/data}/mqttset/mqttset-train.csv
 out=${OUT:-/tmp/iotids-federation}
 mkdir -p "$out"
 common=(--window 16 --log-scale --drop mqtt.topic --no-class-weights --flow-timing
-    --lr 0.003 --epochs 60 --patience 10 --devices 20 --edges 4 --partition dirichlet --alpha 0.3)
+    --lr 0.003 --epochs 60 --patience 10 --devices 20 --edges 4)
+skew=(--partition dirichlet --alpha 0.3)
 run() { # name, flags...
     local name=$1
     shift
@@ -30,13 +31,13 @@ PY
 }
 echo "| run | flags | validation macro-F1 | test macro-F1 | kept round | bytes moved | seconds |"
 echo "|---|---|---|---|---|---|---|"
-run fedavg --strategy fedavg --rounds 100
-run fedavgm --strategy fedavgm --rounds 100 --no-central
-run fedavgm-2-local-epochs --strategy fedavgm --rounds 100 --local-epochs 2 --no-central
-run fedyogi --strategy fedyogi --rounds 100 --no-central
+run fedavg "${skew[@]}" --strategy fedavg --rounds 100
+run fedavgm "${skew[@]}" --strategy fedavgm --rounds 100 --no-central
+run fedavgm-2-local-epochs "${skew[@]}" --strategy fedavgm --rounds 100 --local-epochs 2 --no-central
+run fedyogi "${skew[@]}" --strategy fedyogi --rounds 100 --no-central
 run fedavgm-iid --strategy fedavgm --rounds 100 --partition iid --no-central
 # Robustness: 20% of devices send their update scaled by -5, every rule at both tiers.
-"$bin" -q federate "$data" --out "$out/robustness" "${common[@]}" --strategy fedavgm --rounds 30 \
+"$bin" -q federate "$data" --out "$out/robustness" "${common[@]}" "${skew[@]}" --strategy fedavgm --rounds 30 \
     --attack scale --malicious 0.2 --robustness --no-central >"$out/robustness.log" 2>&1
 echo
 echo "| aggregation | attack | poisoning devices | kept round | validation macro-F1 | test macro-F1 |"
