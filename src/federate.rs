@@ -16,7 +16,7 @@ use iotids_data::window::Sequences;
 use iotids_federation::{FederationConfig, Outcome, Task};
 use iotids_model::gru::GruConfig;
 use iotids_model::metrics::{Metrics, evaluate};
-use iotids_model::params::load_flat;
+use iotids_model::params::from_flat;
 use iotids_model::train::{EpochRecord, Examples, History, TrainConfig, score};
 use iotids_report as report;
 use report::pages::{CentralRun, FederationView};
@@ -81,7 +81,7 @@ pub fn federate(
     drop(on_round);
     print(&partition_table(&outcome, &p.pipeline.classes))?;
 
-    let net = load_flat(gru.init(&iotids_model::backend::device()), &outcome.weights)?;
+    let net = from_flat(&gru, &iotids_model::backend::device(), &outcome.weights)?;
     let card_train = TrainConfig {
         epochs: cfg.local_epochs,
         patience: 0,
@@ -241,10 +241,7 @@ fn robustness(
             let o = iotids_federation::federate(task, &c, &mut |_| {});
             bar.finish_and_clear();
             let o = o?;
-            let net = load_flat(
-                task.model.init(&iotids_model::backend::device()),
-                &o.weights,
-            )?;
+            let net = from_flat(task.model, &iotids_model::backend::device(), &o.weights)?;
             let test = (!p.split.test.is_empty()).then(|| {
                 let s = score(
                     &net,

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use iotids_data::window::Sequences;
 use iotids_model::gru::GruConfig;
-use iotids_model::params::{flatten, load_flat};
+use iotids_model::params::{flatten, from_flat};
 use iotids_model::train::{Examples, LocalUpdate, TrainConfig, loss_weights, score, train_local};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -337,7 +337,7 @@ pub fn federate(
 
         let t_eval = Instant::now();
         if !task.validation_rows.is_empty() {
-            let net = load_flat(task.model.init(&iotids_model::backend::device()), &global)?;
+            let net = from_flat(task.model, &iotids_model::backend::device(), &global)?;
             let ex = Examples {
                 sequences: task.sequences,
                 labels: task.labels,

@@ -120,32 +120,47 @@ impl GruConfig {
     ///
     /// If [`check`](Self::check) fails.
     pub fn init(&self, device: &Device) -> GruClassifier {
-        if let Err(e) = self.check() {
-            panic!("{e}");
-        }
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let (h, k) = (self.hidden, 1.0 / (self.hidden as f32).sqrt());
-        let mut uniform = |shape: &[usize]| {
+        let k = 1.0 / (self.hidden as f32).sqrt();
+        self.build(device, |shape| {
             let n = shape.iter().product();
             let values: Vec<f32> = (0..n).map(|_| rng.random_range(-k..k)).collect();
             TensorData::new(values, shape.to_vec())
-        };
+        })
+    }
+
+    /// Builds the classifier with each parameter's values from `values(shape)`, in the
+    /// order [`crate::params::flatten`] lists them (layers input first: `weight_ih`,
+    /// `weight_hh`, `bias_ih`, `bias_hh`; then the head's weight and bias).
+    ///
+    /// # Panics
+    ///
+    /// If [`check`](Self::check) fails.
+    pub fn build(
+        &self,
+        device: &Device,
+        mut values: impl FnMut(&[usize]) -> TensorData,
+    ) -> GruClassifier {
+        if let Err(e) = self.check() {
+            panic!("{e}");
+        }
+        let h = self.hidden;
         let layers = (0..self.layers)
             .map(|l| {
                 let input = if l == 0 { self.input } else { h };
                 GruLayer {
-                    weight_ih: Param::from_data(uniform(&[input, 3 * h]), device),
-                    weight_hh: Param::from_data(uniform(&[h, 3 * h]), device),
-                    bias_ih: Param::from_data(uniform(&[3 * h]), device),
-                    bias_hh: Param::from_data(uniform(&[3 * h]), device),
+                    weight_ih: Param::from_data(values(&[input, 3 * h]), device),
+                    weight_hh: Param::from_data(values(&[h, 3 * h]), device),
+                    bias_ih: Param::from_data(values(&[3 * h]), device),
+                    bias_hh: Param::from_data(values(&[3 * h]), device),
                     hidden: h,
                     reset_after: self.reset_after,
                 }
             })
             .collect();
         let head = Linear {
-            weight: Param::from_data(uniform(&[h, self.classes]), device),
-            bias: Some(Param::from_data(uniform(&[self.classes]), device)),
+            weight: Param::from_data(values(&[h, self.classes]), device),
+            bias: Some(Param::from_data(values(&[self.classes]), device)),
         };
         GruClassifier {
             layers,

@@ -71,6 +71,37 @@ pub fn load_flat(model: GruClassifier, flat: &[f32]) -> crate::Result<GruClassif
     Ok(model.map(&mut Load { flat, at: 0 }))
 }
 
+/// A classifier of shape `cfg` with the flat weights `flat`, built directly (no random
+/// initialisation to overwrite): how a device turns the model it receives into a network.
+///
+/// # Errors
+///
+/// [`Error::Config`] when `flat` has another length than the shape's parameter count.
+pub fn from_flat(
+    cfg: &crate::gru::GruConfig,
+    device: &burn::tensor::Device,
+    flat: &[f32],
+) -> crate::Result<GruClassifier> {
+    cfg.check()?;
+    let (h, i, c) = (cfg.hidden, cfg.input, cfg.classes);
+    let per_layer = |input: usize| input * 3 * h + h * 3 * h + 6 * h;
+    let n = per_layer(i) + (cfg.layers - 1) * per_layer(h) + h * c + c;
+    if flat.len() != n {
+        return Err(Error::Config {
+            field: "weights",
+            value: flat.len().to_string(),
+            allowed: "one value per model parameter (vectors from a network of another shape don't fit)",
+        });
+    }
+    let mut at = 0;
+    Ok(cfg.build(device, |shape| {
+        let len: usize = shape.iter().product();
+        let data = TensorData::new(flat[at..at + len].to_vec(), shape.to_vec());
+        at += len;
+        data
+    }))
+}
+
 /// The squared distance `Σ (w - anchor)²` between `model`'s parameters and the flat vector
 /// `anchor`, as a differentiable scalar: FedProx's proximal term is `μ/2` times it.
 pub(crate) fn squared_distance(model: &GruClassifier, anchor: &[Tensor<1>]) -> Option<Tensor<1>> {
@@ -151,6 +182,16 @@ mod tests {
         let c = load_flat(b, &shifted).unwrap();
         assert_eq!(flatten(&c), shifted);
         assert!(load_flat(c, &flat[1..]).is_err());
+        // Built directly from the vector: the same network.
+        let d = from_flat(&cfg, &device, &shifted).unwrap();
+        assert_eq!(flatten(&d), shifted);
+        assert!(from_flat(&cfg, &device, &shifted[1..]).is_err());
+        let two = GruConfig::new(3, 4, 2).with_layers(2);
+        let n = flatten(&two.init(&device)).len();
+        assert_eq!(
+            flatten(&from_flat(&two, &device, &vec![0.5; n]).unwrap()),
+            vec![0.5; n]
+        );
     }
 
     #[test]

@@ -315,7 +315,7 @@ pub fn train_local(
         ));
     }
     let mut fit = Fit::new(cfg, class_weights);
-    let mut net = crate::params::load_flat(model.init(&fit.device), start)?;
+    let mut net = crate::params::from_flat(model, &fit.device, start)?;
     if proximal_mu > 0.0 {
         fit.proximal = Some((proximal_mu, crate::params::anchor_tensors(&net, start)));
     }
