@@ -169,17 +169,7 @@ pub fn federate(
         }
         learn::push_evaluation_notes(&mut page, s);
     }
-    let run = loaded.run(file);
-    for b in report::pages::data_sections(run.description, &figures)?
-        .into_iter()
-        .chain(report::pages::audit_sections(run.audit))
-        .chain(report::pages::prepare_sections(p))
-    {
-        page.push(b);
-    }
-    let html = out.join("report.html");
-    std::fs::write(&html, page.to_html())
-        .with_context(|| format!("{}: cannot write", html.display()))?;
+    learn::write_report(page, &loaded.run(file), p, &figures, out)?;
     print(&format!(
         "wrote the federated model (model.json, weights.bpk, pipeline.json), rounds.csv, partition.csv, federation.toml, federation.json{}, figures/ and report.html to {}",
         if metrics.is_some() {

@@ -196,16 +196,7 @@ pub fn train_prepared(
     for b in report::pages::training_sections(&detector.card, &figures)? {
         page.push(b);
     }
-    for b in report::pages::data_sections(run.description, &figures)?
-        .into_iter()
-        .chain(report::pages::audit_sections(run.audit))
-        .chain(report::pages::prepare_sections(p))
-    {
-        page.push(b);
-    }
-    let html = out.join("report.html");
-    std::fs::write(&html, page.to_html())
-        .with_context(|| format!("{}: cannot write", html.display()))?;
+    write_report(page, run, p, &figures, out)?;
     print(&format!(
         "wrote the model (model.json, weights.bpk, pipeline.json), split.json, prepare.json, learning_curves.csv{}, figures/ and report.html to {}",
         if metrics.is_some() {
@@ -216,6 +207,28 @@ pub fn train_prepared(
         out.display()
     ))?;
     Ok(metrics)
+}
+
+/// Ends `page` with the data sections (description, audit, preparation) and writes it to
+/// `out/report.html`.
+pub fn write_report(
+    mut page: report::html::Report,
+    run: &Run<'_>,
+    p: &Prepared,
+    figures: &Path,
+    out: &Path,
+) -> Result<()> {
+    for b in report::pages::data_sections(run.description, figures)?
+        .into_iter()
+        .chain(report::pages::audit_sections(run.audit))
+        .chain(report::pages::prepare_sections(p))
+    {
+        page.push(b);
+    }
+    let html = out.join("report.html");
+    std::fs::write(&html, page.to_html())
+        .with_context(|| format!("{}: cannot write", html.display()))?;
+    Ok(())
 }
 
 /// The model directory's contents for a network trained on `p`.

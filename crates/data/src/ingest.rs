@@ -1020,13 +1020,7 @@ fn raw_record(rec: &csv::ByteRecord, delimiter: u8) -> String {
 /// A direction-free key for a packet's flow: the two endpoints (host and port)
 /// sorted, plus the protocol. Records without ports key on the host pair.
 fn flow_key(rec: &csv::ByteRecord, f: &FlowIdx, buf: &mut Vec<u8>) -> u64 {
-    let first = |cands: &[usize]| -> &[u8] {
-        cands
-            .iter()
-            .map(|&i| value::trim(&rec[i]))
-            .find(|v| !value::is_absent(v))
-            .unwrap_or(b"")
-    };
+    let first = |cands: &[usize]| first_present(rec, cands);
     let a = (first(&f.src_host), first(&f.src_port));
     let b = (first(&f.dst_host), first(&f.dst_port));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
@@ -1040,25 +1034,22 @@ fn flow_key(rec: &csv::ByteRecord, f: &FlowIdx, buf: &mut Vec<u8>) -> u64 {
 
 /// A key for the record's source host (the first non-empty source-host column).
 fn host_key(rec: &csv::ByteRecord, f: &FlowIdx) -> u64 {
-    let host = f
-        .src_host
+    xxh3_64(first_present(rec, &f.src_host))
+}
+
+/// The first of the candidate columns that holds a value (trimmed), or empty.
+fn first_present<'a>(rec: &'a csv::ByteRecord, cands: &[usize]) -> &'a [u8] {
+    cands
         .iter()
         .map(|&i| value::trim(&rec[i]))
         .find(|v| !value::is_absent(v))
-        .unwrap_or(b"");
-    xxh3_64(host)
+        .unwrap_or(b"")
 }
 
 /// A direction-free key for the two hosts of a packet (any ports): the host part of
 /// [`flow_key`].
 fn host_pair_key(rec: &csv::ByteRecord, f: &FlowIdx, buf: &mut Vec<u8>) -> u64 {
-    let first = |cands: &[usize]| -> &[u8] {
-        cands
-            .iter()
-            .map(|&i| value::trim(&rec[i]))
-            .find(|v| !value::is_absent(v))
-            .unwrap_or(b"")
-    };
+    let first = |cands: &[usize]| first_present(rec, cands);
     let (a, b) = (first(&f.src_host), first(&f.dst_host));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     buf.clear();
