@@ -164,21 +164,7 @@ pub fn federate(
     )?;
     let edge_of: Vec<usize> = (0..cfg.devices).map(|d| cfg.edge_of(d)).collect();
     let malicious = pick_malicious(cfg);
-    let is_malicious = {
-        let mut v = vec![false; cfg.devices];
-        for &d in &malicious {
-            v[d] = true;
-        }
-        v
-    };
-    let flipped: Vec<u32> = if cfg.attack == Attack::LabelFlip {
-        task.labels
-            .iter()
-            .map(|&y| (y + 1) % classes as u32)
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let devices = Devices::new(task, cfg, &part, &malicious);
     let speeds = device_speeds(cfg);
     let mut global = flatten(&task.model.init(&iotids_model::backend::device()));
     let model_bytes = (global.len() * std::mem::size_of::<f32>()) as u64;
@@ -225,63 +211,22 @@ pub fn federate(
                 edge_round,
                 link_seconds,
             );
-            rec.sampled += jobs.len();
-            rec.bytes_edge_to_devices += jobs.len() as u64 * model_bytes;
-            let mut edge_time = vec![0f64; cfg.edges];
-            for j in &jobs {
-                match j.fate {
-                    Fate::Fails => rec.failed += 1,
-                    Fate::Late => {
-                        rec.late += 1;
-                        rec.bytes_devices_to_edge += model_bytes;
-                    }
-                    Fate::Arrives => rec.bytes_devices_to_edge += model_bytes,
-                }
-                if j.fate != Fate::Fails {
-                    let t = cfg.deadline.map_or(j.seconds, |d| j.seconds.min(d));
-                    edge_time[j.edge] = edge_time[j.edge].max(t);
-                }
-            }
-            rec.simulated_seconds += edge_time.iter().copied().fold(0.0, f64::max);
+            rec.count_jobs(&jobs, model_bytes, cfg);
 
             let t_train = Instant::now();
             let trained: Vec<Option<LocalUpdate>> = jobs
                 .par_iter()
-                .map(|j| -> crate::Result<Option<LocalUpdate>> {
-                    if j.fate != Fate::Arrives {
-                        return Ok(None);
-                    }
-                    let poisoned = is_malicious[j.device];
-                    let labels = if poisoned && cfg.attack == Attack::LabelFlip {
-                        &flipped[..]
-                    } else {
-                        task.labels
-                    };
-                    let local_cfg = TrainConfig {
-                        seed: mix(cfg.seed, round, edge_round, j.device),
-                        ..task.train.clone()
-                    };
-                    let start = &edge_models[j.edge];
-                    let mut update = train_local(
-                        task.model,
-                        &local_cfg,
-                        cfg.local_epochs,
-                        cfg.device_mu(),
-                        task.class_weights,
-                        start,
-                        Examples {
-                            sequences: task.sequences,
-                            labels,
-                            rows: &part.devices[j.device],
-                        },
-                    )?;
-                    if poisoned && cfg.attack == Attack::Scale {
-                        let s = cfg.attack_scale as f32;
-                        for (w, &w0) in update.weights.iter_mut().zip(start) {
-                            *w = w0 + s * (*w - w0);
-                        }
-                    }
-                    Ok(Some(update))
+                .map(|j| match j.fate {
+                    Fate::Arrives => device_update(
+                        task,
+                        cfg,
+                        &devices,
+                        j,
+                        &edge_models[j.edge],
+                        (round, edge_round),
+                    )
+                    .map(Some),
+                    Fate::Fails | Fate::Late => Ok(None),
                 })
                 .collect::<crate::Result<_>>()?;
             rec.training_seconds += t_train.elapsed().as_secs_f64();
@@ -393,6 +338,106 @@ pub fn federate(
         model_bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// What each device holds: its rows, and whether (and how) it poisons.
+struct Devices<'a> {
+    part: &'a Partition,
+    malicious: Vec<bool>,
+    /// Every row's label shifted by one class, for `label-flip` devices.
+    flipped: Vec<u32>,
+}
+
+impl<'a> Devices<'a> {
+    fn new(
+        task: &Task<'_>,
+        cfg: &FederationConfig,
+        part: &'a Partition,
+        malicious: &[usize],
+    ) -> Self {
+        let mut is = vec![false; cfg.devices];
+        for &d in malicious {
+            is[d] = true;
+        }
+        let classes = task.class_weights.len() as u32;
+        let flipped = if cfg.attack == Attack::LabelFlip {
+            task.labels.iter().map(|&y| (y + 1) % classes).collect()
+        } else {
+            Vec::new()
+        };
+        Devices {
+            part,
+            malicious: is,
+            flipped,
+        }
+    }
+}
+
+/// Device `job.device`'s local training from `start`, poisoned if the device is malicious.
+fn device_update(
+    task: &Task<'_>,
+    cfg: &FederationConfig,
+    devices: &Devices<'_>,
+    job: &Job,
+    start: &[f32],
+    (round, edge_round): (usize, usize),
+) -> crate::Result<LocalUpdate> {
+    let poisoned = devices.malicious[job.device];
+    let labels = if poisoned && cfg.attack == Attack::LabelFlip {
+        &devices.flipped[..]
+    } else {
+        task.labels
+    };
+    let local_cfg = TrainConfig {
+        seed: mix(cfg.seed, round, edge_round, job.device),
+        ..task.train.clone()
+    };
+    let mut update = train_local(
+        task.model,
+        &local_cfg,
+        cfg.local_epochs,
+        cfg.device_mu(),
+        task.class_weights,
+        start,
+        Examples {
+            sequences: task.sequences,
+            labels,
+            rows: &devices.part.devices[job.device],
+        },
+    )?;
+    if poisoned && cfg.attack == Attack::Scale {
+        let s = cfg.attack_scale as f32;
+        for (w, &w0) in update.weights.iter_mut().zip(start) {
+            *w = w0 + s * (*w - w0);
+        }
+    }
+    Ok(update)
+}
+
+impl RoundRecord {
+    /// Counts an edge round's sampled devices, what became of them, the bytes they moved,
+    /// and its simulated duration (the slowest device that reported, capped by the
+    /// deadline, on the slowest edge).
+    fn count_jobs(&mut self, jobs: &[Job], model_bytes: u64, cfg: &FederationConfig) {
+        self.sampled += jobs.len();
+        self.bytes_edge_to_devices += jobs.len() as u64 * model_bytes;
+        let mut edge_time = vec![0f64; cfg.edges];
+        for j in jobs {
+            match j.fate {
+                Fate::Fails => self.failed += 1,
+                Fate::Late => {
+                    self.late += 1;
+                    self.bytes_devices_to_edge += model_bytes;
+                }
+                Fate::Arrives => self.bytes_devices_to_edge += model_bytes,
+            }
+            if j.fate != Fate::Fails {
+                let t = cfg.deadline.map_or(j.seconds, |d| j.seconds.min(d));
+                edge_time[j.edge] = edge_time[j.edge].max(t);
+            }
+        }
+        self.simulated_seconds += edge_time.iter().copied().fold(0.0, f64::max);
+    }
 }
 
 /// What becomes of a sampled device this edge round.
