@@ -348,7 +348,7 @@ fn robustness_sections(
         )),
         Block::Figure {
             svg: fig.svg,
-            caption: "Test macro-F1 of each run; orange: poisoned.".into(),
+            caption: "Test macro-F1 of each run; blue: clean updates, red: with the attack.".into(),
         },
         Block::Table {
             header: [
