@@ -138,6 +138,41 @@ pub fn federate(
     page.push(report::html::Block::KeyValues(vec![
         ("model directory".into(), out.display().to_string()),
         (
+            "network".into(),
+            format!(
+                "GRU, {} layer(s) of {} units ({}), dropout {}, {} input features, windows of {} record(s), linear head to {} classes",
+                gru.layers,
+                gru.hidden,
+                if gru.reset_after {
+                    "reset gate after the recurrent product"
+                } else {
+                    "the seeds' eq. 3"
+                },
+                gru.dropout,
+                gru.input,
+                model.window,
+                gru.classes
+            ),
+        ),
+        (
+            "local training".into(),
+            format!(
+                "Adam lr {} with fresh state each edge round, batch {}, {} cross-entropy{}",
+                train_cfg.learning_rate,
+                train_cfg.batch_size,
+                if train_cfg.class_weights {
+                    "class-weighted"
+                } else {
+                    "unweighted"
+                },
+                if cfg.device_mu() > 0.0 {
+                    format!(", proximal term μ = {}", cfg.device_mu())
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        (
             "federation settings".into(),
             cfg.to_toml().replace('\n', "; "),
         ),

@@ -360,6 +360,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_reads_and_passes_its_checks() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/federation.toml");
+        let cfg = FederationConfig::from_toml_file(&path).unwrap();
+        cfg.check().unwrap();
+        assert_eq!((cfg.devices, cfg.edges, cfg.rounds), (20, 4, 100));
+        assert_eq!(cfg.strategy, Strategy::FedAvgM);
+        assert_eq!(cfg.partition, PartitionKind::Dirichlet);
+        assert_eq!(cfg.deadline, None);
+    }
+
+    #[test]
     fn devices_are_spread_evenly_over_edges() {
         let c = FederationConfig {
             devices: 10,
