@@ -62,7 +62,6 @@ pub fn federate(
         hosts: ds.hosts.as_deref(),
         train_rows: &p.split.train,
         validation_rows: &p.split.validation,
-        classes: &p.pipeline.classes,
     };
     print(&format!(
         "federating: {} devices → {} edges → cloud; {} cloud rounds × {} edge rounds × {} local epoch(s); {} partition; {} (edges {}, cloud {})",
@@ -204,16 +203,22 @@ pub fn federate(
         }
         learn::push_evaluation_notes(&mut page, s);
     }
-    learn::write_report(page, &loaded.run(file), p, &figures, out)?;
-    print(&format!(
-        "wrote the federated model (model.json, weights.bpk, pipeline.json), rounds.csv, partition.csv, federation.toml, federation.json{}, figures/ and report.html to {}",
-        if metrics.is_some() {
-            ", metrics.json, predictions.csv"
-        } else {
-            ""
-        },
-        out.display()
-    ))?;
+    learn::write_report(
+        page,
+        &loaded.run(file),
+        p,
+        &figures,
+        out,
+        &format!(
+            "the federated model (model.json, weights.bpk, pipeline.json), rounds.csv, partition.csv, federation.toml, federation.json{}",
+            if robustness.is_some() {
+                ", robustness.csv"
+            } else {
+                ""
+            }
+        ),
+        metrics.is_some(),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -196,27 +196,29 @@ pub fn train_prepared(
     for b in report::pages::training_sections(&detector.card, &figures)? {
         page.push(b);
     }
-    write_report(page, run, p, &figures, out)?;
-    print(&format!(
-        "wrote the model (model.json, weights.bpk, pipeline.json), split.json, prepare.json, learning_curves.csv{}, figures/ and report.html to {}",
-        if metrics.is_some() {
-            ", metrics.json, predictions.csv"
-        } else {
-            ""
-        },
-        out.display()
-    ))?;
+    write_report(
+        page,
+        run,
+        p,
+        &figures,
+        out,
+        "the model (model.json, weights.bpk, pipeline.json), split.json, prepare.json, learning_curves.csv",
+        metrics.is_some(),
+    )?;
     Ok(metrics)
 }
 
-/// Ends `page` with the data sections (description, audit, preparation) and writes it to
-/// `out/report.html`.
+/// Ends `page` with the data sections (description, audit, preparation), writes it to
+/// `out/report.html` and says what the run wrote: `wrote`, then the evaluation's files if
+/// it `evaluated`, figures/ and the report.
 pub fn write_report(
     mut page: report::html::Report,
     run: &Run<'_>,
     p: &Prepared,
     figures: &Path,
     out: &Path,
+    wrote: &str,
+    evaluated: bool,
 ) -> Result<()> {
     for b in report::pages::data_sections(run.description, figures)?
         .into_iter()
@@ -228,7 +230,15 @@ pub fn write_report(
     let html = out.join("report.html");
     std::fs::write(&html, page.to_html())
         .with_context(|| format!("{}: cannot write", html.display()))?;
-    Ok(())
+    print(&format!(
+        "wrote {wrote}{}, figures/ and report.html to {}",
+        if evaluated {
+            ", metrics.json, predictions.csv"
+        } else {
+            ""
+        },
+        out.display()
+    ))
 }
 
 /// The model directory's contents for a network trained on `p`.

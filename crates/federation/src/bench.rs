@@ -79,7 +79,6 @@ pub fn round_time(cfg: &FederationBenchConfig) -> crate::Result<Vec<FederationBe
     )?;
     let model = GruConfig::new(FEATURES, 64, CLASSES);
     let train = TrainConfig::default();
-    let classes: Vec<String> = (0..CLASSES).map(|c| format!("c{c}")).collect();
     let train_rows: Vec<usize> = (0..cfg.rows).collect();
     let validation_rows: Vec<usize> = (cfg.rows..n).collect();
     let task = Task {
@@ -92,7 +91,6 @@ pub fn round_time(cfg: &FederationBenchConfig) -> crate::Result<Vec<FederationBe
         hosts: None,
         train_rows: &train_rows,
         validation_rows: &validation_rows,
-        classes: &classes,
     };
     let mut out = Vec::new();
     for &devices in &cfg.devices {

@@ -265,6 +265,21 @@ mod tests {
         (rows, labels, flows, hosts)
     }
 
+    fn rows_of<'a>(
+        rows: &'a [usize],
+        labels: &'a [u32],
+        flows: &'a [u32],
+        hosts: Option<&'a [u32]>,
+    ) -> Rows<'a> {
+        Rows {
+            rows,
+            labels,
+            classes: 4,
+            flows: Some(flows),
+            hosts,
+        }
+    }
+
     fn check_whole(p: &Partition, rows: &[usize], flows: &[u32]) {
         let mut all: Vec<usize> = p.devices.iter().flatten().copied().collect();
         all.sort_unstable();
@@ -285,13 +300,7 @@ mod tests {
     #[test]
     fn every_kind_deals_every_row_once_keeping_flows_whole() {
         let (rows, labels, flows, hosts) = table();
-        let data = Rows {
-            rows: &rows,
-            labels: &labels,
-            classes: 4,
-            flows: Some(&flows),
-            hosts: Some(&hosts),
-        };
+        let data = rows_of(&rows, &labels, &flows, Some(&hosts));
         for &kind in PartitionKind::ALL {
             let p = partition(data, kind, 5, 0.3, 7).unwrap();
             assert_eq!(p.devices.len(), 5);
@@ -307,13 +316,7 @@ mod tests {
     #[test]
     fn iid_is_balanced_and_dirichlet_is_skewed() {
         let (rows, labels, flows, hosts) = table();
-        let data = Rows {
-            rows: &rows,
-            labels: &labels,
-            classes: 4,
-            flows: Some(&flows),
-            hosts: Some(&hosts),
-        };
+        let data = rows_of(&rows, &labels, &flows, Some(&hosts));
         let iid = partition(data, PartitionKind::Iid, 4, 0.0, 1).unwrap();
         for d in &iid.devices {
             assert_eq!(d.len(), 100);
@@ -345,13 +348,7 @@ mod tests {
     #[test]
     fn bad_settings_are_errors_naming_the_setting() {
         let (rows, labels, flows, _) = table();
-        let data = Rows {
-            rows: &rows,
-            labels: &labels,
-            classes: 4,
-            flows: Some(&flows),
-            hosts: None,
-        };
+        let data = rows_of(&rows, &labels, &flows, None);
         let e = partition(data, PartitionKind::Host, 4, 0.0, 1).unwrap_err();
         assert!(e.to_string().contains("no host columns"), "{e}");
         let e = partition(data, PartitionKind::Iid, 101, 0.0, 1).unwrap_err();

@@ -79,25 +79,7 @@ pub fn evaluate(
     assert_eq!(y_pred.len(), n, "one prediction per row");
     assert_eq!(scores.len(), n * k, "one score per row and class");
     let confusion = confusion_matrix(y_true, y_pred, k);
-    let per_class: Vec<ClassScores> = (0..k)
-        .map(|c| {
-            let tp = confusion[c][c] as f64;
-            let support: u64 = confusion[c].iter().sum();
-            let predicted: u64 = confusion.iter().map(|row| row[c]).sum();
-            let precision = ratio(tp, predicted as f64);
-            let recall = ratio(tp, support as f64);
-            ClassScores {
-                precision,
-                recall,
-                f1: ratio(2.0 * precision * recall, precision + recall),
-                support,
-            }
-        })
-        .collect();
-    // The label set of classification_report: classes seen in truth or predictions.
-    let present: Vec<usize> = (0..k)
-        .filter(|&c| per_class[c].support > 0 || confusion.iter().any(|row| row[c] > 0))
-        .collect();
+    let (per_class, present) = class_scores(&confusion);
     let mean = |f: &dyn Fn(&ClassScores) -> f64| {
         present.iter().map(|&c| f(&per_class[c])).sum::<f64>() / present.len().max(1) as f64
     };
@@ -186,6 +168,39 @@ pub fn evaluate(
         detection_rate,
         false_alarm_rate,
     }
+}
+
+/// Per-class precision, recall, F1 and support from a confusion matrix, and the classes
+/// scikit-learn's `classification_report` lists (seen in truth or predictions).
+fn class_scores(confusion: &[Vec<u64>]) -> (Vec<ClassScores>, Vec<usize>) {
+    let k = confusion.len();
+    let per_class: Vec<ClassScores> = (0..k)
+        .map(|c| {
+            let tp = confusion[c][c] as f64;
+            let support: u64 = confusion[c].iter().sum();
+            let predicted: u64 = confusion.iter().map(|row| row[c]).sum();
+            let precision = ratio(tp, predicted as f64);
+            let recall = ratio(tp, support as f64);
+            ClassScores {
+                precision,
+                recall,
+                f1: ratio(2.0 * precision * recall, precision + recall),
+                support,
+            }
+        })
+        .collect();
+    let present: Vec<usize> = (0..k)
+        .filter(|&c| per_class[c].support > 0 || confusion.iter().any(|row| row[c] > 0))
+        .collect();
+    (per_class, present)
+}
+
+/// Macro-F1 alone, as [`evaluate`] computes it (scikit-learn's `f1_score(average="macro")`
+/// over the classes seen in truth or predictions), without the curves: for scoring every
+/// round or epoch.
+pub fn macro_f1(y_true: &[u32], y_pred: &[u32], k: usize) -> f64 {
+    let (per_class, present) = class_scores(&confusion_matrix(y_true, y_pred, k));
+    present.iter().map(|&c| per_class[c].f1).sum::<f64>() / present.len().max(1) as f64
 }
 
 fn ratio(a: f64, b: f64) -> f64 {

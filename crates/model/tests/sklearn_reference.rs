@@ -73,6 +73,11 @@ fn metrics_equal_scikit_learn() {
         close(m.macro_avg.precision, macro_[0], &w("macro precision"));
         close(m.macro_avg.recall, macro_[1], &w("macro recall"));
         close(m.macro_f1, macro_[2], &w("macro f1"));
+        close(
+            iotids_model::metrics::macro_f1(&y, &p, k),
+            macro_[2],
+            &w("macro f1 alone"),
+        );
         let weighted = floats(&e["weighted"]);
         close(
             m.weighted_avg.precision,

@@ -13,7 +13,6 @@ struct Data {
     hosts: Vec<u32>,
     train: Vec<usize>,
     validation: Vec<usize>,
-    classes: Vec<String>,
     model: GruConfig,
     cfg: TrainConfig,
 }
@@ -40,7 +39,6 @@ fn data() -> Data {
         flows,
         train: (0..960).collect(),
         validation: (960..n).collect(),
-        classes: vec!["a".into(), "b".into(), "c".into()],
         model: GruConfig::new(2, 8, 3).with_seed(5),
         cfg: TrainConfig {
             batch_size: 32,
@@ -62,7 +60,6 @@ impl Data {
             hosts: Some(&self.hosts),
             train_rows: &self.train,
             validation_rows: &self.validation,
-            classes: &self.classes,
         }
     }
 }
