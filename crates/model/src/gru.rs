@@ -484,6 +484,36 @@ pub struct GruClassifier {
     pub head: Linear,
 }
 
+impl crate::network::NetworkConfig for GruConfig {
+    type Net = GruClassifier;
+
+    fn check(&self) -> crate::Result<()> {
+        GruConfig::check(self)
+    }
+
+    fn input(&self) -> usize {
+        self.input
+    }
+
+    fn classes(&self) -> usize {
+        self.classes
+    }
+
+    fn init(&self, device: &Device) -> GruClassifier {
+        GruConfig::init(self, device)
+    }
+}
+
+impl crate::network::Network for GruClassifier {
+    fn forward(&self, input: Tensor<3>, mask: Option<Tensor<2>>) -> Tensor<2> {
+        GruClassifier::forward(self, input, mask)
+    }
+
+    fn scores(&self, ex: crate::train::Examples<'_>, batch_size: usize) -> crate::train::Scores {
+        crate::train::frozen_scores(self, ex, batch_size)
+    }
+}
+
 impl GruClassifier {
     /// Class logits for each window; softmax is left to the loss (and to prediction).
     ///

@@ -26,6 +26,8 @@ pub mod frozen;
 pub mod fused;
 pub mod gru;
 pub mod metrics;
+pub mod nets;
+pub mod network;
 pub mod params;
 pub mod train;
 

@@ -104,7 +104,7 @@ pub fn from_flat(
 
 /// The squared distance `Σ (w - anchor)²` between `model`'s parameters and the flat vector
 /// `anchor`, as a differentiable scalar: FedProx's proximal term is `μ/2` times it.
-pub(crate) fn squared_distance(model: &GruClassifier, anchor: &[Tensor<1>]) -> Option<Tensor<1>> {
+pub(crate) fn squared_distance(model: &impl Module, anchor: &[Tensor<1>]) -> Option<Tensor<1>> {
     struct Distance<'a> {
         anchor: &'a [Tensor<1>],
         next: usize,

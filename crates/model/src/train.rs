@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::gru::{GruClassifier, GruConfig};
+use crate::network::{Network, NetworkConfig};
 
 /// How to train. [`Default`] gives the values below.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,20 +145,21 @@ pub enum TrainEvent {
     EpochEnd(EpochRecord),
 }
 
-/// Trains a new classifier built from `model` on `train`, stopping early on `validation`.
+/// Trains a new network built from `model` (the GRU, or a baseline of [`crate::nets`]) on
+/// `train`, stopping early on `validation`.
 ///
 /// # Errors
 ///
 /// [`Error::Config`] for an invalid config, no training rows, labels outside
 /// `class_weights`, or a model whose input width differs from the features'.
-pub fn train(
-    model: &GruConfig,
+pub fn train<C: NetworkConfig + Sync>(
+    model: &C,
     cfg: &TrainConfig,
     class_weights: &[f64],
     train: Examples<'_>,
     validation: Examples<'_>,
     on_event: &mut (dyn FnMut(TrainEvent) + Send),
-) -> crate::Result<(GruClassifier, History)> {
+) -> crate::Result<(C::Net, History)> {
     in_pool(|| train_in_pool(model, cfg, class_weights, train, validation, on_event))
 }
 
@@ -180,14 +182,14 @@ fn in_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     }
 }
 
-fn train_in_pool(
-    model: &GruConfig,
+fn train_in_pool<C: NetworkConfig>(
+    model: &C,
     cfg: &TrainConfig,
     class_weights: &[f64],
     train: Examples<'_>,
     validation: Examples<'_>,
     on_event: &mut (dyn FnMut(TrainEvent) + Send),
-) -> crate::Result<(GruClassifier, History)> {
+) -> crate::Result<(C::Net, History)> {
     cfg.check()?;
     model.check()?;
     check_examples(model, class_weights.len(), &train)?;
@@ -211,7 +213,7 @@ fn train_in_pool(
         stopped_early: false,
         seconds: 0.0,
     };
-    let mut best: Option<(f64, GruClassifier)> = None;
+    let mut best: Option<(f64, C::Net)> = None;
     let mut since_best = 0;
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
@@ -393,13 +395,13 @@ impl Fit {
     }
 
     /// One pass over `order`, a mini-batch at a time; `on_batch` sees the running sums.
-    fn epoch(
+    fn epoch<N: Network>(
         &mut self,
-        mut net: GruClassifier,
+        mut net: N,
         train: &Examples<'_>,
         order: &[usize],
         on_batch: &mut dyn FnMut(&EpochSums),
-    ) -> (GruClassifier, EpochSums) {
+    ) -> (N, EpochSums) {
         let mut sums = EpochSums::default();
         for rows in order.chunks(self.batch_size) {
             self.batch.fill(train, rows);
@@ -445,18 +447,22 @@ pub fn loss_weights(cfg: &TrainConfig, class_weights: &[f64]) -> Vec<f32> {
         .collect()
 }
 
-fn check_examples(model: &GruConfig, classes: usize, ex: &Examples<'_>) -> crate::Result<()> {
-    if ex.sequences.features.cols != model.input {
+fn check_examples(
+    model: &impl NetworkConfig,
+    classes: usize,
+    ex: &Examples<'_>,
+) -> crate::Result<()> {
+    if ex.sequences.features.cols != model.input() {
         return Err(Error::Config {
             field: "input",
-            value: model.input.to_string(),
+            value: model.input().to_string(),
             allowed: "the number of feature columns of the data",
         });
     }
-    if classes != model.classes {
+    if classes != model.classes() {
         return Err(Error::Config {
             field: "classes",
-            value: model.classes.to_string(),
+            value: model.classes().to_string(),
             allowed: "the number of class weights (the pipeline's classes)",
         });
     }
@@ -599,12 +605,15 @@ impl Scores {
     }
 }
 
-/// Scores the windows ending at `ex.rows`, `batch_size` at a time.
-///
-/// Inference runs on the model frozen into plain slices ([`crate::frozen::FrozenGru`],
-/// tested equal to `forward` within 1e-5): no autodiff graph, no per-op dispatch, about
-/// twice burn's throughput on the CPU.
-pub fn score(model: &GruClassifier, ex: Examples<'_>, batch_size: usize) -> Scores {
+/// Scores the windows ending at `ex.rows`, `batch_size` at a time (see [`Network::scores`]).
+pub fn score<N: Network>(model: &N, ex: Examples<'_>, batch_size: usize) -> Scores {
+    model.scores(ex, batch_size)
+}
+
+/// The GRU's [`Network::scores`]: inference runs on the model frozen into plain slices
+/// ([`crate::frozen::FrozenGru`], tested equal to `forward` within 1e-5): no autodiff
+/// graph, no per-op dispatch, about twice burn's throughput on the CPU.
+pub(crate) fn frozen_scores(model: &GruClassifier, ex: Examples<'_>, batch_size: usize) -> Scores {
     let frozen = model.to_frozen();
     let classes = frozen.classes();
     let mut probabilities = Vec::with_capacity(ex.rows.len() * classes);
