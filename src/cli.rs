@@ -1,10 +1,12 @@
 //! Command-line flags, and their conversion into the validated option structs of
 //! the library crates. The rest of the program never sees a raw flag.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use iotids_baselines::compare::ModelKind;
 use iotids_data::clean::{Dedup, Outliers};
 use iotids_data::pipeline::{PipelineConfig, Scaler, SelectMethod};
 use iotids_data::prepare::PrepareConfig;
@@ -129,6 +131,28 @@ pub enum Command {
         out: PathBuf,
         #[command(flatten)]
         federation: FederateArgs,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        #[command(flatten)]
+        prep: PrepArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Compare the GRU with classical and deep baselines on one file: every model gets the
+    /// same prepared features, split and metrics (logistic regression, Gaussian naive Bayes,
+    /// KNN, linear SVM, decision tree, random forest, gradient-boosted trees, MLP, RNN,
+    /// LSTM, GRU on single records and on windows of --window records). Models that do not
+    /// scale train on a stated stratified subsample (--max-rows). Prints the table and
+    /// writes comparison.csv, comparison.md, comparison.json, figures/ and report.html to
+    /// --out.
+    #[command(mut_arg("window", |a| a.default_value("16")))]
+    Compare {
+        file: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        compare: CompareArgs,
         #[command(flatten)]
         ingest: IngestArgs,
         #[command(flatten)]
@@ -436,6 +460,68 @@ impl ModelArgs {
             .with_seed(seed);
         cfg.check()?;
         Ok(cfg)
+    }
+}
+
+/// `compare` settings besides the data's and the networks'.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Models to compare, comma-separated: lr, nb, knn, svm, tree, forest, gbdt, mlp, rnn,
+    /// lstm, gru1 (GRU on single records), gru (GRU on windows of --window records).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "lr,nb,knn,svm,tree,forest,gbdt,mlp,rnn,lstm,gru1,gru"
+    )]
+    pub models: Vec<String>,
+    /// Most training rows of a model, as MODEL=N (comma-separated; N = all lifts the
+    /// limit). Defaults: knn=20000, svm=10000, forest=100000, tree=500000, lr=500000;
+    /// the others train on all rows. A limited model trains on a stratified subsample,
+    /// and the table says so.
+    #[arg(long, value_delimiter = ',')]
+    pub max_rows: Vec<String>,
+}
+
+impl CompareArgs {
+    /// The models, in the order given, each once.
+    pub fn models(&self) -> Result<Vec<ModelKind>> {
+        let mut out: Vec<ModelKind> = Vec::new();
+        for m in &self.models {
+            let kind: ModelKind = m.trim().parse().context("--models")?;
+            if !out.contains(&kind) {
+                out.push(kind);
+            }
+        }
+        if out.is_empty() {
+            bail!("--models: name at least one model");
+        }
+        Ok(out)
+    }
+
+    /// The row limits: the defaults, then --max-rows over them.
+    pub fn caps(&self) -> Result<BTreeMap<ModelKind, usize>> {
+        let mut caps: BTreeMap<ModelKind, usize> = ModelKind::ALL
+            .into_iter()
+            .filter_map(|m| m.default_cap().map(|c| (m, c)))
+            .collect();
+        for item in &self.max_rows {
+            let Some((model, n)) = item.split_once('=') else {
+                bail!("--max-rows {item}: expected MODEL=N, e.g. knn=20000");
+            };
+            let kind: ModelKind = model.trim().parse().context("--max-rows")?;
+            match n.trim() {
+                "all" => {
+                    caps.remove(&kind);
+                }
+                n => {
+                    let n: usize = n.parse().ok().filter(|&n| n > 0).with_context(|| {
+                        format!("--max-rows {item}: N is a positive whole number or all")
+                    })?;
+                    caps.insert(kind, n);
+                }
+            }
+        }
+        Ok(caps)
     }
 }
 

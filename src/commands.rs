@@ -111,6 +111,14 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             prep,
             model,
         } => crate::federate::federate(file, out, federation, ingest, prep, model, cli),
+        Command::Compare {
+            file,
+            out,
+            compare,
+            ingest,
+            prep,
+            model,
+        } => crate::compare::compare(file, out, compare, ingest, prep, model, cli),
         Command::Evaluate {
             file,
             model,

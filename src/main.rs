@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod compare;
 mod federate;
 mod learn;
 mod progress;

@@ -854,6 +854,120 @@ pub fn score_bars(
     )
 }
 
+/// Scores of several models side by side: for each model (a row of the chart) one thin bar
+/// per series (accuracy, macro-F1, ...), coloured by series, with a legend.
+struct GroupedBars<'a> {
+    title: &'a str,
+    models: &'a [String],
+    series: &'a [(String, Vec<f64>)],
+}
+
+impl Chart for GroupedBars<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let k = self.models.len();
+        let s = self.series.len().max(1);
+        let label_px = label_width(self.models, 14) as u32 + 20;
+        // Each model's band is s + 1 slots tall: one per series and a gap.
+        let slots = (k * (s + 1)) as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(label_px)
+            .build_cartesian_2d(0.0..1.12, slots..0.0)?;
+        let names = self.models.to_vec();
+        let band = (s + 1) as f64;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(k * 4)
+            .y_label_formatter(&|v: &f64| {
+                // Label a band once, at its middle.
+                let i = (*v / band).floor();
+                let middle = i * band + s as f64 / 2.0;
+                if (v - middle).abs() < 0.26 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc("score on the test rows")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()?;
+        for (j, (name, values)) in self.series.iter().enumerate() {
+            let c = color(j);
+            let bars = values.iter().enumerate().map(|(i, &v)| {
+                let v = if v.is_finite() {
+                    v.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let y0 = i as f64 * band + j as f64;
+                Rectangle::new([(0.0, y0 + 0.1), (v, y0 + 0.9)], c.mix(0.85).filled())
+            });
+            chart
+                .draw_series(bars)?
+                .label(name.as_str())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
+            chart.draw_series(
+                values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(i, &v)| {
+                        Text::new(
+                            format!("{v:.3}"),
+                            (v.clamp(0.0, 1.0) + 0.005, i as f64 * band + j as f64 + 0.5),
+                            TextStyle::from((FONT, 10).into_font())
+                                .pos(Pos::new(HPos::Left, VPos::Center)),
+                        )
+                    }),
+            )?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 13))
+            .border_style(GREY_400)
+            .background_style(WHITE.mix(0.9))
+            .position(SeriesLabelPosition::LowerLeft)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// Grouped horizontal bars: for each of `models`, one bar per series of `series` (name,
+/// one value in [0, 1] per model; NaN draws no bar), written as `name`.svg/.png.
+///
+/// # Errors
+/// No models, a series of another length, or the files cannot be written.
+pub fn grouped_bars(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    models: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<Written, ChartError> {
+    if models.is_empty() || series.is_empty() || series.iter().any(|(_, v)| v.len() != models.len())
+    {
+        return Err(ChartError::Empty(
+            "one value per model in every series is needed",
+        ));
+    }
+    let height = (120 + models.len() as u32 * (series.len() as u32 + 1) * 9).max(300);
+    render_chart(
+        dir,
+        name,
+        (1000, height),
+        &GroupedBars {
+            title,
+            models,
+            series,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

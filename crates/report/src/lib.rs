@@ -6,6 +6,7 @@
 //! ([`html`]).
 
 pub mod charts;
+pub mod compare;
 pub mod html;
 pub mod pages;
 pub mod text;

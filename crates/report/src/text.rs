@@ -383,3 +383,14 @@ mod tests {
         assert!(r.contains("false-alarm rate 0.3333"), "{r}");
     }
 }
+
+/// A terminal table of `rows` under `header`, columns from `header`'s third on
+/// right-aligned (the comparison table: names, then numbers).
+pub fn plain_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut t = table(header);
+    for r in rows {
+        t.add_row(r.clone());
+    }
+    right_align(&mut t, 2);
+    t.to_string()
+}

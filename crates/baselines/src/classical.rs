@@ -1,0 +1,491 @@
+//! The classical baselines, each from a maintained crate: smartcore's logistic regression,
+//! Gaussian naive Bayes, KNN, linear SVM, decision tree and random forest, and perpetual's
+//! gradient-boosted trees. They read single records: the same prepared features the GRU's
+//! first record sees.
+//!
+//! Every model returns one score per class and row, because ROC-AUC needs a ranking, not a
+//! vote. Where the crate has no probability output, the score is computed from what it
+//! fitted, and the function says how. Classes are the pipeline's ids; a class absent from
+//! a (sub)sampled training set scores 0.
+//!
+//! Hyper-parameters follow scikit-learn's defaults where the crate has the same knob, so
+//! `tests/reference/compare_sklearn.py` can fit the same models there.
+
+use perpetual::objective::Objective;
+use perpetual::{Matrix as BoostMatrix, PerpetualBooster};
+use serde::{Deserialize, Serialize};
+use smartcore::ensemble::random_forest_classifier::{
+    RandomForestClassifier, RandomForestClassifierParameters,
+};
+use smartcore::linalg::basic::arrays::Array;
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
+use smartcore::naive_bayes::gaussian::{GaussianNB, GaussianNBParameters};
+use smartcore::neighbors::knn_classifier::{KNNClassifier, KNNClassifierParameters};
+use smartcore::svm::Kernels;
+use smartcore::svm::svc::{SVC, SVCParameters};
+use smartcore::tree::decision_tree_classifier::{
+    DecisionTreeClassifier, DecisionTreeClassifierParameters,
+};
+
+use crate::error::Error;
+
+/// Single-record feature rows with their classes: what a classical model trains on.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    /// Row-major `n × features`.
+    pub x: Vec<f64>,
+    /// Features per row.
+    pub features: usize,
+    /// Class id of every row (training only; empty when scoring).
+    pub y: Vec<u32>,
+}
+
+impl Rows {
+    /// The rows `rows` of a row-major f32 matrix of `features` columns, with their labels.
+    pub fn gather(data: &[f32], features: usize, rows: &[usize], labels: Option<&[u32]>) -> Rows {
+        let mut x = Vec::with_capacity(rows.len() * features);
+        for &r in rows {
+            x.extend(
+                data[r * features..(r + 1) * features]
+                    .iter()
+                    .map(|&v| f64::from(v)),
+            );
+        }
+        Rows {
+            x,
+            features,
+            y: labels.map_or_else(Vec::new, |l| rows.iter().map(|&r| l[r]).collect()),
+        }
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.x.len() / self.features.max(1)
+    }
+
+    /// True with no rows.
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+
+    fn dense(&self) -> Result<DenseMatrix<f64>, Error> {
+        DenseMatrix::new(self.len(), self.features, self.x.clone(), false)
+            .map_err(|e| Error::Fit(format!("feature matrix: {e}")))
+    }
+
+    fn labels(&self) -> Vec<u32> {
+        self.y.clone()
+    }
+
+    fn row(&self, i: usize) -> &[f64] {
+        &self.x[i * self.features..(i + 1) * self.features]
+    }
+}
+
+/// A classical model family, with the settings `compare` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Classical {
+    /// Multinomial logistic regression, L2 penalty `½‖w‖²` (scikit-learn's C = 1), L-BFGS.
+    LogisticRegression,
+    /// Gaussian naive Bayes with scikit-learn's variance smoothing (1e-9 × largest variance).
+    NaiveBayes,
+    /// 5 nearest neighbours, Euclidean, uniform votes.
+    Knn,
+    /// Linear SVM, C = 1, one-vs-rest.
+    LinearSvm,
+    /// CART, Gini, grown until pure.
+    DecisionTree,
+    /// 100 CART trees on bootstrap samples, √features candidates per split.
+    RandomForest,
+    /// Gradient-boosted trees (perpetual, budget 1.0), one-vs-rest log loss.
+    Gbdt,
+}
+
+/// A fitted classical model.
+pub enum Fitted {
+    /// Weights `[classes × features]` row-major and intercepts, softmax (sigmoid with two
+    /// classes, as smartcore fits one weight vector then).
+    Linear {
+        weights: Vec<f64>,
+        intercepts: Vec<f64>,
+        classes: Vec<u32>,
+        binary: bool,
+    },
+    /// Class priors, means and smoothed variances, per class.
+    Gaussian {
+        log_priors: Vec<f64>,
+        means: Vec<Vec<f64>>,
+        variances: Vec<Vec<f64>>,
+        classes: Vec<u32>,
+    },
+    /// smartcore's KNN, whose probability columns are the training classes ascending.
+    Knn(
+        Vec<u32>,
+        Box<
+            KNNClassifier<
+                f64,
+                u32,
+                DenseMatrix<f64>,
+                Vec<u32>,
+                smartcore::metrics::distance::euclidian::Euclidian<f64>,
+            >,
+        >,
+    ),
+    /// One `w · x + b` per class.
+    Svm {
+        weights: Vec<Vec<f64>>,
+        intercepts: Vec<f64>,
+        classes: Vec<u32>,
+    },
+    /// Trees whose one-hot leaf votes are averaged (one tree: the decision tree); their
+    /// columns are the training classes ascending.
+    Trees(
+        Vec<u32>,
+        Vec<DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>>,
+    ),
+    /// One booster per class; log-odds through a sigmoid, normalised over the classes.
+    Boosted {
+        boosters: Vec<PerpetualBooster>,
+        classes: Vec<u32>,
+    },
+}
+
+/// Fits `model` on `train` for `k` classes; `seed` fixes the random forest's bootstrap.
+///
+/// # Errors
+///
+/// [`Error::Fit`] with the crate's reason, or when `train` has fewer than two classes.
+pub fn fit(model: Classical, train: &Rows, k: usize, seed: u64) -> Result<Fitted, Error> {
+    let classes = present_classes(&train.y, k);
+    if classes.len() < 2 {
+        return Err(Error::Fit(format!(
+            "{} training rows of {} class(es): a classifier needs two",
+            train.len(),
+            classes.len()
+        )));
+    }
+    let failed = |e: smartcore::error::Failed| Error::Fit(e.to_string());
+    let x = train.dense()?;
+    let y = train.labels();
+    Ok(match model {
+        Classical::LogisticRegression => {
+            let params = LogisticRegressionParameters::default().with_alpha(1.0);
+            let lr = LogisticRegression::fit(&x, &y, params).map_err(failed)?;
+            let (c, i) = (lr.coefficients(), lr.intercept());
+            let rows = c.shape().0;
+            Fitted::Linear {
+                weights: (0..rows)
+                    .flat_map(|r| (0..train.features).map(move |j| *c.get((r, j))))
+                    .collect(),
+                intercepts: (0..rows).map(|r| *i.get((r, 0))).collect(),
+                binary: rows == 1,
+                classes,
+            }
+        }
+        Classical::NaiveBayes => {
+            let nb = GaussianNB::fit(&x, &y, GaussianNBParameters::default()).map_err(failed)?;
+            // scikit-learn's var_smoothing: smartcore adds nothing, and a feature constant
+            // within a class (common after MinMax) has variance 0, so its own predict
+            // divides by zero. Scores are computed here from smartcore's fitted moments.
+            let epsilon = 1e-9 * largest_variance(train);
+            Fitted::Gaussian {
+                log_priors: nb.class_priors().iter().map(|p| p.ln()).collect(),
+                means: nb.theta().clone(),
+                variances: nb
+                    .var()
+                    .iter()
+                    .map(|v| v.iter().map(|s| s + epsilon).collect())
+                    .collect(),
+                classes,
+            }
+        }
+        Classical::Knn => {
+            let params = KNNClassifierParameters::default().with_k(5);
+            Fitted::Knn(
+                classes,
+                Box::new(KNNClassifier::fit(&x, &y, params).map_err(failed)?),
+            )
+        }
+        Classical::LinearSvm => {
+            let (mut weights, mut intercepts) = (Vec::new(), Vec::new());
+            for &c in &classes {
+                let (w, b) = linear_svm(&x, train, c)?;
+                weights.push(w);
+                intercepts.push(b);
+            }
+            Fitted::Svm {
+                weights,
+                intercepts,
+                classes,
+            }
+        }
+        Classical::DecisionTree => {
+            let params = DecisionTreeClassifierParameters::default();
+            Fitted::Trees(
+                classes,
+                vec![DecisionTreeClassifier::fit(&x, &y, params).map_err(failed)?],
+            )
+        }
+        Classical::RandomForest => {
+            let params = RandomForestClassifierParameters::default()
+                .with_n_trees(100)
+                .with_seed(seed);
+            let forest = RandomForestClassifier::fit(&x, &y, params).map_err(failed)?;
+            Fitted::Trees(classes, forest_trees(&forest)?)
+        }
+        Classical::Gbdt => {
+            let data = column_major(train);
+            let matrix = BoostMatrix::new(&data, train.len(), train.features);
+            let mut boosters = Vec::with_capacity(classes.len());
+            for &c in &classes {
+                let target: Vec<f64> = train
+                    .y
+                    .iter()
+                    .map(|&y| f64::from(u8::from(y == c)))
+                    .collect();
+                let mut b = PerpetualBooster::default().set_objective(Objective::LogLoss);
+                b.fit(&matrix, &target, None, None, 1.0, None, None)
+                    .map_err(|e| Error::Fit(format!("perpetual: {e}")))?;
+                boosters.push(b);
+            }
+            Fitted::Boosted { boosters, classes }
+        }
+    })
+}
+
+impl std::fmt::Debug for Fitted {
+    // perpetual's booster has no Debug; the variant is what a log needs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Fitted::Linear { .. } => "Linear",
+            Fitted::Gaussian { .. } => "Gaussian",
+            Fitted::Knn(..) => "Knn",
+            Fitted::Svm { .. } => "Svm",
+            Fitted::Trees(_, t) => return write!(f, "Trees({})", t.len()),
+            Fitted::Boosted { boosters, .. } => return write!(f, "Boosted({})", boosters.len()),
+        };
+        f.write_str(name)
+    }
+}
+
+impl Fitted {
+    /// Scores of `rows`, row-major `n × k` (probabilities, or the SVM's decision values).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Fit`] when the crate's prediction fails.
+    pub fn scores(&self, rows: &Rows, k: usize) -> Result<Vec<f32>, Error> {
+        let n = rows.len();
+        let mut out = vec![0.0f32; n * k];
+        // Row i's values for `classes`, into the pipeline's class columns.
+        let put = |out: &mut [f32], i: usize, classes: &[u32], values: &[f64]| {
+            for (&c, &v) in classes.iter().zip(values) {
+                out[i * k + c as usize] = v as f32;
+            }
+        };
+        match self {
+            Fitted::Linear {
+                weights,
+                intercepts,
+                classes,
+                binary,
+            } => {
+                let f = rows.features;
+                for i in 0..n {
+                    let x = rows.row(i);
+                    let z: Vec<f64> = intercepts
+                        .iter()
+                        .enumerate()
+                        .map(|(c, b)| b + dot(&weights[c * f..(c + 1) * f], x))
+                        .collect();
+                    if *binary {
+                        let p = 1.0 / (1.0 + (-z[0]).exp());
+                        put(&mut out, i, classes, &[1.0 - p, p]);
+                    } else {
+                        put(&mut out, i, classes, &softmax(z));
+                    }
+                }
+            }
+            Fitted::Gaussian {
+                log_priors,
+                means,
+                variances,
+                classes,
+            } => {
+                for i in 0..n {
+                    let x = rows.row(i);
+                    let joint: Vec<f64> = (0..classes.len())
+                        .map(|c| {
+                            let ll: f64 = x
+                                .iter()
+                                .zip(&means[c])
+                                .zip(&variances[c])
+                                .map(|((v, m), s)| {
+                                    -0.5 * (2.0 * std::f64::consts::PI * s).ln()
+                                        - (v - m).powi(2) / (2.0 * s)
+                                })
+                                .sum();
+                            log_priors[c] + ll
+                        })
+                        .collect();
+                    put(&mut out, i, classes, &softmax(joint));
+                }
+            }
+            Fitted::Knn(classes, knn) => {
+                let p = knn
+                    .predict_proba(&rows.dense()?)
+                    .map_err(|e| Error::Fit(e.to_string()))?;
+                for (i, row) in p.iter().enumerate() {
+                    put(&mut out, i, classes, row);
+                }
+            }
+            Fitted::Svm {
+                weights,
+                intercepts,
+                classes,
+            } => {
+                for i in 0..n {
+                    let x = rows.row(i);
+                    let d: Vec<f64> = weights
+                        .iter()
+                        .zip(intercepts)
+                        .map(|(w, b)| dot(w, x) + b)
+                        .collect();
+                    // Decision values, not probabilities: a class absent from training
+                    // must lose every argmax, so it gets −∞'s stand-in rather than 0.
+                    for c in 0..k {
+                        out[i * k + c] = f32::MIN;
+                    }
+                    put(&mut out, i, classes, &d);
+                }
+            }
+            Fitted::Trees(classes, trees) => {
+                let x = rows.dense()?;
+                let share = 1.0 / trees.len() as f64;
+                let mut sums = vec![0.0f64; n * k];
+                for tree in trees {
+                    let p = tree
+                        .predict_proba(&x)
+                        .map_err(|e| Error::Fit(e.to_string()))?;
+                    for i in 0..n {
+                        for (j, &c) in classes.iter().enumerate() {
+                            sums[i * k + c as usize] += *p.get((i, j)) * share;
+                        }
+                    }
+                }
+                for (o, s) in out.iter_mut().zip(sums) {
+                    *o = s as f32;
+                }
+            }
+            Fitted::Boosted { boosters, classes } => {
+                let data = column_major(rows);
+                let matrix = BoostMatrix::new(&data, n, rows.features);
+                let odds: Vec<Vec<f64>> =
+                    boosters.iter().map(|b| b.predict(&matrix, true)).collect();
+                for i in 0..n {
+                    let p: Vec<f64> = odds.iter().map(|o| 1.0 / (1.0 + (-o[i]).exp())).collect();
+                    let sum: f64 = p.iter().sum();
+                    let p: Vec<f64> = p.iter().map(|v| v / sum).collect();
+                    put(&mut out, i, classes, &p);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The classes of `0..k` that occur in `y`, ascending (smartcore's order for its outputs).
+fn present_classes(y: &[u32], k: usize) -> Vec<u32> {
+    let mut seen = vec![false; k];
+    for &c in y {
+        if let Some(s) = seen.get_mut(c as usize) {
+            *s = true;
+        }
+    }
+    (0..k as u32).filter(|&c| seen[c as usize]).collect()
+}
+
+/// One class against the rest with smartcore's SVC, linear kernel, C = 1. smartcore keeps
+/// the support vectors and their weights `αᵢyᵢ`; for a linear kernel they fold into one
+/// `w = Σ αᵢyᵢ xᵢ`, which makes scoring one dot product per class instead of one kernel
+/// evaluation per support vector. The fields are private, so they are read from smartcore's
+/// serde form.
+fn linear_svm(x: &DenseMatrix<f64>, train: &Rows, class: u32) -> Result<(Vec<f64>, f64), Error> {
+    // smartcore orders the two labels ascending and makes the larger one (1) the positive side.
+    let y: Vec<u32> = train.y.iter().map(|&c| u32::from(c == class)).collect();
+    let params = SVCParameters::default()
+        .with_c(1.0)
+        .with_kernel(Kernels::linear())
+        .with_seed(Some(0));
+    let svc = SVC::fit(x, &y, &params).map_err(|e| Error::Fit(e.to_string()))?;
+    #[derive(Deserialize)]
+    struct Folded {
+        instances: Option<Vec<Vec<f64>>>,
+        w: Option<Vec<f64>>,
+        b: Option<f64>,
+    }
+    let json = serde_json::to_value(&svc).map_err(|e| Error::Fit(format!("SVC: {e}")))?;
+    let folded: Folded =
+        serde_json::from_value(json).map_err(|e| Error::Fit(format!("SVC: {e}")))?;
+    let (Some(instances), Some(alpha_y), Some(b)) = (folded.instances, folded.w, folded.b) else {
+        return Err(Error::Fit("SVC: no support vectors".into()));
+    };
+    let mut w = vec![0.0; train.features];
+    for (sv, a) in instances.iter().zip(&alpha_y) {
+        for (wj, xj) in w.iter_mut().zip(sv) {
+            *wj += a * xj;
+        }
+    }
+    Ok((w, b))
+}
+
+/// The forest's trees. smartcore's forest only votes (no probabilities) and keeps its trees
+/// private; its serde form lists them, and each tree scores on its own.
+fn forest_trees(
+    forest: &RandomForestClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>,
+) -> Result<Vec<DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>>, Error> {
+    #[derive(Deserialize)]
+    struct Forest {
+        trees: Option<Vec<DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>>>,
+    }
+    let json = serde_json::to_value(forest).map_err(|e| Error::Fit(format!("forest: {e}")))?;
+    let f: Forest = serde_json::from_value(json).map_err(|e| Error::Fit(format!("forest: {e}")))?;
+    f.trees.ok_or_else(|| Error::Fit("forest: no trees".into()))
+}
+
+fn largest_variance(rows: &Rows) -> f64 {
+    let n = rows.len() as f64;
+    (0..rows.features)
+        .map(|j| {
+            let mean = (0..rows.len()).map(|i| rows.row(i)[j]).sum::<f64>() / n;
+            (0..rows.len())
+                .map(|i| (rows.row(i)[j] - mean).powi(2))
+                .sum::<f64>()
+                / n
+        })
+        .fold(0.0, f64::max)
+}
+
+fn column_major(rows: &Rows) -> Vec<f64> {
+    let n = rows.len();
+    let mut out = vec![0.0; rows.x.len()];
+    for i in 0..n {
+        for (j, &v) in rows.row(i).iter().enumerate() {
+            out[j * n + i] = v;
+        }
+    }
+    out
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn softmax(z: Vec<f64>) -> Vec<f64> {
+    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / sum).collect()
+}

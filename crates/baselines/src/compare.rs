@@ -1,0 +1,434 @@
+//! One model of the comparison, end to end: (sub)sample the training rows, fit, time the
+//! fit, score the test rows, time the scoring, compute the metrics.
+//!
+//! Every model sees the same prepared features (the pipeline fitted on the training split),
+//! the same training, validation and test rows, and is scored by the same
+//! [`iotids_model::metrics::evaluate`]. The differences that remain are stated:
+//! - classical models and the MLP read single records; the RNN, LSTM and GRU-K read windows
+//!   of K records of the same flow;
+//! - the deep models use the validation rows for early stopping and the class weights (if
+//!   training uses them); the classical models train on the training rows alone, unweighted
+//!   (scikit-learn's defaults);
+//! - a model listed in [`Settings::caps`] trains on a stratified subsample of at most that
+//!   many rows, and its [`Outcome`] says so.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Instant;
+
+use iotids_data::window::Sequences;
+use iotids_model::gru::GruConfig;
+use iotids_model::metrics::{Metrics, evaluate};
+use iotids_model::nets::{Cell, MlpConfig, RecurrentConfig};
+use iotids_model::network::NetworkConfig;
+use iotids_model::train::{Examples, History, TrainConfig, TrainEvent, score, train};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::classical::{self, Classical, Rows};
+
+/// A model of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ModelKind {
+    LogisticRegression,
+    NaiveBayes,
+    Knn,
+    LinearSvm,
+    DecisionTree,
+    RandomForest,
+    Gbdt,
+    Mlp,
+    Rnn,
+    Lstm,
+    /// The GRU on single records (the seeds' setting).
+    Gru1,
+    /// The GRU on windows of K records.
+    GruK,
+}
+
+impl ModelKind {
+    /// Every model, in the table's order: classical, then deep.
+    pub const ALL: [ModelKind; 12] = [
+        ModelKind::LogisticRegression,
+        ModelKind::NaiveBayes,
+        ModelKind::Knn,
+        ModelKind::LinearSvm,
+        ModelKind::DecisionTree,
+        ModelKind::RandomForest,
+        ModelKind::Gbdt,
+        ModelKind::Mlp,
+        ModelKind::Rnn,
+        ModelKind::Lstm,
+        ModelKind::Gru1,
+        ModelKind::GruK,
+    ];
+
+    /// The name `--models` takes.
+    pub fn key(self) -> &'static str {
+        match self {
+            ModelKind::LogisticRegression => "lr",
+            ModelKind::NaiveBayes => "nb",
+            ModelKind::Knn => "knn",
+            ModelKind::LinearSvm => "svm",
+            ModelKind::DecisionTree => "tree",
+            ModelKind::RandomForest => "forest",
+            ModelKind::Gbdt => "gbdt",
+            ModelKind::Mlp => "mlp",
+            ModelKind::Rnn => "rnn",
+            ModelKind::Lstm => "lstm",
+            ModelKind::Gru1 => "gru1",
+            ModelKind::GruK => "gru",
+        }
+    }
+
+    /// The classical family, for the models that are one.
+    pub fn classical(self) -> Option<Classical> {
+        Some(match self {
+            ModelKind::LogisticRegression => Classical::LogisticRegression,
+            ModelKind::NaiveBayes => Classical::NaiveBayes,
+            ModelKind::Knn => Classical::Knn,
+            ModelKind::LinearSvm => Classical::LinearSvm,
+            ModelKind::DecisionTree => Classical::DecisionTree,
+            ModelKind::RandomForest => Classical::RandomForest,
+            ModelKind::Gbdt => Classical::Gbdt,
+            _ => return None,
+        })
+    }
+
+    /// Records per window it reads, with `k` the comparison's window.
+    pub fn window(self, k: usize) -> usize {
+        match self {
+            ModelKind::Rnn | ModelKind::Lstm | ModelKind::GruK => k,
+            _ => 1,
+        }
+    }
+
+    /// The table's name, with `k` the comparison's window.
+    pub fn label(self, k: usize) -> String {
+        match self {
+            ModelKind::LogisticRegression => "logistic regression".into(),
+            ModelKind::NaiveBayes => "Gaussian naive Bayes".into(),
+            ModelKind::Knn => "KNN (k = 5)".into(),
+            ModelKind::LinearSvm => "linear SVM".into(),
+            ModelKind::DecisionTree => "decision tree".into(),
+            ModelKind::RandomForest => "random forest (100 trees)".into(),
+            ModelKind::Gbdt => "gradient-boosted trees".into(),
+            ModelKind::Mlp => "MLP".into(),
+            ModelKind::Rnn => format!("RNN (window {k})"),
+            ModelKind::Lstm => format!("LSTM (window {k})"),
+            ModelKind::Gru1 => "GRU (window 1)".into(),
+            ModelKind::GruK => format!("GRU (window {k})"),
+        }
+    }
+
+    /// The library that fits it.
+    pub fn library(self) -> &'static str {
+        match self {
+            ModelKind::Gbdt => "perpetual",
+            m if m.classical().is_some() => "smartcore",
+            _ => "burn",
+        }
+    }
+
+    /// The training rows it takes at most by default: models whose cost grows faster than
+    /// linearly in the rows (KNN's scoring, the SVM's SMO) or whose crate is slow on many
+    /// rows. `None`: all of them.
+    pub fn default_cap(self) -> Option<usize> {
+        match self {
+            ModelKind::Knn => Some(20_000),
+            ModelKind::LinearSvm => Some(10_000),
+            ModelKind::RandomForest => Some(100_000),
+            ModelKind::DecisionTree | ModelKind::LogisticRegression => Some(500_000),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|m| m.key() == s)
+            .ok_or_else(|| Error::Config {
+                field: "model",
+                value: s.into(),
+                allowed: format!("one of {}", ModelKind::ALL.map(ModelKind::key).join(", ")),
+            })
+    }
+}
+
+/// The data every model is compared on.
+#[derive(Debug, Clone, Copy)]
+pub struct Task<'a> {
+    /// Single records (window 1) over all rows.
+    pub records: &'a Sequences,
+    /// Windows of K records over all rows (the same features).
+    pub windows: &'a Sequences,
+    /// Class of every row.
+    pub labels: &'a [u32],
+    /// Class names, by id.
+    pub classes: &'a [String],
+    /// The benign class, for the detection and false-alarm rates.
+    pub normal: Option<usize>,
+    /// The pipeline's class weights (used by the deep models if training is weighted).
+    pub class_weights: &'a [f64],
+    pub train: &'a [usize],
+    pub validation: &'a [usize],
+    pub test: &'a [usize],
+}
+
+/// How to train the models.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The deep models' training (epochs, batch, learning rate, patience, class weights,
+    /// seed). The seed also draws subsamples and the forest's bootstraps.
+    pub train: TrainConfig,
+    /// Hidden units of the MLP's layers and of the recurrent models' state.
+    pub hidden: usize,
+    /// The GRU's layers and the MLP's hidden layers.
+    pub layers: usize,
+    pub dropout: f64,
+    /// The GRU's reset-gate placement (see [`GruConfig::reset_after`]).
+    pub reset_after: bool,
+    /// Most training rows per model; a model absent here trains on all of them.
+    pub caps: BTreeMap<ModelKind, usize>,
+}
+
+/// What one model did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    pub model: ModelKind,
+    /// The table's name.
+    pub name: String,
+    /// Library that fitted it.
+    pub library: String,
+    /// Records per window it read.
+    pub window: usize,
+    /// Training rows it was fitted on.
+    pub train_rows: usize,
+    /// Training rows of the split; more than `train_rows` when subsampled.
+    pub train_rows_available: usize,
+    /// Wall time of fitting (for deep models: all epochs with their validation).
+    pub train_seconds: f64,
+    /// Wall time of scoring the test rows.
+    pub inference_seconds: f64,
+    /// Test rows scored per second.
+    pub records_per_second: f64,
+    /// For deep models: epochs run and the epoch kept.
+    pub epochs: Option<(usize, usize)>,
+    /// The test rows' metrics.
+    pub metrics: Metrics,
+}
+
+impl Outcome {
+    /// True when the model trained on a subsample.
+    pub fn subsampled(&self) -> bool {
+        self.train_rows < self.train_rows_available
+    }
+}
+
+/// Trains `model` on the task's training rows and scores its test rows. `on_event` sees
+/// the deep models' epochs.
+///
+/// # Errors
+///
+/// [`Error::Fit`] / [`Error::Model`] when the model cannot be fitted (the reason is the
+/// crate's); [`Error::Config`] for a task without training or test rows.
+pub fn run(
+    model: ModelKind,
+    task: &Task<'_>,
+    settings: &Settings,
+    on_event: &mut (dyn FnMut(TrainEvent) + Send),
+) -> Result<Outcome, Error> {
+    if task.train.is_empty() || task.test.is_empty() {
+        return Err(Error::Config {
+            field: "split",
+            value: format!(
+                "{} training and {} test rows",
+                task.train.len(),
+                task.test.len()
+            ),
+            allowed: "training and test rows both".into(),
+        });
+    }
+    let k = task.classes.len();
+    let train_rows = match settings.caps.get(&model) {
+        Some(&cap) if cap < task.train.len() => {
+            stratified_sample(task.train, task.labels, k, cap, settings.train.seed)
+        }
+        _ => task.train.to_vec(),
+    };
+    let window = model.window(task.windows.k);
+    let (train_seconds, inference_seconds, scores, epochs) = match model.classical() {
+        Some(family) => {
+            let m = task.records.features.cols;
+            let data = &task.records.features.data;
+            let t0 = Instant::now();
+            let rows = Rows::gather(data, m, &train_rows, Some(task.labels));
+            let fitted = classical::fit(family, &rows, k, settings.train.seed)?;
+            let train_seconds = t0.elapsed().as_secs_f64();
+            drop(rows);
+            let t0 = Instant::now();
+            let scores = fitted.scores(&Rows::gather(data, m, task.test, None), k)?;
+            (train_seconds, t0.elapsed().as_secs_f64(), scores, None)
+        }
+        None => {
+            let sequences = if window == 1 {
+                task.records
+            } else {
+                task.windows
+            };
+            let input = sequences.features.cols;
+            let seed = settings.train.seed;
+            let (hidden, dropout) = (settings.hidden, settings.dropout);
+            match model {
+                ModelKind::Mlp => deep(
+                    &MlpConfig::new(input, hidden, k)
+                        .with_layers(settings.layers)
+                        .with_dropout(dropout)
+                        .with_seed(seed),
+                    task,
+                    sequences,
+                    &train_rows,
+                    settings,
+                    on_event,
+                )?,
+                ModelKind::Rnn | ModelKind::Lstm => {
+                    let cell = if model == ModelKind::Rnn {
+                        Cell::Rnn
+                    } else {
+                        Cell::Lstm
+                    };
+                    deep(
+                        &RecurrentConfig::new(input, hidden, k, cell)
+                            .with_dropout(dropout)
+                            .with_seed(seed),
+                        task,
+                        sequences,
+                        &train_rows,
+                        settings,
+                        on_event,
+                    )?
+                }
+                _ => deep(
+                    &GruConfig::new(input, hidden, k)
+                        .with_layers(settings.layers)
+                        .with_dropout(dropout)
+                        .with_reset_after(settings.reset_after)
+                        .with_seed(seed),
+                    task,
+                    sequences,
+                    &train_rows,
+                    settings,
+                    on_event,
+                )?,
+            }
+        }
+    };
+    let y_true: Vec<u32> = task.test.iter().map(|&r| task.labels[r]).collect();
+    let y_pred = predictions(&scores, k);
+    let metrics = evaluate(&y_true, &y_pred, &scores, task.classes, task.normal);
+    Ok(Outcome {
+        model,
+        name: model.label(task.windows.k),
+        library: model.library().into(),
+        window,
+        train_rows: train_rows.len(),
+        train_rows_available: task.train.len(),
+        train_seconds,
+        inference_seconds,
+        records_per_second: task.test.len() as f64 / inference_seconds.max(1e-9),
+        epochs,
+        metrics,
+    })
+}
+
+/// Fits a deep model with the shared loop and scores the test rows: (fit seconds, scoring
+/// seconds, scores, (epochs run, epoch kept)).
+type DeepRun = (f64, f64, Vec<f32>, Option<(usize, usize)>);
+
+fn deep<C: NetworkConfig + Sync>(
+    config: &C,
+    task: &Task<'_>,
+    sequences: &Sequences,
+    train_rows: &[usize],
+    settings: &Settings,
+    on_event: &mut (dyn FnMut(TrainEvent) + Send),
+) -> Result<DeepRun, Error> {
+    let ex = |rows| Examples {
+        sequences,
+        labels: task.labels,
+        rows,
+    };
+    let t0 = Instant::now();
+    let (net, history): (C::Net, History) = train(
+        config,
+        &settings.train,
+        task.class_weights,
+        ex(train_rows),
+        ex(task.validation),
+        on_event,
+    )?;
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let scores = score(&net, ex(task.test), 1024);
+    let inference_seconds = t0.elapsed().as_secs_f64();
+    Ok((
+        train_seconds,
+        inference_seconds,
+        scores.probabilities,
+        Some((history.epochs.len(), history.best_epoch)),
+    ))
+}
+
+/// The highest-scoring class of each row (the first on ties, as numpy's argmax).
+fn predictions(scores: &[f32], k: usize) -> Vec<u32> {
+    scores
+        .chunks_exact(k)
+        .map(|row| {
+            let mut best = 0;
+            for (c, &s) in row.iter().enumerate() {
+                if s > row[best] {
+                    best = c;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+/// About `cap` of `rows`, each class keeping its share (rounded up, so every class of the
+/// training rows stays), drawn with `seed`; returned in file order.
+pub fn stratified_sample(
+    rows: &[usize],
+    labels: &[u32],
+    k: usize,
+    cap: usize,
+    seed: u64,
+) -> Vec<usize> {
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for &r in rows {
+        by_class[labels[r] as usize].push(r);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(cap + k);
+    for mut members in by_class {
+        let take = (members.len() * cap).div_ceil(rows.len());
+        members.shuffle(&mut rng);
+        out.extend_from_slice(&members[..take.min(members.len())]);
+    }
+    out.sort_unstable();
+    out
+}

@@ -1,0 +1,236 @@
+//! `iotids compare`: the GRU beside classical and deep baselines on one file, with the same
+//! preparation, split and metrics for every model (iotids-baselines), written as a table
+//! (printed, CSV, Markdown, JSON), a bar chart and report.html.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use iotids_baselines::compare::{self, ModelKind, Outcome, Settings, Task};
+use iotids_data::schema::normal_class;
+use iotids_data::window::Sequences;
+use iotids_report as report;
+use serde_json::json;
+
+use crate::cli::{Cli, CompareArgs, IngestArgs, ModelArgs, PrepArgs};
+use crate::commands::{print, summary, write_prepared};
+use crate::{learn, progress};
+
+/// `iotids compare`. Exit code 1 when a model could not be fitted (the others are still
+/// compared and written; the failure is printed and in the report).
+pub fn compare(
+    file: &Path,
+    out: &Path,
+    args: &CompareArgs,
+    ingest: &IngestArgs,
+    prep: &PrepArgs,
+    model: &ModelArgs,
+    cli: &Cli,
+) -> Result<ExitCode> {
+    let models = args.models()?;
+    let caps = args.caps()?;
+    let loaded = learn::load_for_training(file, ingest, prep, false, cli)?;
+    let p = &loaded.prepared;
+    let seed = loaded.config.split.seed;
+    let settings = Settings {
+        train: model.train_config(seed)?,
+        hidden: model.hidden,
+        layers: model.layers,
+        dropout: model.dropout,
+        reset_after: !model.reset_before,
+        caps,
+    };
+    // Checks the network flags once, before any model trains.
+    model.gru_config(1, p.pipeline.classes.len().max(2), seed)?;
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures)
+        .with_context(|| format!("{}: cannot create directory", figures.display()))?;
+    write_prepared(out, p, &loaded.config, false)?;
+    print(&summary(p, out))?;
+
+    let ds = &p.dataset;
+    let all: Vec<usize> = (0..ds.n_rows()).collect();
+    let features = p.pipeline.transform(ds, &all)?;
+    let records = Sequences::new(features.clone(), ds.flows.as_deref(), 1)?;
+    let windows = Sequences::new(features, ds.flows.as_deref(), model.window)?;
+    let task = Task {
+        records: &records,
+        windows: &windows,
+        labels: &ds.labels,
+        classes: &p.pipeline.classes,
+        normal: normal_class(&p.pipeline.classes),
+        class_weights: &p.pipeline.class_weights,
+        train: &p.split.train,
+        validation: &p.split.validation,
+        test: &p.split.test,
+    };
+
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut failures: Vec<(ModelKind, String)> = Vec::new();
+    for &kind in &models {
+        let name = kind.label(model.window);
+        let bar = progress::step(&format!("training {name}"), cli.quiet);
+        let mut on_event = progress::training(settings.train.epochs, cli.quiet);
+        let result = compare::run(kind, &task, &settings, &mut on_event);
+        drop(on_event);
+        bar.finish_and_clear();
+        match result {
+            Ok(o) => {
+                print(&format!(
+                    "{name}: macro-F1 {:.4}, trained on {} in {:.1} s, {:.0} records/s",
+                    o.metrics.macro_f1,
+                    report::compare::trained_on(&o),
+                    o.train_seconds,
+                    o.records_per_second
+                ))?;
+                outcomes.push(o);
+            }
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                failures.push((kind, e.to_string()));
+            }
+        }
+    }
+
+    let notes = notes(&outcomes, &failures, &settings, model.window);
+    let rows = report::compare::rows(&outcomes);
+    print(&format!(
+        "\n== comparison: test rows of {} ({} rows) ==",
+        file.display(),
+        p.split.test.len()
+    ))?;
+    print(&report::text::plain_table(&report::compare::HEADER, &rows))?;
+    for n in &notes {
+        print(n)?;
+    }
+
+    let md = report::compare::markdown(&report::compare::HEADER, &rows);
+    let path = out.join("comparison.md");
+    std::fs::write(&path, md).with_context(|| format!("{}: cannot write", path.display()))?;
+    write_csv(&out.join("comparison.csv"), &outcomes)?;
+    let path = out.join("comparison.json");
+    let doc = json!({
+        "file": file.display().to_string(),
+        "test_rows": p.split.test.len(),
+        "window": model.window,
+        "train": settings.train,
+        "hidden": settings.hidden,
+        "layers": settings.layers,
+        "max_rows": settings.caps.iter().map(|(k, v)| (k.key(), v)).collect::<std::collections::BTreeMap<_, _>>(),
+        "models": outcomes,
+        "failed": failures.iter().map(|(k, e)| json!({"model": k.key(), "error": e})).collect::<Vec<_>>(),
+        "notes": notes,
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&doc)?)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+
+    let run = loaded.run(file);
+    let mut page = report::html::Report::new("iotids: model comparison", &run.subtitle);
+    for b in report::compare::sections(&outcomes, &notes, &figures)? {
+        page.push(b);
+    }
+    learn::write_report(
+        page,
+        &run,
+        p,
+        &figures,
+        out,
+        "comparison.csv, comparison.md, comparison.json, split.json, prepare.json",
+        false,
+    )?;
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// What a reader of the table must know: subsamples, failures, the settings.
+fn notes(
+    outcomes: &[Outcome],
+    failures: &[(ModelKind, String)],
+    settings: &Settings,
+    window: usize,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let sub: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.subsampled())
+        .map(|o| format!("{} ({})", o.name, report::compare::trained_on(o)))
+        .collect();
+    if !sub.is_empty() {
+        notes.push(format!(
+            "Trained on a stratified subsample of the training rows (--max-rows): {}.",
+            sub.join("; ")
+        ));
+    }
+    for (kind, e) in failures {
+        notes.push(format!("{} could not be fitted: {e}", kind.label(window)));
+    }
+    let t = &settings.train;
+    notes.push(format!(
+        "Deep models: hidden {}, {} layer(s) (GRU; the MLP's hidden layers), dropout {}, Adam lr {}, batch {}, at most {} epochs, patience {}, {} cross-entropy; windows of {window} records for the RNN, LSTM and GRU-{window}.",
+        settings.hidden,
+        settings.layers,
+        settings.dropout,
+        t.learning_rate,
+        t.batch_size,
+        t.epochs,
+        t.patience,
+        if t.class_weights { "class-weighted" } else { "plain" },
+    ));
+    notes
+}
+
+/// comparison.csv: one row per model, numbers at full precision, empty where undefined.
+fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<()> {
+    let mut w = csv::Writer::from_path(path)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    w.write_record([
+        "model",
+        "name",
+        "library",
+        "window",
+        "train_rows",
+        "train_rows_available",
+        "subsampled",
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "detection_rate",
+        "false_alarm_rate",
+        "roc_auc_macro",
+        "train_seconds",
+        "inference_seconds",
+        "records_per_second",
+        "epochs",
+        "best_epoch",
+    ])?;
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    for o in outcomes {
+        let m = &o.metrics;
+        w.write_record([
+            o.model.key().to_string(),
+            o.name.clone(),
+            o.library.clone(),
+            o.window.to_string(),
+            o.train_rows.to_string(),
+            o.train_rows_available.to_string(),
+            o.subsampled().to_string(),
+            m.accuracy.to_string(),
+            m.macro_f1.to_string(),
+            m.weighted_f1.to_string(),
+            opt(m.detection_rate),
+            opt(m.false_alarm_rate),
+            opt(m.roc_auc_macro),
+            o.train_seconds.to_string(),
+            o.inference_seconds.to_string(),
+            o.records_per_second.to_string(),
+            o.epochs.map_or(String::new(), |e| e.0.to_string()),
+            o.epochs.map_or(String::new(), |e| e.1.to_string()),
+        ])?;
+    }
+    w.flush()
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
