@@ -489,3 +489,185 @@ fn softmax(z: Vec<f64>) -> Vec<f64> {
     let sum: f64 = e.iter().sum();
     e.into_iter().map(|v| v / sum).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// Three Gaussian blobs in four dimensions, `n` rows each, centres 1 apart on the
+    /// first two axes; the other two axes are noise. Overlap is small but not nil.
+    fn blobs(n: usize, seed: u64) -> Rows {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let centres = [[0.2, 0.2], [0.8, 0.2], [0.5, 0.8]];
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..3 * n {
+            let c = i % 3;
+            let mut noise = || rng.random_range(-0.15..0.15);
+            x.extend([
+                centres[c][0] + noise(),
+                centres[c][1] + noise(),
+                noise() + 0.5,
+                noise() + 0.5,
+            ]);
+            y.push(c as u32);
+        }
+        Rows { x, features: 4, y }
+    }
+
+    fn argmax(row: &[f32]) -> u32 {
+        let mut best = 0;
+        for (c, &v) in row.iter().enumerate() {
+            if v > row[best] {
+                best = c;
+            }
+        }
+        best as u32
+    }
+
+    fn accuracy(scores: &[f32], y: &[u32], k: usize) -> f64 {
+        let right = scores
+            .chunks_exact(k)
+            .zip(y)
+            .filter(|(s, y)| argmax(s) == **y)
+            .count();
+        right as f64 / y.len() as f64
+    }
+
+    const ALL: [Classical; 7] = [
+        Classical::LogisticRegression,
+        Classical::NaiveBayes,
+        Classical::Knn,
+        Classical::LinearSvm,
+        Classical::DecisionTree,
+        Classical::RandomForest,
+        Classical::Gbdt,
+    ];
+
+    #[test]
+    fn every_family_separates_blobs_and_scores_every_class() {
+        let (train, test) = (blobs(100, 1), blobs(50, 2));
+        for model in ALL {
+            let fitted = fit(model, &train, 3, 7).unwrap();
+            let s = fitted.scores(&test, 3).unwrap();
+            assert_eq!(s.len(), test.len() * 3, "{model:?}");
+            let acc = accuracy(&s, &test.y, 3);
+            assert!(acc > 0.95, "{model:?}: accuracy {acc}");
+            if model != Classical::LinearSvm {
+                for row in s.chunks_exact(3) {
+                    let sum: f32 = row.iter().sum();
+                    assert!(
+                        (sum - 1.0).abs() < 1e-4,
+                        "{model:?}: probabilities sum to {sum}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Scores computed here from what smartcore fitted predict what smartcore predicts.
+    #[test]
+    fn derived_scores_agree_with_smartcores_own_predictions() {
+        let (train, test) = (blobs(60, 3), blobs(40, 4));
+        let (x, y, xt) = (
+            train.dense().unwrap(),
+            train.labels(),
+            test.dense().unwrap(),
+        );
+        let ours = |model| {
+            let s = fit(model, &train, 3, 7).unwrap().scores(&test, 3).unwrap();
+            s.chunks_exact(3).map(argmax).collect::<Vec<u32>>()
+        };
+        let lr = LogisticRegression::fit(
+            &x,
+            &y,
+            LogisticRegressionParameters::default().with_alpha(1.0),
+        )
+        .unwrap();
+        assert_eq!(
+            ours(Classical::LogisticRegression),
+            lr.predict(&xt).unwrap()
+        );
+        // No feature is constant within a class here, so smoothing changes no decision.
+        let nb = GaussianNB::fit(&x, &y, GaussianNBParameters::default()).unwrap();
+        assert_eq!(ours(Classical::NaiveBayes), nb.predict(&xt).unwrap());
+        let forest = RandomForestClassifier::fit(
+            &x,
+            &y,
+            RandomForestClassifierParameters::default()
+                .with_n_trees(100)
+                .with_seed(7),
+        )
+        .unwrap();
+        assert_eq!(ours(Classical::RandomForest), forest.predict(&xt).unwrap());
+    }
+
+    /// The folded weight vector gives smartcore's own decision values.
+    #[test]
+    fn folded_linear_svm_equals_smartcores_decision_function() {
+        let train = blobs(40, 5);
+        let test = blobs(10, 6);
+        let x = train.dense().unwrap();
+        let (w, b) = linear_svm(&x, &train, 1).unwrap();
+        let y: Vec<u32> = train.y.iter().map(|&c| u32::from(c == 1)).collect();
+        let params = SVCParameters::default()
+            .with_c(1.0)
+            .with_kernel(Kernels::linear())
+            .with_seed(Some(0));
+        let svc = SVC::fit(&x, &y, &params).unwrap();
+        let xt = test.dense().unwrap();
+        let theirs = svc.decision_function(&xt).unwrap();
+        for (i, t) in theirs.iter().enumerate() {
+            let mine = dot(&w, test.row(i)) + b;
+            assert!((mine - t).abs() < 1e-9, "row {i}: {mine} vs {t}");
+        }
+    }
+
+    #[test]
+    fn naive_bayes_survives_a_feature_constant_within_a_class() {
+        let mut train = blobs(50, 8);
+        // Feature 3 is 0 in every row of class 2: variance 0 there.
+        for i in 0..train.len() {
+            if train.y[i] == 2 {
+                train.x[i * 4 + 3] = 0.0;
+            }
+        }
+        let s = fit(Classical::NaiveBayes, &train, 3, 0)
+            .unwrap()
+            .scores(&train, 3)
+            .unwrap();
+        assert!(s.iter().all(|v| v.is_finite()));
+        assert!(accuracy(&s, &train.y, 3) > 0.95);
+    }
+
+    #[test]
+    fn a_class_missing_from_training_scores_zero_and_one_class_is_an_error() {
+        let mut train = blobs(30, 9);
+        let keep: Vec<usize> = (0..train.len()).filter(|&i| train.y[i] != 1).collect();
+        train = Rows {
+            x: keep.iter().flat_map(|&i| train.row(i).to_vec()).collect(),
+            features: 4,
+            y: keep.iter().map(|&i| train.y[i]).collect(),
+        };
+        for model in [
+            Classical::LogisticRegression,
+            Classical::RandomForest,
+            Classical::Gbdt,
+        ] {
+            let s = fit(model, &train, 3, 0).unwrap().scores(&train, 3).unwrap();
+            assert!(s.chunks_exact(3).all(|r| r[1] == 0.0), "{model:?}");
+        }
+        let one = Rows {
+            x: vec![0.0; 8],
+            features: 4,
+            y: vec![0, 0],
+        };
+        let e = fit(Classical::DecisionTree, &one, 3, 0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2 training rows of 1 class(es): a classifier needs two"
+        );
+    }
+}

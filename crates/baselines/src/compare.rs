@@ -432,3 +432,114 @@ pub fn stratified_sample(
     out.sort_unstable();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use iotids_data::pipeline::Matrix;
+
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_unknown_ones_say_what_is_allowed() {
+        for m in ModelKind::ALL {
+            assert_eq!(m.key().parse::<ModelKind>().unwrap(), m);
+        }
+        let e = "xgb".parse::<ModelKind>().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "model = xgb: one of lr, nb, knn, svm, tree, forest, gbdt, mlp, rnn, lstm, gru1, gru"
+        );
+        assert_eq!(ModelKind::GruK.label(16), "GRU (window 16)");
+        assert_eq!(ModelKind::Lstm.window(16), 16);
+        assert_eq!(ModelKind::Mlp.window(16), 1);
+    }
+
+    #[test]
+    fn stratified_sample_keeps_class_shares_and_every_class() {
+        // 900 rows of class 0, 90 of class 1, 10 of class 2.
+        let labels: Vec<u32> = (0..1000)
+            .map(|i| {
+                if i < 900 {
+                    0
+                } else if i < 990 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
+        let rows: Vec<usize> = (0..1000).collect();
+        let s = stratified_sample(&rows, &labels, 3, 100, 42);
+        let count = |c| s.iter().filter(|&&r| labels[r] == c).count();
+        assert_eq!((count(0), count(1), count(2)), (90, 9, 1));
+        assert!(s.windows(2).all(|w| w[0] < w[1]), "file order, no repeats");
+        assert_eq!(s, stratified_sample(&rows, &labels, 3, 100, 42), "seeded");
+        assert_ne!(s, stratified_sample(&rows, &labels, 3, 100, 43));
+    }
+
+    /// Two classes a threshold on the one feature separates; the cap applies to one model.
+    #[test]
+    fn run_scores_the_test_rows_and_states_a_subsample() {
+        let n = 400;
+        let data: Vec<f32> = (0..n).map(|i| (i % 100) as f32 / 100.0).collect();
+        let labels: Vec<u32> = data.iter().map(|&v| u32::from(v >= 0.5)).collect();
+        let m = Matrix {
+            rows: n,
+            cols: 1,
+            data,
+        };
+        let flows: Vec<u32> = (0..n as u32).map(|r| r / 2).collect();
+        let records = Sequences::new(m.clone(), Some(&flows), 1).unwrap();
+        let windows = Sequences::new(m, Some(&flows), 2).unwrap();
+        let rows: Vec<usize> = (0..n).collect();
+        let classes = vec!["normal".to_string(), "attack".to_string()];
+        let task = Task {
+            records: &records,
+            windows: &windows,
+            labels: &labels,
+            classes: &classes,
+            normal: Some(0),
+            class_weights: &[1.0, 1.0],
+            train: &rows[..240],
+            validation: &rows[240..320],
+            test: &rows[320..],
+        };
+        let settings = Settings {
+            train: TrainConfig {
+                epochs: 40,
+                learning_rate: 0.05,
+                batch_size: 32,
+                ..TrainConfig::default()
+            },
+            hidden: 8,
+            layers: 1,
+            dropout: 0.0,
+            reset_after: true,
+            caps: [(ModelKind::DecisionTree, 60)].into_iter().collect(),
+        };
+        let tree = run(ModelKind::DecisionTree, &task, &settings, &mut |_| ()).unwrap();
+        assert_eq!((tree.train_rows, tree.train_rows_available), (60, 240));
+        assert!(tree.subsampled());
+        // 60 rows place the threshold within a step or two of 0.5.
+        assert!(tree.metrics.accuracy >= 0.95, "{}", tree.metrics.accuracy);
+        let m = &tree.metrics;
+        let attacks = 50.0; // test rows 320..400: values 0.20..0.99, 50 of them ≥ 0.5
+        assert_eq!(m.per_class[1].support, 50);
+        assert_eq!(m.detection_rate, Some(m.confusion[1][1] as f64 / attacks));
+        assert_eq!(tree.epochs, None);
+        let mlp = run(ModelKind::Mlp, &task, &settings, &mut |_| ()).unwrap();
+        assert!(!mlp.subsampled());
+        assert!(mlp.metrics.accuracy > 0.95, "{:?}", mlp.metrics.accuracy);
+        assert!(
+            mlp.epochs
+                .is_some_and(|(run, kept)| kept <= run && run <= 40)
+        );
+        assert!(mlp.records_per_second > 0.0);
+        let empty = Task { test: &[], ..task };
+        let e = run(ModelKind::Knn, &empty, &settings, &mut |_| ()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "split = 240 training and 0 test rows: training and test rows both"
+        );
+    }
+}
