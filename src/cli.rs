@@ -475,7 +475,7 @@ pub struct CompareArgs {
     )]
     pub models: Vec<String>,
     /// Most training rows of a model, as MODEL=N (comma-separated; N = all lifts the
-    /// limit). Defaults: knn=20000, svm=10000, forest=100000, tree=500000, lr=500000;
+    /// limit). Defaults: knn=50000, svm=2000, forest=100000, tree=500000, lr=500000;
     /// the others train on all rows. A limited model trains on a stratified subsample,
     /// and the table says so.
     #[arg(long, value_delimiter = ',')]

@@ -52,10 +52,24 @@ pub fn compare(
     let all: Vec<usize> = (0..ds.n_rows()).collect();
     let features = p.pipeline.transform(ds, &all)?;
     let records = Sequences::new(features.clone(), ds.flows.as_deref(), 1)?;
-    let windows = Sequences::new(features, ds.flows.as_deref(), model.window)?;
+    // Windows need flows. Without endpoint columns the windowed models cannot run: they
+    // are named in the notes and left out, and the single-record models still compare.
+    let (windows, not_run) = match (&ds.flows, model.window) {
+        (_, 1) => (None, Vec::new()),
+        (Some(flows), k) => (Some(Sequences::new(features, Some(flows), k)?), Vec::new()),
+        (None, k) => {
+            let skipped: Vec<ModelKind> =
+                models.iter().copied().filter(|m| m.window(k) > 1).collect();
+            (None, skipped)
+        }
+    };
+    let models: Vec<ModelKind> = models
+        .into_iter()
+        .filter(|m| !not_run.contains(m))
+        .collect();
     let task = Task {
         records: &records,
-        windows: &windows,
+        windows: windows.as_ref().unwrap_or(&records),
         labels: &ds.labels,
         classes: &p.pipeline.classes,
         normal: normal_class(&p.pipeline.classes),
@@ -92,7 +106,18 @@ pub fn compare(
         }
     }
 
-    let notes = notes(&outcomes, &failures, &settings, model.window);
+    let mut notes = notes(&outcomes, &failures, &settings, model.window);
+    if !not_run.is_empty() {
+        let names: Vec<String> = not_run.iter().map(|m| m.label(model.window)).collect();
+        let note = format!(
+            "Not run: {}: windows of {} records need flows, built from endpoint columns (addresses, ports), and {} has none. --window 1 compares the recurrent models on single records.",
+            names.join(", "),
+            model.window,
+            file.display()
+        );
+        eprintln!("warning: {note}");
+        notes.insert(0, note);
+    }
     let rows = report::compare::rows(&outcomes);
     print(&format!(
         "\n== comparison: test rows of {} ({} rows) ==",
@@ -108,6 +133,18 @@ pub fn compare(
     let path = out.join("comparison.md");
     std::fs::write(&path, md).with_context(|| format!("{}: cannot write", path.display()))?;
     write_csv(&out.join("comparison.csv"), &outcomes)?;
+    // The rows each subsampled model trained on, as source lines, so a reference run
+    // (tests/reference/compare_sklearn.py) can fit on exactly those.
+    let subsamples: std::collections::BTreeMap<&str, Vec<u64>> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let rows = o.subsample.as_ref()?;
+            Some((o.model.key(), rows.iter().map(|&r| ds.lines[r]).collect()))
+        })
+        .collect();
+    let path = out.join("subsamples.json");
+    std::fs::write(&path, serde_json::to_string(&subsamples)?)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
     let path = out.join("comparison.json");
     let doc = json!({
         "file": file.display().to_string(),
@@ -135,7 +172,7 @@ pub fn compare(
         p,
         &figures,
         out,
-        "comparison.csv, comparison.md, comparison.json, split.json, prepare.json",
+        "comparison.csv, comparison.md, comparison.json, subsamples.json, split.json, prepare.json",
         false,
     )?;
     Ok(if failures.is_empty() {

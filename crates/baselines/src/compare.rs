@@ -139,8 +139,9 @@ impl ModelKind {
     /// rows. `None`: all of them.
     pub fn default_cap(self) -> Option<usize> {
         match self {
-            ModelKind::Knn => Some(20_000),
-            ModelKind::LinearSvm => Some(10_000),
+            ModelKind::Knn => Some(50_000),
+            // smartcore's SMO takes ~2 s per class for 2,000 rows and grows with their square.
+            ModelKind::LinearSvm => Some(2_000),
             ModelKind::RandomForest => Some(100_000),
             ModelKind::DecisionTree | ModelKind::LogisticRegression => Some(500_000),
             _ => None,
@@ -230,6 +231,10 @@ pub struct Outcome {
     pub epochs: Option<(usize, usize)>,
     /// The test rows' metrics.
     pub metrics: Metrics,
+    /// The training rows of a subsample (table row indices, ascending); `None` when the
+    /// model trained on all of them.
+    #[serde(skip)]
+    pub subsample: Option<Vec<usize>>,
 }
 
 impl Outcome {
@@ -264,19 +269,24 @@ pub fn run(
         });
     }
     let k = task.classes.len();
-    let train_rows = match settings.caps.get(&model) {
-        Some(&cap) if cap < task.train.len() => {
-            stratified_sample(task.train, task.labels, k, cap, settings.train.seed)
-        }
-        _ => task.train.to_vec(),
+    let subsample = match settings.caps.get(&model) {
+        Some(&cap) if cap < task.train.len() => Some(stratified_sample(
+            task.train,
+            task.labels,
+            k,
+            cap,
+            settings.train.seed,
+        )),
+        _ => None,
     };
+    let train_rows = subsample.as_deref().unwrap_or(task.train);
     let window = model.window(task.windows.k);
     let (train_seconds, inference_seconds, scores, epochs) = match model.classical() {
         Some(family) => {
             let m = task.records.features.cols;
             let data = &task.records.features.data;
             let t0 = Instant::now();
-            let rows = Rows::gather(data, m, &train_rows, Some(task.labels));
+            let rows = Rows::gather(data, m, train_rows, Some(task.labels));
             let fitted = classical::fit(family, &rows, k, settings.train.seed)?;
             let train_seconds = t0.elapsed().as_secs_f64();
             drop(rows);
@@ -301,7 +311,7 @@ pub fn run(
                         .with_seed(seed),
                     task,
                     sequences,
-                    &train_rows,
+                    train_rows,
                     settings,
                     on_event,
                 )?,
@@ -317,7 +327,7 @@ pub fn run(
                             .with_seed(seed),
                         task,
                         sequences,
-                        &train_rows,
+                        train_rows,
                         settings,
                         on_event,
                     )?
@@ -330,7 +340,7 @@ pub fn run(
                         .with_seed(seed),
                     task,
                     sequences,
-                    &train_rows,
+                    train_rows,
                     settings,
                     on_event,
                 )?,
@@ -352,6 +362,7 @@ pub fn run(
         records_per_second: task.test.len() as f64 / inference_seconds.max(1e-9),
         epochs,
         metrics,
+        subsample,
     })
 }
 
