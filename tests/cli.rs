@@ -758,3 +758,113 @@ fn flow_timing_is_saved_with_the_model_and_streamed_predict_equals_evaluate() {
         "line, class and every probability"
     );
 }
+
+#[test]
+fn compare_writes_one_table_row_per_model_and_states_subsamples() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 3000);
+    let out = dir.path().join("cmp");
+    let o = iotids(&[
+        "compare",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--models",
+        "lr,tree,gbdt,mlp,lstm,gru1,gru",
+        "--max-rows",
+        "tree=300,lr=all",
+        "--window",
+        "4",
+        "--epochs",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("== comparison: test rows of"), "{text}");
+    assert!(text.contains("GRU (window 4)"), "{text}");
+
+    // comparison.csv: the models in the order asked, subsample stated, scores in range.
+    let mut r = csv::Reader::from_path(out.join("comparison.csv")).unwrap();
+    let header = r.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+    let keys: Vec<&str> = rows.iter().map(|r| &r[col("model")]).collect();
+    assert_eq!(keys, ["lr", "tree", "gbdt", "mlp", "lstm", "gru1", "gru"]);
+    let windows: Vec<&str> = rows.iter().map(|r| &r[col("window")]).collect();
+    assert_eq!(windows, ["1", "1", "1", "1", "4", "1", "4"]);
+    for r in &rows {
+        let f1: f64 = r[col("macro_f1")].parse().unwrap();
+        assert!((0.0..=1.0).contains(&f1), "{r:?}");
+        let subsampled = &r[col("subsampled")] == "true";
+        assert_eq!(subsampled, &r[col("model")] == "tree", "{r:?}");
+        let deep = ["mlp", "lstm", "gru1", "gru"].contains(&&r[col("model")]);
+        assert_eq!(!r[col("epochs")].is_empty(), deep, "{r:?}");
+    }
+    let tree = &rows[1];
+    let (used, all): (usize, usize) = (
+        tree[col("train_rows")].parse().unwrap(),
+        tree[col("train_rows_available")].parse().unwrap(),
+    );
+    assert!(used < all && used <= 300 + 15, "{used} of {all}");
+
+    // subsamples.json: the tree's rows, as source lines of training rows.
+    let subs = json(&out.join("subsamples.json"));
+    let split = json(&out.join("split.json"));
+    let train: Vec<u64> = split["train"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let lines = subs["tree"].as_array().unwrap();
+    assert_eq!(lines.len(), used);
+    assert!(lines.iter().all(|l| train.contains(&l.as_u64().unwrap())));
+    assert_eq!(subs.as_object().unwrap().len(), 1, "lr=all lifts lr's limit");
+
+    // comparison.json carries each model's full metrics; the Markdown and HTML the table.
+    let doc = json(&out.join("comparison.json"));
+    let models = doc["models"].as_array().unwrap();
+    assert_eq!(models.len(), 7);
+    assert!(models.iter().all(|m| m["metrics"]["per_class"].is_array()));
+    let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
+    assert_eq!(md.lines().count(), 2 + 7);
+    assert!(md.contains("300 of") || md.contains("(subsample)"), "{md}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Model comparison") && html.contains("<svg"), "report");
+    assert!(out.join("figures/comparison.svg").exists());
+}
+
+#[test]
+fn compare_rejects_an_unknown_model_and_a_bad_row_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 500);
+    let out = dir.path().join("cmp");
+    let o = iotids(&[
+        "compare",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--models",
+        "lr,xgboost",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("model = xgboost: one of lr, nb, knn"),
+        "{}",
+        stderr(&o)
+    );
+    let o = iotids(&[
+        "compare",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--max-rows",
+        "knn=0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--max-rows knn=0: N is a positive whole number or all"),
+        "{}",
+        stderr(&o)
+    );
+}
