@@ -193,7 +193,7 @@ fn notes(
     let sub: Vec<String> = outcomes
         .iter()
         .filter(|o| o.subsampled())
-        .map(|o| format!("{} ({})", o.name, report::compare::trained_on(o)))
+        .map(|o| format!("{}: {}", o.name, report::compare::trained_on(o)))
         .collect();
     if !sub.is_empty() {
         notes.push(format!(

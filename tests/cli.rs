@@ -819,7 +819,11 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     let lines = subs["tree"].as_array().unwrap();
     assert_eq!(lines.len(), used);
     assert!(lines.iter().all(|l| train.contains(&l.as_u64().unwrap())));
-    assert_eq!(subs.as_object().unwrap().len(), 1, "lr=all lifts lr's limit");
+    assert_eq!(
+        subs.as_object().unwrap().len(),
+        1,
+        "lr=all lifts lr's limit"
+    );
 
     // comparison.json carries each model's full metrics; the Markdown and HTML the table.
     let doc = json(&out.join("comparison.json"));
@@ -830,7 +834,10 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     assert_eq!(md.lines().count(), 2 + 7);
     assert!(md.contains("300 of") || md.contains("(subsample)"), "{md}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("Model comparison") && html.contains("<svg"), "report");
+    assert!(
+        html.contains("Model comparison") && html.contains("<svg"),
+        "report"
+    );
     assert!(out.join("figures/comparison.svg").exists());
 }
 

@@ -870,24 +870,23 @@ impl Chart for GroupedBars<'_> {
         let label_px = label_width(self.models, 14) as u32 + 20;
         // Each model's band is s + 1 slots tall: one per series and a gap.
         let slots = (k * (s + 1)) as f64;
+        // The x range runs past 1 so the legend has a column of its own on the right.
         let mut chart = ChartBuilder::on(root)
             .caption(self.title, (FONT, 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(label_px)
-            .build_cartesian_2d(0.0..1.12, slots..0.0)?;
-        let names = self.models.to_vec();
+            .build_cartesian_2d(0.0..1.45, slots..0.0)?;
         let band = (s + 1) as f64;
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .y_labels(k * 4)
-            .y_label_formatter(&|v: &f64| {
-                // Label a band once, at its middle.
-                let i = (*v / band).floor();
-                let middle = i * band + s as f64 / 2.0;
-                if (v - middle).abs() < 0.26 {
-                    names.get(i as usize).cloned().unwrap_or_default()
+            .y_labels(0)
+            .light_line_style(WHITE)
+            .x_labels(8)
+            .x_label_formatter(&|v: &f64| {
+                if *v <= 1.0 + 1e-9 {
+                    format!("{v:.1}")
                 } else {
                     String::new()
                 }
@@ -896,6 +895,15 @@ impl Chart for GroupedBars<'_> {
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .draw()?;
+        // Model names beside their bands, in the label area left of the plot.
+        for (i, name) in self.models.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(0.0, i as f64 * band + s as f64 / 2.0));
+            root.draw(&Text::new(
+                name.clone(),
+                (x - 8, y),
+                TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center)),
+            ))?;
+        }
         for (j, (name, values)) in self.series.iter().enumerate() {
             let c = color(j);
             let bars = values.iter().enumerate().map(|(i, &v)| {
@@ -931,7 +939,7 @@ impl Chart for GroupedBars<'_> {
             .label_font((FONT, 13))
             .border_style(GREY_400)
             .background_style(WHITE.mix(0.9))
-            .position(SeriesLabelPosition::LowerLeft)
+            .position(SeriesLabelPosition::UpperRight)
             .draw()?;
         Ok(())
     }
@@ -971,6 +979,27 @@ pub fn grouped_bars(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouped_bars_name_every_model_and_refuse_ragged_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let models: Vec<String> = ["logistic regression", "GRU (window 16)", "KNN"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let series = vec![
+            ("accuracy".to_string(), vec![0.86, 0.99, 0.97]),
+            ("macro ROC-AUC".to_string(), vec![0.96, f64::NAN, 0.99]),
+        ];
+        let w = grouped_bars(dir.path(), "cmp", "Models", &models, &series).unwrap();
+        for m in &models {
+            assert!(w.svg.contains(m.as_str()), "{m} is labelled");
+        }
+        assert!(w.svg.contains("macro ROC-AUC") && w.svg.contains("0.990"));
+        assert!(w.png_path.exists());
+        let ragged = vec![("accuracy".to_string(), vec![0.5])];
+        assert!(grouped_bars(dir.path(), "x", "t", &models, &ragged).is_err());
+    }
 
     #[test]
     fn counts_are_compact() {
