@@ -20,6 +20,7 @@ use smartcore::ensemble::random_forest_classifier::{
 use smartcore::linalg::basic::arrays::Array;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
+use smartcore::metrics::distance::euclidian::Euclidian;
 use smartcore::naive_bayes::gaussian::{GaussianNB, GaussianNBParameters};
 use smartcore::neighbors::knn_classifier::{KNNClassifier, KNNClassifierParameters};
 use smartcore::svm::Kernels;
@@ -29,6 +30,11 @@ use smartcore::tree::decision_tree_classifier::{
 };
 
 use crate::error::Error;
+
+/// smartcore's models over f64 features and u32 class ids in its dense matrix.
+type Tree = DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>;
+type Forest = RandomForestClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>;
+type Knn = KNNClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>, Euclidian<f64>>;
 
 /// Single-record feature rows with their classes: what a classical model trains on.
 #[derive(Debug, Clone)]
@@ -121,18 +127,7 @@ pub enum Fitted {
         classes: Vec<u32>,
     },
     /// smartcore's KNN, whose probability columns are the training classes ascending.
-    Knn(
-        Vec<u32>,
-        Box<
-            KNNClassifier<
-                f64,
-                u32,
-                DenseMatrix<f64>,
-                Vec<u32>,
-                smartcore::metrics::distance::euclidian::Euclidian<f64>,
-            >,
-        >,
-    ),
+    Knn(Vec<u32>, Box<Knn>),
     /// One `w · x + b` per class.
     Svm {
         weights: Vec<Vec<f64>>,
@@ -141,10 +136,7 @@ pub enum Fitted {
     },
     /// Trees whose one-hot leaf votes are averaged (one tree: the decision tree); their
     /// columns are the training classes ascending.
-    Trees(
-        Vec<u32>,
-        Vec<DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>>,
-    ),
+    Trees(Vec<u32>, Vec<Tree>),
     /// One booster per class; log-odds through a sigmoid, normalised over the classes.
     Boosted {
         boosters: Vec<PerpetualBooster>,
@@ -443,15 +435,13 @@ fn linear_svm(x: &DenseMatrix<f64>, train: &Rows, class: u32) -> Result<(Vec<f64
 
 /// The forest's trees. smartcore's forest only votes (no probabilities) and keeps its trees
 /// private; its serde form lists them, and each tree scores on its own.
-fn forest_trees(
-    forest: &RandomForestClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>,
-) -> Result<Vec<DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>>, Error> {
+fn forest_trees(forest: &Forest) -> Result<Vec<Tree>, Error> {
     #[derive(Deserialize)]
-    struct Forest {
-        trees: Option<Vec<DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>>>,
+    struct Trees {
+        trees: Option<Vec<Tree>>,
     }
     let json = serde_json::to_value(forest).map_err(|e| Error::Fit(format!("forest: {e}")))?;
-    let f: Forest = serde_json::from_value(json).map_err(|e| Error::Fit(format!("forest: {e}")))?;
+    let f: Trees = serde_json::from_value(json).map_err(|e| Error::Fit(format!("forest: {e}")))?;
     f.trees.ok_or_else(|| Error::Fit("forest: no trees".into()))
 }
 

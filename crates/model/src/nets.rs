@@ -134,6 +134,8 @@ pub struct RecurrentConfig {
 
 /// burn's recurrent layer of a [`Recurrent`].
 #[derive(Module, Debug)]
+// One per network: the LSTM's four gates in place cost nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Layer {
     /// For [`Cell::Rnn`].
     Rnn(Rnn),

@@ -56,7 +56,7 @@ pub trait NetworkConfig {
 }
 
 /// [`Network::scores`] by burn's forward pass.
-pub fn burn_scores<N: Network + ?Sized>(net: &N, ex: Examples<'_>, batch_size: usize) -> Scores {
+pub fn burn_scores<N: Network>(net: &N, ex: Examples<'_>, batch_size: usize) -> Scores {
     let device = crate::backend::device();
     let (k, f) = (ex.sequences.k, ex.sequences.features.cols);
     let (mut x, mut mask) = (Vec::new(), Vec::new());

@@ -336,6 +336,17 @@ pub fn render_classification_report(m: &iotids_model::metrics::Metrics) -> Strin
     s
 }
 
+/// A terminal table of `rows` under `header`, columns from `header`'s third on
+/// right-aligned (the comparison table: names, then numbers).
+pub fn plain_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut t = table(header);
+    for r in rows {
+        t.add_row(r.clone());
+    }
+    right_align(&mut t, 2);
+    t.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,15 +393,4 @@ mod tests {
         assert_eq!(line("macro avg")[2..], ["0.8333", "0.8333", "0.8000", "5"]);
         assert!(r.contains("false-alarm rate 0.3333"), "{r}");
     }
-}
-
-/// A terminal table of `rows` under `header`, columns from `header`'s third on
-/// right-aligned (the comparison table: names, then numbers).
-pub fn plain_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut t = table(header);
-    for r in rows {
-        t.add_row(r.clone());
-    }
-    right_align(&mut t, 2);
-    t.to_string()
 }
