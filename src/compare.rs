@@ -13,7 +13,7 @@ use iotids_report as report;
 use serde_json::json;
 
 use crate::cli::{Cli, CompareArgs, IngestArgs, ModelArgs, PrepArgs};
-use crate::commands::{print, summary, write_prepared};
+use crate::commands::print;
 use crate::{learn, progress};
 
 /// `iotids compare`. Exit code 1 when a model could not be fitted (the others are still
@@ -42,11 +42,7 @@ pub fn compare(
     };
     // Checks the network flags once, before any model trains.
     model.gru_config(1, p.pipeline.classes.len().max(2), seed)?;
-    let figures = out.join("figures");
-    std::fs::create_dir_all(&figures)
-        .with_context(|| format!("{}: cannot create directory", figures.display()))?;
-    write_prepared(out, p, &loaded.config, false)?;
-    print(&summary(p, out))?;
+    let figures = learn::start_output(out, p, &loaded.config)?;
 
     let ds = &p.dataset;
     let all: Vec<usize> = (0..ds.n_rows()).collect();

@@ -22,7 +22,7 @@ use iotids_report as report;
 use report::pages::{CentralRun, FederationView};
 
 use crate::cli::{Cli, FederateArgs, IngestArgs, ModelArgs, PrepArgs};
-use crate::commands::{print, summary, write_prepared};
+use crate::commands::print;
 use crate::learn::{self, SCORE_BATCH};
 use crate::progress;
 
@@ -41,11 +41,7 @@ pub fn federate(
     let seed = loaded.config.split.seed;
     let cfg = args.config(seed)?;
     let train_cfg = model.train_config(seed)?;
-    let figures = out.join("figures");
-    std::fs::create_dir_all(&figures)
-        .with_context(|| format!("{}: cannot create directory", figures.display()))?;
-    write_prepared(out, p, &loaded.config, false)?;
-    print(&summary(p, out))?;
+    let figures = learn::start_output(out, p, &loaded.config)?;
 
     let ds = &p.dataset;
     let all: Vec<usize> = (0..ds.n_rows()).collect();

@@ -107,6 +107,18 @@ pub fn load_for_training(
     })
 }
 
+/// Creates `out/figures` (returned), writes the preparation's files (pipeline.json,
+/// split.json, prepare.json) to `out` and prints the split summary: how `train`,
+/// `federate` and `compare` begin their output.
+pub fn start_output(out: &Path, p: &Prepared, config: &PrepareConfig) -> Result<PathBuf> {
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures)
+        .with_context(|| format!("{}: cannot create directory", figures.display()))?;
+    write_prepared(out, p, config, false)?;
+    print(&summary(p, out))?;
+    Ok(figures)
+}
+
 /// What the report says about the run besides the model.
 pub struct Run<'a> {
     pub description: &'a Description,
@@ -127,11 +139,7 @@ pub fn train_prepared(
 ) -> Result<Option<Metrics>> {
     let seed = run.config.split.seed;
     let train_cfg = model.train_config(seed)?;
-    let figures = out.join("figures");
-    std::fs::create_dir_all(&figures)
-        .with_context(|| format!("{}: cannot create directory", figures.display()))?;
-    write_prepared(out, p, run.config, false)?;
-    print(&summary(p, out))?;
+    let figures = start_output(out, p, run.config)?;
 
     let ds = &p.dataset;
     let all: Vec<usize> = (0..ds.n_rows()).collect();

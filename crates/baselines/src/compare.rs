@@ -300,19 +300,21 @@ pub fn run(
             } else {
                 task.windows
             };
+            let deep = Deep {
+                task,
+                sequences,
+                train_rows,
+                settings,
+            };
             let input = sequences.features.cols;
             let seed = settings.train.seed;
             let (hidden, dropout) = (settings.hidden, settings.dropout);
             match model {
-                ModelKind::Mlp => deep(
+                ModelKind::Mlp => deep.run(
                     &MlpConfig::new(input, hidden, k)
                         .with_layers(settings.layers)
                         .with_dropout(dropout)
                         .with_seed(seed),
-                    task,
-                    sequences,
-                    train_rows,
-                    settings,
                     on_event,
                 )?,
                 ModelKind::Rnn | ModelKind::Lstm => {
@@ -321,27 +323,17 @@ pub fn run(
                     } else {
                         Cell::Lstm
                     };
-                    deep(
-                        &RecurrentConfig::new(input, hidden, k, cell)
-                            .with_dropout(dropout)
-                            .with_seed(seed),
-                        task,
-                        sequences,
-                        train_rows,
-                        settings,
-                        on_event,
-                    )?
+                    let config = RecurrentConfig::new(input, hidden, k, cell)
+                        .with_dropout(dropout)
+                        .with_seed(seed);
+                    deep.run(&config, on_event)?
                 }
-                _ => deep(
+                _ => deep.run(
                     &GruConfig::new(input, hidden, k)
                         .with_layers(settings.layers)
                         .with_dropout(dropout)
                         .with_reset_after(settings.reset_after)
                         .with_seed(seed),
-                    task,
-                    sequences,
-                    train_rows,
-                    settings,
                     on_event,
                 )?,
             }
@@ -370,38 +362,52 @@ pub fn run(
 /// seconds, scores, (epochs run, epoch kept)).
 type DeepRun = (f64, f64, Vec<f32>, Option<(usize, usize)>);
 
-fn deep<C: NetworkConfig + Sync>(
-    config: &C,
-    task: &Task<'_>,
-    sequences: &Sequences,
-    train_rows: &[usize],
-    settings: &Settings,
-    on_event: &mut (dyn FnMut(TrainEvent) + Send),
-) -> Result<DeepRun, Error> {
-    let ex = |rows| Examples {
-        sequences,
-        labels: task.labels,
-        rows,
-    };
-    let t0 = Instant::now();
-    let (net, history): (C::Net, History) = train(
-        config,
-        &settings.train,
-        task.class_weights,
-        ex(train_rows),
-        ex(task.validation),
-        on_event,
-    )?;
-    let train_seconds = t0.elapsed().as_secs_f64();
-    let t0 = Instant::now();
-    let scores = score(&net, ex(task.test), 1024);
-    let inference_seconds = t0.elapsed().as_secs_f64();
-    Ok((
-        train_seconds,
-        inference_seconds,
-        scores.probabilities,
-        Some((history.epochs.len(), history.best_epoch)),
-    ))
+/// What every deep model trains and is scored on.
+struct Deep<'a> {
+    task: &'a Task<'a>,
+    sequences: &'a Sequences,
+    train_rows: &'a [usize],
+    settings: &'a Settings,
+}
+
+impl Deep<'_> {
+    /// Fits `config`'s network with the shared loop and scores the test rows.
+    fn run<C: NetworkConfig + Sync>(
+        &self,
+        config: &C,
+        on_event: &mut (dyn FnMut(TrainEvent) + Send),
+    ) -> Result<DeepRun, Error> {
+        let Deep {
+            task,
+            sequences,
+            train_rows,
+            settings,
+        } = *self;
+        let ex = |rows| Examples {
+            sequences,
+            labels: task.labels,
+            rows,
+        };
+        let t0 = Instant::now();
+        let (net, history): (C::Net, History) = train(
+            config,
+            &settings.train,
+            task.class_weights,
+            ex(train_rows),
+            ex(task.validation),
+            on_event,
+        )?;
+        let train_seconds = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let scores = score(&net, ex(task.test), 1024);
+        let inference_seconds = t0.elapsed().as_secs_f64();
+        Ok((
+            train_seconds,
+            inference_seconds,
+            scores.probabilities,
+            Some((history.epochs.len(), history.best_epoch)),
+        ))
+    }
 }
 
 /// The highest-scoring class of each row (the first on ties, as numpy's argmax).
