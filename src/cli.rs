@@ -143,8 +143,8 @@ pub enum Command {
     /// KNN, linear SVM, decision tree, random forest, gradient-boosted trees, MLP, RNN,
     /// LSTM, GRU on single records and on windows of --window records). Models that do not
     /// scale train on a stated stratified subsample (--max-rows). Prints the table and
-    /// writes comparison.csv, comparison.md, comparison.json, figures/ and report.html to
-    /// --out.
+    /// writes comparison.csv, comparison.md, comparison.json, subsamples.json, figures/ and
+    /// report.html to --out.
     #[command(mut_arg("window", |a| a.default_value("16")))]
     Compare {
         file: PathBuf,

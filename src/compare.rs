@@ -201,17 +201,29 @@ fn notes(
         notes.push(format!("{} could not be fitted: {e}", kind.label(window)));
     }
     let t = &settings.train;
-    notes.push(format!(
-        "Deep models: hidden {}, {} layer(s) (GRU; the MLP's hidden layers), dropout {}, Adam lr {}, batch {}, at most {} epochs, patience {}, {} cross-entropy; windows of {window} records for the RNN, LSTM and GRU-{window}.",
-        settings.hidden,
-        settings.layers,
-        settings.dropout,
-        t.learning_rate,
-        t.batch_size,
-        t.epochs,
-        t.patience,
-        if t.class_weights { "class-weighted" } else { "plain" },
-    ));
+    let windowed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.window > 1)
+        .map(|o| o.name.as_str())
+        .collect();
+    if outcomes.iter().any(|o| o.epochs.is_some()) {
+        notes.push(format!(
+            "Deep models: hidden {}, {} layer(s) (GRU; the MLP's hidden layers), dropout {}, Adam lr {}, batch {}, at most {} epochs, patience {}, {} cross-entropy{}.",
+            settings.hidden,
+            settings.layers,
+            settings.dropout,
+            t.learning_rate,
+            t.batch_size,
+            t.epochs,
+            t.patience,
+            if t.class_weights { "class-weighted" } else { "plain" },
+            if windowed.is_empty() {
+                String::new()
+            } else {
+                format!("; windows of {window} records of the flow: {}", windowed.join(", "))
+            }
+        ));
+    }
     notes
 }
 
