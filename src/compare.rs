@@ -125,7 +125,13 @@ pub fn compare(
         print(n)?;
     }
 
-    let md = report::compare::markdown(&report::compare::HEADER, &rows);
+    let (class_header, class_rows) = report::compare::per_class_f1(&outcomes);
+    let class_header: Vec<&str> = class_header.iter().map(String::as_str).collect();
+    let md = format!(
+        "{}\nF1 per class on the test rows:\n\n{}",
+        report::compare::markdown(&report::compare::HEADER, &rows),
+        report::compare::markdown(&class_header, &class_rows)
+    );
     let path = out.join("comparison.md");
     std::fs::write(&path, md).with_context(|| format!("{}: cannot write", path.display()))?;
     write_csv(&out.join("comparison.csv"), &outcomes)?;

@@ -831,7 +831,10 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     assert_eq!(models.len(), 7);
     assert!(models.iter().all(|m| m["metrics"]["per_class"].is_array()));
     let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
-    assert_eq!(md.lines().count(), 2 + 7);
+    let table: Vec<&str> = md.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(table.len(), 2 + 7, "{md}");
+    let per_class = md.split("F1 per class on the test rows:").nth(1).unwrap();
+    assert_eq!(per_class.lines().filter(|l| l.starts_with('|')).count(), 2 + 7);
     assert!(md.contains("300 of") || md.contains("(subsample)"), "{md}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(

@@ -54,6 +54,35 @@ pub fn rows(outcomes: &[Outcome]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Per-class F1 of every model: header (model, then the classes) and one row per model.
+/// A class with no test rows shows "-", unless the model predicted it (then its F1 is 0,
+/// and scikit-learn's macro average counts it).
+pub fn per_class_f1(outcomes: &[Outcome]) -> (Vec<String>, Vec<Vec<String>>) {
+    let Some(first) = outcomes.first() else {
+        return (vec!["model".into()], Vec::new());
+    };
+    let header = std::iter::once("model".to_string())
+        .chain(first.metrics.classes.iter().cloned())
+        .collect();
+    let rows = outcomes
+        .iter()
+        .map(|o| {
+            let m = &o.metrics;
+            let predicted = |c: usize| m.confusion.iter().map(|row| row[c]).sum::<u64>();
+            std::iter::once(o.name.clone())
+                .chain(m.per_class.iter().enumerate().map(|(c, s)| {
+                    if s.support == 0 && predicted(c) == 0 {
+                        "-".to_string()
+                    } else {
+                        format!("{:.4}", s.f1)
+                    }
+                }))
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
 /// "all 19,826" or "5,000 of 19,826 (subsample)".
 pub fn trained_on(o: &Outcome) -> String {
     if o.subsampled() {
@@ -120,6 +149,11 @@ pub fn sections(
     if outcomes.is_empty() {
         return Ok(out);
     }
+    let (header, rows) = per_class_f1(outcomes);
+    out.push(Block::Paragraph(
+        "F1 of each class on the test rows: which attacks each model misses. \"-\": no test rows of the class, and the model never predicted it.".into(),
+    ));
+    out.push(Block::Table { header, rows });
     let names: Vec<String> = outcomes.iter().map(|o| o.name.clone()).collect();
     let nan = f64::NAN;
     let series = vec![
@@ -159,7 +193,45 @@ pub fn sections(
 
 #[cfg(test)]
 mod tests {
+    use iotids_baselines::compare::ModelKind;
+    use iotids_model::metrics::evaluate;
+
     use super::*;
+
+    #[test]
+    fn per_class_f1_marks_classes_without_rows_unless_predicted() {
+        let classes: Vec<String> = ["normal", "scan", "flood"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // No flood rows; the second model predicts flood once.
+        let outcome = |y_pred: &[u32]| {
+            let y_true = [0, 0, 1, 1];
+            let scores: Vec<f32> = y_pred
+                .iter()
+                .flat_map(|&p| (0..3).map(move |c| f32::from(u8::from(c == p))))
+                .collect();
+            Outcome {
+                model: ModelKind::Knn,
+                name: "m".into(),
+                library: "smartcore".into(),
+                window: 1,
+                train_rows: 10,
+                train_rows_available: 10,
+                train_seconds: 0.0,
+                inference_seconds: 0.0,
+                records_per_second: 0.0,
+                epochs: None,
+                metrics: evaluate(&y_true, y_pred, &scores, &classes, Some(0)),
+                subsample: None,
+            }
+        };
+        let (header, rows) = per_class_f1(&[outcome(&[0, 0, 1, 1]), outcome(&[0, 2, 1, 1])]);
+        assert_eq!(header, ["model", "normal", "scan", "flood"]);
+        assert_eq!(rows[0], ["m", "1.0000", "1.0000", "-"]);
+        // normal: P 1, R 0.5 -> 0.6667; scan: 1; flood: predicted once, F1 0.
+        assert_eq!(rows[1], ["m", "0.6667", "1.0000", "0.0000"]);
+    }
 
     #[test]
     fn thousands_and_markdown() {
