@@ -834,7 +834,10 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     let table: Vec<&str> = md.lines().take_while(|l| !l.is_empty()).collect();
     assert_eq!(table.len(), 2 + 7, "{md}");
     let per_class = md.split("F1 per class on the test rows:").nth(1).unwrap();
-    assert_eq!(per_class.lines().filter(|l| l.starts_with('|')).count(), 2 + 7);
+    assert_eq!(
+        per_class.lines().filter(|l| l.starts_with('|')).count(),
+        2 + 7
+    );
     assert!(md.contains("300 of") || md.contains("(subsample)"), "{md}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
