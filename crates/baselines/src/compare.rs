@@ -22,7 +22,7 @@ use iotids_model::gru::GruConfig;
 use iotids_model::metrics::{Metrics, evaluate};
 use iotids_model::nets::{Cell, MlpConfig, RecurrentConfig};
 use iotids_model::network::NetworkConfig;
-use iotids_model::train::{Examples, History, TrainConfig, TrainEvent, score, train};
+use iotids_model::train::{Examples, History, Scores, TrainConfig, TrainEvent, score, train};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -291,7 +291,10 @@ pub fn run(
             let train_seconds = t0.elapsed().as_secs_f64();
             drop(rows);
             let t0 = Instant::now();
-            let scores = fitted.scores(&Rows::gather(data, m, task.test, None), k)?;
+            let scores = Scores {
+                probabilities: fitted.scores(&Rows::gather(data, m, task.test, None), k)?,
+                classes: k,
+            };
             (train_seconds, t0.elapsed().as_secs_f64(), scores, None)
         }
         None => {
@@ -340,8 +343,14 @@ pub fn run(
         }
     };
     let y_true: Vec<u32> = task.test.iter().map(|&r| task.labels[r]).collect();
-    let y_pred = predictions(&scores, k);
-    let metrics = evaluate(&y_true, &y_pred, &scores, task.classes, task.normal);
+    let y_pred = scores.predictions();
+    let metrics = evaluate(
+        &y_true,
+        &y_pred,
+        &scores.probabilities,
+        task.classes,
+        task.normal,
+    );
     Ok(Outcome {
         model,
         name: model.label(task.windows.k),
@@ -360,7 +369,7 @@ pub fn run(
 
 /// Fits a deep model with the shared loop and scores the test rows: (fit seconds, scoring
 /// seconds, scores, (epochs run, epoch kept)).
-type DeepRun = (f64, f64, Vec<f32>, Option<(usize, usize)>);
+type DeepRun = (f64, f64, Scores, Option<(usize, usize)>);
 
 /// What every deep model trains and is scored on.
 struct Deep<'a> {
@@ -404,26 +413,10 @@ impl Deep<'_> {
         Ok((
             train_seconds,
             inference_seconds,
-            scores.probabilities,
+            scores,
             Some((history.epochs.len(), history.best_epoch)),
         ))
     }
-}
-
-/// The highest-scoring class of each row (the first on ties, as numpy's argmax).
-fn predictions(scores: &[f32], k: usize) -> Vec<u32> {
-    scores
-        .chunks_exact(k)
-        .map(|row| {
-            let mut best = 0;
-            for (c, &s) in row.iter().enumerate() {
-                if s > row[best] {
-                    best = c;
-                }
-            }
-            best as u32
-        })
-        .collect()
 }
 
 /// About `cap` of `rows`, each class keeping its share (rounded up, so every class of the
