@@ -254,8 +254,6 @@ fn check_sizes(input: usize, hidden: usize, classes: usize, dropout: f64) -> cra
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use burn::tensor::{TensorData, Tolerance};
-    use iotids_data::pipeline::Matrix;
-    use iotids_data::window::Sequences;
 
     use super::*;
     use crate::train::{Examples, TrainConfig, score, train};
@@ -343,21 +341,7 @@ mod tests {
     /// window of two, learns them; the MLP, reading the last record, cannot beat chance.
     #[test]
     fn lstm_learns_context_the_mlp_cannot_see() {
-        let (mut data, mut flows, mut labels) = (Vec::new(), Vec::new(), Vec::new());
-        for f in 0..200u32 {
-            let class = f % 2;
-            let jitter = (f % 7) as f32 * 0.01;
-            data.extend([if class == 1 { 0.9 } else { 0.1 } + jitter, 0.5]);
-            data.extend([0.5, 0.5 - jitter]);
-            flows.extend([f, f]);
-            labels.extend([class, class]);
-        }
-        let m = Matrix {
-            rows: labels.len(),
-            cols: 2,
-            data,
-        };
-        let seq = Sequences::new(m, Some(&flows), 2).unwrap();
+        let (seq, labels, _) = crate::train::tests::flows(200);
         let second: Vec<usize> = (0..labels.len()).filter(|r| r % 2 == 1).collect();
         let (train_rows, val_rows) = second.split_at(160);
         let ex = |rows| Examples {

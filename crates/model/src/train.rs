@@ -646,14 +646,14 @@ fn softmax(row: &mut [f32]) {
 }
 
 #[cfg(all(test, feature = "flex"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use iotids_data::pipeline::Matrix;
 
     /// Two classes that only the second record of a flow tells apart: class 1 flows have a
     /// high value one record before the last, class 0 flows a low one; the last records are
     /// alike. Window 1 can't separate them; window 2 can.
-    fn flows(n_flows: usize) -> (Sequences, Vec<u32>, Vec<u32>) {
+    pub(crate) fn flows(n_flows: usize) -> (Sequences, Vec<u32>, Vec<u32>) {
         let mut data = Vec::new();
         let mut flows = Vec::new();
         let mut labels = Vec::new();
