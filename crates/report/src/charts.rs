@@ -98,6 +98,20 @@ fn color(i: usize) -> RGBColor {
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
+/// The house legend (series names in a light box) at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 13))
+        .border_style(GREY_400)
+        .background_style(WHITE.mix(0.9))
+        .position(position)
+        .draw()
+}
+
 /// Each chart is a small struct with one `draw` generic over the backend, so
 /// `render_chart` can draw the same picture as SVG and as PNG.
 trait Chart {
@@ -213,17 +227,14 @@ impl Chart for LearningCurves<'_> {
                         PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                     });
             }
-            chart
-                .configure_series_labels()
-                .label_font((FONT, 13))
-                .border_style(GREY_400)
-                .background_style(WHITE.mix(0.9))
-                .position(if what == "loss" {
+            legend(
+                &mut chart,
+                if what == "loss" {
                     SeriesLabelPosition::UpperRight
                 } else {
                     SeriesLabelPosition::LowerRight
-                })
-                .draw()?;
+                },
+            )?;
         }
         Ok(())
     }
@@ -626,13 +637,7 @@ impl Chart for RoundCurves<'_> {
                     });
             }
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 13))
-            .border_style(GREY_400)
-            .background_style(WHITE.mix(0.9))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     }
 }
@@ -934,13 +939,7 @@ impl Chart for GroupedBars<'_> {
                     }),
             )?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 13))
-            .border_style(GREY_400)
-            .background_style(WHITE.mix(0.9))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
