@@ -1,0 +1,177 @@
+//! Golden outputs: the same seed gives the same `pipeline.json`, `metrics.json`,
+//! `predictions.csv`, `predict`'s CSV and `rounds.csv` as the files in
+//! tests/golden/expected/, byte for byte. They were made by tests/golden/make.sh with the
+//! code of before the architecture refactor (issue 11), so a refactor that changes what a
+//! user sees fails here.
+//!
+//! Normalised before comparing: the run's directory is written `$RUN` (paths appear in
+//! metrics.json), and rounds.csv loses its wall-time columns (seconds, training_seconds,
+//! aggregation_seconds, evaluation_seconds), which no two runs share.
+//! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the expected files.
+//!
+//! Byte-identical holds on a CPU with the SIMD features of the machine that made the files
+//! (expected/cpu.txt): the GRU's kernels and burn's matrix products pick their code path
+//! by CPU feature at run time, and another path sums in another order. On a CPU with other
+//! features the test says so and compares numbers within a relative 1e-4 instead, text
+//! exactly.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (file made by make.sh, name under expected/)
+const PINNED: [(&str, &str); 8] = [
+    ("train/pipeline.json", "train-pipeline.json"),
+    ("train/metrics.json", "train-metrics.json"),
+    ("train/predictions.csv", "train-predictions.csv"),
+    ("predict.csv", "predict.csv"),
+    ("evaluate/metrics.json", "evaluate-metrics.json"),
+    ("federate/pipeline.json", "federate-pipeline.json"),
+    ("federate/metrics.json", "federate-metrics.json"),
+    ("federate/rounds.csv", "federate-rounds.csv"),
+];
+
+const WALL_TIME_COLUMNS: [&str; 4] = [
+    "seconds",
+    "training_seconds",
+    "aggregation_seconds",
+    "evaluation_seconds",
+];
+
+/// The SIMD features that choose the numeric code paths.
+fn cpu_signature() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        format!(
+            "x86_64 avx2={} fma={} avx512f={}\n",
+            std::arch::is_x86_feature_detected!("avx2"),
+            std::arch::is_x86_feature_detected!("fma"),
+            std::arch::is_x86_feature_detected!("avx512f")
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        format!("{}\n", std::env::consts::ARCH)
+    }
+}
+
+/// `got` and `want` agree token by token: numbers within a relative `tol`, the rest exactly.
+fn agree_within(got: &str, want: &str, tol: f64) -> bool {
+    let split = |s: &str| -> Vec<String> {
+        s.split(|c: char| c == ',' || c == ':' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (a, b) = (split(got), split(want));
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|(x, y)| {
+            match (x.parse::<f64>(), y.parse::<f64>()) {
+                (Ok(u), Ok(v)) => (u - v).abs() <= tol * u.abs().max(v.abs()).max(1.0),
+                _ => x == y,
+            }
+        })
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// rounds.csv without its wall-time columns.
+fn without_wall_times(text: &str) -> String {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header = r.headers().expect("rounds.csv header").clone();
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&i| !WALL_TIME_COLUMNS.contains(&&header[i]))
+        .collect();
+    assert_eq!(
+        keep.len() + WALL_TIME_COLUMNS.len(),
+        header.len(),
+        "rounds.csv lacks a wall-time column: {header:?}"
+    );
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(keep.iter().map(|&i| &header[i])).unwrap();
+    for rec in r.records() {
+        let rec = rec.expect("rounds.csv record");
+        w.write_record(keep.iter().map(|&i| &rec[i])).unwrap();
+    }
+    String::from_utf8(w.into_inner().unwrap()).unwrap()
+}
+
+fn normalised(run: &Path, made: &str) -> String {
+    let text = std::fs::read_to_string(run.join(made)).unwrap_or_else(|e| panic!("{made}: {e}"));
+    let text = text.replace(&run.display().to_string(), "$RUN");
+    if made.ends_with("rounds.csv") {
+        without_wall_times(&text)
+    } else {
+        text
+    }
+}
+
+#[test]
+fn numbers_agree_within_a_tolerance_and_text_exactly() {
+    assert!(agree_within("a,1.00001,x", "a,1.0,x", 1e-4));
+    assert!(!agree_within("a,1.001,x", "a,1.0,x", 1e-4));
+    assert!(!agree_within("a,1.0,y", "a,1.0,x", 1e-4));
+    assert!(!agree_within("a,1.0", "a,1.0,x", 1e-4));
+}
+
+#[test]
+fn same_seed_gives_the_pinned_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let status = Command::new("bash")
+        .arg(root().join("tests/golden/make.sh"))
+        .arg(env!("CARGO_BIN_EXE_iotids"))
+        .arg(&run)
+        .status()
+        .expect("run tests/golden/make.sh");
+    assert!(status.success(), "tests/golden/make.sh failed");
+    let expected_dir = root().join("tests/golden/expected");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let cpu_path = expected_dir.join("cpu.txt");
+    let exact = if update {
+        std::fs::create_dir_all(&expected_dir).unwrap();
+        std::fs::write(&cpu_path, cpu_signature()).unwrap();
+        true
+    } else {
+        let made_on = std::fs::read_to_string(&cpu_path).unwrap_or_default();
+        let same = made_on == cpu_signature();
+        if !same {
+            eprintln!(
+                "golden: made on `{}`, running on `{}`: numbers compared within 1e-4, not byte for byte",
+                made_on.trim(),
+                cpu_signature().trim()
+            );
+        }
+        same
+    };
+    let mut differ = Vec::new();
+    for (made, name) in PINNED {
+        let got = normalised(&run, made);
+        let path = expected_dir.join(name);
+        if update {
+            std::fs::create_dir_all(&expected_dir).unwrap();
+            std::fs::write(&path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 makes it)", path.display()));
+        let same = if exact {
+            got == want
+        } else {
+            agree_within(&got, &want, 1e-4)
+        };
+        if !same {
+            let line = got
+                .lines()
+                .zip(want.lines())
+                .position(|(a, b)| a != b)
+                .map_or("length".to_string(), |i| format!("line {}", i + 1));
+            differ.push(format!("{name} ({line})"));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "outputs differ from tests/golden/expected: {differ:?}"
+    );
+}
