@@ -1,38 +1,64 @@
-//! Command-line flags, and their conversion into the validated option structs of
-//! the library crates. The rest of the program never sees a raw flag.
+//! The raw command line: what clap parses, nothing more. [`crate::job`] turns it into one
+//! checked job before any file is opened (ripgrep's low-level and high-level arguments).
+//!
+//! Every default shown in `--help` comes from the library type that owns the setting
+//! (`TrainConfig`, `GruShape`, `PrepareConfig`, `FederationConfig`, ...), never typed here.
+//! Values clap can check alone (types, ranges, spellings) are refused by clap with exit 2
+//! and the flag, the value and what is allowed; checks that need several flags are in
+//! [`crate::job`].
 
-use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::LazyLock;
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use iotids_baselines::compare::ModelKind;
+use iotids_data::Format;
 use iotids_data::clean::{Dedup, Outliers};
 use iotids_data::pipeline::{PipelineConfig, Scaler, SelectMethod};
 use iotids_data::prepare::PrepareConfig;
-use iotids_data::split::{SplitConfig, SplitMethod};
-use iotids_data::{Format, IngestOptions};
+use iotids_data::split::SplitMethod;
 use iotids_federation::aggregate::Aggregation;
+use iotids_federation::bench::FederationBenchConfig;
 use iotids_federation::partition::PartitionKind;
 use iotids_federation::strategy::Strategy;
 use iotids_federation::{Attack, FederationConfig};
-use iotids_model::gru::GruConfig;
+use iotids_model::bench::GruBenchConfig;
+use iotids_model::gru::GruShape;
+use iotids_model::train::TrainConfig;
+
+/// The defaults `--help` shows, from the libraries.
+static TRAIN: LazyLock<TrainConfig> = LazyLock::new(TrainConfig::default);
+static SHAPE: LazyLock<GruShape> = LazyLock::new(GruShape::default);
+static PREPARE: LazyLock<PrepareConfig> = LazyLock::new(PrepareConfig::default);
+static PIPELINE: LazyLock<PipelineConfig> = LazyLock::new(PipelineConfig::default);
+static FEDERATION: LazyLock<FederationConfig> = LazyLock::new(FederationConfig::default);
+static GRU_BENCH: LazyLock<GruBenchConfig> = LazyLock::new(GruBenchConfig::default);
+static FED_BENCH: LazyLock<FederationBenchConfig> =
+    LazyLock::new(FederationBenchConfig::default);
+
+const GLOBAL: &str = "Global options";
 
 /// iotids: IoT network intrusion detection that is honest about its data.
+///
+/// Exit codes: 0 success; 1 `audit` found problems, or `compare` could not fit a model;
+/// 2 bad input or usage (an invalid flag, a file that cannot be read, is not CSV or lacks
+/// the label column).
 #[derive(Debug, Parser)]
-#[command(name = "iotids", version, about, long_about = None, propagate_version = true)]
+#[command(name = "iotids", version, long_about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// More log output (-v info, -vv debug, -vvv trace). Logs go to stderr.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub verbose: u8,
     /// No progress bars and no log output except errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
-    /// Worker threads (default: one per core).
-    #[arg(long, global = true, default_value_t = 0, hide_default_value = true)]
-    pub threads: usize,
+    /// Worker threads for reading and training [default: one per core].
+    #[arg(long, global = true, value_name = "N", help_heading = GLOBAL)]
+    pub threads: Option<NonZeroUsize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +68,7 @@ pub enum Command {
     /// Summarise a labelled file: class counts and weights, statistics of every
     /// numeric column, rows read / rejected / duplicated.
     Describe {
+        /// The labelled CSV (`-`: standard input).
         file: PathBuf,
         #[command(flatten)]
         ingest: IngestArgs,
@@ -52,6 +79,7 @@ pub enum Command {
     /// Look for what would make results dishonest (identifier columns, single-column
     /// predictors, placeholder-spelling leaks, duplicates). Exit code 1 when it finds any.
     Audit {
+        /// The labelled CSV (`-`: standard input).
         file: PathBuf,
         #[command(flatten)]
         ingest: IngestArgs,
@@ -60,10 +88,11 @@ pub enum Command {
         json: bool,
         /// Exit 1 on any finding (`any`), or only on findings the default pipeline
         /// does not neutralise (`unmitigated`).
-        #[arg(long, default_value = "any", value_parser = ["any", "unmitigated"])]
-        fail_on: String,
+        #[arg(long, value_enum, default_value_t = FailOn::Any)]
+        fail_on: FailOn,
         /// Accuracy at which a single column counts as a predictor of the class.
-        #[arg(long, default_value_t = 0.99)]
+        #[arg(long, value_parser = unit_interval,
+              default_value_t = iotids_data::audit::AuditOptions::default().predictor_threshold)]
         threshold: f64,
     },
     /// Write GENERATED Edge-IIoTset-schema rows (15 classes, the proportions of the
@@ -84,6 +113,7 @@ pub enum Command {
     /// Clean, split and fit the preprocessing pipeline (fitted on training rows only);
     /// write pipeline.json, the split and, with --write-features, the feature matrices.
     Prepare {
+        /// The labelled CSV (`-`: standard input).
         file: PathBuf,
         #[arg(long)]
         out: PathBuf,
@@ -100,6 +130,7 @@ pub enum Command {
     /// test rows (or on --test FILE). Writes the model directory (usable by `evaluate`
     /// and `predict`), metrics.json, learning curves, pictures and report.html to --out.
     Train {
+        /// The labelled CSV (`-`: standard input).
         file: PathBuf,
         /// Output and model directory.
         #[arg(long)]
@@ -125,6 +156,7 @@ pub enum Command {
     /// federation.toml (the effective settings, reusable with --config), metrics.json,
     /// pictures and report.html to --out.
     Federate {
+        /// The labelled CSV (`-`: standard input).
         file: PathBuf,
         /// Output and model directory.
         #[arg(long)]
@@ -145,8 +177,9 @@ pub enum Command {
     /// scale train on a stated stratified subsample (--max-rows). Prints the table and
     /// writes comparison.csv, comparison.md, comparison.json, subsamples.json, figures/ and
     /// report.html to --out.
-    #[command(mut_arg("window", |a| a.default_value("16")))]
+    #[command(mut_arg("window", |a| a.default_value(COMPARE_WINDOW)))]
     Compare {
+        /// The labelled CSV (`-`: standard input).
         file: PathBuf,
         /// Output directory.
         #[arg(long)]
@@ -163,6 +196,7 @@ pub enum Command {
     /// Evaluate a trained model on a labelled file: metrics.json, predictions.csv,
     /// pictures and report.html in --out; prints the classification report.
     Evaluate {
+        /// The labelled CSV (`-`: standard input).
         file: PathBuf,
         /// Model directory written by `iotids train`.
         #[arg(long)]
@@ -170,14 +204,15 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Windows per inference batch.
-        #[arg(long, default_value_t = 1024)]
-        batch: usize,
+        #[arg(long, default_value_t = nonzero(iotids_model::examples::SCORE_BATCH))]
+        batch: NonZeroUsize,
     },
     /// Predict the class of every row of a file, labelled or not, streaming it in
     /// batches (files larger than memory are fine). Writes CSV: source line, predicted
     /// class, its probability, one probability column per class (and the true class
     /// when the file has labels).
     Predict {
+        /// The CSV (`-`: standard input).
         file: PathBuf,
         /// Model directory written by `iotids train`.
         #[arg(long)]
@@ -186,8 +221,8 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Rows read per batch.
-        #[arg(long, default_value_t = 65_536)]
-        batch_rows: usize,
+        #[arg(long, default_value_t = nonzero(65_536))]
+        batch_rows: NonZeroUsize,
     },
     /// The built-in default job: with no data given, generate a data set with `synth`,
     /// then describe, audit and prepare it, train the GRU on flow windows, evaluate it and
@@ -197,7 +232,7 @@ pub enum Command {
         #[arg(long, default_value = "iotids-demo")]
         out: PathBuf,
         /// Rows of generated data.
-        #[arg(long, default_value_t = 60_000)]
+        #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
         rows: u64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -214,123 +249,138 @@ pub enum Command {
     /// aggregation, validation and per-device overhead (see BENCHMARKS.md).
     BenchFederation {
         /// Training rows dealt to the devices.
-        #[arg(long, default_value_t = 100_000)]
-        rows: usize,
+        #[arg(long, default_value_t = nonzero(FED_BENCH.rows))]
+        rows: NonZeroUsize,
         /// Device counts to measure (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
-        devices: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_values_t = FED_BENCH.devices.iter().map(|&d| nonzero(d)))]
+        devices: Vec<NonZeroUsize>,
         /// Edge aggregators.
-        #[arg(long, default_value_t = 10)]
-        edges: usize,
+        #[arg(long, default_value_t = nonzero(FED_BENCH.edges))]
+        edges: NonZeroUsize,
         /// Cloud rounds per device count; the median round is reported.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
+        #[arg(long, default_value_t = nonzero(FED_BENCH.rounds))]
+        rounds: NonZeroUsize,
         /// Records per window.
-        #[arg(long, default_value_t = 1)]
-        window: usize,
+        #[arg(long, default_value_t = nonzero(FED_BENCH.window))]
+        window: NonZeroUsize,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Measure ingest + clean throughput and peak memory on a file (see BENCHMARKS.md).
     Bench {
+        /// The labelled CSV.
         file: PathBuf,
         #[command(flatten)]
         ingest: IngestArgs,
         /// Repetitions; the median is reported.
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
+        #[arg(long, default_value_t = nonzero(3))]
+        repeat: NonZeroUsize,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
 }
 
+/// `compare`'s window when none is given: the recurrent models' setting of the README.
+const COMPARE_WINDOW: &str = "16";
+
+/// What makes `audit` exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Any finding.
+    Any,
+    /// Findings the default pipeline does not neutralise.
+    Unmitigated,
+}
+
 /// Federation settings. Each flag overrides the --config file's value, which overrides
-/// the default; the file uses the same names with `_` (`local_epochs = 2`).
+/// the default; the file uses the same names with `_` (`local_epochs = 2`). The defaults
+/// in brackets are `FederationConfig`'s, added to the help by [`command`].
 #[derive(Debug, Clone, Args)]
 pub struct FederateArgs {
     /// TOML file of settings (any of the flags below; see federation.toml in an output).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Devices [20].
+    /// Devices.
     #[arg(long)]
     pub devices: Option<usize>,
-    /// Edge aggregators; devices are spread evenly over them [4].
+    /// Edge aggregators; devices are spread evenly over them.
     #[arg(long)]
     pub edges: Option<usize>,
-    /// Cloud rounds [30].
+    /// Cloud rounds.
     #[arg(long)]
     pub rounds: Option<usize>,
-    /// Local epochs per device per edge round, HierFAVG's τ₁ [1].
+    /// Local epochs per device per edge round, HierFAVG's τ₁.
     #[arg(long)]
     pub local_epochs: Option<usize>,
-    /// Edge rounds per cloud round, HierFAVG's τ₂ [2].
+    /// Edge rounds per cloud round, HierFAVG's τ₂.
     #[arg(long)]
     pub edge_rounds: Option<usize>,
-    /// Fraction of each edge's devices sampled per edge round [1.0].
+    /// Fraction of each edge's devices sampled per edge round.
     #[arg(long)]
     pub fraction: Option<f64>,
     /// iid, dirichlet (label skew), quantity (size skew) or host (each source host's
-    /// traffic on one device) [dirichlet].
-    #[arg(long)]
+    /// traffic on one device).
+    #[arg(long, value_parser = spelled::<PartitionKind>)]
     pub partition: Option<PartitionKind>,
-    /// Dirichlet concentration of `dirichlet` and `quantity`; smaller is more skewed [0.3].
+    /// Dirichlet concentration of `dirichlet` and `quantity`; smaller is more skewed.
     #[arg(long)]
     pub alpha: Option<f64>,
-    /// fedavg, fedprox, fedavgm, fedadam or fedyogi (Flower's names) [fedavg].
-    #[arg(long)]
+    /// fedavg, fedprox, fedavgm, fedadam or fedyogi (Flower's names).
+    #[arg(long, value_parser = spelled::<Strategy>)]
     pub strategy: Option<Strategy>,
-    /// FedProx's μ [0.01].
+    /// FedProx's μ.
     #[arg(long)]
     pub proximal_mu: Option<f64>,
-    /// FedAvgM's server learning rate [1.0].
+    /// FedAvgM's server learning rate.
     #[arg(long)]
     pub server_learning_rate: Option<f64>,
-    /// FedAvgM's server momentum [0.9].
+    /// FedAvgM's server momentum.
     #[arg(long)]
     pub server_momentum: Option<f64>,
-    /// FedAdam's/FedYogi's server step η [0.01].
+    /// FedAdam's/FedYogi's server step η.
     #[arg(long)]
     pub eta: Option<f64>,
-    /// FedAdam's/FedYogi's β₁ [0.9].
+    /// FedAdam's/FedYogi's β₁.
     #[arg(long)]
     pub beta_1: Option<f64>,
-    /// FedAdam's/FedYogi's β₂ [0.99].
+    /// FedAdam's/FedYogi's β₂.
     #[arg(long)]
     pub beta_2: Option<f64>,
-    /// FedAdam's/FedYogi's τ [0.001].
+    /// FedAdam's/FedYogi's τ.
     #[arg(long)]
     pub tau: Option<f64>,
     /// How an edge combines its devices: mean (sample-weighted), median,
-    /// trimmed-mean[:BETA], krum[:F[:KEEP]] [mean].
-    #[arg(long)]
+    /// trimmed-mean[:β] or krum[:f[:m]] (multi-Krum).
+    #[arg(long, value_parser = spelled::<Aggregation>)]
     pub edge_aggregation: Option<Aggregation>,
-    /// How the cloud combines the edges (same choices) [mean].
-    #[arg(long)]
+    /// How the cloud combines the edges (same choices).
+    #[arg(long, value_parser = spelled::<Aggregation>)]
     pub cloud_aggregation: Option<Aggregation>,
-    /// Probability that a sampled device fails mid-round [0].
+    /// Probability that a sampled device fails mid-round and sends nothing.
     #[arg(long)]
     pub device_dropout: Option<f64>,
-    /// Deadline of an edge round in simulated seconds; later updates are dropped [none].
+    /// Deadline of an edge round in simulated seconds; later updates are dropped
+    /// [default: none, wait for every device].
     #[arg(long)]
     pub deadline: Option<f64>,
-    /// Windows a device of speed 1 trains per simulated second [2000].
+    /// Windows a device of speed 1 trains per simulated second.
     #[arg(long)]
     pub device_rate: Option<f64>,
-    /// σ of the log-normal spread of device speeds [0.5].
+    /// σ of the log-normal spread of device speeds.
     #[arg(long)]
     pub speed_spread: Option<f64>,
-    /// Device link speed in bytes per simulated second [1250000].
+    /// Device link speed in bytes per simulated second.
     #[arg(long)]
     pub bandwidth: Option<f64>,
-    /// Fraction of devices that poison [0].
+    /// Fraction of devices that poison.
     #[arg(long)]
     pub malicious: Option<f64>,
-    /// none, label-flip or scale [none].
-    #[arg(long)]
+    /// none, label-flip or scale.
+    #[arg(long, value_parser = spelled::<Attack>)]
     pub attack: Option<Attack>,
-    /// The factor of the `scale` attack [-5].
+    /// The factor of the `scale` attack.
     #[arg(long, allow_hyphen_values = true)]
     pub attack_scale: Option<f64>,
     /// Skip training the same model centrally for comparison.
@@ -344,123 +394,42 @@ pub struct FederateArgs {
     pub robustness: bool,
 }
 
-impl FederateArgs {
-    /// The file's settings (or the defaults) with the flags given on top; the seed is the
-    /// run's `--seed`.
-    pub fn config(&self, seed: u64) -> Result<FederationConfig> {
-        let mut c = match &self.config {
-            Some(path) => FederationConfig::from_toml_file(path)?,
-            None => FederationConfig::default(),
-        };
-        macro_rules! set {
-            ($($field:ident),*) => {
-                $(if let Some(v) = self.$field.clone() {
-                    c.$field = v;
-                })*
-            };
-        }
-        set!(
-            devices,
-            edges,
-            rounds,
-            local_epochs,
-            edge_rounds,
-            fraction,
-            partition,
-            alpha,
-            strategy,
-            proximal_mu,
-            server_learning_rate,
-            server_momentum,
-            eta,
-            beta_1,
-            beta_2,
-            tau,
-            edge_aggregation,
-            cloud_aggregation,
-            device_dropout,
-            device_rate,
-            speed_spread,
-            bandwidth,
-            malicious,
-            attack,
-            attack_scale
-        );
-        if self.deadline.is_some() {
-            c.deadline = self.deadline;
-        }
-        c.seed = seed;
-        c.check()?;
-        Ok(c)
-    }
-}
-
 /// The network and how to train it.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// Records per window: 1 classifies each record alone (the seeds' setting); K adds the
     /// K-1 records before it of the same flow (same endpoints and ports, either direction).
-    #[arg(long, default_value_t = 1)]
-    pub window: usize,
+    #[arg(long, default_value_t = NonZeroUsize::MIN)]
+    pub window: NonZeroUsize,
     /// Units of each GRU layer's hidden state.
-    #[arg(long, default_value_t = 64)]
-    pub hidden: usize,
+    #[arg(long, default_value_t = nonzero(SHAPE.hidden))]
+    pub hidden: NonZeroUsize,
     /// Stacked GRU layers.
-    #[arg(long, default_value_t = 1)]
-    pub layers: usize,
-    /// Dropout between layers and before the head, during training.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = nonzero(SHAPE.layers))]
+    pub layers: NonZeroUsize,
+    /// Dropout between layers and before the head, during training (in [0, 1)).
+    #[arg(long, value_parser = probability_below_one, default_value_t = SHAPE.dropout)]
     pub dropout: f64,
     /// The seeds' eq. 3 (reset gate before the recurrent product) instead of the
     /// PyTorch/Keras variant (after it).
     #[arg(long)]
     pub reset_before: bool,
     /// Most epochs.
-    #[arg(long, default_value_t = 30)]
-    pub epochs: usize,
+    #[arg(long, default_value_t = nonzero(TRAIN.epochs))]
+    pub epochs: NonZeroUsize,
     /// Windows per mini-batch.
-    #[arg(long, default_value_t = 256)]
-    pub batch: usize,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = nonzero(TRAIN.batch_size))]
+    pub batch: NonZeroUsize,
+    /// Adam's learning rate (> 0).
+    #[arg(long, value_parser = learning_rate, default_value_t = TRAIN.learning_rate)]
     pub lr: f64,
     /// Stop after this many epochs without a lower validation loss (0: never); the best
     /// epoch's weights are kept either way.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = TRAIN.patience)]
     pub patience: usize,
     /// Plain cross-entropy instead of class-weighted.
     #[arg(long)]
     pub no_class_weights: bool,
-}
-
-impl ModelArgs {
-    /// The training config (the seed is the split's, so one `--seed` fixes the run).
-    pub fn train_config(&self, seed: u64) -> Result<iotids_model::train::TrainConfig> {
-        let cfg = iotids_model::train::TrainConfig {
-            epochs: self.epochs,
-            batch_size: self.batch,
-            learning_rate: self.lr,
-            patience: self.patience,
-            class_weights: !self.no_class_weights,
-            seed,
-        };
-        cfg.check()?;
-        if self.window == 0 {
-            bail!("--window 0: a window holds at least one record");
-        }
-        Ok(cfg)
-    }
-
-    /// The network for `input` features and `classes` classes.
-    pub fn gru_config(&self, input: usize, classes: usize, seed: u64) -> Result<GruConfig> {
-        let cfg = GruConfig::new(input, self.hidden, classes)
-            .with_layers(self.layers)
-            .with_dropout(self.dropout)
-            .with_reset_after(!self.reset_before)
-            .with_seed(seed);
-        cfg.check()?;
-        Ok(cfg)
-    }
 }
 
 /// `compare` settings besides the data's and the networks'.
@@ -468,61 +437,22 @@ impl ModelArgs {
 pub struct CompareArgs {
     /// Models to compare, comma-separated: lr, nb, knn, svm, tree, forest, gbdt, mlp, rnn,
     /// lstm, gru1 (GRU on single records), gru (GRU on windows of --window records).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "lr,nb,knn,svm,tree,forest,gbdt,mlp,rnn,lstm,gru1,gru"
-    )]
-    pub models: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = spelled::<ModelKind>,
+          default_values_t = ModelKind::ALL.to_vec())]
+    pub models: Vec<ModelKind>,
     /// Most training rows of a model, as MODEL=N (comma-separated; N = all lifts the
     /// limit). Defaults: knn=50000, svm=2000, forest=100000, tree=500000, lr=500000;
     /// the others train on all rows. A limited model trains on a stratified subsample,
     /// and the table says so.
-    #[arg(long, value_delimiter = ',')]
-    pub max_rows: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = row_cap)]
+    pub max_rows: Vec<RowCap>,
 }
 
-impl CompareArgs {
-    /// The models, in the order given, each once.
-    pub fn models(&self) -> Result<Vec<ModelKind>> {
-        let mut out: Vec<ModelKind> = Vec::new();
-        for m in &self.models {
-            let kind: ModelKind = m.trim().parse().context("--models")?;
-            if !out.contains(&kind) {
-                out.push(kind);
-            }
-        }
-        if out.is_empty() {
-            bail!("--models: name at least one model");
-        }
-        Ok(out)
-    }
-
-    /// The row limits: the defaults, then --max-rows over them.
-    pub fn caps(&self) -> Result<BTreeMap<ModelKind, usize>> {
-        let mut caps: BTreeMap<ModelKind, usize> = ModelKind::ALL
-            .into_iter()
-            .filter_map(|m| m.default_cap().map(|c| (m, c)))
-            .collect();
-        for item in &self.max_rows {
-            let Some((model, n)) = item.split_once('=') else {
-                bail!("--max-rows {item}: expected MODEL=N, e.g. knn=20000");
-            };
-            let kind: ModelKind = model.trim().parse().context("--max-rows")?;
-            match n.trim() {
-                "all" => {
-                    caps.remove(&kind);
-                }
-                n => {
-                    let n: usize = n.parse().ok().filter(|&n| n > 0).with_context(|| {
-                        format!("--max-rows {item}: N is a positive whole number or all")
-                    })?;
-                    caps.insert(kind, n);
-                }
-            }
-        }
-        Ok(caps)
-    }
+/// One `--max-rows` item: a model and its limit (None: all rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowCap {
+    pub model: ModelKind,
+    pub rows: Option<NonZeroUsize>,
 }
 
 /// `bench-gru` settings (the rest is the configuration: 64 features, hidden 64,
@@ -530,16 +460,16 @@ impl CompareArgs {
 #[derive(Debug, Clone, Args)]
 pub struct GruBenchArgs {
     /// Window lengths to measure (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "1,16")]
-    pub windows: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_values_t = GRU_BENCH.windows.iter().map(|&w| nonzero(w)))]
+    pub windows: Vec<NonZeroUsize>,
     /// Windows per batch.
-    #[arg(long, default_value_t = 256)]
-    pub batch: usize,
+    #[arg(long, default_value_t = nonzero(GRU_BENCH.batch))]
+    pub batch: NonZeroUsize,
     /// Timed runs per figure; the median is reported.
-    #[arg(long, default_value_t = 3)]
-    pub repeat: usize,
-    /// Least length of one timed run, in seconds.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = nonzero(GRU_BENCH.repeat))]
+    pub repeat: NonZeroUsize,
+    /// Least length of one timed run, in seconds (> 0).
+    #[arg(long, value_parser = positive_seconds, default_value_t = GRU_BENCH.min_seconds)]
     pub seconds: f64,
     /// Print JSON.
     #[arg(long)]
@@ -549,10 +479,10 @@ pub struct GruBenchArgs {
 /// How to read the input file.
 #[derive(Debug, Clone, Args)]
 pub struct IngestArgs {
-    /// Dataset layout: edge-iiot, bot-iot, tshark or generic (default: from the header).
-    #[arg(long)]
-    pub format: Option<String>,
-    /// Label column (default: the layout's, e.g. Attack_type, category, label).
+    /// Dataset layout: edge-iiot, bot-iot, tshark or generic [default: from the header].
+    #[arg(long, value_parser = spelled::<Format>)]
+    pub format: Option<Format>,
+    /// Label column [default: the layout's, e.g. Attack_type, category, label].
     #[arg(long)]
     pub label: Option<String>,
     /// Drop these columns too (comma-separated).
@@ -575,62 +505,41 @@ pub struct IngestArgs {
     pub flow_timing: bool,
 }
 
-impl IngestArgs {
-    pub fn options(&self, threads: usize) -> Result<IngestOptions> {
-        let format = match &self.format {
-            Some(f) => Some(Format::parse(f).with_context(|| {
-                format!("--format {f}: expected edge-iiot, bot-iot, tshark or generic")
-            })?),
-            None => None,
-        };
-        Ok(IngestOptions {
-            format,
-            label: self.label.clone(),
-            drop: self.drop.clone(),
-            keep: self.keep.clone(),
-            categorical: self.categorical.clone(),
-            flow_timing: self.flow_timing,
-            threads,
-            rejects_path: self.rejects.clone(),
-            ..IngestOptions::default()
-        })
-    }
-}
-
 /// Cleaning, splitting and pipeline flags.
 #[derive(Debug, Clone, Args)]
 pub struct PrepArgs {
     /// Duplicates to remove before splitting: none, exact or features.
-    #[arg(long, default_value = "exact")]
-    pub dedup: String,
-    /// Remove training-row outliers: iqr[:K] or zscore[:Z] (off by default).
-    #[arg(long)]
-    pub outliers: Option<String>,
+    #[arg(long, value_parser = spelled::<Dedup>, default_value_t = PREPARE.dedup)]
+    pub dedup: Dedup,
+    /// Remove training-row outliers: iqr[:K] or zscore[:Z] [default: off].
+    #[arg(long, value_parser = outliers)]
+    pub outliers: Option<Outliers>,
     /// Scaling: minmax, standard or none.
-    #[arg(long, default_value = "minmax")]
-    pub scaler: String,
+    #[arg(long, value_parser = spelled::<Scaler>, default_value_t = PIPELINE.scaler)]
+    pub scaler: Scaler,
     /// Feature selection: pearson, chi2 or none.
-    #[arg(long, default_value = "pearson")]
-    pub select: String,
+    #[arg(long, value_parser = spelled::<SelectMethod>, default_value_t = PIPELINE.select)]
+    pub select: SelectMethod,
     /// Keep at most K features (required with chi2).
     #[arg(long)]
-    pub k: Option<usize>,
-    /// Pearson: of two features correlated above this, keep the more relevant.
-    #[arg(long, default_value_t = 0.95)]
+    pub k: Option<NonZeroUsize>,
+    /// Pearson: of two features correlated above this, keep the more relevant (in [0, 1]).
+    #[arg(long, value_parser = unit_interval, default_value_t = PIPELINE.corr_threshold)]
     pub corr_threshold: f64,
     /// Most one-hot levels per categorical column; rarer values share "<other>".
-    #[arg(long, default_value_t = 32)]
-    pub max_categories: usize,
-    /// Split: stratified (rows), flow (whole flows on one side) or time (per class,
-    /// earliest rows train). Default: `train` splits by flow when the file has endpoint
-    /// columns (neighbouring packets of one flow never straddle the split), stratified
-    /// otherwise; `prepare` stratified.
-    #[arg(long)]
-    pub split: Option<String>,
-    /// Train/validation/test fractions.
-    #[arg(long, default_value = "0.64,0.16,0.20")]
-    pub fractions: String,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = nonzero(PIPELINE.max_categories))]
+    pub max_categories: NonZeroUsize,
+    /// Split: auto, stratified (rows), flow (whole flows on one side) or time (per class,
+    /// earliest rows train). auto is flow when the file has endpoint columns (neighbouring
+    /// packets of one flow never straddle the split), stratified otherwise
+    /// [default: auto for train, federate and compare; stratified for prepare].
+    #[arg(long, value_parser = spelled::<SplitMethod>)]
+    pub split: Option<SplitMethod>,
+    /// Train/validation/test fractions: three numbers in [0, 1] summing to 1.
+    #[arg(long, value_parser = fractions, default_value_t = Fractions::default())]
+    pub fractions: Fractions,
+    /// Seed of the split, the pipeline's sampling, the initial weights and the batch order.
+    #[arg(long, default_value_t = PREPARE.split.seed)]
     pub seed: u64,
     /// ln(1 + x) on never-negative numeric columns reaching 1000 (sequence numbers, byte
     /// counts) before scaling, so a neural network can tell their values apart.
@@ -638,91 +547,164 @@ pub struct PrepArgs {
     pub log_scale: bool,
 }
 
-impl PrepArgs {
-    pub fn validate(&self) -> Result<PrepareConfig> {
-        let dedup = Dedup::parse(&self.dedup)
-            .with_context(|| format!("--dedup {}: expected none, exact or features", self.dedup))?;
-        let outliers = match self.outliers.as_deref() {
-            None => None,
-            Some(s) => Some(parse_outliers(s)?),
-        };
-        let method = match &self.split {
-            None => SplitMethod::Stratified,
-            Some(m) => SplitMethod::parse(m)
-                .with_context(|| format!("--split {m}: expected stratified, flow or time"))?,
-        };
-        let f: Vec<f64> = self
-            .fractions
-            .split(',')
-            .map(|x| x.trim().parse::<f64>())
-            .collect::<Result<_, _>>()
-            .with_context(|| {
-                format!(
-                    "--fractions {}: expected three numbers like 0.64,0.16,0.20",
-                    self.fractions
-                )
-            })?;
-        if f.len() != 3 {
-            bail!(
-                "--fractions {}: expected three numbers like 0.64,0.16,0.20",
-                self.fractions
-            );
-        }
-        let split = SplitConfig {
-            method,
-            train: f[0],
-            validation: f[1],
-            test: f[2],
-            seed: self.seed,
-        };
-        split.check()?;
-        let pipeline = PipelineConfig {
-            max_categories: self.max_categories,
-            scaler: Scaler::parse(&self.scaler).with_context(|| {
-                format!(
-                    "--scaler {}: expected minmax, standard or none",
-                    self.scaler
-                )
-            })?,
-            select: SelectMethod::parse(&self.select).with_context(|| {
-                format!("--select {}: expected pearson, chi2 or none", self.select)
-            })?,
-            k: self.k,
-            corr_threshold: self.corr_threshold,
-            seed: self.seed,
-            log_compress: self.log_scale,
-            ..PipelineConfig::default()
-        };
-        pipeline.check()?;
-        Ok(PrepareConfig {
-            dedup,
-            outliers,
-            split,
-            pipeline,
-        })
+/// `--fractions`: train, validation and test shares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fractions(pub [f64; 3]);
+
+impl Default for Fractions {
+    /// The split's defaults.
+    fn default() -> Self {
+        let s = &PREPARE.split;
+        Fractions([s.train, s.validation, s.test])
     }
 }
 
-fn parse_outliers(s: &str) -> Result<Outliers> {
+impl std::fmt::Display for Fractions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c] = self.0;
+        write!(f, "{a:.2},{b:.2},{c:.2}")
+    }
+}
+
+/// The command with the federation defaults added to `federate`'s help: the flags are
+/// `Option`s (a flag overrides the config file, which overrides the default), so clap
+/// cannot show a default itself; each is read from `FederationConfig::default()`.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let defaults = match toml::Value::try_from(&*FEDERATION) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => toml::map::Map::new(),
+    };
+    Cli::command().mut_subcommand("federate", |sub| {
+        let ids: Vec<String> = sub
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        ids.into_iter().fold(sub, |sub, id| {
+            let Some(value) = defaults.get(&id) else {
+                return sub;
+            };
+            let shown = match value {
+                toml::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            sub.mut_arg(&id, |a| {
+                let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                a.help(format!("{help} [default: {shown}]"))
+            })
+        })
+    })
+}
+
+/// Parses the process's arguments (exit 2 with clap's message on a usage error).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// A default that is a positive count by construction.
+fn nonzero(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// A value spelled as its type's `FromStr` accepts; the error lists the spellings.
+fn spelled<T>(s: &str) -> Result<T, String>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.parse::<T>().map_err(|e| e.to_string())
+}
+
+fn number(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| "expected a number".to_string())
+}
+
+fn unit_interval(s: &str) -> Result<f64, String> {
+    let v = number(s)?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("expected a number in [0, 1]".into())
+    }
+}
+
+fn probability_below_one(s: &str) -> Result<f64, String> {
+    let v = number(s)?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("expected a number in [0, 1)".into())
+    }
+}
+
+fn learning_rate(s: &str) -> Result<f64, String> {
+    match number(s) {
+        Ok(v) if v > 0.0 => Ok(v),
+        _ => Err("the learning rate must be a number > 0".into()),
+    }
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match number(s) {
+        Ok(v) if v > 0.0 => Ok(v),
+        _ => Err("expected a number of seconds > 0".into()),
+    }
+}
+
+fn fractions(s: &str) -> Result<Fractions, String> {
+    let bad = || "expected three numbers in [0, 1] summing to 1, like 0.64,0.16,0.20".to_string();
+    let f: Vec<f64> = s
+        .split(',')
+        .map(|x| number(x).ok().filter(|v| (0.0..=1.0).contains(v)))
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    match f[..] {
+        [a, b, c] if ((a + b + c) - 1.0).abs() < 1e-6 => Ok(Fractions([a, b, c])),
+        _ => Err(bad()),
+    }
+}
+
+fn outliers(s: &str) -> Result<Outliers, String> {
     let (name, arg) = match s.split_once(':') {
         Some((n, a)) => (n, Some(a)),
         None => (s, None),
     };
-    let num = |default: f64| -> Result<f64> {
+    let num = |default: f64| -> Result<f64, String> {
         match arg {
             None => Ok(default),
             Some(a) => a
                 .parse::<f64>()
                 .ok()
-                .filter(|v| *v > 0.0)
-                .with_context(|| format!("--outliers {s}: `{a}` is not a positive number")),
+                .filter(|v| *v > 0.0 && v.is_finite())
+                .ok_or_else(|| format!("`{a}` is not a positive number")),
         }
     };
     match name {
         "iqr" => Ok(Outliers::Iqr { k: num(1.5)? }),
         "zscore" | "z" => Ok(Outliers::ZScore { z: num(3.0)? }),
-        _ => bail!("--outliers {s}: expected iqr[:K] or zscore[:Z]"),
+        _ => Err("expected iqr[:K] or zscore[:Z]".into()),
     }
+}
+
+fn row_cap(s: &str) -> Result<RowCap, String> {
+    let (model, n) = s
+        .split_once('=')
+        .ok_or_else(|| "expected MODEL=N, e.g. knn=20000".to_string())?;
+    let model: ModelKind = spelled(model.trim())?;
+    let rows = match n.trim() {
+        "all" => None,
+        n => Some(
+            n.parse::<NonZeroUsize>()
+                .map_err(|_| "N is a positive whole number or all".to_string())?,
+        ),
+    };
+    Ok(RowCap { model, rows })
 }
 
 #[cfg(test)]
@@ -731,18 +713,50 @@ mod tests {
 
     #[test]
     fn outlier_rules_parse() {
-        assert_eq!(parse_outliers("iqr").unwrap(), Outliers::Iqr { k: 1.5 });
-        assert_eq!(
-            parse_outliers("zscore:2.5").unwrap(),
-            Outliers::ZScore { z: 2.5 }
-        );
-        assert!(parse_outliers("iqr:-1").is_err());
-        assert!(parse_outliers("median").is_err());
+        assert_eq!(outliers("iqr").unwrap(), Outliers::Iqr { k: 1.5 });
+        assert_eq!(outliers("zscore:2.5").unwrap(), Outliers::ZScore { z: 2.5 });
+        assert!(outliers("iqr:-1").is_err());
+        assert!(outliers("median").is_err());
     }
 
     #[test]
-    fn cli_is_well_formed() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+    fn fractions_parse_and_show_the_split_defaults() {
+        assert_eq!(
+            fractions("0.7, 0.1,0.2").unwrap(),
+            Fractions([0.7, 0.1, 0.2])
+        );
+        assert!(fractions("0.7,0.1").is_err());
+        assert!(fractions("0.7,0.2,0.2").is_err());
+        assert!(fractions("a,b,c").is_err());
+        assert_eq!(Fractions::default().to_string(), "0.64,0.16,0.20");
+    }
+
+    #[test]
+    fn row_caps_parse() {
+        assert_eq!(
+            row_cap("knn=20").unwrap(),
+            RowCap {
+                model: ModelKind::Knn,
+                rows: NonZeroUsize::new(20)
+            }
+        );
+        assert_eq!(row_cap("svm=all").unwrap().rows, None);
+        assert!(row_cap("knn=0").is_err());
+        assert!(row_cap("knn").is_err());
+        assert!(row_cap("nosuch=3").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed_and_federate_help_shows_the_library_defaults() {
+        command().debug_assert();
+        let mut cmd = command();
+        let help = cmd
+            .find_subcommand_mut("federate")
+            .expect("federate")
+            .render_help()
+            .to_string();
+        assert!(help.contains("Devices. [default: 20]"), "{help}");
+        assert!(help.contains("[default: dirichlet]"), "{help}");
+        assert!(help.contains("Global options"), "{help}");
     }
 }

@@ -1,33 +1,41 @@
-//! The `iotids` command: wires the library crates together.
+//! The `iotids` command: a thin binary over the library crates.
 //!
-//! Exit codes: 0 success; 1 `audit` found problems; 2 bad input or usage (a file
-//! that cannot be read, is not CSV, lacks the label column; an invalid flag).
+//! Two phases, as ripgrep's: [`cli`] parses the raw flags and [`job`] turns them into one
+//! checked job before any input is read or output written; [`cmd`] runs the job, one
+//! module per subcommand, through the libraries, and [`output`] prints and writes.
+//!
+//! Exit codes: 0 success; 1 `audit` found problems, or `compare` could not fit a model; 2
+//! bad input or usage (an invalid flag, a file that cannot be read, is not CSV, lacks the
+//! label column).
 
 mod cli;
-mod commands;
-mod compare;
-mod federate;
-mod learn;
+mod cmd;
+mod job;
+mod output;
 mod progress;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
-    if cli.threads > 0 {
+    let (job, ui) = match job::resolve(cli::parse()) {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(ui.verbose, ui.quiet);
+    if let Some(threads) = ui.threads {
         // burn's CPU backend computes on rayon's global pool: size it once, before any
         // tensor work, so --threads bounds training and prediction too (not only ingest).
         if let Err(e) = rayon::ThreadPoolBuilder::new()
-            .num_threads(cli.threads)
+            .num_threads(threads.get())
             .build_global()
         {
-            eprintln!("warning: --threads {}: {e}", cli.threads);
+            eprintln!("warning: --threads {threads}: {e}");
         }
     }
-    match commands::run(&cli) {
+    match cmd::run(job, ui) {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {

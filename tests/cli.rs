@@ -847,37 +847,81 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     assert!(out.join("figures/comparison.svg").exists());
 }
 
+/// Every flag is checked before any input is read or output written: a bad value on a
+/// file that does not exist is refused for the value (exit 2, the flag named with the value
+/// and what is allowed), not for the file, and nothing is created.
 #[test]
-fn compare_rejects_an_unknown_model_and_a_bad_row_limit() {
+fn bad_flags_are_refused_before_any_file_is_read() {
     let dir = tempfile::tempdir().unwrap();
-    let data = synth(dir.path(), 500);
-    let out = dir.path().join("cmp");
-    let o = iotids(&[
-        "compare",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--models",
-        "lr,xgboost",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("model = xgboost: one of lr, nb, knn"),
-        "{}",
-        stderr(&o)
-    );
-    let o = iotids(&[
-        "compare",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--max-rows",
-        "knn=0",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("--max-rows knn=0: N is a positive whole number or all"),
-        "{}",
-        stderr(&o)
-    );
+    let missing = dir.path().join("no-such.csv");
+    let missing = missing.to_str().unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 12] = [
+        (&["train", missing, "--out", out_s, "--lr", "0"], &["--lr", "'0'", "> 0"]),
+        (&["train", missing, "--out", out_s, "--hidden", "0"], &["--hidden", "'0'"]),
+        (&["train", missing, "--out", out_s, "--window", "0"], &["--window", "'0'"]),
+        (&["train", missing, "--out", out_s, "--epochs", "0"], &["--epochs", "'0'"]),
+        (&["train", missing, "--out", out_s, "--dropout", "1.5"], &["--dropout", "[0, 1)"]),
+        (&["train", missing, "--out", out_s, "--split", "random-ish"], &["--split", "random-ish", "stratified"]),
+        (&["federate", missing, "--out", out_s, "--devices", "0"], &["--devices 0", "at least 1"]),
+        (&["federate", missing, "--out", out_s, "--rounds", "0"], &["--rounds 0", "at least 1"]),
+        (&["federate", missing, "--out", out_s, "--strategy", "fedsgd"], &["--strategy", "fedsgd", "fedavgm"]),
+        (&["compare", missing, "--out", out_s, "--models", "lr,xgboost"], &["--models", "xgboost", "lr, nb, knn"]),
+        (&["compare", missing, "--out", out_s, "--max-rows", "knn=0"], &["--max-rows", "knn=0", "positive whole number or all"]),
+        (&["prepare", missing, "--out", out_s, "--select", "chi2"], &["--select chi2", "--k"]),
+    ];
+    for (args, wanted) in cases {
+        let o = iotids(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        for w in wanted {
+            assert!(e.contains(w), "{args:?}: `{w}` not in: {e}");
+        }
+        assert!(!e.contains("no-such.csv"), "{args:?} read the file first: {e}");
+        assert!(!out.exists(), "{args:?} wrote {out_s}");
+    }
+}
+
+/// `-` reads the labelled file from standard input.
+#[test]
+fn describe_reads_standard_input() {
+    let csv = "a,b,label\n1,2,x\n3,4,y\n5,6,x\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iotids"))
+        .args(["--quiet", "describe", "-", "--label", "label", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(csv.as_bytes())
+            .unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["rows_read"], 3, "{d}");
+    assert_eq!(d["classes"][0]["count"], 2, "{d}");
+    assert_eq!(d["numeric"][1]["max"], 6.0, "{d}");
+}
+
+/// `--help` lists the global flags apart and shows the libraries' defaults.
+#[test]
+fn help_lists_global_flags_apart_and_shows_defaults() {
+    let o = iotids(&["train", "--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    assert!(help.contains("Global options:"), "{help}");
+    let global = &help[help.find("Global options:").unwrap()..];
+    assert!(global.contains("--threads") && global.contains("--quiet"), "{help}");
+    assert!(help.contains("[default: 0.001]"), "{help}");
+    assert!(help.contains("[default: 30]"), "{help}");
+    let o = iotids(&["federate", "--help"]);
+    assert!(stdout(&o).contains("[default: fedavg]"), "{}", stdout(&o));
 }

@@ -35,6 +35,21 @@ pub struct FederationBenchConfig {
     pub window: usize,
 }
 
+impl Default for FederationBenchConfig {
+    /// BENCHMARKS.md's configuration: 100,000 training rows (a tenth as many validation
+    /// rows) dealt to 10, 100 and 1,000 devices under 10 edges, 3 rounds, single records.
+    fn default() -> Self {
+        FederationBenchConfig {
+            rows: 100_000,
+            validation_rows: 10_000,
+            devices: vec![10, 100, 1000],
+            edges: 10,
+            rounds: 3,
+            window: 1,
+        }
+    }
+}
+
 /// One device count's figures (medians over rounds, seconds).
 #[derive(Debug, Clone, Serialize)]
 pub struct FederationBenchRow {

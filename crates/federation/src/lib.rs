@@ -13,6 +13,8 @@
 //! - [`config`] is a run's settings, from flags or a TOML file.
 //! - [`simulate`] runs the rounds: sampling, device failures, stragglers past a deadline,
 //!   poisoning devices, bytes on each tier, the global model's validation scores per round.
+//! - [`experiments`] sets a run beside central training of the same network and beside
+//!   every aggregation rule under poisoning.
 
 /// `ALL`, `name()`, `Display` and `FromStr` for a field-less enum the config spells by name.
 macro_rules! spelled {
@@ -53,6 +55,7 @@ pub mod aggregate;
 pub mod bench;
 pub mod config;
 pub mod error;
+pub mod experiments;
 pub mod partition;
 pub mod simulate;
 pub mod strategy;

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use iotids_data::pipeline::Pipeline;
+use iotids_data::schema::normal_class;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -66,6 +67,39 @@ pub struct Detector {
 }
 
 impl Detector {
+    /// The detector of a network trained on `pipeline`'s features: the card's classes,
+    /// feature names and benign class come from the pipeline, so the three files of the
+    /// model directory agree by construction.
+    pub fn new(
+        pipeline: Pipeline,
+        gru: GruConfig,
+        window: usize,
+        train: TrainConfig,
+        history: History,
+        net: GruClassifier,
+    ) -> Detector {
+        let classes = pipeline.classes.clone();
+        Detector {
+            card: ModelCard {
+                format_version: MODEL_FORMAT_VERSION,
+                iotids_version: env!("CARGO_PKG_VERSION").into(),
+                gru,
+                window,
+                normal_class: normal_class(&classes).map(|i| classes[i].clone()),
+                features: pipeline
+                    .feature_names()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                classes,
+                train,
+                history,
+            },
+            pipeline,
+            net,
+        }
+    }
+
     /// Index of the benign class in [`ModelCard::classes`].
     pub fn normal_index(&self) -> Option<usize> {
         let normal = self.card.normal_class.as_ref()?;

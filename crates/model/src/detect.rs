@@ -15,7 +15,7 @@ use iotids_data::{Dataset, IngestOptions};
 use rustc_hash::FxHashMap;
 
 use crate::artifact::Detector;
-use crate::train::{Examples, Scores, score};
+use crate::examples::{Examples, Scores, score};
 
 /// A table ready for the network: its windows, and each row's class in the model's
 /// numbering.

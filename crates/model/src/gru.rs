@@ -78,6 +78,64 @@ pub struct GruConfig {
     pub seed: u64,
 }
 
+/// The units of every layer's hidden state when the user names none.
+pub const DEFAULT_HIDDEN: usize = 64;
+
+/// A [`GruConfig`] without the data's dimensions (input features, classes): what a user
+/// chooses before any file is read, so it can be checked before reading one.
+/// [`for_data`](Self::for_data) completes it once the prepared features are known.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GruShape {
+    /// Size of every layer's hidden state ([`DEFAULT_HIDDEN`]).
+    pub hidden: usize,
+    /// Stacked GRU layers.
+    pub layers: usize,
+    /// Dropout between layers and before the head, during training.
+    pub dropout: f64,
+    /// PyTorch's and Keras' candidate state (true) or the seeds' eq. 3 (false).
+    pub reset_after: bool,
+    /// Seed of the initial weights.
+    pub seed: u64,
+}
+
+impl Default for GruShape {
+    /// [`GruConfig`]'s defaults, with [`DEFAULT_HIDDEN`] units.
+    fn default() -> Self {
+        GruShape::of(&GruConfig::new(1, DEFAULT_HIDDEN, 2))
+    }
+}
+
+impl GruShape {
+    /// The shape of `cfg`.
+    pub fn of(cfg: &GruConfig) -> GruShape {
+        GruShape {
+            hidden: cfg.hidden,
+            layers: cfg.layers,
+            dropout: cfg.dropout,
+            reset_after: cfg.reset_after,
+            seed: cfg.seed,
+        }
+    }
+
+    /// The network for `input` features and `classes` classes.
+    pub fn for_data(&self, input: usize, classes: usize) -> GruConfig {
+        GruConfig::new(input, self.hidden, classes)
+            .with_layers(self.layers)
+            .with_dropout(self.dropout)
+            .with_reset_after(self.reset_after)
+            .with_seed(self.seed)
+    }
+
+    /// Checks the fields the shape holds (hidden, layers, dropout).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first field out of range.
+    pub fn check(&self) -> crate::Result<()> {
+        self.for_data(1, 2).check()
+    }
+}
+
 impl GruConfig {
     /// Checks every field against its allowed range.
     ///
@@ -509,8 +567,12 @@ impl crate::network::Network for GruClassifier {
         GruClassifier::forward(self, input, mask)
     }
 
-    fn scores(&self, ex: crate::train::Examples<'_>, batch_size: usize) -> crate::train::Scores {
-        crate::train::frozen_scores(self, ex, batch_size)
+    fn scores(
+        &self,
+        ex: crate::examples::Examples<'_>,
+        batch_size: usize,
+    ) -> crate::examples::Scores {
+        crate::examples::frozen_scores(self, ex, batch_size)
     }
 }
 

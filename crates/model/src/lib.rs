@@ -4,8 +4,8 @@
 //! weight layout, left-padded windows of records; [`backend`] picks the burn device from the
 //! cargo feature (`flex` CPU by default, `cuda`, `wgpu`).
 //!
-//! [`train`] fits it (class-weighted cross-entropy, Adam, early stopping) and scores
-//! windows; [`artifact`] is the model directory that carries the network, its config and
+//! [`train`] fits it (class-weighted cross-entropy, Adam, early stopping); [`examples`] is
+//! what training, scoring and evaluation share (labelled windows, class probabilities); [`artifact`] is the model directory that carries the network, its config and
 //! the fitted preprocessing pipeline to `evaluate` and `predict`.
 //!
 //! [`metrics`] scores predictions the way scikit-learn does (its
@@ -20,6 +20,8 @@ pub mod backend;
 pub mod bench;
 pub mod detect;
 pub mod error;
+pub mod evaluation;
+pub mod examples;
 #[cfg(feature = "flex")]
 pub mod frozen;
 #[cfg(feature = "flex")]

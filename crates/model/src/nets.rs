@@ -256,7 +256,8 @@ mod tests {
     use burn::tensor::{TensorData, Tolerance};
 
     use super::*;
-    use crate::train::{Examples, TrainConfig, score, train};
+    use crate::examples::{Examples, score};
+    use crate::train::{TrainConfig, train};
 
     fn tensor3(values: &[f32], dims: [usize; 3]) -> Tensor<3> {
         Tensor::from_data(

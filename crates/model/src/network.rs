@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::train::{Examples, Scores};
+use crate::examples::{Examples, Scores};
 
 /// A classifier of windows of records.
 pub trait Network: Module {

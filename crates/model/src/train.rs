@@ -13,14 +13,14 @@ use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use iotids_data::window::Sequences;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::gru::{GruClassifier, GruConfig};
+use crate::examples::{Examples, score};
+use crate::gru::GruConfig;
 use crate::network::{Network, NetworkConfig};
 
 /// How to train. [`Default`] gives the values below.
@@ -79,17 +79,6 @@ impl TrainConfig {
         }
         Ok(())
     }
-}
-
-/// Labelled windows: the rows `rows` of `sequences`, with `labels` indexed by row.
-#[derive(Debug, Clone, Copy)]
-pub struct Examples<'a> {
-    /// Features and flow windows of every row of the table.
-    pub sequences: &'a Sequences,
-    /// Class id of every row of the table (the window's last record's class).
-    pub labels: &'a [u32],
-    /// The rows to use.
-    pub rows: &'a [usize],
 }
 
 /// One epoch's numbers, a point of the learning curves.
@@ -548,106 +537,11 @@ fn count_correct(logits: Tensor<2>, targets: &[i64]) -> usize {
     predicted.map_or(0, |p| p.iter().zip(targets).filter(|(p, t)| p == t).count())
 }
 
-/// Class probabilities of windows, row-major `rows × classes`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scores {
-    /// Softmax outputs, `rows × classes`.
-    pub probabilities: Vec<f32>,
-    /// Classes per row.
-    pub classes: usize,
-}
-
-impl Scores {
-    /// Row `i`'s probabilities.
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.probabilities[i * self.classes..(i + 1) * self.classes]
-    }
-
-    /// Rows scored.
-    pub fn len(&self) -> usize {
-        self.probabilities.len() / self.classes.max(1)
-    }
-
-    /// True with no rows.
-    pub fn is_empty(&self) -> bool {
-        self.probabilities.is_empty()
-    }
-
-    /// The most probable class of every row (the first, on ties, as numpy's argmax).
-    pub fn predictions(&self) -> Vec<u32> {
-        (0..self.len())
-            .map(|i| {
-                let row = self.row(i);
-                let mut best = 0;
-                for (c, &p) in row.iter().enumerate() {
-                    if p > row[best] {
-                        best = c;
-                    }
-                }
-                best as u32
-            })
-            .collect()
-    }
-
-    /// Weighted cross-entropy and accuracy against `ex`'s labels (the rows scored).
-    pub fn loss_and_accuracy(&self, ex: &Examples<'_>, weights: &[f32]) -> (f64, f64) {
-        let (mut loss, mut weight, mut correct) = (0.0, 0.0, 0usize);
-        let predicted = self.predictions();
-        for (i, &r) in ex.rows.iter().enumerate() {
-            let y = ex.labels[r] as usize;
-            let w = f64::from(weights[y]);
-            // The clamp keeps a confidently wrong window finite (f32 softmax can reach 0).
-            loss -= w * f64::from(self.row(i)[y]).max(1e-30).ln();
-            weight += w;
-            correct += usize::from(predicted[i] as usize == y);
-        }
-        (loss / weight, correct as f64 / ex.rows.len() as f64)
-    }
-}
-
-/// Scores the windows ending at `ex.rows`, `batch_size` at a time (see [`Network::scores`]).
-pub fn score<N: Network>(model: &N, ex: Examples<'_>, batch_size: usize) -> Scores {
-    model.scores(ex, batch_size)
-}
-
-/// The GRU's [`Network::scores`]: inference runs on the model frozen into plain slices
-/// ([`crate::frozen::FrozenGru`], tested equal to `forward` within 1e-5): no autodiff
-/// graph, no per-op dispatch, about twice burn's throughput on the CPU.
-pub(crate) fn frozen_scores(model: &GruClassifier, ex: Examples<'_>, batch_size: usize) -> Scores {
-    let frozen = model.to_frozen();
-    let classes = frozen.classes();
-    let mut probabilities = Vec::with_capacity(ex.rows.len() * classes);
-    let (mut x, mut mask) = (Vec::new(), Vec::new());
-    let k = ex.sequences.k;
-    for rows in ex.rows.chunks(batch_size.max(1)) {
-        ex.sequences.batch(rows, &mut x, &mut mask);
-        let padded = mask.contains(&0.0);
-        let mut logits = frozen.logits(&x, rows.len(), k, padded.then_some(&mask[..]));
-        logits.chunks_exact_mut(classes).for_each(softmax);
-        probabilities.extend(logits);
-    }
-    Scores {
-        probabilities,
-        classes,
-    }
-}
-
-/// Softmax in place, shifted by the maximum so large logits don't overflow.
-fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in row.iter_mut() {
-        *v /= sum;
-    }
-}
-
 #[cfg(all(test, feature = "flex"))]
 pub(crate) mod tests {
     use super::*;
+    use crate::examples::Scores;
+    use iotids_data::window::Sequences;
     use iotids_data::pipeline::Matrix;
 
     /// Two classes that only the second record of a flow tells apart: class 1 flows have a

@@ -7,6 +7,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod federation;
 pub mod html;
 pub mod pages;
 pub mod text;

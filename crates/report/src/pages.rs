@@ -6,6 +6,7 @@ use std::path::Path;
 use iotids_data::audit::Audit;
 use iotids_data::describe::Description;
 use iotids_data::prepare::Prepared;
+use iotids_federation::experiments::CentralRun;
 
 use crate::charts::{self, ChartError};
 use crate::html::Block;
@@ -404,19 +405,6 @@ pub fn evaluation_sections(
         });
     }
     Ok(out)
-}
-
-/// Central training on the same split, for the federation's comparison.
-#[derive(Debug, Clone)]
-pub struct CentralRun {
-    /// Validation accuracy and macro-F1 of the kept epoch.
-    pub validation_accuracy: f64,
-    pub validation_macro_f1: f64,
-    /// Test metrics (None without test rows).
-    pub test: Option<iotids_model::metrics::Metrics>,
-    pub epochs: usize,
-    pub best_epoch: usize,
-    pub seconds: f64,
 }
 
 /// What the federation section shows.

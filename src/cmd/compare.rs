@@ -12,37 +12,21 @@ use iotids_data::window::Sequences;
 use iotids_report as report;
 use serde_json::json;
 
-use crate::cli::{Cli, CompareArgs, IngestArgs, ModelArgs, PrepArgs};
-use crate::commands::print;
-use crate::{learn, progress};
+use super::prepare;
+use crate::job::{CompareJob, Ui};
+use crate::output::{finish_report, print, start_output, write_file};
+use crate::progress;
 
 /// `iotids compare`. Exit code 1 when a model could not be fitted (the others are still
 /// compared and written; the failure is printed and in the report).
-pub fn compare(
-    file: &Path,
-    out: &Path,
-    args: &CompareArgs,
-    ingest: &IngestArgs,
-    prep: &PrepArgs,
-    model: &ModelArgs,
-    cli: &Cli,
-) -> Result<ExitCode> {
-    let models = args.models()?;
-    let caps = args.caps()?;
-    let loaded = learn::load_for_training(file, ingest, prep, false, cli)?;
+pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
+    let file = &job.learn.input.path;
+    let out = &job.learn.out;
+    let window = job.learn.window.get();
+    let settings = &job.settings;
+    let loaded = prepare::load(&job.learn.input, &job.learn.prepare, ui)?;
     let p = &loaded.prepared;
-    let seed = loaded.config.split.seed;
-    let settings = Settings {
-        train: model.train_config(seed)?,
-        hidden: model.hidden,
-        layers: model.layers,
-        dropout: model.dropout,
-        reset_after: !model.reset_before,
-        caps,
-    };
-    // Checks the network flags once, before any model trains.
-    model.gru_config(1, p.pipeline.classes.len().max(2), seed)?;
-    let figures = learn::start_output(out, p, &loaded.config)?;
+    let figures = start_output(out, p, &p.config)?;
 
     let ds = &p.dataset;
     let all: Vec<usize> = (0..ds.n_rows()).collect();
@@ -50,17 +34,19 @@ pub fn compare(
     let records = Sequences::new(features.clone(), ds.flows.as_deref(), 1)?;
     // Windows need flows. Without endpoint columns the windowed models cannot run: they
     // are named in the notes and left out, and the single-record models still compare.
-    let (windows, not_run) = match (&ds.flows, model.window) {
+    let (windows, not_run) = match (&ds.flows, window) {
         (_, 1) => (None, Vec::new()),
         (Some(flows), k) => (Some(Sequences::new(features, Some(flows), k)?), Vec::new()),
         (None, k) => {
             let skipped: Vec<ModelKind> =
-                models.iter().copied().filter(|m| m.window(k) > 1).collect();
+                job.models.iter().copied().filter(|m| m.window(k) > 1).collect();
             (None, skipped)
         }
     };
-    let models: Vec<ModelKind> = models
-        .into_iter()
+    let models: Vec<ModelKind> = job
+        .models
+        .iter()
+        .copied()
         .filter(|m| !not_run.contains(m))
         .collect();
     let task = Task {
@@ -78,10 +64,10 @@ pub fn compare(
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut failures: Vec<(ModelKind, String)> = Vec::new();
     for &kind in &models {
-        let name = kind.label(model.window);
-        let bar = progress::step(&format!("training {name}"), cli.quiet);
-        let mut on_event = progress::training(settings.train.epochs, cli.quiet);
-        let result = compare::run(kind, &task, &settings, &mut on_event);
+        let name = kind.label(window);
+        let bar = progress::step(&format!("training {name}"), ui.quiet);
+        let mut on_event = progress::training(settings.train.epochs, ui.quiet);
+        let result = compare::run(kind, &task, settings, &mut on_event);
         drop(on_event);
         bar.finish_and_clear();
         match result {
@@ -102,13 +88,13 @@ pub fn compare(
         }
     }
 
-    let mut notes = notes(&outcomes, &failures, &settings, model.window);
+    let mut notes = notes(&outcomes, &failures, settings, window);
     if !not_run.is_empty() {
-        let names: Vec<String> = not_run.iter().map(|m| m.label(model.window)).collect();
+        let names: Vec<String> = not_run.iter().map(|m| m.label(window)).collect();
         let note = format!(
             "Not run: {}: windows of {} records need flows, built from endpoint columns (addresses, ports), and {} has none. --window 1 compares the recurrent models on single records.",
             names.join(", "),
-            model.window,
+            window,
             file.display()
         );
         eprintln!("warning: {note}");
@@ -132,8 +118,7 @@ pub fn compare(
         report::compare::markdown(&report::compare::HEADER, &rows),
         report::compare::markdown(&class_header, &class_rows)
     );
-    let path = out.join("comparison.md");
-    std::fs::write(&path, md).with_context(|| format!("{}: cannot write", path.display()))?;
+    write_file(&out.join("comparison.md"), md)?;
     write_csv(&out.join("comparison.csv"), &outcomes)?;
     // The rows each subsampled model trained on, as source lines, so a reference run
     // (tests/reference/compare_sklearn.py) can fit on exactly those.
@@ -144,14 +129,14 @@ pub fn compare(
             Some((o.model.key(), rows.iter().map(|&r| ds.lines[r]).collect()))
         })
         .collect();
-    let path = out.join("subsamples.json");
-    std::fs::write(&path, serde_json::to_string(&subsamples)?)
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    let path = out.join("comparison.json");
+    write_file(
+        &out.join("subsamples.json"),
+        serde_json::to_string(&subsamples)?,
+    )?;
     let doc = json!({
         "file": file.display().to_string(),
         "test_rows": p.split.test.len(),
-        "window": model.window,
+        "window": window,
         "train": settings.train,
         "hidden": settings.hidden,
         "layers": settings.layers,
@@ -160,15 +145,17 @@ pub fn compare(
         "failed": failures.iter().map(|(k, e)| json!({"model": k.key(), "error": e})).collect::<Vec<_>>(),
         "notes": notes,
     });
-    std::fs::write(&path, serde_json::to_string_pretty(&doc)?)
-        .with_context(|| format!("{}: cannot write", path.display()))?;
+    write_file(
+        &out.join("comparison.json"),
+        serde_json::to_string_pretty(&doc)?,
+    )?;
 
-    let run = loaded.run(file);
+    let run = loaded.context(format!("trained on {}", file.display()));
     let mut page = report::html::Report::new("iotids: model comparison", &run.subtitle);
     for b in report::compare::sections(&outcomes, &notes, &figures)? {
         page.push(b);
     }
-    learn::write_report(
+    finish_report(
         page,
         &run,
         p,

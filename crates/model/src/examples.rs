@@ -1,0 +1,141 @@
+//! Labelled windows in, class probabilities out: what training, evaluation, the baselines
+//! and the federation share, apart from the training loop ([`crate::train`]).
+
+use iotids_data::window::Sequences;
+
+use crate::gru::GruClassifier;
+use crate::metrics::{Metrics, evaluate};
+use crate::network::Network;
+
+/// Windows per inference batch when scoring held-out rows: large enough that the frozen
+/// GRU's products amortise, small enough that a batch's inputs stay in cache.
+pub const SCORE_BATCH: usize = 1024;
+
+/// Labelled windows: the rows `rows` of `sequences`, with `labels` indexed by row.
+#[derive(Debug, Clone, Copy)]
+pub struct Examples<'a> {
+    /// Features and flow windows of every row of the table.
+    pub sequences: &'a Sequences,
+    /// Class id of every row of the table (the window's last record's class).
+    pub labels: &'a [u32],
+    /// The rows to use.
+    pub rows: &'a [usize],
+}
+
+/// Class probabilities of windows, row-major `rows × classes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    /// Softmax outputs, `rows × classes`.
+    pub probabilities: Vec<f32>,
+    /// Classes per row.
+    pub classes: usize,
+}
+
+impl Scores {
+    /// Row `i`'s probabilities.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.probabilities[i * self.classes..(i + 1) * self.classes]
+    }
+
+    /// Rows scored.
+    pub fn len(&self) -> usize {
+        self.probabilities.len() / self.classes.max(1)
+    }
+
+    /// True with no rows.
+    pub fn is_empty(&self) -> bool {
+        self.probabilities.is_empty()
+    }
+
+    /// The most probable class of every row (the first, on ties, as numpy's argmax).
+    pub fn predictions(&self) -> Vec<u32> {
+        (0..self.len())
+            .map(|i| {
+                let row = self.row(i);
+                let mut best = 0;
+                for (c, &p) in row.iter().enumerate() {
+                    if p > row[best] {
+                        best = c;
+                    }
+                }
+                best as u32
+            })
+            .collect()
+    }
+
+    /// Weighted cross-entropy and accuracy against `ex`'s labels (the rows scored).
+    pub fn loss_and_accuracy(&self, ex: &Examples<'_>, weights: &[f32]) -> (f64, f64) {
+        let (mut loss, mut weight, mut correct) = (0.0, 0.0, 0usize);
+        let predicted = self.predictions();
+        for (i, &r) in ex.rows.iter().enumerate() {
+            let y = ex.labels[r] as usize;
+            let w = f64::from(weights[y]);
+            // The clamp keeps a confidently wrong window finite (f32 softmax can reach 0).
+            loss -= w * f64::from(self.row(i)[y]).max(1e-30).ln();
+            weight += w;
+            correct += usize::from(predicted[i] as usize == y);
+        }
+        (loss / weight, correct as f64 / ex.rows.len() as f64)
+    }
+}
+
+/// Scores the windows ending at `ex.rows`, `batch_size` at a time (see [`Network::scores`]).
+pub fn score<N: Network>(model: &N, ex: Examples<'_>, batch_size: usize) -> Scores {
+    model.scores(ex, batch_size)
+}
+
+/// The GRU's [`Network::scores`]: inference runs on the model frozen into plain slices
+/// ([`crate::frozen::FrozenGru`], tested equal to `forward` within 1e-5): no autodiff
+/// graph, no per-op dispatch, about twice burn's throughput on the CPU.
+pub(crate) fn frozen_scores(model: &GruClassifier, ex: Examples<'_>, batch_size: usize) -> Scores {
+    let frozen = model.to_frozen();
+    let classes = frozen.classes();
+    let mut probabilities = Vec::with_capacity(ex.rows.len() * classes);
+    let (mut x, mut mask) = (Vec::new(), Vec::new());
+    let k = ex.sequences.k;
+    for rows in ex.rows.chunks(batch_size.max(1)) {
+        ex.sequences.batch(rows, &mut x, &mut mask);
+        let padded = mask.contains(&0.0);
+        let mut logits = frozen.logits(&x, rows.len(), k, padded.then_some(&mask[..]));
+        logits.chunks_exact_mut(classes).for_each(softmax);
+        probabilities.extend(logits);
+    }
+    Scores {
+        probabilities,
+        classes,
+    }
+}
+
+/// Softmax in place, shifted by the maximum so large logits don't overflow.
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in row.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// Scores the windows ending at `ex.rows` with `net` and computes the metrics against their
+/// labels: `classes` names the network's outputs, `normal` the benign one (for the detection
+/// and false-alarm rates). What `train`'s test rows, `federate`'s kept round and the
+/// experiments all report.
+pub fn evaluate_rows<N: Network>(
+    net: &N,
+    ex: Examples<'_>,
+    classes: &[String],
+    normal: Option<usize>,
+) -> Metrics {
+    let scores = score(net, ex, SCORE_BATCH);
+    let y: Vec<u32> = ex.rows.iter().map(|&r| ex.labels[r]).collect();
+    evaluate(
+        &y,
+        &scores.predictions(),
+        &scores.probabilities,
+        classes,
+        normal,
+    )
+}

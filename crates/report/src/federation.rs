@@ -1,0 +1,271 @@
+//! What a federation run prints and writes besides its pages: the partition table, the
+//! one-line comparison with central training, `federation.json`, and the robustness
+//! comparison's table and report section.
+
+use std::path::Path;
+
+use iotids_federation::experiments::{CentralRun, RobustnessRow};
+use iotids_federation::{Attack, FederationConfig, Outcome, RoundRecord};
+use iotids_model::metrics::Metrics;
+use serde_json::{Value, json};
+
+use crate::charts::{self, ChartError};
+use crate::html::Block;
+
+/// Devices shown in the terminal's partition table; partition.csv has them all.
+const SHOWN_DEVICES: usize = 40;
+
+/// The partition: rows per class of each device (the first 40), its edge, poisoners marked.
+pub fn partition_table(o: &Outcome, classes: &[String]) -> String {
+    let mut s = format!(
+        "partition: {} {} over {} devices (rows per class)\n",
+        o.partition.units,
+        o.partition.unit,
+        o.partition.devices.len()
+    );
+    s += &format!("{:>6} {:>4} {:>8}", "device", "edge", "rows");
+    for c in classes {
+        s += &format!(" {:>10.10}", c);
+    }
+    s.push('\n');
+    for (d, counts) in o
+        .partition
+        .class_counts
+        .iter()
+        .enumerate()
+        .take(SHOWN_DEVICES)
+    {
+        s += &format!(
+            "{d:>6} {:>4} {:>8}",
+            o.edge_of[d],
+            o.partition.devices[d].len()
+        );
+        for n in counts {
+            s += &format!(" {n:>10}");
+        }
+        if o.malicious.contains(&d) {
+            s += "  (poisoning)";
+        }
+        s.push('\n');
+    }
+    if o.partition.devices.len() > SHOWN_DEVICES {
+        s += &format!(
+            "… {} more devices in partition.csv\n",
+            o.partition.devices.len() - SHOWN_DEVICES
+        );
+    }
+    s
+}
+
+fn headline(m: &Metrics) -> Value {
+    json!({
+        "accuracy": m.accuracy,
+        "macro_f1": m.macro_f1,
+        "weighted_f1": m.weighted_f1,
+        "roc_auc_macro": m.roc_auc_macro,
+    })
+}
+
+/// `federation.json`: the settings, rounds, bytes per tier, device trainings, and the
+/// federated and central models' scores.
+pub fn summary_json(
+    cfg: &FederationConfig,
+    o: &Outcome,
+    test: Option<&Metrics>,
+    central: Option<&CentralRun>,
+) -> Value {
+    let best = o.rounds.get(o.best_round.saturating_sub(1));
+    let total = |f: fn(&RoundRecord) -> u64| -> u64 { o.rounds.iter().map(f).sum() };
+    json!({
+        "config": cfg,
+        "rounds_run": o.rounds.len(),
+        "best_round": o.best_round,
+        "seconds": o.seconds,
+        "model_bytes": o.model_bytes,
+        "bytes": {
+            "cloud_to_edges": total(|r| r.bytes_cloud_to_edges),
+            "edges_to_devices": total(|r| r.bytes_edge_to_devices),
+            "devices_to_edges": total(|r| r.bytes_devices_to_edge),
+            "edges_to_cloud": total(|r| r.bytes_edges_to_cloud),
+        },
+        "device_trainings": {
+            "sampled": o.rounds.iter().map(|r| r.sampled).sum::<usize>(),
+            "accepted": o.rounds.iter().map(|r| r.accepted).sum::<usize>(),
+            "failed": o.rounds.iter().map(|r| r.failed).sum::<usize>(),
+            "late": o.rounds.iter().map(|r| r.late).sum::<usize>(),
+        },
+        "malicious_devices": o.malicious,
+        "federated": {
+            "validation_macro_f1": best.and_then(|r| r.validation_macro_f1),
+            "validation_accuracy": best.and_then(|r| r.validation_accuracy),
+            "test": test.map(headline),
+        },
+        "central": central.map(|c| json!({
+            "validation_macro_f1": c.validation_macro_f1,
+            "validation_accuracy": c.validation_accuracy,
+            "test": c.test.as_ref().map(headline),
+            "epochs": c.epochs,
+            "best_epoch": c.best_epoch,
+            "seconds": c.seconds,
+        })),
+        "first_round_within_1_point_of_central": central
+            .and_then(|c| o.first_round_reaching(c.validation_macro_f1 - 0.01)),
+    })
+}
+
+/// One line: the federated model's test macro-F1 beside central training's.
+pub fn comparison_line(
+    o: &Outcome,
+    test: Option<&Metrics>,
+    central: Option<&CentralRun>,
+) -> String {
+    let f = |m: Option<&Metrics>| m.map_or("-".to_string(), |m| format!("{:.4}", m.macro_f1));
+    let mut s = format!(
+        "federated: test macro-F1 {} (kept round {} of {}, {:.1} s)",
+        f(test),
+        o.best_round,
+        o.rounds.len(),
+        o.seconds
+    );
+    if let Some(c) = central {
+        s += &format!(
+            "; central: test macro-F1 {} ({} epochs, {:.1} s)",
+            f(c.test.as_ref()),
+            c.epochs,
+            c.seconds
+        );
+        if let Some(r) = o.first_round_reaching(c.validation_macro_f1 - 0.01) {
+            s += &format!("; validation macro-F1 within 1 point of central from round {r}");
+        }
+    }
+    s
+}
+
+fn opt4(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), |v| format!("{v:.4}"))
+}
+
+/// The robustness comparison as a terminal table.
+pub fn robustness_table(rows: &[RobustnessRow]) -> String {
+    let mut s = format!(
+        "{:<18} {:<11} {:>9} {:>11} {:>14} {:>13}\n",
+        "aggregation", "attack", "poisoners", "kept round", "val macro-F1", "test macro-F1"
+    );
+    for r in rows {
+        s += &format!(
+            "{:<18} {:<11} {:>9} {:>11} {:>14} {:>13}\n",
+            r.aggregation,
+            r.attack,
+            r.malicious_devices,
+            r.kept_round,
+            opt4(r.validation_macro_f1),
+            opt4(r.test_macro_f1)
+        );
+    }
+    s.trim_end().to_string()
+}
+
+/// The robustness comparison's report section: what was run, a bar chart of macro-F1 per
+/// rule (clean and attacked), and the table.
+///
+/// # Errors
+/// The chart cannot be written to `figures`.
+pub fn robustness_sections(
+    rows: &[RobustnessRow],
+    cfg: &FederationConfig,
+    figures: &Path,
+) -> Result<Vec<Block>, ChartError> {
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}, attack {}", r.aggregation, r.attack))
+        .collect();
+    let values: Vec<f64> = rows
+        .iter()
+        .map(|r| {
+            r.test_macro_f1
+                .or(r.validation_macro_f1)
+                .unwrap_or(f64::NAN)
+        })
+        .collect();
+    let colors: Vec<usize> = rows
+        .iter()
+        .map(|r| usize::from(r.attack != Attack::None.name()) * 3)
+        .collect();
+    let fig = charts::score_bars(
+        figures,
+        "robustness",
+        "macro-F1 by aggregation rule, without and with the attack",
+        &labels,
+        &values,
+        &colors,
+    )?;
+    Ok(vec![
+        Block::Heading("Robustness: aggregation rules under poisoning".into()),
+        Block::Paragraph(format!(
+            "The same federation (same partition, schedule and seed) with each aggregation rule at both tiers; {}. Scores are the kept round's model on the test rows (validation if there are none).",
+            if cfg.attack == Attack::None {
+                "no attack was set (--attack), so this shows only what robustness costs on clean updates".to_string()
+            } else {
+                format!(
+                    "with the attack, {:.0}% of devices {}",
+                    cfg.malicious * 100.0,
+                    match cfg.attack {
+                        Attack::Scale =>
+                            format!("send their update scaled by {}", cfg.attack_scale),
+                        _ => "train on shifted labels".to_string(),
+                    }
+                )
+            }
+        )),
+        Block::Figure {
+            svg: fig.svg,
+            caption: "Test macro-F1 of each run; blue: clean updates, red: with the attack.".into(),
+        },
+        Block::Table {
+            header: [
+                "aggregation",
+                "attack",
+                "poisoning devices",
+                "kept round",
+                "validation macro-F1",
+                "test accuracy",
+                "test macro-F1",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            rows: rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.aggregation.clone(),
+                        r.attack.clone(),
+                        r.malicious_devices.to_string(),
+                        r.kept_round.to_string(),
+                        opt4(r.validation_macro_f1),
+                        opt4(r.test_accuracy),
+                        opt4(r.test_macro_f1),
+                    ]
+                })
+                .collect(),
+        },
+    ])
+}
+
+/// The network in one line: layers, units, gate variant, dropout, inputs, window, classes.
+pub fn network_summary(gru: &iotids_model::gru::GruConfig, window: usize) -> String {
+    format!(
+        "GRU, {} layer(s) of {} units ({}), dropout {}, {} input features, windows of {} record(s), linear head to {} classes",
+        gru.layers,
+        gru.hidden,
+        if gru.reset_after {
+            "reset gate after the recurrent product"
+        } else {
+            "the seeds' eq. 3"
+        },
+        gru.dropout,
+        gru.input,
+        window,
+        gru.classes
+    )
+}

@@ -1,0 +1,141 @@
+//! The `bench*` commands: ingest throughput, GRU throughput, federated round time. The
+//! measuring is the libraries'; this prints it.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use iotids_data::clean::{Dedup, dedup};
+use iotids_data::read_csv;
+use iotids_federation::bench::{FederationBenchConfig, round_time};
+use iotids_model::bench::{GruBenchConfig, gru_throughput};
+
+use crate::job::{BenchJob, Ui};
+use crate::output::{print, print_json};
+use crate::progress;
+
+/// Ingest + clean throughput and peak memory, median of `repeat` runs.
+pub fn ingest(job: &BenchJob) -> Result<ExitCode> {
+    let file = &job.input.path;
+    let opts = &job.input.ingest;
+    let bytes = std::fs::metadata(file)
+        .with_context(|| format!("{}: cannot read", file.display()))?
+        .len();
+    let mut secs = Vec::new();
+    let mut rows = 0;
+    let mut dups = 0;
+    for _ in 0..job.repeat {
+        let t = Instant::now();
+        let mut ds = read_csv(file, opts)?;
+        dups = dedup(&mut ds, Dedup::Exact);
+        secs.push(t.elapsed().as_secs_f64());
+        rows = ds.n_rows();
+    }
+    secs.sort_by(f64::total_cmp);
+    let median = secs[secs.len() / 2];
+    let peak = peak_rss_bytes();
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        opts.threads
+    };
+    let result = serde_json::json!({
+        "tool": "iotids",
+        "file": file.display().to_string(),
+        "bytes": bytes,
+        "rows_kept": rows,
+        "duplicates_removed": dups,
+        "threads": threads,
+        "seconds_median": median,
+        "seconds_all": secs,
+        "mb_per_s": bytes as f64 / 1e6 / median,
+        "peak_rss_bytes": peak,
+    });
+    if job.json {
+        print_json(&result)?;
+    } else {
+        print(&format!(
+            "{}: {:.1} MB in {:.3} s (median of {}) = {:.0} MB/s, {} rows kept, {} duplicates removed, peak RSS {:.0} MB, {} threads",
+            file.display(),
+            bytes as f64 / 1e6,
+            median,
+            secs.len(),
+            bytes as f64 / 1e6 / median,
+            rows,
+            dups,
+            peak.unwrap_or(0) as f64 / 1e6,
+            threads
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// GRU throughput, latency and memory; see [`iotids_model::bench::gru_throughput`].
+pub fn gru(cfg: &GruBenchConfig, json: bool, ui: Ui) -> Result<ExitCode> {
+    let bar = progress::step("measuring the GRU (a minute or so)", ui.quiet);
+    let r = gru_throughput(cfg);
+    bar.finish_and_clear();
+    let r = r?;
+    if json {
+        return print_json(&r).map(|()| ExitCode::SUCCESS);
+    }
+    let mut text = format!(
+        "GRU {} features, hidden {}, {} layer, {} classes, batch {}, {} threads, {} kernels\n",
+        cfg.input, cfg.hidden, cfg.layers, cfg.classes, cfg.batch, r.threads, r.simd
+    );
+    for w in &r.windows {
+        text += &format!(
+            "T={:<3} train {:>10.0} samples/s   infer {:>10.0} samples/s (through burn {:.0})\n",
+            w.seq, w.train_samples_per_s, w.infer_samples_per_s, w.infer_burn_samples_per_s
+        );
+    }
+    let kib = |k: Option<u64>| k.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    text += &format!(
+        "latency T=1 {:.2} µs (through burn {:.2} µs); peak memory: inference {}, overall {}",
+        r.latency_t1_us,
+        r.latency_t1_burn_us,
+        kib(r.peak_rss_inference_kib),
+        kib(r.peak_rss_kib)
+    );
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Time per cloud round for each device count.
+pub fn federation(cfg: &FederationBenchConfig, json: bool) -> Result<ExitCode> {
+    let rows = round_time(cfg)?;
+    if json {
+        return print_json(&rows).map(|()| ExitCode::SUCCESS);
+    }
+    let mut out = format!(
+        "federated cloud round, {} training rows + {} validation rows, window {}, 1 local epoch, 1 edge round, iid; medians of {} rounds\n",
+        cfg.rows, cfg.validation_rows, cfg.window, cfg.rounds
+    );
+    out += "devices edges  round s  training s  aggregation s  validation s  aggregation/device µs  other/device µs  bytes/round\n";
+    for r in &rows {
+        out += &format!(
+            "{:>7} {:>5} {:>8.3} {:>11.3} {:>14.4} {:>13.3} {:>22.1} {:>16.1} {:>12}\n",
+            r.devices,
+            r.edges,
+            r.round_seconds,
+            r.training_seconds,
+            r.aggregation_seconds,
+            r.evaluation_seconds,
+            r.aggregation_per_device_us,
+            r.other_per_device_us,
+            r.bytes_per_round
+        );
+    }
+    print(out.trim_end())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), when known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

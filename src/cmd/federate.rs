@@ -1,0 +1,261 @@
+//! `iotids federate`: hierarchical federated training of the GRU, the same network trained
+//! centrally on the same split for comparison, and optionally every aggregation rule under
+//! poisoning.
+//!
+//! The file is read and prepared as `train` does (one pipeline, fitted on the training
+//! rows: in a real deployment the devices would agree on it first); iotids-federation deals
+//! the training rows to devices and runs the rounds; the kept global model is written as an
+//! ordinary model directory and evaluated on the test rows like any other.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use iotids_data::window::Sequences;
+use iotids_federation::experiments::{self, rounds_history};
+use iotids_federation::{Outcome, Task};
+use iotids_model::artifact::Detector;
+use iotids_model::params::from_flat;
+use iotids_model::train::TrainConfig;
+use iotids_report as report;
+use report::federation as fed_report;
+use report::html::{Block, Report};
+use report::pages::FederationView;
+
+use super::prepare;
+use super::train::score_test_rows;
+use crate::job::{FederateJob, Ui};
+use crate::output::{
+    csv_file, epochs_line, evaluation_notes, finish_report, print, start_output, write_csv_rows,
+    write_evaluation, write_file,
+};
+use crate::progress;
+
+pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
+    let learn = &job.learn;
+    let cfg = &job.federation;
+    let loaded = prepare::load(&learn.input, &learn.prepare, ui)?;
+    let p = &loaded.prepared;
+    let out = &learn.out;
+    let figures = start_output(out, p, &p.config)?;
+
+    let ds = &p.dataset;
+    let all: Vec<usize> = (0..ds.n_rows()).collect();
+    let features = p.pipeline.transform(ds, &all)?;
+    let sequences = Sequences::new(features, ds.flows.as_deref(), learn.window.get())?;
+    let gru = learn
+        .net
+        .for_data(sequences.features.cols, p.pipeline.classes.len());
+    gru.check()
+        .context("the prepared data cannot feed this network")?;
+    let task = Task {
+        model: &gru,
+        train: &learn.train,
+        class_weights: &p.pipeline.class_weights,
+        sequences: &sequences,
+        labels: &ds.labels,
+        flows: ds.flows.as_deref(),
+        hosts: ds.hosts.as_deref(),
+        train_rows: &p.split.train,
+        validation_rows: &p.split.validation,
+    };
+    print(&format!(
+        "federating: {} devices → {} edges → cloud; {} cloud rounds × {} edge rounds × {} local epoch(s); {} partition; {} (edges {}, cloud {})",
+        cfg.devices,
+        cfg.edges,
+        cfg.rounds,
+        cfg.edge_rounds,
+        cfg.local_epochs,
+        cfg.partition,
+        cfg.strategy,
+        cfg.edge_aggregation,
+        cfg.cloud_aggregation
+    ))?;
+    let mut on_round = progress::rounds(cfg.rounds, ui.quiet);
+    let outcome = iotids_federation::federate(&task, cfg, &mut on_round)?;
+    drop(on_round);
+    print(&fed_report::partition_table(&outcome, &p.pipeline.classes))?;
+
+    let net = from_flat(&gru, &iotids_model::backend::device(), &outcome.weights)?;
+    // The card records what a device ran: local epochs, no early stopping.
+    let card_train = TrainConfig {
+        epochs: cfg.local_epochs,
+        patience: 0,
+        ..learn.train.clone()
+    };
+    let detector = Detector::new(
+        p.pipeline.clone(),
+        gru.clone(),
+        learn.window.get(),
+        card_train,
+        rounds_history(&outcome),
+        net,
+    );
+    detector.save(out)?;
+    write_csv_rows(&out.join("rounds.csv"), &outcome.rounds)?;
+    write_partition(&out.join("partition.csv"), &outcome, &p.pipeline.classes)?;
+    write_file(&out.join("federation.toml"), cfg.to_toml())?;
+
+    let scored = score_test_rows(&detector, &loaded, &sequences, ui);
+    let metrics = match &scored {
+        Some(s) => Some(write_evaluation(&detector, s, out)?),
+        None => None,
+    };
+    let central = if job.central {
+        print("== central training of the same network on the same split, for comparison ==")?;
+        let mut on_event = progress::training(learn.train.epochs, ui.quiet);
+        let (run, history) = experiments::central_baseline(
+            &task,
+            &p.pipeline.classes,
+            &p.split.test,
+            &mut on_event,
+        )?;
+        drop(on_event);
+        print(&epochs_line(&history))?;
+        Some(run)
+    } else {
+        None
+    };
+    let robustness = if job.robustness {
+        let mut bar = None;
+        let rows = experiments::robustness(
+            &task,
+            cfg,
+            &p.pipeline.classes,
+            &p.split.test,
+            &mut |rule, attack| {
+                if let Some(b) = bar.replace(progress::step(
+                    &format!("robustness: {rule}, attack {attack}"),
+                    ui.quiet,
+                )) {
+                    b.finish_and_clear();
+                }
+            },
+        );
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let rows = rows?;
+        write_csv_rows(&out.join("robustness.csv"), &rows)?;
+        print(&fed_report::robustness_table(&rows))?;
+        Some(rows)
+    } else {
+        None
+    };
+    let json = fed_report::summary_json(cfg, &outcome, metrics.as_ref(), central.as_ref());
+    write_file(
+        &out.join("federation.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    print(&fed_report::comparison_line(
+        &outcome,
+        metrics.as_ref(),
+        central.as_ref(),
+    ))?;
+
+    let mut page = Report::new(
+        "iotids: federated GRU intrusion detector",
+        format!(
+            "hierarchical federated training on {}",
+            learn.input.path.display()
+        ),
+    );
+    page.push(Block::KeyValues(vec![
+        ("model directory".into(), out.display().to_string()),
+        ("network".into(), fed_report::network_summary(&gru, learn.window.get())),
+        (
+            "local training".into(),
+            format!(
+                "Adam lr {} with fresh state each edge round, batch {}, {} cross-entropy{}",
+                learn.train.learning_rate,
+                learn.train.batch_size,
+                if learn.train.class_weights {
+                    "class-weighted"
+                } else {
+                    "unweighted"
+                },
+                if cfg.device_mu() > 0.0 {
+                    format!(", proximal term μ = {}", cfg.device_mu())
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        (
+            "federation settings".into(),
+            cfg.to_toml().replace('\n', "; "),
+        ),
+    ]));
+    for b in report::pages::federation_sections(
+        FederationView {
+            config: cfg,
+            outcome: &outcome,
+            classes: &p.pipeline.classes,
+            test: metrics.as_ref(),
+            central: central.as_ref(),
+        },
+        &figures,
+    )? {
+        page.push(b);
+    }
+    if let Some(rows) = &robustness {
+        for b in fed_report::robustness_sections(rows, cfg, &figures)? {
+            page.push(b);
+        }
+    }
+    if let (Some(s), Some(m)) = (&scored, &metrics) {
+        for b in report::pages::evaluation_sections(
+            m,
+            &format!("federated model, {}", s.what),
+            &figures,
+        )? {
+            page.push(b);
+        }
+        evaluation_notes(s).into_iter().for_each(|b| page.push(b));
+    }
+    let context = loaded.context(format!(
+        "trained on {}",
+        learn.input.path.display()
+    ));
+    finish_report(
+        page,
+        &context,
+        p,
+        &figures,
+        out,
+        &format!(
+            "the federated model (model.json, weights.bpk, pipeline.json), rounds.csv, partition.csv, federation.toml, federation.json{}",
+            if robustness.is_some() {
+                ", robustness.csv"
+            } else {
+                ""
+            }
+        ),
+        metrics.is_some(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// partition.csv: each device's edge, whether it poisons, its rows and rows per class.
+fn write_partition(path: &std::path::Path, o: &Outcome, classes: &[String]) -> Result<()> {
+    let mut w = csv_file(path)?;
+    let mut header = vec![
+        "device".to_string(),
+        "edge".into(),
+        "malicious".into(),
+        "rows".into(),
+    ];
+    header.extend(classes.iter().cloned());
+    w.write_record(&header)?;
+    for (d, counts) in o.partition.class_counts.iter().enumerate() {
+        let mut rec = vec![
+            d.to_string(),
+            o.edge_of[d].to_string(),
+            o.malicious.contains(&d).to_string(),
+            o.partition.devices[d].len().to_string(),
+        ];
+        rec.extend(counts.iter().map(|n| n.to_string()));
+        w.write_record(&rec)?;
+    }
+    w.flush()
+        .with_context(|| format!("{}: cannot write", path.display()))
+}

@@ -1,0 +1,39 @@
+//! One module per subcommand. Each takes its checked job from [`crate::job`], calls the
+//! library crates, and prints or writes through [`crate::output`]; it returns the exit code.
+
+mod audit;
+mod bench;
+mod compare;
+mod demo;
+mod describe;
+mod evaluate;
+mod federate;
+mod predict;
+mod prepare;
+mod synth;
+mod train;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::job::{Job, Ui};
+
+/// Runs `job`.
+pub fn run(job: Job, ui: Ui) -> Result<ExitCode> {
+    match job {
+        Job::Describe { input, json } => describe::run(&input, json, ui),
+        Job::Audit(job) => audit::run(&job, ui),
+        Job::Synth(job) => synth::run(&job, ui).map(|()| ExitCode::SUCCESS),
+        Job::Prepare(job) => prepare::run(&job, ui),
+        Job::Train(job) => train::run(&job, ui),
+        Job::Federate(job) => federate::run(&job, ui),
+        Job::Compare(job) => compare::run(&job, ui),
+        Job::Evaluate(job) => evaluate::run(&job, ui),
+        Job::Predict(job) => predict::run(&job, ui),
+        Job::Demo(job) => demo::run(&job, ui),
+        Job::BenchGru { config, json } => bench::gru(&config, json, ui),
+        Job::BenchFederation { config, json } => bench::federation(&config, json),
+        Job::Bench(job) => bench::ingest(&job),
+    }
+}

@@ -1,0 +1,61 @@
+//! `iotids prepare`, and the reading, describing, auditing and preparing that `train`,
+//! `federate` and `compare` start from.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use iotids_data::audit::{self, Audit, AuditOptions};
+use iotids_data::describe::{Description, describe};
+use iotids_data::prepare::{PrepareConfig, Prepared, prepare};
+
+use crate::job::{Input, PrepareJob, Ui};
+use crate::output::{RunContext, print, prepared_summary, read, write_prepared};
+use crate::progress;
+
+pub fn run(job: &PrepareJob, ui: Ui) -> Result<ExitCode> {
+    let ds = read(&job.input.path, &job.input.ingest, ui.quiet)?;
+    let bar = progress::step("splitting and fitting the pipeline", ui.quiet);
+    let p = prepare(ds, &job.input.ingest, &job.prepare);
+    bar.finish_and_clear();
+    let p = p?;
+    write_prepared(&job.out, &p, &p.config, job.write_features)?;
+    print(&prepared_summary(&p, &job.out))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A labelled file read, described, audited, split and with its pipeline fitted.
+#[derive(Debug)]
+pub struct Loaded {
+    pub prepared: Prepared,
+    pub description: Description,
+    pub audit: Audit,
+}
+
+impl Loaded {
+    /// The report's view of the run.
+    pub fn context(&self, subtitle: String) -> RunContext<'_> {
+        RunContext {
+            description: &self.description,
+            audit: &self.audit,
+            config: &self.prepared.config,
+            subtitle,
+        }
+    }
+}
+
+/// Reads and prepares `input` for learning.
+pub fn load(input: &Input, config: &PrepareConfig, ui: Ui) -> Result<Loaded> {
+    let ds = read(&input.path, &input.ingest, ui.quiet)?;
+    let bar = progress::step("describing and auditing", ui.quiet);
+    let description = describe(&ds);
+    let audit = audit::audit(&ds, &AuditOptions::default());
+    bar.finish_and_clear();
+    let bar = progress::step("splitting and fitting the pipeline", ui.quiet);
+    let p = prepare(ds, &input.ingest, config);
+    bar.finish_and_clear();
+    Ok(Loaded {
+        prepared: p?,
+        description,
+        audit,
+    })
+}

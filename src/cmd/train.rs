@@ -1,0 +1,168 @@
+//! `iotids train`, and the training half of `demo`: train the GRU on a prepared table,
+//! save the model directory, evaluate on the held-out rows (or a `--test` file), write the
+//! metrics, learning curves, pictures and report.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use iotids_data::window::Sequences;
+use iotids_model::artifact::Detector;
+use iotids_model::evaluation::Scored;
+use iotids_model::examples::{Examples, SCORE_BATCH};
+use iotids_model::metrics::Metrics;
+use iotids_report as report;
+use report::html::{Block, Report};
+use rustc_hash::FxHashSet;
+
+use super::prepare::{self, Loaded};
+use crate::job::{LearnJob, TrainJob, Ui};
+use crate::output::{
+    RunContext, epochs_line, evaluation_notes, finish_report, print, read, start_output,
+    warn_scored, write_evaluation, write_learning_curves,
+};
+use crate::progress;
+
+pub fn run(job: &TrainJob, ui: Ui) -> Result<ExitCode> {
+    let loaded = prepare::load(&job.learn.input, &job.learn.prepare, ui)?;
+    let context = loaded.context(format!("trained on {}", job.learn.input.path.display()));
+    train_loaded(&loaded, &context, &job.learn, job.test.as_deref(), ui)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Trains on a loaded table, saves the model directory to `learn.out`, evaluates on the
+/// test rows (or `test`), and writes metrics, pictures and report.html. Returns the
+/// metrics.
+pub fn train_loaded(
+    loaded: &Loaded,
+    context: &RunContext<'_>,
+    learn: &LearnJob,
+    test: Option<&Path>,
+    ui: Ui,
+) -> Result<Option<Metrics>> {
+    let p = &loaded.prepared;
+    let out = &learn.out;
+    let figures = start_output(out, p, &p.config)?;
+
+    let ds = &p.dataset;
+    let all: Vec<usize> = (0..ds.n_rows()).collect();
+    let features = p.pipeline.transform(ds, &all)?;
+    let sequences = Sequences::new(features, ds.flows.as_deref(), learn.window.get())?;
+    let gru = learn
+        .net
+        .for_data(sequences.features.cols, p.pipeline.classes.len());
+    gru.check()
+        .context("the prepared data cannot feed this network")?;
+    let examples = |rows| Examples {
+        sequences: &sequences,
+        labels: &ds.labels,
+        rows,
+    };
+    let mut on_event = progress::training(learn.train.epochs, ui.quiet);
+    let (net, history) = iotids_model::train::train(
+        &gru,
+        &learn.train,
+        &p.pipeline.class_weights,
+        examples(&p.split.train),
+        examples(&p.split.validation),
+        &mut on_event,
+    )?;
+    drop(on_event);
+    print(&epochs_line(&history))?;
+
+    let detector = Detector::new(
+        p.pipeline.clone(),
+        gru,
+        learn.window.get(),
+        learn.train.clone(),
+        history,
+        net,
+    );
+    detector.save(out)?;
+    write_learning_curves(&out.join("learning_curves.csv"), &detector.card.history)?;
+
+    // Evaluation: the held-out rows of the same file, or the --test file.
+    let evaluation = match test {
+        None => score_test_rows(&detector, loaded, &sequences, ui),
+        Some(path) => {
+            let train_hashes: FxHashSet<u128> =
+                p.split.train.iter().map(|&r| ds.row_hashes[r]).collect();
+            Some(score_file(
+                &detector,
+                path,
+                Some(&train_hashes),
+                SCORE_BATCH,
+                ui,
+            )?)
+        }
+    };
+    let metrics = match &evaluation {
+        Some(s) => Some(write_evaluation(&detector, s, out)?),
+        None => None,
+    };
+
+    let mut page = Report::new("iotids: GRU intrusion detector", &context.subtitle);
+    page.push(Block::KeyValues(vec![
+        ("model directory".into(), out.display().to_string()),
+        ("preparation".into(), serde_json::to_string(&p.config)?),
+    ]));
+    if let (Some(s), Some(m)) = (&evaluation, &metrics) {
+        for b in report::pages::evaluation_sections(m, &s.what, &figures)? {
+            page.push(b);
+        }
+        evaluation_notes(s).into_iter().for_each(|b| page.push(b));
+    }
+    for b in report::pages::training_sections(&detector.card, &figures)? {
+        page.push(b);
+    }
+    finish_report(
+        page,
+        context,
+        p,
+        &figures,
+        out,
+        "the model (model.json, weights.bpk, pipeline.json), split.json, prepare.json, learning_curves.csv",
+        metrics.is_some(),
+    )?;
+    Ok(metrics)
+}
+
+/// Scores the split's test rows (None, with a note, when the split has none).
+pub fn score_test_rows(
+    detector: &Detector,
+    loaded: &Loaded,
+    sequences: &Sequences,
+    ui: Ui,
+) -> Option<Scored> {
+    let p = &loaded.prepared;
+    if p.split.test.is_empty() {
+        eprintln!("note: no test rows (--fractions gives the test side 0): no evaluation");
+        return None;
+    }
+    let bar = progress::step("scoring the test rows", ui.quiet);
+    let what = format!(
+        "held-out test rows of {} ({:?} split)",
+        p.dataset.path.display(),
+        p.config.split.method
+    );
+    let scored = detector.score_rows(what, &p.dataset, sequences, &p.split.test, SCORE_BATCH);
+    bar.finish_and_clear();
+    Some(scored)
+}
+
+/// Reads a labelled file the way the model's training file was read and scores it.
+pub fn score_file(
+    detector: &Detector,
+    path: &Path,
+    train_hashes: Option<&FxHashSet<u128>>,
+    batch: usize,
+    ui: Ui,
+) -> Result<Scored> {
+    let ds = read(path, &detector.ingest_options(ui.threads(), false), ui.quiet)?;
+    let bar = progress::step(&format!("scoring {} rows", ds.n_rows()), ui.quiet);
+    let scored = detector.score_table(path.display().to_string(), &ds, train_hashes, batch);
+    bar.finish_and_clear();
+    let scored = scored.with_context(|| format!("{}: cannot apply the model", path.display()))?;
+    warn_scored(&scored, ui.quiet);
+    Ok(scored)
+}

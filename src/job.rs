@@ -1,0 +1,659 @@
+//! Checked jobs: the raw flags of [`crate::cli`] become one validated job per command,
+//! before any input is read or any output written (ripgrep's high-level arguments). A
+//! command module receives its job and never sees a flag; a bad value is refused here with
+//! exit 2, naming the flag, the value and what is allowed.
+//!
+//! What a single flag can be (a number > 0, a spelling) clap checks while parsing; what
+//! needs several flags, a config file or a library's rules is checked in [`resolve`], by the
+//! library's own `check` where there is one, with its field names mapped to the flags.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use iotids_baselines::compare::{ModelKind, Settings};
+use iotids_data::IngestOptions;
+use iotids_data::audit::AuditOptions;
+use iotids_data::pipeline::{PipelineConfig, SelectMethod};
+use iotids_data::prepare::PrepareConfig;
+use iotids_data::split::{SplitConfig, SplitMethod};
+use iotids_federation::FederationConfig;
+use iotids_federation::bench::FederationBenchConfig;
+use iotids_model::bench::GruBenchConfig;
+use iotids_model::gru::GruShape;
+use iotids_model::train::TrainConfig;
+use iotids_synth::SynthOptions;
+
+use crate::cli::{
+    Cli, Command, CompareArgs, FailOn, FederateArgs, IngestArgs, ModelArgs, PrepArgs,
+};
+
+/// How the run talks to the person: progress and logs, and the worker threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    /// No progress bars, no logs but errors.
+    pub quiet: bool,
+    /// Log verbosity (`-v` count).
+    pub verbose: u8,
+    /// Worker threads; None: one per core.
+    pub threads: Option<NonZeroUsize>,
+}
+
+impl Ui {
+    /// Threads as the libraries take them (0: one per core).
+    pub fn threads(&self) -> usize {
+        self.threads.map_or(0, NonZeroUsize::get)
+    }
+}
+
+/// One command's checked settings.
+#[derive(Debug)]
+pub enum Job {
+    Describe { input: Input, json: bool },
+    Audit(AuditJob),
+    Synth(SynthJob),
+    Prepare(PrepareJob),
+    Train(TrainJob),
+    Federate(FederateJob),
+    Compare(CompareJob),
+    Evaluate(EvaluateJob),
+    Predict(PredictJob),
+    Demo(DemoJob),
+    BenchGru { config: GruBenchConfig, json: bool },
+    BenchFederation { config: FederationBenchConfig, json: bool },
+    Bench(BenchJob),
+}
+
+/// A labelled file and how to read it.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The file; `-` is standard input.
+    pub path: PathBuf,
+    pub ingest: IngestOptions,
+}
+
+#[derive(Debug)]
+pub struct AuditJob {
+    pub input: Input,
+    pub json: bool,
+    pub fail_on: FailOn,
+    pub options: AuditOptions,
+}
+
+#[derive(Debug)]
+pub struct SynthJob {
+    pub out: PathBuf,
+    pub options: SynthOptions,
+}
+
+#[derive(Debug)]
+pub struct PrepareJob {
+    pub input: Input,
+    pub out: PathBuf,
+    pub prepare: PrepareConfig,
+    pub write_features: bool,
+}
+
+/// What `train`, `federate` and `compare` share: a file to learn from, its preparation
+/// and the network.
+#[derive(Debug, Clone)]
+pub struct LearnJob {
+    pub input: Input,
+    /// Output (and model) directory.
+    pub out: PathBuf,
+    pub prepare: PrepareConfig,
+    /// Records per window.
+    pub window: NonZeroUsize,
+    /// The GRU's shape; the data gives its input width and classes.
+    pub net: GruShape,
+    pub train: TrainConfig,
+}
+
+#[derive(Debug)]
+pub struct TrainJob {
+    pub learn: LearnJob,
+    /// Evaluate on this labelled file instead of the split's test rows.
+    pub test: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct FederateJob {
+    pub learn: LearnJob,
+    pub federation: FederationConfig,
+    /// Also train centrally for comparison.
+    pub central: bool,
+    /// Also run every aggregation rule with and without the attack.
+    pub robustness: bool,
+}
+
+#[derive(Debug)]
+pub struct CompareJob {
+    pub learn: LearnJob,
+    /// The models, in the order given, each once.
+    pub models: Vec<ModelKind>,
+    pub settings: Settings,
+}
+
+#[derive(Debug)]
+pub struct EvaluateJob {
+    pub input: PathBuf,
+    pub model: PathBuf,
+    pub out: PathBuf,
+    /// Windows per inference batch.
+    pub batch: usize,
+}
+
+#[derive(Debug)]
+pub struct PredictJob {
+    pub input: PathBuf,
+    pub model: PathBuf,
+    /// None: standard output.
+    pub out: Option<PathBuf>,
+    pub batch_rows: usize,
+}
+
+#[derive(Debug)]
+pub struct DemoJob {
+    pub out: PathBuf,
+    pub rows: u64,
+    pub seed: u64,
+}
+
+#[derive(Debug)]
+pub struct BenchJob {
+    pub input: Input,
+    pub repeat: usize,
+    pub json: bool,
+}
+
+/// Checks every flag of `cli` and builds its command's job; the person-facing settings
+/// come back beside it.
+///
+/// # Errors
+///
+/// The first bad flag, as `--flag value: what is allowed`.
+pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
+    let ui = Ui {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        threads: cli.threads,
+    };
+    let threads = ui.threads();
+    let input = |path: PathBuf, ingest: &IngestArgs| Input {
+        path,
+        ingest: ingest_options(ingest, threads),
+    };
+    let job = match cli.command {
+        Command::Describe { file, ingest, json } => Job::Describe {
+            input: input(file, &ingest),
+            json,
+        },
+        Command::Audit {
+            file,
+            ingest,
+            json,
+            fail_on,
+            threshold,
+        } => Job::Audit(AuditJob {
+            input: input(file, &ingest),
+            json,
+            fail_on,
+            options: AuditOptions {
+                predictor_threshold: threshold,
+                ..AuditOptions::default()
+            },
+        }),
+        Command::Synth {
+            rows,
+            out,
+            seed,
+            balanced,
+        } => Job::Synth(SynthJob {
+            out,
+            options: SynthOptions {
+                rows,
+                seed,
+                balanced,
+            },
+        }),
+        Command::Prepare {
+            file,
+            out,
+            ingest,
+            prep,
+            write_features,
+        } => Job::Prepare(PrepareJob {
+            input: input(file, &ingest),
+            out,
+            prepare: prepare_config(&prep, SplitMethod::Stratified, false)?,
+            write_features,
+        }),
+        Command::Train {
+            file,
+            out,
+            test,
+            ingest,
+            prep,
+            model,
+        } => Job::Train(TrainJob {
+            learn: learn_job(input(file, &ingest), out, &prep, &model, test.is_some())?,
+            test,
+        }),
+        Command::Federate {
+            file,
+            out,
+            federation,
+            ingest,
+            prep,
+            model,
+        } => {
+            let learn = learn_job(input(file, &ingest), out, &prep, &model, false)?;
+            Job::Federate(FederateJob {
+                federation: federation_config(&federation, prep.seed)?,
+                central: !federation.no_central,
+                robustness: federation.robustness,
+                learn,
+            })
+        }
+        Command::Compare {
+            file,
+            out,
+            compare,
+            ingest,
+            prep,
+            model,
+        } => {
+            let learn = learn_job(input(file, &ingest), out, &prep, &model, false)?;
+            Job::Compare(compare_job(learn, &compare))
+        }
+        Command::Evaluate {
+            file,
+            model,
+            out,
+            batch,
+        } => Job::Evaluate(EvaluateJob {
+            input: file,
+            model,
+            out,
+            batch: batch.get(),
+        }),
+        Command::Predict {
+            file,
+            model,
+            out,
+            batch_rows,
+        } => Job::Predict(PredictJob {
+            input: file,
+            model,
+            out,
+            batch_rows: batch_rows.get(),
+        }),
+        Command::Demo { out, rows, seed } => Job::Demo(DemoJob { out, rows, seed }),
+        Command::BenchGru { args } => Job::BenchGru {
+            config: GruBenchConfig {
+                batch: args.batch.get(),
+                windows: args.windows.iter().map(|w| w.get()).collect(),
+                repeat: args.repeat.get(),
+                min_seconds: args.seconds,
+                threads: ui.threads.map(NonZeroUsize::get),
+                ..GruBenchConfig::default()
+            },
+            json: args.json,
+        },
+        Command::BenchFederation {
+            rows,
+            devices,
+            edges,
+            rounds,
+            window,
+            json,
+        } => {
+            let config = FederationBenchConfig {
+                rows: rows.get(),
+                validation_rows: (rows.get() / 10).max(1),
+                devices: devices.iter().map(|d| d.get()).collect(),
+                edges: edges.get(),
+                rounds: rounds.get(),
+                window: window.get(),
+            };
+            if let Some(d) = config.devices.iter().find(|&&d| d < config.edges) {
+                bail!(
+                    "--devices {d}: every device count must be at least --edges ({})",
+                    config.edges
+                );
+            }
+            Job::BenchFederation { config, json }
+        }
+        Command::Bench {
+            file,
+            ingest,
+            repeat,
+            json,
+        } => Job::Bench(BenchJob {
+            input: input(file, &ingest),
+            repeat: repeat.get(),
+            json,
+        }),
+    };
+    Ok((job, ui))
+}
+
+fn ingest_options(args: &IngestArgs, threads: usize) -> IngestOptions {
+    IngestOptions {
+        format: args.format,
+        label: args.label.clone(),
+        drop: args.drop.clone(),
+        keep: args.keep.clone(),
+        categorical: args.categorical.clone(),
+        flow_timing: args.flow_timing,
+        threads,
+        rejects_path: args.rejects.clone(),
+        ..IngestOptions::default()
+    }
+}
+
+/// The preparation; `default_split` when `--split` is not given. With `separate_test` (a
+/// `--test FILE`) the file is split into training and validation rows only, in the ratio
+/// of `--fractions`' first two numbers.
+fn prepare_config(
+    prep: &PrepArgs,
+    default_split: SplitMethod,
+    separate_test: bool,
+) -> Result<PrepareConfig> {
+    let [train, validation, test] = prep.fractions.0;
+    let mut split = SplitConfig {
+        method: prep.split.unwrap_or(default_split),
+        train,
+        validation,
+        test,
+        seed: prep.seed,
+    };
+    if separate_test {
+        split = split.without_test();
+    }
+    split
+        .check()
+        .map_err(|e| anyhow!("--fractions {}: {e}", prep.fractions))?;
+    let pipeline = PipelineConfig {
+        max_categories: prep.max_categories.get(),
+        scaler: prep.scaler,
+        select: prep.select,
+        k: prep.k.map(NonZeroUsize::get),
+        corr_threshold: prep.corr_threshold,
+        seed: prep.seed,
+        log_compress: prep.log_scale,
+        ..PipelineConfig::default()
+    };
+    if pipeline.select == SelectMethod::Chi2 && pipeline.k.is_none() {
+        bail!("--select chi2: chi-square selection keeps the top K features; give --k K");
+    }
+    pipeline
+        .check()
+        .context("the pipeline flags (--max-categories, --select, --k, --corr-threshold)")?;
+    Ok(PrepareConfig {
+        dedup: prep.dedup,
+        outliers: prep.outliers,
+        split,
+        pipeline,
+    })
+}
+
+fn learn_job(
+    input: Input,
+    out: PathBuf,
+    prep: &PrepArgs,
+    model: &ModelArgs,
+    separate_test: bool,
+) -> Result<LearnJob> {
+    let prepare = prepare_config(prep, SplitMethod::Auto, separate_test)?;
+    let seed = prep.seed;
+    let train = TrainConfig {
+        epochs: model.epochs.get(),
+        batch_size: model.batch.get(),
+        learning_rate: model.lr,
+        patience: model.patience,
+        class_weights: !model.no_class_weights,
+        seed,
+    };
+    train.check().map_err(|e| model_flag_error(&e, model))?;
+    let net = GruShape {
+        hidden: model.hidden.get(),
+        layers: model.layers.get(),
+        dropout: model.dropout,
+        reset_after: !model.reset_before,
+        seed,
+    };
+    net.check().map_err(|e| model_flag_error(&e, model))?;
+    Ok(LearnJob {
+        input,
+        out,
+        prepare,
+        window: model.window,
+        net,
+        train,
+    })
+}
+
+/// A model config error in the words of the flags.
+fn model_flag_error(e: &iotids_model::Error, model: &ModelArgs) -> anyhow::Error {
+    let iotids_model::Error::Config { field, allowed, .. } = e else {
+        return anyhow!("{e}");
+    };
+    let (flag, value) = match *field {
+        "epochs" => ("--epochs", model.epochs.to_string()),
+        "batch_size" => ("--batch", model.batch.to_string()),
+        "learning_rate" => ("--lr", model.lr.to_string()),
+        "hidden" => ("--hidden", model.hidden.to_string()),
+        "layers" => ("--layers", model.layers.to_string()),
+        "dropout" => ("--dropout", model.dropout.to_string()),
+        _ => return anyhow!("{e}"),
+    };
+    anyhow!("{flag} {value}: {allowed}")
+}
+
+/// The federation: the --config file's settings (or the defaults) with the flags on top;
+/// the seed is the run's `--seed`.
+fn federation_config(args: &FederateArgs, seed: u64) -> Result<FederationConfig> {
+    let mut c = match &args.config {
+        Some(path) => FederationConfig::from_toml_file(path).context("--config")?,
+        None => FederationConfig::default(),
+    };
+    // The flags given, by the config's field name.
+    let mut given: Vec<&'static str> = Vec::new();
+    macro_rules! set {
+        ($($field:ident),*) => {
+            $(if let Some(v) = args.$field.clone() {
+                c.$field = v;
+                given.push(stringify!($field));
+            })*
+        };
+    }
+    set!(
+        devices,
+        edges,
+        rounds,
+        local_epochs,
+        edge_rounds,
+        fraction,
+        partition,
+        alpha,
+        strategy,
+        proximal_mu,
+        server_learning_rate,
+        server_momentum,
+        eta,
+        beta_1,
+        beta_2,
+        tau,
+        edge_aggregation,
+        cloud_aggregation,
+        device_dropout,
+        device_rate,
+        speed_spread,
+        bandwidth,
+        malicious,
+        attack,
+        attack_scale
+    );
+    if args.deadline.is_some() {
+        c.deadline = args.deadline;
+        given.push("deadline");
+    }
+    c.seed = seed;
+    c.check().map_err(|e| match e {
+        iotids_federation::Error::Config {
+            field,
+            value,
+            allowed,
+        } => {
+            let flag = format!("--{}", field.replace('_', "-"));
+            match (&args.config, given.contains(&field)) {
+                (Some(path), false) => anyhow!(
+                    "{}: `{field} = {value}`: must be {allowed} (or give {flag})",
+                    path.display()
+                ),
+                _ => anyhow!("{flag} {value}: must be {allowed}"),
+            }
+        }
+        other => anyhow!("{other}"),
+    })?;
+    Ok(c)
+}
+
+fn compare_job(learn: LearnJob, args: &CompareArgs) -> CompareJob {
+    let mut models: Vec<ModelKind> = Vec::new();
+    for &m in &args.models {
+        if !models.contains(&m) {
+            models.push(m);
+        }
+    }
+    let mut caps: BTreeMap<ModelKind, usize> = ModelKind::ALL
+        .into_iter()
+        .filter_map(|m| m.default_cap().map(|c| (m, c)))
+        .collect();
+    for cap in &args.max_rows {
+        match cap.rows {
+            Some(n) => caps.insert(cap.model, n.get()),
+            None => caps.remove(&cap.model),
+        };
+    }
+    let settings = Settings {
+        train: learn.train.clone(),
+        hidden: learn.net.hidden,
+        layers: learn.net.layers,
+        dropout: learn.net.dropout,
+        reset_after: learn.net.reset_after,
+        caps,
+    };
+    CompareJob {
+        learn,
+        models,
+        settings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::FromArgMatches;
+
+    fn resolve_args(args: &[&str]) -> Result<Job> {
+        let matches = crate::cli::command()
+            .try_get_matches_from(std::iter::once("iotids").chain(args.iter().copied()))
+            .map_err(|e| anyhow!("{e}"))?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| anyhow!("{e}"))?;
+        resolve(cli).map(|(job, _)| job)
+    }
+
+    fn error(args: &[&str]) -> String {
+        format!("{:#}", resolve_args(args).expect_err("should be refused"))
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_the_value_and_what_is_allowed() {
+        let e = error(&["train", "f.csv", "--out", "m", "--lr", "0"]);
+        assert!(e.contains("--lr") && e.contains("'0'") && e.contains("> 0"), "{e}");
+        let e = error(&["train", "f.csv", "--out", "m", "--window", "0"]);
+        assert!(e.contains("--window") && e.contains("'0'"), "{e}");
+        let e = error(&["train", "f.csv", "--out", "m", "--dropout", "1"]);
+        assert!(e.contains("--dropout") && e.contains("[0, 1)"), "{e}");
+        let e = error(&["prepare", "f.csv", "--out", "m", "--fractions", "0.5,0.5"]);
+        assert!(e.contains("--fractions") && e.contains("summing to 1"), "{e}");
+        let e = error(&["prepare", "f.csv", "--out", "m", "--select", "chi2"]);
+        assert!(e.contains("--select chi2") && e.contains("--k"), "{e}");
+        let e = error(&["federate", "f.csv", "--out", "m", "--devices", "0"]);
+        assert!(e.contains("--devices 0: must be at least 1"), "{e}");
+        let e = error(&["federate", "f.csv", "--out", "m", "--devices", "2", "--edges", "3"]);
+        assert!(e.contains("--edges 3") && e.contains("at most"), "{e}");
+        let e = error(&["compare", "f.csv", "--out", "m", "--models", "gru,xgb"]);
+        assert!(e.contains("--models") && e.contains("xgb") && e.contains("knn"), "{e}");
+        let e = error(&["audit", "f.csv", "--fail-on", "some"]);
+        assert!(e.contains("--fail-on") && e.contains("unmitigated"), "{e}");
+        let e = error(&["evaluate", "f.csv", "--model", "m", "--out", "o", "--batch", "0"]);
+        assert!(e.contains("--batch") && e.contains("'0'"), "{e}");
+    }
+
+    #[test]
+    fn a_federation_file_value_is_named_by_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fed.toml");
+        std::fs::write(&path, "rounds = 0\n").unwrap();
+        let e = error(&["federate", "f.csv", "--out", "m", "--config", path.to_str().unwrap()]);
+        assert!(e.contains("fed.toml") && e.contains("`rounds = 0`"), "{e}");
+        // The flag overrides the file.
+        let job = resolve_args(&[
+            "federate",
+            "f.csv",
+            "--out",
+            "m",
+            "--config",
+            path.to_str().unwrap(),
+            "--rounds",
+            "3",
+        ])
+        .unwrap();
+        let Job::Federate(f) = job else {
+            panic!("not a federate job")
+        };
+        assert_eq!(f.federation.rounds, 3);
+    }
+
+    #[test]
+    fn defaults_come_from_the_libraries() {
+        let Job::Train(t) = resolve_args(&["train", "f.csv", "--out", "m"]).unwrap() else {
+            panic!("not a train job")
+        };
+        assert_eq!(t.learn.train, TrainConfig::default());
+        assert_eq!(t.learn.net, GruShape::default());
+        assert_eq!(t.learn.prepare.pipeline, PipelineConfig::default());
+        assert_eq!(t.learn.prepare.split.method, SplitMethod::Auto);
+        assert_eq!(t.learn.window.get(), 1);
+        let Job::Federate(f) = resolve_args(&["federate", "f.csv", "--out", "m"]).unwrap() else {
+            panic!("not a federate job")
+        };
+        assert_eq!(f.federation, FederationConfig::default());
+        let Job::Compare(c) = resolve_args(&["compare", "f.csv", "--out", "m"]).unwrap() else {
+            panic!("not a compare job")
+        };
+        assert_eq!(c.learn.window.get(), 16);
+        assert_eq!(c.models, ModelKind::ALL.to_vec());
+        let Job::Prepare(p) = resolve_args(&["prepare", "f.csv", "--out", "m"]).unwrap() else {
+            panic!("not a prepare job")
+        };
+        assert_eq!(p.prepare.split.method, SplitMethod::Stratified);
+        assert_eq!(p.prepare.split.train, SplitConfig::default().train);
+    }
+
+    #[test]
+    fn a_separate_test_file_splits_train_and_validation_only() {
+        let Job::Train(t) = resolve_args(&["train", "f.csv", "--out", "m", "--test", "t.csv"])
+            .unwrap()
+        else {
+            panic!("not a train job")
+        };
+        let s = &t.learn.prepare.split;
+        assert_eq!(s.test, 0.0);
+        assert!((s.train - 0.8).abs() < 1e-12 && (s.validation - 0.2).abs() < 1e-12);
+    }
+}
