@@ -547,54 +547,43 @@ pub fn predict(
     };
     let mut predicted_counts = vec![0u64; classes.len()];
     let mut header_written = false;
-    let mut failure: Option<anyhow::Error> = None;
     let mut rec: Vec<String> = Vec::new();
-    let report = read_csv_batches(file, &opts, batch_rows.max(1), |ds| {
-        let mut step = || -> Result<()> {
-            let labelled = !ds.classes.iter().all(|c| c == UNLABELLED);
-            if !header_written {
-                let mut header = vec!["line".to_string(), "predicted".into(), "probability".into()];
-                if labelled {
-                    header.push("true".into());
-                }
-                header.extend(classes.iter().map(|c| format!("p_{c}")));
-                w.write_record(&header)?;
-                header_written = true;
+    let report = read_csv_batches(file, &opts, batch_rows.max(1), |ds| -> Result<()> {
+        let labelled = !ds.classes.iter().all(|c| c == UNLABELLED);
+        if !header_written {
+            let mut header = vec!["line".to_string(), "predicted".into(), "probability".into()];
+            if labelled {
+                header.push("true".into());
             }
-            let all: Vec<usize> = (0..ds.n_rows()).collect();
-            let features = detector
-                .pipeline
-                .transform(&ds, &all)
-                .with_context(|| format!("{}: cannot apply the model", file.display()))?;
-            let (sequences, range) = stream.next_batch(features, ds.flows.as_deref())?;
-            let rows: Vec<usize> = range.collect();
-            let scores = detector.score(&sequences, &rows, SCORE_BATCH);
-            let predictions = scores.predictions();
-            for (i, &p) in predictions.iter().enumerate() {
-                predicted_counts[p as usize] += 1;
-                let probs = scores.row(i);
-                rec.clear();
-                rec.push(ds.lines[i].to_string());
-                rec.push(classes[p as usize].clone());
-                rec.push(format!("{:.6}", probs[p as usize]));
-                if labelled {
-                    rec.push(ds.classes[ds.labels[i] as usize].clone());
-                }
-                rec.extend(probs.iter().map(|v| format!("{v:.6}")));
-                w.write_record(&rec)?;
+            header.extend(classes.iter().map(|c| format!("p_{c}")));
+            w.write_record(&header)?;
+            header_written = true;
+        }
+        let all: Vec<usize> = (0..ds.n_rows()).collect();
+        let features = detector
+            .pipeline
+            .transform(&ds, &all)
+            .with_context(|| format!("{}: cannot apply the model", file.display()))?;
+        let (sequences, range) = stream.next_batch(features, ds.flows.as_deref())?;
+        let rows: Vec<usize> = range.collect();
+        let scores = detector.score(&sequences, &rows, SCORE_BATCH);
+        let predictions = scores.predictions();
+        for (i, &p) in predictions.iter().enumerate() {
+            predicted_counts[p as usize] += 1;
+            let probs = scores.row(i);
+            rec.clear();
+            rec.push(ds.lines[i].to_string());
+            rec.push(classes[p as usize].clone());
+            rec.push(format!("{:.6}", probs[p as usize]));
+            if labelled {
+                rec.push(ds.classes[ds.labels[i] as usize].clone());
             }
-            Ok(())
-        };
-        step().map_err(|e| {
-            failure = Some(e);
-            // Stops the reading; the real error is in `failure`.
-            iotids_data::Error::Config("prediction stopped".into())
-        })
+            rec.extend(probs.iter().map(|v| format!("{v:.6}")));
+            w.write_record(&rec)?;
+        }
+        Ok(())
     });
     bar.finish_and_clear();
-    if let Some(e) = failure {
-        return Err(e);
-    }
     let report = report?;
     w.flush().context("writing predictions")?;
     drop(w);

@@ -164,8 +164,8 @@ pub fn remove_outliers(ds: &Dataset, train: &[usize], rule: Outliers) -> (Vec<us
         let (lo, hi) = match rule {
             Outliers::Iqr { k } => {
                 vals.sort_unstable_by(f64::total_cmp);
-                let q1 = crate::describe::quantile_sorted(&vals, 0.25);
-                let q3 = crate::describe::quantile_sorted(&vals, 0.75);
+                let q1 = crate::stats::quantile_sorted(&vals, 0.25);
+                let q3 = crate::stats::quantile_sorted(&vals, 0.75);
                 let iqr = q3 - q1;
                 if iqr == 0.0 {
                     continue;

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod prepare;
 pub mod schema;
 pub mod split;
+pub mod stats;
 pub mod synth;
 pub mod table;
 pub mod timing;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::schema::Format;
-use crate::split::class_weights;
+use crate::stats::class_weights;
 use crate::table::{ColumnData, Dataset};
 use crate::value::ABSENT_CATEGORY;
 
@@ -378,7 +378,7 @@ fn fit_inputs(ds: &Dataset, train: &[usize], max_categories: usize) -> Vec<Input
                 let median = if vals.is_empty() {
                     0.0
                 } else {
-                    crate::describe::quantile_sorted(&vals, 0.5) as f32
+                    crate::stats::quantile_sorted(&vals, 0.5) as f32
                 };
                 Input::Numeric {
                     name: c.name.clone(),

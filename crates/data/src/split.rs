@@ -1,4 +1,4 @@
-//! Train / validation / test splits and class weights.
+//! Train / validation / test splits.
 //!
 //! Three ways to split, all seeded and reproducible:
 //! - [`SplitMethod::Stratified`]: rows shuffled within each class, so every split
@@ -124,7 +124,7 @@ pub fn split(
     for &r in &s.test {
         has_test[labels[r] as usize] = true;
     }
-    let present = crate::table::class_counts(labels, n_classes);
+    let present = crate::stats::class_counts(labels, n_classes);
     s.classes_without_test = (0..n_classes as u32)
         .filter(|&c| present[c as usize] > 0 && !has_test[c as usize] && cfg.test > 0.0)
         .collect();
@@ -198,7 +198,7 @@ fn by_group(labels: &[u32], n_classes: usize, groups: &[u32], cfg: &SplitConfig)
     for (r, &g) in groups.iter().enumerate() {
         members[g as usize].push(r);
     }
-    let totals = crate::table::class_counts(labels, n_classes);
+    let totals = crate::stats::class_counts(labels, n_classes);
     let f = cfg.fractions();
     let mut order: Vec<usize> = (0..n_groups).filter(|&g| !members[g].is_empty()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -241,18 +241,6 @@ fn by_group(labels: &[u32], n_classes: usize, groups: &[u32], cfg: &SplitConfig)
         side.extend_from_slice(&members[g]);
     }
     s
-}
-
-/// Balanced class weights, `n / (k * n_c)` (scikit-learn's "balanced"; the seed's
-/// Table 1), for the `k` classes present in `labels`. Absent classes get weight 0.
-pub fn class_weights(labels: &[u32], n_classes: usize) -> Vec<f64> {
-    let counts = crate::table::class_counts(labels, n_classes);
-    let n = labels.len() as f64;
-    let k = counts.iter().filter(|&&c| c > 0).count() as f64;
-    counts
-        .iter()
-        .map(|&c| if c == 0 { 0.0 } else { n / (k * c as f64) })
-        .collect()
 }
 
 #[cfg(test)]
@@ -376,16 +364,6 @@ mod tests {
             ..SplitConfig::default()
         };
         assert!(split(&[0, 1], 2, None, &cfg).is_err());
-    }
-
-    #[test]
-    fn balanced_weights_match_formula() {
-        // n = 10, k = 2: weight = 10 / (2 * n_c).
-        let y = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
-        let w = class_weights(&y, 3);
-        assert!((w[0] - 10.0 / 16.0).abs() < 1e-12);
-        assert!((w[1] - 2.5).abs() < 1e-12);
-        assert_eq!(w[2], 0.0);
     }
 
     #[test]
