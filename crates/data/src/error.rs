@@ -53,7 +53,7 @@ pub enum Error {
     /// A setting out of its range, or a combination that cannot run: `field` names the
     /// config field (a command line maps it to its flag), `value` is what was given and
     /// `allowed` what would be valid.
-    #[error("invalid setting `{field}` = {value}: {allowed}")]
+    #[error("invalid setting `{field}` = {value}: must be {allowed}")]
     Invalid {
         field: &'static str,
         value: String,
