@@ -252,4 +252,85 @@ mod tests {
         // CRLF: the record ends after the LF.
         assert_eq!(last_record_end(b"a,b\r\nc", b','), Some(5));
     }
+
+    use proptest::prelude::*;
+
+    /// A field with the characters that matter to CSV cutting: delimiters, quotes,
+    /// carriage returns and newlines, among ordinary text.
+    fn field() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just(','),
+                Just(';'),
+                Just('\t'),
+                Just('"'),
+                Just('\n'),
+                Just('\r'),
+                Just(' '),
+                proptest::char::range('a', 'e'),
+            ],
+            0..8,
+        )
+        .prop_map(|c| c.into_iter().collect())
+    }
+
+    /// Records written by the `csv` crate (quoting as needed), with the byte offset
+    /// after each record: the only places a block may be cut.
+    fn written(records: &[Vec<String>], delimiter: u8, crlf: bool) -> (Vec<u8>, Vec<usize>) {
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .terminator(if crlf {
+                csv::Terminator::CRLF
+            } else {
+                csv::Terminator::Any(b'\n')
+            })
+            .flexible(true)
+            .from_writer(Vec::new());
+        let mut ends = Vec::new();
+        for r in records {
+            w.write_record(r).unwrap();
+            w.flush().unwrap();
+            ends.push(w.get_ref().len());
+        }
+        (w.into_inner().unwrap(), ends)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Every prefix of a CSV text is cut after its last complete record, never
+        /// inside a quoted field, whatever the fields hold.
+        #[test]
+        fn cuts_only_after_complete_records(
+            records in proptest::collection::vec(proptest::collection::vec(field(), 1..4), 1..6),
+            delimiter in prop_oneof![Just(b','), Just(b';'), Just(b'\t')],
+            crlf in any::<bool>(),
+        ) {
+            let (text, ends) = written(&records, delimiter, crlf);
+            for p in 0..=text.len() {
+                let want = ends.iter().copied().rfind(|&e| e <= p);
+                prop_assert_eq!(last_record_end(&text[..p], delimiter), want, "prefix {}", p);
+            }
+            // The cut text parses back into exactly the complete records.
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .delimiter(delimiter)
+                .from_reader(&text[..]);
+            let parsed: Vec<Vec<String>> = rdr
+                .records()
+                .map(|r| r.unwrap().iter().map(str::to_string).collect())
+                .collect();
+            prop_assert_eq!(parsed, records);
+        }
+
+        /// On any bytes the cut, when there is one, follows a newline inside the buffer.
+        #[test]
+        fn any_bytes_cut_after_a_newline(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Some(end) = last_record_end(&bytes, b',') {
+                prop_assert!(end >= 1 && end <= bytes.len());
+                prop_assert_eq!(bytes[end - 1], b'\n');
+            }
+        }
+    }
 }
