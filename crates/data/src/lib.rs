@@ -10,7 +10,14 @@
 //! ```
 //!
 //! `describe` and `audit` read a [`Dataset`] and report on it; `synth` writes
-//! Edge-IIoTset-schema files for demos and benchmarks.
+//! Edge-IIoTset-schema files for demos and benchmarks; `stats` holds the small
+//! statistics they share.
+//!
+//! A new record source (a packet capture, a message queue) is one client of
+//! [`ingest::DatasetBuilder`]: give it the column names and push records; the column
+//! plan, flows, hosts, timing features and counted rejects come with it, as they do for
+//! CSV files ([`read_csv`], [`ingest::read_csv_from`] for any reader, `-` for standard
+//! input).
 
 /// `ALL`, `name()`, `Display` and `FromStr` for a field-less enum that settings spell by
 /// name, so a command line can parse it (clap's `value_parser!` takes any `FromStr`) and
