@@ -1,6 +1,6 @@
-//! Reading labelled traffic records into a [`Dataset`]: a CSV file, standard input or
-//! any reader in parallel and in bounded memory, or records of any other source through
-//! [`DatasetBuilder`].
+//! Reading labelled traffic records into a [`Dataset`](crate::Dataset): a CSV file,
+//! standard input or any reader in parallel and in bounded memory, or records of any
+//! other source through [`DatasetBuilder`].
 //!
 //! One stage per module, in the order a record meets them:
 //!
