@@ -28,9 +28,9 @@ pub fn run(job: &EvaluateJob, ui: Ui) -> Result<ExitCode> {
     for b in report::pages::evaluation_sections(&m, &scored.what, &figures)? {
         page.push(b);
     }
-    evaluation_notes(&scored)
-        .into_iter()
-        .for_each(|b| page.push(b));
+    for b in evaluation_notes(&scored) {
+        page.push(b);
+    }
     for b in report::pages::training_sections(&detector.card, &figures)? {
         page.push(b);
     }

@@ -210,7 +210,9 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         )? {
             page.push(b);
         }
-        evaluation_notes(s).into_iter().for_each(|b| page.push(b));
+        for b in evaluation_notes(s) {
+            page.push(b);
+        }
     }
     let context = loaded.context(format!(
         "trained on {}",

@@ -110,7 +110,9 @@ pub fn train_loaded(
         for b in report::pages::evaluation_sections(m, &s.what, &figures)? {
             page.push(b);
         }
-        evaluation_notes(s).into_iter().for_each(|b| page.push(b));
+        for b in evaluation_notes(s) {
+            page.push(b);
+        }
     }
     for b in report::pages::training_sections(&detector.card, &figures)? {
         page.push(b);

@@ -27,14 +27,16 @@ pub enum Dedup {
     Features,
 }
 
+spelled!(Dedup, "dedup", {
+    None => "none" | "off",
+    Exact => "exact",
+    Features => "features",
+});
+
 impl Dedup {
+    /// Parses a name or alias ([`std::str::FromStr`] says what is allowed).
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "none" | "off" => Some(Self::None),
-            "exact" => Some(Self::Exact),
-            "features" => Some(Self::Features),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
@@ -164,8 +166,8 @@ pub fn remove_outliers(ds: &Dataset, train: &[usize], rule: Outliers) -> (Vec<us
         let (lo, hi) = match rule {
             Outliers::Iqr { k } => {
                 vals.sort_unstable_by(f64::total_cmp);
-                let q1 = crate::describe::quantile_sorted(&vals, 0.25);
-                let q3 = crate::describe::quantile_sorted(&vals, 0.75);
+                let q1 = crate::stats::quantile_sorted(&vals, 0.25);
+                let q3 = crate::stats::quantile_sorted(&vals, 0.75);
                 let iqr = q3 - q1;
                 if iqr == 0.0 {
                     continue;
@@ -197,4 +199,23 @@ pub fn remove_outliers(ds: &Dataset, train: &[usize], rule: Outliers) -> (Vec<us
         .collect();
     let removed = (train.len() - keep.len()) as u64;
     (keep, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_spells_by_name_and_alias() {
+        for d in Dedup::ALL {
+            assert_eq!(d.to_string().parse::<Dedup>().unwrap(), *d);
+        }
+        assert_eq!(Dedup::parse("off"), Some(Dedup::None));
+        assert_eq!(Dedup::default().to_string(), "exact");
+        let e = "all".parse::<Dedup>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting `dedup` = all: must be one of none, exact, features"
+        );
+    }
 }

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clean::{self, Duplicates};
-use crate::split::class_weights;
+use crate::stats::{class_weights, quantile_sorted};
 use crate::table::{ColumnData, Dataset, DropReason, Reject};
 use crate::value::ABSENT_CATEGORY;
 
@@ -175,16 +175,6 @@ pub fn numeric_summary(name: &str, values: &[f32], text: u64) -> NumericSummary 
     }
 }
 
-/// The `p`-quantile of sorted, non-empty `v` by linear interpolation (pandas' and
-/// numpy's default).
-pub fn quantile_sorted(v: &[f64], p: f64) -> f64 {
-    let pos = p * (v.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let frac = pos - lo as f64;
-    v[lo] + (v[hi] - v[lo]) * frac
-}
-
 fn categorical_summary(name: &str, codes: &[u32], levels: &[String]) -> CategoricalSummary {
     let mut counts = vec![0u64; levels.len()];
     for &c in codes {
@@ -226,15 +216,6 @@ mod tests {
             (1.0, 2.0, 3.0, 4.0, 10.0)
         );
         assert_eq!(s.missing, 1);
-    }
-
-    #[test]
-    fn quantiles_interpolate() {
-        // numpy.quantile([1, 2, 3, 4], [0.25, 0.5, 0.75]) = [1.75, 2.5, 3.25]
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(quantile_sorted(&v, 0.25), 1.75);
-        assert_eq!(quantile_sorted(&v, 0.5), 2.5);
-        assert_eq!(quantile_sorted(&v, 0.75), 3.25);
     }
 
     #[test]

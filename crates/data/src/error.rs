@@ -27,21 +27,37 @@ pub enum Error {
         "{path}: the format could not be recognised from the header; name the label column with --label COLUMN (columns: {available})"
     )]
     UnknownFormat { path: PathBuf, available: String },
-    #[error("{path}: header names unknown column `{column}` in {option}")]
+    /// A column named in an option (`drop`, `keep`, `categorical`) that the header
+    /// lacks.
+    #[error(
+        "{path}: `{option}` names the column `{column}`, which is not in the header (columns: {available})"
+    )]
     UnknownColumn {
         path: PathBuf,
         column: String,
+        /// The option's field in [`crate::IngestOptions`].
         option: &'static str,
+        available: String,
     },
     #[error("{path}: no usable data rows ({rejected} rejected)")]
     NoRows { path: PathBuf, rejected: u64 },
     #[error("{path}: the data does not fit the fitted pipeline: missing columns {missing:?}")]
     ColumnsMissing { path: PathBuf, missing: Vec<String> },
-    #[error("{path}: --flow-timing needs {needs}; {found}")]
+    /// The timing features ([`crate::IngestOptions::flow_timing`]) cannot be derived.
+    #[error("{path}: the flow timing features need {needs}; {found}")]
     FlowTiming {
         path: PathBuf,
         needs: &'static str,
         found: String,
+    },
+    /// A setting out of its range, or a combination that cannot run: `field` names the
+    /// config field (a command line maps it to its flag), `value` is what was given and
+    /// `allowed` what would be valid.
+    #[error("invalid setting `{field}` = {value}: must be {allowed}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        allowed: String,
     },
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -53,6 +69,19 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An [`Error::Invalid`] from its three parts.
+    pub fn invalid(
+        field: &'static str,
+        value: impl std::fmt::Display,
+        allowed: impl Into<String>,
+    ) -> Self {
+        Error::Invalid {
+            field,
+            value: value.to_string(),
+            allowed: allowed.into(),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::schema::Format;
-use crate::split::class_weights;
+use crate::stats::class_weights;
 use crate::table::{ColumnData, Dataset};
 use crate::value::ABSENT_CATEGORY;
 
@@ -42,14 +42,17 @@ pub enum Scaler {
     None,
 }
 
+// Named as the command line spells them; serialised (pipeline.json) in kebab case.
+spelled!(Scaler, "pipeline.scaler", {
+    MinMax => "minmax" | "min-max",
+    Standard => "standard" | "zscore",
+    None => "none",
+});
+
 impl Scaler {
+    /// Parses a name or alias ([`std::str::FromStr`] says what is allowed).
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "minmax" | "min-max" => Some(Self::MinMax),
-            "standard" | "zscore" => Some(Self::Standard),
-            "none" => Some(Self::None),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
@@ -67,14 +70,16 @@ pub enum SelectMethod {
     None,
 }
 
+spelled!(SelectMethod, "pipeline.select", {
+    Pearson => "pearson",
+    Chi2 => "chi2" | "chi-square",
+    None => "none",
+});
+
 impl SelectMethod {
+    /// Parses a name or alias ([`std::str::FromStr`] says what is allowed).
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pearson" => Some(Self::Pearson),
-            "chi2" | "chi-square" => Some(Self::Chi2),
-            "none" => Some(Self::None),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
@@ -118,21 +123,38 @@ impl Default for PipelineConfig {
 
 impl PipelineConfig {
     /// Validates the configuration once, before any work.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the first field out of range, by its path in
+    /// [`crate::prepare::PrepareConfig`] (`pipeline.k`).
     pub fn check(&self) -> Result<()> {
         if self.max_categories == 0 {
-            return Err(Error::Config("max categories must be at least 1".into()));
+            return Err(Error::invalid(
+                "pipeline.max_categories",
+                0,
+                "at least 1 (one-hot levels per categorical column)",
+            ));
         }
         if !(0.0..=1.0).contains(&self.corr_threshold) {
-            return Err(Error::Config(format!(
-                "the correlation threshold must be in [0, 1], got {}",
-                self.corr_threshold
-            )));
+            return Err(Error::invalid(
+                "pipeline.corr_threshold",
+                self.corr_threshold,
+                "in [0, 1] (a correlation)",
+            ));
         }
         if self.select == SelectMethod::Chi2 && self.k.is_none() {
-            return Err(Error::Config("chi-square selection needs --k N".into()));
+            return Err(Error::invalid(
+                "pipeline.k",
+                "unset",
+                "set with chi-square selection (it keeps the k best features)",
+            ));
         }
         if self.k == Some(0) {
-            return Err(Error::Config("--k must be at least 1".into()));
+            return Err(Error::invalid(
+                "pipeline.k",
+                0,
+                "at least 1 (features kept)",
+            ));
         }
         Ok(())
     }
@@ -378,7 +400,7 @@ fn fit_inputs(ds: &Dataset, train: &[usize], max_categories: usize) -> Vec<Input
                 let median = if vals.is_empty() {
                     0.0
                 } else {
-                    crate::describe::quantile_sorted(&vals, 0.5) as f32
+                    crate::stats::quantile_sorted(&vals, 0.5) as f32
                 };
                 Input::Numeric {
                     name: c.name.clone(),
@@ -481,7 +503,7 @@ fn level_maps(ds: &Dataset, inputs: &[Input]) -> Result<Vec<ColumnMap>> {
                     ))
                 }
                 _ => Err(Error::Config(format!(
-                    "{}: column `{}` has another kind than in training (numeric vs categorical); read it with the model's --categorical list",
+                    "{}: column `{}` has another kind than in training (numeric vs categorical); read it with the model's categorical columns (`IngestOptions::categorical`)",
                     ds.path.display(),
                     inp.name()
                 ))),
@@ -1032,5 +1054,76 @@ mod tests {
             Err(Error::ColumnsMissing { missing, .. }) => assert_eq!(missing, vec!["x", "proto"]),
             r => panic!("expected ColumnsMissing, got {r:?}"),
         }
+    }
+
+    #[test]
+    fn check_names_the_field_out_of_range() {
+        let field = |cfg: PipelineConfig| match cfg.check() {
+            Err(Error::Invalid { field, .. }) => field,
+            r => panic!("expected Invalid, got {r:?}"),
+        };
+        let ok = PipelineConfig::default();
+        ok.check().unwrap();
+        assert_eq!(
+            field(PipelineConfig {
+                max_categories: 0,
+                ..ok.clone()
+            }),
+            "pipeline.max_categories"
+        );
+        assert_eq!(
+            field(PipelineConfig {
+                corr_threshold: 1.5,
+                ..ok.clone()
+            }),
+            "pipeline.corr_threshold"
+        );
+        assert_eq!(
+            field(PipelineConfig {
+                k: Some(0),
+                ..ok.clone()
+            }),
+            "pipeline.k"
+        );
+        let e = PipelineConfig {
+            select: SelectMethod::Chi2,
+            ..ok
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting `pipeline.k` = unset: must be set with chi-square selection (it keeps the k best features)"
+        );
+    }
+
+    #[test]
+    fn scaler_and_selection_spell_for_the_command_line_and_save_as_before() {
+        assert_eq!(Scaler::MinMax.to_string(), "minmax");
+        assert_eq!(Scaler::parse("min-max"), Some(Scaler::MinMax));
+        assert_eq!(Scaler::parse("ZSCORE"), Some(Scaler::Standard));
+        assert_eq!(
+            serde_json::to_string(&Scaler::MinMax).unwrap(),
+            "\"min-max\""
+        );
+        assert_eq!(SelectMethod::parse("chi-square"), Some(SelectMethod::Chi2));
+        for s in Scaler::ALL {
+            assert_eq!(s.name().parse::<Scaler>().unwrap(), *s);
+        }
+        for s in SelectMethod::ALL {
+            assert_eq!(s.name().parse::<SelectMethod>().unwrap(), *s);
+        }
+        let e = "log".parse::<Scaler>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting `pipeline.scaler` = log: must be one of minmax, standard, none"
+        );
+        assert!(matches!(
+            "lasso".parse::<SelectMethod>(),
+            Err(Error::Invalid {
+                field: "pipeline.select",
+                ..
+            })
+        ));
     }
 }

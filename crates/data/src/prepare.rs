@@ -39,6 +39,9 @@ pub struct Prepared {
     pub split: Split,
     pub pipeline: Pipeline,
     pub counts: PrepareCounts,
+    /// The settings as applied: an `auto` split resolved to the method that ran, so
+    /// this is what to record (`prepare.json`, `split.json`).
+    pub config: PrepareConfig,
 }
 
 /// Prepares `ds` (consumed: duplicates are removed in place).
@@ -50,7 +53,8 @@ pub fn prepare(mut ds: Dataset, ingest: &IngestOptions, cfg: &PrepareConfig) -> 
     cfg.pipeline.check()?;
     let rows_in = ds.n_rows() as u64;
     let duplicates_removed = clean::dedup(&mut ds, cfg.dedup);
-    let mut s = split::split(&ds.labels, ds.n_classes(), ds.flows.as_deref(), &cfg.split)?;
+    let split_cfg = cfg.split.clone().resolve(&ds);
+    let mut s = split::split(&ds.labels, ds.n_classes(), ds.flows.as_deref(), &split_cfg)?;
     let mut outliers_removed = 0;
     if let Some(rule) = cfg.outliers {
         let (kept, removed) = clean::remove_outliers(&ds, &s.train, rule);
@@ -84,5 +88,9 @@ pub fn prepare(mut ds: Dataset, ingest: &IngestOptions, cfg: &PrepareConfig) -> 
         split: s,
         pipeline,
         counts,
+        config: PrepareConfig {
+            split: split_cfg,
+            ..cfg.clone()
+        },
     })
 }

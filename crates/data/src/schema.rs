@@ -22,25 +22,17 @@ pub enum Format {
     Generic,
 }
 
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::EdgeIiot => "edge-iiot",
-            Format::BotIot => "bot-iot",
-            Format::Tshark => "tshark",
-            Format::Generic => "generic",
-        }
-    }
+spelled!(Format, "format", {
+    EdgeIiot => "edge-iiot" | "edge-iiotset" | "edgeiiot",
+    BotIot => "bot-iot" | "botiot",
+    Tshark => "tshark",
+    Generic => "generic" | "csv",
+});
 
-    /// Parses a `--format` value.
+impl Format {
+    /// Parses a layout's name or alias ([`std::str::FromStr`] says what is allowed).
     pub fn parse(s: &str) -> Option<Format> {
-        match s.to_ascii_lowercase().replace('_', "-").as_str() {
-            "edge-iiot" | "edge-iiotset" | "edgeiiot" => Some(Format::EdgeIiot),
-            "bot-iot" | "botiot" => Some(Format::BotIot),
-            "tshark" => Some(Format::Tshark),
-            "generic" | "csv" => Some(Format::Generic),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     /// Recognises a layout from the header names.
@@ -354,5 +346,24 @@ mod tests {
         assert_eq!(normal_class(&names(&["bruteforce", "benign"])), Some(1));
         assert_eq!(normal_class(&names(&["BENIGN", "x"])), Some(0));
         assert_eq!(normal_class(&names(&["DDoS", "DoS"])), None);
+    }
+
+    #[test]
+    fn formats_spell_by_name_and_alias() {
+        for f in Format::ALL {
+            assert_eq!(f.to_string().parse::<Format>().unwrap(), *f);
+            assert_eq!(
+                serde_json::to_string(f).unwrap(),
+                format!("\"{}\"", f.name())
+            );
+        }
+        assert_eq!(Format::parse("Edge_IIoTset"), Some(Format::EdgeIiot));
+        assert_eq!(Format::parse("csv"), Some(Format::Generic));
+        assert_eq!(Format::parse("pcap"), None);
+        let e = "pcap".parse::<Format>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting `format` = pcap: must be one of edge-iiot, bot-iot, tshark, generic"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Train / validation / test splits and class weights.
+//! Train / validation / test splits.
 //!
 //! Three ways to split, all seeded and reproducible:
 //! - [`SplitMethod::Stratified`]: rows shuffled within each class, so every split
@@ -8,6 +8,9 @@
 //!   measures memory, not detection.
 //! - [`SplitMethod::Time`]: within each class, the earliest rows (file order is
 //!   capture order) train and the latest test.
+//! - [`SplitMethod::Auto`]: the flow split when the table has flows, stratified
+//!   otherwise; resolved against the table before splitting, so what is recorded
+//!   (`prepare.json`, `split.json`) is always the method that ran.
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -15,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::table::Dataset;
 
 /// How rows are assigned to train, validation and test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,15 +27,31 @@ pub enum SplitMethod {
     Stratified,
     Flow,
     Time,
+    /// [`SplitMethod::Flow`] on a table with flows, [`SplitMethod::Stratified`]
+    /// otherwise ([`SplitMethod::resolve`]).
+    Auto,
 }
 
+spelled!(SplitMethod, "split.method", {
+    Stratified => "stratified" | "random",
+    Flow => "flow" | "group",
+    Time => "time",
+    Auto => "auto",
+});
+
 impl SplitMethod {
+    /// Parses a name or alias ([`std::str::FromStr`] says what is allowed).
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "stratified" | "random" => Some(Self::Stratified),
-            "flow" | "group" => Some(Self::Flow),
-            "time" => Some(Self::Time),
-            _ => None,
+        s.parse().ok()
+    }
+
+    /// The method that runs on a table with (or without) flows: `Auto` becomes the
+    /// flow split or the stratified one; the others stay as they are.
+    pub fn resolve(self, has_flows: bool) -> SplitMethod {
+        match self {
+            SplitMethod::Auto if has_flows => SplitMethod::Flow,
+            SplitMethod::Auto => SplitMethod::Stratified,
+            m => m,
         }
     }
 }
@@ -60,22 +80,68 @@ impl Default for SplitConfig {
 }
 
 impl SplitConfig {
-    /// Checks that the fractions are non-negative and sum to 1.
+    /// Checks that the fractions are in [0, 1], sum to 1, and leave training rows.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the field by its path in
+    /// [`crate::prepare::PrepareConfig`] (`split.train`); a sum other than 1 names all
+    /// three.
     pub fn check(&self) -> Result<()> {
-        let f = [self.train, self.validation, self.test];
-        if f.iter().any(|x| !(0.0..=1.0).contains(x)) || (f.iter().sum::<f64>() - 1.0).abs() > 1e-6
-        {
-            return Err(Error::Config(format!(
-                "split fractions must be in [0, 1] and sum to 1, got {} / {} / {}",
-                self.train, self.validation, self.test
-            )));
+        for (field, x) in [
+            ("split.train", self.train),
+            ("split.validation", self.validation),
+            ("split.test", self.test),
+        ] {
+            if !(0.0..=1.0).contains(&x) {
+                return Err(Error::invalid(
+                    field,
+                    x,
+                    "in [0, 1] (a fraction of the rows)",
+                ));
+            }
+        }
+        let sum = self.train + self.validation + self.test;
+        if (sum - 1.0).abs() > 1e-6 {
+            return Err(Error::invalid(
+                "split.train + split.validation + split.test",
+                format!(
+                    "{} + {} + {} = {sum}",
+                    self.train, self.validation, self.test
+                ),
+                "1 (every row on one side)",
+            ));
         }
         if self.train <= 0.0 {
-            return Err(Error::Config(
-                "the training fraction must be above 0".into(),
+            return Err(Error::invalid(
+                "split.train",
+                self.train,
+                "above 0 (the model needs training rows)",
             ));
         }
         Ok(())
+    }
+
+    /// Training and validation only, in the ratio given (renormalised to sum to 1),
+    /// test 0: for a run whose test rows come from another file.
+    #[must_use]
+    pub fn without_test(self) -> SplitConfig {
+        let s = self.train + self.validation;
+        SplitConfig {
+            train: self.train / s,
+            validation: self.validation / s,
+            test: 0.0,
+            ..self
+        }
+    }
+
+    /// This config with [`SplitMethod::Auto`] resolved against `ds` (the flow split when
+    /// it has flows).
+    #[must_use]
+    pub fn resolve(self, ds: &Dataset) -> SplitConfig {
+        SplitConfig {
+            method: self.method.resolve(ds.flows.is_some()),
+            ..self
+        }
     }
 
     fn fractions(&self) -> [f64; 3] {
@@ -93,7 +159,8 @@ pub struct Split {
     pub classes_without_test: Vec<u32>,
 }
 
-/// Splits rows by `cfg.method`. `groups` (flow ids) is required for the flow split.
+/// Splits rows by `cfg.method`. `groups` (flow ids) is required for the flow split;
+/// [`SplitMethod::Auto`] is the flow split when they are given.
 ///
 /// # Errors
 /// Invalid fractions, or a flow split without flow ids.
@@ -104,18 +171,17 @@ pub fn split(
     cfg: &SplitConfig,
 ) -> Result<Split> {
     cfg.check()?;
-    let mut s = match cfg.method {
-        SplitMethod::Stratified => stratified(labels, n_classes, cfg),
-        SplitMethod::Time => by_time(labels, n_classes, cfg),
-        SplitMethod::Flow => {
-            let groups = groups.ok_or_else(|| {
-                Error::Config(
-                    "a flow split needs endpoint columns (addresses, ports) to build flows; this file has none"
-                        .into(),
-                )
-            })?;
-            by_group(labels, n_classes, groups, cfg)
+    let mut s = match (cfg.method.resolve(groups.is_some()), groups) {
+        (SplitMethod::Flow, Some(groups)) => by_group(labels, n_classes, groups, cfg),
+        (SplitMethod::Flow, None) => {
+            return Err(Error::invalid(
+                "split.method",
+                SplitMethod::Flow,
+                "stratified or time for a table without flows (a flow split needs endpoint columns: addresses, ports)",
+            ));
         }
+        (SplitMethod::Time, _) => by_time(labels, n_classes, cfg),
+        (SplitMethod::Stratified | SplitMethod::Auto, _) => stratified(labels, n_classes, cfg),
     };
     for side in [&mut s.train, &mut s.validation, &mut s.test] {
         side.sort_unstable();
@@ -124,7 +190,7 @@ pub fn split(
     for &r in &s.test {
         has_test[labels[r] as usize] = true;
     }
-    let present = crate::table::class_counts(labels, n_classes);
+    let present = crate::stats::class_counts(labels, n_classes);
     s.classes_without_test = (0..n_classes as u32)
         .filter(|&c| present[c as usize] > 0 && !has_test[c as usize] && cfg.test > 0.0)
         .collect();
@@ -198,7 +264,7 @@ fn by_group(labels: &[u32], n_classes: usize, groups: &[u32], cfg: &SplitConfig)
     for (r, &g) in groups.iter().enumerate() {
         members[g as usize].push(r);
     }
-    let totals = crate::table::class_counts(labels, n_classes);
+    let totals = crate::stats::class_counts(labels, n_classes);
     let f = cfg.fractions();
     let mut order: Vec<usize> = (0..n_groups).filter(|&g| !members[g].is_empty()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -241,18 +307,6 @@ fn by_group(labels: &[u32], n_classes: usize, groups: &[u32], cfg: &SplitConfig)
         side.extend_from_slice(&members[g]);
     }
     s
-}
-
-/// Balanced class weights, `n / (k * n_c)` (scikit-learn's "balanced"; the seed's
-/// Table 1), for the `k` classes present in `labels`. Absent classes get weight 0.
-pub fn class_weights(labels: &[u32], n_classes: usize) -> Vec<f64> {
-    let counts = crate::table::class_counts(labels, n_classes);
-    let n = labels.len() as f64;
-    let k = counts.iter().filter(|&&c| c > 0).count() as f64;
-    counts
-        .iter()
-        .map(|&c| if c == 0 { 0.0 } else { n / (k * c as f64) })
-        .collect()
 }
 
 #[cfg(test)]
@@ -375,17 +429,136 @@ mod tests {
             test: 0.2,
             ..SplitConfig::default()
         };
-        assert!(split(&[0, 1], 2, None, &cfg).is_err());
+        let e = split(&[0, 1], 2, None, &cfg).unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { field, value, .. }
+                if field.starts_with("split.train +") && value.ends_with("= 1.0999999999999999")),
+            "{e}"
+        );
+        let negative = SplitConfig {
+            validation: -0.1,
+            test: 0.46,
+            ..SplitConfig::default()
+        };
+        assert!(matches!(
+            negative.check(),
+            Err(Error::Invalid {
+                field: "split.validation",
+                ..
+            })
+        ));
+        let no_train = SplitConfig {
+            train: 0.0,
+            validation: 0.5,
+            test: 0.5,
+            ..SplitConfig::default()
+        };
+        let e = no_train.check().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting `split.train` = 0: must be above 0 (the model needs training rows)"
+        );
     }
 
     #[test]
-    fn balanced_weights_match_formula() {
-        // n = 10, k = 2: weight = 10 / (2 * n_c).
-        let y = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
-        let w = class_weights(&y, 3);
-        assert!((w[0] - 10.0 / 16.0).abs() < 1e-12);
-        assert!((w[1] - 2.5).abs() < 1e-12);
-        assert_eq!(w[2], 0.0);
+    fn auto_is_the_flow_split_when_there_are_flows() {
+        let y = labels();
+        let groups: Vec<u32> = (0..1000u32).map(|i| i / 10).collect();
+        let auto = SplitConfig {
+            method: SplitMethod::Auto,
+            ..SplitConfig::default()
+        };
+        let flow = SplitConfig {
+            method: SplitMethod::Flow,
+            ..SplitConfig::default()
+        };
+        assert_eq!(
+            split(&y, 3, Some(&groups), &auto).unwrap(),
+            split(&y, 3, Some(&groups), &flow).unwrap()
+        );
+        assert_eq!(
+            split(&y, 3, None, &auto).unwrap(),
+            split(&y, 3, None, &SplitConfig::default()).unwrap()
+        );
+        assert_eq!(SplitMethod::Auto.resolve(true), SplitMethod::Flow);
+        assert_eq!(SplitMethod::Auto.resolve(false), SplitMethod::Stratified);
+        assert_eq!(SplitMethod::Time.resolve(true), SplitMethod::Time);
+        // A flow split without flows names the setting.
+        let e = split(&y, 3, None, &flow).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Invalid {
+                    field: "split.method",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn auto_resolves_against_a_dataset() {
+        use crate::schema::Format;
+        use crate::table::IngestReport;
+        let ds = |flows: Option<Vec<u32>>| Dataset {
+            path: "t.csv".into(),
+            format: Format::Generic,
+            label_column: "label".into(),
+            columns: Vec::new(),
+            classes: vec!["a".into()],
+            labels: vec![0, 0],
+            flows,
+            hosts: None,
+            lines: vec![2, 3],
+            row_hashes: vec![0, 1],
+            report: IngestReport::default(),
+        };
+        let auto = SplitConfig {
+            method: SplitMethod::Auto,
+            ..SplitConfig::default()
+        };
+        assert_eq!(
+            auto.clone().resolve(&ds(Some(vec![0, 1]))).method,
+            SplitMethod::Flow
+        );
+        assert_eq!(auto.resolve(&ds(None)).method, SplitMethod::Stratified);
+    }
+
+    #[test]
+    fn without_test_renormalises_train_and_validation() {
+        let c = SplitConfig::default().without_test();
+        // 0.64 / 0.80 and 0.16 / 0.80, computed as the binary did by hand.
+        assert_eq!(
+            (c.train, c.validation, c.test),
+            (0.64 / 0.8, 0.16 / 0.8, 0.0)
+        );
+        assert!((c.train - 0.8).abs() < 1e-12 && (c.validation - 0.2).abs() < 1e-12);
+        c.check().unwrap();
+        assert_eq!((c.method, c.seed), (SplitMethod::Stratified, 42));
+    }
+
+    #[test]
+    fn methods_spell_and_serialise_as_before() {
+        for m in SplitMethod::ALL {
+            assert_eq!(m.to_string().parse::<SplitMethod>().unwrap(), *m);
+            assert_eq!(
+                serde_json::to_string(m).unwrap(),
+                format!("\"{}\"", m.name()),
+                "the saved spelling is the name"
+            );
+        }
+        assert_eq!(
+            SplitMethod::parse(" Random "),
+            Some(SplitMethod::Stratified)
+        );
+        assert_eq!(SplitMethod::parse("group"), Some(SplitMethod::Flow));
+        assert_eq!(SplitMethod::Auto.to_string(), "auto");
+        let e = "rows".parse::<SplitMethod>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting `split.method` = rows: must be one of stratified, flow, time, auto"
+        );
     }
 
     #[test]

@@ -150,7 +150,7 @@ impl Dataset {
 
     /// Rows per class.
     pub fn class_counts(&self) -> Vec<u64> {
-        class_counts(&self.labels, self.classes.len())
+        crate::stats::class_counts(&self.labels, self.classes.len())
     }
 
     pub fn column(&self, name: &str) -> Option<&Column> {
@@ -179,13 +179,4 @@ impl Dataset {
         self.row_hashes = pick(&self.row_hashes, rows);
         debug_assert!(self.columns.iter().all(|c| c.len() == self.labels.len()));
     }
-}
-
-/// Counts of each label value in `0..n_classes`.
-pub fn class_counts(labels: &[u32], n_classes: usize) -> Vec<u64> {
-    let mut counts = vec![0u64; n_classes];
-    for &l in labels {
-        counts[l as usize] += 1;
-    }
-    counts
 }

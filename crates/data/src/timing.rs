@@ -462,4 +462,110 @@ mod tests {
             (2.0, 2.0)
         );
     }
+
+    use proptest::prelude::*;
+
+    /// Days from 1970-01-01, counted the slow way: a reference for `civil_days`.
+    fn days_by_counting(y: i64, m: u32, d: u32) -> i64 {
+        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let month_days = |y: i64, m: u32| match m {
+            2 if leap(y) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let mut days = 0;
+        for year in 1970..y {
+            days += if leap(year) { 366 } else { 365 };
+        }
+        for month in 1..m {
+            days += month_days(y, month);
+        }
+        days + i64::from(d) - 1
+    }
+
+    /// A valid date and time: (year, month, day, hour, minute, second, nanoseconds).
+    fn moment() -> impl Strategy<Value = (i64, u32, u32, i64, i64, i64, i64)> {
+        (
+            1970i64..2100,
+            1u32..=12,
+            1u32..=31,
+            0i64..24,
+            0i64..60,
+            0i64..60,
+            0i64..1_000_000_000,
+        )
+            .prop_filter("a real date", |&(y, m, d, ..)| {
+                let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+                let max = match m {
+                    2 if leap => 29,
+                    2 => 28,
+                    4 | 6 | 9 | 11 => 30,
+                    _ => 31,
+                };
+                d <= max
+            })
+    }
+
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// tshark's form, ISO 8601 and epoch seconds of one moment are the same stamp,
+        /// the one counted independently; a zone shifts it by its offset.
+        #[test]
+        fn every_form_of_a_moment_agrees((y, m, d, h, mi, s, ns) in moment()) {
+            let want = (days_by_counting(y, m, d) * 86_400 + h * 3600 + mi * 60 + s) * S + ns;
+            let clock = format!("{h:02}:{mi:02}:{s:02}.{ns:09}");
+            let tshark = format!("{} {d}, {y} {clock} UTC", MONTHS[m as usize - 1]);
+            let iso = format!("{y}-{m:02}-{d:02} {clock}");
+            let iso_t = format!("{y}-{m:02}-{d:02}T{clock}Z");
+            let epoch = format!("{}.{:09}", want / S, want % S);
+            for text in [&tshark, &iso, &iso_t, &epoch] {
+                prop_assert_eq!(parse_time(text.as_bytes()), Some(Stamp::Absolute(want)), "{}", text);
+            }
+            let cet = format!("{} {d}, {y} {clock} CET", MONTHS[m as usize - 1]);
+            prop_assert_eq!(parse_time(cet.as_bytes()), Some(Stamp::Absolute(want - 3600 * S)));
+            // Edge-IIoTset's broken form keeps the time of day only.
+            let broken = format!(" {y} {clock} ");
+            prop_assert_eq!(
+                parse_time(broken.as_bytes()),
+                Some(Stamp::TimeOfDay((h * 3600 + mi * 60 + s) * S + ns))
+            );
+        }
+
+        /// Differences between two parsed moments are antisymmetric, and between two
+        /// times of day never more than half a day.
+        #[test]
+        fn differences_are_consistent(a in moment(), b in moment()) {
+            let stamp = |(y, m, d, h, mi, s, ns): (i64, u32, u32, i64, i64, i64, i64)| {
+                parse_time(format!("{y}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}.{ns:09}").as_bytes())
+            };
+            let (Some(sa), Some(sb)) = (stamp(a), stamp(b)) else {
+                return Err(TestCaseError::fail("a valid moment did not parse"));
+            };
+            prop_assert_eq!(sa.since(sb).map(|x| -x), sb.since(sa));
+            let tod = |(_, _, _, h, mi, s, ns): (i64, u32, u32, i64, i64, i64, i64)| {
+                Stamp::TimeOfDay((h * 3600 + mi * 60 + s) * S + ns)
+            };
+            let gap = tod(a).since(tod(b));
+            prop_assert!(gap.is_some_and(|g| g.abs() <= DAY_NS / 2), "{:?}", gap);
+        }
+
+        /// Any bytes: no panic, and a stamp only from text with a digit in it.
+        #[test]
+        fn any_bytes_are_read_or_refused(
+            bytes in proptest::collection::vec(
+                prop_oneof![any::<u8>(), proptest::sample::select(b"0123456789 :.-TZ,JunUTC".to_vec())],
+                0..40,
+            )
+        ) {
+            if parse_time(&bytes).is_some() {
+                prop_assert!(bytes.iter().any(u8::is_ascii_digit));
+            }
+        }
+    }
 }

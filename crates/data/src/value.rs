@@ -263,4 +263,56 @@ mod tests {
         assert!(looks_like_datetime(b"2020-06-12T09:40:01"));
         assert!(!looks_like_datetime(b"12345678"));
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// A finite number written as Rust prints it reads back exactly; zero is absent.
+        #[test]
+        fn decimal_numbers_read_back(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
+            let text = format!("{x}");
+            let cell = parse_cell(text.as_bytes());
+            if x == 0.0 {
+                prop_assert!(matches!(cell, Cell::Absent(_)), "{} -> {:?}", text, cell);
+            } else {
+                prop_assert_eq!(cell, Cell::Number(x), "{}", text);
+            }
+        }
+
+        /// Hex of any width up to 16 digits, either case, reads as its value.
+        #[test]
+        fn hex_reads_as_its_value(v in any::<u64>(), upper in any::<bool>()) {
+            let text = if upper { format!("0X{v:X}") } else { format!("0x{v:x}") };
+            let cell = parse_cell(text.as_bytes());
+            if v == 0 {
+                prop_assert_eq!(cell, Cell::Absent(Spelling::OtherZero));
+            } else {
+                prop_assert_eq!(cell, Cell::Number(v as f64));
+            }
+        }
+
+        /// Any bytes: surrounding spaces change nothing, `is_absent` agrees with
+        /// `parse_cell`, and the numeric value is 0 exactly for absent cells.
+        #[test]
+        fn any_bytes_parse_consistently(
+            bytes in proptest::collection::vec(
+                prop_oneof![any::<u8>(), proptest::sample::select(b"0.-+xeEfalsNn ".to_vec())],
+                0..12,
+            ),
+            pad in proptest::sample::select(vec![&b""[..], b" ", b"\t", b"  \r"]),
+        ) {
+            let cell = parse_cell(&bytes);
+            let padded: Vec<u8> = [pad, &bytes[..], pad].concat();
+            prop_assert_eq!(parse_cell(&padded), cell);
+            prop_assert_eq!(is_absent(&bytes), matches!(cell, Cell::Absent(_)));
+            let v = cell_value(cell);
+            match cell {
+                Cell::Absent(_) => prop_assert_eq!(v, 0.0),
+                Cell::Number(x) => prop_assert!(x != 0.0 && x.is_finite()),
+                Cell::Missing | Cell::Text => prop_assert!(v.is_nan()),
+            }
+        }
+    }
 }

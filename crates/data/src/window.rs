@@ -23,17 +23,21 @@ pub const PAD: u32 = u32::MAX;
 /// `k == 0`, or `k > 1` on a table without flows (no endpoint columns).
 pub fn flow_windows(flows: Option<&[u32]>, n: usize, k: usize) -> Result<Vec<u32>> {
     if k == 0 {
-        return Err(Error::Config(
-            "the window must hold at least one record (--window 1)".into(),
+        return Err(Error::invalid(
+            "window",
+            0,
+            "at least 1 (records per window)",
         ));
     }
     if k == 1 {
         return Ok((0..n as u32).collect());
     }
     let flows = flows.ok_or_else(|| {
-        Error::Config(format!(
-            "--window {k} needs flows, built from endpoint columns (addresses, ports); this file has none: use --window 1"
-        ))
+        Error::invalid(
+            "window",
+            k,
+            "1 for a file without flows (a longer window follows a flow, built from endpoint columns: addresses, ports)",
+        )
     })?;
     let mut recent: FxHashMap<u32, VecDeque<u32>> = FxHashMap::default();
     let mut out = vec![PAD; n * k];
@@ -146,7 +150,17 @@ mod tests {
     fn window_one_needs_no_flows_and_longer_ones_do() {
         assert_eq!(flow_windows(None, 3, 1).unwrap(), vec![0, 1, 2]);
         let e = flow_windows(None, 3, 4).unwrap_err();
-        assert!(e.to_string().contains("--window 4 needs flows"), "{e}");
-        assert!(flow_windows(Some(&[0]), 1, 0).is_err());
+        assert!(
+            matches!(&e, Error::Invalid { field: "window", value, .. } if value == "4"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("without flows"), "{e}");
+        assert!(matches!(
+            flow_windows(Some(&[0]), 1, 0),
+            Err(Error::Invalid {
+                field: "window",
+                ..
+            })
+        ));
     }
 }

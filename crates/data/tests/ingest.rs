@@ -292,7 +292,7 @@ fn batches_cover_the_file_once_with_stable_ids() {
         for r in 0..b.n_rows() {
             protos.push(category(&b, "proto", r));
         }
-        Ok(())
+        Ok::<(), Error>(())
     })
     .unwrap();
     assert_eq!(report.rows_kept, 5000);
@@ -448,7 +448,7 @@ fn flow_timing_needs_a_time_column_and_flows() {
     );
     let no_flows = write(dir.path(), "no_flows.csv", b"timestamp,size,label\n7,3,a\n");
     let e = read_csv(&no_flows, &opts).unwrap_err();
-    assert!(e.to_string().contains("needs flows"), "{e}");
+    assert!(e.to_string().contains("need flows"), "{e}");
 }
 
 #[test]
@@ -494,7 +494,7 @@ fn flow_timing_is_the_same_in_batches_as_in_one_read() {
         b_iat.extend_from_slice(numeric(&b, "flow.iat_us"));
         b_index.extend_from_slice(numeric(&b, "flow.index"));
         b_host.extend_from_slice(numeric(&b, "host.iat_us"));
-        Ok(())
+        Ok::<(), Error>(())
     })
     .unwrap();
     assert!(batches > 10, "{batches} batches");

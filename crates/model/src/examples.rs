@@ -139,3 +139,22 @@ pub fn evaluate_rows<N: Network>(
         normal,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_survives_large_logits() {
+        let mut row = [1.0f32, 2.0, 3.0];
+        softmax(&mut row);
+        // e^1, e^2, e^3 over their sum.
+        let want = [0.090_030_57, 0.244_728_48, 0.665_240_96];
+        for (g, w) in row.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{row:?}");
+        }
+        let mut big = [1000.0f32, 1000.0];
+        softmax(&mut big);
+        assert_eq!(big, [0.5, 0.5]);
+    }
+}
