@@ -13,9 +13,9 @@ use iotids_data::describe::describe;
 use iotids_data::pipeline::Matrix;
 use iotids_data::prepare::{PrepareConfig, Prepared, prepare};
 use iotids_data::split::SplitMethod;
-use iotids_data::synth::{SynthOptions, write_synth};
 use iotids_data::{Dataset, IngestOptions, read_csv};
 use iotids_report as report;
+use iotids_synth::{SynthOptions, write_synth};
 
 use crate::cli::{Cli, Command, GruBenchArgs, IngestArgs};
 use crate::{learn, progress};

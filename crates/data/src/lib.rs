@@ -9,8 +9,8 @@
 //!        -> pipeline (encode, impute, scale, select; fitted on train only) -> matrix
 //! ```
 //!
-//! `describe` and `audit` read a [`Dataset`] and report on it; `synth` writes
-//! Edge-IIoTset-schema files for demos and benchmarks.
+//! `describe` and `audit` read a [`Dataset`] and report on it. Generated
+//! Edge-IIoTset-schema files for demos and benchmarks come from `iotids-synth`.
 
 pub mod audit;
 pub mod clean;
@@ -21,7 +21,6 @@ pub mod pipeline;
 pub mod prepare;
 pub mod schema;
 pub mod split;
-pub mod synth;
 pub mod table;
 pub mod timing;
 pub mod value;
