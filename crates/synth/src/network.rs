@@ -28,8 +28,8 @@ pub(crate) const ATTACKERS: [Ip; 5] = [
 
 /// An IoT device: 192.168.0.102-127 or .129-150.
 pub(crate) fn device(rng: &mut ChaCha8Rng) -> Ip {
-    let x = rng.random_range(102..=149u8);
-    [192, 168, 0, if x >= 128 { x + 1 } else { x }]
+    let octet = rng.random_range(102..=149u8);
+    [192, 168, 0, if octet >= 128 { octet + 1 } else { octet }]
 }
 
 /// A DDoS bot (compromised host outside the device range): 192.168.0.180-254.

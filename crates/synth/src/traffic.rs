@@ -97,27 +97,29 @@ impl Session {
 
 /// The flow kinds a class is made of, with relative weights.
 fn class_kinds(class: Class) -> &'static [(Kind, u32)] {
-    use Kind::Session as S;
     match class {
         Class::Normal => &[
-            (S(Session::MqttSensor), 40),
-            (S(Session::ModbusPoll), 25),
+            (Kind::Session(Session::MqttSensor), 40),
+            (Kind::Session(Session::ModbusPoll), 25),
             (Kind::DnsLookup, 15),
-            (S(Session::HttpBrowse), 17),
+            (Kind::Session(Session::HttpBrowse), 17),
             (Kind::Ping, 3),
         ],
         Class::DdosUdp => &[(Kind::UdpFlood, 1)],
         Class::DdosIcmp => &[(Kind::IcmpFlood, 1)],
-        Class::SqlInjection => &[(S(Session::SqlInjection), 1)],
-        Class::Password => &[(S(Session::HttpBrute), 60), (S(Session::MqttBrute), 40)],
-        Class::VulnerabilityScanner => &[(S(Session::VulnScan), 1)],
+        Class::SqlInjection => &[(Kind::Session(Session::SqlInjection), 1)],
+        Class::Password => &[
+            (Kind::Session(Session::HttpBrute), 60),
+            (Kind::Session(Session::MqttBrute), 40),
+        ],
+        Class::VulnerabilityScanner => &[(Kind::Session(Session::VulnScan), 1)],
         Class::DdosTcp => &[(Kind::SynFlood, 1)],
-        Class::DdosHttp => &[(S(Session::HttpFlood), 1)],
-        Class::Uploading => &[(S(Session::Upload), 1)],
-        Class::Backdoor => &[(S(Session::Backdoor), 1)],
+        Class::DdosHttp => &[(Kind::Session(Session::HttpFlood), 1)],
+        Class::Uploading => &[(Kind::Session(Session::Upload), 1)],
+        Class::Backdoor => &[(Kind::Session(Session::Backdoor), 1)],
         Class::PortScanning => &[(Kind::PortScan, 1)],
-        Class::Xss => &[(S(Session::Xss), 1)],
-        Class::Ransomware => &[(S(Session::Ransomware), 1)],
+        Class::Xss => &[(Kind::Session(Session::Xss), 1)],
+        Class::Ransomware => &[(Kind::Session(Session::Ransomware), 1)],
         Class::Mitm => &[(Kind::ArpSpoof, 65), (Kind::MdnsShifted, 35)],
         Class::Fingerprinting => &[(Kind::OsProbe, 1)],
     }
@@ -191,42 +193,56 @@ impl Flow {
             draw -= weight;
         }
         let (lo, hi) = kind.len_range();
-        let eph = ephemeral(rng);
+        let source_port = ephemeral(rng);
         let (client, server, client_port, server_port) = match kind {
-            Kind::Session(Session::MqttSensor) => (device(rng), BROKER, eph, 1883),
-            Kind::Session(Session::ModbusPoll) => (device(rng), pick(rng, &PLCS), eph, 502),
+            Kind::Session(Session::MqttSensor) => (device(rng), BROKER, source_port, 1883),
+            Kind::Session(Session::ModbusPoll) => (device(rng), pick(rng, &PLCS), source_port, 502),
             Kind::DnsLookup => (device(rng), GATEWAY, 0, 53),
-            Kind::Session(Session::HttpBrowse) => (device(rng), pick(rng, &WEB_SERVERS), eph, 80),
+            Kind::Session(Session::HttpBrowse) => {
+                (device(rng), pick(rng, &WEB_SERVERS), source_port, 80)
+            }
             Kind::Ping => (device(rng), victim(rng), 0, 0),
             Kind::UdpFlood => (bot(rng), victim(rng), 0, pick(rng, &FLOOD_UDP_PORTS)),
             Kind::IcmpFlood => (bot(rng), victim(rng), 0, 0),
-            Kind::SynFlood => (bot(rng), victim(rng), eph, pick(rng, &FLOOD_TCP_PORTS)),
-            Kind::Session(Session::HttpFlood) => (bot(rng), pick(rng, &WEB_SERVERS), eph, 80),
+            Kind::SynFlood => (
+                bot(rng),
+                victim(rng),
+                source_port,
+                pick(rng, &FLOOD_TCP_PORTS),
+            ),
+            Kind::Session(Session::HttpFlood) => {
+                (bot(rng), pick(rng, &WEB_SERVERS), source_port, 80)
+            }
             Kind::Session(
                 Session::SqlInjection
                 | Session::Xss
                 | Session::Upload
                 | Session::HttpBrute
                 | Session::VulnScan,
-            ) => (pick(rng, &ATTACKERS), pick(rng, &WEB_SERVERS), eph, 80),
-            Kind::Session(Session::MqttBrute) => (pick(rng, &ATTACKERS), BROKER, eph, 1883),
+            ) => (
+                pick(rng, &ATTACKERS),
+                pick(rng, &WEB_SERVERS),
+                source_port,
+                80,
+            ),
+            Kind::Session(Session::MqttBrute) => (pick(rng, &ATTACKERS), BROKER, source_port, 1883),
             Kind::Session(Session::Backdoor) => (
                 pick(rng, &ATTACKERS),
                 device(rng),
-                eph,
+                source_port,
                 pick(rng, &BACKDOOR_PORTS),
             ),
             Kind::Session(Session::Ransomware) => (
                 pick(rng, &ATTACKERS),
                 victim(rng),
-                eph,
+                source_port,
                 pick(rng, &RANSOMWARE_PORTS),
             ),
-            Kind::PortScan => (pick(rng, &ATTACKERS), victim(rng), eph, 0),
+            Kind::PortScan => (pick(rng, &ATTACKERS), victim(rng), source_port, 0),
             Kind::OsProbe => (
                 pick(rng, &ATTACKERS),
                 victim(rng),
-                eph,
+                source_port,
                 pick(rng, &PROBE_PORTS),
             ),
             // An ARP spoofer claims the gateway's (or broker's) address towards a victim.
