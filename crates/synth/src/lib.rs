@@ -27,7 +27,7 @@
 //! A pool of 16 active flows is kept; each row picks one at random (so flows
 //! interleave as in a capture) and emits its next packet. A flow ends after a
 //! kind-dependent number of packets and is replaced by a new one. Class counts are
-//! fixed up front ([`quotas`]: the paper's Table 1 proportions, or equal ones) and a
+//! fixed up front (`quotas`: the paper's Table 1 proportions, or equal ones) and a
 //! new flow's class is drawn by remaining quota divided by the class's mean flow
 //! length, so every stretch of the file holds roughly the target mix.
 //!
