@@ -35,8 +35,7 @@ static PREPARE: LazyLock<PrepareConfig> = LazyLock::new(PrepareConfig::default);
 static PIPELINE: LazyLock<PipelineConfig> = LazyLock::new(PipelineConfig::default);
 static FEDERATION: LazyLock<FederationConfig> = LazyLock::new(FederationConfig::default);
 static GRU_BENCH: LazyLock<GruBenchConfig> = LazyLock::new(GruBenchConfig::default);
-static FED_BENCH: LazyLock<FederationBenchConfig> =
-    LazyLock::new(FederationBenchConfig::default);
+static FED_BENCH: LazyLock<FederationBenchConfig> = LazyLock::new(FederationBenchConfig::default);
 
 const GLOBAL: &str = "Global options";
 

@@ -50,7 +50,10 @@ impl Ui {
 /// One command's checked settings.
 #[derive(Debug)]
 pub enum Job {
-    Describe { input: Input, json: bool },
+    Describe {
+        input: Input,
+        json: bool,
+    },
     Audit(AuditJob),
     Synth(SynthJob),
     Prepare(PrepareJob),
@@ -60,8 +63,14 @@ pub enum Job {
     Evaluate(EvaluateJob),
     Predict(PredictJob),
     Demo(DemoJob),
-    BenchGru { config: GruBenchConfig, json: bool },
-    BenchFederation { config: FederationBenchConfig, json: bool },
+    BenchGru {
+        config: GruBenchConfig,
+        json: bool,
+    },
+    BenchFederation {
+        config: FederationBenchConfig,
+        json: bool,
+    },
     Bench(BenchJob),
 }
 
@@ -573,24 +582,44 @@ mod tests {
     #[test]
     fn bad_values_name_the_flag_the_value_and_what_is_allowed() {
         let e = error(&["train", "f.csv", "--out", "m", "--lr", "0"]);
-        assert!(e.contains("--lr") && e.contains("'0'") && e.contains("> 0"), "{e}");
+        assert!(
+            e.contains("--lr") && e.contains("'0'") && e.contains("> 0"),
+            "{e}"
+        );
         let e = error(&["train", "f.csv", "--out", "m", "--window", "0"]);
         assert!(e.contains("--window") && e.contains("'0'"), "{e}");
         let e = error(&["train", "f.csv", "--out", "m", "--dropout", "1"]);
         assert!(e.contains("--dropout") && e.contains("[0, 1)"), "{e}");
         let e = error(&["prepare", "f.csv", "--out", "m", "--fractions", "0.5,0.5"]);
-        assert!(e.contains("--fractions") && e.contains("summing to 1"), "{e}");
+        assert!(
+            e.contains("--fractions") && e.contains("summing to 1"),
+            "{e}"
+        );
         let e = error(&["prepare", "f.csv", "--out", "m", "--select", "chi2"]);
         assert!(e.contains("--select chi2") && e.contains("--k"), "{e}");
         let e = error(&["federate", "f.csv", "--out", "m", "--devices", "0"]);
         assert!(e.contains("--devices 0: must be at least 1"), "{e}");
-        let e = error(&["federate", "f.csv", "--out", "m", "--devices", "2", "--edges", "3"]);
+        let e = error(&[
+            "federate",
+            "f.csv",
+            "--out",
+            "m",
+            "--devices",
+            "2",
+            "--edges",
+            "3",
+        ]);
         assert!(e.contains("--edges 3") && e.contains("at most"), "{e}");
         let e = error(&["compare", "f.csv", "--out", "m", "--models", "gru,xgb"]);
-        assert!(e.contains("--models") && e.contains("xgb") && e.contains("knn"), "{e}");
+        assert!(
+            e.contains("--models") && e.contains("xgb") && e.contains("knn"),
+            "{e}"
+        );
         let e = error(&["audit", "f.csv", "--fail-on", "some"]);
         assert!(e.contains("--fail-on") && e.contains("unmitigated"), "{e}");
-        let e = error(&["evaluate", "f.csv", "--model", "m", "--out", "o", "--batch", "0"]);
+        let e = error(&[
+            "evaluate", "f.csv", "--model", "m", "--out", "o", "--batch", "0",
+        ]);
         assert!(e.contains("--batch") && e.contains("'0'"), "{e}");
     }
 
@@ -599,7 +628,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fed.toml");
         std::fs::write(&path, "rounds = 0\n").unwrap();
-        let e = error(&["federate", "f.csv", "--out", "m", "--config", path.to_str().unwrap()]);
+        let e = error(&[
+            "federate",
+            "f.csv",
+            "--out",
+            "m",
+            "--config",
+            path.to_str().unwrap(),
+        ]);
         assert!(e.contains("fed.toml") && e.contains("`rounds = 0`"), "{e}");
         // The flag overrides the file.
         let job = resolve_args(&[
@@ -647,8 +683,8 @@ mod tests {
 
     #[test]
     fn a_separate_test_file_splits_train_and_validation_only() {
-        let Job::Train(t) = resolve_args(&["train", "f.csv", "--out", "m", "--test", "t.csv"])
-            .unwrap()
+        let Job::Train(t) =
+            resolve_args(&["train", "f.csv", "--out", "m", "--test", "t.csv"]).unwrap()
         else {
             panic!("not a train job")
         };

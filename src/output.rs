@@ -40,7 +40,8 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 
 /// Creates `dir` and its parents.
 pub fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create directory", dir.display()))
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create directory", dir.display()))
 }
 
 /// Writes `text` to `path`, naming the path on failure.
@@ -107,12 +108,7 @@ pub fn warn_rejects(
 
 /// Writes pipeline.json, split.json, prepare.json and, with `features`, the feature
 /// matrices of the three sides to `out`.
-pub fn write_prepared(
-    out: &Path,
-    p: &Prepared,
-    cfg: &PrepareConfig,
-    features: bool,
-) -> Result<()> {
+pub fn write_prepared(out: &Path, p: &Prepared, cfg: &PrepareConfig, features: bool) -> Result<()> {
     create_dir(out)?;
     p.pipeline.save(&out.join("pipeline.json"))?;
     let lines = |rows: &[usize]| {
@@ -214,7 +210,6 @@ pub fn start_output(out: &Path, p: &Prepared, config: &PrepareConfig) -> Result<
 pub struct RunContext<'a> {
     pub description: &'a Description,
     pub audit: &'a Audit,
-    pub config: &'a PrepareConfig,
     pub subtitle: String,
 }
 
@@ -287,7 +282,10 @@ pub fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<M
     json["rows_unknown_class"] = serde_json::to_value(&s.unknown_classes)?;
     json["rows_also_in_training"] = s.also_in_training.into();
     json["window"] = detector.card.window.into();
-    write_file(&out.join("metrics.json"), serde_json::to_string_pretty(&json)?)?;
+    write_file(
+        &out.join("metrics.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
 
     let path = out.join("predictions.csv");
     let mut w = csv_file(&path)?;

@@ -858,18 +858,54 @@ fn bad_flags_are_refused_before_any_file_is_read() {
     let out = dir.path().join("out");
     let out_s = out.to_str().unwrap();
     let cases: [(&[&str], &[&str]); 12] = [
-        (&["train", missing, "--out", out_s, "--lr", "0"], &["--lr", "'0'", "> 0"]),
-        (&["train", missing, "--out", out_s, "--hidden", "0"], &["--hidden", "'0'"]),
-        (&["train", missing, "--out", out_s, "--window", "0"], &["--window", "'0'"]),
-        (&["train", missing, "--out", out_s, "--epochs", "0"], &["--epochs", "'0'"]),
-        (&["train", missing, "--out", out_s, "--dropout", "1.5"], &["--dropout", "[0, 1)"]),
-        (&["train", missing, "--out", out_s, "--split", "random-ish"], &["--split", "random-ish", "stratified"]),
-        (&["federate", missing, "--out", out_s, "--devices", "0"], &["--devices 0", "at least 1"]),
-        (&["federate", missing, "--out", out_s, "--rounds", "0"], &["--rounds 0", "at least 1"]),
-        (&["federate", missing, "--out", out_s, "--strategy", "fedsgd"], &["--strategy", "fedsgd", "fedavgm"]),
-        (&["compare", missing, "--out", out_s, "--models", "lr,xgboost"], &["--models", "xgboost", "lr, nb, knn"]),
-        (&["compare", missing, "--out", out_s, "--max-rows", "knn=0"], &["--max-rows", "knn=0", "positive whole number or all"]),
-        (&["prepare", missing, "--out", out_s, "--select", "chi2"], &["--select chi2", "--k"]),
+        (
+            &["train", missing, "--out", out_s, "--lr", "0"],
+            &["--lr", "'0'", "> 0"],
+        ),
+        (
+            &["train", missing, "--out", out_s, "--hidden", "0"],
+            &["--hidden", "'0'"],
+        ),
+        (
+            &["train", missing, "--out", out_s, "--window", "0"],
+            &["--window", "'0'"],
+        ),
+        (
+            &["train", missing, "--out", out_s, "--epochs", "0"],
+            &["--epochs", "'0'"],
+        ),
+        (
+            &["train", missing, "--out", out_s, "--dropout", "1.5"],
+            &["--dropout", "[0, 1)"],
+        ),
+        (
+            &["train", missing, "--out", out_s, "--split", "random-ish"],
+            &["--split", "random-ish", "stratified"],
+        ),
+        (
+            &["federate", missing, "--out", out_s, "--devices", "0"],
+            &["--devices 0", "at least 1"],
+        ),
+        (
+            &["federate", missing, "--out", out_s, "--rounds", "0"],
+            &["--rounds 0", "at least 1"],
+        ),
+        (
+            &["federate", missing, "--out", out_s, "--strategy", "fedsgd"],
+            &["--strategy", "fedsgd", "fedavgm"],
+        ),
+        (
+            &["compare", missing, "--out", out_s, "--models", "lr,xgboost"],
+            &["--models", "xgboost", "lr, nb, knn"],
+        ),
+        (
+            &["compare", missing, "--out", out_s, "--max-rows", "knn=0"],
+            &["--max-rows", "knn=0", "positive whole number or all"],
+        ),
+        (
+            &["prepare", missing, "--out", out_s, "--select", "chi2"],
+            &["--select chi2", "--k"],
+        ),
     ];
     for (args, wanted) in cases {
         let o = iotids(args);
@@ -878,7 +914,10 @@ fn bad_flags_are_refused_before_any_file_is_read() {
         for w in wanted {
             assert!(e.contains(w), "{args:?}: `{w}` not in: {e}");
         }
-        assert!(!e.contains("no-such.csv"), "{args:?} read the file first: {e}");
+        assert!(
+            !e.contains("no-such.csv"),
+            "{args:?} read the file first: {e}"
+        );
         assert!(!out.exists(), "{args:?} wrote {out_s}");
     }
 }
@@ -919,7 +958,10 @@ fn help_lists_global_flags_apart_and_shows_defaults() {
     let help = stdout(&o);
     assert!(help.contains("Global options:"), "{help}");
     let global = &help[help.find("Global options:").unwrap()..];
-    assert!(global.contains("--threads") && global.contains("--quiet"), "{help}");
+    assert!(
+        global.contains("--threads") && global.contains("--quiet"),
+        "{help}"
+    );
     assert!(help.contains("[default: 0.001]"), "{help}");
     assert!(help.contains("[default: 30]"), "{help}");
     let o = iotids(&["federate", "--help"]);

@@ -64,12 +64,12 @@ fn agree_within(got: &str, want: &str, tol: f64) -> bool {
     };
     let (a, b) = (split(got), split(want));
     a.len() == b.len()
-        && a.iter().zip(&b).all(|(x, y)| {
-            match (x.parse::<f64>(), y.parse::<f64>()) {
+        && a.iter()
+            .zip(&b)
+            .all(|(x, y)| match (x.parse::<f64>(), y.parse::<f64>()) {
                 (Ok(u), Ok(v)) => (u - v).abs() <= tol * u.abs().max(v.abs()).max(1.0),
                 _ => x == y,
-            }
-        })
+            })
 }
 
 fn root() -> PathBuf {

@@ -38,8 +38,12 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
         (_, 1) => (None, Vec::new()),
         (Some(flows), k) => (Some(Sequences::new(features, Some(flows), k)?), Vec::new()),
         (None, k) => {
-            let skipped: Vec<ModelKind> =
-                job.models.iter().copied().filter(|m| m.window(k) > 1).collect();
+            let skipped: Vec<ModelKind> = job
+                .models
+                .iter()
+                .copied()
+                .filter(|m| m.window(k) > 1)
+                .collect();
             (None, skipped)
         }
     };

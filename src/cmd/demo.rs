@@ -5,11 +5,11 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use iotids_data::IngestOptions;
 use iotids_data::audit::{self, AuditOptions};
 use iotids_data::describe::describe;
 use iotids_data::prepare::{PrepareConfig, prepare};
 use iotids_data::split::SplitMethod;
-use iotids_data::IngestOptions;
 use iotids_model::gru::GruShape;
 use iotids_model::train::TrainConfig;
 use iotids_report as report;

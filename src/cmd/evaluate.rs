@@ -19,11 +19,7 @@ pub fn run(job: &EvaluateJob, ui: Ui) -> Result<ExitCode> {
     let m = write_evaluation(&detector, &scored, &job.out)?;
     let mut page = Report::new(
         "iotids: evaluation",
-        format!(
-            "model {} on {}",
-            job.model.display(),
-            job.input.display()
-        ),
+        format!("model {} on {}", job.model.display(), job.input.display()),
     );
     for b in report::pages::evaluation_sections(&m, &scored.what, &figures)? {
         page.push(b);

@@ -161,7 +161,10 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     );
     page.push(Block::KeyValues(vec![
         ("model directory".into(), out.display().to_string()),
-        ("network".into(), fed_report::network_summary(&gru, learn.window.get())),
+        (
+            "network".into(),
+            fed_report::network_summary(&gru, learn.window.get()),
+        ),
         (
             "local training".into(),
             format!(
@@ -214,10 +217,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
             page.push(b);
         }
     }
-    let context = loaded.context(format!(
-        "trained on {}",
-        learn.input.path.display()
-    ));
+    let context = loaded.context(format!("trained on {}", learn.input.path.display()));
     finish_report(
         page,
         &context,

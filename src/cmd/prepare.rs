@@ -9,7 +9,7 @@ use iotids_data::describe::{Description, describe};
 use iotids_data::prepare::{PrepareConfig, Prepared, prepare};
 
 use crate::job::{Input, PrepareJob, Ui};
-use crate::output::{RunContext, print, prepared_summary, read, write_prepared};
+use crate::output::{RunContext, prepared_summary, print, read, write_prepared};
 use crate::progress;
 
 pub fn run(job: &PrepareJob, ui: Ui) -> Result<ExitCode> {
@@ -37,7 +37,6 @@ impl Loaded {
         RunContext {
             description: &self.description,
             audit: &self.audit,
-            config: &self.prepared.config,
             subtitle,
         }
     }

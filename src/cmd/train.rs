@@ -160,7 +160,11 @@ pub fn score_file(
     batch: usize,
     ui: Ui,
 ) -> Result<Scored> {
-    let ds = read(path, &detector.ingest_options(ui.threads(), false), ui.quiet)?;
+    let ds = read(
+        path,
+        &detector.ingest_options(ui.threads(), false),
+        ui.quiet,
+    )?;
     let bar = progress::step(&format!("scoring {} rows", ds.n_rows()), ui.quiet);
     let scored = detector.score_table(path.display().to_string(), &ds, train_hashes, batch);
     bar.finish_and_clear();

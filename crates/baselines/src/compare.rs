@@ -18,11 +18,11 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use iotids_data::window::Sequences;
+use iotids_model::examples::{Examples, Scores, score};
 use iotids_model::gru::GruConfig;
 use iotids_model::metrics::{Metrics, evaluate};
 use iotids_model::nets::{Cell, MlpConfig, RecurrentConfig};
 use iotids_model::network::NetworkConfig;
-use iotids_model::examples::{Examples, Scores, score};
 use iotids_model::train::{History, TrainConfig, TrainEvent, train};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;

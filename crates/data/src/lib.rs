@@ -9,9 +9,9 @@
 //!        -> pipeline (encode, impute, scale, select; fitted on train only) -> matrix
 //! ```
 //!
-//! `describe` and `audit` read a [`Dataset`] and report on it; `synth` writes
-//! Edge-IIoTset-schema files for demos and benchmarks; `stats` holds the small
-//! statistics they share.
+//! `describe` and `audit` read a [`Dataset`] and report on it; `stats` holds the small
+//! statistics they share. Generated Edge-IIoTset-schema files for demos and benchmarks
+//! come from `iotids-synth`.
 //!
 //! A new record source (a packet capture, a message queue) is one client of
 //! [`ingest::DatasetBuilder`]: give it the column names and push records; the column
@@ -75,7 +75,6 @@ pub mod prepare;
 pub mod schema;
 pub mod split;
 pub mod stats;
-pub mod synth;
 pub mod table;
 pub mod timing;
 pub mod value;

@@ -21,9 +21,9 @@
 use std::time::Instant;
 
 use iotids_data::window::Sequences;
+use iotids_model::examples::{Examples, score};
 use iotids_model::gru::GruConfig;
 use iotids_model::params::{flatten, from_flat};
-use iotids_model::examples::{Examples, score};
 use iotids_model::train::{LocalUpdate, TrainConfig, loss_weights, train_local};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

@@ -541,8 +541,8 @@ fn count_correct(logits: Tensor<2>, targets: &[i64]) -> usize {
 pub(crate) mod tests {
     use super::*;
     use crate::examples::Scores;
-    use iotids_data::window::Sequences;
     use iotids_data::pipeline::Matrix;
+    use iotids_data::window::Sequences;
 
     /// Two classes that only the second record of a flow tells apart: class 1 flows have a
     /// high value one record before the last, class 0 flows a low one; the last records are
