@@ -754,8 +754,7 @@ mod tests {
             .expect("federate")
             .render_help()
             .to_string();
-        assert!(help.contains("Devices. [default: 20]"), "{help}");
+        assert!(help.contains("Devices [default: 20]"), "{help}");
         assert!(help.contains("[default: dirichlet]"), "{help}");
-        assert!(help.contains("Global options"), "{help}");
     }
 }

@@ -73,7 +73,11 @@ fn bad_input_exits_2_with_file_and_reason() {
         "log",
     ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--scaler log"), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("'log' for '--scaler") && e.contains("one of minmax, standard, none"),
+        "{e}"
+    );
 }
 
 #[test]
