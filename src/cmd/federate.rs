@@ -10,7 +10,6 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use iotids_data::window::Sequences;
 use iotids_federation::experiments::{self, rounds_history};
 use iotids_federation::{Outcome, Task};
 use iotids_model::artifact::Detector;
@@ -39,14 +38,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     let figures = start_output(out, p, &p.config)?;
 
     let ds = &p.dataset;
-    let all: Vec<usize> = (0..ds.n_rows()).collect();
-    let features = p.pipeline.transform(ds, &all)?;
-    let sequences = Sequences::new(features, ds.flows.as_deref(), learn.window.get())?;
-    let gru = learn
-        .net
-        .for_data(sequences.features.cols, p.pipeline.classes.len());
-    gru.check()
-        .context("the prepared data cannot feed this network")?;
+    let (sequences, gru) = loaded.windows_and_network(learn)?;
     let task = Task {
         model: &gru,
         train: &learn.train,

@@ -3,12 +3,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use iotids_data::audit::{self, Audit, AuditOptions};
 use iotids_data::describe::{Description, describe};
 use iotids_data::prepare::{PrepareConfig, Prepared, prepare};
+use iotids_data::window::Sequences;
+use iotids_model::gru::GruConfig;
 
-use crate::job::{Input, PrepareJob, Ui};
+use crate::job::{Input, LearnJob, PrepareJob, Ui};
 use crate::output::{RunContext, prepared_summary, print, read, write_prepared};
 use crate::progress;
 
@@ -32,6 +34,27 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Every row's windows of `learn.window` records of its flow, and `learn.net` sized for
+    /// the prepared features and classes.
+    ///
+    /// # Errors
+    ///
+    /// Windows longer than one record on a table without flows; a network the data cannot
+    /// feed (no features left, one class).
+    pub fn windows_and_network(&self, learn: &LearnJob) -> Result<(Sequences, GruConfig)> {
+        let p = &self.prepared;
+        let ds = &p.dataset;
+        let all: Vec<usize> = (0..ds.n_rows()).collect();
+        let features = p.pipeline.transform(ds, &all)?;
+        let sequences = Sequences::new(features, ds.flows.as_deref(), learn.window.get())?;
+        let gru = learn
+            .net
+            .for_data(sequences.features.cols, p.pipeline.classes.len());
+        gru.check()
+            .context("the prepared data cannot feed this network")?;
+        Ok((sequences, gru))
+    }
+
     /// The report's view of the run.
     pub fn context(&self, subtitle: String) -> RunContext<'_> {
         RunContext {

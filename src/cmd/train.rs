@@ -45,14 +45,7 @@ pub fn train_loaded(
     let figures = start_output(out, p, &p.config)?;
 
     let ds = &p.dataset;
-    let all: Vec<usize> = (0..ds.n_rows()).collect();
-    let features = p.pipeline.transform(ds, &all)?;
-    let sequences = Sequences::new(features, ds.flows.as_deref(), learn.window.get())?;
-    let gru = learn
-        .net
-        .for_data(sequences.features.cols, p.pipeline.classes.len());
-    gru.check()
-        .context("the prepared data cannot feed this network")?;
+    let (sequences, gru) = loaded.windows_and_network(learn)?;
     let examples = |rows| Examples {
         sequences: &sequences,
         labels: &ds.labels,
