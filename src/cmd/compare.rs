@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use iotids_baselines::compare::{self, ModelKind, Outcome, Settings, Task};
+use iotids_baselines::compare::{self, ModelKind, Outcome, Task};
 use iotids_data::schema::normal_class;
 use iotids_data::window::Sequences;
 use iotids_report as report;
@@ -92,7 +92,7 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
         }
     }
 
-    let mut notes = notes(&outcomes, &failures, settings, window);
+    let mut notes = report::compare::notes(&outcomes, &failures, settings, window);
     if !not_run.is_empty() {
         let names: Vec<String> = not_run.iter().map(|m| m.label(window)).collect();
         let note = format!(
@@ -173,55 +173,6 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// What a reader of the table must know: subsamples, failures, the settings.
-fn notes(
-    outcomes: &[Outcome],
-    failures: &[(ModelKind, String)],
-    settings: &Settings,
-    window: usize,
-) -> Vec<String> {
-    let mut notes = Vec::new();
-    let sub: Vec<String> = outcomes
-        .iter()
-        .filter(|o| o.subsampled())
-        .map(|o| format!("{}: {}", o.name, report::compare::trained_on(o)))
-        .collect();
-    if !sub.is_empty() {
-        notes.push(format!(
-            "Trained on a stratified subsample of the training rows (--max-rows): {}.",
-            sub.join("; ")
-        ));
-    }
-    for (kind, e) in failures {
-        notes.push(format!("{} could not be fitted: {e}", kind.label(window)));
-    }
-    let t = &settings.train;
-    let windowed: Vec<&str> = outcomes
-        .iter()
-        .filter(|o| o.window > 1)
-        .map(|o| o.name.as_str())
-        .collect();
-    if outcomes.iter().any(|o| o.epochs.is_some()) {
-        notes.push(format!(
-            "Deep models: hidden {}, {} layer(s) (GRU; the MLP's hidden layers), dropout {}, Adam lr {}, batch {}, at most {} epochs, patience {}, {} cross-entropy{}.",
-            settings.hidden,
-            settings.layers,
-            settings.dropout,
-            t.learning_rate,
-            t.batch_size,
-            t.epochs,
-            t.patience,
-            if t.class_weights { "class-weighted" } else { "plain" },
-            if windowed.is_empty() {
-                String::new()
-            } else {
-                format!("; windows of {window} records of the flow: {}", windowed.join(", "))
-            }
-        ));
-    }
-    notes
 }
 
 /// comparison.csv: one row per model, numbers at full precision, empty where undefined.

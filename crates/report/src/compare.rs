@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use iotids_baselines::compare::Outcome;
+use iotids_baselines::compare::{ModelKind, Outcome, Settings};
 
 use crate::charts::{self, ChartError};
 use crate::html::Block;
@@ -106,6 +106,55 @@ fn thousands(n: usize) -> String {
         out.push(ch);
     }
     out
+}
+
+/// What a reader of the table must know: subsamples, failures, the settings.
+pub fn notes(
+    outcomes: &[Outcome],
+    failures: &[(ModelKind, String)],
+    settings: &Settings,
+    window: usize,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let sub: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.subsampled())
+        .map(|o| format!("{}: {}", o.name, trained_on(o)))
+        .collect();
+    if !sub.is_empty() {
+        notes.push(format!(
+            "Trained on a stratified subsample of the training rows (--max-rows): {}.",
+            sub.join("; ")
+        ));
+    }
+    for (kind, e) in failures {
+        notes.push(format!("{} could not be fitted: {e}", kind.label(window)));
+    }
+    let t = &settings.train;
+    let windowed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.window > 1)
+        .map(|o| o.name.as_str())
+        .collect();
+    if outcomes.iter().any(|o| o.epochs.is_some()) {
+        notes.push(format!(
+            "Deep models: hidden {}, {} layer(s) (GRU; the MLP's hidden layers), dropout {}, Adam lr {}, batch {}, at most {} epochs, patience {}, {} cross-entropy{}.",
+            settings.hidden,
+            settings.layers,
+            settings.dropout,
+            t.learning_rate,
+            t.batch_size,
+            t.epochs,
+            t.patience,
+            if t.class_weights { "class-weighted" } else { "plain" },
+            if windowed.is_empty() {
+                String::new()
+            } else {
+                format!("; windows of {window} records of the flow: {}", windowed.join(", "))
+            }
+        ));
+    }
+    notes
 }
 
 /// A Markdown table of `rows` under `header`.
