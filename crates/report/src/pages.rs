@@ -1,5 +1,8 @@
-//! Report sections built from the data side's results, shared by every command
-//! that writes `report.html`.
+//! The sections of `report.html`, one builder per stage that has results: the data
+//! (summary, audit, preparation), training (learning curves), evaluation (metrics,
+//! confusion matrix, ROC curves) and federation (partition, rounds). They live here,
+//! not in the commands, so every command that writes a report shows a stage the same
+//! way.
 
 use std::path::Path;
 
