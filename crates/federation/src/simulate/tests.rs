@@ -292,3 +292,144 @@ fn every_strategy_and_partition_runs() {
     .unwrap_err();
     assert!(e.to_string().contains("devices"), "{e}");
 }
+
+/// FNV-1a over the weights' bits: equal hashes mean equal weights, bit for bit.
+fn weights_hash(w: &[f32]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in w.iter().flat_map(|x| x.to_bits().to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// What a run must reproduce exactly: its rounds without wall times, the kept round and
+/// the kept weights.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Golden {
+    name: String,
+    best_round: usize,
+    weights: usize,
+    weights_fnv: String,
+    malicious: Vec<usize>,
+    rounds: Vec<RoundRecord>,
+}
+
+/// The configurations the golden file pins: both server paths, sampling with failures and
+/// stragglers, both attacks against robust rules at either tier, and no validation rows.
+fn golden_runs() -> Vec<(&'static str, FederationConfig, bool)> {
+    vec![
+        ("fedavg", small(), true),
+        (
+            "fedavgm-host",
+            FederationConfig {
+                strategy: Strategy::FedAvgM,
+                partition: PartitionKind::Host,
+                ..small()
+            },
+            true,
+        ),
+        (
+            "fedprox-dirichlet",
+            FederationConfig {
+                strategy: Strategy::FedProx,
+                proximal_mu: 0.1,
+                partition: PartitionKind::Dirichlet,
+                alpha: 0.5,
+                local_epochs: 2,
+                ..small()
+            },
+            true,
+        ),
+        (
+            "dropout-deadline-fraction",
+            FederationConfig {
+                devices: 9,
+                edges: 3,
+                device_dropout: 0.35,
+                deadline: Some(0.09),
+                speed_spread: 1.0,
+                fraction: 0.5,
+                edge_rounds: 3,
+                ..small()
+            },
+            true,
+        ),
+        (
+            "scale-attack-edge-median",
+            FederationConfig {
+                devices: 8,
+                edges: 2,
+                malicious: 0.25,
+                attack: Attack::Scale,
+                attack_scale: -10.0,
+                edge_aggregation: Aggregation::Median,
+                ..small()
+            },
+            true,
+        ),
+        (
+            "label-flip-trimmed-krum",
+            FederationConfig {
+                devices: 8,
+                edges: 4,
+                malicious: 0.25,
+                attack: Attack::LabelFlip,
+                edge_aggregation: Aggregation::TrimmedMean { beta: 0.2 },
+                cloud_aggregation: Aggregation::Krum { f: 1, keep: 0 },
+                strategy: Strategy::FedAdam,
+                ..small()
+            },
+            true,
+        ),
+        (
+            "fedyogi-no-validation",
+            FederationConfig {
+                strategy: Strategy::FedYogi,
+                rounds: 3,
+                ..small()
+            },
+            false,
+        ),
+    ]
+}
+
+fn golden_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/simulate/golden.json")
+}
+
+/// The same config and seed give the same rounds (wall times aside), the same kept round
+/// and the same weights, bit for bit, as the code that wrote `golden.json`. Rewrite it
+/// with `IOTIDS_BLESS=1` only for a change meant to change results, and say so.
+#[test]
+fn runs_reproduce_the_golden_outcomes() {
+    let d = data();
+    let got: Vec<Golden> = golden_runs()
+        .into_iter()
+        .map(|(name, cfg, validate)| {
+            let mut task = d.task();
+            if !validate {
+                task.validation_rows = &[];
+            }
+            let o = federate(&task, &cfg, &mut |_| {}).unwrap();
+            Golden {
+                name: name.to_string(),
+                best_round: o.best_round,
+                weights: o.weights.len(),
+                weights_fnv: weights_hash(&o.weights),
+                malicious: o.malicious.clone(),
+                rounds: o.rounds.iter().map(untimed).collect(),
+            }
+        })
+        .collect();
+    if std::env::var_os("IOTIDS_BLESS").is_some() {
+        let text = serde_json::to_string_pretty(&got).unwrap();
+        std::fs::write(golden_path(), text + "\n").unwrap();
+        return;
+    }
+    let want: Vec<Golden> = serde_json::from_str(include_str!("golden.json")).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w, "run {}", w.name);
+    }
+}
