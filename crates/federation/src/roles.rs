@@ -762,3 +762,6 @@ pub(crate) fn mix(seed: u64, round: usize, edge_round: usize, i: usize) -> u64 {
     }
     x
 }
+
+#[cfg(test)]
+mod tests;

@@ -196,4 +196,4 @@ impl Outcome {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -11,18 +11,18 @@ use serde::Serialize;
 
 /// 3 classes told apart by the first feature; flows of 4 records of one class; a host
 /// per 10 flows. Rows 0..960 train, 960..1200 validate.
-struct Data {
-    seq: Sequences,
-    labels: Vec<u32>,
+pub(crate) struct Data {
+    pub(crate) seq: Sequences,
+    pub(crate) labels: Vec<u32>,
     flows: Vec<u32>,
     hosts: Vec<u32>,
-    train: Vec<usize>,
-    validation: Vec<usize>,
-    model: GruConfig,
-    cfg: TrainConfig,
+    pub(crate) train: Vec<usize>,
+    pub(crate) validation: Vec<usize>,
+    pub(crate) model: GruConfig,
+    pub(crate) cfg: TrainConfig,
 }
 
-fn data() -> Data {
+pub(crate) fn data() -> Data {
     let n = 1200;
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let flows: Vec<u32> = (0..n as u32).map(|r| r / 4).collect();
@@ -54,7 +54,7 @@ fn data() -> Data {
 }
 
 impl Data {
-    fn task(&self) -> Task<'_> {
+    pub(crate) fn task(&self) -> Task<'_> {
         Task {
             model: &self.model,
             train: &self.cfg,
@@ -84,7 +84,7 @@ fn small() -> FederationConfig {
 }
 
 /// The record without its wall times, which differ from run to run.
-fn untimed(r: &RoundRecord) -> RoundRecord {
+pub(crate) fn untimed(r: &RoundRecord) -> RoundRecord {
     RoundRecord {
         seconds: 0.0,
         training_seconds: 0.0,
