@@ -362,6 +362,13 @@ fn checked<'u>(
 ) -> crate::Result<Vec<&'u DeviceUpdate>> {
     let mut sorted: Vec<&DeviceUpdate> = updates.iter().collect();
     sorted.sort_by_key(|u| u.device);
+    let mut accepted: Vec<usize> = ex
+        .outcomes
+        .iter()
+        .filter(|o| o.delivery == Delivery::Accepted)
+        .map(|o| o.peer)
+        .collect();
+    accepted.sort_unstable();
     for (i, u) in sorted.iter().enumerate() {
         let peer = format!("device {}", u.device);
         if (u.round, u.edge_round) != (sent.round, sent.edge_round) {
@@ -377,12 +384,8 @@ fn checked<'u>(
                 ),
             });
         }
-        let accepted = ex
-            .outcomes
-            .iter()
-            .any(|o| o.peer == u.device && o.delivery == Delivery::Accepted);
         let twice = i > 0 && sorted[i - 1].device == u.device;
-        if !accepted || twice {
+        if accepted.binary_search(&u.device).is_err() || twice {
             return Err(Error::Protocol {
                 peer,
                 problem: if twice {
@@ -435,10 +438,10 @@ pub struct RoundRecord {
     pub simulated_seconds: f64,
     /// Wall time of the round.
     pub seconds: f64,
-    /// Of which: the exchanges with the devices, local training included (the slowest
-    /// edge's; edges run in parallel).
+    /// Of which: the exchange with the edges (their devices' local training, the links)
+    /// less the edges' aggregation.
     pub training_seconds: f64,
-    /// Of which: edge aggregation (the slowest edge's), cloud aggregation and the server
+    /// Of which: the edges' aggregation (summed over edges), the cloud's, and the server
     /// step.
     pub aggregation_seconds: f64,
     /// Of which: scoring the validation rows.
@@ -589,7 +592,9 @@ impl<'a> Cloud<'a> {
             weights: self.state.global.clone(),
             plan: self.plan.clone(),
         };
+        let t_exchange = Instant::now();
         let ex = link.exchange(&model, &self.edges, self.wait)?;
+        let exchange_seconds = t_exchange.elapsed().as_secs_f64();
         let mut answers = match ex.arrived {
             Arrived::Each(answers) => answers,
             Arrived::Sum(_) => {
@@ -648,8 +653,8 @@ impl<'a> Cloud<'a> {
         }
         rec.train_loss = (loss_n > 0.0).then(|| loss_sum / loss_n);
         rec.train_accuracy = (loss_n > 0.0).then(|| accuracy_sum / loss_n);
-        let slowest = |f: fn(&EdgeUpdate) -> f64| answers.iter().map(f).fold(0.0, f64::max);
-        rec.training_seconds = slowest(|a| a.training_seconds);
+        let edge_aggregation: f64 = answers.iter().map(|a| a.aggregation_seconds).sum();
+        rec.training_seconds = (exchange_seconds - edge_aggregation).max(0.0);
 
         let t_agg = Instant::now();
         let reporting: Vec<Update<'_>> = answers
@@ -665,8 +670,7 @@ impl<'a> Cloud<'a> {
             let aggregate = self.rule.aggregate(&reporting)?;
             self.state.global = self.state.server.step(&self.state.global, &aggregate);
         }
-        rec.aggregation_seconds =
-            slowest(|a| a.aggregation_seconds) + t_agg.elapsed().as_secs_f64();
+        rec.aggregation_seconds = edge_aggregation + t_agg.elapsed().as_secs_f64();
 
         let t_eval = Instant::now();
         self.score(&mut rec)?;
