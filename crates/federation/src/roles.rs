@@ -471,7 +471,9 @@ pub struct Cloud<'a> {
 }
 
 /// What the cloud carries from round to round: all a restarted cloud needs to go on
-/// without losing or repeating a round.
+/// without losing or repeating a round. Checkpoint it with a format that reads back every
+/// f64 exactly (serde_json does only with its `float_roundtrip` feature), or a resumed run
+/// may drift from an uninterrupted one in the last bits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudState {
     /// Cloud rounds completed.
@@ -537,6 +539,12 @@ impl<'a> Cloud<'a> {
                 best: None,
             },
         })
+    }
+
+    /// The cloud, waiting for its edges as `wait` says (by default, for every edge: edges
+    /// in process never fail; a networked cloud sets a deadline).
+    pub fn waiting(self, wait: Wait) -> Self {
+        Cloud { wait, ..self }
     }
 
     /// The global model.
@@ -723,7 +731,7 @@ impl<'a> Cloud<'a> {
     }
 
     /// An error unless `answers` (sorted by edge) answer `sent`, come from edges asked,
-    /// once each, with models of its length.
+    /// once each, with their edge rounds' reports in order and models of its length.
     fn check(&self, sent: &GlobalModel, answers: &[EdgeUpdate]) -> crate::Result<()> {
         for (i, a) in answers.iter().enumerate() {
             let peer = format!("edge {}", a.edge);
@@ -733,6 +741,19 @@ impl<'a> Cloud<'a> {
                 Some("an update from an edge not asked".into())
             } else if i > 0 && answers[i - 1].edge == a.edge {
                 Some("two updates".into())
+            } else if a.edge_rounds.len() > self.plan.edge_rounds
+                || a.edge_rounds
+                    .iter()
+                    .enumerate()
+                    .any(|(k, r)| r.edge_round != k)
+            {
+                Some(format!(
+                    "reports of edge rounds {:?}",
+                    a.edge_rounds
+                        .iter()
+                        .map(|r| r.edge_round)
+                        .collect::<Vec<_>>()
+                ))
             } else {
                 a.model
                     .as_ref()
@@ -744,8 +765,10 @@ impl<'a> Cloud<'a> {
                     peer,
                     problem,
                     expected: format!(
-                        "one answer to round {} from each edge asked, of {} values",
+                        "one answer to round {} from each edge asked, reporting edge rounds \
+                         0.. in order (at most {}), with a model of {} values",
                         sent.round,
+                        self.plan.edge_rounds,
                         sent.weights.len()
                     ),
                 });

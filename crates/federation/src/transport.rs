@@ -83,7 +83,9 @@ pub trait Link<Up> {
     ) -> crate::Result<Exchange<Up>>;
 }
 
-/// How long a tier waits for its peers.
+/// How long a tier waits for its peers. Non-exhaustive, so a quorum (wait past the
+/// deadline until so many have answered, or give the round up) can join the deadline
+/// without changing the trait.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Wait {

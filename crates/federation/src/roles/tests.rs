@@ -311,4 +311,15 @@ fn a_cloud_resumed_from_its_checkpoint_goes_on_as_if_never_stopped() {
     });
     let e = cloud().round(&mut stale).unwrap_err().to_string();
     assert!(e.contains("edge 1 sent an update for round 99"), "{e}");
+    // Or its edge rounds out of order.
+    let Rewrite(link, _) = stale;
+    let mut shuffled = Rewrite(link, |_: &GlobalModel, mut ex: Exchange<EdgeUpdate>| {
+        each(&mut ex)[0].edge_rounds.swap(0, 1);
+        ex
+    });
+    let e = cloud().round(&mut shuffled).unwrap_err().to_string();
+    assert!(
+        e.contains("edge 0 sent reports of edge rounds [1, 0]"),
+        "{e}"
+    );
 }
