@@ -1,9 +1,11 @@
-//! What can go wrong in a federation: a bad config, or the model's and data's own errors.
+//! What can go wrong in a federation: a bad config, a peer or link that breaks the
+//! protocol, or the model's and data's own errors.
 
 use std::fmt::Display;
 
 /// Errors of iotids-federation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A setting out of its range, or a combination that can't run.
     #[error("federation setting `{field}` = {value}: must be {allowed}")]
@@ -22,6 +24,17 @@ pub enum Error {
         path: std::path::PathBuf,
         /// Why.
         reason: String,
+    },
+    /// A peer or a link broke the protocol: an update for another round, of another
+    /// length, from a peer not asked, or twice.
+    #[error("{peer} sent {problem}: expected {expected}")]
+    Protocol {
+        /// Who (`device 3`, `edge 1`, or a link).
+        peer: String,
+        /// What it sent.
+        problem: String,
+        /// What was allowed.
+        expected: String,
     },
     /// The data could not be windowed.
     #[error(transparent)]

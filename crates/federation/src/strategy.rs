@@ -67,8 +67,8 @@ impl Default for ServerSettings {
     }
 }
 
-/// The cloud's optimiser state across rounds.
-#[derive(Debug, Clone)]
+/// The cloud's optimiser state across rounds (serialisable, so a cloud can checkpoint it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerOptimizer {
     strategy: Strategy,
     s: ServerSettings,

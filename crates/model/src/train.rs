@@ -253,49 +253,38 @@ fn train_in_pool<C: NetworkConfig>(
     Ok((best.valid(), history))
 }
 
-/// What a device sends back after local training.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LocalUpdate {
-    /// The trained weights, flat (see [`crate::params`]).
-    pub weights: Vec<f32>,
-    /// Training windows the device holds (FedAvg's `n_i`).
-    pub samples: usize,
-    /// Mean (class-weighted, if training is) cross-entropy of the last local epoch, without
-    /// the proximal term.
-    pub loss: f64,
-    /// Training accuracy of the last local epoch.
-    pub accuracy: f64,
-}
-
-/// A device's local training in federated learning: `epochs` passes over `train`, starting
-/// from the flat weights `start` (the model its aggregator sent), with a fresh Adam and
-/// batch order seeded by `cfg.seed`. `cfg.epochs` and `cfg.patience` are not used: a
-/// device has no validation rows and trains the epochs it is told.
+/// Trains the network whose flat weights are `start` (see [`crate::params`]) for exactly
+/// `cfg.epochs` epochs on `train`, with a fresh Adam and a batch order seeded by
+/// `cfg.seed`: no validation and no early stopping (`cfg.patience` is not used). This is
+/// what a federated device's local training is made of; the federation crate decides the
+/// seed and the epochs and turns the result into the update a device sends.
 ///
-/// `proximal_mu > 0` is FedProx (Li et al. 2020): the local objective gains
-/// `μ/2 · ‖w − start‖²`, which keeps a device with skewed data near the global model.
+/// `proximal_mu > 0` adds FedProx's `μ/2 · ‖w − start‖²` to the loss (Li et al. 2020),
+/// which keeps a device with skewed data near the model it was sent.
+///
+/// Returns the trained flat weights and one record per epoch (without validation
+/// numbers; the last epoch is the kept one).
 ///
 /// # Errors
 ///
 /// [`Error::Config`] for an invalid config, no training rows, labels outside
 /// `class_weights`, `start` of another length than the model's parameters, or a negative μ.
-pub fn train_local(
+pub fn train_from_weights(
     model: &GruConfig,
     cfg: &TrainConfig,
-    epochs: usize,
-    proximal_mu: f64,
     class_weights: &[f64],
     start: &[f32],
+    proximal_mu: f64,
     train: Examples<'_>,
-) -> crate::Result<LocalUpdate> {
+) -> crate::Result<(Vec<f32>, History)> {
     cfg.check()?;
     model.check()?;
     check_examples(model, class_weights.len(), &train)?;
-    if train.rows.is_empty() || epochs == 0 {
+    if train.rows.is_empty() {
         return Err(Error::Config {
-            field: "local training",
-            value: format!("{} rows, {epochs} epochs", train.rows.len()),
-            allowed: "at least one row and one epoch",
+            field: "training rows",
+            value: "0".into(),
+            allowed: "at least one training row",
         });
     }
     if !(proximal_mu >= 0.0 && proximal_mu.is_finite()) {
@@ -305,6 +294,7 @@ pub fn train_local(
             "a number ≥ 0",
         ));
     }
+    let started = Instant::now();
     let mut fit = Fit::new(cfg, class_weights);
     let mut net = crate::params::from_flat(model, &fit.device, start)?;
     if proximal_mu > 0.0 {
@@ -312,19 +302,28 @@ pub fn train_local(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut order = train.rows.to_vec();
-    let mut last = EpochSums::default();
-    for _ in 0..epochs {
+    let mut history = History {
+        epochs: Vec::with_capacity(cfg.epochs),
+        best_epoch: cfg.epochs,
+        stopped_early: false,
+        seconds: 0.0,
+    };
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
         order.shuffle(&mut rng);
         let (trained, sums) = fit.epoch(net, &train, &order, &mut |_| {});
         net = trained;
-        last = sums;
+        history.epochs.push(EpochRecord {
+            epoch,
+            train_loss: sums.loss(),
+            train_accuracy: sums.accuracy(),
+            validation_loss: None,
+            validation_accuracy: None,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
     }
-    Ok(LocalUpdate {
-        weights: crate::params::flatten(&net),
-        samples: train.rows.len(),
-        loss: last.loss(),
-        accuracy: last.accuracy(),
-    })
+    history.seconds = started.elapsed().as_secs_f64();
+    Ok((crate::params::flatten(&net), history))
 }
 
 /// An epoch's running sums.
@@ -750,7 +749,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn local_training_moves_from_the_start_and_fedprox_holds_it_near() {
+    fn training_from_weights_moves_from_the_start_and_fedprox_holds_it_near() {
         let (seq, labels, _) = flows(60);
         let rows: Vec<usize> = (0..labels.len()).collect();
         let ex = Examples {
@@ -760,6 +759,7 @@ pub(crate) mod tests {
         };
         let model = GruConfig::new(2, 8, 2);
         let cfg = TrainConfig {
+            epochs: 3,
             batch_size: 16,
             learning_rate: 0.02,
             ..TrainConfig::default()
@@ -771,21 +771,37 @@ pub(crate) mod tests {
                 .map(|(a, b)| f64::from(a - b).powi(2))
                 .sum::<f64>()
         };
-        let free = train_local(&model, &cfg, 3, 0.0, &[1.0, 1.0], &start, ex).unwrap();
-        assert_eq!(free.samples, 120);
-        assert_eq!(free.weights.len(), start.len());
-        assert!((0.0..=1.0).contains(&free.accuracy));
-        // The same seed gives the same update, coordinate for coordinate.
-        let again = train_local(&model, &cfg, 3, 0.0, &[1.0, 1.0], &start, ex).unwrap();
+        let run = |cfg: &TrainConfig, mu: f64, start: &[f32], ex: Examples<'_>| {
+            train_from_weights(&model, cfg, &[1.0, 1.0], start, mu, ex)
+        };
+        let (free, history) = run(&cfg, 0.0, &start, ex).unwrap();
+        assert_eq!(free.len(), start.len());
+        assert_eq!(history.epochs.len(), 3, "exactly cfg.epochs, no early stop");
+        assert_eq!((history.best_epoch, history.stopped_early), (3, false));
+        let last = &history.epochs[2];
+        assert!((0.0..=1.0).contains(&last.train_accuracy), "{last:?}");
+        assert!(last.train_loss.is_finite() && last.validation_loss.is_none());
+        // The same seed gives the same weights, coordinate for coordinate.
+        let (again, _) = run(&cfg, 0.0, &start, ex).unwrap();
         assert_eq!(again, free);
         // A strong proximal term (μ = 100) keeps the weights far closer to the start.
-        let prox = train_local(&model, &cfg, 3, 100.0, &[1.0, 1.0], &start, ex).unwrap();
-        let (d_free, d_prox) = (distance(&free.weights), distance(&prox.weights));
+        let (prox, _) = run(&cfg, 100.0, &start, ex).unwrap();
+        let (d_free, d_prox) = (distance(&free), distance(&prox));
         assert!(d_free > 0.05, "{d_free}");
         assert!(d_prox < d_free / 4.0, "prox {d_prox} vs free {d_free}");
-        // Errors: no epochs, a vector of another model, negative μ.
-        assert!(train_local(&model, &cfg, 0, 0.0, &[1.0, 1.0], &start, ex).is_err());
-        assert!(train_local(&model, &cfg, 1, 0.0, &[1.0, 1.0], &start[1..], ex).is_err());
-        assert!(train_local(&model, &cfg, 1, -1.0, &[1.0, 1.0], &start, ex).is_err());
+        // Errors: no epochs, a vector of another model, negative μ, no rows.
+        let none = TrainConfig {
+            epochs: 0,
+            ..cfg.clone()
+        };
+        let e = run(&none, 0.0, &start, ex).unwrap_err().to_string();
+        assert!(e.contains("epochs = 0"), "{e}");
+        let e = run(&cfg, 0.0, &start[1..], ex).unwrap_err().to_string();
+        assert!(e.contains("weights"), "{e}");
+        let e = run(&cfg, -1.0, &start, ex).unwrap_err().to_string();
+        assert!(e.contains("proximal_mu"), "{e}");
+        let empty = Examples { rows: &[], ..ex };
+        let e = run(&cfg, 0.0, &start, empty).unwrap_err().to_string();
+        assert!(e.contains("training rows"), "{e}");
     }
 }

@@ -1,23 +1,28 @@
 use super::*;
 use crate::aggregate::Aggregation;
 use crate::partition::PartitionKind;
+use crate::roles::mix;
 use crate::strategy::Strategy;
 use iotids_data::pipeline::Matrix;
+use iotids_model::params::flatten;
+use iotids_model::train::train_from_weights;
+use rand::Rng;
+use serde::Serialize;
 
 /// 3 classes told apart by the first feature; flows of 4 records of one class; a host
 /// per 10 flows. Rows 0..960 train, 960..1200 validate.
-struct Data {
-    seq: Sequences,
-    labels: Vec<u32>,
+pub(crate) struct Data {
+    pub(crate) seq: Sequences,
+    pub(crate) labels: Vec<u32>,
     flows: Vec<u32>,
     hosts: Vec<u32>,
-    train: Vec<usize>,
-    validation: Vec<usize>,
-    model: GruConfig,
-    cfg: TrainConfig,
+    pub(crate) train: Vec<usize>,
+    pub(crate) validation: Vec<usize>,
+    pub(crate) model: GruConfig,
+    pub(crate) cfg: TrainConfig,
 }
 
-fn data() -> Data {
+pub(crate) fn data() -> Data {
     let n = 1200;
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let flows: Vec<u32> = (0..n as u32).map(|r| r / 4).collect();
@@ -49,7 +54,7 @@ fn data() -> Data {
 }
 
 impl Data {
-    fn task(&self) -> Task<'_> {
+    pub(crate) fn task(&self) -> Task<'_> {
         Task {
             model: &self.model,
             train: &self.cfg,
@@ -79,7 +84,7 @@ fn small() -> FederationConfig {
 }
 
 /// The record without its wall times, which differ from run to run.
-fn untimed(r: &RoundRecord) -> RoundRecord {
+pub(crate) fn untimed(r: &RoundRecord) -> RoundRecord {
     RoundRecord {
         seconds: 0.0,
         training_seconds: 0.0,
@@ -150,16 +155,16 @@ fn one_round_equals_the_sample_weighted_mean_of_hand_run_local_trainings() {
     let total: usize = sizes.iter().sum();
     for (dev, rows) in out.partition.devices.iter().enumerate() {
         let local = TrainConfig {
+            epochs: 1,
             seed: mix(cfg.seed, 1, 0, dev),
             ..d.cfg.clone()
         };
-        let u = train_local(
+        let (weights, _) = train_from_weights(
             &d.model,
             &local,
-            1,
-            0.0,
             &[1.0; 3],
             &start,
+            0.0,
             Examples {
                 sequences: &d.seq,
                 labels: &d.labels,
@@ -167,7 +172,7 @@ fn one_round_equals_the_sample_weighted_mean_of_hand_run_local_trainings() {
             },
         )
         .unwrap();
-        for (e, w) in expected.iter_mut().zip(&u.weights) {
+        for (e, w) in expected.iter_mut().zip(&weights) {
             *e += f64::from(*w) * rows.len() as f64 / total as f64;
         }
     }
@@ -291,4 +296,167 @@ fn every_strategy_and_partition_runs() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("devices"), "{e}");
+}
+
+/// FNV-1a over the weights' bits: equal hashes mean equal weights, bit for bit.
+fn weights_hash(w: &[f32]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in w.iter().flat_map(|x| x.to_bits().to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// What a run must reproduce exactly: its rounds without wall times, the kept round and
+/// the kept weights.
+#[derive(Debug, Serialize)]
+struct Golden {
+    name: String,
+    best_round: usize,
+    weights: usize,
+    weights_fnv: String,
+    malicious: Vec<usize>,
+    rounds: Vec<RoundRecord>,
+}
+
+/// The configurations the golden file pins: both server paths, sampling with failures and
+/// stragglers, both attacks against robust rules at either tier, and no validation rows.
+fn golden_runs() -> Vec<(&'static str, FederationConfig, bool)> {
+    vec![
+        ("fedavg", small(), true),
+        (
+            "fedavgm-host",
+            FederationConfig {
+                strategy: Strategy::FedAvgM,
+                partition: PartitionKind::Host,
+                ..small()
+            },
+            true,
+        ),
+        (
+            "fedprox-dirichlet",
+            FederationConfig {
+                strategy: Strategy::FedProx,
+                proximal_mu: 0.1,
+                partition: PartitionKind::Dirichlet,
+                alpha: 0.5,
+                local_epochs: 2,
+                ..small()
+            },
+            true,
+        ),
+        (
+            "dropout-deadline-fraction",
+            FederationConfig {
+                devices: 9,
+                edges: 3,
+                device_dropout: 0.35,
+                deadline: Some(0.09),
+                speed_spread: 1.0,
+                fraction: 0.5,
+                edge_rounds: 3,
+                ..small()
+            },
+            true,
+        ),
+        (
+            "scale-attack-edge-median",
+            FederationConfig {
+                devices: 8,
+                edges: 2,
+                malicious: 0.25,
+                attack: Attack::Scale,
+                attack_scale: -10.0,
+                edge_aggregation: Aggregation::Median,
+                ..small()
+            },
+            true,
+        ),
+        (
+            "label-flip-trimmed-krum",
+            FederationConfig {
+                devices: 8,
+                edges: 4,
+                malicious: 0.25,
+                attack: Attack::LabelFlip,
+                edge_aggregation: Aggregation::TrimmedMean { beta: 0.2 },
+                cloud_aggregation: Aggregation::Krum { f: 1, keep: 0 },
+                strategy: Strategy::FedAdam,
+                ..small()
+            },
+            true,
+        ),
+        (
+            "fedyogi-no-validation",
+            FederationConfig {
+                strategy: Strategy::FedYogi,
+                rounds: 3,
+                ..small()
+            },
+            false,
+        ),
+    ]
+}
+
+fn golden_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/simulate/golden.json")
+}
+
+/// The same config and seed give the same rounds (wall times aside), the same kept round
+/// and the same weights, bit for bit, as the code that wrote `golden.json`. Rewrite it
+/// with `IOTIDS_BLESS=1` only for a change meant to change results, and say so.
+#[test]
+fn runs_reproduce_the_golden_outcomes() {
+    let d = data();
+    let got: Vec<Golden> = golden_runs()
+        .into_iter()
+        .map(|(name, cfg, validate)| {
+            let mut task = d.task();
+            if !validate {
+                task.validation_rows = &[];
+            }
+            let o = federate(&task, &cfg, &mut |_| {}).unwrap();
+            Golden {
+                name: name.to_string(),
+                best_round: o.best_round,
+                weights: o.weights.len(),
+                weights_fnv: weights_hash(&o.weights),
+                malicious: o.malicious.clone(),
+                rounds: o.rounds.iter().map(untimed).collect(),
+            }
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&got).unwrap() + "\n";
+    if std::env::var_os("IOTIDS_BLESS").is_some() {
+        std::fs::write(golden_path(), text).unwrap();
+        return;
+    }
+    // Compared as text: serde_json writes the shortest decimal that reads back as the same
+    // f64, but its default reader may land one ulp off, so reading the file back would
+    // not be a bit-for-bit comparison.
+    let want = include_str!("golden.json");
+    if let Some((i, (g, w))) = text
+        .lines()
+        .zip(want.lines())
+        .enumerate()
+        .find(|(_, (g, w))| g != w)
+    {
+        let run = text
+            .lines()
+            .take(i + 1)
+            .filter_map(|l| l.trim().strip_prefix("\"name\": "))
+            .map(|n| n.trim_end_matches(',').trim_matches('"'))
+            .last()
+            .unwrap_or("?");
+        panic!(
+            "run {run}, golden.json line {}: got `{g}`, want `{w}`",
+            i + 1
+        );
+    }
+    assert_eq!(
+        text.lines().count(),
+        want.lines().count(),
+        "runs in golden.json"
+    );
 }

@@ -1,0 +1,316 @@
+//! What crosses a tier, as plain data: the model going down, the updates coming up.
+//!
+//! These types are the protocol of the hierarchy, whatever carries them: the in-process
+//! simulation hands them over by reference, a network link would encode them (protobuf
+//! for gRPC, Flower's records for a Flower link). They hold no behaviour beyond checks and
+//! conversions, so every transport moves the same information and the round logic in
+//! [`crate::roles`] never depends on how they travelled.
+//!
+//! - [`GlobalModel`] goes down: the cloud's global model to the edges, an edge's model to
+//!   its devices, with the [`Plan`] the cloud decided (edge rounds, sampling, deadline, how
+//!   devices train).
+//! - [`DeviceUpdate`] comes up from a device: its [`Payload`] (weights or delta), the
+//!   windows it trained on, its training loss and accuracy, and the round it answers.
+//! - [`EdgeUpdate`] comes up from an edge: its model and the windows behind it, and one
+//!   [`EdgeRoundReport`] per edge round accounting for every device it asked.
+
+use std::borrow::Cow;
+
+use iotids_model::train::TrainConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::config::FederationConfig;
+
+/// The model a tier sends down, and what the receiver does with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalModel {
+    /// The cloud round, from 1.
+    pub round: usize,
+    /// The edge round within it, from 0 (0 on the way from the cloud to the edges).
+    pub edge_round: usize,
+    /// Flat weights (see `iotids_model::params`).
+    pub weights: Vec<f32>,
+    /// The cloud's schedule for this round.
+    pub plan: Plan,
+}
+
+/// The schedule the cloud owns and sends with every model, so edges and devices need no
+/// settings of their own beyond their data and whom they talk to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Seed of the run: edges derive their sampling, devices their batch order from it
+    /// (keyed by round, edge round and their id), so a run repeats whoever computes it.
+    pub seed: u64,
+    /// Edge rounds per cloud round (HierFAVG's τ₂).
+    pub edge_rounds: usize,
+    /// Fraction of an edge's devices it asks per edge round, at least one.
+    pub fraction: f64,
+    /// Seconds an edge waits for its devices' updates; later ones are dropped and
+    /// counted. None: wait for every device.
+    pub deadline: Option<f64>,
+    /// How a device trains.
+    pub local: LocalTraining,
+}
+
+/// A device's local training, as the cloud sets it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalTraining {
+    /// Passes over the device's rows (HierFAVG's τ₁).
+    pub epochs: usize,
+    /// FedProx's μ: `μ/2 · ‖w − start‖²` joins the local loss; 0 for every other strategy.
+    pub proximal_mu: f64,
+    /// Windows per mini-batch.
+    pub batch_size: usize,
+    /// Adam's step size.
+    pub learning_rate: f64,
+    /// Weigh each class's loss by the pipeline's class weights (true) or not.
+    pub weigh_classes: bool,
+}
+
+impl Plan {
+    /// The plan of a run: the federation's schedule, and local training as `train` sets it
+    /// (its batch size, learning rate and class weighting; its epochs, patience and seed are
+    /// the central run's and are not used).
+    pub fn new(cfg: &FederationConfig, train: &TrainConfig) -> Plan {
+        Plan {
+            seed: cfg.seed,
+            edge_rounds: cfg.edge_rounds,
+            fraction: cfg.fraction,
+            deadline: cfg.deadline,
+            local: LocalTraining {
+                epochs: cfg.local_epochs,
+                proximal_mu: cfg.device_mu(),
+                batch_size: train.batch_size,
+                learning_rate: train.learning_rate,
+                weigh_classes: train.class_weights,
+            },
+        }
+    }
+}
+
+/// What a device trained, as it sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Payload {
+    /// The trained weights, flat.
+    Weights(Vec<f32>),
+    /// The trained weights minus the model the device was sent (smaller after
+    /// quantisation or sparsification; the receiver adds its own copy back).
+    Delta(Vec<f32>),
+}
+
+impl Payload {
+    /// Values carried.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Weights(w) | Payload::Delta(w) => w.len(),
+        }
+    }
+
+    /// True with no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The trained weights, given the model `sent` that the update answers.
+    pub fn weights<'a>(&'a self, sent: &[f32]) -> Cow<'a, [f32]> {
+        match self {
+            Payload::Weights(w) => Cow::Borrowed(w),
+            Payload::Delta(d) => Cow::Owned(sent.iter().zip(d).map(|(s, d)| s + d).collect()),
+        }
+    }
+}
+
+/// What a device's local training measured: the weight of its update and its metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Training {
+    /// Training windows behind the update (FedAvg's `n_i`).
+    pub samples: u64,
+    /// Mean (class-weighted, if training is) cross-entropy of the last local epoch, without
+    /// the proximal term.
+    pub loss: f64,
+    /// Training accuracy of the last local epoch.
+    pub accuracy: f64,
+}
+
+/// A device's answer to a [`GlobalModel`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceUpdate {
+    /// The device.
+    pub device: usize,
+    /// The cloud round it answers.
+    pub round: usize,
+    /// The edge round it answers.
+    pub edge_round: usize,
+    /// What it trained.
+    pub payload: Payload,
+    /// Its sample count and training metrics.
+    pub training: Training,
+}
+
+/// An edge's model, and the windows behind it (the cloud's weight for it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeModel {
+    /// Flat weights.
+    pub weights: Vec<f32>,
+    /// Training windows of the devices its last aggregate combined.
+    pub samples: u64,
+}
+
+/// What a sampled peer's update became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Arrived in time and was aggregated.
+    Accepted,
+    /// Never arrived: the peer failed, or its link did.
+    Failed,
+    /// Arrived after the deadline and was dropped.
+    Late,
+}
+
+/// One peer's fate in an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerOutcome {
+    /// The peer (a device, or an edge).
+    pub peer: usize,
+    /// What became of its update.
+    pub delivery: Delivery,
+}
+
+/// One edge round at one edge: whom it asked, what arrived, what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeRoundReport {
+    /// From 0.
+    pub edge_round: usize,
+    /// Every device asked, in the order asked, and what became of it.
+    pub devices: Vec<PeerOutcome>,
+    /// The training numbers of the accepted updates, in device order (one entry for the
+    /// sum when the link hands the edge only a sum).
+    pub training: Vec<Training>,
+    /// Bytes the edge sent its devices.
+    pub bytes_down: u64,
+    /// Bytes the devices sent the edge, late updates included.
+    pub bytes_up: u64,
+    /// The edge round's duration as its link measures it (simulated seconds in process).
+    pub seconds: f64,
+}
+
+/// An edge's answer to the cloud's [`GlobalModel`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeUpdate {
+    /// The edge.
+    pub edge: usize,
+    /// The cloud round it answers.
+    pub round: usize,
+    /// Its model after its last edge round that received anything; None when none of its
+    /// devices reported this round (the cloud then leaves it out).
+    pub model: Option<EdgeModel>,
+    /// One report per edge round, in order.
+    pub edge_rounds: Vec<EdgeRoundReport>,
+    /// Wall seconds the edge spent exchanging with its devices (their training included).
+    pub training_seconds: f64,
+    /// Wall seconds it spent aggregating.
+    pub aggregation_seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delta_adds_back_to_the_weights_it_encodes() {
+        let sent = [1.0f32, -2.0, 0.5];
+        let trained = [1.5f32, -2.25, 0.5];
+        let delta: Vec<f32> = trained.iter().zip(&sent).map(|(t, s)| t - s).collect();
+        assert_eq!(
+            Payload::Delta(delta).weights(&sent).as_ref(),
+            &[1.5, -2.25, 0.5]
+        );
+        let full = Payload::Weights(trained.to_vec());
+        assert!(matches!(full.weights(&sent), Cow::Borrowed(w) if w == trained));
+        assert_eq!((full.len(), full.is_empty()), (3, false));
+    }
+
+    #[test]
+    fn the_plan_carries_the_schedule_and_local_training() {
+        let cfg = FederationConfig {
+            strategy: crate::strategy::Strategy::FedProx,
+            proximal_mu: 0.25,
+            local_epochs: 3,
+            edge_rounds: 4,
+            fraction: 0.5,
+            deadline: Some(2.0),
+            seed: 9,
+            ..FederationConfig::default()
+        };
+        let train = TrainConfig {
+            batch_size: 64,
+            learning_rate: 0.01,
+            class_weights: false,
+            ..TrainConfig::default()
+        };
+        let plan = Plan::new(&cfg, &train);
+        assert_eq!(
+            plan,
+            Plan {
+                seed: 9,
+                edge_rounds: 4,
+                fraction: 0.5,
+                deadline: Some(2.0),
+                local: LocalTraining {
+                    epochs: 3,
+                    proximal_mu: 0.25,
+                    batch_size: 64,
+                    learning_rate: 0.01,
+                    weigh_classes: false,
+                },
+            }
+        );
+        // μ reaches the devices under FedProx only.
+        let avg = FederationConfig {
+            strategy: crate::strategy::Strategy::FedAvg,
+            ..cfg
+        };
+        assert_eq!(Plan::new(&avg, &train).local.proximal_mu, 0.0);
+    }
+
+    #[test]
+    fn messages_round_trip_through_json() {
+        let up = EdgeUpdate {
+            edge: 1,
+            round: 2,
+            model: Some(EdgeModel {
+                weights: vec![0.5, -1.0],
+                samples: 40,
+            }),
+            edge_rounds: vec![EdgeRoundReport {
+                edge_round: 0,
+                devices: vec![
+                    PeerOutcome {
+                        peer: 3,
+                        delivery: Delivery::Accepted,
+                    },
+                    PeerOutcome {
+                        peer: 4,
+                        delivery: Delivery::Late,
+                    },
+                ],
+                training: vec![Training {
+                    samples: 40,
+                    loss: 0.7,
+                    accuracy: 0.6,
+                }],
+                bytes_down: 16,
+                bytes_up: 16,
+                seconds: 0.25,
+            }],
+            training_seconds: 0.0,
+            aggregation_seconds: 0.0,
+        };
+        let text = serde_json::to_string(&up).unwrap();
+        assert!(text.contains("\"delivery\":\"late\""), "{text}");
+        assert_eq!(serde_json::from_str::<EdgeUpdate>(&text).unwrap(), up);
+    }
+}

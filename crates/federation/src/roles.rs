@@ -1,0 +1,792 @@
+//! The three roles of the hierarchy and their round logic: a [`Device`] trains, an
+//! [`Edge`] combines its devices, the [`Cloud`] combines the edges and keeps the best
+//! global model (HierFAVG, Liu et al. 2020).
+//!
+//! The roles talk only through [`Link`]s and only in [`crate::message`] types, so the same
+//! code runs in the one-process simulation ([`crate::transport::InProcess`]) and would run
+//! in separate processes over a network: a device process calls [`Device::train`] on the
+//! model it receives, an edge process calls [`Edge::round`] with its link to its devices, a
+//! cloud process calls [`Cloud::round`] with its link to its edges. How a tier combines
+//! what it receives is [`crate::aggregate`]; how the cloud steps the global model,
+//! [`crate::strategy`]. Neither knows about roles or links.
+//!
+//! One cloud round:
+//!
+//! 1. the cloud sends the global model and the round's [`Plan`] to every edge;
+//! 2. `edge_rounds` times, each edge samples a `fraction` of its devices and sends them its
+//!    model; each trains `local_epochs` epochs on its own rows and sends its update back;
+//!    the edge aggregates what arrived in time with its rule (weights renormalised over
+//!    the devices that reported);
+//! 3. the cloud aggregates the edges, weighted by the windows behind each edge's model,
+//!    and its server optimiser (FedAvgM, FedAdam, FedYogi) steps the global model;
+//! 4. the global model is scored on the validation rows, and kept if it is the best yet.
+//!
+//! Raw rows never leave their device: what crosses a tier is a flat weight vector. Every
+//! random choice is keyed by (seed, round, edge round, id), so a run is the same whoever
+//! computes which part, in whatever order.
+
+use std::time::Instant;
+
+use iotids_model::examples::{Examples, SCORE_BATCH, score};
+use iotids_model::gru::GruConfig;
+use iotids_model::params::{flatten, from_flat};
+use iotids_model::train::{TrainConfig, loss_weights, train_from_weights};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{Aggregation, Update};
+use crate::config::{Attack, FederationConfig};
+use crate::error::Error;
+use crate::message::{
+    Delivery, DeviceUpdate, EdgeModel, EdgeRoundReport, EdgeUpdate, GlobalModel, Payload, Plan,
+    Training,
+};
+use crate::strategy::ServerOptimizer;
+use crate::transport::{Arrived, Exchange, Link, Wait, check_length};
+
+/// What a poisoning device does to its update; the attack lives with the device, as it
+/// would on a compromised one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Poison<'a> {
+    /// Trains and reports honestly.
+    Honest,
+    /// Trains on these labels (indexed by row, as the honest ones) instead of its own.
+    LabelFlip {
+        /// The labels it trains on: [`flipped_labels`] for the `label-flip` attack.
+        labels: &'a [u32],
+    },
+    /// Trains honestly, then sends `start + factor · (w − start)`: a boosted or, with a
+    /// negative factor, sign-flipped update.
+    Scale {
+        /// The factor.
+        factor: f64,
+    },
+}
+
+impl<'a> Poison<'a> {
+    /// What `attack` makes a malicious device do; `flipped` are the labels a `label-flip`
+    /// device trains on, `factor` the `scale` attack's.
+    pub fn of(attack: Attack, flipped: &'a [u32], factor: f64) -> Poison<'a> {
+        match attack {
+            Attack::None => Poison::Honest,
+            Attack::LabelFlip => Poison::LabelFlip { labels: flipped },
+            Attack::Scale => Poison::Scale { factor },
+        }
+    }
+}
+
+/// Every label shifted by one class (`c → c + 1 mod classes`), so every attack is taught
+/// as another and the last as the first.
+pub fn flipped_labels(labels: &[u32], classes: usize) -> Vec<u32> {
+    let classes = classes as u32;
+    if classes == 0 {
+        return labels.to_vec();
+    }
+    labels.iter().map(|&y| (y + 1) % classes).collect()
+}
+
+/// A device: its rows, the model's shape and the pipeline's class weights, and whether it
+/// poisons.
+#[derive(Debug, Clone)]
+pub struct Device<'a> {
+    id: usize,
+    model: &'a GruConfig,
+    class_weights: &'a [f64],
+    data: Examples<'a>,
+    poison: Poison<'a>,
+}
+
+impl<'a> Device<'a> {
+    /// Device `id`, holding the rows `data.rows`, training networks of shape `model`.
+    pub fn new(
+        id: usize,
+        model: &'a GruConfig,
+        class_weights: &'a [f64],
+        data: Examples<'a>,
+    ) -> Self {
+        Device {
+            id,
+            model,
+            class_weights,
+            data,
+            poison: Poison::Honest,
+        }
+    }
+
+    /// The device, poisoning as `poison` says.
+    pub fn poisoned(self, poison: Poison<'a>) -> Self {
+        Device { poison, ..self }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Windows it holds.
+    pub fn samples(&self) -> usize {
+        self.data.rows.len()
+    }
+
+    /// What it does to its updates.
+    pub fn poison(&self) -> Poison<'a> {
+        self.poison
+    }
+
+    /// Trains on its rows from `model`'s weights as `model.plan.local` says (a fresh Adam,
+    /// a batch order seeded by the plan's seed, the round, the edge round and the device)
+    /// and returns the update it sends.
+    ///
+    /// # Errors
+    ///
+    /// Model errors from training: weights of another shape than the device's model, labels
+    /// outside the class weights, a bad learning rate or batch size.
+    pub fn train(&self, model: &GlobalModel) -> crate::Result<DeviceUpdate> {
+        let local = &model.plan.local;
+        let cfg = TrainConfig {
+            epochs: local.epochs,
+            batch_size: local.batch_size,
+            learning_rate: local.learning_rate,
+            patience: 0,
+            class_weights: local.weigh_classes,
+            seed: mix(model.plan.seed, model.round, model.edge_round, self.id),
+        };
+        let labels = match self.poison {
+            Poison::LabelFlip { labels } => labels,
+            Poison::Honest | Poison::Scale { .. } => self.data.labels,
+        };
+        let (mut weights, history) = train_from_weights(
+            self.model,
+            &cfg,
+            self.class_weights,
+            &model.weights,
+            local.proximal_mu,
+            Examples {
+                labels,
+                ..self.data
+            },
+        )?;
+        let Some(last) = history.epochs.last() else {
+            return Err(Error::config(
+                "local_epochs",
+                local.epochs,
+                "at least 1 (no epoch ran)",
+            ));
+        };
+        if let Poison::Scale { factor } = self.poison {
+            let s = factor as f32;
+            for (w, &w0) in weights.iter_mut().zip(&model.weights) {
+                *w = w0 + s * (*w - w0);
+            }
+        }
+        Ok(DeviceUpdate {
+            device: self.id,
+            round: model.round,
+            edge_round: model.edge_round,
+            payload: Payload::Weights(weights),
+            training: Training {
+                samples: self.samples() as u64,
+                loss: last.train_loss,
+                accuracy: last.train_accuracy,
+            },
+        })
+    }
+}
+
+/// An edge aggregator: its devices and its aggregation rule. It keeps nothing from one
+/// cloud round to the next, so an edge that restarts only has to rejoin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    id: usize,
+    members: Vec<usize>,
+    rule: Aggregation,
+}
+
+impl Edge {
+    /// Edge `id` over the devices `members` (those holding rows), combining them by `rule`.
+    pub fn new(id: usize, mut members: Vec<usize>, rule: Aggregation) -> Edge {
+        members.sort_unstable();
+        members.dedup();
+        Edge { id, members, rule }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Its devices, ascending.
+    pub fn members(&self) -> &[usize] {
+        &self.members
+    }
+
+    /// The devices it asks in edge round `edge_round` of `round`: `⌈fraction · m⌉` of its
+    /// `m` devices (at least one), drawn from the plan's seed, ascending.
+    pub fn sample(&self, plan: &Plan, round: usize, edge_round: usize) -> Vec<usize> {
+        let mut chosen = self.members.clone();
+        if chosen.is_empty() {
+            return chosen;
+        }
+        let take = ((plan.fraction * chosen.len() as f64).ceil() as usize).clamp(1, chosen.len());
+        if take < chosen.len() {
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(mix(plan.seed ^ 0xed6e, round, edge_round, self.id));
+            chosen.shuffle(&mut rng);
+            chosen.truncate(take);
+            chosen.sort_unstable();
+        }
+        chosen
+    }
+
+    /// One cloud round at this edge: `model.plan.edge_rounds` edge rounds with its devices
+    /// over `link`, starting from the cloud's `model`.
+    ///
+    /// # Errors
+    ///
+    /// The link's errors; [`Error::Protocol`] for an update that answers another round,
+    /// comes from a device not asked or twice, or has another length than the model;
+    /// aggregation errors.
+    pub fn round(
+        &self,
+        model: &GlobalModel,
+        link: &mut dyn Link<DeviceUpdate>,
+    ) -> crate::Result<EdgeUpdate> {
+        let mut down = model.clone();
+        let mut samples = None;
+        let mut reports = Vec::with_capacity(model.plan.edge_rounds);
+        let (mut training_seconds, mut aggregation_seconds) = (0.0, 0.0);
+        for edge_round in 0..model.plan.edge_rounds {
+            down.edge_round = edge_round;
+            let peers = self.sample(&model.plan, model.round, edge_round);
+            if peers.is_empty() {
+                reports.push(EdgeRoundReport {
+                    edge_round,
+                    devices: Vec::new(),
+                    training: Vec::new(),
+                    bytes_down: 0,
+                    bytes_up: 0,
+                    seconds: 0.0,
+                });
+                continue;
+            }
+            let t = Instant::now();
+            let ex = link.exchange(&down, &peers, Wait::until(model.plan.deadline))?;
+            training_seconds += t.elapsed().as_secs_f64();
+
+            let t = Instant::now();
+            let training = match &ex.arrived {
+                Arrived::Each(updates) => {
+                    let updates = checked(&down, &ex, updates)?;
+                    if updates.is_empty() {
+                        Vec::new()
+                    } else {
+                        let weights: Vec<_> = updates
+                            .iter()
+                            .map(|u| u.payload.weights(&down.weights))
+                            .collect();
+                        let combined: Vec<Update<'_>> = updates
+                            .iter()
+                            .zip(&weights)
+                            .map(|(u, w)| Update {
+                                weights: w,
+                                samples: u.training.samples as f64,
+                            })
+                            .collect();
+                        let total: f64 = combined.iter().map(|u| u.samples).sum();
+                        let next = self.rule.aggregate(&combined)?;
+                        down.weights = next;
+                        samples = Some(total as u64);
+                        updates.iter().map(|u| u.training).collect()
+                    }
+                }
+                Arrived::Sum(sum) => {
+                    if sum.training.samples == 0 {
+                        Vec::new()
+                    } else {
+                        if self.rule != Aggregation::Mean {
+                            return Err(Error::config(
+                                "edge_aggregation",
+                                self.rule,
+                                "mean: a link that reveals only the sum of the updates \
+                                 (secure aggregation) allows no other rule",
+                            ));
+                        }
+                        if sum.weighted.len() != down.weights.len() {
+                            return Err(Error::Protocol {
+                                peer: format!("edge {}'s link", self.id),
+                                problem: format!("a sum of {} values", sum.weighted.len()),
+                                expected: format!("{} values", down.weights.len()),
+                            });
+                        }
+                        down.weights = sum.mean()?;
+                        samples = Some(sum.training.samples);
+                        vec![sum.training]
+                    }
+                }
+            };
+            aggregation_seconds += t.elapsed().as_secs_f64();
+            reports.push(EdgeRoundReport {
+                edge_round,
+                devices: ex.outcomes,
+                training,
+                bytes_down: ex.bytes_down,
+                bytes_up: ex.bytes_up,
+                seconds: ex.seconds,
+            });
+        }
+        Ok(EdgeUpdate {
+            edge: self.id,
+            round: model.round,
+            model: samples.map(|samples| EdgeModel {
+                weights: down.weights,
+                samples,
+            }),
+            edge_rounds: reports,
+            training_seconds,
+            aggregation_seconds,
+        })
+    }
+}
+
+/// `updates` sorted by device, once each checked against the model `sent` and the peers'
+/// outcomes: the answer to this round and edge round, from a peer the link accepted, once,
+/// of the model's length.
+fn checked<'u>(
+    sent: &GlobalModel,
+    ex: &Exchange<DeviceUpdate>,
+    updates: &'u [DeviceUpdate],
+) -> crate::Result<Vec<&'u DeviceUpdate>> {
+    let mut sorted: Vec<&DeviceUpdate> = updates.iter().collect();
+    sorted.sort_by_key(|u| u.device);
+    let mut accepted: Vec<usize> = ex
+        .outcomes
+        .iter()
+        .filter(|o| o.delivery == Delivery::Accepted)
+        .map(|o| o.peer)
+        .collect();
+    accepted.sort_unstable();
+    for (i, u) in sorted.iter().enumerate() {
+        let peer = format!("device {}", u.device);
+        if (u.round, u.edge_round) != (sent.round, sent.edge_round) {
+            return Err(Error::Protocol {
+                peer,
+                problem: format!(
+                    "an update for round {}, edge round {}",
+                    u.round, u.edge_round
+                ),
+                expected: format!(
+                    "an answer to round {}, edge round {}",
+                    sent.round, sent.edge_round
+                ),
+            });
+        }
+        let twice = i > 0 && sorted[i - 1].device == u.device;
+        if accepted.binary_search(&u.device).is_err() || twice {
+            return Err(Error::Protocol {
+                peer,
+                problem: if twice {
+                    "two updates".into()
+                } else {
+                    "an update the link did not accept".into()
+                },
+                expected: "one update from each accepted device".into(),
+            });
+        }
+        check_length(&peer, &u.payload, sent.weights.len())?;
+    }
+    Ok(sorted)
+}
+
+/// One cloud round's numbers: a point of the curves over rounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    /// From 1.
+    pub round: usize,
+    /// Sample-weighted mean of the accepted devices' last-epoch training loss.
+    pub train_loss: Option<f64>,
+    /// Sample-weighted mean of the accepted devices' last-epoch training accuracy.
+    pub train_accuracy: Option<f64>,
+    /// The new global model's loss on the validation rows.
+    pub validation_loss: Option<f64>,
+    /// Its validation accuracy.
+    pub validation_accuracy: Option<f64>,
+    /// Its validation macro-F1.
+    pub validation_macro_f1: Option<f64>,
+    /// Device trainings asked for (sampled devices, summed over edge rounds).
+    pub sampled: usize,
+    /// Updates the edges aggregated.
+    pub accepted: usize,
+    /// Devices that failed mid-round and sent nothing.
+    pub failed: usize,
+    /// Updates that missed the deadline and were dropped.
+    pub late: usize,
+    /// Bytes edges sent devices (the edge model, to each sampled device).
+    pub bytes_edge_to_devices: u64,
+    /// Bytes devices sent edges (updates, late ones included).
+    pub bytes_devices_to_edge: u64,
+    /// Bytes edges sent the cloud.
+    pub bytes_edges_to_cloud: u64,
+    /// Bytes the cloud sent edges.
+    pub bytes_cloud_to_edges: u64,
+    /// The round's duration as the cloud's link measures it: in simulated device time
+    /// (per edge round, the slowest device that reported, capped by the deadline, on the
+    /// slowest edge).
+    pub simulated_seconds: f64,
+    /// Wall time of the round.
+    pub seconds: f64,
+    /// Of which: the exchange with the edges (their devices' local training, the links)
+    /// less the edges' aggregation.
+    pub training_seconds: f64,
+    /// Of which: the edges' aggregation (summed over edges), the cloud's, and the server
+    /// step.
+    pub aggregation_seconds: f64,
+    /// Of which: scoring the validation rows.
+    pub evaluation_seconds: f64,
+}
+
+/// What the cloud scores each round's global model on.
+#[derive(Debug, Clone, Copy)]
+pub struct Validation<'a> {
+    /// The validation windows (no rows: no scores, and the last round is kept).
+    pub examples: Examples<'a>,
+    /// The pipeline's class weights (the loss's weights, and the class count).
+    pub class_weights: &'a [f64],
+}
+
+/// The cloud: the schedule, the global model, its server optimiser, the best round.
+#[derive(Debug, Clone)]
+pub struct Cloud<'a> {
+    model: &'a GruConfig,
+    plan: Plan,
+    edges: Vec<usize>,
+    rule: Aggregation,
+    wait: Wait,
+    validation: Validation<'a>,
+    loss_weights: Vec<f32>,
+    state: CloudState,
+}
+
+/// What the cloud carries from round to round: all a restarted cloud needs to go on
+/// without losing or repeating a round. Checkpoint it with a format that reads back every
+/// f64 exactly (serde_json does only with its `float_roundtrip` feature), or a resumed run
+/// may drift from an uninterrupted one in the last bits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudState {
+    /// Cloud rounds completed.
+    pub round: usize,
+    /// The global model.
+    pub global: Vec<f32>,
+    /// The server optimiser and its moments.
+    pub server: ServerOptimizer,
+    /// The best round so far.
+    pub best: Option<Best>,
+}
+
+/// The best round so far and its model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// The round.
+    pub round: usize,
+    /// Its validation macro-F1.
+    pub macro_f1: Option<f64>,
+    /// Its validation loss.
+    pub loss: Option<f64>,
+    /// Its global model.
+    pub weights: Vec<f32>,
+}
+
+impl Best {
+    /// Larger is better: (macro-F1, −loss).
+    fn criterion(&self) -> (f64, f64) {
+        (
+            self.macro_f1.unwrap_or(0.0),
+            -self.loss.filter(|l| l.is_finite()).unwrap_or(f64::INFINITY),
+        )
+    }
+}
+
+impl<'a> Cloud<'a> {
+    /// The cloud of the federation `cfg`, with the initial global model of `model` (its
+    /// seed), devices training as `train` says, scoring on `validation`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a bad config.
+    pub fn new(
+        cfg: &FederationConfig,
+        model: &'a GruConfig,
+        train: &TrainConfig,
+        validation: Validation<'a>,
+    ) -> crate::Result<Self> {
+        cfg.check()?;
+        let global = flatten(&model.init(&iotids_model::backend::device()));
+        Ok(Cloud {
+            model,
+            plan: Plan::new(cfg, train),
+            edges: (0..cfg.edges).collect(),
+            rule: cfg.cloud_aggregation,
+            wait: Wait::default(),
+            validation,
+            loss_weights: loss_weights(train, validation.class_weights),
+            state: CloudState {
+                round: 0,
+                global,
+                server: ServerOptimizer::new(cfg.strategy, cfg.server()),
+                best: None,
+            },
+        })
+    }
+
+    /// The cloud, waiting for its edges as `wait` says (by default, for every edge: edges
+    /// in process never fail; a networked cloud sets a deadline).
+    pub fn waiting(self, wait: Wait) -> Self {
+        Cloud { wait, ..self }
+    }
+
+    /// The global model.
+    pub fn global(&self) -> &[f32] {
+        &self.state.global
+    }
+
+    /// Its state, to checkpoint after a round.
+    pub fn state(&self) -> &CloudState {
+        &self.state
+    }
+
+    /// Goes on from a checkpointed `state`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the state's global model has another length than this
+    /// cloud's model.
+    pub fn resume(&mut self, state: CloudState) -> crate::Result<()> {
+        if state.global.len() != self.state.global.len() {
+            return Err(Error::config(
+                "checkpoint",
+                format!("a global model of {} weights", state.global.len()),
+                format!("{} weights, the model's", self.state.global.len()),
+            ));
+        }
+        self.state = state;
+        Ok(())
+    }
+
+    /// The best round and its global model (the last round's, before any round ran or
+    /// without validation rows).
+    pub fn into_best(self) -> (usize, Vec<f32>) {
+        match self.state.best {
+            Some(b) => (b.round, b.weights),
+            None => (self.state.round, self.state.global),
+        }
+    }
+
+    /// Runs the next cloud round over `link` and returns its record.
+    ///
+    /// # Errors
+    ///
+    /// The link's errors; [`Error::Protocol`] for an edge answer to another round, from an
+    /// edge not asked or twice, or a model of another length; aggregation and scoring
+    /// errors.
+    pub fn round(&mut self, link: &mut dyn Link<EdgeUpdate>) -> crate::Result<RoundRecord> {
+        let t0 = Instant::now();
+        let round = self.state.round + 1;
+        let model = GlobalModel {
+            round,
+            edge_round: 0,
+            weights: self.state.global.clone(),
+            plan: self.plan.clone(),
+        };
+        let t_exchange = Instant::now();
+        let ex = link.exchange(&model, &self.edges, self.wait)?;
+        let exchange_seconds = t_exchange.elapsed().as_secs_f64();
+        let mut answers = match ex.arrived {
+            Arrived::Each(answers) => answers,
+            Arrived::Sum(_) => {
+                return Err(Error::Protocol {
+                    peer: "the cloud's link".into(),
+                    problem: "a sum of edge updates".into(),
+                    expected: "each edge's update, with its devices' accounting".into(),
+                });
+            }
+        };
+        answers.sort_by_key(|a| a.edge);
+        self.check(&model, &answers)?;
+
+        let mut rec = RoundRecord {
+            round,
+            train_loss: None,
+            train_accuracy: None,
+            validation_loss: None,
+            validation_accuracy: None,
+            validation_macro_f1: None,
+            sampled: 0,
+            accepted: 0,
+            failed: 0,
+            late: 0,
+            bytes_edge_to_devices: 0,
+            bytes_devices_to_edge: 0,
+            bytes_edges_to_cloud: ex.bytes_up,
+            bytes_cloud_to_edges: ex.bytes_down,
+            simulated_seconds: ex.seconds,
+            seconds: 0.0,
+            training_seconds: 0.0,
+            aggregation_seconds: 0.0,
+            evaluation_seconds: 0.0,
+        };
+        // Edge round by edge round, edge by edge, device by device: the order the sums
+        // have always been taken in, so the record is the same to the last bit.
+        let (mut loss_sum, mut accuracy_sum, mut loss_n) = (0.0, 0.0, 0.0);
+        for edge_round in 0..self.plan.edge_rounds {
+            for report in answers.iter().filter_map(|a| a.edge_rounds.get(edge_round)) {
+                rec.sampled += report.devices.len();
+                for o in &report.devices {
+                    match o.delivery {
+                        Delivery::Accepted => rec.accepted += 1,
+                        Delivery::Failed => rec.failed += 1,
+                        Delivery::Late => rec.late += 1,
+                    }
+                }
+                rec.bytes_edge_to_devices += report.bytes_down;
+                rec.bytes_devices_to_edge += report.bytes_up;
+                for t in &report.training {
+                    loss_sum += t.loss * t.samples as f64;
+                    accuracy_sum += t.accuracy * t.samples as f64;
+                    loss_n += t.samples as f64;
+                }
+            }
+        }
+        rec.train_loss = (loss_n > 0.0).then(|| loss_sum / loss_n);
+        rec.train_accuracy = (loss_n > 0.0).then(|| accuracy_sum / loss_n);
+        let edge_aggregation: f64 = answers.iter().map(|a| a.aggregation_seconds).sum();
+        rec.training_seconds = (exchange_seconds - edge_aggregation).max(0.0);
+
+        let t_agg = Instant::now();
+        let reporting: Vec<Update<'_>> = answers
+            .iter()
+            .filter_map(|a| a.model.as_ref())
+            .filter(|m| m.samples > 0)
+            .map(|m| Update {
+                weights: &m.weights,
+                samples: m.samples as f64,
+            })
+            .collect();
+        if !reporting.is_empty() {
+            let aggregate = self.rule.aggregate(&reporting)?;
+            self.state.global = self.state.server.step(&self.state.global, &aggregate);
+        }
+        rec.aggregation_seconds = edge_aggregation + t_agg.elapsed().as_secs_f64();
+
+        let t_eval = Instant::now();
+        self.score(&mut rec)?;
+        rec.evaluation_seconds = t_eval.elapsed().as_secs_f64();
+        rec.seconds = t0.elapsed().as_secs_f64();
+
+        self.state.round = round;
+        let this = Best {
+            round,
+            macro_f1: rec.validation_macro_f1,
+            loss: rec.validation_loss,
+            weights: Vec::new(),
+        };
+        // Without validation rows every round ties and the last one wins.
+        let no_validation = self.validation.examples.rows.is_empty();
+        if self
+            .state
+            .best
+            .as_ref()
+            .is_none_or(|b| no_validation || this.criterion() > b.criterion())
+        {
+            self.state.best = Some(Best {
+                weights: self.state.global.clone(),
+                ..this
+            });
+        }
+        Ok(rec)
+    }
+
+    /// Scores the global model on the validation rows into `rec`.
+    fn score(&self, rec: &mut RoundRecord) -> crate::Result<()> {
+        let ex = self.validation.examples;
+        if ex.rows.is_empty() {
+            return Ok(());
+        }
+        let net = from_flat(
+            self.model,
+            &iotids_model::backend::device(),
+            &self.state.global,
+        )?;
+        let scores = score(&net, ex, SCORE_BATCH);
+        let (loss, accuracy) = scores.loss_and_accuracy(&ex, &self.loss_weights);
+        let y_true: Vec<u32> = ex.rows.iter().map(|&r| ex.labels[r]).collect();
+        let classes = self.validation.class_weights.len();
+        let f1 = iotids_model::metrics::macro_f1(&y_true, &scores.predictions(), classes);
+        rec.validation_loss = Some(loss);
+        rec.validation_accuracy = Some(accuracy);
+        rec.validation_macro_f1 = Some(f1);
+        Ok(())
+    }
+
+    /// An error unless `answers` (sorted by edge) answer `sent`, come from edges asked,
+    /// once each, with their edge rounds' reports in order and models of its length.
+    fn check(&self, sent: &GlobalModel, answers: &[EdgeUpdate]) -> crate::Result<()> {
+        for (i, a) in answers.iter().enumerate() {
+            let peer = format!("edge {}", a.edge);
+            let problem = if a.round != sent.round {
+                Some(format!("an update for round {}", a.round))
+            } else if !self.edges.contains(&a.edge) {
+                Some("an update from an edge not asked".into())
+            } else if i > 0 && answers[i - 1].edge == a.edge {
+                Some("two updates".into())
+            } else if a.edge_rounds.len() > self.plan.edge_rounds
+                || a.edge_rounds
+                    .iter()
+                    .enumerate()
+                    .any(|(k, r)| r.edge_round != k)
+            {
+                Some(format!(
+                    "reports of edge rounds {:?}",
+                    a.edge_rounds
+                        .iter()
+                        .map(|r| r.edge_round)
+                        .collect::<Vec<_>>()
+                ))
+            } else {
+                a.model
+                    .as_ref()
+                    .filter(|m| m.weights.len() != sent.weights.len())
+                    .map(|m| format!("a model of {} values", m.weights.len()))
+            };
+            if let Some(problem) = problem {
+                return Err(Error::Protocol {
+                    peer,
+                    problem,
+                    expected: format!(
+                        "one answer to round {} from each edge asked, reporting edge rounds \
+                         0.. in order (at most {}), with a model of {} values",
+                        sent.round,
+                        self.plan.edge_rounds,
+                        sent.weights.len()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A seed for (seed, round, edge round, index): splitmix64 over the four.
+pub(crate) fn mix(seed: u64, round: usize, edge_round: usize, i: usize) -> u64 {
+    let mut x = seed;
+    for v in [round as u64, edge_round as u64, i as u64] {
+        x = x.wrapping_add(v.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,442 @@
+//! How a model reaches a tier's peers and their updates come back: the [`Link`] trait, and
+//! [`InProcess`] / [`InProcessEdges`], the links of the one-process simulation.
+//!
+//! The round logic of [`crate::roles`] only ever calls [`Link::exchange`]: send this model
+//! to these peers, wait as told, and say what came back, from whom, what became of every
+//! peer asked (accepted, failed, late) and how many bytes moved. Everything about the
+//! medium stays behind it, so a new transport is a new implementation of this trait and
+//! nothing else changes. One trait serves both exchanges of the hierarchy:
+//! `Link<DeviceUpdate>` is an edge's link to its devices, `Link<EdgeUpdate>` the cloud's
+//! link to its edges.
+//!
+//! # The in-process links
+//!
+//! [`InProcess`] is an edge's link to devices living in the same process. It keeps the
+//! simulation the federation has always run: a device fails mid-round with probability
+//! `device_dropout`; its time is its windows over its speed (log-normal across devices,
+//! with a fifth of that spread as per-round jitter) plus the model both ways over
+//! `bandwidth`; past the deadline its update is late (it still crossed the link and is
+//! counted in bytes). The devices that arrive train in parallel (rayon). Every draw is
+//! keyed by (seed, round, edge round, device), so a run is the same whatever the thread
+//! count or scheduling. [`InProcessEdges`] is the cloud's link to edges in the same
+//! process: each edge runs its round over its own [`InProcess`] link, edges in parallel;
+//! an edge round's simulated duration is the slowest edge's, as if edges started each edge
+//! round together (HierFAVG's synchronous schedule).
+//!
+//! # A network link
+//!
+//! The trait is blocking, called from the round logic's own thread; a networked link
+//! implements it by blocking on its async runtime. A tonic link for the edge tier, say
+//! `Grpc { handle: tokio::runtime::Handle, clients: HashMap<usize, DeviceClient<Channel>> }`,
+//! would in `exchange`:
+//!
+//! 1. encode the [`GlobalModel`] once (protobuf generated from `proto/`, the same fields
+//!    as [`crate::message`]);
+//! 2. `handle.block_on(...)` one request per peer, concurrently, each under
+//!    `tokio::time::timeout` of [`Wait::deadline`] (and, later, until a quorum);
+//! 3. turn each result into a [`PeerOutcome`]: a reply in time that passes its checks
+//!    (size, shape, finite, answering this round, not a duplicate) is `Accepted`, a reply
+//!    after the deadline `Late`, a transport error or a refused reply `Failed`;
+//! 4. count `bytes_down` and `bytes_up` from the encoded messages, and `seconds` as the
+//!    wall time of the exchange.
+//!
+//! The round logic must then run off the runtime's worker threads (a plain thread, or
+//! `spawn_blocking`), since `block_on` inside the runtime panics. On the other side, an
+//! edge process's service answers the cloud by calling [`crate::roles::Edge::round`] with
+//! its own device link, and a device process answers by calling
+//! [`crate::roles::Device::train`]: the same code the simulation runs. A Flower link needs
+//! no cloud side: an edge acting as a Flower SuperNode calls `Edge::round` on each `train`
+//! message and replies with [`EdgeModel`](crate::message::EdgeModel)'s weights and
+//! `num-examples` = its samples.
+//!
+//! A link that hands the edge only the sum of its devices' updates (secure aggregation,
+//! where devices send masked, quantised updates and the edge unmasks only their sum)
+//! returns [`Arrived::Sum`] instead of [`Arrived::Each`]; the edge then takes the mean.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, LogNormal};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::FederationConfig;
+use crate::error::Error;
+use crate::message::{
+    Delivery, DeviceUpdate, EdgeUpdate, GlobalModel, Payload, PeerOutcome, Training,
+};
+use crate::roles::{Device, Edge, mix};
+
+/// A tier's channel to its peers: sends a model, brings back what arrives.
+pub trait Link<Up> {
+    /// Sends `model` to each of `peers` and waits as `wait` says.
+    ///
+    /// # Errors
+    ///
+    /// Whatever stops the exchange as a whole (an unknown peer, a simulated device's
+    /// training failing on a bad config). A peer that fails or is late is not an error:
+    /// it is an outcome.
+    fn exchange(
+        &mut self,
+        model: &GlobalModel,
+        peers: &[usize],
+        wait: Wait,
+    ) -> crate::Result<Exchange<Up>>;
+}
+
+/// How long a tier waits for its peers. Non-exhaustive, so a quorum (wait past the
+/// deadline until so many have answered, or give the round up) can join the deadline
+/// without changing the trait.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Wait {
+    /// Seconds after which an update is late and dropped. None: wait for every peer.
+    pub deadline: Option<f64>,
+}
+
+impl Wait {
+    /// Waits until `deadline` (None: for every peer).
+    pub fn until(deadline: Option<f64>) -> Wait {
+        Wait { deadline }
+    }
+}
+
+/// What an exchange brought back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange<Up> {
+    /// Every peer asked, in the order asked, and what became of its update.
+    pub outcomes: Vec<PeerOutcome>,
+    /// The accepted updates.
+    pub arrived: Arrived<Up>,
+    /// Bytes sent to the peers.
+    pub bytes_down: u64,
+    /// Bytes received from them, late updates included.
+    pub bytes_up: u64,
+    /// The exchange's duration as the link measures it: simulated seconds in process, wall
+    /// seconds on a network.
+    pub seconds: f64,
+}
+
+impl<Up> Exchange<Up> {
+    /// Peers whose update became `delivery`.
+    pub fn count(&self, delivery: Delivery) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.delivery == delivery)
+            .count()
+    }
+}
+
+/// The accepted updates, as the link can give them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arrived<Up> {
+    /// Each accepted peer's update, in the order the peers were asked.
+    Each(Vec<Up>),
+    /// Only their sample-weighted sum: the receiver never sees one update (secure
+    /// aggregation), so it can take their mean and nothing else.
+    Sum(UpdateSum),
+}
+
+/// The sum of accepted device updates: what a secure-aggregation link reveals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateSum {
+    /// `Σ n_i · w_i` per coordinate.
+    pub weighted: Vec<f64>,
+    /// `Σ n_i`, and the sample-weighted means of the devices' loss and accuracy.
+    pub training: Training,
+}
+
+impl UpdateSum {
+    /// The sum of `updates`, each answering the model `sent` (what a secure-aggregation
+    /// protocol must reproduce, up to its quantisation).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] when an update's length differs from `sent`'s.
+    pub fn of(updates: &[DeviceUpdate], sent: &[f32]) -> crate::Result<UpdateSum> {
+        let mut weighted = vec![0f64; sent.len()];
+        let (mut samples, mut loss, mut accuracy) = (0u64, 0.0, 0.0);
+        for u in updates {
+            check_length(&format!("device {}", u.device), &u.payload, sent.len())?;
+            let n = u.training.samples as f64;
+            for (acc, &w) in weighted.iter_mut().zip(u.payload.weights(sent).iter()) {
+                *acc += n * f64::from(w);
+            }
+            samples += u.training.samples;
+            loss += n * u.training.loss;
+            accuracy += n * u.training.accuracy;
+        }
+        let total = (samples as f64).max(1.0);
+        Ok(UpdateSum {
+            weighted,
+            training: Training {
+                samples,
+                loss: loss / total,
+                accuracy: accuracy / total,
+            },
+        })
+    }
+
+    /// `Σ n_i · w_i / Σ n_i`: the weighted mean.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the sum is over no samples.
+    pub fn mean(&self) -> crate::Result<Vec<f32>> {
+        if self.training.samples == 0 {
+            return Err(Error::config("samples", 0, "a positive total sample count"));
+        }
+        let n = self.training.samples as f64;
+        Ok(self.weighted.iter().map(|s| (s / n) as f32).collect())
+    }
+}
+
+/// An error unless `payload` has `len` values.
+pub(crate) fn check_length(peer: &str, payload: &Payload, len: usize) -> crate::Result<()> {
+    if payload.len() == len {
+        return Ok(());
+    }
+    Err(Error::Protocol {
+        peer: peer.to_string(),
+        problem: format!("an update of {} values", payload.len()),
+        expected: format!("{len} values, one per parameter of the model sent"),
+    })
+}
+
+/// Bytes of `n` weights on the in-process wire (f32).
+pub fn model_bytes(n: usize) -> u64 {
+    (n * std::mem::size_of::<f32>()) as u64
+}
+
+/// The simulated devices and network of a run: failures, speeds, bandwidth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conditions {
+    seed: u64,
+    dropout: f64,
+    device_rate: f64,
+    speed_spread: f64,
+    bandwidth: f64,
+    /// Each device's speed factor, log-normal around 1.
+    speeds: Vec<f64>,
+}
+
+impl Conditions {
+    /// The conditions `cfg` describes, each device's speed drawn from its seed.
+    pub fn new(cfg: &FederationConfig) -> Conditions {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x005b_eed5);
+        let dist = LogNormal::new(0.0, cfg.speed_spread).ok();
+        let speeds = (0..cfg.devices)
+            .map(|_| dist.map_or(1.0, |d| d.sample(&mut rng)))
+            .collect();
+        Conditions {
+            seed: cfg.seed,
+            dropout: cfg.device_dropout,
+            device_rate: cfg.device_rate,
+            speed_spread: cfg.speed_spread,
+            bandwidth: cfg.bandwidth,
+            speeds,
+        }
+    }
+
+    /// What becomes of device `device`'s update this edge round, and its simulated time
+    /// to train and exchange the model.
+    fn fate(
+        &self,
+        device: &Device<'_>,
+        speed: f64,
+        model: &GlobalModel,
+        deadline: Option<f64>,
+    ) -> (Delivery, f64) {
+        let link_seconds = 2.0 * model_bytes(model.weights.len()) as f64 / self.bandwidth;
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(
+            self.seed ^ 0xfa7e,
+            model.round,
+            model.edge_round,
+            device.id(),
+        ));
+        let fails = rng.random::<f64>() < self.dropout;
+        let jitter =
+            LogNormal::new(0.0, self.speed_spread / 5.0).map_or(1.0, |j| j.sample(&mut rng));
+        let windows = (device.samples() * model.plan.local.epochs) as f64;
+        let seconds = windows / (self.device_rate * speed * jitter) + link_seconds;
+        let delivery = if fails {
+            Delivery::Failed
+        } else if deadline.is_some_and(|dl| seconds > dl) {
+            Delivery::Late
+        } else {
+            Delivery::Accepted
+        };
+        (delivery, seconds)
+    }
+}
+
+/// An edge's link to devices in the same process, under simulated [`Conditions`].
+#[derive(Debug, Clone, Copy)]
+pub struct InProcess<'a> {
+    devices: &'a [Device<'a>],
+    conditions: &'a Conditions,
+}
+
+impl<'a> InProcess<'a> {
+    /// A link to `devices` (device `i` at index `i`) under `conditions`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a device sits at another index than its id, or the
+    /// conditions are for another number of devices.
+    pub fn new(devices: &'a [Device<'a>], conditions: &'a Conditions) -> crate::Result<Self> {
+        if let Some((i, d)) = devices.iter().enumerate().find(|(i, d)| d.id() != *i) {
+            return Err(Error::config(
+                "devices",
+                format!("device {} at index {i}", d.id()),
+                "device i at index i",
+            ));
+        }
+        if conditions.speeds.len() != devices.len() {
+            return Err(Error::config(
+                "devices",
+                devices.len(),
+                format!(
+                    "the {} devices the conditions were drawn for",
+                    conditions.speeds.len()
+                ),
+            ));
+        }
+        Ok(InProcess {
+            devices,
+            conditions,
+        })
+    }
+}
+
+impl Link<DeviceUpdate> for InProcess<'_> {
+    fn exchange(
+        &mut self,
+        model: &GlobalModel,
+        peers: &[usize],
+        wait: Wait,
+    ) -> crate::Result<Exchange<DeviceUpdate>> {
+        let mut fates = Vec::with_capacity(peers.len());
+        for &d in peers {
+            let (Some(device), Some(&speed)) = (self.devices.get(d), self.conditions.speeds.get(d))
+            else {
+                return Err(unknown_peer("device", d, self.devices.len()));
+            };
+            fates.push((
+                device,
+                self.conditions.fate(device, speed, model, wait.deadline),
+            ));
+        }
+        let arrived: Vec<DeviceUpdate> = fates
+            .par_iter()
+            .filter(|(_, (delivery, _))| *delivery == Delivery::Accepted)
+            .map(|(device, _)| device.train(model))
+            .collect::<crate::Result<_>>()?;
+
+        let bytes = model_bytes(model.weights.len());
+        let mut out = Exchange {
+            outcomes: Vec::with_capacity(peers.len()),
+            arrived: Arrived::Each(arrived),
+            bytes_down: peers.len() as u64 * bytes,
+            bytes_up: 0,
+            seconds: 0.0,
+        };
+        for (device, (delivery, seconds)) in fates {
+            out.outcomes.push(PeerOutcome {
+                peer: device.id(),
+                delivery,
+            });
+            if delivery != Delivery::Failed {
+                out.bytes_up += bytes;
+                let t = wait.deadline.map_or(seconds, |d| seconds.min(d));
+                out.seconds = out.seconds.max(t);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The cloud's link to edges in the same process, each with its devices over an
+/// [`InProcess`] link.
+#[derive(Debug, Clone)]
+pub struct InProcessEdges<'a> {
+    edges: Vec<Edge>,
+    devices: InProcess<'a>,
+}
+
+impl<'a> InProcessEdges<'a> {
+    /// A link to `edges` (edge `i` at index `i`), whose devices are reached over `devices`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when an edge sits at another index than its id.
+    pub fn new(edges: Vec<Edge>, devices: InProcess<'a>) -> crate::Result<Self> {
+        if let Some((i, e)) = edges.iter().enumerate().find(|(i, e)| e.id() != *i) {
+            return Err(Error::config(
+                "edges",
+                format!("edge {} at index {i}", e.id()),
+                "edge i at index i",
+            ));
+        }
+        Ok(InProcessEdges { edges, devices })
+    }
+}
+
+impl Link<EdgeUpdate> for InProcessEdges<'_> {
+    /// Edges never fail or straggle in process: `wait` changes nothing.
+    fn exchange(
+        &mut self,
+        model: &GlobalModel,
+        peers: &[usize],
+        _wait: Wait,
+    ) -> crate::Result<Exchange<EdgeUpdate>> {
+        let (edges, devices) = (&self.edges, self.devices);
+        let answers: Vec<EdgeUpdate> = peers
+            .par_iter()
+            .map(|&e| {
+                let edge = edges
+                    .get(e)
+                    .ok_or_else(|| unknown_peer("edge", e, edges.len()))?;
+                let mut link = devices;
+                edge.round(model, &mut link)
+            })
+            .collect::<crate::Result<_>>()?;
+        let bytes = model_bytes(model.weights.len());
+        let reporting = answers.iter().filter(|a| a.model.is_some()).count() as u64;
+        // Edges start every edge round together: each lasts as long as its slowest edge.
+        let edge_rounds = answers
+            .iter()
+            .map(|a| a.edge_rounds.len())
+            .max()
+            .unwrap_or(0);
+        let seconds = (0..edge_rounds)
+            .map(|er| {
+                answers
+                    .iter()
+                    .filter_map(|a| a.edge_rounds.get(er))
+                    .map(|r| r.seconds)
+                    .fold(0.0, f64::max)
+            })
+            .fold(0.0, |total, s| total + s);
+        Ok(Exchange {
+            outcomes: peers
+                .iter()
+                .map(|&peer| PeerOutcome {
+                    peer,
+                    delivery: Delivery::Accepted,
+                })
+                .collect(),
+            arrived: Arrived::Each(answers),
+            bytes_down: peers.len() as u64 * bytes,
+            bytes_up: reporting * bytes,
+            seconds,
+        })
+    }
+}
+
+fn unknown_peer(kind: &str, peer: usize, known: usize) -> Error {
+    Error::Protocol {
+        peer: format!("{kind} {peer}"),
+        problem: "not on this link".into(),
+        expected: format!("a {kind} id below {known}"),
+    }
+}
