@@ -28,20 +28,36 @@ pub(super) struct Block {
 
 /// Reads until `buf` holds `want` bytes or the source ends; returns true at its end.
 ///
-/// `read_to_end` on a bounded reader retries interrupted reads and zeroes the spare
-/// capacity once per call, however short the reads (a pipe gives 64 KiB at a time).
+/// The buffer is zeroed once per call, however short the reads (a pipe gives 64 KiB at a
+/// time); interrupted reads are retried.
 pub(super) fn fill(
     source: &mut impl Read,
     buf: &mut Vec<u8>,
     want: usize,
 ) -> std::io::Result<bool> {
-    let need = want.saturating_sub(buf.len());
-    if need == 0 {
+    let mut filled = buf.len();
+    if filled >= want {
         return Ok(false);
     }
-    buf.reserve(need);
-    let got = source.by_ref().take(need as u64).read_to_end(buf)?;
-    Ok(got < need)
+    buf.resize(want, 0);
+    let eof = loop {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) => break true,
+            Ok(n) => {
+                filled += n;
+                if filled == want {
+                    break false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(filled);
+                return Err(e);
+            }
+        }
+    };
+    buf.truncate(filled);
+    Ok(eof)
 }
 
 /// Where [`read_blocks`] starts: the bytes after the header, and its position.

@@ -155,6 +155,11 @@ impl Chunk {
 
     /// Converts the record that starts at physical line `line`: a row, a reject (wrong
     /// number of fields, unusable label), or nothing for a blank line.
+    ///
+    /// Always inlined into its callers' loops (the CSV workers', the builder's): as a
+    /// call it cost 0.6 % more instructions per read than the loop it came from
+    /// (callgrind, 100,000 Edge-IIoTset rows); inlined, 0.6 % fewer.
+    #[inline(always)]
     pub(super) fn push(&mut self, layout: &Layout, rec: &csv::ByteRecord, line: u64) {
         if rec.len() != layout.n_fields {
             if rec.len() == 1 && rec[0].trim_ascii().is_empty() {
