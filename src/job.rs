@@ -381,9 +381,7 @@ fn prepare_config(
     if separate_test {
         split = split.without_test();
     }
-    split
-        .check()
-        .map_err(|e| anyhow!("--fractions {}: {e}", prep.fractions))?;
+    split.check().map_err(data_flag_error)?;
     let pipeline = PipelineConfig {
         max_categories: prep.max_categories.get(),
         scaler: prep.scaler,
@@ -397,15 +395,34 @@ fn prepare_config(
     if pipeline.select == SelectMethod::Chi2 && pipeline.k.is_none() {
         bail!("--select chi2: chi-square selection keeps the top K features; give --k K");
     }
-    pipeline
-        .check()
-        .context("the pipeline flags (--max-categories, --select, --k, --corr-threshold)")?;
+    pipeline.check().map_err(data_flag_error)?;
     Ok(PrepareConfig {
         dedup: prep.dedup,
         outliers: prep.outliers,
         split,
         pipeline,
     })
+}
+
+/// A preparation setting's error in the words of its flag (`pipeline.k` is `--k`).
+fn data_flag_error(e: iotids_data::Error) -> anyhow::Error {
+    let iotids_data::Error::Invalid {
+        field,
+        value,
+        allowed,
+    } = &e
+    else {
+        return e.into();
+    };
+    let flag = match *field {
+        "pipeline.max_categories" => "--max-categories",
+        "pipeline.corr_threshold" => "--corr-threshold",
+        "pipeline.k" => "--k",
+        "split.method" => "--split",
+        f if f.starts_with("split.") => "--fractions",
+        _ => return e.into(),
+    };
+    anyhow!("{flag} {value}: must be {allowed}")
 }
 
 fn learn_job(
@@ -595,6 +612,11 @@ mod tests {
             e.contains("--fractions") && e.contains("summing to 1"),
             "{e}"
         );
+        let e = format!(
+            "{:#}",
+            data_flag_error(iotids_data::Error::invalid("pipeline.k", 0, "at least 1"))
+        );
+        assert_eq!(e, "--k 0: must be at least 1");
         let e = error(&["prepare", "f.csv", "--out", "m", "--select", "chi2"]);
         assert!(e.contains("--select chi2") && e.contains("--k"), "{e}");
         let e = error(&["federate", "f.csv", "--out", "m", "--devices", "0"]);
