@@ -277,6 +277,14 @@ pub fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<M
         .map(|(c, v)| Ok((c.clone(), serde_json::to_value(v)?)))
         .collect::<Result<_, serde_json::Error>>()?;
     json["per_class"] = per_class.into();
+    // The 95 % Wilson intervals of each class's recall and precision, by class name.
+    let intervals: serde_json::Map<String, serde_json::Value> = classes
+        .iter()
+        .zip(&m.intervals)
+        .map(|(c, v)| Ok((c.clone(), serde_json::to_value(v)?)))
+        .collect::<Result<_, serde_json::Error>>()?;
+    json["intervals"] = intervals.into();
+    json["interval_confidence"] = 0.95.into();
     json["evaluated_on"] = s.what.clone().into();
     json["rows_scored"] = s.y_true.len().into();
     json["rows_unknown_class"] = serde_json::to_value(&s.unknown_classes)?;

@@ -345,7 +345,18 @@ fn train_evaluate_predict_agree_and_metrics_are_consistent() {
     for c in &classes {
         let support = m["per_class"][c]["support"].as_u64();
         assert!(support.is_some(), "per_class.{c}.support");
+        // Each class's recall lies inside its 95 % Wilson interval.
+        if support > Some(0) {
+            let recall = m["per_class"][c]["recall"].as_f64().unwrap();
+            let ci = &m["intervals"][c]["recall"];
+            let (low, high) = (ci["low"].as_f64().unwrap(), ci["high"].as_f64().unwrap());
+            assert!(
+                low <= recall && recall <= high && high - low > 0.0,
+                "{c}: {ci}"
+            );
+        }
     }
+    assert_eq!(m["interval_confidence"], 0.95);
     let curves = std::fs::read_to_string(model.join("learning_curves.csv")).unwrap();
     assert_eq!(
         curves.lines().count(),

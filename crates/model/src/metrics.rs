@@ -14,6 +14,11 @@
 //!   thresholds (`average_precision_score`).
 //! - Detection rate: attack rows predicted as any attack class / attack rows;
 //!   false-alarm rate: normal rows predicted as an attack / normal rows.
+//! - Uncertainty: each class's recall (TP of its support) and precision (TP of the rows
+//!   predicted as it) with a 95 % Wilson score interval, so a class with few test rows is
+//!   read as what it is: 18 of 22 is a recall of 0.82 that could be anywhere from 0.61 to
+//!   0.93. Wilson's interval, unlike the normal approximation, stays inside [0, 1] and is
+//!   honest at 0 or n successes.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +29,51 @@ pub struct ClassScores {
     pub recall: f64,
     pub f1: f64,
     pub support: u64,
+}
+
+/// z of a two-sided 95 % interval (the normal distribution's 0.975 quantile).
+pub const Z_95: f64 = 1.959_963_984_540_054;
+
+/// A confidence interval of a proportion.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Interval {
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Interval {
+    /// `high - low`.
+    pub fn width(&self) -> f64 {
+        self.high - self.low
+    }
+}
+
+/// The Wilson score interval of `successes` out of `trials` at normal quantile `z`
+/// (Wilson 1927): `(p̂ + z²/2n ± z·√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)`. None without
+/// trials.
+pub fn wilson(successes: u64, trials: u64, z: f64) -> Option<Interval> {
+    if trials == 0 {
+        return None;
+    }
+    let n = trials as f64;
+    let p = successes.min(trials) as f64 / n;
+    let z2 = z * z;
+    let denominator = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / denominator;
+    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denominator;
+    Some(Interval {
+        low: (centre - half).max(0.0),
+        high: (centre + half).min(1.0),
+    })
+}
+
+/// 95 % Wilson intervals of one class's recall and precision.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ClassIntervals {
+    /// Of its support (None without test rows of the class).
+    pub recall: Option<Interval>,
+    /// Of the rows predicted as it (None when none was).
+    pub precision: Option<Interval>,
 }
 
 /// A ROC curve and its area.
@@ -57,6 +107,9 @@ pub struct Metrics {
     /// Attack vs normal, when a normal class is named.
     pub detection_rate: Option<f64>,
     pub false_alarm_rate: Option<f64>,
+    /// 95 % Wilson intervals of each class's recall and precision.
+    #[serde(default)]
+    pub intervals: Vec<ClassIntervals>,
 }
 
 /// Scores predictions.
@@ -151,6 +204,7 @@ pub fn evaluate(
         }
         _ => (None, None),
     };
+    let intervals = class_intervals(&confusion);
     Metrics {
         classes: classes.to_vec(),
         accuracy: ratio(correct as f64, total),
@@ -167,7 +221,23 @@ pub fn evaluate(
         pr_auc_macro,
         detection_rate,
         false_alarm_rate,
+        intervals,
     }
+}
+
+/// Each class's recall and precision intervals from a confusion matrix.
+fn class_intervals(confusion: &[Vec<u64>]) -> Vec<ClassIntervals> {
+    (0..confusion.len())
+        .map(|c| {
+            let tp = confusion[c][c];
+            let support: u64 = confusion[c].iter().sum();
+            let predicted: u64 = confusion.iter().map(|row| row[c]).sum();
+            ClassIntervals {
+                recall: wilson(tp, support, Z_95),
+                precision: wilson(tp, predicted, Z_95),
+            }
+        })
+        .collect()
 }
 
 /// Per-class precision, recall, F1 and support from a confusion matrix, and the classes
@@ -293,6 +363,31 @@ pub fn average_precision(positive: &[bool], score: &[f64]) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use super::{Interval, Z_95, wilson};
+
+    /// Hand computation of Wilson's formula at z = 1.959964 (the values R's
+    /// `prop.test(correct = FALSE)` and statsmodels' `proportion_confint(method="wilson")`
+    /// print): 8 of 10 -> [0.4902, 0.9433]; 0 of 5 -> [0, 0.4345]; 5 of 5 -> [0.5655, 1].
+    #[test]
+    fn wilson_intervals_match_a_hand_computation() {
+        let close = |i: Option<Interval>, low: f64, high: f64| {
+            let i = i.expect("an interval");
+            assert!(
+                (i.low - low).abs() < 5e-5 && (i.high - high).abs() < 5e-5,
+                "{i:?} vs [{low}, {high}]"
+            );
+        };
+        close(wilson(8, 10, Z_95), 0.4902, 0.9433);
+        close(wilson(0, 5, Z_95), 0.0, 0.4345);
+        close(wilson(5, 5, Z_95), 0.5655, 1.0);
+        close(wilson(18, 22, Z_95), 0.6148, 0.9269);
+        assert_eq!(wilson(0, 0, Z_95), None);
+        // More rows, a narrower interval around the same proportion.
+        let small = wilson(9, 10, Z_95).unwrap().width();
+        let large = wilson(900, 1000, Z_95).unwrap().width();
+        assert!(large < small / 5.0, "{small} {large}");
+    }
+
     use super::*;
 
     #[test]

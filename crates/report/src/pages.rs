@@ -351,6 +351,46 @@ pub fn evaluation_sections(
         ]),
         Block::Pre(crate::text::render_classification_report(m)),
     ];
+    if !m.intervals.is_empty() {
+        let ci = |i: Option<iotids_model::metrics::Interval>| {
+            i.map_or("-".to_string(), |i| {
+                format!("[{:.4}, {:.4}]", i.low, i.high)
+            })
+        };
+        out.push(Block::Paragraph(format!(
+            "How far each class's recall and precision can be trusted: 95 % Wilson intervals. A class whose recall interval is wider than {} has too few test rows to read its scores to the point.",
+            crate::text::WIDE_INTERVAL
+        )));
+        out.push(Block::Table {
+            header: [
+                "class",
+                "support",
+                "recall",
+                "95 % interval",
+                "precision",
+                "95 % interval",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            rows: m
+                .classes
+                .iter()
+                .zip(&m.per_class)
+                .zip(&m.intervals)
+                .map(|((name, c), i)| {
+                    vec![
+                        name.clone(),
+                        c.support.to_string(),
+                        format!("{:.4}", c.recall),
+                        ci(i.recall),
+                        format!("{:.4}", c.precision),
+                        ci(i.precision),
+                    ]
+                })
+                .collect(),
+        });
+    }
     let fig = charts::confusion_heatmap(figures, &m.confusion, &m.classes)?;
     out.push(Block::Figure {
         svg: fig.svg,

@@ -333,7 +333,51 @@ pub fn render_classification_report(m: &iotids_model::metrics::Metrics) -> Strin
             opt(m.false_alarm_rate)
         );
     }
+    let uncertain = uncertain_classes(m);
+    if !uncertain.is_empty() {
+        let _ = writeln!(
+            s,
+            "\ntoo few test rows to read to the point (95 % Wilson interval of recall wider than {WIDE_INTERVAL}):"
+        );
+        for line in uncertain {
+            let _ = writeln!(s, "  {line}");
+        }
+    }
     s
+}
+
+/// A recall interval wider than this (10 points) marks a class whose test rows are too few
+/// to read its scores to the point.
+pub const WIDE_INTERVAL: f64 = 0.1;
+
+/// One line per class whose recall's 95 % interval is wider than [`WIDE_INTERVAL`]:
+/// `flood: recall 0.8182 [0.6148, 0.9269] of 22 rows; precision ... of N predicted`.
+pub fn uncertain_classes(m: &iotids_model::metrics::Metrics) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, ((name, c), ci)) in m
+        .classes
+        .iter()
+        .zip(&m.per_class)
+        .zip(&m.intervals)
+        .enumerate()
+    {
+        let Some(r) = ci.recall.filter(|r| r.width() > WIDE_INTERVAL) else {
+            continue;
+        };
+        let mut line = format!(
+            "{name}: recall {:.4} [{:.4}, {:.4}] of {} rows",
+            c.recall, r.low, r.high, c.support
+        );
+        if let Some(p) = ci.precision {
+            let predicted: u64 = m.confusion.iter().map(|row| row[k]).sum();
+            line += &format!(
+                "; precision {:.4} [{:.4}, {:.4}] of {predicted} predicted",
+                c.precision, p.low, p.high
+            );
+        }
+        out.push(line);
+    }
+    out
 }
 
 /// A terminal table of `rows` under `header`, columns from `header`'s third on
@@ -392,5 +436,15 @@ mod tests {
         assert_eq!(line("accuracy")[1..], ["0.8000", "5"]);
         assert_eq!(line("macro avg")[2..], ["0.8333", "0.8333", "0.8000", "5"]);
         assert!(r.contains("false-alarm rate 0.3333"), "{r}");
+        // Three and two test rows: both classes are marked, with Wilson's intervals.
+        assert!(r.contains("too few test rows"), "{r}");
+        assert!(
+            r.contains("Normal: recall 0.6667 [0.2077, 0.9385] of 3 rows; precision 1.0000 [0.3424, 1.0000] of 2 predicted"),
+            "{r}"
+        );
+        assert!(
+            r.contains("DDoS: recall 1.0000 [0.3424, 1.0000] of 2 rows; precision 0.6667 [0.2077, 0.9385] of 3 predicted"),
+            "{r}"
+        );
     }
 }
