@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use iotids_data::clean::{Dedup, dedup};
 use iotids_data::read_csv;
 use iotids_federation::bench::{FederationBenchConfig, round_time};
-use iotids_model::bench::{GruBenchConfig, gru_throughput};
+use iotids_model::bench::{GruBenchConfig, gru_throughput, peak_rss_kib};
 
 use crate::job::{BenchJob, Ui};
 use crate::output::{print, print_json};
@@ -33,7 +33,7 @@ pub fn ingest(job: &BenchJob) -> Result<ExitCode> {
     }
     secs.sort_by(f64::total_cmp);
     let median = secs[secs.len() / 2];
-    let peak = peak_rss_bytes();
+    let peak = peak_rss_kib().map(|kib| kib * 1024);
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -130,12 +130,4 @@ pub fn federation(cfg: &FederationBenchConfig, json: bool) -> Result<ExitCode> {
     }
     print(out.trim_end())?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Peak resident set size of this process (Linux `VmHWM`), when known.
-fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::prepare;
 use crate::job::{CompareJob, Ui};
-use crate::output::{finish_report, print, start_output, write_file};
+use crate::output::{csv_file, finish_report, print, start_output, write_file};
 use crate::progress;
 
 /// `iotids compare`. Exit code 1 when a model could not be fitted (the others are still
@@ -177,8 +177,7 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
 
 /// comparison.csv: one row per model, numbers at full precision, empty where undefined.
 fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path)
-        .with_context(|| format!("{}: cannot write", path.display()))?;
+    let mut w = csv_file(path)?;
     w.write_record([
         "model",
         "name",
