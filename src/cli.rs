@@ -398,7 +398,7 @@ pub struct FederateArgs {
 pub struct ModelArgs {
     /// Records per window: 1 classifies each record alone (the seeds' setting); K adds the
     /// K-1 records before it of the same flow (same endpoints and ports, either direction).
-    #[arg(long, default_value_t = NonZeroUsize::MIN)]
+    #[arg(long, default_value_t = nonzero(iotids_model::gru::DEFAULT_WINDOW))]
     pub window: NonZeroUsize,
     /// Units of each GRU layer's hidden state.
     #[arg(long, default_value_t = nonzero(SHAPE.hidden))]
@@ -422,11 +422,16 @@ pub struct ModelArgs {
     /// Adam's learning rate (> 0).
     #[arg(long, value_parser = learning_rate, default_value_t = TRAIN.learning_rate)]
     pub lr: f64,
-    /// Stop after this many epochs without a lower validation loss (0: never); the best
-    /// epoch's weights are kept either way.
+    /// Stop after this many epochs in which neither the validation macro-F1 nor the
+    /// validation loss improved (0: never); the epoch with the best validation macro-F1 is
+    /// kept either way.
     #[arg(long, default_value_t = TRAIN.patience)]
     pub patience: usize,
-    /// Plain cross-entropy instead of class-weighted.
+    /// Weigh each class's loss by n / (k · n_c), so a rare attack counts as much as a
+    /// common one [default: plain cross-entropy].
+    #[arg(long, conflicts_with = "no_class_weights")]
+    pub class_weights: bool,
+    /// Plain cross-entropy (the default; kept for old command lines).
     #[arg(long)]
     pub no_class_weights: bool,
 }
@@ -496,12 +501,17 @@ pub struct IngestArgs {
     /// Write every rejected row (line, reason, record) to this CSV file.
     #[arg(long)]
     pub rejects: Option<PathBuf>,
-    /// Add timing features from the packet time column (frame.time), which stays
+    /// Require the timing features from the packet time column (frame.time), which stays
     /// dropped: flow.iat_us (microseconds since the flow's previous packet), flow.index
     /// (packets of the flow before this one) and host.iat_us (microseconds since the
-    /// previous packet between the same two hosts, any ports).
-    #[arg(long)]
+    /// previous packet between the same two hosts, any ports); a file without a time
+    /// column or endpoint columns is then an error [default: added whenever the file has
+    /// both].
+    #[arg(long, conflicts_with = "no_flow_timing")]
     pub flow_timing: bool,
+    /// Never add the timing features.
+    #[arg(long)]
+    pub no_flow_timing: bool,
 }
 
 /// Cleaning, splitting and pipeline flags.
@@ -528,12 +538,11 @@ pub struct PrepArgs {
     /// Most one-hot levels per categorical column; rarer values share "<other>".
     #[arg(long, default_value_t = nonzero(PIPELINE.max_categories))]
     pub max_categories: NonZeroUsize,
-    /// Split: auto, stratified (rows), flow (whole flows on one side) or time (per class,
-    /// earliest rows train). auto is flow when the file has endpoint columns (neighbouring
-    /// packets of one flow never straddle the split), stratified otherwise
-    /// [default: auto for train, federate and compare; stratified for prepare].
-    #[arg(long, value_parser = spelled::<SplitMethod>)]
-    pub split: Option<SplitMethod>,
+    /// Split: time (per class in capture order: earliest rows train, latest test; flows
+    /// of a session stay whole), flow (whole flows on one side, at random), stratified
+    /// (rows at random) or auto (= time: what holds on later traffic).
+    #[arg(long, value_parser = spelled::<SplitMethod>, default_value_t = PREPARE.split.method)]
+    pub split: SplitMethod,
     /// Train/validation/test fractions: three numbers in [0, 1] summing to 1.
     #[arg(long, value_parser = fractions, default_value_t = Fractions::default())]
     pub fractions: Fractions,
@@ -541,9 +550,18 @@ pub struct PrepArgs {
     #[arg(long, default_value_t = PREPARE.split.seed)]
     pub seed: u64,
     /// ln(1 + x) on never-negative numeric columns reaching 1000 (sequence numbers, byte
-    /// counts) before scaling, so a neural network can tell their values apart.
-    #[arg(long)]
+    /// counts, timing) before scaling, so a neural network can tell their values apart
+    /// [default: on; the flag is kept for old command lines].
+    #[arg(long, conflicts_with = "no_log_scale")]
     pub log_scale: bool,
+    /// Scale heavy-tailed columns linearly, as the seeds did.
+    #[arg(long)]
+    pub no_log_scale: bool,
+    /// One-hot encode text columns with more distinct training values than
+    /// --max-categories (top levels and "<other>") instead of leaving them out as
+    /// identifiers (topics, host names, URIs).
+    #[arg(long)]
+    pub keep_identifiers: bool,
 }
 
 /// `--fractions`: train, validation and test shares.

@@ -81,6 +81,6 @@ pub mod value;
 pub mod window;
 
 pub use error::{Error, Result};
-pub use ingest::{DatasetBuilder, IngestOptions, read_csv};
+pub use ingest::{DatasetBuilder, FlowTiming, IngestOptions, read_csv};
 pub use schema::Format;
 pub use table::{Column, ColumnData, Dataset, IngestReport};

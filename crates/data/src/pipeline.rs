@@ -101,9 +101,18 @@ pub struct PipelineConfig {
     /// [`LOG_COMPRESS_MIN_MAX`] in training (sequence and acknowledgement numbers, byte
     /// counts), before scaling. MinMax alone squeezes such heavy-tailed columns into a
     /// sliver near 0 where a neural network can barely tell values apart; trees don't
-    /// care. Off by default (the seeds' pipeline).
+    /// care. On by default; off in pipelines saved before it was (the seeds' pipeline).
     #[serde(default)]
     pub log_compress: bool,
+    /// Leave out text columns with more distinct values in training than
+    /// `max_categories` (topics, host names, URIs: identifiers of a sensor, a session or
+    /// an attack tool). One-hot levels of such a column cannot generalise: a sensor's topic
+    /// never seen in training would land in `<other>`, the level that in training meant
+    /// whichever class made many values (MQTTset's malaria attack writes a random topic
+    /// per packet). The column's numeric companions (`mqtt.topic_len`) stay. On by
+    /// default; off in pipelines saved before it was.
+    #[serde(default)]
+    pub drop_identifiers: bool,
 }
 
 impl Default for PipelineConfig {
@@ -116,7 +125,8 @@ impl Default for PipelineConfig {
             corr_threshold: 0.95,
             corr_sample: 50_000,
             seed: 42,
-            log_compress: false,
+            log_compress: true,
+            drop_identifiers: true,
         }
     }
 }
@@ -288,7 +298,12 @@ impl Pipeline {
                 "no training rows to fit the pipeline on".into(),
             ));
         }
-        let inputs = fit_inputs(ds, train, cfg.max_categories);
+        let identifiers = if cfg.drop_identifiers {
+            identifier_columns(ds, train, cfg.max_categories)
+        } else {
+            Vec::new()
+        };
+        let inputs = fit_inputs(ds, train, cfg.max_categories, &identifiers);
         let mut features = encoded_features(&inputs);
         let levels_map = level_maps(ds, &inputs)?;
         // Encoded training matrix, before scaling.
@@ -299,7 +314,16 @@ impl Pipeline {
         fit_scaling(&raw, &mut features, cfg.scaler);
         let scaled = apply_scaling(raw, &features);
         let y: Vec<u32> = train.iter().map(|&r| ds.labels[r]).collect();
-        let (selected, decisions) = select(&scaled, &y, ds.n_classes(), &features, cfg);
+        let (selected, mut decisions) = select(&scaled, &y, ds.n_classes(), &features, cfg);
+        decisions.extend(identifiers.iter().map(|&(c, distinct)| Decision {
+            feature: ds.columns[c].name.clone(),
+            kept: false,
+            score: 0.0,
+            reason: format!(
+                "identifier-like text: {distinct} distinct values in training, more than max_categories ({}); values unseen in training would all look alike",
+                cfg.max_categories
+            ),
+        }));
         Ok(Pipeline {
             format_version: PIPELINE_FORMAT_VERSION,
             config: cfg.clone(),
@@ -386,10 +410,41 @@ impl Pipeline {
     }
 }
 
-fn fit_inputs(ds: &Dataset, train: &[usize], max_categories: usize) -> Vec<Input> {
+/// Categorical columns with more distinct non-absent values on `train` rows than
+/// `max_categories`, with that count ([`PipelineConfig::drop_identifiers`]).
+fn identifier_columns(ds: &Dataset, train: &[usize], max_categories: usize) -> Vec<(usize, usize)> {
     ds.columns
         .iter()
-        .map(|c| match &c.data {
+        .enumerate()
+        .filter_map(|(i, c)| match &c.data {
+            ColumnData::Categorical { codes, levels } => {
+                let mut seen = vec![false; levels.len()];
+                for &r in train {
+                    seen[codes[r] as usize] = true;
+                }
+                let distinct = seen
+                    .iter()
+                    .zip(levels)
+                    .filter(|(s, l)| **s && l.as_str() != "")
+                    .count();
+                (distinct > max_categories).then_some((i, distinct))
+            }
+            ColumnData::Numeric(_) => None,
+        })
+        .collect()
+}
+
+fn fit_inputs(
+    ds: &Dataset,
+    train: &[usize],
+    max_categories: usize,
+    left_out: &[(usize, usize)],
+) -> Vec<Input> {
+    ds.columns
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !left_out.iter().any(|&(c, _)| c == *i))
+        .map(|(_, c)| match &c.data {
             ColumnData::Numeric(v) => {
                 let mut vals: Vec<f64> = train
                     .iter()

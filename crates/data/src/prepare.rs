@@ -72,7 +72,7 @@ pub fn prepare(mut ds: Dataset, ingest: &IngestOptions, cfg: &PrepareConfig) -> 
         drop: ingest.drop.clone(),
         keep: ingest.keep.clone(),
         categorical: ingest.categorical.clone(),
-        flow_timing: ingest.flow_timing,
+        flow_timing: ds.report.timing.is_some(),
     };
     let pipeline = Pipeline::fit(&ds, &s.train, spec, &cfg.pipeline)?;
     let counts = PrepareCounts {

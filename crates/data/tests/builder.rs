@@ -125,7 +125,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 fn timed() -> IngestOptions {
     IngestOptions {
-        flow_timing: true,
+        flow_timing: iotids_data::FlowTiming::On,
         categorical: vec!["info".into()],
         ..IngestOptions::default()
     }

@@ -363,7 +363,7 @@ not a time,10.0.0.1,10.0.0.2,40000,1883,5,benign
 
 fn timed_opts() -> IngestOptions {
     IngestOptions {
-        flow_timing: true,
+        flow_timing: iotids_data::FlowTiming::On,
         ..IngestOptions::default()
     }
 }
@@ -449,6 +449,17 @@ fn flow_timing_needs_a_time_column_and_flows() {
     let no_flows = write(dir.path(), "no_flows.csv", b"timestamp,size,label\n7,3,a\n");
     let e = read_csv(&no_flows, &opts).unwrap_err();
     assert!(e.to_string().contains("need flows"), "{e}");
+    // Auto reads both files without the features, and the report says none were derived.
+    let auto = IngestOptions {
+        flow_timing: iotids_data::FlowTiming::Auto,
+        ..opts
+    };
+    for path in [&no_time, &no_flows] {
+        let ds = read_csv(path, &auto).unwrap();
+        assert!(ds.report.timing.is_none());
+        assert!(ds.column("flow.iat_us").is_none());
+        assert_eq!(ds.n_rows(), 1);
+    }
 }
 
 #[test]

@@ -197,7 +197,7 @@ fn mqttset_class_counts_match_its_readme() {
 #[test]
 fn flow_timing_on_mqttset_and_the_edge_iiotset_mitm_file() {
     let timed = IngestOptions {
-        flow_timing: true,
+        flow_timing: iotids_data::FlowTiming::On,
         ..IngestOptions::default()
     };
     let ds = read_csv(&shared("mqttset/mqttset-train.csv"), &timed).unwrap();

@@ -185,6 +185,7 @@ fn round_epoch(r: &RoundRecord) -> EpochRecord {
         train_accuracy: r.train_accuracy.unwrap_or(f64::NAN),
         validation_loss: r.validation_loss,
         validation_accuracy: r.validation_accuracy,
+        validation_macro_f1: r.validation_macro_f1,
         seconds: r.seconds,
     }
 }

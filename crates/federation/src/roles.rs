@@ -152,6 +152,8 @@ impl<'a> Device<'a> {
             patience: 0,
             class_weights: local.weigh_classes,
             seed: mix(model.plan.seed, model.round, model.edge_round, self.id),
+            // No validation on a device: nothing to select by.
+            ..TrainConfig::default()
         };
         let labels = match self.poison {
             Poison::LabelFlip { labels } => labels,

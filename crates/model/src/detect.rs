@@ -55,7 +55,7 @@ impl Detector {
             drop: spec.drop.clone(),
             keep: spec.keep.clone(),
             categorical: spec.categorical.clone(),
-            flow_timing: spec.flow_timing,
+            flow_timing: spec.flow_timing.into(),
             numeric: self
                 .pipeline
                 .inputs

@@ -40,6 +40,26 @@ pub use read::{
     STDIN_NAME, STDIN_PATH, read_csv, read_csv_batches, read_csv_batches_from, read_csv_from,
 };
 
+/// Whether to derive the timing features ([`IngestOptions::flow_timing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlowTiming {
+    /// Never.
+    #[default]
+    Off,
+    /// When the file has a time column and flows (and no column of a derived feature's
+    /// name); silently without them otherwise. [`crate::table::Dataset`]'s report says
+    /// which happened.
+    Auto,
+    /// Always: a file without a time column or flows is an error.
+    On,
+}
+
+impl From<bool> for FlowTiming {
+    fn from(on: bool) -> Self {
+        if on { FlowTiming::On } else { FlowTiming::Off }
+    }
+}
+
 /// How many rejects are kept in memory for display.
 const SHOWN_REJECTS: usize = 20;
 /// The class of every row of a file read without its label column.
@@ -69,8 +89,10 @@ pub struct IngestOptions {
     /// previous packet, the packets of the flow before this one, and microseconds since
     /// the previous packet between the same two hosts, from the layout's time column
     /// (`frame.time` for Edge-IIoTset and tshark tables), which stays dropped. Needs the
-    /// time column and flows (endpoint columns). Off by default.
-    pub flow_timing: bool,
+    /// time column and flows (endpoint columns). [`FlowTiming::Auto`] adds them when the
+    /// file allows; [`FlowTiming::Off`] by default here (the command line's learning
+    /// commands ask for `Auto`).
+    pub flow_timing: FlowTiming,
     /// Accept a file without the label column (prediction on unlabelled traffic):
     /// every row then has the class [`UNLABELLED`].
     pub label_optional: bool,

@@ -13,7 +13,7 @@ use crate::schema::Format;
 use crate::table::DropReason;
 use crate::timing;
 
-use super::IngestOptions;
+use super::{FlowTiming, IngestOptions};
 
 /// What each header column becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +94,9 @@ pub(super) fn plan_columns(
             available: available(),
         });
     }
-    let derived = |n: &String| opts.flow_timing && timing::DERIVED_COLUMNS.contains(&n.as_str());
+    let derived = |n: &String| {
+        opts.flow_timing != FlowTiming::Off && timing::DERIVED_COLUMNS.contains(&n.as_str())
+    };
     for (names, option) in [
         (&opts.drop, "drop"),
         (&opts.keep, "keep"),
@@ -140,10 +142,12 @@ pub(super) fn plan_columns(
         proto: find(fc.proto),
     };
     let flow = (!flow.src_host.is_empty() && !flow.dst_host.is_empty()).then_some(flow);
-    let timing = if opts.flow_timing {
-        Some(plan_timing(source, header, format, flow.is_some(), opts)?)
-    } else {
-        None
+    let timing = match opts.flow_timing {
+        FlowTiming::Off => None,
+        FlowTiming::On => Some(plan_timing(source, header, format, flow.is_some(), opts)?),
+        // Without a time column or flows there is nothing to derive; a file that names a
+        // column like a derived one keeps its own.
+        FlowTiming::Auto => plan_timing(source, header, format, flow.is_some(), opts).ok(),
     };
     Ok(Layout {
         format,
