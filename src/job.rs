@@ -22,6 +22,7 @@ use iotids_federation::FederationConfig;
 use iotids_federation::bench::FederationBenchConfig;
 use iotids_model::bench::GruBenchConfig;
 use iotids_model::gru::GruShape;
+use iotids_model::novelty::Calibration;
 use iotids_model::train::TrainConfig;
 use iotids_synth::SynthOptions;
 
@@ -117,6 +118,8 @@ pub struct LearnJob {
     /// The GRU's shape; the data gives its input width and classes.
     pub net: GruShape,
     pub train: TrainConfig,
+    /// The decision rule fitted after training.
+    pub calibration: Calibration,
 }
 
 #[derive(Debug)]
@@ -465,6 +468,10 @@ fn learn_job(
         input,
         out,
         prepare,
+        calibration: Calibration {
+            unknown_rate: (!model.no_unknown).then_some(model.unknown_rate),
+            max_false_alarm: model.max_false_alarm,
+        },
         window: model.window,
         net,
         train,

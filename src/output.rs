@@ -14,7 +14,7 @@ use iotids_data::pipeline::Matrix;
 use iotids_data::prepare::{PrepareConfig, Prepared};
 use iotids_data::{Dataset, IngestOptions, IngestReport, read_csv};
 use iotids_model::artifact::Detector;
-use iotids_model::evaluation::Scored;
+use iotids_model::evaluation::{AbsentClass, Scored};
 use iotids_model::metrics::Metrics;
 use iotids_model::train::History;
 use iotids_report as report;
@@ -264,21 +264,23 @@ pub fn epochs_line(h: &History) -> String {
 /// predictions.csv.
 pub fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<Metrics> {
     let classes = &detector.card.classes;
-    let y_pred = s.scores.predictions();
+    let decided = detector.decision_classes();
     let m = s.metrics(detector);
     print(&format!("== evaluation: {} ==", s.what))?;
     print(&report::render_classification_report(&m))?;
 
     // metrics.json: the Metrics fields, with per_class keyed by class name for people.
     let mut json = serde_json::to_value(&m)?;
-    let per_class: serde_json::Map<String, serde_json::Value> = classes
+    let per_class: serde_json::Map<String, serde_json::Value> = m
+        .classes
         .iter()
         .zip(&m.per_class)
         .map(|(c, v)| Ok((c.clone(), serde_json::to_value(v)?)))
         .collect::<Result<_, serde_json::Error>>()?;
     json["per_class"] = per_class.into();
     // The 95 % Wilson intervals of each class's recall and precision, by class name.
-    let intervals: serde_json::Map<String, serde_json::Value> = classes
+    let intervals: serde_json::Map<String, serde_json::Value> = m
+        .classes
         .iter()
         .zip(&m.intervals)
         .map(|(c, v)| Ok((c.clone(), serde_json::to_value(v)?)))
@@ -290,6 +292,17 @@ pub fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<M
     json["rows_unknown_class"] = serde_json::to_value(&s.unknown_classes)?;
     json["rows_also_in_training"] = s.also_in_training.into();
     json["window"] = detector.card.window.into();
+    // What the detector made of the classes it was not trained on (leave-one-attack-out).
+    json["absent_classes"] = serde_json::to_value(&s.absent)?;
+    json["decision"] = serde_json::json!({
+        "operating_point": detector.card.decision.operating_point,
+        "unknown_threshold": detector.card.decision.novelty.as_ref().map(|n| n.threshold),
+        "unknown_rate_on_validation": detector.card.decision.novelty.as_ref().map(|n| n.validation_rate),
+        "rows_unknown": s.predicted.iter().filter(|&&p| p as usize == classes.len()).count(),
+    });
+    if !s.absent.is_empty() {
+        print(&render_absent(&s.absent))?;
+    }
     write_file(
         &out.join("metrics.json"),
         serde_json::to_string_pretty(&json)?,
@@ -299,19 +312,44 @@ pub fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<M
     let mut w = csv_file(&path)?;
     let mut header = vec!["line".to_string(), "true".into(), "predicted".into()];
     header.extend(classes.iter().map(|c| format!("p_{c}")));
+    if !s.novelty.is_empty() {
+        header.push("novelty".into());
+    }
     w.write_record(&header)?;
     let mut rec: Vec<String> = Vec::with_capacity(header.len());
     for (i, (&line, &y)) in s.lines.iter().zip(&s.y_true).enumerate() {
         rec.clear();
         rec.push(line.to_string());
         rec.push(classes[y as usize].clone());
-        rec.push(classes[y_pred[i] as usize].clone());
+        rec.push(decided[s.predicted[i] as usize].clone());
         rec.extend(s.scores.row(i).iter().map(|p| format!("{p:.6}")));
+        if let Some(d) = s.novelty.get(i) {
+            rec.push(format!("{d:.4}"));
+        }
         w.write_record(&rec)?;
     }
     w.flush()
         .with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(m)
+}
+
+/// The classes of the scored file the model was not trained on, and what it made of them.
+pub fn render_absent(absent: &[AbsentClass]) -> String {
+    let mut out = String::from(
+        "classes the model was not trained on (left out of the metrics above):\n  class            rows  passed as normal  unknown  known attack\n",
+    );
+    let pct = |n: u64, d: u64| n as f64 * 100.0 / d.max(1) as f64;
+    for a in absent {
+        out += &format!(
+            "  {:<14} {:>6}  {:>15.2} %  {:>5.2} %  {:>10.2} %\n",
+            a.class,
+            a.rows,
+            pct(a.as_normal, a.rows),
+            pct(a.as_unknown, a.rows),
+            pct(a.as_known_attack, a.rows)
+        );
+    }
+    out
 }
 
 /// The evaluation's caveats on stderr: rows of unknown classes left out, test rows that
@@ -322,7 +360,7 @@ pub fn warn_scored(s: &Scored, quiet: bool) {
     }
     if !s.unknown_classes.is_empty() {
         eprintln!(
-            "warning: {}: {} rows of classes the model was not trained on are left out of the metrics: {:?}",
+            "note: {}: {} rows of classes the model was not trained on are left out of the metrics (what the detector made of them is in metrics.json's absent_classes): {:?}",
             s.what,
             s.unknown_classes.values().sum::<u64>(),
             s.unknown_classes
@@ -344,6 +382,22 @@ pub fn evaluation_notes(s: &Scored) -> Vec<Block> {
             "Left out of the metrics: rows of classes the model was not trained on: {:?}.",
             s.unknown_classes
         )));
+        notes.push(Block::Paragraph(
+            s.absent
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}: {} rows, {:.2} % passed as normal, {:.2} % unknown, {:.2} % as a known attack.",
+                        a.class,
+                        a.rows,
+                        a.as_normal as f64 * 100.0 / a.rows.max(1) as f64,
+                        a.as_unknown as f64 * 100.0 / a.rows.max(1) as f64,
+                        a.as_known_attack as f64 * 100.0 / a.rows.max(1) as f64
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        ));
     }
     if s.also_in_training > 0 {
         notes.push(Block::Paragraph(format!(

@@ -97,6 +97,7 @@ pub fn run(job: &DemoJob, ui: Ui) -> Result<ExitCode> {
             ..GruShape::default()
         },
         train: demo_training(job.seed),
+        calibration: iotids_model::novelty::Calibration::default(),
     };
     let context = loaded.context("generated Edge-IIoTset-schema data (not real traffic)".into());
     train::train_loaded(&loaded, &context, &learn, None, ui)?;

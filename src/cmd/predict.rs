@@ -30,7 +30,9 @@ pub fn run(job: &PredictJob, ui: Ui) -> Result<ExitCode> {
         progress: Some(cb),
         ..detector.ingest_options(ui.threads(), true)
     };
-    let mut predicted_counts = vec![0u64; classes.len()];
+    let decided = detector.decision_classes();
+    let with_novelty = detector.card.decision.novelty.is_some();
+    let mut predicted_counts = vec![0u64; decided.len()];
     let mut header_written = false;
     let mut rec: Vec<String> = Vec::new();
     let report = read_csv_batches(file, &opts, job.batch_rows, |ds| -> Result<()> {
@@ -41,6 +43,9 @@ pub fn run(job: &PredictJob, ui: Ui) -> Result<ExitCode> {
                 header.push("true".into());
             }
             header.extend(classes.iter().map(|c| format!("p_{c}")));
+            if with_novelty {
+                header.push("novelty".into());
+            }
             w.write_record(&header)?;
             header_written = true;
         }
@@ -51,19 +56,26 @@ pub fn run(job: &PredictJob, ui: Ui) -> Result<ExitCode> {
             .with_context(|| format!("{}: cannot apply the model", file.display()))?;
         let (sequences, range) = stream.next_batch(features, ds.flows.as_deref())?;
         let rows: Vec<usize> = range.collect();
-        let scores = detector.score(&sequences, &rows, SCORE_BATCH);
-        let predictions = scores.predictions();
-        for (i, &p) in predictions.iter().enumerate() {
+        let c = detector.classify(&sequences, &rows, SCORE_BATCH);
+        for (i, &p) in c.predicted.iter().enumerate() {
             predicted_counts[p as usize] += 1;
-            let probs = scores.row(i);
+            let probs = c.scores.row(i);
             rec.clear();
             rec.push(ds.lines[i].to_string());
-            rec.push(classes[p as usize].clone());
-            rec.push(format!("{:.6}", probs[p as usize]));
+            rec.push(decided[p as usize].clone());
+            // An unknown window's probability is the benign one it was refused.
+            let shown = match probs.get(p as usize) {
+                Some(v) => *v,
+                None => detector.normal_index().map_or(0.0, |n| probs[n]),
+            };
+            rec.push(format!("{:.6}", shown));
             if labelled {
                 rec.push(ds.classes[ds.labels[i] as usize].clone());
             }
             rec.extend(probs.iter().map(|v| format!("{v:.6}")));
+            if let Some(d) = c.novelty.get(i) {
+                rec.push(format!("{d:.4}"));
+            }
             w.write_record(&rec)?;
         }
         Ok(())
@@ -76,7 +88,7 @@ pub fn run(job: &PredictJob, ui: Ui) -> Result<ExitCode> {
         warn_rejects(file, &report, None, " (not predicted)", false);
         let total: u64 = predicted_counts.iter().sum();
         let mut line = format!("predicted {total} rows:");
-        for (c, n) in classes.iter().zip(&predicted_counts) {
+        for (c, n) in decided.iter().zip(&predicted_counts) {
             if *n > 0 {
                 line += &format!(" {c} {n},");
             }

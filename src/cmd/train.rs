@@ -63,7 +63,7 @@ pub fn train_loaded(
     drop(on_event);
     print(&epochs_line(&history))?;
 
-    let detector = Detector::new(
+    let mut detector = Detector::new(
         p.pipeline.clone(),
         gru,
         learn.window.get(),
@@ -71,6 +71,14 @@ pub fn train_loaded(
         history,
         net,
     );
+    detector.calibrate(
+        &sequences,
+        &ds.labels,
+        &p.split.train,
+        &p.split.validation,
+        &learn.calibration,
+    );
+    print_decision(&detector)?;
     detector.save(out)?;
     write_learning_curves(&out.join("learning_curves.csv"), &detector.card.history)?;
 
@@ -164,4 +172,27 @@ pub fn score_file(
     let scored = scored.with_context(|| format!("{}: cannot apply the model", path.display()))?;
     warn_scored(&scored, ui.quiet);
     Ok(scored)
+}
+
+/// The fitted decision rule in a line or two.
+fn print_decision(detector: &Detector) -> Result<()> {
+    let rule = &detector.card.decision;
+    if let Some(op) = &rule.operating_point {
+        print(&format!(
+            "operating point: at most {:.2} % false alarms asked; on the validation rows {:.2} % false alarms, {} detection",
+            op.max_false_alarm * 100.0,
+            op.validation_false_alarm * 100.0,
+            op.validation_detection
+                .map_or("-".into(), |d| format!("{:.2} %", d * 100.0)),
+        ))?;
+    }
+    if let Some(n) = &rule.novelty {
+        print(&format!(
+            "unknown traffic: windows called benign beyond distance {:.2} of the benign training traffic are `unknown` ({:.2} % of {} validation benign windows)",
+            n.threshold,
+            n.validation_rate * 100.0,
+            n.validation_rows
+        ))?;
+    }
+    Ok(())
 }

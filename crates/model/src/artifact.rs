@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::gru::{GruClassifier, GruConfig};
+use crate::novelty::DecisionRule;
 use crate::train::{History, TrainConfig};
 
 /// Version of the directory layout and of `model.json`; a reader refuses others.
@@ -53,6 +54,11 @@ pub struct ModelCard {
     pub train: TrainConfig,
     /// Epochs run, best epoch, time.
     pub history: History,
+    /// The decision beyond the most probable class: the operating point and the
+    /// unknown-traffic test, fitted by [`Detector::calibrate`] (none in models saved
+    /// before they existed).
+    #[serde(default)]
+    pub decision: DecisionRule,
 }
 
 /// A trained detector: the fitted pipeline, the network and its card.
@@ -91,6 +97,10 @@ impl Detector {
                     .iter()
                     .map(|s| s.to_string())
                     .collect(),
+                decision: DecisionRule {
+                    normal: normal_class(&classes),
+                    ..DecisionRule::default()
+                },
                 classes,
                 train,
                 history,
@@ -98,6 +108,16 @@ impl Detector {
             pipeline,
             net,
         }
+    }
+
+    /// The class names the detector's decisions use: its classes, then
+    /// [`crate::metrics::UNKNOWN`] when it has an unknown-traffic test.
+    pub fn decision_classes(&self) -> Vec<String> {
+        let mut names = self.card.classes.clone();
+        if self.card.decision.novelty.is_some() {
+            names.push(crate::metrics::UNKNOWN.into());
+        }
+        names
     }
 
     /// Index of the benign class in [`ModelCard::classes`].

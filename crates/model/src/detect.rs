@@ -15,7 +15,8 @@ use iotids_data::{Dataset, IngestOptions};
 use rustc_hash::FxHashMap;
 
 use crate::artifact::Detector;
-use crate::examples::{Examples, Scores, score};
+use crate::examples::{Examples, SCORE_BATCH, Scores, scores_and_states, score};
+use crate::novelty::{Calibration, DecisionRule, Novelty, OperatingPoint};
 
 /// A table ready for the network: its windows, and each row's class in the model's
 /// numbering.
@@ -103,6 +104,87 @@ impl Detector {
         })
     }
 
+    /// Class probabilities, decisions and novelty of the windows ending at `rows`.
+    pub fn classify(&self, sequences: &Sequences, rows: &[usize], batch_size: usize) -> Classified {
+        let labels = vec![0; sequences.features.rows];
+        let ex = Examples {
+            sequences,
+            labels: &labels,
+            rows,
+        };
+        let rule = &self.card.decision;
+        let (scores, states) = if rule.novelty.is_some() {
+            let (scores, states) = scores_and_states(&self.net, ex, batch_size);
+            (scores, Some(states))
+        } else {
+            (score(&self.net, ex, batch_size), None)
+        };
+        let predicted = rule.decide(&scores, states.as_deref());
+        let novelty = rule.novelty(&predicted, states.as_deref());
+        Classified {
+            scores,
+            predicted,
+            novelty,
+        }
+    }
+
+    /// Fits the decision rule on a trained detector: the unknown-traffic test (class means
+    /// and shared covariance of the training windows' hidden states, the threshold on the
+    /// validation benign windows) and the operating point (on the validation windows).
+    /// `labels` are the table's classes in the model's numbering. Without a benign class
+    /// or validation benign windows, both stay off.
+    pub fn calibrate(
+        &mut self,
+        sequences: &Sequences,
+        labels: &[u32],
+        train: &[usize],
+        validation: &[usize],
+        calibration: &Calibration,
+    ) {
+        let Some(normal) = self.normal_index() else {
+            return;
+        };
+        let examples = |rows| Examples {
+            sequences,
+            labels,
+            rows,
+        };
+        let (val_scores, val_states) =
+            scores_and_states(&self.net, examples(validation), SCORE_BATCH);
+        let y_val: Vec<u32> = validation.iter().map(|&r| labels[r]).collect();
+        let rule = &mut self.card.decision;
+        rule.normal = Some(normal);
+        rule.operating_point = calibration
+            .max_false_alarm
+            .and_then(|r| OperatingPoint::fit(&val_scores, &y_val, normal, r));
+        rule.novelty = calibration.unknown_rate.and_then(|rate| {
+            let (_, states) = scores_and_states(&self.net, examples(train), SCORE_BATCH);
+            let y_train: Vec<u32> = train.iter().map(|&r| labels[r]).collect();
+            let h = self.card.gru.hidden;
+            // The threshold is set on the validation windows the detector calls benign
+            // and that are benign, as in use (a window decided attack is never unknown).
+            let decided = DecisionRule {
+                normal: Some(normal),
+                operating_point: rule.operating_point.clone(),
+                novelty: None,
+            }
+            .decide(&val_scores, None);
+            let benign: Vec<f32> = (0..validation.len())
+                .filter(|&i| y_val[i] as usize == normal && decided[i] as usize == normal)
+                .flat_map(|i| val_states[i * h..(i + 1) * h].iter().copied())
+                .collect();
+            Novelty::fit(
+                &states,
+                &y_train,
+                self.card.classes.len(),
+                h,
+                normal,
+                &benign,
+                rate,
+            )
+        });
+    }
+
     /// Class probabilities of the windows ending at `rows`.
     pub fn score(&self, sequences: &Sequences, rows: &[usize], batch_size: usize) -> Scores {
         // Labels are not read when scoring; `Examples` wants a slice of the right length.
@@ -114,6 +196,18 @@ impl Detector {
         };
         score(&self.net, ex, batch_size)
     }
+}
+
+/// A detector's output for some windows.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    /// Class probabilities.
+    pub scores: Scores,
+    /// Decided classes: an index of the model's classes, or one past the last for
+    /// `unknown` ([`crate::novelty::DecisionRule::decide`]).
+    pub predicted: Vec<u32>,
+    /// Distance to the decided class's traffic; empty without an unknown-traffic test.
+    pub novelty: Vec<f64>,
 }
 
 /// Windows over a file read in batches: each flow's last `k - 1` feature rows are carried

@@ -9,8 +9,10 @@ use iotids_data::window::Sequences;
 use rustc_hash::FxHashSet;
 
 use crate::artifact::Detector;
-use crate::examples::{Examples, Scores, score};
-use crate::metrics::{Metrics, evaluate};
+use serde::{Deserialize, Serialize};
+
+use crate::examples::Scores;
+use crate::metrics::{Metrics, evaluate_decisions};
 
 /// Scored rows of some table, ready for metrics.
 #[derive(Debug, Clone)]
@@ -23,23 +25,70 @@ pub struct Scored {
     pub y_true: Vec<u32>,
     /// The network's class probabilities of each scored row.
     pub scores: Scores,
-    /// Rows left out because the model does not know their class (class name → rows).
+    /// The detector's decision for each scored row (one past the last class: unknown).
+    pub predicted: Vec<u32>,
+    /// Each scored row's novelty (empty without an unknown-traffic test).
+    pub novelty: Vec<f64>,
+    /// Rows left out of the metrics because the model does not know their class (class
+    /// name → rows).
     pub unknown_classes: BTreeMap<String, u64>,
+    /// What the detector made of those rows, per class.
+    pub absent: Vec<AbsentClass>,
     /// Scored rows identical to a training row (only for a separate test file).
     pub also_in_training: u64,
 }
 
+/// A class of the scored file that the model was not trained on, and what the detector
+/// made of its rows: the leave-one-attack-out question "does a new attack pass as normal?".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AbsentClass {
+    /// The class's name in the file.
+    pub class: String,
+    /// Its rows.
+    pub rows: u64,
+    /// Decided benign: the attack passed unseen.
+    pub as_normal: u64,
+    /// Decided unknown: an alert.
+    pub as_unknown: u64,
+    /// Decided one of the known attacks: an alert under another name.
+    pub as_known_attack: u64,
+}
+
 impl Scored {
-    /// The metrics of these rows under `detector`'s classes and benign class.
+    /// The metrics of these rows under `detector`'s classes and benign class, unknown
+    /// decisions included ([`crate::metrics::evaluate_decisions`]).
     pub fn metrics(&self, detector: &Detector) -> Metrics {
-        evaluate(
+        evaluate_decisions(
             &self.y_true,
-            &self.scores.predictions(),
+            &self.predicted,
             &self.scores.probabilities,
             &detector.card.classes,
             detector.normal_index(),
         )
     }
+}
+
+fn absent_classes(ds: &Dataset, rows: &[usize], decided: &[u32], normal: Option<usize>, known: usize) -> Vec<AbsentClass> {
+    let mut by: BTreeMap<u32, AbsentClass> = BTreeMap::new();
+    for (&r, &p) in rows.iter().zip(decided) {
+        let l = ds.labels[r];
+        let a = by.entry(l).or_insert_with(|| AbsentClass {
+            class: ds.classes[l as usize].clone(),
+            rows: 0,
+            as_normal: 0,
+            as_unknown: 0,
+            as_known_attack: 0,
+        });
+        a.rows += 1;
+        if Some(p as usize) == normal {
+            a.as_normal += 1;
+        } else if p as usize >= known {
+            a.as_unknown += 1;
+        } else {
+            a.as_known_attack += 1;
+        }
+    }
+    by.into_values().collect()
 }
 
 impl Detector {
@@ -53,21 +102,16 @@ impl Detector {
         rows: &[usize],
         batch_size: usize,
     ) -> Scored {
-        let scores = score(
-            &self.net,
-            Examples {
-                sequences,
-                labels: &ds.labels,
-                rows,
-            },
-            batch_size,
-        );
+        let c = self.classify(sequences, rows, batch_size);
         Scored {
             what,
             lines: rows.iter().map(|&r| ds.lines[r]).collect(),
             y_true: rows.iter().map(|&r| ds.labels[r]).collect(),
-            scores,
+            scores: c.scores,
+            predicted: c.predicted,
+            novelty: c.novelty,
             unknown_classes: BTreeMap::new(),
+            absent: Vec::new(),
             also_in_training: 0,
         }
     }
@@ -94,13 +138,26 @@ impl Detector {
                 .filter(|&&r| h.contains(&ds.row_hashes[r]))
                 .count() as u64
         });
-        let scores = self.score(&inputs.sequences, &rows, batch_size);
+        let c = self.classify(&inputs.sequences, &rows, batch_size);
+        // The rows of classes the model never saw: not in the metrics, but decided.
+        let other: Vec<usize> = (0..inputs.labels.len())
+            .filter(|&r| inputs.labels[r].is_none())
+            .collect();
+        let absent = if other.is_empty() {
+            Vec::new()
+        } else {
+            let o = self.classify(&inputs.sequences, &other, batch_size);
+            absent_classes(ds, &other, &o.predicted, self.normal_index(), self.card.classes.len())
+        };
         Ok(Scored {
             what,
             lines: rows.iter().map(|&r| ds.lines[r]).collect(),
             y_true: rows.iter().map(|&r| labels[r]).collect(),
-            scores,
+            scores: c.scores,
+            predicted: c.predicted,
+            novelty: c.novelty,
             unknown_classes: inputs.unknown_classes,
+            absent,
             also_in_training,
         })
     }

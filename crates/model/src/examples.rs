@@ -106,6 +106,37 @@ pub(crate) fn frozen_scores(model: &GruClassifier, ex: Examples<'_>, batch_size:
     }
 }
 
+/// [`frozen_scores`] and the top layer's final hidden state of every window
+/// (`[rows, hidden]` row-major), for [`crate::novelty`].
+pub fn scores_and_states(
+    model: &GruClassifier,
+    ex: Examples<'_>,
+    batch_size: usize,
+) -> (Scores, Vec<f32>) {
+    let frozen = model.to_frozen();
+    let classes = frozen.classes();
+    let mut probabilities = Vec::with_capacity(ex.rows.len() * classes);
+    let mut states = Vec::with_capacity(ex.rows.len() * frozen.hidden());
+    let (mut x, mut mask) = (Vec::new(), Vec::new());
+    let k = ex.sequences.k;
+    for rows in ex.rows.chunks(batch_size.max(1)) {
+        ex.sequences.batch(rows, &mut x, &mut mask);
+        let padded = mask.contains(&0.0);
+        let (mut logits, h) =
+            frozen.logits_and_states(&x, rows.len(), k, padded.then_some(&mask[..]));
+        logits.chunks_exact_mut(classes).for_each(softmax);
+        probabilities.extend(logits);
+        states.extend(h);
+    }
+    (
+        Scores {
+            probabilities,
+            classes,
+        },
+        states,
+    )
+}
+
 /// Softmax in place, shifted by the maximum so large logits don't overflow.
 fn softmax(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -171,6 +171,39 @@ impl FrozenGru {
     ///
     /// If `x` or `mask` does not hold `batch × seq` records of the model's input width.
     pub fn logits(&self, x: &[f32], batch: usize, seq: usize, mask: Option<&[f32]>) -> Vec<f32> {
+        self.forward(x, batch, seq, mask, false).0
+    }
+
+    /// [`logits`](Self::logits) and the top layer's final hidden state of every window,
+    /// `[batch, hidden]` row-major: what the head reads, and what [`crate::novelty`]
+    /// measures.
+    ///
+    /// # Panics
+    ///
+    /// As [`logits`](Self::logits).
+    pub fn logits_and_states(
+        &self,
+        x: &[f32],
+        batch: usize,
+        seq: usize,
+        mask: Option<&[f32]>,
+    ) -> (Vec<f32>, Vec<f32>) {
+        self.forward(x, batch, seq, mask, true)
+    }
+
+    /// Units of the hidden state.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    fn forward(
+        &self,
+        x: &[f32],
+        batch: usize,
+        seq: usize,
+        mask: Option<&[f32]>,
+        with_states: bool,
+    ) -> (Vec<f32>, Vec<f32>) {
         assert_eq!(
             x.len(),
             batch * seq * self.input,
@@ -184,11 +217,14 @@ impl FrozenGru {
             );
         }
         let mut out = vec![0.0; batch * self.classes];
+        // Without states, one empty slice per chunk stands in.
+        let h = if with_states { self.hidden } else { 0 };
+        let mut states = vec![0.0; batch * h];
         let chunks = rayon::current_num_threads()
             .min(batch / MIN_CHUNK_ROWS)
             .max(1);
         let rows_per = batch.div_ceil(chunks).max(1);
-        let run = |(c, out): (usize, &mut [f32])| {
+        let run = |(c, (out, states)): (usize, (&mut [f32], &mut [f32]))| {
             let first = c * rows_per;
             let rows = out.len() / self.classes;
             Arch::new().dispatch(Chunk {
@@ -198,18 +234,32 @@ impl FrozenGru {
                 rows,
                 seq,
                 out,
+                states: with_states.then_some(states),
             });
         };
+        let per = rows_per.max(1);
         if chunks == 1 || batch == 0 {
-            out.chunks_mut(rows_per.max(1) * self.classes)
+            let state_chunks: Box<dyn Iterator<Item = &mut [f32]>> = if with_states {
+                Box::new(states.chunks_mut(per * h))
+            } else {
+                Box::new(std::iter::repeat_with(|| &mut [][..]))
+            };
+            out.chunks_mut(per * self.classes)
+                .zip(state_chunks)
+                .enumerate()
+                .for_each(run);
+        } else if with_states {
+            out.par_chunks_mut(per * self.classes)
+                .zip(states.par_chunks_mut(per * h))
                 .enumerate()
                 .for_each(run);
         } else {
-            out.par_chunks_mut(rows_per * self.classes)
+            out.par_chunks_mut(per * self.classes)
+                .map(|o| (o, &mut [][..]))
                 .enumerate()
                 .for_each(run);
         }
-        out
+        (out, states)
     }
 }
 
@@ -231,6 +281,8 @@ struct Chunk<'a> {
     seq: usize,
     /// `[rows, classes]`.
     out: &'a mut [f32],
+    /// `[rows, hidden]`: the top layer's final states, when asked for.
+    states: Option<&'a mut [f32]>,
 }
 
 impl WithSimd for Chunk<'_> {
@@ -245,6 +297,7 @@ impl WithSimd for Chunk<'_> {
             rows,
             seq,
             out,
+            states: states_out,
         } = self;
         if rows == 0 {
             return;
@@ -300,6 +353,9 @@ impl WithSimd for Chunk<'_> {
                 &mut states,
             );
             below = states;
+        }
+        if let Some(dst) = states_out {
+            dst.copy_from_slice(&state[..rows * h]);
         }
         let ldc = model.head.ld();
         let mut logits = Buf::stale(rows * ldc); // bias written below, then the product

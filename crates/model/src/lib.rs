@@ -30,6 +30,7 @@ pub mod gru;
 pub mod metrics;
 pub mod nets;
 pub mod network;
+pub mod novelty;
 pub mod params;
 pub mod train;
 

@@ -127,12 +127,55 @@ pub fn evaluate(
     classes: &[String],
     normal: Option<usize>,
 ) -> Metrics {
+    evaluate_inner(y_true, y_pred, scores, classes, normal, classes.len())
+}
+
+/// The class a detector gives a window unlike all its training traffic
+/// ([`crate::novelty`]).
+pub const UNKNOWN: &str = "unknown";
+
+/// [`evaluate`] of a detector's decisions, in which a prediction may be `classes.len()`:
+/// [`UNKNOWN`]. When one is, `unknown` joins the classes as a column no row truly has: it
+/// is an alert (it counts toward the detection and false-alarm rates), a miss of the row's
+/// own class, and it stays out of the macro and weighted averages (scikit-learn's
+/// `labels=` the model's classes); its ROC curve is `None`.
+pub fn evaluate_decisions(
+    y_true: &[u32],
+    y_pred: &[u32],
+    scores: &[f32],
+    classes: &[String],
+    normal: Option<usize>,
+) -> Metrics {
+    let k = classes.len();
+    if !y_pred.iter().any(|&p| p as usize == k) {
+        return evaluate(y_true, y_pred, scores, classes, normal);
+    }
+    let mut names = classes.to_vec();
+    names.push(UNKNOWN.into());
+    let widened: Vec<f32> = scores
+        .chunks_exact(k)
+        .flat_map(|row| row.iter().copied().chain([0.0]))
+        .collect();
+    evaluate_inner(y_true, y_pred, &widened, &names, normal, k)
+}
+
+/// [`evaluate`], where classes from `known` on are predicted-only (see
+/// [`evaluate_decisions`]).
+fn evaluate_inner(
+    y_true: &[u32],
+    y_pred: &[u32],
+    scores: &[f32],
+    classes: &[String],
+    normal: Option<usize>,
+    known: usize,
+) -> Metrics {
     let k = classes.len();
     let n = y_true.len();
     assert_eq!(y_pred.len(), n, "one prediction per row");
     assert_eq!(scores.len(), n * k, "one score per row and class");
     let confusion = confusion_matrix(y_true, y_pred, k);
-    let (per_class, present) = class_scores(&confusion);
+    let (per_class, mut present) = class_scores(&confusion);
+    present.retain(|&c| c < known || per_class[c].support > 0);
     let mean = |f: &dyn Fn(&ClassScores) -> f64| {
         present.iter().map(|&c| f(&per_class[c])).sum::<f64>() / present.len().max(1) as f64
     };
@@ -166,10 +209,12 @@ pub fn evaluate(
     let aucs: Vec<f64> = roc.iter().flatten().map(|r| r.auc).collect();
     let roc_auc_macro = (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64);
     let roc_auc_micro = {
-        let all_pos: Vec<bool> = (0..n * k)
+        let cells = (0..n * k).filter(|j| j % k < known);
+        let all_pos: Vec<bool> = cells
+            .clone()
             .map(|j| y_true[j / k] as usize == j % k)
             .collect();
-        let all_scores: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
+        let all_scores: Vec<f64> = cells.map(|j| f64::from(scores[j])).collect();
         roc_curve(&all_pos, &all_scores).map(|r| r.auc)
     };
     let pr_auc: Vec<Option<f64>> = (0..k)
@@ -441,5 +486,27 @@ mod tests {
         assert_eq!(m.detection_rate, Some(1.0));
         // One of three normal rows raised an alarm.
         assert!((m.false_alarm_rate.unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn unknown_is_an_alert_and_a_miss_but_not_a_class_of_the_averages() {
+        let classes: Vec<String> = ["benign", "attack"].iter().map(|s| s.to_string()).collect();
+        let y = [0, 0, 1, 1];
+        let p = [0, 2, 1, 0];
+        let s = [0.9f32, 0.1, 0.8, 0.2, 0.3, 0.7, 0.6, 0.4];
+        let m = evaluate_decisions(&y, &p, &s, &classes, Some(0));
+        assert_eq!(m.classes, ["benign", "attack", UNKNOWN]);
+        assert_eq!(m.confusion, vec![vec![1, 0, 1], vec![1, 1, 0], vec![0, 0, 0]]);
+        // benign: P 1/2, R 1/2; attack: P 1, R 1/2, F1 2/3; unknown left out.
+        assert!((m.macro_f1 - (0.5 + 2.0 / 3.0) / 2.0).abs() < 1e-12, "{}", m.macro_f1);
+        assert!((m.false_alarm_rate.unwrap() - 0.5).abs() < 1e-12);
+        assert!((m.detection_rate.unwrap() - 0.5).abs() < 1e-12);
+        assert!(m.roc[2].is_none());
+        // Without unknown predictions it is plain evaluate.
+        let q = [0, 0, 1, 0];
+        assert_eq!(
+            evaluate_decisions(&y, &q, &s, &classes, Some(0)),
+            evaluate(&y, &q, &s, &classes, Some(0))
+        );
     }
 }
