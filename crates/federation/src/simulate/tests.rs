@@ -79,7 +79,7 @@ fn small() -> FederationConfig {
         edges: 2,
         rounds: 4,
         partition: PartitionKind::Iid,
-        ..FederationConfig::default()
+        ..pinned()
     }
 }
 
@@ -145,7 +145,7 @@ fn one_round_equals_the_sample_weighted_mean_of_hand_run_local_trainings() {
         edge_rounds: 1,
         partition: PartitionKind::Quantity,
         alpha: 1.0,
-        ..FederationConfig::default()
+        ..pinned()
     };
     let out = run(&d, &cfg);
     let sizes: Vec<usize> = out.partition.devices.iter().map(Vec::len).collect();
@@ -242,7 +242,7 @@ fn a_sign_flipping_minority_breaks_fedavg_but_not_the_median() {
         attack: Attack::Scale,
         attack_scale: -10.0,
         edge_aggregation: rule,
-        ..FederationConfig::default()
+        ..pinned()
     };
     let mean = run(&d, &poisoned(Aggregation::Mean));
     assert_eq!(mean.malicious.len(), 2);
@@ -459,4 +459,149 @@ fn runs_reproduce_the_golden_outcomes() {
         want.lines().count(),
         "runs in golden.json"
     );
+}
+
+/// `data()` with a fourth class that only host 0 (flows 0..10, rows 0..40) holds in
+/// training, and host 27 (rows 1080..1120) in validation: a host partition puts it on one
+/// device of six.
+fn rare_class_data() -> Data {
+    let mut d = data();
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for r in (0..40).chain(1080..1120) {
+        d.labels[r] = 3;
+    }
+    for r in 0..d.labels.len() {
+        d.seq.features.data[r * 2] = d.labels[r] as f32 / 4.0 + rng.random_range(0.0..0.2);
+    }
+    d.model = GruConfig::new(2, 8, 4).with_seed(5);
+    d
+}
+
+fn class_recall(d: &Data, o: &Outcome, class: u32) -> f64 {
+    let net =
+        iotids_model::params::from_flat(&d.model, &iotids_model::backend::device(), &o.weights)
+            .unwrap();
+    let ex = Examples {
+        sequences: &d.seq,
+        labels: &d.labels,
+        rows: &d.validation,
+    };
+    let pred = iotids_model::examples::score(&net, ex, 256).predictions();
+    let (mut hit, mut n) = (0, 0);
+    for (&r, &p) in d.validation.iter().zip(&pred) {
+        if d.labels[r] == class {
+            n += 1;
+            hit += usize::from(p == class);
+        }
+    }
+    hit as f64 / n as f64
+}
+
+#[test]
+fn a_class_one_device_holds_survives_class_wise_aggregation() {
+    let d = rare_class_data();
+    let task = Task {
+        class_weights: &[1.0, 1.0, 1.0, 1.0],
+        ..d.task()
+    };
+    let cfg = FederationConfig {
+        partition: PartitionKind::Host,
+        rounds: 6,
+        class_wise_head: true,
+        ..small()
+    };
+    let go = |cfg: &FederationConfig| federate(&task, cfg, &mut |_| {}).unwrap();
+    let on = go(&cfg);
+    let holders = on
+        .partition
+        .class_counts
+        .iter()
+        .filter(|c| c[3] > 0)
+        .count();
+    assert_eq!(holders, 1, "{:?}", on.partition.class_counts);
+    let plain = go(&FederationConfig {
+        class_wise_head: false,
+        ..cfg.clone()
+    });
+    let adjusted = go(&FederationConfig {
+        logit_adjustment: 1.0,
+        ..cfg.clone()
+    });
+    let (with, without, la) = (
+        class_recall(&d, &on, 3),
+        class_recall(&d, &plain, 3),
+        class_recall(&d, &adjusted, 3),
+    );
+    eprintln!(
+        "rare-class recall: class-wise {with}, plain FedAvg {without}, class-wise + logit-adjusted {la}"
+    );
+    assert!(
+        with >= 0.9,
+        "rare-class recall {with} (plain FedAvg {without})"
+    );
+    assert!(with > without + 0.3, "{with} vs plain {without}");
+}
+
+#[test]
+fn the_kept_round_ignores_a_one_round_spike() {
+    // Round 3 spikes on a lucky validation draw; rounds 6..8 are steadily good.
+    let f1 = [0.50, 0.55, 0.90, 0.56, 0.70, 0.80, 0.82, 0.81, 0.60];
+    let scores: Vec<(Option<f64>, Option<f64>)> =
+        f1.iter().map(|&f| (Some(f), Some(1.0 - f))).collect();
+    let best = |half| {
+        (1..=f1.len())
+            .max_by(|&a, &b| {
+                crate::roles::smoothed_macro_f1(&scores, a, half)
+                    .partial_cmp(&crate::roles::smoothed_macro_f1(&scores, b, half))
+                    .unwrap()
+                    .then(b.cmp(&a))
+            })
+            .unwrap()
+    };
+    assert_eq!(best(0), 3, "the single best round is the spike");
+    assert_eq!(best(1), 7, "the smoothed best is the plateau");
+    // The cloud picks the same round as the rule, in a run.
+    let d = data();
+    let o = run(
+        &d,
+        &FederationConfig {
+            rounds: 6,
+            selection_window: 3,
+            ..small()
+        },
+    );
+    let scores: Vec<_> = o
+        .rounds
+        .iter()
+        .map(|r| (r.validation_macro_f1, r.validation_loss))
+        .collect();
+    let want = (1..=6)
+        .map(|r| {
+            (
+                crate::roles::smoothed_macro_f1(&scores, r, 1).unwrap(),
+                scores[r - 1].0.unwrap(),
+                -scores[r - 1].1.unwrap(),
+                r,
+            )
+        })
+        .max_by(|a, b| {
+            (a.0, a.1, a.2)
+                .partial_cmp(&(b.0, b.1, b.2))
+                .unwrap()
+                .then(b.3.cmp(&a.3))
+        })
+        .unwrap()
+        .3;
+    assert_eq!(o.best_round, want);
+}
+
+/// The defaults these tests (and golden.json) were written against: FedAvg, 30 rounds,
+/// the single best round kept.
+fn pinned() -> FederationConfig {
+    FederationConfig {
+        strategy: crate::strategy::Strategy::FedAvg,
+        rounds: 30,
+        selection_window: 1,
+        ..FederationConfig::default()
+    }
 }
