@@ -160,6 +160,11 @@ pub enum Command {
         /// Output and model directory.
         #[arg(long)]
         out: PathBuf,
+        /// Evaluate the federated (and central) model on this labelled file instead of the
+        /// split's test rows (the file is then split into training and validation rows
+        /// only, in the ratio of --fractions' first two numbers).
+        #[arg(long)]
+        test: Option<PathBuf>,
         #[command(flatten)]
         federation: FederateArgs,
         #[command(flatten)]
@@ -382,6 +387,18 @@ pub struct FederateArgs {
     /// The factor of the `scale` attack.
     #[arg(long, allow_hyphen_values = true)]
     pub attack_scale: Option<f64>,
+    /// Aggregate the output layer class by class: each class's head weights averaged
+    /// over the updates by their windows of that class (true or false).
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub class_wise_head: Option<bool>,
+    /// τ of the devices' logit-adjusted loss, logits + τ·(ln π_local − ln π_global), so a
+    /// device missing a class does not push its logit down (0: plain cross-entropy).
+    #[arg(long)]
+    pub logit_adjustment: Option<f64>,
+    /// Rounds in the centred moving average of validation macro-F1 that picks the kept
+    /// round (1: the single best round).
+    #[arg(long)]
+    pub selection_window: Option<usize>,
     /// Skip training the same model centrally for comparison.
     #[arg(long)]
     pub no_central: bool,

@@ -132,6 +132,8 @@ pub struct TrainJob {
 #[derive(Debug)]
 pub struct FederateJob {
     pub learn: LearnJob,
+    /// Evaluate on this labelled file instead of the split's test rows.
+    pub test: Option<PathBuf>,
     pub federation: FederationConfig,
     /// Also train centrally for comparison.
     pub central: bool,
@@ -255,13 +257,15 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
         Command::Federate {
             file,
             out,
+            test,
             federation,
             ingest,
             prep,
             model,
         } => {
-            let learn = learn_job(input(file, &ingest), out, &prep, &model, false)?;
+            let learn = learn_job(input(file, &ingest), out, &prep, &model, test.is_some())?;
             Job::Federate(FederateJob {
+                test,
                 federation: federation_config(&federation, prep.seed)?,
                 central: !federation.no_central,
                 robustness: federation.robustness,
@@ -537,7 +541,10 @@ fn federation_config(args: &FederateArgs, seed: u64) -> Result<FederationConfig>
         bandwidth,
         malicious,
         attack,
-        attack_scale
+        attack_scale,
+        class_wise_head,
+        logit_adjustment,
+        selection_window
     );
     if args.deadline.is_some() {
         c.deadline = args.deadline;

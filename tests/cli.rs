@@ -980,5 +980,5 @@ fn help_lists_global_flags_apart_and_shows_defaults() {
     assert!(help.contains("[default: 0.001]"), "{help}");
     assert!(help.contains("[default: 30]"), "{help}");
     let o = iotids(&["federate", "--help"]);
-    assert!(stdout(&o).contains("[default: fedavg]"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("[default: fedavgm]"), "{}", stdout(&o));
 }

@@ -13,15 +13,17 @@ use anyhow::{Context, Result};
 use iotids_federation::experiments::{self, rounds_history};
 use iotids_federation::{Outcome, Task};
 use iotids_model::artifact::Detector;
+use iotids_model::examples::SCORE_BATCH;
 use iotids_model::params::from_flat;
 use iotids_model::train::TrainConfig;
 use iotids_report as report;
 use report::federation as fed_report;
 use report::html::{Block, Report};
 use report::pages::FederationView;
+use rustc_hash::FxHashSet;
 
 use super::prepare;
-use super::train::score_test_rows;
+use super::train::{score_file, score_test_rows};
 use crate::job::{FederateJob, Ui};
 use crate::output::{
     csv_file, epochs_line, evaluation_notes, finish_report, print, start_output, write_csv_rows,
@@ -87,7 +89,19 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     write_partition(&out.join("partition.csv"), &outcome, &p.pipeline.classes)?;
     write_file(&out.join("federation.toml"), cfg.to_toml())?;
 
-    let scored = score_test_rows(&detector, &loaded, &sequences, ui);
+    // Evaluation: the held-out rows of the same file, or the --test file.
+    let train_hashes =
+        || -> FxHashSet<u128> { p.split.train.iter().map(|&r| ds.row_hashes[r]).collect() };
+    let scored = match &job.test {
+        None => score_test_rows(&detector, &loaded, &sequences, ui),
+        Some(path) => Some(score_file(
+            &detector,
+            path,
+            Some(&train_hashes()),
+            SCORE_BATCH,
+            ui,
+        )?),
+    };
     let metrics = match &scored {
         Some(s) => Some(write_evaluation(&detector, s, out)?),
         None => None,
@@ -95,7 +109,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     let central = if job.central {
         print("== central training of the same network on the same split, for comparison ==")?;
         let mut on_event = progress::training(learn.train.epochs, ui.quiet);
-        let (run, history) = experiments::central_baseline(
+        let (net, mut run, history) = experiments::central_training(
             &task,
             &p.pipeline.classes,
             &p.split.test,
@@ -103,6 +117,18 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         )?;
         drop(on_event);
         print(&epochs_line(&history))?;
+        if let Some(path) = &job.test {
+            let central = Detector::new(
+                p.pipeline.clone(),
+                gru.clone(),
+                learn.window.get(),
+                learn.train.clone(),
+                history,
+                net,
+            );
+            let s = score_file(&central, path, Some(&train_hashes()), SCORE_BATCH, ui)?;
+            run.test = Some(s.metrics(&central));
+        }
         Some(run)
     } else {
         None

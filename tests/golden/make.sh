@@ -18,4 +18,4 @@ run predict "$out/data.csv" --model "$out/train" --out "$out/predict.csv" --batc
 run evaluate "$out/data.csv" --model "$out/train" --out "$out/evaluate" >/dev/null
 # The simulated hierarchy: 6 devices under 2 edges, FedAvgM, one device in ten dropping.
 run federate "$out/data.csv" --out "$out/federate" --window 4 --devices 6 --edges 2 \
-    --rounds 3 --strategy fedavgm --device-dropout 0.1 --seed 5 --no-central >/dev/null
+    --rounds 3 --strategy fedavgm --selection-window 1 --device-dropout 0.1 --seed 5 --no-central >/dev/null

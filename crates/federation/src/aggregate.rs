@@ -122,6 +122,114 @@ fn weighted_mean(updates: &[Update<'_>]) -> crate::Result<Vec<f32>> {
     Ok(acc.into_iter().map(|v| v as f32).collect())
 }
 
+/// Where the output layer sits in a flat weight vector: the head's weight `[hidden,
+/// classes]` (row-major: class `k`'s column is every `classes`-th value from `offset + k`)
+/// followed by its bias `[classes]`, the last parameters of the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// Index of the head's first weight.
+    pub offset: usize,
+    /// Inputs of the head (the last GRU layer's hidden size).
+    pub hidden: usize,
+    /// Outputs of the head (the classes).
+    pub classes: usize,
+}
+
+impl Head {
+    /// The head of a network of `len` flat weights whose head maps `hidden` units to
+    /// `classes` outputs (None if `len` is too short to hold one).
+    pub fn at_end(len: usize, hidden: usize, classes: usize) -> Option<Head> {
+        let size = hidden * classes + classes;
+        (classes > 0 && len >= size).then(|| Head {
+            offset: len - size,
+            hidden,
+            classes,
+        })
+    }
+
+    /// The indices of class `k`'s parameters: its weight column, then its bias.
+    pub fn class_indices(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.hidden)
+            .map(move |j| self.offset + j * self.classes + k)
+            .chain(std::iter::once(
+                self.offset + self.hidden * self.classes + k,
+            ))
+    }
+
+    /// The index of class `k`'s bias.
+    pub fn bias(&self, k: usize) -> usize {
+        self.offset + self.hidden * self.classes + k
+    }
+}
+
+/// Class-wise aggregation of the output layer (after FedAvg's mean of everything): each
+/// class's head parameters (its weight column and bias) become the mean of the updates'
+/// weighted by how many windows *of that class* each update was trained on, instead of
+/// by all its windows. Under label skew a class held by one device out of twenty would
+/// otherwise be averaged with nineteen heads that never saw it and whose local training
+/// only pushed its logit down; here those nineteen get weight 0 for it. A class no update
+/// holds keeps the plain mean. `counts[i]` is update `i`'s windows per class (a summary a
+/// device sends, never its rows).
+///
+/// # Errors
+///
+/// [`Error::Config`] for counts of another length than the head's classes, a vector of
+/// another length than `combined`, or `counts` not one per update.
+pub fn class_wise_head(
+    combined: &mut [f32],
+    updates: &[&[f32]],
+    counts: &[&[u64]],
+    head: Head,
+) -> crate::Result<()> {
+    if counts.len() != updates.len()
+        || counts.iter().any(|c| c.len() != head.classes)
+        || updates.iter().any(|u| u.len() != combined.len())
+        || head.bias(head.classes - 1) >= combined.len()
+    {
+        return Err(Error::config(
+            "class counts",
+            "counts or vectors that don't match the head",
+            "one count per class for every update, vectors of the model's length",
+        ));
+    }
+    for k in 0..head.classes {
+        let total: u64 = counts.iter().map(|c| c[k]).sum();
+        if total == 0 {
+            continue;
+        }
+        for j in head.class_indices(k) {
+            let mut acc = 0f64;
+            for (u, c) in updates.iter().zip(counts) {
+                if c[k] > 0 {
+                    acc += c[k] as f64 / total as f64 * f64::from(u[j]);
+                }
+            }
+            combined[j] = acc as f32;
+        }
+    }
+    Ok(())
+}
+
+/// Element-wise sum of per-class counts (empty if any is empty or they differ in length).
+pub fn sum_counts<'a>(counts: impl IntoIterator<Item = &'a [u64]>) -> Vec<u64> {
+    let mut sum: Option<Vec<u64>> = None;
+    for c in counts {
+        match &mut sum {
+            None => sum = Some(c.to_vec()),
+            Some(s) if s.len() == c.len() => {
+                for (a, b) in s.iter_mut().zip(c) {
+                    *a += b;
+                }
+            }
+            Some(_) => return Vec::new(),
+        }
+        if c.is_empty() {
+            return Vec::new();
+        }
+    }
+    sum.unwrap_or_default()
+}
+
 /// Applies `reduce` to the `m` values of every coordinate.
 fn coordinatewise(updates: &[Update<'_>], mut reduce: impl FnMut(&mut [f64]) -> f64) -> Vec<f32> {
     let len = updates[0].weights.len();
@@ -244,6 +352,36 @@ impl From<Aggregation> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_class_head_row_is_averaged_over_the_holders_of_that_class() {
+        // 1 hidden unit, 2 classes: [w0, w1, b0, b1] after 2 other weights.
+        let head = Head::at_end(6, 1, 2).unwrap();
+        assert_eq!(head.offset, 2);
+        assert_eq!(head.class_indices(1).collect::<Vec<_>>(), vec![3, 5]);
+        let a = vec![1.0, 1.0, 10.0, 20.0, 30.0, 40.0];
+        let b = vec![3.0, 3.0, 0.0, 0.0, 0.0, 0.0];
+        // a holds 1 window of class 0 and 9 of class 1; b 90 of class 0, none of class 1.
+        let counts: [&[u64]; 2] = [&[1, 9], &[90, 0]];
+        let mut mean = Aggregation::Mean
+            .aggregate(&ups(&[a.clone(), b.clone()], &[10.0, 90.0]))
+            .unwrap();
+        assert!((mean[3] - 2.0).abs() < 1e-6, "{mean:?}");
+        class_wise_head(&mut mean, &[&a, &b], &counts, head).unwrap();
+        // The body keeps the sample-weighted mean; class 1's column and bias are a's
+        // alone (b never saw class 1); class 0's are weighted 1 : 90.
+        assert!((mean[0] - 2.8).abs() < 1e-6, "{mean:?}");
+        assert_eq!((mean[3], mean[5]), (20.0, 40.0));
+        assert!((mean[2] - 10.0 / 91.0).abs() < 1e-6, "{mean:?}");
+        assert!((mean[4] - 30.0 / 91.0).abs() < 1e-6, "{mean:?}");
+        // A class no update holds keeps the plain mean; mismatched counts are refused.
+        let mut m2 = mean.clone();
+        class_wise_head(&mut m2, &[&a, &b], &[&[1, 0], &[9, 0]], head).unwrap();
+        assert_eq!((m2[3], m2[5]), (mean[3], mean[5]));
+        assert!(class_wise_head(&mut m2, &[&a, &b], &[&[1, 0, 0], &[9, 0, 0]], head).is_err());
+        assert_eq!(sum_counts([&[1u64, 9][..], &[90, 0][..]]), vec![91, 9]);
+        assert!(sum_counts([&[1u64, 9][..], &[][..]]).is_empty());
+    }
 
     fn ups<'a>(vs: &'a [Vec<f32>], n: &[f64]) -> Vec<Update<'a>> {
         vs.iter()

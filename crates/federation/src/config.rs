@@ -52,7 +52,8 @@ pub struct FederationConfig {
     pub devices: usize,
     /// Edge aggregators; device `d` of `N` reports to edge `⌊d·E/N⌋` (4).
     pub edges: usize,
-    /// Cloud rounds (30).
+    /// Cloud rounds (50: under FedAvgM on MQTTset the validation macro-F1 still climbs
+    /// past round 30).
     pub rounds: usize,
     /// Local epochs per device per edge round, HierFAVG's τ₁ (1).
     pub local_epochs: usize,
@@ -64,7 +65,8 @@ pub struct FederationConfig {
     pub partition: PartitionKind,
     /// Dirichlet concentration for `dirichlet` and `quantity` (0.3).
     pub alpha: f64,
-    /// The strategy (fedavg).
+    /// The strategy (fedavgm: on the MQTTset development cut, 20 devices, Dirichlet 0.3,
+    /// test macro-F1 0.72 after 50 rounds against FedAvg's 0.49 after 30).
     pub strategy: Strategy,
     /// FedProx's μ (0.01; used by `fedprox` only).
     pub proximal_mu: f64,
@@ -102,6 +104,25 @@ pub struct FederationConfig {
     pub attack: Attack,
     /// The factor of the `scale` attack (−5: a boosted, sign-flipped update).
     pub attack_scale: f64,
+    /// Aggregate the output layer class by class (false): each class's head weights are
+    /// averaged over the updates weighted by their windows of that class, so a class one
+    /// device holds is not diluted by the devices that never saw it. Mean aggregation only
+    /// (robust rules and sum-only links aggregate the head like everything else). Off by
+    /// default: on MQTTset it did not help (dev test macro-F1 0.69 against 0.72), because
+    /// the devices that lack a class also teach, by pushing its logit down on their
+    /// traffic, what it is not.
+    pub class_wise_head: bool,
+    /// τ of the logit-adjusted local loss (0: off): devices train on
+    /// `logits + τ·(ln π_local − ln π_global)` with π_global from the devices' label-count
+    /// summaries, so a device missing a class does not push its logit down (FedLC/FedRS).
+    /// Off by default: on MQTTset it erased malariados (dev test F1 0.73 → 0.00): when two
+    /// classes never share a device, the pushes it removes are the only thing that teaches
+    /// the network to tell them apart.
+    pub logit_adjustment: f64,
+    /// Rounds in the centred moving average of validation macro-F1 that picks the kept
+    /// round (3): the kept round is the best on average with its neighbours, so one lucky
+    /// round on a tiny validation class is not kept. 1 keeps the single best round.
+    pub selection_window: usize,
     /// Seed of the partition, sampling, failures and local batch orders (42).
     pub seed: u64,
 }
@@ -112,13 +133,13 @@ impl Default for FederationConfig {
         FederationConfig {
             devices: 20,
             edges: 4,
-            rounds: 30,
+            rounds: 50,
             local_epochs: 1,
             edge_rounds: 2,
             fraction: 1.0,
             partition: PartitionKind::Dirichlet,
             alpha: 0.3,
-            strategy: Strategy::FedAvg,
+            strategy: Strategy::FedAvgM,
             proximal_mu: 0.01,
             server_learning_rate: defaults.server_learning_rate,
             server_momentum: defaults.server_momentum,
@@ -136,6 +157,9 @@ impl Default for FederationConfig {
             malicious: 0.0,
             attack: Attack::None,
             attack_scale: -5.0,
+            class_wise_head: false,
+            logit_adjustment: 0.0,
+            selection_window: 3,
             seed: 42,
         }
     }
@@ -193,6 +217,14 @@ impl FederationConfig {
         positive("rounds", self.rounds)?;
         positive("local_epochs", self.local_epochs)?;
         positive("edge_rounds", self.edge_rounds)?;
+        positive("selection_window", self.selection_window)?;
+        if !(self.logit_adjustment >= 0.0 && self.logit_adjustment.is_finite()) {
+            return Err(Error::config(
+                "logit_adjustment",
+                self.logit_adjustment,
+                "a number ≥ 0",
+            ));
+        }
         if self.edges > self.devices {
             return Err(Error::config(
                 "edges",

@@ -3,6 +3,7 @@
 //! with and without poisoning (what robust aggregation buys).
 
 use iotids_model::examples::{Examples, evaluate_rows};
+use iotids_model::gru::GruClassifier;
 use iotids_model::metrics::Metrics;
 use iotids_model::params::from_flat;
 use iotids_model::train::{EpochRecord, History, TrainEvent, train};
@@ -42,6 +43,21 @@ pub fn central_baseline(
     test_rows: &[usize],
     on_event: &mut (dyn FnMut(TrainEvent) + Send),
 ) -> crate::Result<(CentralRun, History)> {
+    let (_, run, history) = central_training(task, classes, test_rows, on_event)?;
+    Ok((run, history))
+}
+
+/// [`central_baseline`], also returning the trained network (to score another file with).
+///
+/// # Errors
+///
+/// As [`central_baseline`].
+pub fn central_training(
+    task: &Task<'_>,
+    classes: &[String],
+    test_rows: &[usize],
+    on_event: &mut (dyn FnMut(TrainEvent) + Send),
+) -> crate::Result<(GruClassifier, CentralRun, History)> {
     fn examples<'a>(task: &Task<'a>, rows: &'a [usize]) -> Examples<'a> {
         Examples {
             sequences: task.sequences,
@@ -77,7 +93,7 @@ pub fn central_baseline(
         best_epoch: history.best_epoch,
         seconds: history.seconds,
     };
-    Ok((run, history))
+    Ok((net, run, history))
 }
 
 /// One run of the robustness comparison.

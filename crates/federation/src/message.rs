@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use iotids_model::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::Head;
 use crate::config::FederationConfig;
 
 /// The model a tier sends down, and what the receiver does with it.
@@ -50,6 +51,10 @@ pub struct Plan {
     pub deadline: Option<f64>,
     /// How a device trains.
     pub local: LocalTraining,
+    /// Where the output layer is, when edges and the cloud aggregate it class-wise
+    /// ([`crate::aggregate::class_wise_head`]); None: the plain mean.
+    #[serde(default)]
+    pub head: Option<Head>,
 }
 
 /// A device's local training, as the cloud sets it.
@@ -65,6 +70,17 @@ pub struct LocalTraining {
     pub learning_rate: f64,
     /// Weigh each class's loss by the pipeline's class weights (true) or not.
     pub weigh_classes: bool,
+    /// τ of the logit-adjusted local loss (0: plain cross-entropy): a device trains on
+    /// `logits + τ·(ln π_local − ln π_global)`, so the classes it lacks or holds little of
+    /// are not pushed down for being rare on it (FedLC-style calibration); what it sends
+    /// back is the unshifted network.
+    #[serde(default)]
+    pub logit_adjustment: f64,
+    /// Training windows per class over all devices: the sum of the devices' label-count
+    /// summaries (π_global). Empty: unknown, and a logit-adjusted device takes classes as
+    /// equally likely.
+    #[serde(default)]
+    pub class_counts: Vec<u64>,
 }
 
 impl Plan {
@@ -83,7 +99,10 @@ impl Plan {
                 batch_size: train.batch_size,
                 learning_rate: train.learning_rate,
                 weigh_classes: train.class_weights,
+                logit_adjustment: cfg.logit_adjustment,
+                class_counts: Vec::new(),
             },
+            head: None,
         }
     }
 }
@@ -146,6 +165,10 @@ pub struct DeviceUpdate {
     pub payload: Payload,
     /// Its sample count and training metrics.
     pub training: Training,
+    /// Its training windows per class (a summary, for class-wise aggregation; empty if it
+    /// does not tell).
+    #[serde(default)]
+    pub class_counts: Vec<u64>,
 }
 
 /// An edge's model, and the windows behind it (the cloud's weight for it).
@@ -155,6 +178,9 @@ pub struct EdgeModel {
     pub weights: Vec<f32>,
     /// Training windows of the devices its last aggregate combined.
     pub samples: u64,
+    /// Of which, per class (empty if a device did not tell).
+    #[serde(default)]
+    pub class_counts: Vec<u64>,
 }
 
 /// What a sampled peer's update became.
@@ -265,7 +291,10 @@ mod tests {
                     batch_size: 64,
                     learning_rate: 0.01,
                     weigh_classes: false,
+                    logit_adjustment: cfg.logit_adjustment,
+                    class_counts: Vec::new(),
                 },
+                head: None,
             }
         );
         // μ reaches the devices under FedProx only.
@@ -284,6 +313,7 @@ mod tests {
             model: Some(EdgeModel {
                 weights: vec![0.5, -1.0],
                 samples: 40,
+                class_counts: vec![30, 10],
             }),
             edge_rounds: vec![EdgeRoundReport {
                 edge_round: 0,

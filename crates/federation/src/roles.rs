@@ -36,7 +36,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{Aggregation, Update};
+use crate::aggregate::{Aggregation, Head, Update, class_wise_head, sum_counts};
 use crate::config::{Attack, FederationConfig};
 use crate::error::Error;
 use crate::message::{
@@ -96,6 +96,8 @@ pub struct Device<'a> {
     class_weights: &'a [f64],
     data: Examples<'a>,
     poison: Poison<'a>,
+    /// Windows per class of the labels it trains on: the summary it sends.
+    class_counts: Vec<u64>,
 }
 
 impl<'a> Device<'a> {
@@ -106,18 +108,59 @@ impl<'a> Device<'a> {
         class_weights: &'a [f64],
         data: Examples<'a>,
     ) -> Self {
+        let class_counts = counts(data.labels, data.rows, class_weights.len());
         Device {
             id,
             model,
             class_weights,
             data,
             poison: Poison::Honest,
+            class_counts,
         }
     }
 
     /// The device, poisoning as `poison` says.
     pub fn poisoned(self, poison: Poison<'a>) -> Self {
-        Device { poison, ..self }
+        let class_counts = match poison {
+            Poison::LabelFlip { labels } => {
+                counts(labels, self.data.rows, self.class_weights.len())
+            }
+            Poison::Honest | Poison::Scale { .. } => self.class_counts,
+        };
+        Device {
+            poison,
+            class_counts,
+            ..self
+        }
+    }
+
+    /// Its training windows per class: the label-count summary it sends with its updates.
+    pub fn class_counts(&self) -> &[u64] {
+        &self.class_counts
+    }
+
+    /// The head-bias shift of the logit-adjusted loss: `τ·(ln π_local − ln π_global)`
+    /// per class (empty when τ is 0). A class the device lacks gets `ln(ε)` for its local
+    /// share, ε a thousandth of a window, so its logit is far below the others' during
+    /// training and the softmax hardly pushes it further down.
+    fn logit_shift(&self, local: &crate::message::LocalTraining) -> Vec<f32> {
+        let tau = local.logit_adjustment;
+        let k = self.class_counts.len();
+        if tau == 0.0 || k == 0 {
+            return Vec::new();
+        }
+        let share = |counts: &[u64], c: usize| {
+            let n: u64 = counts.iter().sum();
+            (counts[c] as f64).max(1e-3) / (n as f64).max(1.0)
+        };
+        let global = (local.class_counts.len() == k && local.class_counts.iter().any(|&n| n > 0))
+            .then_some(&local.class_counts);
+        (0..k)
+            .map(|c| {
+                let g = global.map_or(1.0 / k as f64, |g| share(g, c));
+                (tau * (share(&self.class_counts, c).ln() - g.ln())) as f32
+            })
+            .collect()
     }
 
     /// Its id.
@@ -159,17 +202,44 @@ impl<'a> Device<'a> {
             Poison::LabelFlip { labels } => labels,
             Poison::Honest | Poison::Scale { .. } => self.data.labels,
         };
+        // The logit-adjusted loss, exactly: training the network whose head bias is
+        // shifted by δ computes the loss of `logits + δ`, and its gradients are those of
+        // the adjusted loss; the bias is shifted back before sending.
+        let shift = self.logit_shift(local);
+        let head = Head::at_end(
+            model.weights.len(),
+            self.model.hidden,
+            self.class_counts.len(),
+        )
+        .filter(|_| !shift.is_empty());
+        let shifted;
+        let start: &[f32] = match head {
+            Some(h) => {
+                let mut w = model.weights.clone();
+                for (c, d) in shift.iter().enumerate() {
+                    w[h.bias(c)] += d;
+                }
+                shifted = w;
+                &shifted
+            }
+            None => &model.weights,
+        };
         let (mut weights, history) = train_from_weights(
             self.model,
             &cfg,
             self.class_weights,
-            &model.weights,
+            start,
             local.proximal_mu,
             Examples {
                 labels,
                 ..self.data
             },
         )?;
+        if let Some(h) = head {
+            for (c, d) in shift.iter().enumerate() {
+                weights[h.bias(c)] -= d;
+            }
+        }
         let Some(last) = history.epochs.last() else {
             return Err(Error::config(
                 "local_epochs",
@@ -193,8 +263,20 @@ impl<'a> Device<'a> {
                 loss: last.train_loss,
                 accuracy: last.train_accuracy,
             },
+            class_counts: self.class_counts.clone(),
         })
     }
+}
+
+/// Windows per class among `rows`.
+fn counts(labels: &[u32], rows: &[usize], classes: usize) -> Vec<u64> {
+    let mut n = vec![0u64; classes];
+    for &r in rows {
+        if let Some(c) = n.get_mut(labels[r] as usize) {
+            *c += 1;
+        }
+    }
+    n
 }
 
 /// An edge aggregator: its devices and its aggregation rule. It keeps nothing from one
@@ -257,6 +339,7 @@ impl Edge {
     ) -> crate::Result<EdgeUpdate> {
         let mut down = model.clone();
         let mut samples = None;
+        let mut class_counts = Vec::new();
         let mut reports = Vec::with_capacity(model.plan.edge_rounds);
         let (mut training_seconds, mut aggregation_seconds) = (0.0, 0.0);
         for edge_round in 0..model.plan.edge_rounds {
@@ -297,7 +380,16 @@ impl Edge {
                             })
                             .collect();
                         let total: f64 = combined.iter().map(|u| u.samples).sum();
-                        let next = self.rule.aggregate(&combined)?;
+                        let mut next = self.rule.aggregate(&combined)?;
+                        class_counts = sum_counts(updates.iter().map(|u| &u.class_counts[..]));
+                        if let (Some(head), Aggregation::Mean, false) =
+                            (model.plan.head, self.rule, class_counts.is_empty())
+                        {
+                            let vectors: Vec<&[f32]> = weights.iter().map(|w| &w[..]).collect();
+                            let counts: Vec<&[u64]> =
+                                updates.iter().map(|u| &u.class_counts[..]).collect();
+                            class_wise_head(&mut next, &vectors, &counts, head)?;
+                        }
                         down.weights = next;
                         samples = Some(total as u64);
                         updates.iter().map(|u| u.training).collect()
@@ -324,6 +416,7 @@ impl Edge {
                         }
                         down.weights = sum.mean()?;
                         samples = Some(sum.training.samples);
+                        class_counts = Vec::new();
                         vec![sum.training]
                     }
                 }
@@ -344,6 +437,7 @@ impl Edge {
             model: samples.map(|samples| EdgeModel {
                 weights: down.weights,
                 samples,
+                class_counts,
             }),
             edge_rounds: reports,
             training_seconds,
@@ -467,6 +561,8 @@ pub struct Cloud<'a> {
     wait: Wait,
     validation: Validation<'a>,
     loss_weights: Vec<f32>,
+    /// Rounds in the moving average that picks the kept round (odd: centred).
+    selection_window: usize,
     state: CloudState,
 }
 
@@ -484,6 +580,13 @@ pub struct CloudState {
     pub server: ServerOptimizer,
     /// The best round so far.
     pub best: Option<Best>,
+    /// Each round's validation macro-F1 and loss, in order.
+    #[serde(default)]
+    pub scores: Vec<(Option<f64>, Option<f64>)>,
+    /// The global models of the rounds not judged yet (their moving average needs rounds
+    /// still to come), oldest first.
+    #[serde(default)]
+    pub pending: Vec<(usize, Vec<f32>)>,
 }
 
 /// The best round so far and its model.
@@ -495,18 +598,37 @@ pub struct Best {
     pub macro_f1: Option<f64>,
     /// Its validation loss.
     pub loss: Option<f64>,
+    /// The mean validation macro-F1 of the rounds around it (the selection window), what
+    /// it was kept for.
+    #[serde(default)]
+    pub smoothed_macro_f1: Option<f64>,
     /// Its global model.
     pub weights: Vec<f32>,
 }
 
 impl Best {
-    /// Larger is better: (macro-F1, −loss).
-    fn criterion(&self) -> (f64, f64) {
+    /// Larger is better: (smoothed macro-F1, macro-F1, −loss).
+    fn criterion(&self) -> (f64, f64, f64) {
         (
+            self.smoothed_macro_f1.or(self.macro_f1).unwrap_or(0.0),
             self.macro_f1.unwrap_or(0.0),
             -self.loss.filter(|l| l.is_finite()).unwrap_or(f64::INFINITY),
         )
     }
+}
+
+/// The mean of the macro-F1s of `scores` (round `r` at index `r − 1`) from round
+/// `round − half` to `round + half`, clipped to the rounds there are: the kept-round
+/// rule's smoothed score. Rounds without a score are left out.
+pub fn smoothed_macro_f1(
+    scores: &[(Option<f64>, Option<f64>)],
+    round: usize,
+    half: usize,
+) -> Option<f64> {
+    let lo = round.saturating_sub(half).max(1);
+    let hi = (round + half).min(scores.len());
+    let values: Vec<f64> = (lo..=hi).filter_map(|r| scores[r - 1].0).collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 impl<'a> Cloud<'a> {
@@ -524,21 +646,35 @@ impl<'a> Cloud<'a> {
     ) -> crate::Result<Self> {
         cfg.check()?;
         let global = flatten(&model.init(&iotids_model::backend::device()));
+        let mut plan = Plan::new(cfg, train);
+        if cfg.class_wise_head {
+            plan.head = Head::at_end(global.len(), model.hidden, model.classes);
+        }
         Ok(Cloud {
             model,
-            plan: Plan::new(cfg, train),
+            plan,
             edges: (0..cfg.edges).collect(),
             rule: cfg.cloud_aggregation,
             wait: Wait::default(),
             validation,
             loss_weights: loss_weights(train, validation.class_weights),
+            selection_window: cfg.selection_window.max(1),
             state: CloudState {
                 round: 0,
                 global,
                 server: ServerOptimizer::new(cfg.strategy, cfg.server()),
                 best: None,
+                scores: Vec::new(),
+                pending: Vec::new(),
             },
         })
+    }
+
+    /// The cloud, telling devices the training windows per class over all devices (the
+    /// sum of their label-count summaries), the π_global of the logit-adjusted loss.
+    pub fn with_class_counts(mut self, counts: Vec<u64>) -> Self {
+        self.plan.local.class_counts = counts;
+        self
     }
 
     /// The cloud, waiting for its edges as `wait` says (by default, for every edge: edges
@@ -577,7 +713,10 @@ impl<'a> Cloud<'a> {
 
     /// The best round and its global model (the last round's, before any round ran or
     /// without validation rows).
-    pub fn into_best(self) -> (usize, Vec<f32>) {
+    pub fn into_best(mut self) -> (usize, Vec<f32>) {
+        while !self.state.pending.is_empty() {
+            self.judge_oldest();
+        }
         match self.state.best {
             Some(b) => (b.round, b.weights),
             None => (self.state.round, self.state.global),
@@ -675,7 +814,19 @@ impl<'a> Cloud<'a> {
             })
             .collect();
         if !reporting.is_empty() {
-            let aggregate = self.rule.aggregate(&reporting)?;
+            let mut aggregate = self.rule.aggregate(&reporting)?;
+            let models: Vec<&EdgeModel> = answers
+                .iter()
+                .filter_map(|a| a.model.as_ref())
+                .filter(|m| m.samples > 0)
+                .collect();
+            let counts: Vec<&[u64]> = models.iter().map(|m| &m.class_counts[..]).collect();
+            if let (Some(head), Aggregation::Mean) = (self.plan.head, self.rule)
+                && !counts.iter().any(|c| c.is_empty())
+            {
+                let vectors: Vec<&[f32]> = models.iter().map(|m| &m.weights[..]).collect();
+                class_wise_head(&mut aggregate, &vectors, &counts, head)?;
+            }
             self.state.global = self.state.server.step(&self.state.global, &aggregate);
         }
         rec.aggregation_seconds = edge_aggregation + t_agg.elapsed().as_secs_f64();
@@ -686,10 +837,40 @@ impl<'a> Cloud<'a> {
         rec.seconds = t0.elapsed().as_secs_f64();
 
         self.state.round = round;
+        self.state
+            .scores
+            .push((rec.validation_macro_f1, rec.validation_loss));
+        self.state.pending.push((round, self.state.global.clone()));
+        // A round is judged once the rounds after it in its window have run.
+        let half = self.selection_window / 2;
+        while self
+            .state
+            .pending
+            .first()
+            .is_some_and(|(r, _)| r + half <= round)
+        {
+            self.judge_oldest();
+        }
+        Ok(rec)
+    }
+
+    /// Judges the oldest pending round by its smoothed validation macro-F1 (the window
+    /// clipped to the rounds run so far) and keeps it if it beats the best.
+    fn judge_oldest(&mut self) {
+        if self.state.pending.is_empty() {
+            return;
+        }
+        let (round, weights) = self.state.pending.remove(0);
+        let (macro_f1, loss) = self.state.scores[round - 1];
         let this = Best {
             round,
-            macro_f1: rec.validation_macro_f1,
-            loss: rec.validation_loss,
+            macro_f1,
+            loss,
+            smoothed_macro_f1: smoothed_macro_f1(
+                &self.state.scores,
+                round,
+                self.selection_window / 2,
+            ),
             weights: Vec::new(),
         };
         // Without validation rows every round ties and the last one wins.
@@ -700,12 +881,8 @@ impl<'a> Cloud<'a> {
             .as_ref()
             .is_none_or(|b| no_validation || this.criterion() > b.criterion())
         {
-            self.state.best = Some(Best {
-                weights: self.state.global.clone(),
-                ..this
-            });
+            self.state.best = Some(Best { weights, ..this });
         }
-        Ok(rec)
     }
 
     /// Scores the global model on the validation rows into `rec`.

@@ -54,8 +54,10 @@ pub struct Task<'a> {
 pub struct Outcome {
     /// One record per cloud round.
     pub rounds: Vec<RoundRecord>,
-    /// The round whose global model is kept: highest validation macro-F1, ties to the lower
-    /// validation loss (the last round without validation rows). Not the lowest loss, as
+    /// The round whose global model is kept: highest validation macro-F1 averaged over the
+    /// `selection_window` rounds centred on it (so one lucky round on a tiny validation
+    /// class is not kept), ties to its own macro-F1, then to the lower validation loss (the
+    /// last round without validation rows). Not the lowest loss, as
     /// central training's early stopping uses: under label skew the global model's
     /// validation loss grows with a few confident mistakes while its macro-F1 still
     /// improves (MQTTset, Dirichlet 0.3: the lowest-loss round scored 0.43 validation
@@ -151,7 +153,11 @@ pub fn federate(
         },
         class_weights: task.class_weights,
     };
-    let mut cloud = Cloud::new(cfg, task.model, task.train, validation)?;
+    // Each device's label counts are a summary it may share; their sum is the global
+    // class prior of the logit-adjusted loss.
+    let global_counts = crate::aggregate::sum_counts(devices.iter().map(Device::class_counts));
+    let mut cloud =
+        Cloud::new(cfg, task.model, task.train, validation)?.with_class_counts(global_counts);
     let model_bytes = model_bytes(cloud.global().len());
 
     let mut rounds = Vec::with_capacity(cfg.rounds);

@@ -17,7 +17,7 @@ fn cfg() -> FederationConfig {
         edges: 1,
         edge_rounds: 1,
         partition: PartitionKind::Iid,
-        ..FederationConfig::default()
+        ..pinned()
     }
 }
 
@@ -322,4 +322,15 @@ fn a_cloud_resumed_from_its_checkpoint_goes_on_as_if_never_stopped() {
         e.contains("edge 0 sent reports of edge rounds [1, 0]"),
         "{e}"
     );
+}
+
+/// The defaults these tests (and golden.json) were written against: FedAvg, 30 rounds,
+/// the single best round kept.
+fn pinned() -> FederationConfig {
+    FederationConfig {
+        strategy: crate::strategy::Strategy::FedAvg,
+        rounds: 30,
+        selection_window: 1,
+        ..FederationConfig::default()
+    }
 }

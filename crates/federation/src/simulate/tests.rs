@@ -79,7 +79,7 @@ fn small() -> FederationConfig {
         edges: 2,
         rounds: 4,
         partition: PartitionKind::Iid,
-        ..FederationConfig::default()
+        ..pinned()
     }
 }
 
@@ -145,7 +145,7 @@ fn one_round_equals_the_sample_weighted_mean_of_hand_run_local_trainings() {
         edge_rounds: 1,
         partition: PartitionKind::Quantity,
         alpha: 1.0,
-        ..FederationConfig::default()
+        ..pinned()
     };
     let out = run(&d, &cfg);
     let sizes: Vec<usize> = out.partition.devices.iter().map(Vec::len).collect();
@@ -242,7 +242,7 @@ fn a_sign_flipping_minority_breaks_fedavg_but_not_the_median() {
         attack: Attack::Scale,
         attack_scale: -10.0,
         edge_aggregation: rule,
-        ..FederationConfig::default()
+        ..pinned()
     };
     let mean = run(&d, &poisoned(Aggregation::Mean));
     assert_eq!(mean.malicious.len(), 2);
@@ -459,4 +459,164 @@ fn runs_reproduce_the_golden_outcomes() {
         want.lines().count(),
         "runs in golden.json"
     );
+}
+
+/// `data()` with a fourth class that only host 0 (flows 0..10, rows 0..40) holds in
+/// training, and host 27 (rows 1080..1120) in validation: a host partition puts it on one
+/// device of six.
+fn rare_class_data() -> Data {
+    let mut d = data();
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for r in (0..40).chain(1080..1120) {
+        d.labels[r] = 3;
+    }
+    for r in 0..d.labels.len() {
+        d.seq.features.data[r * 2] = d.labels[r] as f32 / 4.0 + rng.random_range(0.0..0.2);
+    }
+    d.model = GruConfig::new(2, 8, 4).with_seed(5);
+    d
+}
+
+#[test]
+fn a_class_one_device_holds_survives_class_wise_aggregation() {
+    // One round, one edge, host partition: class 3 is on one device of six. Class-wise,
+    // the global head column and bias of class 3 are that device's own trained ones;
+    // under the plain mean they are diluted by the five devices that never saw it.
+    let d = rare_class_data();
+    let task = Task {
+        class_weights: &[1.0, 1.0, 1.0, 1.0],
+        ..d.task()
+    };
+    let cfg = FederationConfig {
+        partition: PartitionKind::Host,
+        edges: 1,
+        rounds: 1,
+        edge_rounds: 1,
+        class_wise_head: true,
+        ..small()
+    };
+    let go = |cfg: &FederationConfig| federate(&task, cfg, &mut |_| {}).unwrap();
+    let on = go(&cfg);
+    let plain = go(&FederationConfig {
+        class_wise_head: false,
+        ..cfg.clone()
+    });
+    let holders: Vec<usize> = (0..cfg.devices)
+        .filter(|&i| on.partition.class_counts[i][3] > 0)
+        .collect();
+    assert_eq!(holders.len(), 1, "{:?}", on.partition.class_counts);
+    let holder = holders[0];
+    let start = flatten(&d.model.init(&iotids_model::backend::device()));
+    let local = TrainConfig {
+        epochs: 1,
+        seed: mix(cfg.seed, 1, 0, holder),
+        ..d.cfg.clone()
+    };
+    let (own, _) = train_from_weights(
+        &d.model,
+        &local,
+        &[1.0; 4],
+        &start,
+        0.0,
+        Examples {
+            sequences: &d.seq,
+            labels: &d.labels,
+            rows: &on.partition.devices[holder],
+        },
+    )
+    .unwrap();
+    let head = crate::aggregate::Head::at_end(start.len(), 8, 4).unwrap();
+    let moved = |w: &[f32]| -> f64 {
+        head.class_indices(3)
+            .map(|j| f64::from(w[j] - start[j]).abs())
+            .sum()
+    };
+    for j in head.class_indices(3) {
+        assert!(
+            (on.weights[j] - own[j]).abs() < 1e-6,
+            "class-wise: weight {j}"
+        );
+    }
+    // The body is the plain mean either way.
+    for j in 0..head.offset {
+        assert!(
+            (on.weights[j] - plain.weights[j]).abs() < 1e-6,
+            "weight {j}"
+        );
+    }
+    // Under the plain mean the five devices without class 3 (Adam moves every weight of
+    // theirs) outweigh its holder: its row ends far from what the holder learned.
+    let apart: f64 = head
+        .class_indices(3)
+        .map(|j| f64::from(plain.weights[j] - own[j]).abs())
+        .sum();
+    assert!(
+        apart > 0.5 * moved(&own),
+        "plain mean: class 3's head {apart} from its holder's, which moved {}",
+        moved(&own)
+    );
+}
+
+#[test]
+fn the_kept_round_ignores_a_one_round_spike() {
+    // Round 3 spikes on a lucky validation draw; rounds 6..8 are steadily good.
+    let f1 = [0.50, 0.55, 0.90, 0.56, 0.70, 0.80, 0.82, 0.81, 0.60];
+    let scores: Vec<(Option<f64>, Option<f64>)> =
+        f1.iter().map(|&f| (Some(f), Some(1.0 - f))).collect();
+    let best = |half| {
+        (1..=f1.len())
+            .max_by(|&a, &b| {
+                crate::roles::smoothed_macro_f1(&scores, a, half)
+                    .partial_cmp(&crate::roles::smoothed_macro_f1(&scores, b, half))
+                    .unwrap()
+                    .then(b.cmp(&a))
+            })
+            .unwrap()
+    };
+    assert_eq!(best(0), 3, "the single best round is the spike");
+    assert_eq!(best(1), 7, "the smoothed best is the plateau");
+    // The cloud picks the same round as the rule, in a run.
+    let d = data();
+    let o = run(
+        &d,
+        &FederationConfig {
+            rounds: 6,
+            selection_window: 3,
+            ..small()
+        },
+    );
+    let scores: Vec<_> = o
+        .rounds
+        .iter()
+        .map(|r| (r.validation_macro_f1, r.validation_loss))
+        .collect();
+    let want = (1..=6)
+        .map(|r| {
+            (
+                crate::roles::smoothed_macro_f1(&scores, r, 1).unwrap(),
+                scores[r - 1].0.unwrap(),
+                -scores[r - 1].1.unwrap(),
+                r,
+            )
+        })
+        .max_by(|a, b| {
+            (a.0, a.1, a.2)
+                .partial_cmp(&(b.0, b.1, b.2))
+                .unwrap()
+                .then(b.3.cmp(&a.3))
+        })
+        .unwrap()
+        .3;
+    assert_eq!(o.best_round, want);
+}
+
+/// The defaults these tests (and golden.json) were written against: FedAvg, 30 rounds,
+/// the single best round kept.
+fn pinned() -> FederationConfig {
+    FederationConfig {
+        strategy: crate::strategy::Strategy::FedAvg,
+        rounds: 30,
+        selection_window: 1,
+        ..FederationConfig::default()
+    }
 }
