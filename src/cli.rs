@@ -415,8 +415,9 @@ pub struct FederateArgs {
 pub struct ModelArgs {
     /// Records per window: 1 classifies each record alone (the seeds' setting); K adds the
     /// K-1 records before it of the same flow (same endpoints and ports, either direction).
-    #[arg(long, default_value_t = nonzero(iotids_model::gru::DEFAULT_WINDOW))]
-    pub window: NonZeroUsize,
+    /// [default: 16 when the file has endpoint columns (flows), else 1]
+    #[arg(long)]
+    pub window: Option<NonZeroUsize>,
     /// Units of each GRU layer's hidden state.
     #[arg(long, default_value_t = nonzero(SHAPE.hidden))]
     pub hidden: NonZeroUsize,

@@ -115,6 +115,9 @@ pub struct LearnJob {
     pub prepare: PrepareConfig,
     /// Records per window.
     pub window: NonZeroUsize,
+    /// `--window` was given: a file without flows is then an error rather than read one
+    /// record at a time.
+    pub window_given: bool,
     /// The GRU's shape; the data gives its input width and classes.
     pub net: GruShape,
     pub train: TrainConfig,
@@ -476,7 +479,10 @@ fn learn_job(
             unknown_rate: (!model.no_unknown).then_some(model.unknown_rate),
             max_false_alarm: model.max_false_alarm,
         },
-        window: model.window,
+        window: model.window.unwrap_or(
+            NonZeroUsize::new(iotids_model::gru::DEFAULT_WINDOW).expect("a window of records"),
+        ),
+        window_given: model.window.is_some(),
         net,
         train,
     })
@@ -711,7 +717,9 @@ mod tests {
         assert_eq!(t.learn.net, GruShape::default());
         assert_eq!(t.learn.prepare.pipeline, PipelineConfig::default());
         assert_eq!(t.learn.prepare.split.method, SplitMethod::Auto);
-        assert_eq!(t.learn.window.get(), 1);
+        assert_eq!(t.learn.window.get(), iotids_model::gru::DEFAULT_WINDOW);
+        assert!(!t.learn.window_given);
+        assert_eq!(t.learn.calibration, Calibration::default());
         let Job::Federate(f) = resolve_args(&["federate", "f.csv", "--out", "m"]).unwrap() else {
             panic!("not a federate job")
         };

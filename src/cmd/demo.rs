@@ -5,12 +5,11 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use iotids_data::IngestOptions;
 use iotids_data::audit::{self, AuditOptions};
 use iotids_data::describe::describe;
 use iotids_data::prepare::{PrepareConfig, prepare};
-use iotids_data::split::SplitMethod;
-use iotids_model::gru::GruShape;
+use iotids_data::{FlowTiming, IngestOptions};
+use iotids_model::gru::{DEFAULT_WINDOW, GruShape};
 use iotids_model::train::TrainConfig;
 use iotids_report as report;
 use iotids_synth::SynthOptions;
@@ -19,23 +18,6 @@ use super::prepare::Loaded;
 use super::{synth, train};
 use crate::job::{DemoJob, Input, LearnJob, SynthJob, Ui};
 use crate::output::{create_dir, print, read, write_file};
-
-/// Records per window of the demo's model.
-const WINDOW: NonZeroUsize = match NonZeroUsize::new(8) {
-    Some(n) => n,
-    None => NonZeroUsize::MIN,
-};
-
-/// The demo's training: short, so the demo takes minutes on two cores.
-fn demo_training(seed: u64) -> TrainConfig {
-    TrainConfig {
-        epochs: 12,
-        learning_rate: 2e-3,
-        patience: 3,
-        seed,
-        ..TrainConfig::default()
-    }
-}
 
 pub fn run(job: &DemoJob, ui: Ui) -> Result<ExitCode> {
     let out = &job.out;
@@ -55,6 +37,8 @@ pub fn run(job: &DemoJob, ui: Ui) -> Result<ExitCode> {
     let opts = IngestOptions {
         threads: ui.threads(),
         rejects_path: Some(out.join("rejects.csv")),
+        // The defaults of `train`: timing features whenever the file has a time column.
+        flow_timing: FlowTiming::Auto,
         ..IngestOptions::default()
     };
     let ds = read(&data, &opts, ui.quiet)?;
@@ -72,13 +56,14 @@ pub fn run(job: &DemoJob, ui: Ui) -> Result<ExitCode> {
         &out.join("audit.json"),
         serde_json::to_string_pretty(&audit)?,
     )?;
+    // The defaults of `train`: the time split (the later part of each class held out).
     let mut cfg = PrepareConfig::default();
-    // Generated traffic comes in flows, like real captures: keep them whole.
-    cfg.split.method = SplitMethod::Flow;
     cfg.split.seed = job.seed;
     cfg.pipeline.seed = job.seed;
     let prepared = prepare(ds, &opts, &cfg)?;
-    print("== train (GRU on windows of 8 records of a flow; flow split) ==")?;
+    print(&format!(
+        "== train (the defaults of `iotids train`: GRU on windows of {DEFAULT_WINDOW} records of a flow, timing features, time split: the later part of each class held out) =="
+    ))?;
     let loaded = Loaded {
         prepared,
         description,
@@ -91,12 +76,16 @@ pub fn run(job: &DemoJob, ui: Ui) -> Result<ExitCode> {
         },
         out: out.join("model"),
         prepare: cfg,
-        window: WINDOW,
+        window: NonZeroUsize::new(DEFAULT_WINDOW).expect("a window of records"),
+        window_given: false,
         net: GruShape {
             seed: job.seed,
             ..GruShape::default()
         },
-        train: demo_training(job.seed),
+        train: TrainConfig {
+            seed: job.seed,
+            ..TrainConfig::default()
+        },
         calibration: iotids_model::novelty::Calibration::default(),
     };
     let context = loaded.context("generated Edge-IIoTset-schema data (not real traffic)".into());

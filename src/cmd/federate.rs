@@ -79,7 +79,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     let detector = Detector::new(
         p.pipeline.clone(),
         gru.clone(),
-        learn.window.get(),
+        sequences.k,
         card_train,
         rounds_history(&outcome),
         net,
@@ -121,7 +121,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
             let central = Detector::new(
                 p.pipeline.clone(),
                 gru.clone(),
-                learn.window.get(),
+                sequences.k,
                 learn.train.clone(),
                 history,
                 net,
@@ -181,7 +181,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         ("model directory".into(), out.display().to_string()),
         (
             "network".into(),
-            fed_report::network_summary(&gru, learn.window.get()),
+            fed_report::network_summary(&gru, sequences.k),
         ),
         (
             "local training".into(),

@@ -46,7 +46,14 @@ impl Loaded {
         let ds = &p.dataset;
         let all: Vec<usize> = (0..ds.n_rows()).collect();
         let features = p.pipeline.transform(ds, &all)?;
-        let sequences = Sequences::new(features, ds.flows.as_deref(), learn.window.get())?;
+        // The default window needs flows; a file without endpoint columns is read one
+        // record at a time unless --window asked for more.
+        let k = if ds.flows.is_none() && !learn.window_given {
+            1
+        } else {
+            learn.window.get()
+        };
+        let sequences = Sequences::new(features, ds.flows.as_deref(), k)?;
         let gru = learn
             .net
             .for_data(sequences.features.cols, p.pipeline.classes.len());

@@ -66,7 +66,7 @@ pub fn train_loaded(
     let mut detector = Detector::new(
         p.pipeline.clone(),
         gru,
-        learn.window.get(),
+        sequences.k,
         learn.train.clone(),
         history,
         net,

@@ -15,7 +15,7 @@ use iotids_data::{Dataset, IngestOptions};
 use rustc_hash::FxHashMap;
 
 use crate::artifact::Detector;
-use crate::examples::{Examples, SCORE_BATCH, Scores, scores_and_states, score};
+use crate::examples::{Examples, SCORE_BATCH, Scores, score, scores_and_states};
 use crate::novelty::{Calibration, DecisionRule, Novelty, OperatingPoint};
 
 /// A table ready for the network: its windows, and each row's class in the model's

@@ -68,7 +68,13 @@ impl Scored {
     }
 }
 
-fn absent_classes(ds: &Dataset, rows: &[usize], decided: &[u32], normal: Option<usize>, known: usize) -> Vec<AbsentClass> {
+fn absent_classes(
+    ds: &Dataset,
+    rows: &[usize],
+    decided: &[u32],
+    normal: Option<usize>,
+    known: usize,
+) -> Vec<AbsentClass> {
     let mut by: BTreeMap<u32, AbsentClass> = BTreeMap::new();
     for (&r, &p) in rows.iter().zip(decided) {
         let l = ds.labels[r];
@@ -147,7 +153,13 @@ impl Detector {
             Vec::new()
         } else {
             let o = self.classify(&inputs.sequences, &other, batch_size);
-            absent_classes(ds, &other, &o.predicted, self.normal_index(), self.card.classes.len())
+            absent_classes(
+                ds,
+                &other,
+                &o.predicted,
+                self.normal_index(),
+                self.card.classes.len(),
+            )
         };
         Ok(Scored {
             what,

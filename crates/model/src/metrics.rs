@@ -496,9 +496,16 @@ mod tests {
         let s = [0.9f32, 0.1, 0.8, 0.2, 0.3, 0.7, 0.6, 0.4];
         let m = evaluate_decisions(&y, &p, &s, &classes, Some(0));
         assert_eq!(m.classes, ["benign", "attack", UNKNOWN]);
-        assert_eq!(m.confusion, vec![vec![1, 0, 1], vec![1, 1, 0], vec![0, 0, 0]]);
+        assert_eq!(
+            m.confusion,
+            vec![vec![1, 0, 1], vec![1, 1, 0], vec![0, 0, 0]]
+        );
         // benign: P 1/2, R 1/2; attack: P 1, R 1/2, F1 2/3; unknown left out.
-        assert!((m.macro_f1 - (0.5 + 2.0 / 3.0) / 2.0).abs() < 1e-12, "{}", m.macro_f1);
+        assert!(
+            (m.macro_f1 - (0.5 + 2.0 / 3.0) / 2.0).abs() < 1e-12,
+            "{}",
+            m.macro_f1
+        );
         assert!((m.false_alarm_rate.unwrap() - 0.5).abs() < 1e-12);
         assert!((m.detection_rate.unwrap() - 0.5).abs() < 1e-12);
         assert!(m.roc[2].is_none());

@@ -128,7 +128,8 @@ impl Novelty {
         let allowed = (target_rate * d.len() as f64).floor() as usize;
         let threshold = d[d.len() - 1 - allowed.min(d.len() - 1)];
         novelty.threshold = threshold;
-        novelty.validation_rate = d.iter().filter(|&&x| x > threshold).count() as f64 / d.len() as f64;
+        novelty.validation_rate =
+            d.iter().filter(|&&x| x > threshold).count() as f64 / d.len() as f64;
         Some(novelty)
     }
 
@@ -139,11 +140,19 @@ impl Novelty {
             return f64::INFINITY;
         };
         let k = self.hidden;
-        let centred: Vec<f64> = h.iter().zip(mean).map(|(&a, &b)| f64::from(a - b)).collect();
+        let centred: Vec<f64> = h
+            .iter()
+            .zip(mean)
+            .map(|(&a, &b)| f64::from(a - b))
+            .collect();
         let mut sum = 0.0;
         for i in 0..k {
             let row = &self.whitening[i * k..i * k + i + 1];
-            let z: f64 = row.iter().zip(&centred).map(|(&w, &c)| f64::from(w) * c).sum();
+            let z: f64 = row
+                .iter()
+                .zip(&centred)
+                .map(|(&w, &c)| f64::from(w) * c)
+                .sum();
             sum += z * z;
         }
         sum.sqrt()
@@ -340,7 +349,10 @@ mod tests {
         for (g, w) in inv.iter().zip([0.5, 0.0, -1.0 / (2.0 * r2), 1.0 / r2]) {
             assert!((g - w).abs() < 1e-12, "{inv:?}");
         }
-        assert!(cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_none(), "not positive definite");
+        assert!(
+            cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_none(),
+            "not positive definite"
+        );
     }
 
     #[test]
