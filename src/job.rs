@@ -724,7 +724,14 @@ mod tests {
         );
         assert_eq!(c.test, None);
         let Job::Compare(c) = resolve_args(&[
-            "compare", "f.csv", "--out", "m", "--window", "4", "--models", "gbdt,tree@2,gru",
+            "compare",
+            "f.csv",
+            "--out",
+            "m",
+            "--window",
+            "4",
+            "--models",
+            "gbdt,tree@2,gru",
         ])
         .unwrap() else {
             panic!("not a compare job")

@@ -804,7 +804,10 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
     let keys: Vec<&str> = rows.iter().map(|r| &r[col("model")]).collect();
-    assert_eq!(keys, ["lr", "tree", "tree@4", "gbdt", "mlp", "lstm", "gru1", "gru"]);
+    assert_eq!(
+        keys,
+        ["lr", "tree", "tree@4", "gbdt", "mlp", "lstm", "gru1", "gru"]
+    );
     let windows: Vec<&str> = rows.iter().map(|r| &r[col("window")]).collect();
     assert_eq!(windows, ["1", "1", "4", "1", "1", "4", "1", "4"]);
     assert_eq!(&rows[2][col("name")], "decision tree, window 4");
@@ -835,7 +838,10 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     let lines = subs["tree"].as_array().unwrap();
     assert_eq!(lines.len(), used);
     assert!(lines.iter().all(|l| train.contains(&l.as_u64().unwrap())));
-    assert_eq!(subs["tree@4"], subs["tree"], "the same rows at every window");
+    assert_eq!(
+        subs["tree@4"], subs["tree"],
+        "the same rows at every window"
+    );
     assert_eq!(
         subs.as_object().unwrap().len(),
         2,

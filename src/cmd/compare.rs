@@ -169,7 +169,10 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
     // The windows a windowed classical model read, as source lines, so a reference run
     // can flatten the same records: windows-K.csv.
     let mut written = Vec::new();
-    for o in outcomes.iter().filter(|o| o.window > 1 && o.epochs.is_none()) {
+    for o in outcomes
+        .iter()
+        .filter(|o| o.window > 1 && o.epochs.is_none())
+    {
         if !written.contains(&o.window) {
             written.push(o.window);
             let rows: Vec<usize> = match &test {
@@ -352,7 +355,11 @@ impl TestFile {
 }
 
 fn read_test(path: &Path, p: &Prepared, lengths: &[usize], ui: Ui) -> Result<TestFile> {
-    let ds = read(path, &ingest_options(&p.pipeline, ui.threads(), false), ui.quiet)?;
+    let ds = read(
+        path,
+        &ingest_options(&p.pipeline, ui.threads(), false),
+        ui.quiet,
+    )?;
     let sequences = windows(&p.pipeline, &ds, lengths)
         .with_context(|| format!("--test {}: cannot apply the pipeline", path.display()))?;
     let map = p.pipeline.class_map(&ds);

@@ -19,7 +19,7 @@ A model trained on a subsample in iotids is trained here on the same rows (subsa
 gives their source lines; split.json maps them to rows of features-train.csv).
 
 Windowed classical models (--windowed, default tree@8,gbdt@8) read the flow's last K
-records flattened side by side, then K padding indicators. iotids writes the windows it
+records flattened side by side (zeros before the flow's start). iotids writes the windows it
 read as source lines (windows-K.csv); the script builds the same flattened rows from the
 feature matrices, checks that every window lies inside its split side, and fits the
 same counterpart on them.
@@ -142,17 +142,15 @@ def main():
         for rec in windows.itertuples(index=False):
             lines = list(rec)
             side = feats[int(lines[-1])][0]
-            parts, pads = [], []
+            parts = []
             for line in lines:
                 if pd.isna(line):
                     parts.append(np.zeros(width))
-                    pads.append(1.0)
                 else:
                     s, row = feats[int(line)]
                     assert s == side, f"window of line {lines[-1]} crosses the split"
                     parts.append(row)
-                    pads.append(0.0)
-            out[side][int(lines[-1])] = np.concatenate(parts + [np.array(pads)])
+            out[side][int(lines[-1])] = np.concatenate(parts)
         assert len(out["train"]) == len(y) and len(out["test"]) == len(yt), "windows-K.csv rows"
         flat[k] = (np.stack([out["train"][l] for l in split["train"]]),
                    np.stack([out["test"][l] for l in split["test"]]))

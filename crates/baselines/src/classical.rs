@@ -69,23 +69,18 @@ impl Rows {
     }
 
     /// The windows of `sequences` ending at `rows`, flattened: the window's K records,
-    /// oldest first, each the prepared feature vector (`K × F` values, exactly
-    /// [`Sequences::batch`]'s `x`, positions before the flow's start zeros); then, when
-    /// K > 1, K padding indicators (1 where the position is before the flow's start,
-    /// [`Sequences::batch`]'s `1 − mask`). Width: F for K = 1, `K × (F + 1)` otherwise.
+    /// oldest first, each the prepared feature vector, positions before the flow's start
+    /// zeros: exactly [`Sequences::batch`]'s `x`, `K × F` values a row (F for K = 1, the
+    /// record alone). No padding indicator: with `--flow-timing`, `flow.index` already
+    /// says how many records precede, and on MQTTset one indicator per position changed
+    /// no score of the tree or the boosted trees at window 8.
     pub fn windows(sequences: &Sequences, rows: &[usize], labels: Option<&[u32]>) -> Rows {
-        let (k, f) = (sequences.k, sequences.features.cols);
-        let width = window_width(k, f);
+        let width = sequences.k * sequences.features.cols;
         let mut out = Vec::with_capacity(rows.len() * width);
         let (mut x, mut mask) = (Vec::new(), Vec::new());
         for chunk in rows.chunks(4096) {
             sequences.batch(chunk, &mut x, &mut mask);
-            for (window, m) in x.chunks_exact(k * f).zip(mask.chunks_exact(k)) {
-                out.extend(window.iter().map(|&v| f64::from(v)));
-                if k > 1 && pad_flags() {
-                    out.extend(m.iter().map(|&v| f64::from(1.0 - v)));
-                }
-            }
+            out.extend(x.iter().map(|&v| f64::from(v)));
         }
         Rows {
             x: out,
@@ -116,20 +111,6 @@ impl Rows {
     fn row(&self, i: usize) -> &[f64] {
         &self.x[i * self.features..(i + 1) * self.features]
     }
-}
-
-/// Columns of a flattened window of `k` records of `features` each (see [`Rows::windows`]).
-pub fn window_width(k: usize, features: usize) -> usize {
-    if k > 1 {
-        k * (features + usize::from(pad_flags()))
-    } else {
-        features
-    }
-}
-
-// TEMPORARY (measurement): IOTIDS_NO_PAD_FLAGS leaves the padding indicators out.
-fn pad_flags() -> bool {
-    std::env::var_os("IOTIDS_NO_PAD_FLAGS").is_none()
 }
 
 /// A classical model family, with the settings `compare` uses.
@@ -675,8 +656,8 @@ mod tests {
         assert!(accuracy(&s, &train.y, 3) > 0.95);
     }
 
-    /// A flattened window is its K records, oldest first, zeros before the flow's start,
-    /// then K padding indicators; window 1 is the record alone.
+    /// A flattened window is its K records, oldest first, zeros before the flow's start;
+    /// window 1 is the record alone.
     #[test]
     fn a_flattened_window_is_its_records_side_by_side_with_padding_at_the_flow_start() {
         // 5 rows of 2 features, flows A B A A B.
@@ -690,17 +671,17 @@ mod tests {
         let flows = [0, 1, 0, 0, 1];
         let s3 = Sequences::new(matrix.clone(), Some(&flows), 3).unwrap();
         let w = Rows::windows(&s3, &[3, 4, 0], Some(&[9, 8, 7, 6, 5]));
-        assert_eq!((w.features, w.len(), window_width(3, 2)), (9, 3, 9));
+        assert_eq!((w.features, w.len()), (6, 3));
         assert_eq!(w.y, vec![6, 5, 9]);
         // Row 3: rows 0, 2, 3 of flow A, no padding.
         let row3: Vec<f64> = [rec(0), rec(2), rec(3)].concat();
-        assert_eq!(w.row(0), [&row3[..], &[0.0, 0.0, 0.0]].concat());
+        assert_eq!(w.row(0), row3);
         // Row 4: padding, then rows 1 and 4 of flow B.
         let row4: Vec<f64> = [[0.0, 0.0], rec(1), rec(4)].concat();
-        assert_eq!(w.row(1), [&row4[..], &[1.0, 0.0, 0.0]].concat());
+        assert_eq!(w.row(1), row4);
         // Row 0: the flow's first record, two padding positions.
         let row0: Vec<f64> = [[0.0; 2], [0.0; 2], rec(0)].concat();
-        assert_eq!(w.row(2), [&row0[..], &[1.0, 1.0, 0.0]].concat());
+        assert_eq!(w.row(2), row0);
         // Window 1: the record's own features, nothing else.
         let s1 = Sequences::new(matrix, Some(&flows), 1).unwrap();
         let one = Rows::windows(&s1, &[4, 1], None);

@@ -6,8 +6,8 @@
 //! [`iotids_model::metrics::evaluate`]. The differences that remain are stated:
 //! - the MLP reads single records; the RNN, LSTM and GRU-K read windows of K records of
 //!   the same flow; a classical model reads single records ([`Variant::window`] 1) or the
-//!   same windows flattened ([`Rows::windows`]: the K records side by side, then K padding
-//!   indicators), built from the same [`Sequences`] the recurrent models read;
+//!   same windows flattened ([`Rows::windows`]: the K records side by side, zeros before
+//!   the flow's start), built from the same [`Sequences`] the recurrent models read;
 //! - the deep models use the validation rows for early stopping and the class weights (if
 //!   training uses them); the classical models train on the training rows alone, unweighted
 //!   (scikit-learn's defaults);
@@ -517,7 +517,11 @@ pub fn run(
             }
         }
     };
-    let y_true: Vec<u32> = task.test.iter().map(|&r| task.test_data.labels[r]).collect();
+    let y_true: Vec<u32> = task
+        .test
+        .iter()
+        .map(|&r| task.test_data.labels[r])
+        .collect();
     let y_pred = scores.predictions();
     let metrics = evaluate(
         &y_true,
@@ -709,7 +713,11 @@ mod tests {
             e("gbdt@0"),
             "model = gbdt@0: MODEL@K with K a whole number of records, at least 1 (gbdt@8)"
         );
-        assert!(e("xgb@4").starts_with("model = xgb: one of lr,"), "{}", e("xgb@4"));
+        assert!(
+            e("xgb@4").starts_with("model = xgb: one of lr,"),
+            "{}",
+            e("xgb@4")
+        );
     }
 
     /// Flows whose class shows only across records: every record is one bit, 0 or 1 as

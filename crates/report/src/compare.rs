@@ -155,7 +155,7 @@ pub fn notes(
     }
     if outcomes.iter().any(|o| o.window > 1 && o.epochs.is_none()) {
         notes.push(
-            "A classical model at window K reads the windows the recurrent models read, flattened: the flow's last K records side by side, oldest first (K × the features), then one indicator per position that is 1 before the flow's start (those positions' features are 0).".into(),
+            "A classical model at window K reads the windows the recurrent models read, flattened: the flow's last K records side by side, oldest first (K × the features), zeros for positions before the flow's start.".into(),
         );
     }
     notes
