@@ -133,7 +133,7 @@ pub fn notes(
     let windowed: Vec<String> = outcomes
         .iter()
         .filter(|o| o.window > 1 && o.epochs.is_some())
-        .map(|o| format!("{} ({})", o.name, o.window))
+        .map(|o| o.name.clone())
         .collect();
     if outcomes.iter().any(|o| o.epochs.is_some()) {
         notes.push(format!(
