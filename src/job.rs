@@ -12,7 +12,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
-use iotids_baselines::compare::{ModelKind, Settings};
+use iotids_baselines::compare::{ModelKind, Settings, Variant};
 use iotids_data::audit::AuditOptions;
 use iotids_data::pipeline::{PipelineConfig, SelectMethod};
 use iotids_data::prepare::PrepareConfig;
@@ -147,9 +147,11 @@ pub struct FederateJob {
 #[derive(Debug)]
 pub struct CompareJob {
     pub learn: LearnJob,
-    /// The models, in the order given, each once.
-    pub models: Vec<ModelKind>,
+    /// The models at their windows, in the order given, each once.
+    pub models: Vec<Variant>,
     pub settings: Settings,
+    /// Score on this labelled file instead of the split's test rows.
+    pub test: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -283,7 +285,13 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             prep,
             model,
         } => {
-            let learn = learn_job(input(file, &ingest), out, &prep, &model, false)?;
+            let learn = learn_job(
+                input(file, &ingest),
+                out,
+                &prep,
+                &model,
+                compare.test.is_some(),
+            )?;
             Job::Compare(compare_job(learn, &compare))
         }
         Command::Evaluate {
@@ -578,10 +586,16 @@ fn federation_config(args: &FederateArgs, seed: u64) -> Result<FederationConfig>
 }
 
 fn compare_job(learn: LearnJob, args: &CompareArgs) -> CompareJob {
-    let mut models: Vec<ModelKind> = Vec::new();
-    for &m in &args.models {
-        if !models.contains(&m) {
-            models.push(m);
+    let k = learn.window.get();
+    let classical = args
+        .classical_window
+        .map_or(k.min(crate::cli::CLASSICAL_WINDOW_MAX), NonZeroUsize::get);
+    let mut models: Vec<Variant> = Vec::new();
+    for choice in &args.models {
+        for v in choice.variants(k, classical) {
+            if !models.contains(&v) {
+                models.push(v);
+            }
         }
     }
     let mut caps: BTreeMap<ModelKind, usize> = ModelKind::ALL
@@ -606,6 +620,7 @@ fn compare_job(learn: LearnJob, args: &CompareArgs) -> CompareJob {
         learn,
         models,
         settings,
+        test: args.test.clone(),
     }
 }
 
@@ -668,6 +683,13 @@ mod tests {
             e.contains("--models") && e.contains("xgb") && e.contains("knn"),
             "{e}"
         );
+        let e = error(&["compare", "f.csv", "--out", "m", "--models", "lstm@4"]);
+        assert!(
+            e.contains("--models") && e.contains("lstm@4") && e.contains("classical"),
+            "{e}"
+        );
+        let e = error(&["compare", "f.csv", "--out", "m", "--classical-window", "0"]);
+        assert!(e.contains("--classical-window") && e.contains("'0'"), "{e}");
         let e = error(&["audit", "f.csv", "--fail-on", "some"]);
         assert!(e.contains("--fail-on") && e.contains("unmitigated"), "{e}");
         let e = error(&[
@@ -728,7 +750,42 @@ mod tests {
             panic!("not a compare job")
         };
         assert_eq!(c.learn.window.get(), 16);
-        assert_eq!(c.models, ModelKind::ALL.to_vec());
+        let keys: Vec<String> = c.models.iter().map(|v| v.key()).collect();
+        assert_eq!(
+            keys.join(","),
+            "lr,lr@8,nb,nb@8,knn,knn@8,svm,svm@8,tree,tree@8,forest,forest@8,gbdt,gbdt@8,mlp,rnn,lstm,gru1,gru"
+        );
+        assert_eq!(c.test, None);
+        let Job::Compare(c) = resolve_args(&[
+            "compare",
+            "f.csv",
+            "--out",
+            "m",
+            "--window",
+            "4",
+            "--models",
+            "gbdt,tree@2,gru",
+        ])
+        .unwrap() else {
+            panic!("not a compare job")
+        };
+        let keys: Vec<String> = c.models.iter().map(|v| v.key()).collect();
+        assert_eq!(keys, ["gbdt", "gbdt@4", "tree@2", "gru"]);
+        assert_eq!(c.models[3].window, 4);
+        let Job::Compare(c) = resolve_args(&[
+            "compare",
+            "f.csv",
+            "--out",
+            "m",
+            "--models",
+            "knn",
+            "--classical-window",
+            "1",
+        ])
+        .unwrap() else {
+            panic!("not a compare job")
+        };
+        assert_eq!(c.models, [Variant::new(ModelKind::Knn, 1, 16)]);
         let Job::Prepare(p) = resolve_args(&["prepare", "f.csv", "--out", "m"]).unwrap() else {
             panic!("not a prepare job")
         };
@@ -738,6 +795,13 @@ mod tests {
 
     #[test]
     fn a_separate_test_file_splits_train_and_validation_only() {
+        let Job::Compare(c) =
+            resolve_args(&["compare", "f.csv", "--out", "m", "--test", "t.csv"]).unwrap()
+        else {
+            panic!("not a compare job")
+        };
+        assert_eq!(c.learn.prepare.split.test, 0.0);
+        assert_eq!(c.test.as_deref(), Some(std::path::Path::new("t.csv")));
         let Job::Train(t) =
             resolve_args(&["train", "f.csv", "--out", "m", "--test", "t.csv"]).unwrap()
         else {

@@ -785,7 +785,7 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
         "--out",
         out.to_str().unwrap(),
         "--models",
-        "lr,tree,gbdt,mlp,lstm,gru1,gru",
+        "lr@1,tree,gbdt@1,mlp,lstm,gru1,gru",
         "--max-rows",
         "tree=300,lr=all",
         "--window",
@@ -804,14 +804,18 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
     let keys: Vec<&str> = rows.iter().map(|r| &r[col("model")]).collect();
-    assert_eq!(keys, ["lr", "tree", "gbdt", "mlp", "lstm", "gru1", "gru"]);
+    assert_eq!(
+        keys,
+        ["lr", "tree", "tree@4", "gbdt", "mlp", "lstm", "gru1", "gru"]
+    );
     let windows: Vec<&str> = rows.iter().map(|r| &r[col("window")]).collect();
-    assert_eq!(windows, ["1", "1", "1", "1", "4", "1", "4"]);
+    assert_eq!(windows, ["1", "1", "4", "1", "1", "4", "1", "4"]);
+    assert_eq!(&rows[2][col("name")], "decision tree, window 4");
     for r in &rows {
         let f1: f64 = r[col("macro_f1")].parse().unwrap();
         assert!((0.0..=1.0).contains(&f1), "{r:?}");
         let subsampled = &r[col("subsampled")] == "true";
-        assert_eq!(subsampled, &r[col("model")] == "tree", "{r:?}");
+        assert_eq!(subsampled, r[col("model")].starts_with("tree"), "{r:?}");
         let deep = ["mlp", "lstm", "gru1", "gru"].contains(&&r[col("model")]);
         assert_eq!(!r[col("epochs")].is_empty(), deep, "{r:?}");
     }
@@ -835,23 +839,44 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     assert_eq!(lines.len(), used);
     assert!(lines.iter().all(|l| train.contains(&l.as_u64().unwrap())));
     assert_eq!(
+        subs["tree@4"], subs["tree"],
+        "the same rows at every window"
+    );
+    assert_eq!(
         subs.as_object().unwrap().len(),
-        1,
+        2,
         "lr=all lifts lr's limit"
     );
+    // windows-4.csv: the windows tree@4 read, one per training and test row, each ending
+    // with its own line; padding (empty) only at the start.
+    let mut r = csv::Reader::from_path(out.join("windows-4.csv")).unwrap();
+    let windows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+    let test: Vec<u64> = split["test"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(windows.len(), train.len() + test.len());
+    for (w, line) in windows.iter().zip(train.iter().chain(&test)) {
+        assert_eq!(w.len(), 4);
+        assert_eq!(w[3].parse::<u64>().unwrap(), *line);
+        let first = w.iter().position(|v| !v.is_empty()).unwrap();
+        assert!(w.iter().skip(first).all(|v| !v.is_empty()), "{w:?}");
+    }
 
     // comparison.json carries each model's full metrics; the Markdown and HTML the table.
     let doc = json(&out.join("comparison.json"));
     let models = doc["models"].as_array().unwrap();
-    assert_eq!(models.len(), 7);
+    assert_eq!(models.len(), 8);
     assert!(models.iter().all(|m| m["metrics"]["per_class"].is_array()));
     let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
     let table: Vec<&str> = md.lines().take_while(|l| !l.is_empty()).collect();
-    assert_eq!(table.len(), 2 + 7, "{md}");
+    assert_eq!(table.len(), 2 + 8, "{md}");
     let per_class = md.split("F1 per class on the test rows:").nth(1).unwrap();
     assert_eq!(
         per_class.lines().filter(|l| l.starts_with('|')).count(),
-        2 + 7
+        2 + 8
     );
     assert!(md.contains("300 of") || md.contains("(subsample)"), "{md}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
@@ -865,6 +890,109 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
 /// Every flag is checked before any input is read or output written: a bad value on a
 /// file that does not exist is refused for the value (exit 2, the flag named with the value
 /// and what is allowed), not for the file, and nothing is created.
+
+/// `compare --test FILE`: every model scored on the rows of another labelled file, read the
+/// way the training file was; rows of a class the training file lacks are counted, not
+/// scored, and the training file is split into training and validation rows only.
+#[test]
+fn compare_scores_every_model_on_a_separate_test_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 3000);
+    let other = dir.path().join("other.csv");
+    let o = iotids(&[
+        "synth",
+        "--rows",
+        "1500",
+        "--out",
+        other.to_str().unwrap(),
+        "--seed",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // One class renamed: the training file has no `Zero_day`.
+    let text = std::fs::read_to_string(&other).unwrap();
+    let renamed = text.matches(",Backdoor\n").count();
+    assert!(renamed > 0, "synth wrote no Backdoor rows");
+    let test = dir.path().join("test.csv");
+    std::fs::write(&test, text.replace(",Backdoor\n", ",Zero_day\n")).unwrap();
+    let all_rows = text.lines().count() - 1;
+
+    let out = dir.path().join("cmp");
+    let o = iotids(&[
+        "compare",
+        data.to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--models",
+        "nb,tree,gru",
+        "--window",
+        "3",
+        "--epochs",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "== comparison: rows of {} ({} rows) ==",
+            test.display(),
+            all_rows - renamed
+        )),
+        "{}",
+        stdout(&o)
+    );
+    let doc = json(&out.join("comparison.json"));
+    assert_eq!(doc["test_rows"], all_rows - renamed);
+    assert_eq!(doc["test_file"], test.to_str().unwrap());
+    assert_eq!(doc["unknown_classes"]["Zero_day"], renamed);
+    let notes: Vec<&str> = doc["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains(&format!(
+            "{renamed} rows of classes the training file lacks are not scored: Zero_day {renamed}"
+        ))),
+        "{notes:?}"
+    );
+    // Every model scored every known row of the test file.
+    let models = doc["models"].as_array().unwrap();
+    let keys: Vec<&str> = models.iter().map(|m| m["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["nb", "nb@3", "tree", "tree@3", "gru"]);
+    for m in models {
+        let support: u64 = m["metrics"]["per_class"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["support"].as_u64().unwrap())
+            .sum();
+        assert_eq!(support as usize, all_rows - renamed, "{}", m["key"]);
+        let f1 = m["metrics"]["macro_f1"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f1));
+    }
+    // The training file gave training and validation rows only.
+    let split = json(&out.join("split.json"));
+    assert!(split["test"].as_array().unwrap().is_empty());
+    assert!(!split["validation"].as_array().unwrap().is_empty());
+
+    // A test file without the pipeline's columns is refused by name.
+    std::fs::write(dir.path().join("bad.csv"), "a,b\n1,2\n").unwrap();
+    let o = iotids(&[
+        "compare",
+        data.to_str().unwrap(),
+        "--test",
+        dir.path().join("bad.csv").to_str().unwrap(),
+        "--out",
+        dir.path().join("cmp2").to_str().unwrap(),
+        "--models",
+        "nb",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad.csv"), "{}", stderr(&o));
+}
 #[test]
 fn bad_flags_are_refused_before_any_file_is_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -912,6 +1040,10 @@ fn bad_flags_are_refused_before_any_file_is_read() {
         (
             &["compare", missing, "--out", out_s, "--models", "lr,xgboost"],
             &["--models", "xgboost", "lr, nb, knn"],
+        ),
+        (
+            &["compare", missing, "--out", out_s, "--models", "gru@4"],
+            &["--models", "gru@4", "classical"],
         ),
         (
             &["compare", missing, "--out", out_s, "--max-rows", "knn=0"],

@@ -6,15 +6,20 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use iotids_baselines::compare::{self, ModelKind, Outcome, Task};
+use iotids_baselines::compare::{self, Outcome, Table, Task, Variant};
+use iotids_data::Dataset;
+use iotids_data::pipeline::Pipeline;
+use iotids_data::prepare::Prepared;
 use iotids_data::schema::normal_class;
-use iotids_data::window::Sequences;
+use iotids_data::window::{PAD, Sequences};
+use iotids_model::detect::ingest_options;
 use iotids_report as report;
+use rustc_hash::FxHashSet;
 use serde_json::json;
 
 use super::prepare;
 use crate::job::{CompareJob, Ui};
-use crate::output::{csv_file, finish_report, print, start_output, write_file};
+use crate::output::{csv_file, finish_report, print, read, start_output, write_file};
 use crate::progress;
 
 /// `iotids compare`. Exit code 1 when a model could not be fitted (the others are still
@@ -29,49 +34,67 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
     let figures = start_output(out, p, &p.config)?;
 
     let ds = &p.dataset;
-    let all: Vec<usize> = (0..ds.n_rows()).collect();
-    let features = p.pipeline.transform(ds, &all)?;
-    let records = Sequences::new(features.clone(), ds.flows.as_deref(), 1)?;
     // Windows need flows. Without endpoint columns the windowed models cannot run: they
     // are named in the notes and left out, and the single-record models still compare.
-    let (windows, not_run) = match (&ds.flows, window) {
-        (_, 1) => (None, Vec::new()),
-        (Some(flows), k) => (Some(Sequences::new(features, Some(flows), k)?), Vec::new()),
-        (None, k) => {
-            let skipped: Vec<ModelKind> = job
-                .models
-                .iter()
-                .copied()
-                .filter(|m| m.window(k) > 1)
-                .collect();
-            (None, skipped)
-        }
-    };
-    let models: Vec<ModelKind> = job
+    let (models, not_run): (Vec<Variant>, Vec<Variant>) = job
         .models
         .iter()
         .copied()
-        .filter(|m| !not_run.contains(m))
-        .collect();
+        .partition(|v| v.window == 1 || ds.flows.is_some());
+    let mut lengths: Vec<usize> = models.iter().map(|v| v.window).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let sequences = windows(&p.pipeline, ds, &lengths)?;
+
+    // The scored rows: the split's test rows, or every row of --test whose class the
+    // training file has.
+    let test = match &job.test {
+        None => None,
+        Some(path) => Some(read_test(path, p, &lengths, ui)?),
+    };
+    let (test_table, test_rows, what) = match &test {
+        None => (
+            Table {
+                sequences: &sequences,
+                labels: &ds.labels,
+            },
+            &p.split.test[..],
+            format!(
+                "test rows of {} ({:?} split)",
+                file.display(),
+                p.config.split.method
+            ),
+        ),
+        Some(t) => (
+            Table {
+                sequences: &t.sequences,
+                labels: &t.labels,
+            },
+            &t.rows[..],
+            format!("rows of {}", t.path.display()),
+        ),
+    };
     let task = Task {
-        records: &records,
-        windows: windows.as_ref().unwrap_or(&records),
-        labels: &ds.labels,
+        data: Table {
+            sequences: &sequences,
+            labels: &ds.labels,
+        },
+        test_data: test_table,
         classes: &p.pipeline.classes,
         normal: normal_class(&p.pipeline.classes),
         class_weights: &p.pipeline.class_weights,
         train: &p.split.train,
         validation: &p.split.validation,
-        test: &p.split.test,
+        test: test_rows,
     };
 
     let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut failures: Vec<(ModelKind, String)> = Vec::new();
-    for &kind in &models {
-        let name = kind.label(window);
+    let mut failures: Vec<(Variant, String)> = Vec::new();
+    for &variant in &models {
+        let name = variant.label();
         let bar = progress::step(&format!("training {name}"), ui.quiet);
         let mut on_event = progress::training(settings.train.epochs, ui.quiet);
-        let result = compare::run(kind, &task, settings, &mut on_event);
+        let result = compare::run(variant, &task, settings, &mut on_event);
         drop(on_event);
         bar.finish_and_clear();
         match result {
@@ -87,28 +110,34 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
             }
             Err(e) => {
                 eprintln!("error: {name}: {e}");
-                failures.push((kind, e.to_string()));
+                failures.push((variant, e.to_string()));
             }
         }
     }
 
-    let mut notes = report::compare::notes(&outcomes, &failures, settings, window);
+    let mut notes = report::compare::notes(&outcomes, &failures, settings);
     if !not_run.is_empty() {
-        let names: Vec<String> = not_run.iter().map(|m| m.label(window)).collect();
+        let names: Vec<String> = not_run.iter().map(|v| v.label()).collect();
         let note = format!(
-            "Not run: {}: windows of {} records need flows, built from endpoint columns (addresses, ports), and {} has none. --window 1 compares the recurrent models on single records.",
+            "Not run: {}: windows of records need flows, built from endpoint columns (addresses, ports), and {} has none. --window 1 compares the recurrent models on single records; --classical-window 1 leaves the windowed classical models out.",
             names.join(", "),
-            window,
             file.display()
         );
         eprintln!("warning: {note}");
         notes.insert(0, note);
     }
+    if let Some(t) = &test {
+        for note in t.notes() {
+            if !ui.quiet {
+                eprintln!("warning: {note}");
+            }
+            notes.push(note);
+        }
+    }
     let rows = report::compare::rows(&outcomes);
     print(&format!(
-        "\n== comparison: test rows of {} ({} rows) ==",
-        file.display(),
-        p.split.test.len()
+        "\n== comparison: {what} ({} rows) ==",
+        task.test.len()
     ))?;
     print(&report::text::plain_table(&report::compare::HEADER, &rows))?;
     for n in &notes {
@@ -130,23 +159,47 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
         .iter()
         .filter_map(|o| {
             let rows = o.subsample.as_ref()?;
-            Some((o.model.key(), rows.iter().map(|&r| ds.lines[r]).collect()))
+            Some((o.key.as_str(), rows.iter().map(|&r| ds.lines[r]).collect()))
         })
         .collect();
     write_file(
         &out.join("subsamples.json"),
         serde_json::to_string(&subsamples)?,
     )?;
+    // The windows a windowed classical model read, as source lines, so a reference run
+    // can flatten the same records: windows-K.csv.
+    let mut written = Vec::new();
+    for o in outcomes
+        .iter()
+        .filter(|o| o.window > 1 && o.epochs.is_none())
+    {
+        if !written.contains(&o.window) {
+            written.push(o.window);
+            let rows: Vec<usize> = match &test {
+                None => [&p.split.train[..], &p.split.test[..]].concat(),
+                Some(_) => p.split.train.clone(),
+            };
+            write_windows(
+                &out.join(format!("windows-{}.csv", o.window)),
+                task.data.windows(o.window)?,
+                &ds.lines,
+                &rows,
+            )?;
+        }
+    }
     let doc = json!({
         "file": file.display().to_string(),
-        "test_rows": p.split.test.len(),
+        "test": what,
+        "test_file": job.test.as_ref().map(|t| t.display().to_string()),
+        "test_rows": task.test.len(),
+        "unknown_classes": test.as_ref().map(|t| &t.unknown_classes),
         "window": window,
         "train": settings.train,
         "hidden": settings.hidden,
         "layers": settings.layers,
         "max_rows": settings.caps.iter().map(|(k, v)| (k.key(), v)).collect::<std::collections::BTreeMap<_, _>>(),
         "models": outcomes,
-        "failed": failures.iter().map(|(k, e)| json!({"model": k.key(), "error": e})).collect::<Vec<_>>(),
+        "failed": failures.iter().map(|(v, e)| json!({"model": v.key(), "error": e})).collect::<Vec<_>>(),
         "notes": notes,
     });
     write_file(
@@ -165,7 +218,7 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
         p,
         &figures,
         out,
-        "comparison.csv, comparison.md, comparison.json, subsamples.json, split.json, prepare.json",
+        "comparison.csv, comparison.md, comparison.json, subsamples.json, windows-K.csv (a windowed classical model's windows), split.json, prepare.json",
         false,
     )?;
     Ok(if failures.is_empty() {
@@ -173,6 +226,28 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// windows-K.csv: for each of `rows` (training rows, then the split's test rows), the
+/// source lines of its window's records, oldest first, the row itself last; empty where
+/// the position is before the flow's start.
+fn write_windows(path: &Path, sequences: &Sequences, lines: &[u64], rows: &[usize]) -> Result<()> {
+    let mut w = csv_file(path)?;
+    let k = sequences.k;
+    let header: Vec<String> = (1..=k).map(|t| format!("record{t}")).collect();
+    w.write_record(&header)?;
+    for &r in rows {
+        w.write_record(sequences.windows[r * k..(r + 1) * k].iter().map(|&src| {
+            if src == PAD {
+                String::new()
+            } else {
+                lines[src as usize].to_string()
+            }
+        }))?;
+    }
+    w.flush()
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
 }
 
 /// comparison.csv: one row per model, numbers at full precision, empty where undefined.
@@ -202,7 +277,7 @@ fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<()> {
     for o in outcomes {
         let m = &o.metrics;
         w.write_record([
-            o.model.key().to_string(),
+            o.key.clone(),
             o.name.clone(),
             o.library.clone(),
             o.window.to_string(),
@@ -225,4 +300,104 @@ fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<()> {
     w.flush()
         .with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())
+}
+
+/// Windows of every length in `lengths` over all rows of `ds`, through the fitted pipeline.
+fn windows(pipeline: &Pipeline, ds: &Dataset, lengths: &[usize]) -> Result<Vec<Sequences>> {
+    let all: Vec<usize> = (0..ds.n_rows()).collect();
+    let features = pipeline.transform(ds, &all)?;
+    let mut out = Vec::with_capacity(lengths.len());
+    for &k in lengths {
+        out.push(Sequences::new(features.clone(), ds.flows.as_deref(), k)?);
+    }
+    Ok(out)
+}
+
+/// The `--test` file, read the way the training file was and prepared by its pipeline.
+struct TestFile {
+    path: std::path::PathBuf,
+    sequences: Vec<Sequences>,
+    /// Class of every row in the pipeline's numbering (0 for unknown ones, never read).
+    labels: Vec<u32>,
+    /// The rows whose class the training file has.
+    rows: Vec<usize>,
+    /// Rows of classes the training file lacks (class → rows).
+    unknown_classes: std::collections::BTreeMap<String, u64>,
+    /// Scored rows identical to a training row.
+    also_in_training: usize,
+}
+
+impl TestFile {
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if !self.unknown_classes.is_empty() {
+            let counts: Vec<String> = self
+                .unknown_classes
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            notes.push(format!(
+                "{}: {} rows of classes the training file lacks are not scored: {}.",
+                self.path.display(),
+                self.unknown_classes.values().sum::<u64>(),
+                counts.join(", ")
+            ));
+        }
+        if self.also_in_training > 0 {
+            notes.push(format!(
+                "{}: {} scored rows are identical to training rows (their scores flatter every model).",
+                self.path.display(),
+                self.also_in_training
+            ));
+        }
+        notes
+    }
+}
+
+fn read_test(path: &Path, p: &Prepared, lengths: &[usize], ui: Ui) -> Result<TestFile> {
+    let ds = read(
+        path,
+        &ingest_options(&p.pipeline, ui.threads(), false),
+        ui.quiet,
+    )?;
+    let sequences = windows(&p.pipeline, &ds, lengths)
+        .with_context(|| format!("--test {}: cannot apply the pipeline", path.display()))?;
+    let map = p.pipeline.class_map(&ds);
+    let mut unknown_classes = std::collections::BTreeMap::new();
+    let mut rows = Vec::new();
+    let labels = ds
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(r, &l)| match map[l as usize] {
+            Some(c) => {
+                rows.push(r);
+                c
+            }
+            None => {
+                *unknown_classes
+                    .entry(ds.classes[l as usize].clone())
+                    .or_insert(0) += 1;
+                0
+            }
+        })
+        .collect();
+    let train_hashes: FxHashSet<u128> = p
+        .split
+        .train
+        .iter()
+        .map(|&r| p.dataset.row_hashes[r])
+        .collect();
+    let also_in_training = rows
+        .iter()
+        .filter(|&&r| train_hashes.contains(&ds.row_hashes[r]))
+        .count();
+    Ok(TestFile {
+        path: path.to_path_buf(),
+        sequences,
+        labels,
+        rows,
+        unknown_classes,
+        also_in_training,
+    })
 }

@@ -18,6 +18,12 @@ baseline and of the MLP on them, with comparable hyper-parameters:
 A model trained on a subsample in iotids is trained here on the same rows (subsamples.json
 gives their source lines; split.json maps them to rows of features-train.csv).
 
+Windowed classical models (--windowed, default tree@8,gbdt@8) read the flow's last K
+records flattened side by side (zeros before the flow's start). iotids writes the windows it
+read as source lines (windows-K.csv); the script builds the same flattened rows from the
+feature matrices, checks that every window lies inside its split side, and fits the
+same counterpart on them.
+
 scikit-learn's LinearSVC is not the counterpart of the SVM: it minimises the squared hinge
 loss with liblinear (on MQTTset it scores higher; the script prints it as well).
 
@@ -25,8 +31,8 @@ Prints one line per model: iotids' macro-F1, scikit-learn's, the difference. Wit
 --check, exits 1 when a difference is larger than --tolerance (default 0.05) for a model
 not listed in EXPLAINED, whose gap has a stated cause.
 
-Usage: compare_sklearn.py IOTIDS_BIN DATA.csv [--models lr,nb,...] [--check]
-       [--tolerance T] [--compare-flags "..."] [-- data flags for prepare and compare]
+Usage: compare_sklearn.py IOTIDS_BIN DATA.csv [--models lr,nb,...] [--windowed tree@8,...]
+       [--check] [--tolerance T] [--compare-flags "..."] [-- data flags for prepare and compare]
 """
 import argparse
 import json
@@ -73,6 +79,8 @@ def main():
     ap.add_argument("bin")
     ap.add_argument("data")
     ap.add_argument("--models", default="lr,nb,knn,svm,tree,forest,gbdt,mlp")
+    ap.add_argument("--windowed", default="tree@8,gbdt@8",
+                    help="windowed classical models (MODEL@K) to check as well ('' for none)")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--out", help="keep iotids' outputs here (default: a temporary directory)")
@@ -96,8 +104,11 @@ def main():
 
     iotids("prepare", a.data, "--out", prep, "--write-features", "--split", "flow", *flags)
     # compare exits 1 when a model could not be fitted: that is reported below, not fatal.
-    r = subprocess.run([a.bin, "-q", "compare", a.data, "--out", cmp, "--models", a.models,
-                        "--split", "flow", *a.compare_flags.split(), *flags],
+    windowed = [m for m in a.windowed.split(",") if m]
+    models = ",".join(a.models.split(",") + windowed)
+    r = subprocess.run([a.bin, "-q", "compare", a.data, "--out", cmp, "--models", models,
+                        "--classical-window", "1", "--split", "flow", *a.compare_flags.split(),
+                        *flags],
                        stdout=subprocess.DEVNULL)
     if r.returncode not in (0, 1):
         sys.exit(f"iotids compare failed ({r.returncode})")
@@ -109,15 +120,43 @@ def main():
     layers = ours.get("layers", 1)
     subsamples = json.load(open(os.path.join(cmp, "subsamples.json")))
     # features-train.csv lists the training rows in split.json's order.
-    position = {line: i for i, line in enumerate(json.load(open(os.path.join(prep, "split.json")))["train"])}
-    by_key = {m["model"]: m for m in ours["models"]}
-    key_of = {"LogisticRegression": "lr", "NaiveBayes": "nb", "Knn": "knn", "LinearSvm": "svm",
-              "DecisionTree": "tree", "RandomForest": "forest", "Gbdt": "gbdt", "Mlp": "mlp"}
-    by_key = {key_of.get(k, k): v for k, v in by_key.items()}
+    split = json.load(open(os.path.join(prep, "split.json")))
+    position = {line: i for i, line in enumerate(split["train"])}
+    by_key = {m["key"]: m for m in ours["models"]}
     print(f"{len(y)} training rows, {len(yt)} test rows, {X.shape[1]} features")
     print(f"{'model':8} {'rows':>7} {'iotids':>8} {'sklearn':>8} {'diff':>7}")
     bad = []
-    for key in a.models.split(","):
+    flat = {}
+
+    def flattened(k):
+        """The training and test rows as iotids' windows of k records, flattened."""
+        if k in flat:
+            return flat[k]
+        windows = pd.read_csv(os.path.join(cmp, f"windows-{k}.csv"), dtype="Int64")
+        width = X.shape[1]
+        feats = {}
+        for side, lines, M in (("train", split["train"], X), ("test", split["test"], Xt)):
+            for line, row in zip(lines, M):
+                feats[line] = (side, row)
+        out = {"train": {}, "test": {}}
+        for rec in windows.itertuples(index=False):
+            lines = list(rec)
+            side = feats[int(lines[-1])][0]
+            parts = []
+            for line in lines:
+                if pd.isna(line):
+                    parts.append(np.zeros(width))
+                else:
+                    s, row = feats[int(line)]
+                    assert s == side, f"window of line {lines[-1]} crosses the split"
+                    parts.append(row)
+            out[side][int(lines[-1])] = np.concatenate(parts)
+        assert len(out["train"]) == len(y) and len(out["test"]) == len(yt), "windows-K.csv rows"
+        flat[k] = (np.stack([out["train"][l] for l in split["train"]]),
+                   np.stack([out["test"][l] for l in split["test"]]))
+        return flat[k]
+
+    for key in a.models.split(",") + windowed:
         if key not in by_key:
             bad.append(f"{key}: iotids did not fit it")
             print(f"{key:8} iotids failed")
@@ -126,12 +165,15 @@ def main():
         if key in subsamples:
             rows = np.array([position[line] for line in subsamples[key]])
 
+        name, _, k = key.partition("@")
+        Xk, Xtk = flattened(int(k)) if k else (X, Xt)
+
         def fit_score(name):
             model = sklearn_model(name, layers, 42)
-            model.fit(X[rows], y[rows])
-            return f1_score(yt, model.predict(Xt), average="macro")
+            model.fit(Xk[rows], y[rows])
+            return f1_score(yt, model.predict(Xtk), average="macro")
 
-        theirs = fit_score(key)
+        theirs = fit_score(name)
         mine = by_key[key]["metrics"]["macro_f1"]
         diff = mine - theirs
         flag = ""

@@ -1,7 +1,8 @@
 //! The classical baselines, each from a maintained crate: smartcore's logistic regression,
 //! Gaussian naive Bayes, KNN, linear SVM, decision tree and random forest, and perpetual's
-//! gradient-boosted trees. They read single records: the same prepared features the GRU's
-//! first record sees.
+//! gradient-boosted trees. They read flat feature rows: a single record (the same prepared
+//! features the GRU reads per step), or a window of K records of the flow flattened side
+//! by side ([`Rows::windows`], from the GRU's own [`Sequences`]).
 //!
 //! Every model returns one score per class and row, because ROC-AUC needs a ranking, not a
 //! vote. Where the crate has no probability output, the score is computed from what it
@@ -29,6 +30,8 @@ use smartcore::tree::decision_tree_classifier::{
     DecisionTreeClassifier, DecisionTreeClassifierParameters,
 };
 
+use iotids_data::window::Sequences;
+
 use crate::error::Error;
 
 /// smartcore's models over f64 features and u32 class ids in its dense matrix.
@@ -36,7 +39,7 @@ type Tree = DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>;
 type Forest = RandomForestClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>;
 type Knn = KNNClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>, Euclidian<f64>>;
 
-/// Single-record feature rows with their classes: what a classical model trains on.
+/// Flat feature rows with their classes: what a classical model trains on and scores.
 #[derive(Debug, Clone)]
 pub struct Rows {
     /// Row-major `n × features`.
@@ -61,6 +64,27 @@ impl Rows {
         Rows {
             x,
             features,
+            y: labels.map_or_else(Vec::new, |l| rows.iter().map(|&r| l[r]).collect()),
+        }
+    }
+
+    /// The windows of `sequences` ending at `rows`, flattened: the window's K records,
+    /// oldest first, each the prepared feature vector, positions before the flow's start
+    /// zeros: exactly [`Sequences::batch`]'s `x`, `K × F` values a row (F for K = 1, the
+    /// record alone). No padding indicator: with `--flow-timing`, `flow.index` already
+    /// says how many records precede, and on MQTTset one indicator per position changed
+    /// no score of the tree or the boosted trees at window 8.
+    pub fn windows(sequences: &Sequences, rows: &[usize], labels: Option<&[u32]>) -> Rows {
+        let width = sequences.k * sequences.features.cols;
+        let mut out = Vec::with_capacity(rows.len() * width);
+        let (mut x, mut mask) = (Vec::new(), Vec::new());
+        for chunk in rows.chunks(4096) {
+            sequences.batch(chunk, &mut x, &mut mask);
+            out.extend(x.iter().map(|&v| f64::from(v)));
+        }
+        Rows {
+            x: out,
+            features: width,
             y: labels.map_or_else(Vec::new, |l| rows.iter().map(|&r| l[r]).collect()),
         }
     }
@@ -630,6 +654,40 @@ mod tests {
             .unwrap();
         assert!(s.iter().all(|v| v.is_finite()));
         assert!(accuracy(&s, &train.y, 3) > 0.95);
+    }
+
+    /// A flattened window is its K records, oldest first, zeros before the flow's start;
+    /// window 1 is the record alone.
+    #[test]
+    fn a_flattened_window_is_its_records_side_by_side_with_padding_at_the_flow_start() {
+        // 5 rows of 2 features, flows A B A A B.
+        let data: Vec<f32> = (0..10).map(|v| v as f32 + 0.5).collect();
+        let matrix = iotids_data::pipeline::Matrix {
+            rows: 5,
+            cols: 2,
+            data,
+        };
+        let rec = |r: usize| [r as f64 * 2.0 + 0.5, r as f64 * 2.0 + 1.5];
+        let flows = [0, 1, 0, 0, 1];
+        let s3 = Sequences::new(matrix.clone(), Some(&flows), 3).unwrap();
+        let w = Rows::windows(&s3, &[3, 4, 0], Some(&[9, 8, 7, 6, 5]));
+        assert_eq!((w.features, w.len()), (6, 3));
+        assert_eq!(w.y, vec![6, 5, 9]);
+        // Row 3: rows 0, 2, 3 of flow A, no padding.
+        let row3: Vec<f64> = [rec(0), rec(2), rec(3)].concat();
+        assert_eq!(w.row(0), row3);
+        // Row 4: padding, then rows 1 and 4 of flow B.
+        let row4: Vec<f64> = [[0.0, 0.0], rec(1), rec(4)].concat();
+        assert_eq!(w.row(1), row4);
+        // Row 0: the flow's first record, two padding positions.
+        let row0: Vec<f64> = [[0.0; 2], [0.0; 2], rec(0)].concat();
+        assert_eq!(w.row(2), row0);
+        // Window 1: the record's own features, nothing else.
+        let s1 = Sequences::new(matrix, Some(&flows), 1).unwrap();
+        let one = Rows::windows(&s1, &[4, 1], None);
+        assert_eq!(one.features, 2);
+        assert_eq!(one.x, [rec(4), rec(1)].concat());
+        assert!(one.y.is_empty());
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! Every model sees the same prepared features (the pipeline fitted on the training split),
 //! the same training, validation and test rows, and is scored by the same
 //! [`iotids_model::metrics::evaluate`]. The differences that remain are stated:
-//! - classical models and the MLP read single records; the RNN, LSTM and GRU-K read windows
-//!   of K records of the same flow;
+//! - the MLP reads single records; the RNN, LSTM and GRU-K read windows of K records of
+//!   the same flow; a classical model reads single records ([`Variant::window`] 1) or the
+//!   same windows flattened ([`Rows::windows`]: the K records side by side, zeros before
+//!   the flow's start), built from the same [`Sequences`] the recurrent models read;
 //! - the deep models use the validation rows for early stopping and the class weights (if
 //!   training uses them); the classical models train on the training rows alone, unweighted
 //!   (scikit-learn's defaults);
 //! - a model listed in [`Settings::caps`] trains on a stratified subsample of at most that
-//!   many rows, and its [`Outcome`] says so.
+//!   many rows (at every window), and its [`Outcome`] says so.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -171,23 +173,181 @@ impl FromStr for ModelKind {
     }
 }
 
+/// A model at the window it reads: the unit of the comparison, one table row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Variant {
+    pub kind: ModelKind,
+    /// Records per window (1: single records).
+    pub window: usize,
+}
+
+impl Variant {
+    /// `kind` at the window it reads when the comparison's window is `k` (deep models), or
+    /// at `window` (classical models; deep models ignore it).
+    pub fn new(kind: ModelKind, window: usize, k: usize) -> Variant {
+        let window = if kind.classical().is_some() {
+            window
+        } else {
+            kind.window(k)
+        };
+        Variant { kind, window }
+    }
+
+    /// What `--models` takes for it and what the outputs call it: `gbdt`, `gbdt@8`, `gru`.
+    pub fn key(self) -> String {
+        if self.kind.classical().is_some() && self.window > 1 {
+            format!("{}@{}", self.kind.key(), self.window)
+        } else {
+            self.kind.key().to_string()
+        }
+    }
+
+    /// The table's name: "gradient-boosted trees", "gradient-boosted trees, window 8".
+    pub fn label(self) -> String {
+        if self.kind.classical().is_some() && self.window > 1 {
+            format!("{}, window {}", self.kind.label(1), self.window)
+        } else {
+            self.kind.label(self.window)
+        }
+    }
+}
+
+/// One item of `--models`: a model, with the window of a classical one when given
+/// (`gbdt@8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    pub kind: ModelKind,
+    /// `None`: the default windows (a classical model at 1 and at the classical window;
+    /// a deep one at its own).
+    pub window: Option<usize>,
+}
+
+impl Choice {
+    /// Every model at its default windows: what `--models` defaults to.
+    pub fn all() -> Vec<Choice> {
+        ModelKind::ALL
+            .into_iter()
+            .map(|kind| Choice { kind, window: None })
+            .collect()
+    }
+
+    /// The table rows it stands for, with `k` the recurrent models' window and
+    /// `classical` the classical models' default window: a classical model without `@K`
+    /// at 1 and, when `classical` > 1, at `classical`.
+    pub fn variants(self, k: usize, classical: usize) -> Vec<Variant> {
+        match (self.kind.classical(), self.window) {
+            (Some(_), Some(w)) => vec![Variant::new(self.kind, w, k)],
+            (Some(_), None) if classical > 1 => vec![
+                Variant::new(self.kind, 1, k),
+                Variant::new(self.kind, classical, k),
+            ],
+            _ => vec![Variant::new(self.kind, 1, k)],
+        }
+    }
+}
+
+impl fmt::Display for Choice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.window {
+            Some(w) => write!(f, "{}@{w}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+impl FromStr for Choice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let Some((name, window)) = s.split_once('@') else {
+            return Ok(Choice {
+                kind: s.parse()?,
+                window: None,
+            });
+        };
+        let kind: ModelKind = name.parse()?;
+        let classical: Vec<&str> = ModelKind::ALL
+            .into_iter()
+            .filter(|m| m.classical().is_some())
+            .map(ModelKind::key)
+            .collect();
+        if kind.classical().is_none() {
+            return Err(Error::Config {
+                field: "model",
+                value: s.into(),
+                allowed: format!(
+                    "a window (@K) only for a classical model ({}); the recurrent models read --window",
+                    classical.join(", ")
+                ),
+            });
+        }
+        let window = window
+            .parse::<usize>()
+            .ok()
+            .filter(|&w| w >= 1)
+            .ok_or_else(|| Error::Config {
+                field: "model",
+                value: s.into(),
+                allowed: "MODEL@K with K a whole number of records, at least 1 (gbdt@8)".into(),
+            })?;
+        Ok(Choice {
+            kind,
+            window: Some(window),
+        })
+    }
+}
+
+/// A table the models read: windows over all its rows and its classes.
+#[derive(Debug, Clone, Copy)]
+pub struct Table<'a> {
+    /// Windows over every row, one [`Sequences`] per window length the models read (the
+    /// single records, k = 1, among them), all over the same features.
+    pub sequences: &'a [Sequences],
+    /// Class of every row (the pipeline's ids; rows never trained on or scored may hold
+    /// anything).
+    pub labels: &'a [u32],
+}
+
+impl<'a> Table<'a> {
+    /// The windows of `k` records.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when no [`Sequences`] of that length was built.
+    pub fn windows(&self, k: usize) -> Result<&'a Sequences, Error> {
+        self.sequences
+            .iter()
+            .find(|s| s.k == k)
+            .ok_or_else(|| Error::Config {
+                field: "window",
+                value: k.to_string(),
+                allowed: format!(
+                    "one of the windows built: {:?}",
+                    self.sequences.iter().map(|s| s.k).collect::<Vec<_>>()
+                ),
+            })
+    }
+}
+
 /// The data every model is compared on.
 #[derive(Debug, Clone, Copy)]
 pub struct Task<'a> {
-    /// Single records (window 1) over all rows.
-    pub records: &'a Sequences,
-    /// Windows of K records over all rows (the same features).
-    pub windows: &'a Sequences,
-    /// Class of every row.
-    pub labels: &'a [u32],
+    /// The training file: the training and validation rows are its rows.
+    pub data: Table<'a>,
+    /// The table the test rows are rows of: `data` itself, or a separate test file read
+    /// the same way (its labels in the pipeline's classes).
+    pub test_data: Table<'a>,
     /// Class names, by id.
     pub classes: &'a [String],
     /// The benign class, for the detection and false-alarm rates.
     pub normal: Option<usize>,
     /// The pipeline's class weights (used by the deep models if training is weighted).
     pub class_weights: &'a [f64],
+    /// Rows of `data`.
     pub train: &'a [usize],
+    /// Rows of `data`.
     pub validation: &'a [usize],
+    /// Rows of `test_data`.
     pub test: &'a [usize],
 }
 
@@ -212,6 +372,8 @@ pub struct Settings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
     pub model: ModelKind,
+    /// [`Variant::key`]: `gbdt`, `gbdt@8`.
+    pub key: String,
     /// The table's name.
     pub name: String,
     /// Library that fitted it.
@@ -243,17 +405,26 @@ impl Outcome {
     pub fn subsampled(&self) -> bool {
         self.train_rows < self.train_rows_available
     }
+
+    /// The model and the window it read.
+    pub fn variant(&self) -> Variant {
+        Variant {
+            kind: self.model,
+            window: self.window,
+        }
+    }
 }
 
-/// Trains `model` on the task's training rows and scores its test rows. `on_event` sees
+/// Trains `variant` on the task's training rows and scores its test rows. `on_event` sees
 /// the deep models' epochs.
 ///
 /// # Errors
 ///
 /// [`Error::Fit`] / [`Error::Model`] when the model cannot be fitted (the reason is the
-/// crate's); [`Error::Config`] for a task without training or test rows.
+/// crate's); [`Error::Config`] for a task without training or test rows, or without the
+/// windows the variant reads.
 pub fn run(
-    model: ModelKind,
+    variant: Variant,
     task: &Task<'_>,
     settings: &Settings,
     on_event: &mut (dyn FnMut(TrainEvent) + Send),
@@ -269,11 +440,13 @@ pub fn run(
             allowed: "training and test rows both".into(),
         });
     }
+    let model = variant.kind;
+    let window = variant.window;
     let k = task.classes.len();
     let subsample = match settings.caps.get(&model) {
         Some(&cap) if cap < task.train.len() => Some(stratified_sample(
             task.train,
-            task.labels,
+            task.data.labels,
             k,
             cap,
             settings.train.seed,
@@ -281,32 +454,33 @@ pub fn run(
         _ => None,
     };
     let train_rows = subsample.as_deref().unwrap_or(task.train);
-    let window = model.window(task.windows.k);
+    let sequences = task.data.windows(window)?;
+    let test_sequences = task.test_data.windows(window)?;
     let (train_seconds, inference_seconds, scores, epochs) = match model.classical() {
         Some(family) => {
-            let m = task.records.features.cols;
-            let data = &task.records.features.data;
             let t0 = Instant::now();
-            let rows = Rows::gather(data, m, train_rows, Some(task.labels));
+            let rows = Rows::windows(sequences, train_rows, Some(task.data.labels));
             let fitted = classical::fit(family, &rows, k, settings.train.seed)?;
             let train_seconds = t0.elapsed().as_secs_f64();
             drop(rows);
+            // Scored in chunks: a flattened window is K × (F + 1) f64s a row.
             let t0 = Instant::now();
+            let mut probabilities = Vec::with_capacity(task.test.len() * k);
+            for chunk in task.test.chunks(SCORE_CHUNK) {
+                let rows = Rows::windows(test_sequences, chunk, None);
+                probabilities.extend(fitted.scores(&rows, k)?);
+            }
             let scores = Scores {
-                probabilities: fitted.scores(&Rows::gather(data, m, task.test, None), k)?,
+                probabilities,
                 classes: k,
             };
             (train_seconds, t0.elapsed().as_secs_f64(), scores, None)
         }
         None => {
-            let sequences = if window == 1 {
-                task.records
-            } else {
-                task.windows
-            };
             let deep = Deep {
                 task,
                 sequences,
+                test_sequences,
                 train_rows,
                 settings,
             };
@@ -343,7 +517,11 @@ pub fn run(
             }
         }
     };
-    let y_true: Vec<u32> = task.test.iter().map(|&r| task.labels[r]).collect();
+    let y_true: Vec<u32> = task
+        .test
+        .iter()
+        .map(|&r| task.test_data.labels[r])
+        .collect();
     let y_pred = scores.predictions();
     let metrics = evaluate(
         &y_true,
@@ -354,7 +532,8 @@ pub fn run(
     );
     Ok(Outcome {
         model,
-        name: model.label(task.windows.k),
+        key: variant.key(),
+        name: variant.label(),
         library: model.library().into(),
         window,
         train_rows: train_rows.len(),
@@ -368,6 +547,9 @@ pub fn run(
     })
 }
 
+/// Test rows a classical model scores at once (bounds the flattened copy).
+const SCORE_CHUNK: usize = 32_768;
+
 /// Fits a deep model with the shared loop and scores the test rows: (fit seconds, scoring
 /// seconds, scores, (epochs run, epoch kept)).
 type DeepRun = (f64, f64, Scores, Option<(usize, usize)>);
@@ -376,6 +558,7 @@ type DeepRun = (f64, f64, Scores, Option<(usize, usize)>);
 struct Deep<'a> {
     task: &'a Task<'a>,
     sequences: &'a Sequences,
+    test_sequences: &'a Sequences,
     train_rows: &'a [usize],
     settings: &'a Settings,
 }
@@ -390,12 +573,13 @@ impl Deep<'_> {
         let Deep {
             task,
             sequences,
+            test_sequences,
             train_rows,
             settings,
         } = *self;
         let ex = |rows| Examples {
             sequences,
-            labels: task.labels,
+            labels: task.data.labels,
             rows,
         };
         let t0 = Instant::now();
@@ -409,7 +593,12 @@ impl Deep<'_> {
         )?;
         let train_seconds = t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
-        let scores = score(&net, ex(task.test), 1024);
+        let test = Examples {
+            sequences: test_sequences,
+            labels: task.test_data.labels,
+            rows: task.test,
+        };
+        let scores = score(&net, test, 1024);
         let inference_seconds = t0.elapsed().as_secs_f64();
         Ok((
             train_seconds,
@@ -488,6 +677,127 @@ mod tests {
         assert_ne!(s, stratified_sample(&rows, &labels, 3, 100, 43));
     }
 
+    #[test]
+    fn choices_spell_windows_of_classical_models_only() {
+        let c: Choice = "gbdt@8".parse().unwrap();
+        assert_eq!(
+            (c.kind, c.window, c.to_string()),
+            (ModelKind::Gbdt, Some(8), "gbdt@8".into())
+        );
+        let v = c.variants(16, 4);
+        assert_eq!(v, vec![Variant::new(ModelKind::Gbdt, 8, 16)]);
+        assert_eq!(
+            (v[0].key(), v[0].label()),
+            ("gbdt@8".into(), "gradient-boosted trees, window 8".into())
+        );
+        // Without @K: window 1 and the classical window; deep models at their own.
+        let tree: Choice = "tree".parse().unwrap();
+        let windows = |c: Choice, k, cw| -> Vec<usize> {
+            c.variants(k, cw).iter().map(|v| v.window).collect()
+        };
+        assert_eq!(windows(tree, 16, 8), [1, 8]);
+        assert_eq!(windows(tree, 16, 1), [1]);
+        assert_eq!(windows("gru".parse().unwrap(), 16, 8), [16]);
+        assert_eq!(windows("mlp".parse().unwrap(), 16, 8), [1]);
+        assert_eq!(Variant::new(ModelKind::Gbdt, 1, 16).key(), "gbdt");
+        assert_eq!(
+            Variant::new(ModelKind::Gbdt, 1, 16).label(),
+            "gradient-boosted trees"
+        );
+        let e = |s: &str| s.parse::<Choice>().unwrap_err().to_string();
+        assert_eq!(
+            e("gru@8"),
+            "model = gru@8: a window (@K) only for a classical model (lr, nb, knn, svm, tree, forest, gbdt); the recurrent models read --window"
+        );
+        assert_eq!(
+            e("gbdt@0"),
+            "model = gbdt@0: MODEL@K with K a whole number of records, at least 1 (gbdt@8)"
+        );
+        assert!(
+            e("xgb@4").starts_with("model = xgb: one of lr,"),
+            "{}",
+            e("xgb@4")
+        );
+    }
+
+    /// Flows whose class shows only across records: every record is one bit, 0 or 1 as
+    /// often in both classes; a normal flow alternates it (0 1 0 1 …), an attack flow
+    /// repeats it (0 0 0 … or 1 1 1 …). A second feature is small noise. Flows interleave
+    /// in file order, 8 records each. (An exclusive or: greedy trees, whose first split
+    /// gains nothing, miss it; nearest neighbours and boosting find it.)
+    fn alternating_flows(flows: u32, seed: u64) -> (Vec<f32>, Vec<u32>, Vec<u32>) {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (mut x, mut flow_of, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        // 4 flows open at a time, their records interleaved.
+        for group in 0..flows / 4 {
+            let starts: Vec<(u32, u32)> = (0..4)
+                .map(|_| (rng.random_range(0..2), rng.random_range(0..2)))
+                .collect();
+            for t in 0..8 {
+                for (j, &(attack, first)) in starts.iter().enumerate() {
+                    let bit = if attack == 1 { first } else { (first + t) % 2 };
+                    x.extend([bit as f32, rng.random_range(0.0..0.1)]);
+                    flow_of.push(group * 4 + j as u32);
+                    labels.push(attack);
+                }
+            }
+        }
+        (x, flow_of, labels)
+    }
+
+    #[test]
+    fn a_windowed_classical_model_sees_what_single_records_cannot() {
+        let (x, flows, labels) = alternating_flows(200, 11);
+        let n = labels.len();
+        let m = Matrix {
+            rows: n,
+            cols: 2,
+            data: x,
+        };
+        let sequences: Vec<Sequences> = [1, 4]
+            .into_iter()
+            .map(|k| Sequences::new(m.clone(), Some(&flows), k).unwrap())
+            .collect();
+        let rows: Vec<usize> = (0..n).collect();
+        let classes = vec!["normal".to_string(), "attack".to_string()];
+        let data = Table {
+            sequences: &sequences,
+            labels: &labels,
+        };
+        let cut = n * 7 / 10;
+        let task = Task {
+            data,
+            test_data: data,
+            classes: &classes,
+            normal: Some(0),
+            class_weights: &[1.0, 1.0],
+            train: &rows[..cut],
+            validation: &[],
+            test: &rows[cut..],
+        };
+        let settings = Settings {
+            train: TrainConfig::default(),
+            hidden: 8,
+            layers: 1,
+            dropout: 0.0,
+            reset_after: true,
+            caps: BTreeMap::new(),
+        };
+        for kind in [ModelKind::Knn, ModelKind::Gbdt] {
+            let f1 = |w| {
+                let o = run(Variant::new(kind, w, 4), &task, &settings, &mut |_| ()).unwrap();
+                assert_eq!(o.window, w);
+                o.metrics.macro_f1
+            };
+            let (single, windowed) = (f1(1), f1(4));
+            // One bit tells nothing; the previous record's bit tells all but a flow's
+            // first record (1 in 8, a coin toss).
+            assert!(single < 0.65, "{kind:?}: window 1 macro-F1 {single}");
+            assert!(windowed > 0.9, "{kind:?}: window 4 macro-F1 {windowed}");
+        }
+    }
+
     /// Two classes a threshold on the one feature separates; the cap applies to one model.
     #[test]
     fn run_scores_the_test_rows_and_states_a_subsample() {
@@ -500,14 +810,19 @@ mod tests {
             data,
         };
         let flows: Vec<u32> = (0..n as u32).map(|r| r / 2).collect();
-        let records = Sequences::new(m.clone(), Some(&flows), 1).unwrap();
-        let windows = Sequences::new(m, Some(&flows), 2).unwrap();
+        let sequences = [
+            Sequences::new(m.clone(), Some(&flows), 1).unwrap(),
+            Sequences::new(m, Some(&flows), 2).unwrap(),
+        ];
         let rows: Vec<usize> = (0..n).collect();
         let classes = vec!["normal".to_string(), "attack".to_string()];
-        let task = Task {
-            records: &records,
-            windows: &windows,
+        let data = Table {
+            sequences: &sequences,
             labels: &labels,
+        };
+        let task = Task {
+            data,
+            test_data: data,
             classes: &classes,
             normal: Some(0),
             class_weights: &[1.0, 1.0],
@@ -528,7 +843,8 @@ mod tests {
             reset_after: true,
             caps: [(ModelKind::DecisionTree, 60)].into_iter().collect(),
         };
-        let tree = run(ModelKind::DecisionTree, &task, &settings, &mut |_| ()).unwrap();
+        let v = |kind, window| Variant::new(kind, window, 2);
+        let tree = run(v(ModelKind::DecisionTree, 1), &task, &settings, &mut |_| ()).unwrap();
         assert_eq!((tree.train_rows, tree.train_rows_available), (60, 240));
         assert!(tree.subsampled());
         // 60 rows place the threshold within a step or two of 0.5.
@@ -538,7 +854,7 @@ mod tests {
         assert_eq!(m.per_class[1].support, 50);
         assert_eq!(m.detection_rate, Some(m.confusion[1][1] as f64 / attacks));
         assert_eq!(tree.epochs, None);
-        let mlp = run(ModelKind::Mlp, &task, &settings, &mut |_| ()).unwrap();
+        let mlp = run(v(ModelKind::Mlp, 1), &task, &settings, &mut |_| ()).unwrap();
         assert!(!mlp.subsampled());
         assert!(mlp.metrics.accuracy > 0.95, "{:?}", mlp.metrics.accuracy);
         assert!(
@@ -547,10 +863,15 @@ mod tests {
         );
         assert!(mlp.records_per_second > 0.0);
         let empty = Task { test: &[], ..task };
-        let e = run(ModelKind::Knn, &empty, &settings, &mut |_| ()).unwrap_err();
+        let e = run(v(ModelKind::Knn, 1), &empty, &settings, &mut |_| ()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "split = 240 training and 0 test rows: training and test rows both"
+        );
+        let e = run(v(ModelKind::Knn, 3), &task, &settings, &mut |_| ()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "window = 3: one of the windows built: [1, 2]"
         );
     }
 }

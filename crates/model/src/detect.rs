@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use iotids_data::pipeline::{Input, Matrix};
+use iotids_data::pipeline::{Input, Matrix, Pipeline};
 use iotids_data::window::Sequences;
 use iotids_data::{Dataset, IngestOptions};
 use rustc_hash::FxHashMap;
@@ -43,33 +43,37 @@ impl Inputs {
     }
 }
 
+/// How to read a file for a fitted pipeline: its training file's layout, label column,
+/// dropped, kept and categorical columns, with the numeric inputs forced numeric (a
+/// column inferred as text in a small file would otherwise miss the pipeline's kinds).
+/// `label_optional` accepts files without the label column (prediction).
+pub fn ingest_options(pipeline: &Pipeline, threads: usize, label_optional: bool) -> IngestOptions {
+    let spec = &pipeline.ingest;
+    IngestOptions {
+        format: Some(spec.format),
+        label: Some(spec.label.clone()),
+        drop: spec.drop.clone(),
+        keep: spec.keep.clone(),
+        categorical: spec.categorical.clone(),
+        flow_timing: spec.flow_timing.into(),
+        numeric: pipeline
+            .inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::Numeric { name, .. } => Some(name.clone()),
+                Input::Categorical { .. } => None,
+            })
+            .collect(),
+        label_optional,
+        threads,
+        ..IngestOptions::default()
+    }
+}
+
 impl Detector {
-    /// How to read a file for this model: its training file's layout, label column,
-    /// dropped, kept and categorical columns, with the numeric inputs forced numeric (a
-    /// column inferred as text in a small file would otherwise miss the model's kinds).
-    /// `label_optional` accepts files without the label column (prediction).
+    /// How to read a file for this model: [`ingest_options`] of its pipeline.
     pub fn ingest_options(&self, threads: usize, label_optional: bool) -> IngestOptions {
-        let spec = &self.pipeline.ingest;
-        IngestOptions {
-            format: Some(spec.format),
-            label: Some(spec.label.clone()),
-            drop: spec.drop.clone(),
-            keep: spec.keep.clone(),
-            categorical: spec.categorical.clone(),
-            flow_timing: spec.flow_timing.into(),
-            numeric: self
-                .pipeline
-                .inputs
-                .iter()
-                .filter_map(|i| match i {
-                    Input::Numeric { name, .. } => Some(name.clone()),
-                    Input::Categorical { .. } => None,
-                })
-                .collect(),
-            label_optional,
-            threads,
-            ..IngestOptions::default()
-        }
+        ingest_options(&self.pipeline, threads, label_optional)
     }
 
     /// Applies the pipeline to every row of `ds` and builds the model's windows.

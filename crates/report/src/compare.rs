@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use iotids_baselines::compare::{ModelKind, Outcome, Settings};
+use iotids_baselines::compare::{Outcome, Settings, Variant};
 
 use crate::charts::{self, ChartError};
 use crate::html::Block;
@@ -111,9 +111,8 @@ fn thousands(n: usize) -> String {
 /// What a reader of the table must know: subsamples, failures, the settings.
 pub fn notes(
     outcomes: &[Outcome],
-    failures: &[(ModelKind, String)],
+    failures: &[(Variant, String)],
     settings: &Settings,
-    window: usize,
 ) -> Vec<String> {
     let mut notes = Vec::new();
     let sub: Vec<String> = outcomes
@@ -127,14 +126,14 @@ pub fn notes(
             sub.join("; ")
         ));
     }
-    for (kind, e) in failures {
-        notes.push(format!("{} could not be fitted: {e}", kind.label(window)));
+    for (variant, e) in failures {
+        notes.push(format!("{} could not be fitted: {e}", variant.label()));
     }
     let t = &settings.train;
-    let windowed: Vec<&str> = outcomes
+    let windowed: Vec<String> = outcomes
         .iter()
-        .filter(|o| o.window > 1)
-        .map(|o| o.name.as_str())
+        .filter(|o| o.window > 1 && o.epochs.is_some())
+        .map(|o| o.name.clone())
         .collect();
     if outcomes.iter().any(|o| o.epochs.is_some()) {
         notes.push(format!(
@@ -150,9 +149,14 @@ pub fn notes(
             if windowed.is_empty() {
                 String::new()
             } else {
-                format!("; windows of {window} records of the flow: {}", windowed.join(", "))
+                format!("; windows of records of the flow: {}", windowed.join(", "))
             }
         ));
+    }
+    if outcomes.iter().any(|o| o.window > 1 && o.epochs.is_none()) {
+        notes.push(
+            "A classical model at window K reads the windows the recurrent models read, flattened: the flow's last K records side by side, oldest first (K × the features), zeros for positions before the flow's start.".into(),
+        );
     }
     notes
 }
@@ -185,7 +189,7 @@ pub fn sections(
     let mut out = vec![
         Block::Heading("Model comparison".into()),
         Block::Paragraph(
-            "Every model is trained on the same prepared features and training rows, and scored on the same test rows with the same metrics. Classical models and the MLP read one record; the RNN, LSTM and the windowed GRU read the window of records of the same flow ending at the row. Deep models stop early on the validation rows; classical models use scikit-learn's default settings. Training time is wall time on this machine; inference is the test rows per second of wall time, features already prepared.".into(),
+            "Every model is trained on the same prepared features and training rows, and scored on the same test rows with the same metrics. The MLP reads one record; the RNN, LSTM and the windowed GRU read the window of records of the same flow ending at the row; a classical model reads one record (window 1) or that window flattened. Deep models stop early on the validation rows; classical models use scikit-learn's default settings. Training time is wall time on this machine; inference is the test rows per second of wall time, features already prepared.".into(),
         ),
     ];
     for n in notes {
@@ -262,6 +266,7 @@ mod tests {
                 .collect();
             Outcome {
                 model: ModelKind::Knn,
+                key: "knn".into(),
                 name: "m".into(),
                 library: "smartcore".into(),
                 window: 1,
