@@ -1000,7 +1000,7 @@ fn bad_flags_are_refused_before_any_file_is_read() {
     let missing = missing.to_str().unwrap();
     let out = dir.path().join("out");
     let out_s = out.to_str().unwrap();
-    let cases: [(&[&str], &[&str]); 12] = [
+    let cases: [(&[&str], &[&str]); 13] = [
         (
             &["train", missing, "--out", out_s, "--lr", "0"],
             &["--lr", "'0'", "> 0"],
