@@ -789,7 +789,7 @@ mod tests {
         let Job::Prepare(p) = resolve_args(&["prepare", "f.csv", "--out", "m"]).unwrap() else {
             panic!("not a prepare job")
         };
-        assert_eq!(p.prepare.split.method, SplitMethod::Stratified);
+        assert_eq!(p.prepare.split.method, SplitMethod::Auto);
         assert_eq!(p.prepare.split.train, SplitConfig::default().train);
     }
 

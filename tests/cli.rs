@@ -296,7 +296,7 @@ fn demo_trains_evaluates_and_reports_on_generated_data() {
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("model/model.json")).unwrap())
             .unwrap();
-    assert_eq!(card["window"], 8);
+    assert_eq!(card["window"], 16);
     let html = std::fs::read_to_string(out.join("model/report.html")).unwrap();
     assert!(html.contains("<svg"), "pictures are embedded");
     assert!(html.contains("Learning curves"));
@@ -911,10 +911,24 @@ fn compare_scores_every_model_on_a_separate_test_file() {
     assert!(o.status.success(), "{}", stderr(&o));
     // One class renamed: the training file has no `Zero_day`.
     let text = std::fs::read_to_string(&other).unwrap();
-    let renamed = text.matches(",Backdoor\n").count();
+    // The label is the last field; the generated file may end its lines with CRLF.
+    let mut renamed = 0;
+    let rewritten: String = text
+        .split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_end_matches(['\r', '\n']);
+            match body.strip_suffix(",Backdoor") {
+                Some(head) => {
+                    renamed += 1;
+                    format!("{head},Zero_day{}", &line[body.len()..])
+                }
+                None => line.to_string(),
+            }
+        })
+        .collect();
     assert!(renamed > 0, "synth wrote no Backdoor rows");
     let test = dir.path().join("test.csv");
-    std::fs::write(&test, text.replace(",Backdoor\n", ",Zero_day\n")).unwrap();
+    std::fs::write(&test, rewritten).unwrap();
     let all_rows = text.lines().count() - 1;
 
     let out = dir.path().join("cmp");
@@ -933,17 +947,19 @@ fn compare_scores_every_model_on_a_separate_test_file() {
         "2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let doc = json(&out.join("comparison.json"));
+    // The generated file holds a few malformed records (rejected and counted, not scored).
+    let scored = doc["test_rows"].as_u64().unwrap() as usize;
     assert!(
-        stdout(&o).contains(&format!(
-            "== comparison: rows of {} ({} rows) ==",
-            test.display(),
-            all_rows - renamed
-        )),
-        "{}",
+        scored <= all_rows - renamed && scored + 5 >= all_rows - renamed,
+        "{scored} of {all_rows} - {renamed}"
+    );
+    let said = format!("({scored} rows) ==");
+    assert!(
+        stdout(&o).contains("== comparison: rows of ") && stdout(&o).contains(&said),
+        "{said} in {}",
         stdout(&o)
     );
-    let doc = json(&out.join("comparison.json"));
-    assert_eq!(doc["test_rows"], all_rows - renamed);
     assert_eq!(doc["test_file"], test.to_str().unwrap());
     assert_eq!(doc["unknown_classes"]["Zero_day"], renamed);
     let notes: Vec<&str> = doc["notes"]
@@ -969,7 +985,7 @@ fn compare_scores_every_model_on_a_separate_test_file() {
             .iter()
             .map(|c| c["support"].as_u64().unwrap())
             .sum();
-        assert_eq!(support as usize, all_rows - renamed, "{}", m["key"]);
+        assert_eq!(support as usize, scored, "{}", m["key"]);
         let f1 = m["metrics"]["macro_f1"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&f1));
     }
@@ -1109,8 +1125,8 @@ fn help_lists_global_flags_apart_and_shows_defaults() {
         global.contains("--threads") && global.contains("--quiet"),
         "{help}"
     );
-    assert!(help.contains("[default: 0.001]"), "{help}");
-    assert!(help.contains("[default: 30]"), "{help}");
+    assert!(help.contains("[default: 0.003]"), "{help}");
+    assert!(help.contains("[default: 60]"), "{help}");
     let o = iotids(&["federate", "--help"]);
     assert!(stdout(&o).contains("[default: fedavgm]"), "{}", stdout(&o));
 }

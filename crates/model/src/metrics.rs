@@ -61,9 +61,18 @@ pub fn wilson(successes: u64, trials: u64, z: f64) -> Option<Interval> {
     let denominator = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denominator;
     let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denominator;
+    // At 0 or n successes the bound is exactly 0 or 1; the formula leaves rounding there.
     Some(Interval {
-        low: (centre - half).max(0.0),
-        high: (centre + half).min(1.0),
+        low: if successes == 0 {
+            0.0
+        } else {
+            (centre - half).max(0.0)
+        },
+        high: if successes >= trials {
+            1.0
+        } else {
+            (centre + half).min(1.0)
+        },
     })
 }
 

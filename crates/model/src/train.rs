@@ -784,7 +784,10 @@ pub(crate) mod tests {
 
     #[test]
     fn weights_replace_zero_and_respect_the_switch() {
-        let on = TrainConfig::default();
+        let on = TrainConfig {
+            class_weights: true,
+            ..TrainConfig::default()
+        };
         assert_eq!(loss_weights(&on, &[0.5, 0.0, 2.0]), vec![0.5, 1.0, 2.0]);
         let off = TrainConfig {
             class_weights: false,
