@@ -887,10 +887,6 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     assert!(out.join("figures/comparison.svg").exists());
 }
 
-/// Every flag is checked before any input is read or output written: a bad value on a
-/// file that does not exist is refused for the value (exit 2, the flag named with the value
-/// and what is allowed), not for the file, and nothing is created.
-
 /// `compare --test FILE`: every model scored on the rows of another labelled file, read the
 /// way the training file was; rows of a class the training file lacks are counted, not
 /// scored, and the training file is split into training and validation rows only.
@@ -1009,6 +1005,9 @@ fn compare_scores_every_model_on_a_separate_test_file() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("bad.csv"), "{}", stderr(&o));
 }
+/// Every flag is checked before any input is read or output written: a bad value on a
+/// file that does not exist is refused for the value (exit 2, the flag named with the value
+/// and what is allowed), not for the file, and nothing is created.
 #[test]
 fn bad_flags_are_refused_before_any_file_is_read() {
     let dir = tempfile::tempdir().unwrap();
