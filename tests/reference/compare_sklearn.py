@@ -13,7 +13,8 @@ baseline and of the MLP on them, with comparable hyper-parameters:
     tree    smartcore CART, Gini, unlimited depth        DecisionTreeClassifier()
     forest  smartcore, 100 trees, sqrt(features)         RandomForestClassifier(100)
     gbdt    perpetual, budget 1.0, OvR log loss          HistGradientBoostingClassifier()
-    mlp     burn, 64-unit ReLU layers, Adam, early stop  MLPClassifier((64,)*layers, adam)
+    mlp     burn, 64-unit ReLU layers, Adam, early stop  MLPClassifier((64,)*layers, adam), with
+            iotids' epochs, learning rate, batch and patience (comparison.json "train")
 
 A model trained on a subsample in iotids is trained here on the same rows (subsamples.json
 gives their source lines; split.json maps them to rows of features-train.csv).
@@ -58,7 +59,9 @@ from sklearn.tree import DecisionTreeClassifier
 EXPLAINED = {}
 
 
-def sklearn_model(key, layers, seed):
+def sklearn_model(key, layers, seed, train):
+    """scikit-learn's counterpart of `key`; `train` is iotids' TrainConfig (comparison.json),
+    whose epochs, learning rate, batch and patience the MLP's counterpart takes."""
     return {
         "lr": lambda: LogisticRegression(C=1.0, max_iter=2000),
         "nb": lambda: GaussianNB(),
@@ -68,9 +71,11 @@ def sklearn_model(key, layers, seed):
         "tree": lambda: DecisionTreeClassifier(random_state=seed),
         "forest": lambda: RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=-1),
         "gbdt": lambda: HistGradientBoostingClassifier(random_state=seed),
-        "mlp": lambda: MLPClassifier(hidden_layer_sizes=(64,) * layers, learning_rate_init=1e-3,
-                                     batch_size=256, max_iter=30, early_stopping=True,
-                                     n_iter_no_change=5, random_state=seed),
+        "mlp": lambda: MLPClassifier(hidden_layer_sizes=(64,) * layers,
+                                     learning_rate_init=train["learning_rate"],
+                                     batch_size=train["batch_size"], max_iter=train["epochs"],
+                                     early_stopping=True, n_iter_no_change=train["patience"],
+                                     random_state=seed),
     }[key]()
 
 
@@ -169,7 +174,7 @@ def main():
         Xk, Xtk = flattened(int(k)) if k else (X, Xt)
 
         def fit_score(name):
-            model = sklearn_model(name, layers, 42)
+            model = sklearn_model(name, layers, 42, ours["train"])
             model.fit(Xk[rows], y[rows])
             return f1_score(yt, model.predict(Xtk), average="macro")
 
