@@ -15,6 +15,7 @@ use iotids_data::prepare::{PrepareConfig, Prepared};
 use iotids_data::{Dataset, IngestOptions, IngestReport, read_csv};
 use iotids_model::artifact::Detector;
 use iotids_model::evaluation::{AbsentClass, Scored};
+use iotids_model::examples::Scores;
 use iotids_model::metrics::Metrics;
 use iotids_model::train::History;
 use iotids_report as report;
@@ -260,6 +261,9 @@ pub fn epochs_line(h: &History) -> String {
     )
 }
 
+/// Probabilities, decisions and novelty of some scored rows.
+type Decided<'a> = (&'a Scores, &'a [u32], &'a [f64]);
+
 /// Computes the metrics, prints the classification report, writes metrics.json and
 /// predictions.csv.
 pub fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<Metrics> {
@@ -317,16 +321,38 @@ pub fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<M
     }
     w.write_record(&header)?;
     let mut rec: Vec<String> = Vec::with_capacity(header.len());
-    for (i, (&line, &y)) in s.lines.iter().zip(&s.y_true).enumerate() {
+    // One row: its line, true class, decision, probabilities and novelty (the i-th of
+    // `scores`, `predicted`, `novelty`).
+    let mut row = |line: u64, truth: &str, (scores, predicted, novelty): Decided, i: usize| {
         rec.clear();
         rec.push(line.to_string());
-        rec.push(classes[y as usize].clone());
-        rec.push(decided[s.predicted[i] as usize].clone());
-        rec.extend(s.scores.row(i).iter().map(|p| format!("{p:.6}")));
-        if let Some(d) = s.novelty.get(i) {
+        rec.push(truth.to_string());
+        rec.push(decided[predicted[i] as usize].clone());
+        rec.extend(scores.row(i).iter().map(|p| format!("{p:.6}")));
+        if let Some(d) = novelty.get(i) {
             rec.push(format!("{d:.4}"));
         }
-        w.write_record(&rec)?;
+        w.write_record(&rec)
+    };
+    for (i, (&line, &y)) in s.lines.iter().zip(&s.y_true).enumerate() {
+        row(
+            line,
+            &classes[y as usize],
+            (&s.scores, &s.predicted, &s.novelty),
+            i,
+        )?;
+    }
+    // The rows of classes the model was not trained on, under their own class names.
+    let a = &s.absent_rows;
+    if let Some(c) = &a.classified {
+        for (i, (&line, &y)) in a.lines.iter().zip(&a.labels).enumerate() {
+            row(
+                line,
+                &a.names[y as usize],
+                (&c.scores, &c.predicted, &c.novelty),
+                i,
+            )?;
+        }
     }
     w.flush()
         .with_context(|| format!("{}: cannot write", path.display()))?;

@@ -407,6 +407,72 @@ fn train_evaluate_predict_agree_and_metrics_are_consistent() {
     assert_eq!(streamed.len(), 5000);
     assert_eq!(streamed, read(&eval.join("predictions.csv"), "predicted"));
 
+    // A class the model was not trained on: counted apart in metrics.json (what the
+    // detector made of it) and listed under its own name in predictions.csv.
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut renamed = 0;
+    let zero_day: String = text
+        .split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_end_matches(['\r', '\n']);
+            match body.strip_suffix(",Backdoor") {
+                Some(head) => {
+                    renamed += 1;
+                    format!("{head},Zero_day{}", &line[body.len()..])
+                }
+                None => line.to_string(),
+            }
+        })
+        .collect();
+    assert!(renamed > 0, "synth wrote no Backdoor rows");
+    let zero_day_file = write(dir.path(), "zero-day.csv", &zero_day);
+    let eval_z = dir.path().join("eval-z");
+    let o = iotids(&[
+        "evaluate",
+        zero_day_file.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        eval_z.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("classes the model was not trained on"),
+        "{}",
+        stdout(&o)
+    );
+    let mz = json(&eval_z.join("metrics.json"));
+    assert_eq!(mz["rows_scored"], 5000 - renamed);
+    assert_eq!(mz["rows_unknown_class"]["Zero_day"], renamed);
+    let absent = &mz["absent_classes"][0];
+    assert_eq!(absent["class"], "Zero_day");
+    assert_eq!(absent["rows"], renamed);
+    let rows = read(&eval_z.join("predictions.csv"), "true");
+    assert_eq!(
+        rows.len(),
+        5000,
+        "every row of the file is in predictions.csv"
+    );
+    let decided: Vec<String> = read(&eval_z.join("predictions.csv"), "predicted")
+        .into_iter()
+        .zip(&rows)
+        .filter(|(_, (_, truth))| truth == "Zero_day")
+        .map(|((_, p), _)| p)
+        .collect();
+    assert_eq!(decided.len(), renamed);
+    let count = |f: &dyn Fn(&str) -> bool| decided.iter().filter(|p| f(p)).count();
+    assert_eq!(absent["as_normal"], count(&|p| p == "Normal"));
+    assert_eq!(absent["as_unknown"], count(&|p| p == "unknown"));
+    assert_eq!(
+        absent["as_known_attack"],
+        count(&|p| p != "Normal" && p != "unknown")
+    );
+    // The same rows decided as in the evaluation of the original file.
+    let before = read(&eval.join("predictions.csv"), "predicted");
+    let after = read(&eval_z.join("predictions.csv"), "predicted");
+    let by_line: std::collections::HashMap<_, _> = after.into_iter().collect();
+    assert!(before.iter().all(|(l, p)| &by_line[l] == p));
+
     // A file without a column the pipeline needs: exit 2, the column named.
     let bad = dir.path().join("cut.csv");
     let mut r = csv::ReaderBuilder::new()

@@ -9,6 +9,7 @@ use iotids_data::window::Sequences;
 use rustc_hash::FxHashSet;
 
 use crate::artifact::Detector;
+use crate::detect::Classified;
 use serde::{Deserialize, Serialize};
 
 use crate::examples::Scores;
@@ -34,6 +35,8 @@ pub struct Scored {
     pub unknown_classes: BTreeMap<String, u64>,
     /// What the detector made of those rows, per class.
     pub absent: Vec<AbsentClass>,
+    /// Those rows one by one (for predictions.csv): empty when every class is known.
+    pub absent_rows: AbsentRows,
     /// Scored rows identical to a training row (only for a separate test file).
     pub also_in_training: u64,
 }
@@ -52,6 +55,19 @@ pub struct AbsentClass {
     pub as_unknown: u64,
     /// Decided one of the known attacks: an alert under another name.
     pub as_known_attack: u64,
+}
+
+/// The rows of classes the model was not trained on, decided like the others.
+#[derive(Debug, Clone, Default)]
+pub struct AbsentRows {
+    /// Source line of each row.
+    pub lines: Vec<u64>,
+    /// Each row's class in the scored file's own numbering (an index of `names`).
+    pub labels: Vec<u32>,
+    /// The scored file's class names.
+    pub names: Vec<String>,
+    /// The detector's probabilities, decisions and novelty of the rows.
+    pub classified: Option<Classified>,
 }
 
 impl Scored {
@@ -118,6 +134,7 @@ impl Detector {
             novelty: c.novelty,
             unknown_classes: BTreeMap::new(),
             absent: Vec::new(),
+            absent_rows: AbsentRows::default(),
             also_in_training: 0,
         }
     }
@@ -149,17 +166,24 @@ impl Detector {
         let other: Vec<usize> = (0..inputs.labels.len())
             .filter(|&r| inputs.labels[r].is_none())
             .collect();
-        let absent = if other.is_empty() {
-            Vec::new()
+        let (absent, absent_rows) = if other.is_empty() {
+            (Vec::new(), AbsentRows::default())
         } else {
             let o = self.classify(&inputs.sequences, &other, batch_size);
-            absent_classes(
+            let absent = absent_classes(
                 ds,
                 &other,
                 &o.predicted,
                 self.normal_index(),
                 self.card.classes.len(),
-            )
+            );
+            let rows = AbsentRows {
+                lines: other.iter().map(|&r| ds.lines[r]).collect(),
+                labels: other.iter().map(|&r| ds.labels[r]).collect(),
+                names: ds.classes.clone(),
+                classified: Some(o),
+            };
+            (absent, rows)
         };
         Ok(Scored {
             what,
@@ -170,6 +194,7 @@ impl Detector {
             novelty: c.novelty,
             unknown_classes: inputs.unknown_classes,
             absent,
+            absent_rows,
             also_in_training,
         })
     }
