@@ -452,15 +452,14 @@ pub struct ModelArgs {
     /// Plain cross-entropy (the default; kept for old command lines).
     #[arg(long)]
     pub no_class_weights: bool,
-    /// The unknown-traffic test: a window the model calls benign but whose hidden state
-    /// is farther from the benign training traffic than all but this share of the
+    /// Turn on the unknown-traffic test: a window the model calls benign but whose hidden
+    /// state is farther from the benign training traffic than all but this share of the
     /// validation benign windows is marked `unknown` (an alert). The share is the false-
-    /// alarm rate the test may cost (in [0, 1)).
-    #[arg(long, value_parser = probability_below_one,
-          default_value_t = iotids_model::novelty::DEFAULT_UNKNOWN_RATE,
-          conflicts_with = "no_unknown")]
-    pub unknown_rate: f64,
-    /// No unknown-traffic test: every window gets one of the trained classes.
+    /// alarm rate the test may cost on traffic like the validation rows (in [0, 1); new
+    /// connections cost more, see README "Unknown attacks") [default: off].
+    #[arg(long, value_parser = probability_below_one, conflicts_with = "no_unknown")]
+    pub unknown_rate: Option<f64>,
+    /// No unknown-traffic test (the default; kept for old command lines).
     #[arg(long)]
     pub no_unknown: bool,
     /// Set the benign-vs-attack decision on the validation rows so that at most this

@@ -484,7 +484,7 @@ fn learn_job(
         out,
         prepare,
         calibration: Calibration {
-            unknown_rate: (!model.no_unknown).then_some(model.unknown_rate),
+            unknown_rate: model.unknown_rate.filter(|_| !model.no_unknown),
             max_false_alarm: model.max_false_alarm,
         },
         window: model.window.unwrap_or(

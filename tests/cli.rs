@@ -322,6 +322,8 @@ fn train_evaluate_predict_agree_and_metrics_are_consistent() {
         "--epochs",
         "3",
         "--log-scale",
+        "--unknown-rate",
+        "0.01",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = json(&model.join("metrics.json"));
@@ -331,11 +333,13 @@ fn train_evaluate_predict_agree_and_metrics_are_consistent() {
         .iter()
         .map(|c| c.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(classes.len(), 15);
+    // The 15 generated classes, and `unknown` (the unknown-traffic test is on).
+    assert_eq!(classes.len(), 16);
+    assert_eq!(classes[15], "unknown");
     // Accuracy is the confusion matrix's trace over its total.
     let confusion: Vec<Vec<u64>> = serde_json::from_value(m["confusion"].clone()).unwrap();
     let total: u64 = confusion.iter().flatten().sum();
-    let trace: u64 = (0..15).map(|i| confusion[i][i]).sum();
+    let trace: u64 = (0..16).map(|i| confusion[i][i]).sum();
     assert_eq!(m["rows_scored"].as_u64().unwrap(), total);
     assert!((m["accuracy"].as_f64().unwrap() - trace as f64 / total as f64).abs() < 1e-12);
     for key in ["macro_f1", "weighted_f1", "roc_auc_macro"] {

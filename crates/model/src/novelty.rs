@@ -241,12 +241,12 @@ impl OperatingPoint {
     }
 }
 
-/// The share of validation benign windows the unknown-traffic threshold leaves above it
-/// when the user names none (`--unknown-rate`): 0.1 %, the false alarms the test may cost.
-pub const DEFAULT_UNKNOWN_RATE: f64 = 0.001;
-
-/// What [`crate::artifact::Detector::calibrate`] fits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What [`crate::artifact::Detector::calibrate`] fits. By default neither: the unknown-
+/// traffic test is off because, calibrated on validation windows of connections the
+/// training rows already hold, it marked 12 % of the benign windows of *new* connections
+/// `unknown` on the development protocol (the first hundred packets of a new MQTT session
+/// lie far from the long sessions of the training traffic); see README "Unknown attacks".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// The unknown-traffic test's share of validation benign windows above its threshold;
     /// `None`: no test.
@@ -255,14 +255,6 @@ pub struct Calibration {
     pub max_false_alarm: Option<f64>,
 }
 
-impl Default for Calibration {
-    fn default() -> Self {
-        Calibration {
-            unknown_rate: Some(DEFAULT_UNKNOWN_RATE),
-            max_false_alarm: None,
-        }
-    }
-}
 
 /// What a detector decides beyond the most probable class, saved in `model.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
