@@ -255,7 +255,6 @@ pub struct Calibration {
     pub max_false_alarm: Option<f64>,
 }
 
-
 /// What a detector decides beyond the most probable class, saved in `model.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DecisionRule {
