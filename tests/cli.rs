@@ -303,6 +303,28 @@ fn demo_trains_evaluates_and_reports_on_generated_data() {
 }
 
 /// Reads a JSON file.
+/// A generated file with its `Backdoor` rows relabelled `Zero_day` (a class no model
+/// trained on generated data knows), and how many rows that was (at least one).
+fn backdoor_as_zero_day(text: &str) -> (String, usize) {
+    // The label is the last field; the generated file may end its lines with CRLF.
+    let mut renamed = 0;
+    let rewritten = text
+        .split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_end_matches(['\r', '\n']);
+            match body.strip_suffix(",Backdoor") {
+                Some(head) => {
+                    renamed += 1;
+                    format!("{head},Zero_day{}", &line[body.len()..])
+                }
+                None => line.to_string(),
+            }
+        })
+        .collect();
+    assert!(renamed > 0, "synth wrote no Backdoor rows");
+    (rewritten, renamed)
+}
+
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -414,21 +436,7 @@ fn train_evaluate_predict_agree_and_metrics_are_consistent() {
     // A class the model was not trained on: counted apart in metrics.json (what the
     // detector made of it) and listed under its own name in predictions.csv.
     let text = std::fs::read_to_string(&data).unwrap();
-    let mut renamed = 0;
-    let zero_day: String = text
-        .split_inclusive('\n')
-        .map(|line| {
-            let body = line.trim_end_matches(['\r', '\n']);
-            match body.strip_suffix(",Backdoor") {
-                Some(head) => {
-                    renamed += 1;
-                    format!("{head},Zero_day{}", &line[body.len()..])
-                }
-                None => line.to_string(),
-            }
-        })
-        .collect();
-    assert!(renamed > 0, "synth wrote no Backdoor rows");
+    let (zero_day, renamed) = backdoor_as_zero_day(&text);
     let zero_day_file = write(dir.path(), "zero-day.csv", &zero_day);
     let eval_z = dir.path().join("eval-z");
     let o = iotids(&[
@@ -977,22 +985,7 @@ fn compare_scores_every_model_on_a_separate_test_file() {
     assert!(o.status.success(), "{}", stderr(&o));
     // One class renamed: the training file has no `Zero_day`.
     let text = std::fs::read_to_string(&other).unwrap();
-    // The label is the last field; the generated file may end its lines with CRLF.
-    let mut renamed = 0;
-    let rewritten: String = text
-        .split_inclusive('\n')
-        .map(|line| {
-            let body = line.trim_end_matches(['\r', '\n']);
-            match body.strip_suffix(",Backdoor") {
-                Some(head) => {
-                    renamed += 1;
-                    format!("{head},Zero_day{}", &line[body.len()..])
-                }
-                None => line.to_string(),
-            }
-        })
-        .collect();
-    assert!(renamed > 0, "synth wrote no Backdoor rows");
+    let (rewritten, renamed) = backdoor_as_zero_day(&text);
     let test = dir.path().join("test.csv");
     std::fs::write(&test, rewritten).unwrap();
     let all_rows = text.lines().count() - 1;
