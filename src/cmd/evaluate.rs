@@ -21,7 +21,7 @@ pub fn run(job: &EvaluateJob, ui: Ui) -> Result<ExitCode> {
         "iotids: evaluation",
         format!("model {} on {}", job.model.display(), job.input.display()),
     );
-    for b in report::pages::evaluation_sections(&m, &scored.what, &figures)? {
+    for b in report::pages::evaluation_sections(&m, &scored.what, &figures, &detector)? {
         page.push(b);
     }
     for b in evaluation_notes(&scored) {

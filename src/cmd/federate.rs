@@ -228,6 +228,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
             m,
             &format!("federated model, {}", s.what),
             &figures,
+            &detector,
         )? {
             page.push(b);
         }

@@ -108,7 +108,7 @@ pub fn train_loaded(
         ("preparation".into(), serde_json::to_string(&p.config)?),
     ]));
     if let (Some(s), Some(m)) = (&evaluation, &metrics) {
-        for b in report::pages::evaluation_sections(m, &s.what, &figures)? {
+        for b in report::pages::evaluation_sections(m, &s.what, &figures, &detector)? {
             page.push(b);
         }
         for b in evaluation_notes(s) {

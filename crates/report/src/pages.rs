@@ -329,6 +329,7 @@ pub fn evaluation_sections(
     m: &iotids_model::metrics::Metrics,
     what: &str,
     figures: &Path,
+    detector: &iotids_model::artifact::Detector,
 ) -> Result<Vec<Block>, ChartError> {
     let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
     let total: u64 = m.per_class.iter().map(|c| c.support).sum();
@@ -436,18 +437,68 @@ pub fn evaluation_sections(
             })
         })
         .collect();
+    let operating = detector
+        .card
+        .decision
+        .operating_point
+        .as_ref()
+        .map(|o| o.max_false_alarm);
+    let (series, marker) = attack_vs_normal(m, detector.normal_index(), operating, series);
     if !series.is_empty() {
-        let fig = charts::roc_curves(figures, &series)?;
+        let fig = charts::roc_curves(figures, &series, marker.as_ref())?;
         out.push(Block::Figure {
             svg: fig.svg,
             caption: format!(
-                "One-vs-rest ROC curve per class (AUC in the legend); macro AUC {}, micro AUC {}.",
+                "One-vs-rest ROC curve per class (AUC in the legend); macro AUC {}, micro AUC {}.{}",
                 opt(m.roc_auc_macro),
-                opt(m.roc_auc_micro)
+                opt(m.roc_auc_micro),
+                marker.map_or(String::new(), |_| {
+                    " The attack-vs-normal curve (attack score 1 − P(normal)) is drawn too, \
+                     with the detector's decision circled on it."
+                        .into()
+                })
             ),
         });
     }
     Ok(out)
+}
+
+/// Adds the attack-vs-normal ROC curve to `series` and the detector's decision as a
+/// marker on it: its false-alarm and detection rates, at the operating point when the
+/// model has one (`operating`, `--max-false-alarm`), else at the most probable class. The curve is the
+/// normal class's one-vs-rest curve turned around: flagging a window whose
+/// `P(normal) ≤ t` detects the attacks the normal curve leaves out at `t` and
+/// false-alarms on the normal windows it leaves out, so (FA, DR) = (1 − TPR, 1 − FPR).
+fn attack_vs_normal(
+    m: &iotids_model::metrics::Metrics,
+    normal: Option<usize>,
+    operating: Option<f64>,
+    mut series: Vec<charts::RocSeries>,
+) -> (Vec<charts::RocSeries>, Option<charts::RocMarker>) {
+    let Some(normal) = normal else {
+        return (series, None);
+    };
+    let (Some(Some(r)), Some(fa), Some(dr)) =
+        (m.roc.get(normal), m.false_alarm_rate, m.detection_rate)
+    else {
+        return (series, None);
+    };
+    series.push(charts::RocSeries {
+        name: "attack vs normal".into(),
+        fpr: r.tpr.iter().rev().map(|t| 1.0 - t).collect(),
+        tpr: r.fpr.iter().rev().map(|f| 1.0 - f).collect(),
+        auc: r.auc,
+    });
+    let at = match operating {
+        Some(r) => format!("operating point (max false alarm {r})"),
+        None => "decision (most probable class)".into(),
+    };
+    let marker = charts::RocMarker {
+        fpr: fa,
+        tpr: dr,
+        label: format!("{at}: FA {:.2} %, DR {:.2} %", fa * 100.0, dr * 100.0),
+    };
+    (series, Some(marker))
 }
 
 /// What the federation section shows.
@@ -753,5 +804,60 @@ pub fn bytes(n: u64) -> String {
         1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
         1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
         _ => format!("{:.2} GB", n as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iotids_model::metrics::evaluate;
+
+    /// Two normal and two attack rows, P(normal) = 0.9, 0.4 | 0.6, 0.1. Attack score
+    /// 1 − P(normal): attacks 0.4, 0.9, normals 0.1, 0.6, so by hand the attack-vs-normal
+    /// curve runs (0, 0), (0, ½), (½, ½), (½, 1), (1, 1) with area ¾, and the most
+    /// probable class flags one normal and one attack row: (FA, DR) = (½, ½).
+    #[test]
+    fn attack_vs_normal_turns_the_normal_curve_and_marks_the_decision() {
+        let classes = vec!["normal".to_string(), "attack".to_string()];
+        let p = [0.9f32, 0.4, 0.6, 0.1];
+        let scores: Vec<f32> = p.iter().flat_map(|&q| [q, 1.0 - q]).collect();
+        let m = evaluate(&[0, 0, 1, 1], &[0, 1, 0, 1], &scores, &classes, Some(0));
+        let (series, marker) = attack_vs_normal(&m, Some(0), None, Vec::new());
+        let curve = &series[0];
+        assert_eq!(curve.name, "attack vs normal");
+        let points: Vec<(f64, f64)> = curve
+            .fpr
+            .iter()
+            .copied()
+            .zip(curve.tpr.iter().copied())
+            .collect();
+        for want in [(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)] {
+            assert!(points.iter().any(|&q| q == want), "{want:?} in {points:?}");
+        }
+        assert!(
+            points
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1)
+        );
+        let area: f64 = points
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
+            .sum();
+        assert!((area - 0.75).abs() < 1e-12 && (curve.auc - 0.75).abs() < 1e-12);
+        let marker = marker.unwrap();
+        assert_eq!((marker.fpr, marker.tpr), (0.5, 0.5));
+        assert_eq!(
+            marker.label,
+            "decision (most probable class): FA 50.00 %, DR 50.00 %"
+        );
+        let (_, at) = attack_vs_normal(&m, Some(0), Some(0.01), Vec::new());
+        assert!(
+            at.unwrap()
+                .label
+                .starts_with("operating point (max false alarm 0.01)")
+        );
+        // Without a normal class there is nothing to mark.
+        let (series, marker) = attack_vs_normal(&m, None, None, Vec::new());
+        assert!(series.is_empty() && marker.is_none());
     }
 }

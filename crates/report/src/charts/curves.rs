@@ -120,7 +120,16 @@ pub struct RocSeries {
     pub auc: f64,
 }
 
-struct Roc<'a>(&'a [RocSeries]);
+/// A point marked on the ROC picture: where the detector decides, on the attack-vs-normal
+/// curve (false-alarm rate, detection rate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RocMarker {
+    pub fpr: f64,
+    pub tpr: f64,
+    pub label: String,
+}
+
+struct Roc<'a>(&'a [RocSeries], Option<&'a RocMarker>);
 
 impl Chart for Roc<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
@@ -152,7 +161,18 @@ impl Chart for Roc<'_> {
                 c.stroke_width(2),
             ))?;
         }
+        if let Some(m) = self.1 {
+            chart.draw_series([Circle::new((m.fpr, m.tpr), 6, BLACK.stroke_width(2))])?;
+        }
         let row = 22;
+        if let Some(m) = self.1 {
+            legend.draw(&Circle::new((19, 28), 6, BLACK.stroke_width(2)))?;
+            legend.draw(&Text::new(
+                m.label.clone(),
+                (38, 20),
+                (FONT, 14).into_font().color(&GREY_700),
+            ))?;
+        }
         for (i, s) in self.0.iter().enumerate() {
             let y = 50 + i as i32 * row;
             let c = color(i);
@@ -167,18 +187,22 @@ impl Chart for Roc<'_> {
     }
 }
 
-/// All classes' ROC curves on one plot, AUC in the legend.
+/// All classes' ROC curves on one plot, AUC in the legend, and `marker` circled.
 ///
 /// # Errors
 /// No curves, or the files cannot be written.
-pub fn roc_curves(dir: &Path, curves: &[RocSeries]) -> Result<Written, ChartError> {
+pub fn roc_curves(
+    dir: &Path,
+    curves: &[RocSeries],
+    marker: Option<&RocMarker>,
+) -> Result<Written, ChartError> {
     if curves.is_empty() {
         return Err(ChartError::Empty(
             "no class has both positive and negative rows",
         ));
     }
     let height = (120 + curves.len() as u32 * 22).max(560);
-    render_chart(dir, "roc", (1000, height), &Roc(curves))
+    render_chart(dir, "roc", (1000, height), &Roc(curves, marker))
 }
 
 /// One cloud round of a federation, for the curves over rounds.

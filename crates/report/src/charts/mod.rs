@@ -22,7 +22,9 @@ use plotters::style::full_palette::GREY_400;
 
 pub use bars::{class_distribution, grouped_bars, partition_histogram, score_bars};
 pub use confusion::confusion_heatmap;
-pub use curves::{EpochPoint, RocSeries, RoundPoint, learning_curves, roc_curves, round_curves};
+pub use curves::{
+    EpochPoint, RocMarker, RocSeries, RoundPoint, learning_curves, roc_curves, round_curves,
+};
 
 /// A chart written to disk: where, and the SVG text (for inlining in HTML).
 #[derive(Debug, Clone)]
@@ -237,7 +239,16 @@ mod tests {
             .collect();
         for w in [
             confusion_heatmap(&dir, &confusion, &names).unwrap(),
-            roc_curves(&dir, &roc).unwrap(),
+            roc_curves(
+                &dir,
+                &roc,
+                Some(&RocMarker {
+                    fpr: 0.1,
+                    tpr: 0.9,
+                    label: "decision".into(),
+                }),
+            )
+            .unwrap(),
             learning_curves(&dir, &epochs).unwrap(),
             class_distribution(&dir, &names, &counts).unwrap(),
             partition_histogram(
