@@ -365,6 +365,90 @@ mod tests {
         );
     }
 
+    /// A pcapng block: type, total length, body padded to 4 bytes, total length.
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let mut padded = body.to_vec();
+        padded.resize(body.len().div_ceil(4) * 4, 0);
+        let len = (padded.len() + 12) as u32;
+        let mut out = kind.to_le_bytes().to_vec();
+        out.extend(len.to_le_bytes());
+        out.extend(padded);
+        out.extend(len.to_le_bytes());
+        out
+    }
+
+    fn section() -> Vec<u8> {
+        let mut body = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        body.extend(1u16.to_le_bytes());
+        body.extend(0u16.to_le_bytes());
+        body.extend((-1i64).to_le_bytes());
+        block(0x0a0d_0d0a, &body)
+    }
+
+    fn interface(link: u16, tsresol: Option<u8>) -> Vec<u8> {
+        let mut body = link.to_le_bytes().to_vec();
+        body.extend([0, 0]);
+        body.extend(65535u32.to_le_bytes());
+        if let Some(r) = tsresol {
+            body.extend(9u16.to_le_bytes());
+            body.extend(1u16.to_le_bytes());
+            body.extend([r, 0, 0, 0]);
+            body.extend([0, 0, 0, 0]);
+        }
+        block(1, &body)
+    }
+
+    fn enhanced(interface: u32, units: u64, data: &[u8]) -> Vec<u8> {
+        let mut body = interface.to_le_bytes().to_vec();
+        body.extend(((units >> 32) as u32).to_le_bytes());
+        body.extend((units as u32).to_le_bytes());
+        body.extend((data.len() as u32).to_le_bytes());
+        body.extend((data.len() as u32 + 10).to_le_bytes());
+        body.extend(data);
+        block(6, &body)
+    }
+
+    #[test]
+    fn pcapng_with_two_interfaces_of_other_link_types_and_resolutions() {
+        let mut file = section();
+        file.extend(interface(1, None)); // Ethernet, microseconds (the default)
+        file.extend(interface(113, Some(9))); // Linux cooked v1, nanoseconds
+        file.extend(enhanced(1, 1_500_000_000_123_456_789, b"xyz"));
+        file.extend(enhanced(0, 1_500_000_000_654_321, b"abcde"));
+        let packets = read(&file).unwrap();
+        assert_eq!(
+            packets,
+            vec![
+                (
+                    1,
+                    1_500_000_000,
+                    123_456_789,
+                    LinkType::LinuxSll,
+                    b"xyz".to_vec(),
+                    13
+                ),
+                (
+                    2,
+                    1_500_000_000,
+                    654_321_000,
+                    LinkType::Ethernet,
+                    b"abcde".to_vec(),
+                    15
+                ),
+            ]
+        );
+        // A new section forgets the interfaces of the last: a packet naming one is an
+        // error that names it.
+        file.extend(section());
+        file.extend(interface(0, None));
+        file.extend(enhanced(1, 0, b"q"));
+        let e = read(&file).unwrap_err().to_string();
+        assert!(
+            e.ends_with("c.pcap: packet 3 names interface 1, the section describes 1"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn pcapng_timestamps_follow_the_interface_resolution() {
         let us = Interface {
