@@ -832,7 +832,7 @@ mod tests {
             .zip(curve.tpr.iter().copied())
             .collect();
         for want in [(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)] {
-            assert!(points.iter().any(|&q| q == want), "{want:?} in {points:?}");
+            assert!(points.contains(&want), "{want:?} in {points:?}");
         }
         assert!(
             points
