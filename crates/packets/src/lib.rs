@@ -8,6 +8,7 @@
 //! of a loopback device, NULL in both byte orders) are read in [`link`].
 
 pub mod decode;
+pub mod fields;
 pub mod link;
 pub mod reader;
 
