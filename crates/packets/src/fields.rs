@@ -14,7 +14,7 @@ use crate::decode::Decoded;
 use crate::reader::Packet;
 
 /// The columns [`stateless`] fills, in the order it returns them.
-pub const STATELESS: [&str; 20] = [
+pub const STATELESS: [&str; 23] = [
     "frame.time",
     "ip.src_host",
     "ip.dst_host",
@@ -35,6 +35,9 @@ pub const STATELESS: [&str; 20] = [
     "tcp.len",
     "tcp.srcport",
     "udp.port",
+    "tcp.options",
+    "tcp.payload",
+    "icmp.seq_le",
 ];
 
 /// `frame.time` as tshark prints it in UTC: `Jul 10, 2010 21:43:30.035265000 UTC` (the
@@ -116,16 +119,276 @@ pub fn stateless(packet: &Packet<'_>, d: &Decoded<'_>) -> [String; STATELESS.len
                 out[17] = n.to_string();
             }
             out[18] = t.source_port().to_string();
+            // The option bytes captured; tshark's literal `<MISSING>` when the header
+            // announces options the snap length cut off entirely.
+            let header = usize::from(t.data_offset()) * 4;
+            if header > 20 {
+                out[20] = match b.get(20..header.min(b.len())) {
+                    Some(o) if !o.is_empty() => hex(o),
+                    _ => "<MISSING>".into(),
+                };
+            }
+            out[21] = hex(t.payload());
         }
         Some(TransportSlice::Udp(u)) => out[19] = u.source_port().to_string(),
         _ => {}
     }
+    out[22] = icmp_seq_le(s).map_or(String::new(), |n| n.to_string());
     out
+}
+
+/// Lower-case hex of `bytes`, as tshark prints byte fields.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// `icmp.seq_le`: an echo's sequence number read little-endian, from the packet's own
+/// ICMP echo (request or reply) or, in an error (destination unreachable, time
+/// exceeded), from the echo it quotes.
+fn icmp_seq_le(s: &etherparse::LaxSlicedPacket<'_>) -> Option<u16> {
+    let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+        return None;
+    };
+    let b = i.slice();
+    let echo = |b: &[u8]| match b.first() {
+        Some(0 | 8) => b.get(6..8).map(|q| u16::from_le_bytes([q[0], q[1]])),
+        _ => None,
+    };
+    match b.first()? {
+        0 | 8 => echo(b),
+        3 | 11 => {
+            // 8 bytes of ICMP header, then the quoted IPv4 header and its first bytes.
+            let quoted = b.get(8..)?;
+            let ihl = usize::from(quoted.first()? & 0x0f) * 4;
+            if quoted.first()? >> 4 != 4 || quoted.get(9) != Some(&1) {
+                return None;
+            }
+            echo(quoted.get(ihl..)?)
+        }
+        _ => None,
+    }
+}
+
+/// The columns [`Conversations::fill`] fills, in its order.
+pub const CONVERSATION: [&str; 4] = ["tcp.seq", "tcp.ack", "udp.stream", "udp.time_delta"];
+
+/// The two ends of a conversation, the lower first, so both directions find it.
+type Ends = ([u8; 16], u16, [u8; 16], u16);
+
+fn ends(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16) -> (Ends, bool) {
+    if (src, sport) <= (dst, dport) {
+        ((src, sport, dst, dport), true)
+    } else {
+        ((dst, dport, src, sport), false)
+    }
+}
+
+/// A TCP conversation's relative-number bases, one per direction (the lower end's
+/// first).
+#[derive(Debug, Default, Clone, Copy)]
+struct Tcp {
+    base: [Option<u32>; 2],
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Udp {
+    stream: u64,
+    last: (i64, u32),
+}
+
+/// What tshark keeps across a capture's packets for the conversation columns: TCP's
+/// relative sequence and acknowledgement numbers, UDP's conversation index and time
+/// since the conversation's previous packet.
+#[derive(Debug, Default)]
+pub struct Conversations {
+    tcp: std::collections::HashMap<Ends, Tcp>,
+    udp: std::collections::HashMap<Ends, Udp>,
+}
+
+impl Conversations {
+    /// The [`CONVERSATION`] columns of the next packet of the capture.
+    pub fn fill(&mut self, packet: &Packet<'_>, d: &Decoded<'_>) -> [String; CONVERSATION.len()] {
+        let mut out: [String; CONVERSATION.len()] = Default::default();
+        let Some(s) = &d.sliced else {
+            return out;
+        };
+        let (src, dst) = match &s.net {
+            Some(LaxNetSlice::Ipv4(ip)) => {
+                let h = ip.header();
+                (v6_mapped(h.source()), v6_mapped(h.destination()))
+            }
+            Some(LaxNetSlice::Ipv6(ip)) => {
+                let h = ip.header();
+                (h.source(), h.destination())
+            }
+            _ => return out,
+        };
+        match &s.transport {
+            Some(TransportSlice::Tcp(t)) => {
+                let (key, lower) = ends(src, t.source_port(), dst, t.destination_port());
+                let (me, other) = if lower { (0, 1) } else { (1, 0) };
+                let b = t.slice();
+                let flags = u16::from_be_bytes([b[12], b[13]]) & 0x0fff;
+                let (syn, ack) = (flags & 0x02 != 0, flags & 0x10 != 0);
+                let seq = t.sequence_number();
+                let conv = self.tcp.entry(key).or_default();
+                // A SYN (not SYN+ACK) with another initial number starts a new
+                // conversation on the same ports.
+                if syn && !ack && conv.base[me].is_some_and(|b| b != seq) {
+                    *conv = Tcp::default();
+                }
+                let base =
+                    *conv.base[me].get_or_insert(if syn { seq } else { seq.wrapping_sub(1) });
+                out[0] = seq.wrapping_sub(base).to_string();
+                let raw = t.acknowledgment_number();
+                out[1] = if ack {
+                    let reverse = *conv.base[other].get_or_insert(raw.wrapping_sub(1));
+                    raw.wrapping_sub(reverse).to_string()
+                } else {
+                    raw.to_string()
+                };
+            }
+            Some(TransportSlice::Udp(u)) => {
+                let (key, _) = ends(src, u.source_port(), dst, u.destination_port());
+                let next = self.udp.len() as u64;
+                let now = (packet.seconds, packet.nanos);
+                let conv = self.udp.entry(key).or_insert(Udp {
+                    stream: next,
+                    last: now,
+                });
+                out[2] = conv.stream.to_string();
+                out[3] = seconds_between(conv.last, now);
+                conv.last = now;
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+/// An IPv4 address in IPv6's space (`::ffff:a.b.c.d`), so one key type holds both.
+fn v6_mapped(a: [u8; 4]) -> [u8; 16] {
+    let mut out = [0; 16];
+    out[10] = 0xff;
+    out[11] = 0xff;
+    out[12..].copy_from_slice(&a);
+    out
+}
+
+/// `to − from` in seconds with nine decimals, as tshark prints relative times.
+fn seconds_between(from: (i64, u32), to: (i64, u32)) -> String {
+    let ns = (i128::from(to.0) - i128::from(from.0)) * 1_000_000_000 + i128::from(to.1)
+        - i128::from(from.1);
+    let sign = if ns < 0 { "-" } else { "" };
+    let ns = ns.unsigned_abs();
+    format!("{sign}{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::decode::decode;
+    use crate::link::LinkType;
+
+    /// Raw IPv4 from 10.0.0.`a`:`sport` to 10.0.0.`b`:`dport` carrying TCP with `seq`,
+    /// `ack` and `flags`.
+    fn tcp(a: u8, sport: u16, b: u8, dport: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+        let mut f = vec![
+            0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, a, 10, 0, 0, b,
+        ];
+        f.extend(sport.to_be_bytes());
+        f.extend(dport.to_be_bytes());
+        f.extend(seq.to_be_bytes());
+        f.extend(ack.to_be_bytes());
+        f.extend([0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f
+    }
+
+    fn fill(c: &mut Conversations, frame: &[u8], seconds: i64, nanos: u32) -> Vec<String> {
+        let p = Packet {
+            number: 1,
+            seconds,
+            nanos,
+            link: LinkType::Raw,
+            data: frame,
+            original_len: frame.len() as u32,
+        };
+        c.fill(&p, &decode(&p)).to_vec()
+    }
+
+    /// A handshake from initial numbers 1000 (client) and 5000 (server): the SYN is 0,
+    /// the SYN+ACK 0 acking 1, the ACK 1 acking 1. A capture that starts mid-stream counts
+    /// from the first segment (shown 1) and from its acknowledgement minus one. A new SYN
+    /// on the same ports with another initial number starts over.
+    #[test]
+    fn relative_numbers_by_hand() {
+        let (syn, ack, synack) = (0x02, 0x10, 0x12);
+        let mut c = Conversations::default();
+        let rows = [
+            tcp(1, 40000, 2, 1883, 1000, 0, syn),
+            tcp(2, 1883, 1, 40000, 5000, 1001, synack),
+            tcp(1, 40000, 2, 1883, 1001, 5001, ack),
+            tcp(1, 40000, 2, 1883, 1040, 5001, ack),
+        ];
+        let got: Vec<(String, String)> = rows
+            .iter()
+            .map(|f| {
+                let r = fill(&mut c, f, 0, 0);
+                (r[0].clone(), r[1].clone())
+            })
+            .collect();
+        let want = [("0", "0"), ("0", "1"), ("1", "1"), ("40", "1")];
+        assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+        // Mid-stream: no SYN seen. The ACK flag clear: tcp.ack is the raw value.
+        let r = fill(&mut c, &tcp(3, 1, 4, 2, 7000, 9000, ack), 0, 0);
+        assert_eq!((r[0].as_str(), r[1].as_str()), ("1", "1"));
+        let r = fill(&mut c, &tcp(4, 2, 3, 1, 8999, 7000, ack), 0, 0);
+        assert_eq!((r[0].as_str(), r[1].as_str()), ("0", "1"));
+        let r = fill(&mut c, &tcp(5, 1, 6, 2, 10, 77, 0x02), 0, 0);
+        assert_eq!(r[1], "77");
+        // Port reuse: a new SYN with another initial number.
+        let r = fill(&mut c, &tcp(1, 40000, 2, 1883, 90_000, 0, syn), 0, 0);
+        assert_eq!((r[0].as_str(), r[1].as_str()), ("0", "0"));
+        let r = fill(&mut c, &tcp(2, 1883, 1, 40000, 123, 90_001, synack), 0, 0);
+        assert_eq!((r[0].as_str(), r[1].as_str()), ("0", "1"));
+    }
+
+    /// UDP conversations are numbered from 0 in order of first appearance, either
+    /// direction, and each packet gets the time since its conversation's previous one.
+    #[test]
+    fn udp_streams_and_deltas_by_hand() {
+        let udp = |a: u8, sport: u16, b: u8, dport: u16| {
+            let mut f = vec![
+                0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, a, 10, 0, 0, b,
+            ];
+            f.extend(sport.to_be_bytes());
+            f.extend(dport.to_be_bytes());
+            f.extend([0, 8, 0, 0]);
+            f
+        };
+        let mut c = Conversations::default();
+        let r = fill(&mut c, &udp(1, 5353, 2, 53), 100, 0);
+        assert_eq!(r[2..], ["0", "0.000000000"]);
+        let r = fill(&mut c, &udp(3, 9, 2, 53), 100, 500);
+        assert_eq!(r[2..], ["1", "0.000000000"]);
+        let r = fill(&mut c, &udp(2, 53, 1, 5353), 101, 250_000_000);
+        assert_eq!(r[2..], ["0", "1.250000000"]);
+        // TCP and UDP columns stay apart.
+        assert_eq!(r[..2], ["", ""]);
+    }
+
+    #[test]
+    fn seconds_between_prints_nine_decimals_and_a_sign() {
+        assert_eq!(seconds_between((10, 0), (10, 0)), "0.000000000");
+        assert_eq!(seconds_between((10, 999_999_999), (12, 1)), "1.000000002");
+        assert_eq!(seconds_between((12, 1), (10, 999_999_999)), "-1.000000002");
+    }
 
     #[test]
     fn frame_time_pads_the_day_and_prints_nine_digits() {

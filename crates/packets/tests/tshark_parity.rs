@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use iotids_packets::fields::{STATELESS, stateless};
+use iotids_packets::fields::{CONVERSATION, Conversations, STATELESS, stateless};
 use iotids_packets::{CaptureReader, ReadError, decode};
 
 fn shared() -> PathBuf {
@@ -46,24 +46,34 @@ fn tshark(capture: &Path) -> Vec<csv::StringRecord> {
         .collect()
 }
 
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
 #[test]
-fn stateless_columns_equal_tsharks_on_every_shared_capture() {
+fn filled_columns_equal_tsharks_on_every_shared_capture() {
     let files = captures();
     assert_eq!(files.len(), 34);
-    let mut same = [0u64; STATELESS.len()];
+    let columns: Vec<&str> = STATELESS.iter().chain(&CONVERSATION).copied().collect();
+    let mut same = vec![0u64; columns.len()];
     let mut total = 0u64;
     let mut differences: Vec<String> = Vec::new();
     for file in &files {
         let rows = tshark(file);
         let header = &rows[0];
-        let at: Vec<usize> = STATELESS
+        let at: Vec<usize> = columns
             .iter()
             .map(|c| header.iter().position(|h| h == *c).unwrap())
             .collect();
         let mut reader = CaptureReader::open(file).unwrap();
+        let mut conversations = Conversations::default();
         reader
             .for_each(|p| {
-                let ours = stateless(p, &decode(p));
+                let d = decode(p);
+                let ours: Vec<String> = stateless(p, &d)
+                    .into_iter()
+                    .chain(conversations.fill(p, &d))
+                    .collect();
                 let theirs = &rows[p.number as usize];
                 for (k, (&i, mine)) in at.iter().zip(&ours).enumerate() {
                     if &theirs[i] == mine {
@@ -73,9 +83,9 @@ fn stateless_columns_equal_tsharks_on_every_shared_capture() {
                             "{} packet {}: {} tshark {:?}, iotids {:?}",
                             file.file_name().unwrap().to_string_lossy(),
                             p.number,
-                            STATELESS[k],
-                            &theirs[i],
-                            mine
+                            columns[k],
+                            truncate(&theirs[i]),
+                            truncate(mine)
                         ));
                     }
                 }
@@ -94,8 +104,8 @@ fn stateless_columns_equal_tsharks_on_every_shared_capture() {
         "column parity with tshark on {total} packets of {} captures:",
         files.len()
     );
-    for (c, n) in STATELESS.iter().zip(same) {
-        println!("  {c:24} {:8.4} %", n as f64 * 100.0 / total as f64);
+    for (c, n) in columns.iter().zip(&same) {
+        println!("  {c:24} {:8.4} %", *n as f64 * 100.0 / total as f64);
     }
     assert!(differences.is_empty(), "{differences:#?}");
     assert!(same.iter().all(|&n| n == total));
