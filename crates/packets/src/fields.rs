@@ -174,6 +174,85 @@ fn icmp_seq_le(s: &etherparse::LaxSlicedPacket<'_>) -> Option<u16> {
     }
 }
 
+/// The DNS columns [`dns`] fills, in its order.
+pub const DNS: [&str; 4] = [
+    "dns.qry.name",
+    "dns.qry.name.len",
+    "dns.qry.qu",
+    "dns.qry.type",
+];
+
+/// The first question of a DNS message over UDP port 53, or of an mDNS message (port
+/// 5353, which also gives `dns.qry.qu`, the question's unicast-response bit): its name as
+/// dotted text, the name's length, the bit and the numeric type. Empty for a message with
+/// no question or one cut before the question ends.
+pub fn dns(d: &Decoded<'_>) -> [String; DNS.len()] {
+    let mut out: [String; DNS.len()] = Default::default();
+    let Some(TransportSlice::Udp(u)) = d.sliced.as_ref().and_then(|s| s.transport.as_ref()) else {
+        return out;
+    };
+    let ports = [u.source_port(), u.destination_port()];
+    let mdns = ports.contains(&5353);
+    if !mdns && !ports.contains(&53) {
+        return out;
+    }
+    let m = u.payload();
+    if m.len() < 12 || u16::from_be_bytes([m[4], m[5]]) == 0 {
+        return out;
+    }
+    let Some((name, end)) = question_name(m, 12) else {
+        return out;
+    };
+    let Some(q) = m.get(end..end + 4) else {
+        return out;
+    };
+    out[1] = name.len().to_string();
+    out[0] = name;
+    if mdns {
+        out[2] = (q[2] >> 7).to_string();
+    }
+    out[3] = u16::from_be_bytes([q[0], q[1]]).to_string();
+    out
+}
+
+/// The name at `at` of DNS message `m` (labels joined by dots, compression pointers
+/// followed, `<Root>` for the root as tshark shows it) and where the name ends in place.
+fn question_name(m: &[u8], at: usize) -> Option<(String, usize)> {
+    let mut labels: Vec<String> = Vec::new();
+    let mut pos = at;
+    let mut end = None;
+    // A pointer must point backwards; at most as many jumps as the message has bytes.
+    for _ in 0..m.len() {
+        let len = *m.get(pos)?;
+        match len >> 6 {
+            0 if len == 0 => {
+                let end = end.unwrap_or(pos + 1);
+                let name = if labels.is_empty() {
+                    "<Root>".to_string()
+                } else {
+                    labels.join(".")
+                };
+                return Some((name, end));
+            }
+            0 => {
+                let label = m.get(pos + 1..pos + 1 + usize::from(len))?;
+                labels.push(label.iter().map(|&b| char::from(b)).collect());
+                pos += 1 + usize::from(len);
+            }
+            3 => {
+                let target = usize::from(u16::from_be_bytes([len, *m.get(pos + 1)?]) & 0x3fff);
+                end.get_or_insert(pos + 2);
+                if target >= pos {
+                    return None;
+                }
+                pos = target;
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// The columns [`Conversations::fill`] fills, in its order.
 pub const CONVERSATION: [&str; 4] = ["tcp.seq", "tcp.ack", "udp.stream", "udp.time_delta"];
 
@@ -381,6 +460,20 @@ mod tests {
         assert_eq!(r[2..], ["0", "1.250000000"]);
         // TCP and UDP columns stay apart.
         assert_eq!(r[..2], ["", ""]);
+    }
+
+    #[test]
+    fn dns_question_names_follow_pointers_and_stop_at_bad_ones() {
+        // www.espn.com, then a name that points back to "espn.com".
+        let mut m = vec![0u8; 12];
+        m.extend(b"\x03www\x04espn\x03com\x00");
+        m.extend([0xc0, 16]);
+        assert_eq!(question_name(&m, 12), Some(("www.espn.com".into(), 26)));
+        assert_eq!(question_name(&m, 26), Some(("espn.com".into(), 28)));
+        assert_eq!(question_name(&[0], 0), Some(("<Root>".into(), 1)));
+        // A pointer to itself or forward, a label past the end: no name.
+        assert_eq!(question_name(&[0xc0, 0], 0), None);
+        assert_eq!(question_name(&[5, b'a'], 0), None);
     }
 
     #[test]

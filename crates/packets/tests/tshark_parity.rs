@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use iotids_packets::fields::{CONVERSATION, Conversations, STATELESS, stateless};
+use iotids_packets::fields::{CONVERSATION, Conversations, DNS, STATELESS, dns, stateless};
 use iotids_packets::{CaptureReader, ReadError, decode};
 
 fn shared() -> PathBuf {
@@ -54,7 +54,12 @@ fn truncate(s: &str) -> String {
 fn filled_columns_equal_tsharks_on_every_shared_capture() {
     let files = captures();
     assert_eq!(files.len(), 34);
-    let columns: Vec<&str> = STATELESS.iter().chain(&CONVERSATION).copied().collect();
+    let columns: Vec<&str> = STATELESS
+        .iter()
+        .chain(&CONVERSATION)
+        .chain(&DNS)
+        .copied()
+        .collect();
     let mut same = vec![0u64; columns.len()];
     let mut total = 0u64;
     let mut differences: Vec<String> = Vec::new();
@@ -73,6 +78,7 @@ fn filled_columns_equal_tsharks_on_every_shared_capture() {
                 let ours: Vec<String> = stateless(p, &d)
                     .into_iter()
                     .chain(conversations.fill(p, &d))
+                    .chain(dns(&d))
                     .collect();
                 let theirs = &rows[p.number as usize];
                 for (k, (&i, mine)) in at.iter().zip(&ours).enumerate() {
