@@ -253,6 +253,25 @@ fn question_name(m: &[u8], at: usize) -> Option<(String, usize)> {
     None
 }
 
+/// The DNS transaction columns [`Conversations::dns`] fills, in its order.
+pub const DNS_TRANSACTIONS: [&str; 3] = [
+    "dns.retransmission",
+    "dns.retransmit_request",
+    "dns.retransmit_request_in",
+];
+
+/// Seconds within which tshark takes a repeated unanswered query for a retransmission
+/// (`dns.retransmission_timer`).
+const DNS_RETRANSMISSION_SECONDS: i64 = 5;
+
+/// The latest DNS transaction of one ID in one conversation.
+#[derive(Debug, Clone, Copy)]
+struct DnsTransaction {
+    request: u64,
+    at: (i64, u32),
+    answered: Option<u64>,
+}
+
 /// The columns [`Conversations::fill`] fills, in its order.
 pub const CONVERSATION: [&str; 4] = ["tcp.seq", "tcp.ack", "udp.stream", "udp.time_delta"];
 
@@ -287,6 +306,7 @@ struct Udp {
 pub struct Conversations {
     tcp: std::collections::HashMap<Ends, Tcp>,
     udp: std::collections::HashMap<Ends, Udp>,
+    dns: std::collections::HashMap<(Ends, u16), DnsTransaction>,
 }
 
 impl Conversations {
@@ -296,16 +316,8 @@ impl Conversations {
         let Some(s) = &d.sliced else {
             return out;
         };
-        let (src, dst) = match &s.net {
-            Some(LaxNetSlice::Ipv4(ip)) => {
-                let h = ip.header();
-                (v6_mapped(h.source()), v6_mapped(h.destination()))
-            }
-            Some(LaxNetSlice::Ipv6(ip)) => {
-                let h = ip.header();
-                (h.source(), h.destination())
-            }
-            _ => return out,
+        let Some((src, dst)) = addresses(s) else {
+            return out;
         };
         match &s.transport {
             Some(TransportSlice::Tcp(t)) => {
@@ -347,6 +359,88 @@ impl Conversations {
             _ => {}
         }
         out
+    }
+}
+
+impl Conversations {
+    /// The [`DNS_TRANSACTIONS`] columns of the next packet, as tshark tracks requests
+    /// per conversation and DNS ID: a query repeating an unanswered one within 5 seconds
+    /// is a retransmission of it (its frame number in `dns.retransmit_request_in`); a
+    /// second answer to an answered query is a retransmitted response.
+    pub fn dns(
+        &mut self,
+        packet: &Packet<'_>,
+        d: &Decoded<'_>,
+    ) -> [String; DNS_TRANSACTIONS.len()] {
+        let mut out: [String; DNS_TRANSACTIONS.len()] = Default::default();
+        let Some(s) = &d.sliced else {
+            return out;
+        };
+        let Some((src, dst)) = addresses(s) else {
+            return out;
+        };
+        let Some(TransportSlice::Udp(u)) = &s.transport else {
+            return out;
+        };
+        let ports = [u.source_port(), u.destination_port()];
+        let m = u.payload();
+        if !(ports.contains(&53) || ports.contains(&5353)) || m.len() < 12 {
+            return out;
+        }
+        let (key, _) = ends(src, ports[0], dst, ports[1]);
+        let id = u16::from_be_bytes([m[0], m[1]]);
+        let response = m[2] & 0x80 != 0;
+        let now = (packet.seconds, packet.nanos);
+        let latest = self.dns.get_mut(&(key, id));
+        if response {
+            if let Some(t) = latest {
+                match t.answered {
+                    None => t.answered = Some(packet.number),
+                    Some(n) if n != packet.number => out[0] = "1".into(),
+                    Some(_) => {}
+                }
+            }
+            return out;
+        }
+        let within = |t: &DnsTransaction| {
+            let (s0, n0) = t.at;
+            let ns = (i128::from(now.0) - i128::from(s0)) * 1_000_000_000 + i128::from(now.1)
+                - i128::from(n0);
+            ns < i128::from(DNS_RETRANSMISSION_SECONDS) * 1_000_000_000
+        };
+        match latest {
+            Some(t) if t.answered.is_none() && within(t) => {
+                out[0] = "1".into();
+                out[1] = "1".into();
+                out[2] = t.request.to_string();
+            }
+            _ => {
+                self.dns.insert(
+                    (key, id),
+                    DnsTransaction {
+                        request: packet.number,
+                        at: now,
+                        answered: None,
+                    },
+                );
+            }
+        }
+        out
+    }
+}
+
+/// The outer IP header's source and destination, IPv4 mapped into IPv6's space.
+fn addresses(s: &etherparse::LaxSlicedPacket<'_>) -> Option<([u8; 16], [u8; 16])> {
+    match s.net.as_ref()? {
+        LaxNetSlice::Ipv4(ip) => {
+            let h = ip.header();
+            Some((v6_mapped(h.source()), v6_mapped(h.destination())))
+        }
+        LaxNetSlice::Ipv6(ip) => {
+            let h = ip.header();
+            Some((h.source(), h.destination()))
+        }
+        LaxNetSlice::Arp(_) => None,
     }
 }
 
@@ -460,6 +554,45 @@ mod tests {
         assert_eq!(r[2..], ["0", "1.250000000"]);
         // TCP and UDP columns stay apart.
         assert_eq!(r[..2], ["", ""]);
+    }
+
+    /// mdns.pcap's pattern by hand: query 1, its repeat 2 (a retransmission of 1), the
+    /// answer 3, a new query 4 (1 was answered), its repeat 6 s later (past the timer: a
+    /// new request), a second answer to 5 (a retransmitted response).
+    #[test]
+    fn dns_transactions_by_hand() {
+        let dns = |response: bool| {
+            let mut f = vec![
+                0x45, 0, 0, 40, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 7, 224, 0, 0, 251,
+            ];
+            f.extend(5353u16.to_be_bytes());
+            f.extend(5353u16.to_be_bytes());
+            f.extend([0, 20, 0, 0]);
+            f.extend([0, 0, if response { 0x84 } else { 0 }, 0]);
+            f.extend([0; 8]);
+            f
+        };
+        let mut c = Conversations::default();
+        let mut at = |number: u64, seconds: i64, response: bool| {
+            let frame = dns(response);
+            let p = Packet {
+                number,
+                seconds,
+                nanos: 0,
+                link: LinkType::Raw,
+                data: &frame,
+                original_len: frame.len() as u32,
+            };
+            c.dns(&p, &decode(&p)).to_vec()
+        };
+        let none = ["", "", ""];
+        assert_eq!(at(1, 100, false), none);
+        assert_eq!(at(2, 101, false), ["1", "1", "1"]);
+        assert_eq!(at(3, 102, true), none);
+        assert_eq!(at(4, 103, false), none);
+        assert_eq!(at(5, 109, false), none);
+        assert_eq!(at(6, 110, true), none);
+        assert_eq!(at(7, 111, true), ["1", "", ""]);
     }
 
     #[test]

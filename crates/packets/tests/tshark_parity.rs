@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use iotids_packets::fields::{CONVERSATION, Conversations, DNS, STATELESS, dns, stateless};
+use iotids_packets::fields::{
+    CONVERSATION, Conversations, DNS, DNS_TRANSACTIONS, STATELESS, dns, stateless,
+};
 use iotids_packets::{CaptureReader, ReadError, decode};
 
 fn shared() -> PathBuf {
@@ -58,6 +60,7 @@ fn filled_columns_equal_tsharks_on_every_shared_capture() {
         .iter()
         .chain(&CONVERSATION)
         .chain(&DNS)
+        .chain(&DNS_TRANSACTIONS)
         .copied()
         .collect();
     let mut same = vec![0u64; columns.len()];
@@ -79,6 +82,7 @@ fn filled_columns_equal_tsharks_on_every_shared_capture() {
                     .into_iter()
                     .chain(conversations.fill(p, &d))
                     .chain(dns(&d))
+                    .chain(conversations.dns(p, &d))
                     .collect();
                 let theirs = &rows[p.number as usize];
                 for (k, (&i, mine)) in at.iter().zip(&ours).enumerate() {
