@@ -14,7 +14,7 @@ use crate::decode::Decoded;
 use crate::reader::Packet;
 
 /// The columns [`stateless`] fills, in the order it returns them.
-pub const STATELESS: [&str; 23] = [
+pub const STATELESS: [&str; 25] = [
     "frame.time",
     "ip.src_host",
     "ip.dst_host",
@@ -38,6 +38,8 @@ pub const STATELESS: [&str; 23] = [
     "tcp.options",
     "tcp.payload",
     "icmp.seq_le",
+    "icmp.unused",
+    "icmp.transmit_timestamp",
 ];
 
 /// `frame.time` as tshark prints it in UTC: `Jul 10, 2010 21:43:30.035265000 UTC` (the
@@ -134,7 +136,36 @@ pub fn stateless(packet: &Packet<'_>, d: &Decoded<'_>) -> [String; STATELESS.len
         _ => {}
     }
     out[22] = icmp_seq_le(s).map_or(String::new(), |n| n.to_string());
+    if let Some(TransportSlice::Icmpv4(i)) = &s.transport {
+        let b = i.slice();
+        out[23] = icmp_unused(b).map_or(String::new(), hex);
+        // Timestamp request and reply: the transmit timestamp, milliseconds since midnight.
+        if matches!(b[0], 13 | 14)
+            && let Some(t) = b.get(16..20)
+        {
+            out[24] = u32::from_be_bytes([t[0], t[1], t[2], t[3]]).to_string();
+        }
+    }
     out
+}
+
+/// `icmp.unused`'s first occurrence: the bytes of an error's second word that carry
+/// nothing. With RFC 4884's length of the original datagram set (byte 5), destination
+/// unreachable and time exceeded leave byte 4 unused and parameter problem bytes 6-7;
+/// without it, the whole word, but for "fragmentation needed" (bytes 4-5, then the MTU)
+/// and parameter problem (bytes 5-7, after the pointer). `None` for other types or
+/// bytes the capture lacks.
+fn icmp_unused(b: &[u8]) -> Option<&[u8]> {
+    let (kind, code, length) = (*b.first()?, *b.get(1)?, *b.get(5)?);
+    let range = match (kind, length > 0) {
+        (3 | 11, true) => 4..5,
+        (3, false) if code == 4 => 4..6,
+        (3 | 11, false) => 4..8,
+        (12, true) => 6..8,
+        (12, false) => 5..8,
+        _ => return None,
+    };
+    b.get(range)
 }
 
 /// Lower-case hex of `bytes`, as tshark prints byte fields.
@@ -147,21 +178,22 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// `icmp.seq_le`: an echo's sequence number read little-endian, from the packet's own
-/// ICMP echo (request or reply) or, in an error (destination unreachable, time
-/// exceeded), from the echo it quotes.
+/// `icmp.seq_le`: the sequence number read little-endian, from the packet's own echo,
+/// timestamp, information or address-mask message or, in an error (destination
+/// unreachable, source quench, redirect, time exceeded, parameter problem), from such a
+/// message it quotes.
 fn icmp_seq_le(s: &etherparse::LaxSlicedPacket<'_>) -> Option<u16> {
     let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
         return None;
     };
     let b = i.slice();
     let echo = |b: &[u8]| match b.first() {
-        Some(0 | 8) => b.get(6..8).map(|q| u16::from_le_bytes([q[0], q[1]])),
+        Some(0 | 8 | 13..=18) => b.get(6..8).map(|q| u16::from_le_bytes([q[0], q[1]])),
         _ => None,
     };
     match b.first()? {
-        0 | 8 => echo(b),
-        3 | 11 => {
+        0 | 8 | 13..=18 => echo(b),
+        3 | 4 | 5 | 11 | 12 => {
             // 8 bytes of ICMP header, then the quoted IPv4 header and its first bytes.
             let quoted = b.get(8..)?;
             let ihl = usize::from(quoted.first()? & 0x0f) * 4;
@@ -593,6 +625,25 @@ mod tests {
         assert_eq!(at(5, 109, false), none);
         assert_eq!(at(6, 110, true), none);
         assert_eq!(at(7, 111, true), ["1", "", ""]);
+    }
+
+    #[test]
+    fn icmp_unused_by_type_code_and_rfc_4884_length() {
+        let icmp = |kind: u8, code: u8, word: [u8; 4]| {
+            let mut b = vec![kind, code, 0, 0];
+            b.extend(word);
+            b
+        };
+        let unused = |b: Vec<u8>| icmp_unused(&b).map(hex);
+        assert_eq!(unused(icmp(11, 0, [0, 0, 0, 0])), Some("00000000".into()));
+        assert_eq!(unused(icmp(11, 0, [0xff, 0x17, 0, 0])), Some("ff".into()));
+        assert_eq!(unused(icmp(3, 3, [1, 0, 3, 4])), Some("01000304".into()));
+        assert_eq!(unused(icmp(3, 4, [1, 0, 5, 220])), Some("0100".into()));
+        assert_eq!(unused(icmp(3, 4, [1, 9, 5, 220])), Some("01".into()));
+        assert_eq!(unused(icmp(12, 0, [20, 0, 7, 8])), Some("000708".into()));
+        assert_eq!(unused(icmp(12, 0, [20, 9, 7, 8])), Some("0708".into()));
+        assert_eq!(unused(icmp(8, 0, [0, 1, 0, 2])), None);
+        assert_eq!(icmp_unused(&[11, 0, 0, 0, 0]), None, "cut before byte 5");
     }
 
     #[test]
