@@ -646,6 +646,49 @@ mod tests {
         assert_eq!(icmp_unused(&[11, 0, 0, 0, 0]), None, "cut before byte 5");
     }
 
+    /// A timestamp reply (type 14) with sequence 0x0102 and transmit timestamp 43,200,000
+    /// ms (noon), and an echo request quoted in a time-exceeded error.
+    #[test]
+    fn icmp_timestamps_and_quoted_sequence_numbers() {
+        let ip = |payload: &[u8]| {
+            let mut f = vec![
+                0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+            ];
+            let len = (f.len() + payload.len()) as u16;
+            f[2..4].copy_from_slice(&len.to_be_bytes());
+            f.extend(payload);
+            f
+        };
+        let column = |frame: &[u8], name: &str| {
+            let p = Packet {
+                number: 1,
+                seconds: 0,
+                nanos: 0,
+                link: LinkType::Raw,
+                data: frame,
+                original_len: frame.len() as u32,
+            };
+            let at = STATELESS.iter().position(|c| *c == name).unwrap();
+            stateless(&p, &decode(&p))[at].clone()
+        };
+        let mut reply = vec![14, 0, 0, 0, 0, 7, 0x01, 0x02];
+        reply.extend([0; 8]);
+        reply.extend(43_200_000u32.to_be_bytes());
+        let frame = ip(&reply);
+        assert_eq!(column(&frame, "icmp.transmit_timestamp"), "43200000");
+        assert_eq!(column(&frame, "icmp.seq_le"), "513");
+        assert_eq!(column(&frame, "icmp.unused"), "");
+        // Time exceeded quoting an echo request whose sequence bytes are 00 34: 52 read
+        // big-endian, 13312 read little-endian as seq_le does.
+        let echo = ip(&[8, 0, 0, 0, 0, 1, 0x00, 0x34]);
+        let mut error = vec![11, 0, 0, 0, 0, 0, 0, 0];
+        error.extend(&echo);
+        let frame = ip(&error);
+        assert_eq!(column(&frame, "icmp.seq_le"), "13312");
+        assert_eq!(column(&frame, "icmp.unused"), "00000000");
+        assert_eq!(column(&frame, "icmp.transmit_timestamp"), "");
+    }
+
     #[test]
     fn dns_question_names_follow_pointers_and_stop_at_bad_ones() {
         // www.espn.com, then a name that points back to "espn.com".
