@@ -130,7 +130,7 @@ impl Decoded<'_> {
             TransportSlice::Tcp(t) => Transport::Tcp {
                 src: t.source_port(),
                 dst: t.destination_port(),
-                flags: u16::from_be_bytes([t.slice()[12], t.slice()[13]]) & 0x0fff,
+                flags: tcp_flags(t),
             },
             TransportSlice::Udp(u) => Transport::Udp {
                 src: u.source_port(),
@@ -141,6 +141,23 @@ impl Decoded<'_> {
             _ => Transport::Other,
         })
     }
+}
+
+/// TCP's 12-bit flags field, reserved bits included, as tshark prints `tcp.flags`.
+pub fn tcp_flags(t: &etherparse::TcpSlice<'_>) -> u16 {
+    let b = t.slice();
+    u16::from_be_bytes([b[12], b[13]]) & 0x0fff
+}
+
+/// The UDP datagram of a DNS message (port 53, or mDNS's 5353) with at least its 12-byte
+/// header, and whether it is mDNS.
+pub fn dns_message<'a>(d: &'a Decoded<'_>) -> Option<(&'a etherparse::UdpSlice<'a>, bool)> {
+    let Some(TransportSlice::Udp(u)) = d.sliced.as_ref()?.transport.as_ref() else {
+        return None;
+    };
+    let ports = [u.source_port(), u.destination_port()];
+    let mdns = ports.contains(&5353);
+    (u.payload().len() >= 12 && (mdns || ports.contains(&53))).then_some((u, mdns))
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@
 
 use chrono::DateTime;
 use etherparse::{LaxNetSlice, TransportSlice};
+use rustc_hash::FxHashMap;
 
-use crate::decode::Decoded;
+use crate::decode::{Decoded, dns_message, tcp_flags};
 use crate::reader::Packet;
 
 /// The columns [`stateless`] fills, in the order it returns them.
@@ -97,7 +98,7 @@ pub fn stateless(packet: &Packet<'_>, d: &Decoded<'_>) -> [String; STATELESS.len
         Some(TransportSlice::Icmpv4(i)) => out[7] = format!("0x{:04x}", i.checksum()),
         Some(TransportSlice::Tcp(t)) => {
             let b = t.slice();
-            let flags = u16::from_be_bytes([b[12], b[13]]) & 0x0fff;
+            let flags = tcp_flags(t);
             let (syn, ack, fin, rst) = (
                 flags & 0x02 != 0,
                 flags & 0x10 != 0,
@@ -220,16 +221,11 @@ pub const DNS: [&str; 4] = [
 /// no question or one cut before the question ends.
 pub fn dns(d: &Decoded<'_>) -> [String; DNS.len()] {
     let mut out: [String; DNS.len()] = Default::default();
-    let Some(TransportSlice::Udp(u)) = d.sliced.as_ref().and_then(|s| s.transport.as_ref()) else {
+    let Some((u, mdns)) = dns_message(d) else {
         return out;
     };
-    let ports = [u.source_port(), u.destination_port()];
-    let mdns = ports.contains(&5353);
-    if !mdns && !ports.contains(&53) {
-        return out;
-    }
     let m = u.payload();
-    if m.len() < 12 || u16::from_be_bytes([m[4], m[5]]) == 0 {
+    if u16::from_be_bytes([m[4], m[5]]) == 0 {
         return out;
     }
     let Some((name, end)) = question_name(m, 12) else {
@@ -336,9 +332,9 @@ struct Udp {
 /// since the conversation's previous packet.
 #[derive(Debug, Default)]
 pub struct Conversations {
-    tcp: std::collections::HashMap<Ends, Tcp>,
-    udp: std::collections::HashMap<Ends, Udp>,
-    dns: std::collections::HashMap<(Ends, u16), DnsTransaction>,
+    tcp: FxHashMap<Ends, Tcp>,
+    udp: FxHashMap<Ends, Udp>,
+    dns: FxHashMap<(Ends, u16), DnsTransaction>,
 }
 
 impl Conversations {
@@ -355,8 +351,7 @@ impl Conversations {
             Some(TransportSlice::Tcp(t)) => {
                 let (key, lower) = ends(src, t.source_port(), dst, t.destination_port());
                 let (me, other) = if lower { (0, 1) } else { (1, 0) };
-                let b = t.slice();
-                let flags = u16::from_be_bytes([b[12], b[13]]) & 0x0fff;
+                let flags = tcp_flags(t);
                 let (syn, ack) = (flags & 0x02 != 0, flags & 0x10 != 0);
                 let seq = t.sequence_number();
                 let conv = self.tcp.entry(key).or_default();
@@ -411,15 +406,11 @@ impl Conversations {
         let Some((src, dst)) = addresses(s) else {
             return out;
         };
-        let Some(TransportSlice::Udp(u)) = &s.transport else {
+        let Some((u, _)) = dns_message(d) else {
             return out;
         };
-        let ports = [u.source_port(), u.destination_port()];
         let m = u.payload();
-        if !(ports.contains(&53) || ports.contains(&5353)) || m.len() < 12 {
-            return out;
-        }
-        let (key, _) = ends(src, ports[0], dst, ports[1]);
+        let (key, _) = ends(src, u.source_port(), dst, u.destination_port());
         let id = u16::from_be_bytes([m[0], m[1]]);
         let response = m[2] & 0x80 != 0;
         let now = (packet.seconds, packet.nanos);
