@@ -12,9 +12,8 @@ use iotids_data::pipeline::Pipeline;
 use iotids_data::prepare::Prepared;
 use iotids_data::schema::normal_class;
 use iotids_data::window::{PAD, Sequences};
-use iotids_model::detect::ingest_options;
+use iotids_model::detect::{class_labels, ingest_options, known_rows};
 use iotids_report as report;
-use rustc_hash::FxHashSet;
 use serde_json::json;
 
 use super::prepare;
@@ -168,20 +167,22 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
     )?;
     // The windows a windowed classical model read, as source lines, so a reference run
     // can flatten the same records: windows-K.csv.
-    let mut written = Vec::new();
-    for o in outcomes
+    let mut flattened: Vec<usize> = outcomes
         .iter()
         .filter(|o| o.window > 1 && o.epochs.is_none())
-    {
-        if !written.contains(&o.window) {
-            written.push(o.window);
-            let rows: Vec<usize> = match &test {
-                None => [&p.split.train[..], &p.split.test[..]].concat(),
-                Some(_) => p.split.train.clone(),
-            };
+        .map(|o| o.window)
+        .collect();
+    flattened.sort_unstable();
+    flattened.dedup();
+    if !flattened.is_empty() {
+        let rows: Vec<usize> = match &test {
+            None => [&p.split.train[..], &p.split.test[..]].concat(),
+            Some(_) => p.split.train.clone(),
+        };
+        for k in flattened {
             write_windows(
-                &out.join(format!("windows-{}.csv", o.window)),
-                task.data.windows(o.window)?,
+                &out.join(format!("windows-{k}.csv")),
+                task.data.windows(k)?,
                 &ds.lines,
                 &rows,
             )?;
@@ -362,35 +363,12 @@ fn read_test(path: &Path, p: &Prepared, lengths: &[usize], ui: Ui) -> Result<Tes
     )?;
     let sequences = windows(&p.pipeline, &ds, lengths)
         .with_context(|| format!("--test {}: cannot apply the pipeline", path.display()))?;
-    let map = p.pipeline.class_map(&ds);
-    let mut unknown_classes = std::collections::BTreeMap::new();
-    let mut rows = Vec::new();
-    let labels = ds
-        .labels
-        .iter()
-        .enumerate()
-        .map(|(r, &l)| match map[l as usize] {
-            Some(c) => {
-                rows.push(r);
-                c
-            }
-            None => {
-                *unknown_classes
-                    .entry(ds.classes[l as usize].clone())
-                    .or_insert(0) += 1;
-                0
-            }
-        })
-        .collect();
-    let train_hashes: FxHashSet<u128> = p
-        .split
-        .train
-        .iter()
-        .map(|&r| p.dataset.row_hashes[r])
-        .collect();
+    let (mapped, unknown_classes) = class_labels(&p.pipeline, &ds);
+    let (rows, labels) = known_rows(&mapped);
+    let hashes = p.train_hashes();
     let also_in_training = rows
         .iter()
-        .filter(|&&r| train_hashes.contains(&ds.row_hashes[r]))
+        .filter(|&&r| hashes.contains(&ds.row_hashes[r]))
         .count();
     Ok(TestFile {
         path: path.to_path_buf(),

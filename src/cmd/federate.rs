@@ -20,10 +20,9 @@ use iotids_report as report;
 use report::federation as fed_report;
 use report::html::{Block, Report};
 use report::pages::FederationView;
-use rustc_hash::FxHashSet;
 
 use super::prepare;
-use super::train::{score_file, score_test_rows};
+use super::train::{read_for, score_read, score_test_rows};
 use crate::job::{FederateJob, Ui};
 use crate::output::{
     csv_file, epochs_line, evaluation_notes, finish_report, print, start_output, write_csv_rows,
@@ -90,14 +89,18 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     write_file(&out.join("federation.toml"), cfg.to_toml())?;
 
     // Evaluation: the held-out rows of the same file, or the --test file.
-    let train_hashes =
-        || -> FxHashSet<u128> { p.split.train.iter().map(|&r| ds.row_hashes[r]).collect() };
-    let scored = match &job.test {
+    // The --test file is read once; the federated and the central model both score it.
+    let test_file = match &job.test {
+        Some(path) => Some((path, read_for(&detector, path, ui)?, p.train_hashes())),
+        None => None,
+    };
+    let scored = match &test_file {
         None => score_test_rows(&detector, &loaded, &sequences, ui),
-        Some(path) => Some(score_file(
+        Some((path, test, hashes)) => Some(score_read(
             &detector,
             path,
-            Some(&train_hashes()),
+            test,
+            Some(hashes),
             SCORE_BATCH,
             ui,
         )?),
@@ -117,7 +120,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         )?;
         drop(on_event);
         print(&epochs_line(&history))?;
-        if let Some(path) = &job.test {
+        if let Some((path, test, hashes)) = &test_file {
             let central = Detector::new(
                 p.pipeline.clone(),
                 gru.clone(),
@@ -126,7 +129,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
                 history,
                 net,
             );
-            let s = score_file(&central, path, Some(&train_hashes()), SCORE_BATCH, ui)?;
+            let s = score_read(&central, path, test, Some(hashes), SCORE_BATCH, ui)?;
             run.test = Some(s.metrics(&central));
         }
         Some(run)

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use iotids_data::Dataset;
 use iotids_data::window::Sequences;
 use iotids_model::artifact::Detector;
 use iotids_model::evaluation::Scored;
@@ -85,17 +86,13 @@ pub fn train_loaded(
     // Evaluation: the held-out rows of the same file, or the --test file.
     let evaluation = match test {
         None => score_test_rows(&detector, loaded, &sequences, ui),
-        Some(path) => {
-            let train_hashes: FxHashSet<u128> =
-                p.split.train.iter().map(|&r| ds.row_hashes[r]).collect();
-            Some(score_file(
-                &detector,
-                path,
-                Some(&train_hashes),
-                SCORE_BATCH,
-                ui,
-            )?)
-        }
+        Some(path) => Some(score_file(
+            &detector,
+            path,
+            Some(&p.train_hashes()),
+            SCORE_BATCH,
+            ui,
+        )?),
     };
     let metrics = match &evaluation {
         Some(s) => Some(write_evaluation(&detector, s, out)?),
@@ -161,13 +158,31 @@ pub fn score_file(
     batch: usize,
     ui: Ui,
 ) -> Result<Scored> {
-    let ds = read(
+    let ds = read_for(detector, path, ui)?;
+    score_read(detector, path, &ds, train_hashes, batch, ui)
+}
+
+/// Reads `path` the way `detector`'s training file was read.
+pub fn read_for(detector: &Detector, path: &Path, ui: Ui) -> Result<Dataset> {
+    read(
         path,
         &detector.ingest_options(ui.threads(), false),
         ui.quiet,
-    )?;
+    )
+}
+
+/// [`score_file`] on a file already read with [`read_for`] (by a detector of the same
+/// pipeline), so several detectors can score one read.
+pub fn score_read(
+    detector: &Detector,
+    path: &Path,
+    ds: &Dataset,
+    train_hashes: Option<&FxHashSet<u128>>,
+    batch: usize,
+    ui: Ui,
+) -> Result<Scored> {
     let bar = progress::step(&format!("scoring {} rows", ds.n_rows()), ui.quiet);
-    let scored = detector.score_table(path.display().to_string(), &ds, train_hashes, batch);
+    let scored = detector.score_table(path.display().to_string(), ds, train_hashes, batch);
     bar.finish_and_clear();
     let scored = scored.with_context(|| format!("{}: cannot apply the model", path.display()))?;
     warn_scored(&scored, ui.quiet);

@@ -44,6 +44,18 @@ pub struct Prepared {
     pub config: PrepareConfig,
 }
 
+impl Prepared {
+    /// The raw-record hashes of the training rows, to count the rows of another file
+    /// that repeat one of them.
+    pub fn train_hashes(&self) -> rustc_hash::FxHashSet<u128> {
+        self.split
+            .train
+            .iter()
+            .map(|&r| self.dataset.row_hashes[r])
+            .collect()
+    }
+}
+
 /// Prepares `ds` (consumed: duplicates are removed in place).
 ///
 /// # Errors

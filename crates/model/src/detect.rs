@@ -35,12 +35,40 @@ impl Inputs {
     /// Rows whose class the model knows, and their labels indexed by row (0 elsewhere,
     /// never read), for [`Examples`].
     pub fn known(&self) -> (Vec<usize>, Vec<u32>) {
-        let rows = (0..self.labels.len())
-            .filter(|&r| self.labels[r].is_some())
-            .collect();
-        let labels = self.labels.iter().map(|l| l.unwrap_or(0)).collect();
-        (rows, labels)
+        known_rows(&self.labels)
     }
+}
+
+/// The rows of `labels` whose class is known, and the labels indexed by row (0 for the
+/// others, never read), for [`Examples`].
+pub fn known_rows(labels: &[Option<u32>]) -> (Vec<usize>, Vec<u32>) {
+    let rows = (0..labels.len()).filter(|&r| labels[r].is_some()).collect();
+    let labels = labels.iter().map(|l| l.unwrap_or(0)).collect();
+    (rows, labels)
+}
+
+/// Each row's class of `ds` in `pipeline`'s numbering (`None` for a class its training
+/// file lacks), and the rows per such class (name → rows).
+pub fn class_labels(
+    pipeline: &Pipeline,
+    ds: &Dataset,
+) -> (Vec<Option<u32>>, BTreeMap<String, u64>) {
+    let map = pipeline.class_map(ds);
+    let mut unknown_classes = BTreeMap::new();
+    let labels = ds
+        .labels
+        .iter()
+        .map(|&l| {
+            let mapped = map[l as usize];
+            if mapped.is_none() {
+                *unknown_classes
+                    .entry(ds.classes[l as usize].clone())
+                    .or_insert(0) += 1;
+            }
+            mapped
+        })
+        .collect();
+    (labels, unknown_classes)
 }
 
 /// How to read a file for a fitted pipeline: its training file's layout, label column,
@@ -86,21 +114,7 @@ impl Detector {
         let all: Vec<usize> = (0..ds.n_rows()).collect();
         let features = self.pipeline.transform(ds, &all)?;
         let sequences = Sequences::new(features, ds.flows.as_deref(), self.card.window)?;
-        let map = self.pipeline.class_map(ds);
-        let mut unknown_classes = BTreeMap::new();
-        let labels = ds
-            .labels
-            .iter()
-            .map(|&l| {
-                let mapped = map[l as usize];
-                if mapped.is_none() {
-                    *unknown_classes
-                        .entry(ds.classes[l as usize].clone())
-                        .or_insert(0) += 1;
-                }
-                mapped
-            })
-            .collect();
+        let (labels, unknown_classes) = class_labels(&self.pipeline, ds);
         Ok(Inputs {
             sequences,
             labels,
