@@ -672,6 +672,54 @@ fn federate_writes_a_usable_model_rounds_and_the_central_comparison() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("edges"), "{}", stderr(&o));
+
+    // --test: the federated and the central model both score the other file (read once),
+    // and the federated model's metrics are its evaluation of that file.
+    let other = dir.path().join("other.csv");
+    let o = iotids(&[
+        "synth",
+        "--rows",
+        "1200",
+        "--out",
+        other.to_str().unwrap(),
+        "--seed",
+        "9",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out_t = dir.path().join("fed-test");
+    let o = iotids(&[
+        "federate",
+        data.to_str().unwrap(),
+        "--test",
+        other.to_str().unwrap(),
+        "--out",
+        out_t.to_str().unwrap(),
+        "--devices",
+        "4",
+        "--edges",
+        "2",
+        "--rounds",
+        "1",
+        "--window",
+        "4",
+        "--epochs",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = json(&out_t.join("metrics.json"));
+    assert_eq!(m["evaluated_on"], other.to_str().unwrap());
+    let scored = m["rows_scored"].as_u64().unwrap();
+    assert!(scored > 1100 && scored <= 1200, "{scored}");
+    let fed = json(&out_t.join("federation.json"));
+    assert_eq!(fed["federated"]["test"]["macro_f1"], m["macro_f1"]);
+    let c = fed["central"]["test"]["macro_f1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&c));
+    // The evaluation printed names the --test file.
+    assert!(
+        stdout(&o).contains(&other.display().to_string()),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
