@@ -304,9 +304,9 @@ struct DnsTransaction {
 pub const CONVERSATION: [&str; 4] = ["tcp.seq", "tcp.ack", "udp.stream", "udp.time_delta"];
 
 /// The two ends of a conversation, the lower first, so both directions find it.
-type Ends = ([u8; 16], u16, [u8; 16], u16);
+pub(crate) type Ends = ([u8; 16], u16, [u8; 16], u16);
 
-fn ends(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16) -> (Ends, bool) {
+pub(crate) fn ends(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16) -> (Ends, bool) {
     if (src, sport) <= (dst, dport) {
         ((src, sport, dst, dport), true)
     } else {
@@ -453,7 +453,7 @@ impl Conversations {
 }
 
 /// The outer IP header's source and destination, IPv4 mapped into IPv6's space.
-fn addresses(s: &etherparse::LaxSlicedPacket<'_>) -> Option<([u8; 16], [u8; 16])> {
+pub(crate) fn addresses(s: &etherparse::LaxSlicedPacket<'_>) -> Option<([u8; 16], [u8; 16])> {
     match s.net.as_ref()? {
         LaxNetSlice::Ipv4(ip) => {
             let h = ip.header();
@@ -474,6 +474,25 @@ fn v6_mapped(a: [u8; 4]) -> [u8; 16] {
     out[11] = 0xff;
     out[12..].copy_from_slice(&a);
     out
+}
+
+/// `tcp.len`: the TCP payload's length the IP header declares (not what was captured).
+pub(crate) fn tcp_len(
+    s: &etherparse::LaxSlicedPacket<'_>,
+    t: &etherparse::TcpSlice<'_>,
+) -> Option<usize> {
+    let ip_payload = match s.net.as_ref()? {
+        LaxNetSlice::Ipv4(ip) => {
+            let h = ip.header();
+            usize::from(h.total_len()).checked_sub(usize::from(h.ihl()) * 4)
+        }
+        LaxNetSlice::Ipv6(ip) => {
+            let ext: usize = ip.extensions().slice().len();
+            usize::from(ip.header().payload_length()).checked_sub(ext)
+        }
+        LaxNetSlice::Arp(_) => None,
+    }?;
+    ip_payload.checked_sub(usize::from(t.data_offset()) * 4)
 }
 
 /// `to − from` in seconds with nine decimals, as tshark prints relative times.

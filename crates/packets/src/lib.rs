@@ -7,11 +7,15 @@
 //! etherparse; the link layers etherparse does not read as captured (Linux cooked captures
 //! of a loopback device, NULL in both byte orders) are read in [`link`].
 
+pub mod app;
 pub mod decode;
+pub mod extract;
 pub mod fields;
 pub mod link;
 pub mod reader;
+pub mod reassembly;
 
 pub use decode::{Decoded, Layer, Transport, decode};
+pub use extract::{COLUMNS, Extractor, Row, write_csv};
 pub use link::LinkType;
 pub use reader::{CaptureReader, Packet, ReadError};

@@ -1,0 +1,534 @@
+//! HTTP/1.x (tshark's `packet-http.c` and `req_resp_hdrs.c`): the request line, the
+//! Host, Referer and Content-Length headers, responses, and the body as `http.file_data`
+//! (de-chunked and decompressed).
+//!
+//! Reassembly follows `req_resp_hdrs_do_reassembly`: the headers up to their empty line,
+//! then the body by Content-Length, or chunk by chunk, or for a response with neither
+//! (other than 1xx, 204, 304 or a reply to HEAD) up to the sender's FIN.
+
+use std::io::Read;
+
+use super::{AppState, Col, Dispatch, Tvb, ascii};
+use crate::reassembly::{Desegment, More};
+
+/// Most bytes a decompressed body may take (tshark has no such bound; a body past it is
+/// shown compressed, as tshark shows a body it cannot decompress).
+const MAX_INFLATED: u64 = 64 << 20;
+
+/// HTTP's per-conversation state: the latest request's method (a reply to HEAD has no
+/// body).
+#[derive(Debug, Default)]
+pub(super) struct Conv {
+    method: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Request,
+    Response,
+    Notification,
+}
+
+/// The HTTP heuristic over TCP: a first line that ends with or starts with `HTTP/1.1`
+/// (or `HTTP/1.0`).
+pub(super) fn heuristic(tvb: Tvb<'_>) -> bool {
+    let Some((len, _)) = find_line_end(tvb.data, 0, true) else {
+        return false;
+    };
+    let line = &tvb.data[..len];
+    let token = |s: &[u8]| {
+        s.len() >= 8 && (s[..8].eq_ignore_ascii_case(b"HTTP/1.1") || s[..8].eq_ignore_ascii_case(b"HTTP/1.0"))
+    };
+    len >= 8 && (token(&line[len - 8..]) || token(line))
+}
+
+/// tshark's `tvb_find_line_end` from `at`: the line's length and where the next starts.
+/// A line ends at CRLF, LF or a lone CR; with `desegment`, a line with no end (or a CR
+/// that may be a CRLF cut in two) is `None`, else it runs to the end of the data.
+fn find_line_end(data: &[u8], at: usize, desegment: bool) -> Option<(usize, usize)> {
+    let rest = data.get(at..)?;
+    match memchr::memchr2(b'\r', b'\n', rest) {
+        None => (!desegment).then_some((rest.len(), data.len())),
+        Some(i) if rest[i] == b'\n' => Some((i, at + i + 1)),
+        Some(i) => match rest.get(i + 1) {
+            Some(b'\n') => Some((i, at + i + 2)),
+            Some(_) => Some((i, at + i + 1)),
+            None if desegment => None,
+            None => Some((i, at + i + 1)),
+        },
+    }
+}
+
+/// Whether a first line is a request, a response or a notification, and the method.
+fn classify(line: &[u8]) -> Option<(Kind, &[u8])> {
+    let data = line.strip_prefix(b"M-").unwrap_or(line);
+    if data.starts_with(b"HTTP/") || data.starts_with(b"ICY") {
+        return Some((Kind::Response, &[]));
+    }
+    let n = data.iter().position(|&b| b == b' ').unwrap_or(data.len());
+    let m = &data[..n];
+    let request: &[&[u8]] = &[
+        b"GET", b"PUT", b"COPY", b"HEAD", b"LOCK", b"MOVE", b"POLL", b"POST", b"BCOPY", b"BMOVE",
+        b"MKCOL", b"TRACE", b"PATCH", b"LABEL", b"MERGE", b"DELETE", b"SEARCH", b"UNLOCK",
+        b"REPORT", b"UPDATE", b"BDELETE", b"CONNECT", b"OPTIONS", b"CHECKIN", b"PROPFIND",
+        b"CHECKOUT", b"CCM_POST", b"PROPPATCH", b"BPROPFIND", b"BPROPPATCH", b"UNCHECKOUT",
+        b"MKACTIVITY", b"MKWORKSPACE", b"RPC_CONNECT", b"RPC_IN_DATA", b"RPC_OUT_DATA",
+        b"VERSION-CONTROL", b"BASELINE-CONTROL",
+    ];
+    if request.contains(&m) {
+        return Some((Kind::Request, m));
+    }
+    if [&b"NOTIFY"[..], b"SUBSCRIBE", b"UNSUBSCRIBE"].contains(&m) {
+        return Some((Kind::Notification, m));
+    }
+    if m == b"ICY" {
+        return Some((Kind::Response, &[]));
+    }
+    None
+}
+
+/// A token up to a blank, CR or LF, and where the next one starts (blanks skipped).
+fn token(line: &[u8]) -> (&[u8], &[u8]) {
+    let n = line
+        .iter()
+        .position(|&b| b == b' ' || b == b'\r' || b == b'\n')
+        .unwrap_or(line.len());
+    let mut rest = &line[n..];
+    while let [b' ', tail @ ..] = rest {
+        rest = tail;
+    }
+    (&line[..n], rest)
+}
+
+/// C's `strtoll(s, &end, base)` with nothing after the number allowed.
+fn strtoll_whole(s: &[u8]) -> Option<i64> {
+    let s = s.trim_ascii_start();
+    let (neg, digits) = match s {
+        [b'-', r @ ..] => (true, r),
+        [b'+', r @ ..] => (false, r),
+        r => (false, r),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { -v } else { v })
+}
+
+/// C's `sscanf(s, "%i")`: leading blanks, a sign, then hex (`0x`), octal (`0`) or
+/// decimal digits, whatever follows.
+fn scanf_i(s: &[u8]) -> Option<i64> {
+    let s = s.trim_ascii_start();
+    let (neg, s) = match s {
+        [b'-', r @ ..] => (true, r),
+        [b'+', r @ ..] => (false, r),
+        r => (false, r),
+    };
+    let (radix, digits) = match s {
+        [b'0', b'x' | b'X', r @ ..] if r.first().is_some_and(u8::is_ascii_hexdigit) => (16, r),
+        [b'0', ..] => (8, s),
+        _ => (10, s),
+    };
+    let n = digits
+        .iter()
+        .take_while(|b| char::from(**b).is_digit(radix))
+        .count();
+    if n == 0 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &b in &digits[..n] {
+        let d = char::from(b).to_digit(radix)?;
+        v = v.saturating_mul(i64::from(radix)).saturating_add(i64::from(d));
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// `sscanf(s, "%x")` into an unsigned int.
+fn scanf_x(s: &[u8]) -> Option<u32> {
+    let s = s.trim_ascii_start();
+    let s = match s {
+        [b'0', b'x' | b'X', r @ ..] if r.first().is_some_and(u8::is_ascii_hexdigit) => r,
+        r => r,
+    };
+    let n = s.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if n == 0 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for &b in &s[..n] {
+        v = v.wrapping_mul(16).wrapping_add(char::from(b).to_digit(16)?);
+    }
+    Some(v)
+}
+
+fn more(offset: usize) -> Desegment {
+    Desegment::More {
+        offset,
+        more: More::OneMoreSegment,
+    }
+}
+
+/// `req_resp_hdrs_do_reassembly` for the message at `offset`: `None` when it is all
+/// there, else what to ask TCP for.
+fn reassembly(
+    tvb: Tvb<'_>,
+    offset: usize,
+    can_desegment: bool,
+    body: bool,
+    until_fin: bool,
+) -> Option<Desegment> {
+    if !can_desegment {
+        return None;
+    }
+    let data = tvb.data;
+    let mut next = offset;
+    let mut content_length: Option<i64> = None;
+    let mut chunked = false;
+    loop {
+        if tvb.reported <= next {
+            return Some(more(offset));
+        }
+        let Some((len, after)) = find_line_end(data, next, true) else {
+            return Some(more(offset));
+        };
+        let line = &data[next..next + len];
+        next = after;
+        if len == 0 {
+            break;
+        }
+        if !body || !matches!(line[0], b'c' | b'C' | b't' | b'T') {
+            continue;
+        }
+        if line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"Content-Length:") {
+            if let Some(n) = scanf_i(&line[15..]) {
+                content_length = Some(n);
+            }
+        } else if line.len() >= 18 && line[..18].eq_ignore_ascii_case(b"Transfer-Encoding:") {
+            let value = line[18..].to_ascii_lowercase();
+            if value.windows(7).any(|w| w == b"chunked") {
+                chunked = true;
+            }
+        }
+    }
+    if !body {
+        return None;
+    }
+    if chunked {
+        loop {
+            if tvb.reported <= next {
+                return Some(more(offset));
+            }
+            let Some((len, after)) = find_line_end(data, next, true) else {
+                return Some(more(offset));
+            };
+            let line = &data[next..next + len];
+            let line = line.split(|&b| b == b';').next().unwrap_or(&[]);
+            let size = scanf_x(line)?;
+            if size > 1 << 31 {
+                return None;
+            }
+            if size == 0 {
+                return match find_line_end(data, after, true) {
+                    None => Some(more(offset)),
+                    Some(_) => None,
+                };
+            }
+            let remaining = tvb.reported - after;
+            if remaining > size as usize {
+                next = after + size as usize + 2;
+            } else {
+                return Some(more(offset));
+            }
+        }
+    } else if let Some(n) = content_length {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        if data.len().saturating_sub(next) < n {
+            let captured = data.len().saturating_sub(next);
+            return Some(Desegment::More {
+                offset,
+                more: More::Bytes(u32::try_from(n - captured).unwrap_or(u32::MAX)),
+            });
+        }
+    } else if until_fin {
+        return Some(Desegment::More {
+            offset,
+            more: More::UntilFin,
+        });
+    }
+    None
+}
+
+/// The HTTP messages in `tvb`.
+pub(super) fn dissect(
+    d: &mut Dispatch<'_>,
+    state: &mut AppState,
+    tvb: Tvb<'_>,
+    can_desegment: bool,
+) -> Desegment {
+    let mut offset = 0;
+    while offset < tvb.reported {
+        match message(d, state, tvb, offset, can_desegment) {
+            Step::Consumed(n) => offset += n.max(1),
+            Step::Desegment(r) => return r,
+            Step::Stop => break,
+        }
+    }
+    Desegment::Done
+}
+
+enum Step {
+    Consumed(usize),
+    Desegment(Desegment),
+    Stop,
+}
+
+/// One HTTP message at `offset` (`dissect_http_message`).
+fn message(
+    d: &mut Dispatch<'_>,
+    state: &mut AppState,
+    tvb: Tvb<'_>,
+    offset: usize,
+    can_desegment: bool,
+) -> Step {
+    let data = tvb.data;
+    if offset >= data.len() {
+        return Step::Stop;
+    }
+    let first = find_line_end(data, offset, true);
+    let first = match first {
+        Some(f) => f,
+        None => {
+            if let Some(r) = reassembly(tvb, offset, can_desegment, false, false) {
+                return Step::Desegment(r);
+            }
+            let len = data.len() - offset;
+            (len, data.len())
+        }
+    };
+    let line = &data[offset..offset + first.0];
+    let Some((kind, method)) = classify(line) else {
+        // Not a request or response: a continuation, nothing to show.
+        return Step::Stop;
+    };
+    let mut status = 0u32;
+    if kind == Kind::Response {
+        let (_, rest) = token(line);
+        let (code, _) = token(rest);
+        if code.len() == 3 && code.iter().all(u8::is_ascii_digit) {
+            status = code.iter().fold(0, |a, &b| a * 10 + u32::from(b - b'0'));
+        }
+    }
+    let no_body = kind == Kind::Response
+        && (state.http.method.as_deref() == Some("HEAD")
+            || (state.http.method.as_deref() == Some("CONNECT") && status / 100 == 2)
+            || status / 100 == 1
+            || status == 204
+            || status == 304);
+    if let Some(r) = reassembly(
+        tvb,
+        offset,
+        can_desegment,
+        !no_body,
+        kind == Kind::Response,
+    ) {
+        return Step::Desegment(r);
+    }
+    let f = &mut *d.fields;
+    let mut uri: Option<String> = None;
+    match kind {
+        Kind::Request | Kind::Notification => {
+            state.http.method = Some(String::from_utf8_lossy(method).into_owned());
+            let (m, rest) = token(line);
+            if !m.is_empty() {
+                f.set(Col::HttpMethod, || ascii(m));
+                let (u, rest) = token(rest);
+                let u_text = ascii(u);
+                if let Some(q) = u_text.find('?') {
+                    let query = u_text[q + 1..].to_string();
+                    f.set(Col::HttpQuery, || query);
+                }
+                uri = Some(u_text);
+                f.set(Col::HttpVersion, || ascii(rest));
+            }
+        }
+        Kind::Response => {
+            f.set(Col::HttpResponse, || "1".into());
+        }
+    }
+    // Header lines up to the empty one.
+    let mut at = first.1;
+    let mut host: Option<String> = None;
+    let mut content_length: Option<i64> = None;
+    let mut chunked = false;
+    let mut encoding: Option<Vec<u8>> = None;
+    let mut ended = false;
+    while at < data.len() {
+        let Some((len, next)) = find_line_end(data, at, false) else {
+            break;
+        };
+        let header = &data[at..at + len];
+        at = next;
+        if len == 0 {
+            ended = true;
+            break;
+        }
+        let Some(colon) = header.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = &header[..colon];
+        let mut value = &header[colon + 1..];
+        while let [b' ' | b'\t', rest @ ..] = value {
+            value = rest;
+        }
+        if name.eq_ignore_ascii_case(b"Host") {
+            host = Some(ascii(value));
+        } else if name.eq_ignore_ascii_case(b"Referer") {
+            f.set(Col::HttpReferer, || ascii(value));
+        } else if name.eq_ignore_ascii_case(b"Content-Length") {
+            if let Some(n) = strtoll_whole(value).filter(|n| *n >= 0) {
+                content_length = Some(n);
+                f.set(Col::HttpContentLength, || n.to_string());
+            }
+        } else if name.eq_ignore_ascii_case(b"Transfer-Encoding") {
+            chunked = value.eq_ignore_ascii_case(b"chunked");
+        } else if name.eq_ignore_ascii_case(b"Content-Encoding") {
+            encoding = Some(value.to_vec());
+        }
+    }
+    if let (Some(u), Some(h)) = (&uri, &host) {
+        let lower = u.to_ascii_lowercase();
+        let full = if lower.starts_with("http://")
+            || lower.starts_with("https://")
+            || method.eq_ignore_ascii_case(b"CONNECT")
+        {
+            u.clone()
+        } else {
+            format!("http://{}{}", h.trim(), u)
+        };
+        f.set(Col::HttpFullUri, || full);
+    }
+    if !ended {
+        return Step::Consumed(tvb.reported - offset);
+    }
+    // The body.
+    let remaining = tvb.reported - at;
+    let captured = data.len().saturating_sub(at);
+    let body_len = match content_length {
+        Some(n) => remaining.min(usize::try_from(n).unwrap_or(usize::MAX)),
+        None => match kind {
+            Kind::Request if !chunked => 0,
+            Kind::Response if no_body => 0,
+            _ => remaining,
+        },
+    };
+    if body_len > 0 {
+        let raw = &data[at..at + body_len.min(captured)];
+        let mut body: Option<Vec<u8>> = None;
+        let mut shown = true;
+        if chunked {
+            match dechunk(raw) {
+                Some(b) if !b.is_empty() => body = Some(b),
+                _ => shown = false,
+            }
+        }
+        if shown {
+            let bytes = body.as_deref().unwrap_or(raw);
+            let inflated = encoding.as_deref().and_then(|e| inflate(e, bytes));
+            let bytes = inflated.as_deref().unwrap_or(bytes);
+            f.set(Col::HttpFileData, || ascii(bytes));
+        }
+    }
+    Step::Consumed(at - offset + body_len)
+}
+
+/// The chunks of a chunked body joined (tshark's `chunked_encoding_dissector`); `None`
+/// when not one chunk could be read.
+fn dechunk(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < raw.len() {
+        let (len, next) = find_line_end(raw, at, false)?;
+        let line = raw[at..at + len].split(|&b| b == b';').next().unwrap_or(&[]);
+        let size = scanf_x(line)? as usize;
+        if size == 0 {
+            break;
+        }
+        let chunk = raw.get(next..next.checked_add(size)?)?;
+        out.extend_from_slice(chunk);
+        at = next + size;
+        // The CRLF after the chunk's data.
+        if let Some((_, n)) = find_line_end(raw, at, false) {
+            at = n;
+        }
+    }
+    Some(out)
+}
+
+/// A gzip or deflate body decompressed, `None` if it is not (or does not decompress).
+fn inflate(encoding: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+    let e = encoding.to_ascii_lowercase();
+    let mut out = Vec::new();
+    let read = match e.as_slice() {
+        b"gzip" | b"x-gzip" => flate2::read::GzDecoder::new(body)
+            .take(MAX_INFLATED)
+            .read_to_end(&mut out),
+        b"deflate" | b"x-deflate" => {
+            let zlib = flate2::read::ZlibDecoder::new(body)
+                .take(MAX_INFLATED)
+                .read_to_end(&mut out);
+            if zlib.is_err() {
+                out.clear();
+                flate2::read::DeflateDecoder::new(body)
+                    .take(MAX_INFLATED)
+                    .read_to_end(&mut out)
+            } else {
+                zlib
+            }
+        }
+        _ => return None,
+    };
+    match read {
+        Ok(_) => Some(out),
+        // tshark shows what decompressed before an error.
+        Err(_) if !out.is_empty() => Some(out),
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_end_at_crlf_lf_or_a_lone_cr() {
+        assert_eq!(find_line_end(b"ab\r\ncd", 0, true), Some((2, 4)));
+        assert_eq!(find_line_end(b"ab\ncd", 0, true), Some((2, 3)));
+        assert_eq!(find_line_end(b"ab\rcd", 0, true), Some((2, 3)));
+        assert_eq!(find_line_end(b"ab\r", 0, true), None);
+        assert_eq!(find_line_end(b"abc", 0, true), None);
+        assert_eq!(find_line_end(b"abc", 0, false), Some((3, 3)));
+    }
+
+    #[test]
+    fn numbers_as_c_reads_them() {
+        assert_eq!(scanf_i(b" 0123"), Some(83));
+        assert_eq!(scanf_i(b" 0x1f;"), Some(31));
+        assert_eq!(scanf_i(b" 179 "), Some(179));
+        assert_eq!(strtoll_whole(b" 179"), Some(179));
+        assert_eq!(strtoll_whole(b"179 "), None);
+        assert_eq!(scanf_x(b"1a2b"), Some(0x1a2b));
+        assert_eq!(scanf_x(b"zz"), None);
+        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), Some(b"abcde".to_vec()));
+    }
+
+    #[test]
+    fn first_lines() {
+        assert_eq!(classify(b"GET / HTTP/1.1").map(|c| c.0), Some(Kind::Request));
+        assert_eq!(classify(b"HTTP/1.1 200 OK").map(|c| c.0), Some(Kind::Response));
+        assert_eq!(classify(b"NOTIFY * HTTP/1.1").map(|c| c.0), Some(Kind::Notification));
+        assert_eq!(classify(b"get / HTTP/1.1"), None);
+        assert!(heuristic(Tvb { data: b"FOO / HTTP/1.1\r\n", reported: 16 }));
+        assert!(!heuristic(Tvb { data: b"FOO / HTTP/2\r\n", reported: 14 }));
+    }
+}

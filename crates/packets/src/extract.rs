@@ -1,0 +1,293 @@
+//! The 61 Edge-IIoTset columns of every packet, in `tshark-fields.sh`'s order, and its CSV.
+//!
+//! [`Extractor`] takes a capture's packets in order and returns each one's row; it keeps
+//! the conversation state ([`Conversations`]) and the TCP reassembly
+//! ([`Reassembler`]) the stateful columns need. [`write_csv`] writes a whole capture as
+//! `tshark-fields.sh` does: the header, then one line per packet, a value holding `,` or
+//! `"` quoted with its `"` doubled, every other value bare.
+
+use std::io::Write;
+
+use etherparse::TransportSlice;
+use rustc_hash::FxHashMap;
+
+use crate::app::{APP, AppFields, AppState, Dispatch};
+use crate::decode::{Decoded, decode, tcp_flags};
+use crate::fields::{
+    CONVERSATION, Conversations, DNS, DNS_TRANSACTIONS, Ends, STATELESS, addresses, dns, ends,
+    stateless, tcp_len,
+};
+use crate::reader::{CaptureReader, Packet, ReadError};
+use crate::reassembly::{Limits, Reassembler, Segment, Stats};
+
+/// The columns of a row, as `tshark-fields.sh` names and orders them.
+pub const COLUMNS: [&str; 61] = [
+    "frame.time",
+    "ip.src_host",
+    "ip.dst_host",
+    "arp.dst.proto_ipv4",
+    "arp.opcode",
+    "arp.hw.size",
+    "arp.src.proto_ipv4",
+    "icmp.checksum",
+    "icmp.seq_le",
+    "icmp.transmit_timestamp",
+    "icmp.unused",
+    "http.file_data",
+    "http.content_length",
+    "http.request.uri.query",
+    "http.request.method",
+    "http.referer",
+    "http.request.full_uri",
+    "http.request.version",
+    "http.response",
+    "http.tls_port",
+    "tcp.ack",
+    "tcp.ack_raw",
+    "tcp.checksum",
+    "tcp.connection.fin",
+    "tcp.connection.rst",
+    "tcp.connection.syn",
+    "tcp.connection.synack",
+    "tcp.dstport",
+    "tcp.flags",
+    "tcp.flags.ack",
+    "tcp.len",
+    "tcp.options",
+    "tcp.payload",
+    "tcp.seq",
+    "tcp.srcport",
+    "udp.port",
+    "udp.stream",
+    "udp.time_delta",
+    "dns.qry.name",
+    "dns.qry.name.len",
+    "dns.qry.qu",
+    "dns.qry.type",
+    "dns.retransmission",
+    "dns.retransmit_request",
+    "dns.retransmit_request_in",
+    "mqtt.conack.flags",
+    "mqtt.conflag.cleansess",
+    "mqtt.conflags",
+    "mqtt.hdrflags",
+    "mqtt.len",
+    "mqtt.msg_decoded_as",
+    "mqtt.msg",
+    "mqtt.msgtype",
+    "mqtt.proto_len",
+    "mqtt.protoname",
+    "mqtt.topic",
+    "mqtt.topic_len",
+    "mqtt.ver",
+    "mbtcp.len",
+    "mbtcp.trans_id",
+    "mbtcp.unit_id",
+];
+
+/// One packet's row, in [`COLUMNS`] order; empty where tshark prints nothing.
+pub type Row = [String; COLUMNS.len()];
+
+/// A packet iotids could not read whole, by number and layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub packet: u64,
+    /// `link`, `network`, `transport`, or the application protocol (`mqtt`, `mbtcp`).
+    pub layer: &'static str,
+    pub reason: String,
+}
+
+/// Problems kept with their details; past this only counted.
+const KEPT_PROBLEMS: usize = 1000;
+
+/// The columns of every packet of a capture, fed in order.
+#[derive(Debug)]
+pub struct Extractor {
+    conversations: Conversations,
+    tcp: Reassembler<Ends, AppState>,
+    /// Where each of [`COLUMNS`] comes from in the parts' concatenation.
+    order: [usize; COLUMNS.len()],
+    problems: Vec<Problem>,
+    counts: FxHashMap<&'static str, u64>,
+}
+
+impl Default for Extractor {
+    fn default() -> Self {
+        Extractor::new(Limits::default())
+    }
+}
+
+impl Extractor {
+    /// An extractor whose TCP reassembly keeps to `limits`.
+    pub fn new(limits: Limits) -> Extractor {
+        let parts: Vec<&str> = STATELESS
+            .iter()
+            .chain(&CONVERSATION)
+            .chain(&DNS)
+            .chain(&DNS_TRANSACTIONS)
+            .chain(&APP)
+            .copied()
+            .collect();
+        let order = COLUMNS.map(|c| parts.iter().position(|p| *p == c).unwrap_or(0));
+        Extractor {
+            conversations: Conversations::default(),
+            tcp: Reassembler::new(limits),
+            order,
+            problems: Vec::new(),
+            counts: FxHashMap::default(),
+        }
+    }
+
+    /// The next packet's row.
+    pub fn packet(&mut self, p: &Packet<'_>) -> Row {
+        let d = decode(p);
+        if let Some((layer, reason)) = &d.problem {
+            self.problem(p.number, layer.name(), reason.clone());
+        }
+        let app = self.app(p, &d);
+        let mut parts: Vec<String> = Vec::with_capacity(COLUMNS.len());
+        parts.extend(stateless(p, &d));
+        parts.extend(self.conversations.fill(p, &d));
+        parts.extend(dns(&d));
+        parts.extend(self.conversations.dns(p, &d));
+        parts.extend(app.into_strings());
+        std::array::from_fn(|i| std::mem::take(&mut parts[self.order[i]]))
+    }
+
+    /// The application columns of a TCP segment, after reassembly.
+    fn app(&mut self, p: &Packet<'_>, d: &Decoded<'_>) -> AppFields {
+        let mut fields = AppFields::default();
+        let Some(s) = &d.sliced else {
+            return fields;
+        };
+        let (Some(TransportSlice::Tcp(t)), Some((src, dst))) = (&s.transport, addresses(s)) else {
+            return fields;
+        };
+        let (key, lower) = ends(src, t.source_port(), dst, t.destination_port());
+        let flags = tcp_flags(t);
+        let payload = t.payload();
+        let seg = Segment {
+            number: p.number,
+            seq: t.sequence_number(),
+            flags,
+            payload,
+            reported: tcp_len(s, t).unwrap_or(payload.len()),
+        };
+        let mut dispatch = Dispatch {
+            src_port: t.source_port(),
+            dst_port: t.destination_port(),
+            fields: &mut fields,
+            malformed: Vec::new(),
+        };
+        self.tcp.segment(&key, usize::from(!lower), seg, &mut dispatch);
+        let malformed = std::mem::take(&mut dispatch.malformed);
+        if flags & 0x02 != 0
+            && let Some(state) = self.tcp.state_mut(&key)
+        {
+            state.server_port = Some(if flags & 0x10 != 0 {
+                t.source_port()
+            } else {
+                t.destination_port()
+            });
+        }
+        for layer in malformed {
+            self.problem(p.number, layer, "message ends early".into());
+        }
+        fields
+    }
+
+    fn problem(&mut self, packet: u64, layer: &'static str, reason: String) {
+        *self.counts.entry(layer).or_default() += 1;
+        if self.problems.len() < KEPT_PROBLEMS {
+            self.problems.push(Problem {
+                packet,
+                layer,
+                reason,
+            });
+        }
+    }
+
+    /// The first problems found (at most 1000), in packet order.
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// How many problems each layer had.
+    pub fn problem_counts(&self) -> Vec<(&'static str, u64)> {
+        let mut v: Vec<_> = self.counts.iter().map(|(k, n)| (*k, *n)).collect();
+        v.sort();
+        v
+    }
+
+    /// The TCP reassembly's counters.
+    pub fn reassembly(&self) -> Stats {
+        self.tcp.stats()
+    }
+}
+
+/// Writes one CSV line of `values` as `tshark-fields.sh` does.
+pub fn write_line<W: Write>(w: &mut W, values: &[impl AsRef<str>]) -> std::io::Result<()> {
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        let v = v.as_ref();
+        if v.contains([',', '"']) {
+            w.write_all(b"\"")?;
+            w.write_all(v.replace('"', "\"\"").as_bytes())?;
+            w.write_all(b"\"")?;
+        } else {
+            w.write_all(v.as_bytes())?;
+        }
+    }
+    w.write_all(b"\n")
+}
+
+/// Why [`write_csv`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("writing the CSV: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// Writes every packet of `reader` as `tshark-fields.sh` writes the capture: the header
+/// line, then one row per packet. Returns the extractor, with its problems and counters.
+///
+/// # Errors
+///
+/// The capture's read error, or the writer's.
+pub fn write_csv<W: Write>(reader: &mut CaptureReader, w: &mut W) -> Result<Extractor, CsvError> {
+    let mut x = Extractor::default();
+    write_line(w, &COLUMNS)?;
+    reader.for_each(|p| {
+        let row = x.packet(p);
+        write_line(w, &row).map_err(CsvError::from)
+    })?;
+    Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_has_a_source_and_quoting_follows_the_script() {
+        let parts: Vec<&str> = STATELESS
+            .iter()
+            .chain(&CONVERSATION)
+            .chain(&DNS)
+            .chain(&DNS_TRANSACTIONS)
+            .chain(&APP)
+            .copied()
+            .collect();
+        assert_eq!(parts.len(), COLUMNS.len());
+        for c in COLUMNS {
+            assert_eq!(parts.iter().filter(|p| **p == c).count(), 1, "{c}");
+        }
+        let mut out = Vec::new();
+        write_line(&mut out, &["a", "b,c", "say \"hi\"", ""]).unwrap();
+        assert_eq!(out, b"a,\"b,c\",\"say \"\"hi\"\"\",\n");
+    }
+}
