@@ -169,6 +169,7 @@ impl Extractor {
         let seg = Segment {
             number: p.number,
             seq: t.sequence_number(),
+            ack: t.acknowledgment_number(),
             flags,
             payload,
             reported: tcp_len(s, t).unwrap_or(payload.len()),

@@ -125,6 +125,8 @@ pub struct Segment<'a> {
     pub number: u64,
     /// The raw sequence number.
     pub seq: u32,
+    /// The raw acknowledgement number.
+    pub ack: u32,
     /// The 12-bit flags field.
     pub flags: u16,
     /// The captured payload.
@@ -173,6 +175,8 @@ struct Msp {
 struct Half {
     /// The next sequence number expected (tshark's analysis `nextseq`).
     nextseq: Option<u32>,
+    /// The acknowledgement number this side sent last.
+    lastack: Option<u32>,
     msp: Option<Msp>,
     fin: bool,
     /// Held segments ahead of a gap (out-of-order mode), by sequence number.
@@ -278,12 +282,24 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
         let seglen = len
             .wrapping_add(u32::from(syn))
             .wrapping_add(u32::from(seg.flags & FIN != 0));
+        let reverse_ack = conn.half[dir ^ 1].lastack;
         let half = &mut conn.half[dir];
         let before = half.nextseq;
         // tshark's analysis: a segment with data, SYN or FIN below the next expected
-        // sequence number is a retransmission or out of order.
-        let behind =
-            (len > 0 || seg.flags & (SYN | FIN) != 0) && before.is_some_and(|n| lt(seg.seq, n));
+        // sequence number is a retransmission or out of order, one whose data the other
+        // side already acknowledged a spurious retransmission; a keep-alive (at most one
+        // byte, one before the next expected number) is neither.
+        let keep_alive = len <= 1
+            && seg.flags & (SYN | FIN | RST) == 0
+            && before.unwrap_or(0).wrapping_sub(1) == seg.seq;
+        let spurious =
+            len > 0 && reverse_ack.is_some_and(|a| le(seg.seq.wrapping_add(len), a));
+        let behind = !keep_alive
+            && (len > 0 || seg.flags & (SYN | FIN) != 0)
+            && (before.is_some_and(|n| lt(seg.seq, n)) || spurious);
+        if ack {
+            half.lastack = Some(seg.ack);
+        }
         let end = seg.seq.wrapping_add(seglen);
         if before.is_none_or(|n| lt(n, end)) {
             half.nextseq = Some(end);
