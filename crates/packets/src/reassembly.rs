@@ -286,16 +286,11 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
         let half = &mut conn.half[dir];
         let before = half.nextseq;
         // tshark's analysis: a segment with data, SYN or FIN below the next expected
-        // sequence number is a retransmission or out of order, one whose data the other
-        // side already acknowledged a spurious retransmission; a keep-alive (at most one
-        // byte, one before the next expected number) is neither.
-        let keep_alive = len <= 1
-            && seg.flags & (SYN | FIN | RST) == 0
-            && before.unwrap_or(0).wrapping_sub(1) == seg.seq;
+        // sequence number is a retransmission, out of order or a keep-alive, one whose
+        // data the other side already acknowledged a spurious retransmission.
         let spurious =
             len > 0 && reverse_ack.is_some_and(|a| le(seg.seq.wrapping_add(len), a));
-        let behind = !keep_alive
-            && (len > 0 || seg.flags & (SYN | FIN) != 0)
+        let behind = (len > 0 || seg.flags & (SYN | FIN) != 0)
             && (before.is_some_and(|n| lt(seg.seq, n)) || spurious);
         if ack {
             half.lastack = Some(seg.ack);

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use iotids_packets::{COLUMNS, CaptureReader, Extractor, ReadError, Row};
+use iotids_packets::{COLUMNS, CaptureReader, Extractor, ReadError, Row, write_csv};
 
 fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
@@ -103,4 +103,38 @@ fn every_column_equals_tsharks_on_every_shared_capture() {
     }
     assert!(differences.is_empty(), "{differences:#?}");
     assert!(same.iter().all(|&n| n == total));
+}
+
+/// The CSV [`write_csv`] writes is tshark-fields.sh's stdout, byte for byte (header,
+/// quoting, escapes, U+FFFD), on captures with HTTP bodies, quotes and commas, several MQTT
+/// messages per segment, Modbus and mDNS.
+#[test]
+fn csv_bytes_equal_tshark_fields_sh_stdout() {
+    for name in [
+        "chrissanders-packets/http_post.pcapng",
+        "chrissanders-packets/http_dvwa_sqlinjection.pcapng",
+        "chrissanders-packets/tcp_ports.pcapng",
+        "mqttset-reduced/malariados/malariados-train.pcap",
+        "zeek-traces/http/cooper-grill-dvwa.pcapng",
+        "zeek-traces/modbus/modbus-and-non-modbus-p502.pcap",
+        "zeek-traces/dns/mdns.pcap",
+    ] {
+        let capture = shared().join("pcaps").join(name);
+        let out = Command::new(shared().join("tshark-fields.sh"))
+            .arg(&capture)
+            .env("TZ", "UTC")
+            .output()
+            .expect("tshark-fields.sh needs tshark on the PATH (apt-get install tshark)");
+        assert!(out.status.success(), "{name}");
+        let mut reader = CaptureReader::open(&capture).unwrap();
+        let mut mine = Vec::new();
+        write_csv(&mut reader, &mut mine).unwrap();
+        if mine != out.stdout {
+            let line = mine
+                .split(|&b| b == b'\n')
+                .zip(out.stdout.split(|&b| b == b'\n'))
+                .position(|(a, b)| a != b);
+            panic!("{name}: the CSVs differ first at line {line:?}");
+        }
+    }
 }

@@ -115,33 +115,9 @@ fn strtoll_whole(s: &[u8]) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
-/// C's `sscanf(s, "%i")`: leading blanks, a sign, then hex (`0x`), octal (`0`) or
-/// decimal digits, whatever follows.
-fn scanf_i(s: &[u8]) -> Option<i64> {
-    let s = s.trim_ascii_start();
-    let (neg, s) = match s {
-        [b'-', r @ ..] => (true, r),
-        [b'+', r @ ..] => (false, r),
-        r => (false, r),
-    };
-    let (radix, digits) = match s {
-        [b'0', b'x' | b'X', r @ ..] if r.first().is_some_and(u8::is_ascii_hexdigit) => (16, r),
-        [b'0', ..] => (8, s),
-        _ => (10, s),
-    };
-    let n = digits
-        .iter()
-        .take_while(|b| char::from(**b).is_digit(radix))
-        .count();
-    if n == 0 {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &b in &digits[..n] {
-        let d = char::from(b).to_digit(radix)?;
-        v = v.saturating_mul(i64::from(radix)).saturating_add(i64::from(d));
-    }
-    Some(if neg { -v } else { v })
+/// A Content-Length value as tshark takes it: a whole non-negative decimal number.
+fn content_length_value(value: &[u8]) -> Option<i64> {
+    strtoll_whole(value).filter(|n| *n >= 0)
 }
 
 /// `sscanf(s, "%x")` into an unsigned int.
@@ -201,7 +177,7 @@ fn reassembly(
             continue;
         }
         if line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"Content-Length:") {
-            if let Some(n) = scanf_i(&line[15..]) {
+            if let Some(n) = content_length_value(&line[15..]) {
                 content_length = Some(n);
             }
         } else if line.len() >= 18 && line[..18].eq_ignore_ascii_case(b"Transfer-Encoding:") {
@@ -319,17 +295,17 @@ fn message(
             status = code.iter().fold(0, |a, &b| a * 10 + u32::from(b - b'0'));
         }
     }
-    let no_body = kind == Kind::Response
+    // A response with no body by its status; one to HEAD (or a 2xx to CONNECT) is only
+    // not waited for.
+    let no_body = kind == Kind::Response && (status / 100 == 1 || status == 204 || status == 304);
+    let method_says_none = kind == Kind::Response
         && (state.http.method.as_deref() == Some("HEAD")
-            || (state.http.method.as_deref() == Some("CONNECT") && status / 100 == 2)
-            || status / 100 == 1
-            || status == 204
-            || status == 304);
+            || (state.http.method.as_deref() == Some("CONNECT") && status / 100 == 2));
     if let Some(r) = reassembly(
         tvb,
         offset,
         can_desegment,
-        !no_body,
+        !no_body && !method_says_none,
         kind == Kind::Response,
     ) {
         return Step::Desegment(r);
@@ -339,7 +315,12 @@ fn message(
     match kind {
         Kind::Request | Kind::Notification => {
             state.http.method = Some(String::from_utf8_lossy(method).into_owned());
-            let (m, rest) = token(line);
+            let (m, mut rest) = token(line);
+            // Two blanks after the method mean an empty URI: step back onto the second.
+            let skipped = line.len() - m.len() - rest.len();
+            if skipped >= 2 && line[line.len() - rest.len() - 2..].starts_with(b"  ") {
+                rest = &line[line.len() - rest.len() - 1..];
+            }
             if !m.is_empty() {
                 f.set(Col::HttpMethod, || ascii(m));
                 let (u, rest) = token(rest);
@@ -386,7 +367,7 @@ fn message(
         } else if name.eq_ignore_ascii_case(b"Referer") {
             f.set(Col::HttpReferer, || ascii(value));
         } else if name.eq_ignore_ascii_case(b"Content-Length") {
-            if let Some(n) = strtoll_whole(value).filter(|n| *n >= 0) {
+            if let Some(n) = content_length_value(value) {
                 content_length = Some(n);
                 f.set(Col::HttpContentLength, || n.to_string());
             }
@@ -424,7 +405,7 @@ fn message(
     };
     if body_len > 0 {
         let raw = &data[at..at + body_len.min(captured)];
-        let mut body: Option<Vec<u8>> = None;
+            let mut body: Option<Vec<u8>> = None;
         let mut shown = true;
         if chunked {
             match dechunk(raw) {
@@ -512,14 +493,29 @@ mod tests {
 
     #[test]
     fn numbers_as_c_reads_them() {
-        assert_eq!(scanf_i(b" 0123"), Some(83));
-        assert_eq!(scanf_i(b" 0x1f;"), Some(31));
-        assert_eq!(scanf_i(b" 179 "), Some(179));
         assert_eq!(strtoll_whole(b" 179"), Some(179));
         assert_eq!(strtoll_whole(b"179 "), None);
         assert_eq!(scanf_x(b"1a2b"), Some(0x1a2b));
         assert_eq!(scanf_x(b"zz"), None);
         assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), Some(b"abcde".to_vec()));
+    }
+
+    #[test]
+    fn gzip_in_chunks() {
+        use std::io::Write;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&b"hello gzip world ".repeat(10)).unwrap();
+        let gz = z.finish().unwrap();
+        let mut chunked = Vec::new();
+        for c in gz.chunks(40) {
+            chunked.extend(format!("{:x}\r\n", c.len()).as_bytes());
+            chunked.extend(c);
+            chunked.extend(b"\r\n");
+        }
+        chunked.extend(b"0\r\n\r\n");
+        let body = dechunk(&chunked).unwrap();
+        assert_eq!(body, gz);
+        assert_eq!(inflate(b"gzip", &body).unwrap(), b"hello gzip world ".repeat(10));
     }
 
     #[test]

@@ -99,7 +99,14 @@ fn message(d: &mut Dispatch<'_>, state: &mut AppState, t: Tvb<'_>) -> Result<(),
             }
             let msg_len = t.reported.checked_sub(at).ok_or(Bounds)?;
             let msg = t.bytes(at, msg_len)?;
-            f.set(Col::MqttMsg, || hex(msg));
+            // An empty byte field at the end of the data prints as tshark's `<MISSING>`.
+            f.set(Col::MqttMsg, || {
+                if msg.is_empty() {
+                    "<MISSING>".into()
+                } else {
+                    hex(msg)
+                }
+            });
         }
         SUBSCRIBE | UNSUBSCRIBE => {
             t.bytes(at, 2)?;
