@@ -7,8 +7,9 @@
 //! SYN), then the lower port, then the higher; a dissector that rejects the bytes (Modbus
 //! on a payload that does not look like Modbus) passes them on, and what nobody takes is
 //! tried with the HTTP heuristic (a first line starting or ending with `HTTP/1.x`), which
-//! then claims the conversation. Ports: MQTT 1883, Modbus/TCP 502, HTTP 80, 631, 1900,
-//! 2710, 2869, 3128, 3132, 3689, 5985, 8080, 8088, 11371 (`tshark -G decodes`).
+//! then claims the conversation. Ports: MQTT 1883, Modbus/TCP 502, DNS 53 and 5353, HTTP
+//! 80, 631, 1900, 2710, 2869, 3128, 3132, 3689, 5985, 8080, 8088, 11371 (`tshark -G
+//! decodes`).
 //!
 //! Values are printed as `tshark -T fields` prints them: unsigned numbers in decimal,
 //! hex flags as `0x%02x`, byte fields as lower-case hex, strings decoded (UTF-8 with
@@ -18,6 +19,7 @@
 
 use crate::reassembly::{Desegment, Dissect, More};
 
+pub mod dns;
 pub mod http;
 pub mod mbtcp;
 pub mod mqtt;
@@ -115,6 +117,8 @@ pub struct AppState {
     /// MQTT v5 topic aliases.
     mqtt_aliases: rustc_hash::FxHashMap<u16, String>,
     http: http::Conv,
+    /// DNS over TCP: requests by ID.
+    dns: crate::fields::DnsTable<((), u16)>,
 }
 
 /// The TCP ports whose default dissector is HTTP.
@@ -128,6 +132,7 @@ enum Proto {
     Http,
     Mqtt,
     Mbtcp,
+    Dns,
 }
 
 fn by_port(port: u16) -> Option<Proto> {
@@ -135,6 +140,7 @@ fn by_port(port: u16) -> Option<Proto> {
         0 => None,
         1883 => Some(Proto::Mqtt),
         502 => Some(Proto::Mbtcp),
+        53 | 5353 => Some(Proto::Dns),
         p if HTTP_PORTS.contains(&p) => Some(Proto::Http),
         _ => None,
     }
@@ -146,7 +152,12 @@ fn by_port(port: u16) -> Option<Proto> {
 pub struct Dispatch<'f> {
     pub src_port: u16,
     pub dst_port: u16,
+    /// The frame (for DNS over TCP's request tracking).
+    pub packet: crate::reader::Packet<'f>,
     pub fields: &'f mut AppFields,
+    /// DNS over TCP's columns ([`crate::fields::DNS`] then
+    /// [`crate::fields::DNS_TRANSACTIONS`]), first message's.
+    pub dns: Option<[String; 7]>,
     /// PDUs found malformed in this frame (tshark's exceptions), by layer name.
     pub malformed: Vec<&'static str>,
 }
@@ -172,6 +183,7 @@ impl Dissect<AppState> for Dispatch<'_> {
             match by_port(port) {
                 Some(Proto::Mqtt) => return mqtt::dissect(self, state, tvb, can_desegment),
                 Some(Proto::Http) => return http::dissect(self, state, tvb, can_desegment),
+                Some(Proto::Dns) => return dns::dissect(self, state, tvb, can_desegment),
                 Some(Proto::Mbtcp) => {
                     if let Some(d) = mbtcp::dissect(self, tvb, can_desegment) {
                         return d;

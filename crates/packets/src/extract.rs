@@ -144,24 +144,30 @@ impl Extractor {
         if let Some((layer, reason)) = &d.problem {
             self.problem(p.number, layer.name(), reason.clone());
         }
-        let app = self.app(p, &d);
+        let (app, tcp_dns) = self.app(p, &d);
         let mut parts: Vec<String> = Vec::with_capacity(COLUMNS.len());
         parts.extend(stateless(p, &d));
         parts.extend(self.conversations.fill(p, &d));
-        parts.extend(dns(&d));
-        parts.extend(self.conversations.dns(p, &d));
+        match tcp_dns {
+            Some(columns) => parts.extend(columns),
+            None => {
+                parts.extend(dns(&d));
+                parts.extend(self.conversations.dns(p, &d));
+            }
+        }
         parts.extend(app.into_strings());
         std::array::from_fn(|i| std::mem::take(&mut parts[self.order[i]]))
     }
 
-    /// The application columns of a TCP segment, after reassembly.
-    fn app(&mut self, p: &Packet<'_>, d: &Decoded<'_>) -> AppFields {
+    /// The application columns of a TCP segment, after reassembly, and the DNS columns
+    /// of a DNS message over TCP.
+    fn app(&mut self, p: &Packet<'_>, d: &Decoded<'_>) -> (AppFields, Option<[String; 7]>) {
         let mut fields = AppFields::default();
         let Some(s) = &d.sliced else {
-            return fields;
+            return (fields, None);
         };
         let (Some(TransportSlice::Tcp(t)), Some((src, dst))) = (&s.transport, addresses(s)) else {
-            return fields;
+            return (fields, None);
         };
         let (key, lower) = ends(src, t.source_port(), dst, t.destination_port());
         let flags = tcp_flags(t);
@@ -177,11 +183,14 @@ impl Extractor {
         let mut dispatch = Dispatch {
             src_port: t.source_port(),
             dst_port: t.destination_port(),
+            packet: *p,
             fields: &mut fields,
+            dns: None,
             malformed: Vec::new(),
         };
         self.tcp.segment(&key, usize::from(!lower), seg, &mut dispatch);
         let malformed = std::mem::take(&mut dispatch.malformed);
+        let tcp_dns = dispatch.dns.take();
         if flags & 0x02 != 0
             && let Some(state) = self.tcp.state_mut(&key)
         {
@@ -194,7 +203,7 @@ impl Extractor {
         for layer in malformed {
             self.problem(p.number, layer, "message ends early".into());
         }
-        fields
+        (fields, tcp_dns)
     }
 
     fn problem(&mut self, packet: u64, layer: &'static str, reason: String) {

@@ -220,21 +220,25 @@ pub const DNS: [&str; 4] = [
 /// dotted text, the name's length, the bit and the numeric type. Empty for a message with
 /// no question or one cut before the question ends.
 pub fn dns(d: &Decoded<'_>) -> [String; DNS.len()] {
+    match dns_message(d) {
+        Some((u, mdns)) => dns_question(u.payload(), mdns),
+        None => Default::default(),
+    }
+}
+
+/// The [`DNS`] columns of DNS message `m` (at least its 12-byte header, else empty).
+pub(crate) fn dns_question(m: &[u8], mdns: bool) -> [String; DNS.len()] {
     let mut out: [String; DNS.len()] = Default::default();
-    let Some((u, mdns)) = dns_message(d) else {
-        return out;
-    };
-    let m = u.payload();
-    if u16::from_be_bytes([m[4], m[5]]) == 0 {
+    if m.len() < 12 || u16::from_be_bytes([m[4], m[5]]) == 0 {
         return out;
     }
-    let Some((name, end)) = question_name(m, 12) else {
+    let Some((name, len, end)) = question_name(m, 12) else {
         return out;
     };
     let Some(q) = m.get(end..end + 4) else {
         return out;
     };
-    out[1] = name.len().to_string();
+    out[1] = len.to_string();
     out[0] = name;
     if mdns {
         out[2] = (q[2] >> 7).to_string();
@@ -243,10 +247,34 @@ pub fn dns(d: &Decoded<'_>) -> [String; DNS.len()] {
     out
 }
 
+/// A DNS label as tshark shows it (`format_text`): UTF-8 (bad bytes as U+FFFD), with
+/// control characters and DEL escaped C-style (`\t`, `\n`..., else three octal digits).
+fn label_text(label: &[u8]) -> String {
+    let mut out = String::with_capacity(label.len());
+    for c in String::from_utf8_lossy(label).chars() {
+        match c {
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\{:03o}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The name at `at` of DNS message `m` (labels joined by dots, compression pointers
-/// followed, `<Root>` for the root as tshark shows it) and where the name ends in place.
-fn question_name(m: &[u8], at: usize) -> Option<(String, usize)> {
+/// followed, `<Root>` for the root as tshark shows it), its length in bytes as sent
+/// (`dns.qry.name.len`) and where the name ends in place.
+fn question_name(m: &[u8], at: usize) -> Option<(String, usize, usize)> {
     let mut labels: Vec<String> = Vec::new();
+    let mut raw_len = 0usize;
     let mut pos = at;
     let mut end = None;
     // A pointer must point backwards; at most as many jumps as the message has bytes.
@@ -255,16 +283,17 @@ fn question_name(m: &[u8], at: usize) -> Option<(String, usize)> {
         match len >> 6 {
             0 if len == 0 => {
                 let end = end.unwrap_or(pos + 1);
-                let name = if labels.is_empty() {
-                    "<Root>".to_string()
+                let (name, len) = if labels.is_empty() {
+                    ("<Root>".to_string(), 6)
                 } else {
-                    labels.join(".")
+                    (labels.join("."), raw_len + labels.len() - 1)
                 };
-                return Some((name, end));
+                return Some((name, len, end));
             }
             0 => {
                 let label = m.get(pos + 1..pos + 1 + usize::from(len))?;
-                labels.push(label.iter().map(|&b| char::from(b)).collect());
+                raw_len += label.len();
+                labels.push(label_text(label));
                 pos += 1 + usize::from(len);
             }
             3 => {
@@ -294,7 +323,7 @@ const DNS_RETRANSMISSION_SECONDS: i64 = 5;
 
 /// The latest DNS transaction of one ID in one conversation.
 #[derive(Debug, Clone, Copy)]
-struct DnsTransaction {
+pub(crate) struct DnsTransaction {
     request: u64,
     at: (i64, u32),
     answered: Option<u64>,
@@ -334,7 +363,7 @@ struct Udp {
 pub struct Conversations {
     tcp: FxHashMap<Ends, Tcp>,
     udp: FxHashMap<Ends, Udp>,
-    dns: FxHashMap<(Ends, u16), DnsTransaction>,
+    dns: DnsTable<(Ends, u16)>,
 }
 
 impl Conversations {
@@ -399,7 +428,7 @@ impl Conversations {
         packet: &Packet<'_>,
         d: &Decoded<'_>,
     ) -> [String; DNS_TRANSACTIONS.len()] {
-        let mut out: [String; DNS_TRANSACTIONS.len()] = Default::default();
+        let out: [String; DNS_TRANSACTIONS.len()] = Default::default();
         let Some(s) = &d.sliced else {
             return out;
         };
@@ -409,47 +438,65 @@ impl Conversations {
         let Some((u, _)) = dns_message(d) else {
             return out;
         };
-        let m = u.payload();
         let (key, _) = ends(src, u.source_port(), dst, u.destination_port());
-        let id = u16::from_be_bytes([m[0], m[1]]);
-        let response = m[2] & 0x80 != 0;
-        let now = (packet.seconds, packet.nanos);
-        let latest = self.dns.get_mut(&(key, id));
-        if response {
-            if let Some(t) = latest {
-                match t.answered {
-                    None => t.answered = Some(packet.number),
-                    Some(n) if n != packet.number => out[0] = "1".into(),
-                    Some(_) => {}
-                }
-            }
-            return out;
-        }
-        let within = |t: &DnsTransaction| {
-            let (s0, n0) = t.at;
-            let ns = (i128::from(now.0) - i128::from(s0)) * 1_000_000_000 + i128::from(now.1)
-                - i128::from(n0);
-            ns < i128::from(DNS_RETRANSMISSION_SECONDS) * 1_000_000_000
-        };
-        match latest {
-            Some(t) if t.answered.is_none() && within(t) => {
-                out[0] = "1".into();
-                out[1] = "1".into();
-                out[2] = t.request.to_string();
-            }
-            _ => {
-                self.dns.insert(
-                    (key, id),
-                    DnsTransaction {
-                        request: packet.number,
-                        at: now,
-                        answered: None,
-                    },
-                );
-            }
-        }
-        out
+        track_dns(&mut self.dns, key, u.payload(), packet)
     }
+}
+
+/// Requests tracked per conversation and DNS ID (see [`Conversations::dns`]).
+pub(crate) type DnsTable<K> = FxHashMap<K, DnsTransaction>;
+
+/// tshark's request tracking for DNS message `m` (at least 12 bytes) of `packet` in the
+/// conversation `key`: the [`DNS_TRANSACTIONS`] columns.
+pub(crate) fn track_dns<K: std::hash::Hash + Eq>(
+    table: &mut DnsTable<(K, u16)>,
+    key: K,
+    m: &[u8],
+    packet: &Packet<'_>,
+) -> [String; DNS_TRANSACTIONS.len()] {
+    let mut out: [String; DNS_TRANSACTIONS.len()] = Default::default();
+    if m.len() < 12 {
+        return out;
+    }
+    let id = u16::from_be_bytes([m[0], m[1]]);
+    let response = m[2] & 0x80 != 0;
+    let now = (packet.seconds, packet.nanos);
+    let key = (key, id);
+    let latest = table.get_mut(&key);
+    if response {
+        if let Some(t) = latest {
+            match t.answered {
+                None => t.answered = Some(packet.number),
+                Some(n) if n != packet.number => out[0] = "1".into(),
+                Some(_) => {}
+            }
+        }
+        return out;
+    }
+    let within = |t: &DnsTransaction| {
+        let (s0, n0) = t.at;
+        let ns = (i128::from(now.0) - i128::from(s0)) * 1_000_000_000 + i128::from(now.1)
+            - i128::from(n0);
+        ns < i128::from(DNS_RETRANSMISSION_SECONDS) * 1_000_000_000
+    };
+    match latest {
+        Some(t) if t.answered.is_none() && within(t) => {
+            out[0] = "1".into();
+            out[1] = "1".into();
+            out[2] = t.request.to_string();
+        }
+        _ => {
+            table.insert(
+                key,
+                DnsTransaction {
+                    request: packet.number,
+                    at: now,
+                    answered: None,
+                },
+            );
+        }
+    }
+    out
 }
 
 /// The outer IP header's source and destination, IPv4 mapped into IPv6's space.
@@ -705,9 +752,16 @@ mod tests {
         let mut m = vec![0u8; 12];
         m.extend(b"\x03www\x04espn\x03com\x00");
         m.extend([0xc0, 16]);
-        assert_eq!(question_name(&m, 12), Some(("www.espn.com".into(), 26)));
-        assert_eq!(question_name(&m, 26), Some(("espn.com".into(), 28)));
-        assert_eq!(question_name(&[0], 0), Some(("<Root>".into(), 1)));
+        assert_eq!(question_name(&m, 12), Some(("www.espn.com".into(), 12, 26)));
+        assert_eq!(question_name(&m, 26), Some(("espn.com".into(), 8, 28)));
+        assert_eq!(question_name(&[0], 0), Some(("<Root>".into(), 6, 1)));
+        // Control bytes C-escaped, DEL in octal, a bad UTF-8 byte as U+FFFD; the length
+        // counts the bytes sent.
+        let odd = b"\x05a\x01\x7f\t\xff\x00";
+        assert_eq!(
+            question_name(odd, 0),
+            Some(("a\\001\\177\\t\u{fffd}".into(), 5, 7))
+        );
         // A pointer to itself or forward, a label past the end: no name.
         assert_eq!(question_name(&[0xc0, 0], 0), None);
         assert_eq!(question_name(&[5, b'a'], 0), None);
