@@ -604,3 +604,236 @@ impl Ctx<'_> {
         half.contiguous = Some(at);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{Tvb, dissect_pdus};
+
+    /// A protocol of PDUs `[n, n bytes...]`; records every PDU it reads (captured bytes,
+    /// length on the wire). With `until_fin`, a lone `0xff` asks for everything to the FIN.
+    #[derive(Default)]
+    struct Pdus {
+        seen: Vec<(Vec<u8>, usize)>,
+        until_fin: bool,
+    }
+
+    impl Dissect<()> for Pdus {
+        fn dissect(&mut self, _: &mut (), data: &[u8], reported: usize, can: bool) -> Desegment {
+            if self.until_fin && data.first() == Some(&0xff) {
+                if can {
+                    return Desegment::More {
+                        offset: 0,
+                        more: More::UntilFin,
+                    };
+                }
+                self.seen.push((data.to_vec(), reported));
+                return Desegment::Done;
+            }
+            let len = |t: Tvb<'_>| t.u8(0).map(|n| u64::from(n) + 1);
+            dissect_pdus(Tvb { data, reported }, can, 1, len, |t| {
+                self.seen.push((t.data.to_vec(), t.reported));
+            })
+        }
+    }
+
+    const PSH: u16 = 0x18;
+
+    /// Feeds segments of one conversation (`dir`, seq, flags, bytes) and returns, per
+    /// segment, the PDUs dissected in its frame.
+    fn run(r: &mut Reassembler<u8, ()>, key: u8, segs: &[(usize, u32, u16, &[u8])]) -> Vec<Vec<Vec<u8>>> {
+        let mut d = Pdus::default();
+        run_with(r, key, segs, &mut d)
+    }
+
+    fn run_with(
+        r: &mut Reassembler<u8, ()>,
+        key: u8,
+        segs: &[(usize, u32, u16, &[u8])],
+        d: &mut Pdus,
+    ) -> Vec<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for (n, &(dir, seq, flags, bytes)) in segs.iter().enumerate() {
+            d.seen.clear();
+            let seg = Segment {
+                number: n as u64 + 1,
+                seq,
+                ack: 0,
+                flags,
+                payload: bytes,
+                reported: bytes.len(),
+            };
+            r.segment(&key, dir, seg, d);
+            out.push(d.seen.iter().map(|(b, _)| b.clone()).collect());
+        }
+        out
+    }
+
+    fn none() -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+
+    /// A 6-byte PDU in three segments of 3, 2 and 1 bytes: dissected whole in the third
+    /// frame, nothing in the first two.
+    #[test]
+    fn a_pdu_split_across_three_segments_is_on_the_frame_completing_it() {
+        let mut r = Reassembler::default();
+        let got = run(&mut r, 1, &[(0, 100, PSH, &[5, b'a', b'b']), (0, 103, PSH, b"cd"), (0, 105, PSH, b"e")]);
+        assert_eq!(got, [none(), none(), vec![b"\x05abcde".to_vec()]]);
+        assert_eq!(r.stats().reassembled, 1);
+        assert_eq!(r.buffered(), 0);
+    }
+
+    /// Two PDUs in one segment, then a segment completing a PDU and holding a whole one
+    /// and the start of a third: the completed one first, then the new ones.
+    #[test]
+    fn several_pdus_per_segment_and_the_completed_one_first() {
+        let mut r = Reassembler::default();
+        let got = run(
+            &mut r,
+            1,
+            &[
+                (0, 1, PSH, &[1, b'x', 2, b'y', b'z']),
+                (0, 6, PSH, &[3, b'a']),
+                (0, 8, PSH, &[b'b', b'c', 1, b'q', 2]),
+                (0, 13, PSH, b"rs"),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                vec![b"\x01x".to_vec(), b"\x02yz".to_vec()],
+                none(),
+                vec![b"\x03abc".to_vec(), b"\x01q".to_vec()],
+                vec![b"\x02rs".to_vec()],
+            ]
+        );
+    }
+
+    /// A retransmitted segment, and a segment whose bytes the other side acknowledged
+    /// (spurious), are not dissected again.
+    #[test]
+    fn retransmissions_are_not_dissected() {
+        let mut r = Reassembler::default();
+        let got = run(&mut r, 1, &[(0, 1, PSH, &[1, b'x']), (0, 1, PSH, &[1, b'x'])]);
+        assert_eq!(got, [vec![b"\x01x".to_vec()], none()]);
+        // The receiver acknowledged bytes 1..3 before they were seen.
+        let mut d = Pdus::default();
+        let ack = Segment { number: 1, seq: 50, ack: 3, flags: 0x10, payload: &[], reported: 0 };
+        r.segment(&2, 1, ack, &mut d);
+        let data = Segment { number: 2, seq: 1, ack: 0, flags: PSH, payload: &[1, b'x'], reported: 2 };
+        r.segment(&2, 0, data, &mut d);
+        assert!(d.seen.is_empty());
+        assert_eq!(r.stats().retransmissions, 2);
+    }
+
+    /// Out of order (tshark's default): the later segment, after a gap, is dissected from
+    /// its own start; the earlier one, arriving next, is behind and not dissected. A gap
+    /// inside an unfinished PDU leaves a hole: the PDU is dropped, what follows it read.
+    #[test]
+    fn out_of_order_segments_and_holes() {
+        let mut r = Reassembler::default();
+        let got = run(&mut r, 1, &[(0, 10, PSH, &[1, b'a']), (0, 14, PSH, &[1, b'c']), (0, 12, PSH, &[1, b'b'])]);
+        assert_eq!(got, [vec![b"\x01a".to_vec()], vec![b"\x01c".to_vec()], none()]);
+        assert_eq!(r.stats().gaps, 1);
+        // A 5-byte PDU [4, a, b, c, d] whose byte `b` (seq 2) is missing.
+        let got = run(&mut r, 2, &[(0, 0, PSH, &[4, b'a']), (0, 3, PSH, &[b'c', b'd', 1, b'z'])]);
+        assert_eq!(got, [none(), vec![b"\x01z".to_vec()]]);
+        assert_eq!(r.stats().holes, 1);
+    }
+
+    /// A segment overlapping bytes already seen is behind: not dissected, but its new
+    /// bytes extend the unfinished PDU, so the PDU (completed without dissection) does not
+    /// shift the stream: the next segment is read at the right place.
+    #[test]
+    fn overlaps_extend_the_unfinished_pdu() {
+        let mut r = Reassembler::default();
+        let got = run(
+            &mut r,
+            1,
+            &[(0, 0, PSH, &[3, b'a', b'b']), (0, 2, PSH, &[b'b', b'c']), (0, 4, PSH, &[1, b'n'])],
+        );
+        assert_eq!(got, [none(), none(), vec![b"\x01n".to_vec()]]);
+    }
+
+    /// With out-of-order reassembly on, a segment ahead of a gap is held and dissected
+    /// (with the one filling the gap) in the frame that fills it.
+    #[test]
+    fn out_of_order_mode_holds_segments_until_the_gap_fills() {
+        let limits = Limits { out_of_order: true, ..Limits::default() };
+        let mut r = Reassembler::new(limits);
+        let got = run(
+            &mut r,
+            1,
+            &[(0, 0, PSH, &[1, b'a']), (0, 4, PSH, &[b'c', 1, b'd']), (0, 2, PSH, &[2, b'b']), (0, 2, PSH, &[2, b'b'])],
+        );
+        assert_eq!(got, [vec![b"\x01a".to_vec()], none(), vec![b"\x02bc".to_vec(), b"\x01d".to_vec()], none()]);
+        assert_eq!(r.buffered(), 0);
+        // Held bytes past the cap are dropped and counted.
+        let limits = Limits { out_of_order: true, out_of_order_bytes: 3, ..Limits::default() };
+        let mut r = Reassembler::new(limits);
+        run(&mut r, 1, &[(0, 0, PSH, &[1, b'a']), (0, 10, PSH, &[1, b'x', 1, b'y'])]);
+        assert_eq!(r.stats().out_of_order_dropped, 4);
+        assert_eq!(r.buffered(), 0);
+    }
+
+    /// A PDU larger than the per-PDU cap is dropped at its end and the stream stays in
+    /// step; past the flow cap a conversation is read segment by segment without
+    /// reassembly (a split PDU shows as far as the segment goes).
+    #[test]
+    fn caps_are_counted_and_the_stream_stays_in_step() {
+        let limits = Limits { pdu_bytes: 4, ..Limits::default() };
+        let mut r = Reassembler::new(limits);
+        let got = run(
+            &mut r,
+            1,
+            &[(0, 0, PSH, &[9, 1, 2]), (0, 3, PSH, &[3, 4, 5]), (0, 6, PSH, &[6, 7, 8, 9, 1, b'k'])],
+        );
+        assert_eq!(got, [none(), none(), vec![b"\x01k".to_vec()]]);
+        assert_eq!(r.stats().oversized, 1);
+        assert_eq!(r.buffered(), 0);
+        let limits = Limits { flows: 1, ..Limits::default() };
+        let mut r = Reassembler::new(limits);
+        run(&mut r, 1, &[(0, 0, PSH, &[1, b'a'])]);
+        let mut d = Pdus::default();
+        let seg = Segment { number: 2, seq: 0, ack: 0, flags: PSH, payload: &[3, b'p'], reported: 2 };
+        r.segment(&2, 0, seg, &mut d);
+        assert_eq!(d.seen, [(vec![3, b'p'], 4)]);
+        assert_eq!((r.flows(), r.stats().flows_refused), (1, 1));
+        // All flows together: the second PDU does not fit in 4 bytes beside the first.
+        let limits = Limits { total_bytes: 4, ..Limits::default() };
+        let mut r = Reassembler::new(limits);
+        run(&mut r, 1, &[(0, 0, PSH, &[9, 1, 2])]);
+        run(&mut r, 2, &[(0, 0, PSH, &[9, 1, 2])]);
+        assert_eq!(r.stats().oversized, 1);
+        assert_eq!(r.buffered(), 3);
+    }
+
+    /// RST frees a conversation's state, as FIN in both directions does; a new SYN with
+    /// another initial number on the same ports starts over.
+    #[test]
+    fn close_and_port_reuse_free_the_state() {
+        let mut r = Reassembler::default();
+        run(&mut r, 1, &[(0, 0, PSH, &[9, 1, 2])]);
+        assert_eq!(r.buffered(), 2 + 1);
+        run(&mut r, 1, &[(1, 50, 0x04, &[])]);
+        assert_eq!((r.flows(), r.buffered(), r.stats().closed), (0, 0, 1));
+        run(&mut r, 2, &[(0, 0, 0x02, &[]), (0, 1, PSH, &[9, 1])]);
+        assert_eq!(r.buffered(), 2);
+        let got = run(&mut r, 2, &[(0, 500, 0x02, &[]), (0, 501, PSH, &[1, b'n'])]);
+        assert_eq!(got, [none(), vec![b"\x01n".to_vec()]]);
+        assert_eq!(r.buffered(), 0);
+        run(&mut r, 2, &[(0, 503, 0x11, &[]), (1, 9, 0x11, &[])]);
+        assert_eq!(r.flows(), 0);
+    }
+
+    /// A PDU that runs to the FIN is dissected, whole and without reassembly, in the FIN's
+    /// frame.
+    #[test]
+    fn a_pdu_until_the_fin() {
+        let mut r = Reassembler::default();
+        let mut d = Pdus { until_fin: true, ..Pdus::default() };
+        let got = run_with(&mut r, 1, &[(0, 0, PSH, &[0xff, 1]), (0, 2, PSH, &[2, 3]), (0, 4, 0x11, &[])], &mut d);
+        assert_eq!(got, [none(), none(), vec![vec![0xff, 1, 2, 3]]]);
+    }
+}
