@@ -357,19 +357,34 @@ mod tests {
 
     #[test]
     fn strings_print_as_tshark_prints_them() {
-        assert_eq!(utf8(b"a\tb\nc\rd\\e\x01f\x7fg\xffh\xc3\xa9i"), "a\\tb\\nc\\rd\\e\x01f\x7fg\u{fffd}h\u{e9}i");
-        assert_eq!(ascii(b"r\x01\xff\xc3\xa9\\z"), "r\x01\u{fffd}\u{fffd}\u{fffd}\\z");
+        assert_eq!(
+            utf8(b"a\tb\nc\rd\\e\x01f\x7fg\xffh\xc3\xa9i"),
+            "a\\tb\\nc\\rd\\e\x01f\x7fg\u{fffd}h\u{e9}i"
+        );
+        assert_eq!(
+            ascii(b"r\x01\xff\xc3\xa9\\z"),
+            "r\x01\u{fffd}\u{fffd}\u{fffd}\\z"
+        );
         assert_eq!(ascii(b"ab\x00cd"), "ab");
         assert_eq!(hex(&[0, 0xab, 0x10]), "00ab10");
     }
 
     #[test]
     fn varints_stop_at_ten_bytes() {
-        let t = Tvb { data: &[0x80, 0x01], reported: 2 };
+        let t = Tvb {
+            data: &[0x80, 0x01],
+            reported: 2,
+        };
         assert_eq!(t.varint(0), Ok((128, 2)));
-        let t = Tvb { data: &[0xff; 10], reported: 10 };
+        let t = Tvb {
+            data: &[0xff; 10],
+            reported: 10,
+        };
         assert_eq!(t.varint(0).map(|v| v.1), Ok(0));
-        let t = Tvb { data: &[0xff; 3], reported: 3 };
+        let t = Tvb {
+            data: &[0xff; 3],
+            reported: 3,
+        };
         assert_eq!(t.varint(0), Err(Bounds));
     }
 
@@ -380,19 +395,54 @@ mod tests {
         let data = [9, 4, 0, 0, 9, 4, 1, 1, 9, 6, 2];
         let len = |t: Tvb<'_>| t.u8(1).map(u64::from);
         let mut seen = Vec::new();
-        let d = dissect_pdus(Tvb { data: &data, reported: 11 }, true, 2, len, |t| {
-            seen.push((t.data.to_vec(), t.reported))
-        });
-        assert_eq!(d, Desegment::More { offset: 8, more: More::Bytes(3) });
+        let d = dissect_pdus(
+            Tvb {
+                data: &data,
+                reported: 11,
+            },
+            true,
+            2,
+            len,
+            |t| seen.push((t.data.to_vec(), t.reported)),
+        );
+        assert_eq!(
+            d,
+            Desegment::More {
+                offset: 8,
+                more: More::Bytes(3)
+            }
+        );
         assert_eq!(seen, [(vec![9, 4, 0, 0], 4), (vec![9, 4, 1, 1], 4)]);
         seen.clear();
-        let d = dissect_pdus(Tvb { data: &data, reported: 11 }, false, 2, len, |t| {
-            seen.push((t.data.to_vec(), t.reported))
-        });
+        let d = dissect_pdus(
+            Tvb {
+                data: &data,
+                reported: 11,
+            },
+            false,
+            2,
+            len,
+            |t| seen.push((t.data.to_vec(), t.reported)),
+        );
         assert_eq!(d, Desegment::Done);
         assert_eq!(seen[2], (vec![9, 6, 2], 6));
         // One byte: the fixed part needs one more segment.
-        let d = dissect_pdus(Tvb { data: &[9], reported: 1 }, true, 2, len, |_| {});
-        assert_eq!(d, Desegment::More { offset: 0, more: More::OneMoreSegment });
+        let d = dissect_pdus(
+            Tvb {
+                data: &[9],
+                reported: 1,
+            },
+            true,
+            2,
+            len,
+            |_| {},
+        );
+        assert_eq!(
+            d,
+            Desegment::More {
+                offset: 0,
+                more: More::OneMoreSegment
+            }
+        );
     }
 }

@@ -188,7 +188,8 @@ impl Extractor {
             dns: None,
             malformed: Vec::new(),
         };
-        self.tcp.segment(&key, usize::from(!lower), seg, &mut dispatch);
+        self.tcp
+            .segment(&key, usize::from(!lower), seg, &mut dispatch);
         let malformed = std::mem::take(&mut dispatch.malformed);
         let tcp_dns = dispatch.dns.take();
         if flags & 0x02 != 0

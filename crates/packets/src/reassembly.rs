@@ -64,8 +64,13 @@ pub trait Dissect<S> {
     /// Dissects `data` (the captured bytes; `reported` is the length on the wire, larger
     /// when the snap length cut the frame). `can_desegment` is false when a request for
     /// more data will not be honoured (a cut frame, an untracked flow).
-    fn dissect(&mut self, state: &mut S, data: &[u8], reported: usize, can_desegment: bool)
-    -> Desegment;
+    fn dissect(
+        &mut self,
+        state: &mut S,
+        data: &[u8],
+        reported: usize,
+        can_desegment: bool,
+    ) -> Desegment;
 }
 
 /// The bounds of a [`Reassembler`].
@@ -277,7 +282,11 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
             seg.seq.wrapping_sub(1)
         });
         // Data in a SYN starts after the SYN's own sequence number.
-        let seq = if syn { seg.seq.wrapping_add(1) } else { seg.seq };
+        let seq = if syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
         let len = seg.reported as u32;
         let seglen = len
             .wrapping_add(u32::from(syn))
@@ -288,8 +297,7 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
         // tshark's analysis: a segment with data, SYN or FIN below the next expected
         // sequence number is a retransmission, out of order or a keep-alive, one whose
         // data the other side already acknowledged a spurious retransmission.
-        let spurious =
-            len > 0 && reverse_ack.is_some_and(|a| le(seg.seq.wrapping_add(len), a));
+        let spurious = len > 0 && reverse_ack.is_some_and(|a| le(seg.seq.wrapping_add(len), a));
         let behind = (len > 0 || seg.flags & (SYN | FIN) != 0)
             && (before.is_some_and(|n| lt(seg.seq, n)) || spurious);
         if ack {
@@ -641,7 +649,11 @@ mod tests {
 
     /// Feeds segments of one conversation (`dir`, seq, flags, bytes) and returns, per
     /// segment, the PDUs dissected in its frame.
-    fn run(r: &mut Reassembler<u8, ()>, key: u8, segs: &[(usize, u32, u16, &[u8])]) -> Vec<Vec<Vec<u8>>> {
+    fn run(
+        r: &mut Reassembler<u8, ()>,
+        key: u8,
+        segs: &[(usize, u32, u16, &[u8])],
+    ) -> Vec<Vec<Vec<u8>>> {
         let mut d = Pdus::default();
         run_with(r, key, segs, &mut d)
     }
@@ -678,7 +690,15 @@ mod tests {
     #[test]
     fn a_pdu_split_across_three_segments_is_on_the_frame_completing_it() {
         let mut r = Reassembler::default();
-        let got = run(&mut r, 1, &[(0, 100, PSH, &[5, b'a', b'b']), (0, 103, PSH, b"cd"), (0, 105, PSH, b"e")]);
+        let got = run(
+            &mut r,
+            1,
+            &[
+                (0, 100, PSH, &[5, b'a', b'b']),
+                (0, 103, PSH, b"cd"),
+                (0, 105, PSH, b"e"),
+            ],
+        );
         assert_eq!(got, [none(), none(), vec![b"\x05abcde".to_vec()]]);
         assert_eq!(r.stats().reassembled, 1);
         assert_eq!(r.buffered(), 0);
@@ -715,13 +735,31 @@ mod tests {
     #[test]
     fn retransmissions_are_not_dissected() {
         let mut r = Reassembler::default();
-        let got = run(&mut r, 1, &[(0, 1, PSH, &[1, b'x']), (0, 1, PSH, &[1, b'x'])]);
+        let got = run(
+            &mut r,
+            1,
+            &[(0, 1, PSH, &[1, b'x']), (0, 1, PSH, &[1, b'x'])],
+        );
         assert_eq!(got, [vec![b"\x01x".to_vec()], none()]);
         // The receiver acknowledged bytes 1..3 before they were seen.
         let mut d = Pdus::default();
-        let ack = Segment { number: 1, seq: 50, ack: 3, flags: 0x10, payload: &[], reported: 0 };
+        let ack = Segment {
+            number: 1,
+            seq: 50,
+            ack: 3,
+            flags: 0x10,
+            payload: &[],
+            reported: 0,
+        };
         r.segment(&2, 1, ack, &mut d);
-        let data = Segment { number: 2, seq: 1, ack: 0, flags: PSH, payload: &[1, b'x'], reported: 2 };
+        let data = Segment {
+            number: 2,
+            seq: 1,
+            ack: 0,
+            flags: PSH,
+            payload: &[1, b'x'],
+            reported: 2,
+        };
         r.segment(&2, 0, data, &mut d);
         assert!(d.seen.is_empty());
         assert_eq!(r.stats().retransmissions, 2);
@@ -733,11 +771,26 @@ mod tests {
     #[test]
     fn out_of_order_segments_and_holes() {
         let mut r = Reassembler::default();
-        let got = run(&mut r, 1, &[(0, 10, PSH, &[1, b'a']), (0, 14, PSH, &[1, b'c']), (0, 12, PSH, &[1, b'b'])]);
-        assert_eq!(got, [vec![b"\x01a".to_vec()], vec![b"\x01c".to_vec()], none()]);
+        let got = run(
+            &mut r,
+            1,
+            &[
+                (0, 10, PSH, &[1, b'a']),
+                (0, 14, PSH, &[1, b'c']),
+                (0, 12, PSH, &[1, b'b']),
+            ],
+        );
+        assert_eq!(
+            got,
+            [vec![b"\x01a".to_vec()], vec![b"\x01c".to_vec()], none()]
+        );
         assert_eq!(r.stats().gaps, 1);
         // A 5-byte PDU [4, a, b, c, d] whose byte `b` (seq 2) is missing.
-        let got = run(&mut r, 2, &[(0, 0, PSH, &[4, b'a']), (0, 3, PSH, &[b'c', b'd', 1, b'z'])]);
+        let got = run(
+            &mut r,
+            2,
+            &[(0, 0, PSH, &[4, b'a']), (0, 3, PSH, &[b'c', b'd', 1, b'z'])],
+        );
         assert_eq!(got, [none(), vec![b"\x01z".to_vec()]]);
         assert_eq!(r.stats().holes, 1);
     }
@@ -751,7 +804,11 @@ mod tests {
         let got = run(
             &mut r,
             1,
-            &[(0, 0, PSH, &[3, b'a', b'b']), (0, 2, PSH, &[b'b', b'c']), (0, 4, PSH, &[1, b'n'])],
+            &[
+                (0, 0, PSH, &[3, b'a', b'b']),
+                (0, 2, PSH, b"bc"),
+                (0, 4, PSH, &[1, b'n']),
+            ],
         );
         assert_eq!(got, [none(), none(), vec![b"\x01n".to_vec()]]);
     }
@@ -760,19 +817,43 @@ mod tests {
     /// (with the one filling the gap) in the frame that fills it.
     #[test]
     fn out_of_order_mode_holds_segments_until_the_gap_fills() {
-        let limits = Limits { out_of_order: true, ..Limits::default() };
+        let limits = Limits {
+            out_of_order: true,
+            ..Limits::default()
+        };
         let mut r = Reassembler::new(limits);
         let got = run(
             &mut r,
             1,
-            &[(0, 0, PSH, &[1, b'a']), (0, 4, PSH, &[b'c', 1, b'd']), (0, 2, PSH, &[2, b'b']), (0, 2, PSH, &[2, b'b'])],
+            &[
+                (0, 0, PSH, &[1, b'a']),
+                (0, 4, PSH, &[b'c', 1, b'd']),
+                (0, 2, PSH, &[2, b'b']),
+                (0, 2, PSH, &[2, b'b']),
+            ],
         );
-        assert_eq!(got, [vec![b"\x01a".to_vec()], none(), vec![b"\x02bc".to_vec(), b"\x01d".to_vec()], none()]);
+        assert_eq!(
+            got,
+            [
+                vec![b"\x01a".to_vec()],
+                none(),
+                vec![b"\x02bc".to_vec(), b"\x01d".to_vec()],
+                none()
+            ]
+        );
         assert_eq!(r.buffered(), 0);
         // Held bytes past the cap are dropped and counted.
-        let limits = Limits { out_of_order: true, out_of_order_bytes: 3, ..Limits::default() };
+        let limits = Limits {
+            out_of_order: true,
+            out_of_order_bytes: 3,
+            ..Limits::default()
+        };
         let mut r = Reassembler::new(limits);
-        run(&mut r, 1, &[(0, 0, PSH, &[1, b'a']), (0, 10, PSH, &[1, b'x', 1, b'y'])]);
+        run(
+            &mut r,
+            1,
+            &[(0, 0, PSH, &[1, b'a']), (0, 10, PSH, &[1, b'x', 1, b'y'])],
+        );
         assert_eq!(r.stats().out_of_order_dropped, 4);
         assert_eq!(r.buffered(), 0);
     }
@@ -782,26 +863,46 @@ mod tests {
     /// reassembly (a split PDU shows as far as the segment goes).
     #[test]
     fn caps_are_counted_and_the_stream_stays_in_step() {
-        let limits = Limits { pdu_bytes: 4, ..Limits::default() };
+        let limits = Limits {
+            pdu_bytes: 4,
+            ..Limits::default()
+        };
         let mut r = Reassembler::new(limits);
         let got = run(
             &mut r,
             1,
-            &[(0, 0, PSH, &[9, 1, 2]), (0, 3, PSH, &[3, 4, 5]), (0, 6, PSH, &[6, 7, 8, 9, 1, b'k'])],
+            &[
+                (0, 0, PSH, &[9, 1, 2]),
+                (0, 3, PSH, &[3, 4, 5]),
+                (0, 6, PSH, &[6, 7, 8, 9, 1, b'k']),
+            ],
         );
         assert_eq!(got, [none(), none(), vec![b"\x01k".to_vec()]]);
         assert_eq!(r.stats().oversized, 1);
         assert_eq!(r.buffered(), 0);
-        let limits = Limits { flows: 1, ..Limits::default() };
+        let limits = Limits {
+            flows: 1,
+            ..Limits::default()
+        };
         let mut r = Reassembler::new(limits);
         run(&mut r, 1, &[(0, 0, PSH, &[1, b'a'])]);
         let mut d = Pdus::default();
-        let seg = Segment { number: 2, seq: 0, ack: 0, flags: PSH, payload: &[3, b'p'], reported: 2 };
+        let seg = Segment {
+            number: 2,
+            seq: 0,
+            ack: 0,
+            flags: PSH,
+            payload: &[3, b'p'],
+            reported: 2,
+        };
         r.segment(&2, 0, seg, &mut d);
         assert_eq!(d.seen, [(vec![3, b'p'], 4)]);
         assert_eq!((r.flows(), r.stats().flows_refused), (1, 1));
         // All flows together: the second PDU does not fit in 4 bytes beside the first.
-        let limits = Limits { total_bytes: 4, ..Limits::default() };
+        let limits = Limits {
+            total_bytes: 4,
+            ..Limits::default()
+        };
         let mut r = Reassembler::new(limits);
         run(&mut r, 1, &[(0, 0, PSH, &[9, 1, 2])]);
         run(&mut r, 2, &[(0, 0, PSH, &[9, 1, 2])]);
@@ -832,8 +933,20 @@ mod tests {
     #[test]
     fn a_pdu_until_the_fin() {
         let mut r = Reassembler::default();
-        let mut d = Pdus { until_fin: true, ..Pdus::default() };
-        let got = run_with(&mut r, 1, &[(0, 0, PSH, &[0xff, 1]), (0, 2, PSH, &[2, 3]), (0, 4, 0x11, &[])], &mut d);
+        let mut d = Pdus {
+            until_fin: true,
+            ..Pdus::default()
+        };
+        let got = run_with(
+            &mut r,
+            1,
+            &[
+                (0, 0, PSH, &[0xff, 1]),
+                (0, 2, PSH, &[2, 3]),
+                (0, 4, 0x11, &[]),
+            ],
+            &mut d,
+        );
         assert_eq!(got, [none(), none(), vec![vec![0xff, 1, 2, 3]]]);
     }
 }

@@ -114,7 +114,9 @@ struct Counting(usize);
 impl Dissect<()> for Counting {
     fn dissect(&mut self, _: &mut (), data: &[u8], reported: usize, can: bool) -> Desegment {
         let len = |t: Tvb<'_>| t.u8(0).map(|n| u64::from(n) + 1);
-        dissect_pdus(Tvb { data, reported }, can, 1, len, |t| self.0 += t.data.len())
+        dissect_pdus(Tvb { data, reported }, can, 1, len, |t| {
+            self.0 += t.data.len()
+        })
     }
 }
 

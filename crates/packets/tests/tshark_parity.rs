@@ -72,7 +72,12 @@ fn every_column_equals_tsharks_on_every_shared_capture() {
     let mut differences: Vec<String> = Vec::new();
     for file in &files {
         let rows = tshark(file);
-        assert_eq!(rows[0].iter().collect::<Vec<_>>(), COLUMNS, "{}", file.display());
+        assert_eq!(
+            rows[0].iter().collect::<Vec<_>>(),
+            COLUMNS,
+            "{}",
+            file.display()
+        );
         let mine = ours(file);
         assert_eq!(mine.len(), rows.len() - 1, "{}", file.display());
         for (n, (theirs, mine)) in rows[1..].iter().zip(&mine).enumerate() {

@@ -37,7 +37,9 @@ pub(super) fn heuristic(tvb: Tvb<'_>) -> bool {
     };
     let line = &tvb.data[..len];
     let token = |s: &[u8]| {
-        s.len() >= 8 && (s[..8].eq_ignore_ascii_case(b"HTTP/1.1") || s[..8].eq_ignore_ascii_case(b"HTTP/1.0"))
+        s.len() >= 8
+            && (s[..8].eq_ignore_ascii_case(b"HTTP/1.1")
+                || s[..8].eq_ignore_ascii_case(b"HTTP/1.0"))
     };
     len >= 8 && (token(&line[len - 8..]) || token(line))
 }
@@ -68,12 +70,44 @@ fn classify(line: &[u8]) -> Option<(Kind, &[u8])> {
     let n = data.iter().position(|&b| b == b' ').unwrap_or(data.len());
     let m = &data[..n];
     let request: &[&[u8]] = &[
-        b"GET", b"PUT", b"COPY", b"HEAD", b"LOCK", b"MOVE", b"POLL", b"POST", b"BCOPY", b"BMOVE",
-        b"MKCOL", b"TRACE", b"PATCH", b"LABEL", b"MERGE", b"DELETE", b"SEARCH", b"UNLOCK",
-        b"REPORT", b"UPDATE", b"BDELETE", b"CONNECT", b"OPTIONS", b"CHECKIN", b"PROPFIND",
-        b"CHECKOUT", b"CCM_POST", b"PROPPATCH", b"BPROPFIND", b"BPROPPATCH", b"UNCHECKOUT",
-        b"MKACTIVITY", b"MKWORKSPACE", b"RPC_CONNECT", b"RPC_IN_DATA", b"RPC_OUT_DATA",
-        b"VERSION-CONTROL", b"BASELINE-CONTROL",
+        b"GET",
+        b"PUT",
+        b"COPY",
+        b"HEAD",
+        b"LOCK",
+        b"MOVE",
+        b"POLL",
+        b"POST",
+        b"BCOPY",
+        b"BMOVE",
+        b"MKCOL",
+        b"TRACE",
+        b"PATCH",
+        b"LABEL",
+        b"MERGE",
+        b"DELETE",
+        b"SEARCH",
+        b"UNLOCK",
+        b"REPORT",
+        b"UPDATE",
+        b"BDELETE",
+        b"CONNECT",
+        b"OPTIONS",
+        b"CHECKIN",
+        b"PROPFIND",
+        b"CHECKOUT",
+        b"CCM_POST",
+        b"PROPPATCH",
+        b"BPROPFIND",
+        b"BPROPPATCH",
+        b"UNCHECKOUT",
+        b"MKACTIVITY",
+        b"MKWORKSPACE",
+        b"RPC_CONNECT",
+        b"RPC_IN_DATA",
+        b"RPC_OUT_DATA",
+        b"VERSION-CONTROL",
+        b"BASELINE-CONTROL",
     ];
     if request.contains(&m) {
         return Some((Kind::Request, m));
@@ -405,7 +439,7 @@ fn message(
     };
     if body_len > 0 {
         let raw = &data[at..at + body_len.min(captured)];
-            let mut body: Option<Vec<u8>> = None;
+        let mut body: Option<Vec<u8>> = None;
         let mut shown = true;
         if chunked {
             match dechunk(raw) {
@@ -430,7 +464,10 @@ fn dechunk(raw: &[u8]) -> Option<Vec<u8>> {
     let mut at = 0;
     while at < raw.len() {
         let (len, next) = find_line_end(raw, at, false)?;
-        let line = raw[at..at + len].split(|&b| b == b';').next().unwrap_or(&[]);
+        let line = raw[at..at + len]
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or(&[]);
         let size = scanf_x(line)? as usize;
         if size == 0 {
             break;
@@ -497,7 +534,10 @@ mod tests {
         assert_eq!(strtoll_whole(b"179 "), None);
         assert_eq!(scanf_x(b"1a2b"), Some(0x1a2b));
         assert_eq!(scanf_x(b"zz"), None);
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), Some(b"abcde".to_vec()));
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+            Some(b"abcde".to_vec())
+        );
     }
 
     #[test]
@@ -515,16 +555,34 @@ mod tests {
         chunked.extend(b"0\r\n\r\n");
         let body = dechunk(&chunked).unwrap();
         assert_eq!(body, gz);
-        assert_eq!(inflate(b"gzip", &body).unwrap(), b"hello gzip world ".repeat(10));
+        assert_eq!(
+            inflate(b"gzip", &body).unwrap(),
+            b"hello gzip world ".repeat(10)
+        );
     }
 
     #[test]
     fn first_lines() {
-        assert_eq!(classify(b"GET / HTTP/1.1").map(|c| c.0), Some(Kind::Request));
-        assert_eq!(classify(b"HTTP/1.1 200 OK").map(|c| c.0), Some(Kind::Response));
-        assert_eq!(classify(b"NOTIFY * HTTP/1.1").map(|c| c.0), Some(Kind::Notification));
+        assert_eq!(
+            classify(b"GET / HTTP/1.1").map(|c| c.0),
+            Some(Kind::Request)
+        );
+        assert_eq!(
+            classify(b"HTTP/1.1 200 OK").map(|c| c.0),
+            Some(Kind::Response)
+        );
+        assert_eq!(
+            classify(b"NOTIFY * HTTP/1.1").map(|c| c.0),
+            Some(Kind::Notification)
+        );
         assert_eq!(classify(b"get / HTTP/1.1"), None);
-        assert!(heuristic(Tvb { data: b"FOO / HTTP/1.1\r\n", reported: 16 }));
-        assert!(!heuristic(Tvb { data: b"FOO / HTTP/2\r\n", reported: 14 }));
+        assert!(heuristic(Tvb {
+            data: b"FOO / HTTP/1.1\r\n",
+            reported: 16
+        }));
+        assert!(!heuristic(Tvb {
+            data: b"FOO / HTTP/2\r\n",
+            reported: 14
+        }));
     }
 }

@@ -9,7 +9,11 @@ use super::{Col, Dispatch, Tvb, dissect_pdus};
 use crate::reassembly::Desegment;
 
 /// The ADUs in `tvb`, or `None` when it does not look like Modbus/TCP.
-pub(super) fn dissect(d: &mut Dispatch<'_>, tvb: Tvb<'_>, can_desegment: bool) -> Option<Desegment> {
+pub(super) fn dissect(
+    d: &mut Dispatch<'_>,
+    tvb: Tvb<'_>,
+    can_desegment: bool,
+) -> Option<Desegment> {
     let head = tvb.bytes(0, 8).ok()?;
     let protocol = u16::from_be_bytes([head[2], head[3]]);
     let len = u16::from_be_bytes([head[4], head[5]]);
@@ -22,8 +26,12 @@ pub(super) fn dissect(d: &mut Dispatch<'_>, tvb: Tvb<'_>, can_desegment: bool) -
         match adu.bytes(0, 8) {
             Ok(h) => {
                 let f = &mut *d.fields;
-                f.set(Col::MbtcpTransId, || u16::from_be_bytes([h[0], h[1]]).to_string());
-                f.set(Col::MbtcpLen, || u16::from_be_bytes([h[4], h[5]]).to_string());
+                f.set(Col::MbtcpTransId, || {
+                    u16::from_be_bytes([h[0], h[1]]).to_string()
+                });
+                f.set(Col::MbtcpLen, || {
+                    u16::from_be_bytes([h[4], h[5]]).to_string()
+                });
                 f.set(Col::MbtcpUnitId, || h[6].to_string());
             }
             Err(_) => d.malformed.push("mbtcp"),

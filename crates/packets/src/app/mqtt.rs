@@ -60,11 +60,10 @@ fn message(d: &mut Dispatch<'_>, state: &mut AppState, t: Tvb<'_>) -> Result<(),
             f.set(Col::MqttConflags, || format!("0x{flags:02x}"));
             f.set(Col::MqttCleanSession, || ((flags >> 1) & 1).to_string());
         }
-        CONNACK => {
-            if state.mqtt_version != 3 {
-                let flags = t.u8(at)?;
-                f.set(Col::MqttConackFlags, || format!("0x{flags:02x}"));
-            }
+        // MQTT 3.1's CONNACK has a reserved byte there, not flags.
+        CONNACK if state.mqtt_version != 3 => {
+            let flags = t.u8(at)?;
+            f.set(Col::MqttConackFlags, || format!("0x{flags:02x}"));
         }
         PUBLISH => {
             let topic_len = usize::from(t.u16(at)?);
