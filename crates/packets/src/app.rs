@@ -14,7 +14,7 @@
 //! Values are printed as `tshark -T fields` prints them: unsigned numbers in decimal,
 //! hex flags as `0x%02x`, byte fields as lower-case hex, strings decoded (UTF-8 with
 //! U+FFFD for bad bytes, or ASCII with U+FFFD for every byte above 0x7f), cut at a NUL,
-//! with tab, CR and LF written as `\t`, `\r`, `\n`. With `-E occurrence=f` each column
+//! with backspace, tab, LF, form feed and CR written as `\b`, `\t`, `\n`, `\f`, `\r`. With `-E occurrence=f` each column
 //! holds its field's first occurrence in the frame, whichever PDU it came from.
 
 use crate::reassembly::{Desegment, Dissect, More};
@@ -320,15 +320,18 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Escapes a string value as `tshark -T fields` prints it: tab, CR and LF as two
-/// characters each, everything else as is.
+/// Escapes a string value as `tshark -T fields` prints it: backspace, tab, LF, form
+/// feed and CR as two characters each (`\b`, `\t`, `\n`, `\f`, `\r`), everything else
+/// (other control bytes, DEL, backslash, quotes) as is.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            '\u{8}' => out.push_str("\\b"),
             '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
             '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
             c => out.push(c),
         }
     }
@@ -366,6 +369,10 @@ mod tests {
             "r\x01\u{fffd}\u{fffd}\u{fffd}\\z"
         );
         assert_eq!(ascii(b"ab\x00cd"), "ab");
+        assert_eq!(
+            utf8(b"a\x07b\x08c\x0bd\x0ce\x1bf"),
+            "a\x07b\\bc\x0bd\\fe\x1bf"
+        );
         assert_eq!(hex(&[0, 0xab, 0x10]), "00ab10");
     }
 

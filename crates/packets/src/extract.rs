@@ -85,6 +85,9 @@ pub const COLUMNS: [&str; 61] = [
     "mbtcp.unit_id",
 ];
 
+/// `tcp.payload`'s place in [`STATELESS`].
+const TCP_PAYLOAD: usize = 21;
+
 /// One packet's row, in [`COLUMNS`] order; empty where tshark prints nothing.
 pub type Row = [String; COLUMNS.len()];
 
@@ -144,9 +147,12 @@ impl Extractor {
         if let Some((layer, reason)) = &d.problem {
             self.problem(p.number, layer.name(), reason.clone());
         }
-        let (app, tcp_dns) = self.app(p, &d);
+        let (app, tcp_dns, hide_payload) = self.app(p, &d);
         let mut parts: Vec<String> = Vec::with_capacity(COLUMNS.len());
         parts.extend(stateless(p, &d));
+        if hide_payload {
+            parts[TCP_PAYLOAD].clear();
+        }
         parts.extend(self.conversations.fill(p, &d));
         match tcp_dns {
             Some(columns) => parts.extend(columns),
@@ -159,15 +165,16 @@ impl Extractor {
         std::array::from_fn(|i| std::mem::take(&mut parts[self.order[i]]))
     }
 
-    /// The application columns of a TCP segment, after reassembly, and the DNS columns
-    /// of a DNS message over TCP.
-    fn app(&mut self, p: &Packet<'_>, d: &Decoded<'_>) -> (AppFields, Option<[String; 7]>) {
+    /// The application columns of a TCP segment, after reassembly, the DNS columns of a
+    /// DNS message over TCP, and whether tshark hides the segment's `tcp.payload` (a FIN
+    /// whose data ends a body read to the FIN).
+    fn app(&mut self, p: &Packet<'_>, d: &Decoded<'_>) -> (AppFields, Option<[String; 7]>, bool) {
         let mut fields = AppFields::default();
         let Some(s) = &d.sliced else {
-            return (fields, None);
+            return (fields, None, false);
         };
         let (Some(TransportSlice::Tcp(t)), Some((src, dst))) = (&s.transport, addresses(s)) else {
-            return (fields, None);
+            return (fields, None, false);
         };
         let (key, lower) = ends(src, t.source_port(), dst, t.destination_port());
         let flags = tcp_flags(t);
@@ -188,7 +195,8 @@ impl Extractor {
             dns: None,
             malformed: Vec::new(),
         };
-        self.tcp
+        let hide_payload = self
+            .tcp
             .segment(&key, usize::from(!lower), seg, &mut dispatch);
         let malformed = std::mem::take(&mut dispatch.malformed);
         let tcp_dns = dispatch.dns.take();
@@ -204,7 +212,7 @@ impl Extractor {
         for layer in malformed {
             self.problem(p.number, layer, "message ends early".into());
         }
-        (fields, tcp_dns)
+        (fields, tcp_dns, hide_payload)
     }
 
     fn problem(&mut self, packet: u64, layer: &'static str, reason: String) {
@@ -294,6 +302,7 @@ mod tests {
             .copied()
             .collect();
         assert_eq!(parts.len(), COLUMNS.len());
+        assert_eq!(STATELESS[TCP_PAYLOAD], "tcp.payload");
         for c in COLUMNS {
             assert_eq!(parts.iter().filter(|p| **p == c).count(), 1, "{c}");
         }

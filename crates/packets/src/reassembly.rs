@@ -251,8 +251,15 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
 
     /// Feeds the next segment of conversation `key`, sent by end `dir` (0 or 1: the same
     /// end always gets the same number), dissecting what tshark would dissect in this
-    /// frame with `d`.
-    pub fn segment<D: Dissect<S>>(&mut self, key: &K, dir: usize, seg: Segment<'_>, d: &mut D) {
+    /// frame with `d`. Returns true when the segment is a FIN whose data ended a PDU read
+    /// to the FIN (tshark shows no `tcp.payload` for it).
+    pub fn segment<D: Dissect<S>>(
+        &mut self,
+        key: &K,
+        dir: usize,
+        seg: Segment<'_>,
+        d: &mut D,
+    ) -> bool {
         let dir = dir & 1;
         if !self.conns.contains_key(key) {
             if self.conns.len() >= self.limits.flows {
@@ -262,12 +269,12 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
                     let mut state = S::default();
                     let _ = d.dissect(&mut state, seg.payload, seg.reported, false);
                 }
-                return;
+                return false;
             }
             self.conns.insert(key.clone(), Conn::default());
         }
         let Some(conn) = self.conns.get_mut(key) else {
-            return;
+            return false;
         };
         let (syn, ack) = (seg.flags & SYN != 0, seg.flags & ACK != 0);
         // Port reuse: a SYN with another initial number starts a new conversation.
@@ -321,6 +328,7 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
                 }
             }
         }
+        let mut fin_payload = false;
         if !seg.payload.is_empty() {
             self.stats.segments += 1;
             let complete = seg.payload.len() >= seg.reported;
@@ -328,6 +336,7 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
                 limits: &self.limits,
                 buffered: &mut self.buffered,
                 stats: &mut self.stats,
+                fin_payload: &mut fin_payload,
             };
             let payload = &seg.payload[..seg.payload.len().min(seg.reported)];
             if !complete {
@@ -353,6 +362,7 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
             self.conns.remove(key);
             self.stats.closed += 1;
         }
+        fin_payload
     }
 }
 
@@ -368,6 +378,8 @@ struct Ctx<'r> {
     limits: &'r Limits,
     buffered: &'r mut usize,
     stats: &'r mut Stats,
+    /// Set when a FIN's data ends a PDU read to the FIN.
+    fin_payload: &'r mut bool,
 }
 
 impl Ctx<'_> {
@@ -466,6 +478,7 @@ impl Ctx<'_> {
                     self.stats.reassembled += 1;
                     let data = std::mem::take(&mut m.data);
                     *self.buffered = self.buffered.saturating_sub(data.len());
+                    *self.fin_payload |= m.until_fin;
                     let result = d.dissect(state, &data, data.len(), !m.until_fin);
                     let old_len = data.len().saturating_sub(len);
                     match result {

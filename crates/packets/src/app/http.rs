@@ -20,6 +20,8 @@ const MAX_INFLATED: u64 = 64 << 20;
 #[derive(Debug, Default)]
 pub(super) struct Conv {
     method: Option<String>,
+    /// A request or response was read in this conversation.
+    seen: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +121,22 @@ fn classify(line: &[u8]) -> Option<(Kind, &[u8])> {
         return Some((Kind::Response, &[]));
     }
     None
+}
+
+/// Whether a line looks like a header: printable token characters up to a colon.
+fn looks_like_header(line: &[u8]) -> bool {
+    for &c in line {
+        if !(0x20..0x7f).contains(&c) {
+            return false;
+        }
+        match c {
+            b':' => return true,
+            b'(' | b')' | b'<' | b'>' | b'@' | b',' | b';' | b'\\' | b'"' | b'/' | b'[' | b']'
+            | b'?' | b'=' | b'{' | b'}' | b' ' => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// A token up to a blank, CR or LF, and where the next one starts (blanks skipped).
@@ -318,9 +336,14 @@ fn message(
     };
     let line = &data[offset..offset + first.0];
     let Some((kind, method)) = classify(line) else {
-        // Not a request or response: a continuation, nothing to show.
+        // Not a request or response. In a conversation that had HTTP, data whose first
+        // line is not a header or blank is a continuation shown as `http.file_data`.
+        if state.http.seen && !line.is_empty() && !looks_like_header(line) {
+            d.fields.set(Col::HttpFileData, || ascii(&data[offset..]));
+        }
         return Step::Stop;
     };
+    state.http.seen = true;
     let mut status = 0u32;
     if kind == Kind::Response {
         let (_, rest) = token(line);
@@ -383,12 +406,20 @@ fn message(
             break;
         };
         let header = &data[at..at + len];
+        let cut = next >= data.len()
+            && data.len() < tvb.reported
+            && find_line_end(data, at, true).is_none();
         at = next;
         if len == 0 {
             ended = true;
             break;
         }
         let Some(colon) = header.iter().position(|&b| b == b':') else {
+            if cut {
+                // A header line cut by the snap length before its colon: tshark's
+                // exception ends the message here.
+                return Step::Stop;
+            }
             continue;
         };
         let name = &header[..colon];
