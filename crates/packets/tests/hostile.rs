@@ -176,18 +176,32 @@ proptest! {
         segs in proptest::collection::vec(
             (prop_oneof![Just(1883u16), Just(502), Just(80), Just(53), Just(7777)], any::<bool>(),
              0u32..400, prop_oneof![Just(0x18u8), Just(0x10), Just(0x02), Just(0x12), Just(0x11), Just(0x04), any::<u8>()],
-             proptest::collection::vec(any::<u8>(), 0..120)),
+             (prop_oneof![
+                 Just(&b""[..]),
+                 Just(&b"GET /a?b HTTP/1.1\r\nHost: h\r\nContent-Length: 30\r\n\r\n"[..]),
+                 Just(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n"[..]),
+                 Just(&b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n\x1f\x8b"[..]),
+                 Just(&b"\r\nHost: x\r\n"[..]),
+                 Just(&b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"[..]),
+                 Just(&b"\x30\x7f\x00\x03a/b"[..]),
+                 Just(&b"\x00\x01\x00\x00\x00\x06\x01\x03"[..]),
+                 Just(&b"\x00\x1d\x12\x34\x01\x00\x00\x01"[..]),
+             ], proptest::collection::vec(any::<u8>(), 0..120))
+                 .prop_map(|(head, tail)| [head, &tail[..]].concat()),
+             prop_oneof![Just(0usize), 0usize..60]),
             1..40,
         ),
     ) {
         let mut x = Extractor::default();
-        for (n, (port, reply, seq, flags, payload)) in segs.iter().enumerate() {
+        for (n, (port, reply, seq, flags, payload, cut)) in segs.iter().enumerate() {
             let frame = if *reply {
                 tcp_frame(2, *port, 1, 40000, 9000 + seq, *flags, payload)
             } else {
                 tcp_frame(1, 40000, 2, *port, 1000 + seq, *flags, payload)
             };
-            let p = Packet { number: n as u64 + 1, seconds: 1, nanos: 0, link: LinkType::Raw, data: &frame, original_len: frame.len() as u32 };
+            // Some frames cut by a snap length (the IP header still gives the whole length).
+            let frame = &frame[..frame.len() - cut.min(&payload.len())];
+            let p = Packet { number: n as u64 + 1, seconds: 1, nanos: 0, link: LinkType::Raw, data: frame, original_len: 2000 };
             let row = x.packet(&p);
             prop_assert_eq!(row.len(), 61);
             for v in &row {

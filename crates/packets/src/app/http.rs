@@ -20,7 +20,7 @@ const MAX_INFLATED: u64 = 64 << 20;
 #[derive(Debug, Default)]
 pub(super) struct Conv {
     method: Option<String>,
-    /// A request or response was read in this conversation.
+    /// A request was read in this conversation (tshark's `have_seen_http`).
     seen: bool,
 }
 
@@ -121,22 +121,6 @@ fn classify(line: &[u8]) -> Option<(Kind, &[u8])> {
         return Some((Kind::Response, &[]));
     }
     None
-}
-
-/// Whether a line looks like a header: printable token characters up to a colon.
-fn looks_like_header(line: &[u8]) -> bool {
-    for &c in line {
-        if !(0x20..0x7f).contains(&c) {
-            return false;
-        }
-        match c {
-            b':' => return true,
-            b'(' | b')' | b'<' | b'>' | b'@' | b',' | b';' | b'\\' | b'"' | b'/' | b'[' | b']'
-            | b'?' | b'=' | b'{' | b'}' | b' ' => return false,
-            _ => {}
-        }
-    }
-    false
 }
 
 /// A token up to a blank, CR or LF, and where the next one starts (blanks skipped).
@@ -311,6 +295,44 @@ enum Step {
     Stop,
 }
 
+/// How a line of a message reads (`dissect_http_message`'s line loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// A header: token characters up to the colon at this index.
+    Header(usize),
+    /// A separator before any colon: not HTTP.
+    NotHttp,
+    /// Printable token characters and no colon (or a control character before one).
+    Unknown,
+}
+
+fn line_kind(line: &[u8]) -> Line {
+    for (i, &c) in line.iter().enumerate() {
+        if !(0x20..0x7f).contains(&c) {
+            return Line::Unknown;
+        }
+        match c {
+            b':' => return Line::Header(i),
+            b'(' | b')' | b'<' | b'>' | b'@' | b',' | b';' | b'\\' | b'"' | b'/' | b'[' | b']'
+            | b'?' | b'=' | b'{' | b'}' | b' ' => return Line::NotHttp,
+            _ => {}
+        }
+    }
+    Line::Unknown
+}
+
+/// A response's status code: the second token's first three characters, if digits.
+fn status_code(line: &[u8]) -> u32 {
+    let (_, rest) = token(line);
+    let (code, _) = token(rest);
+    match code.get(..3) {
+        Some(c) if c.iter().all(u8::is_ascii_digit) => {
+            c.iter().fold(0, |a, &b| a * 10 + u32::from(b - b'0'))
+        }
+        _ => 0,
+    }
+}
+
 /// One HTTP message at `offset` (`dissect_http_message`).
 fn message(
     d: &mut Dispatch<'_>,
@@ -320,127 +342,147 @@ fn message(
     can_desegment: bool,
 ) -> Step {
     let data = tvb.data;
-    if offset >= data.len() {
+    let mut offset = offset;
+    // A leading CRLF is skipped.
+    if tvb.reported.saturating_sub(offset) > 3
+        && data.get(offset..).is_some_and(|r| r.starts_with(b"\r\n"))
+    {
+        offset += 2;
+    }
+    let Some(&first_byte) = data.get(offset) else {
+        return Step::Stop;
+    };
+    // Binary data: at most a continuation, with no fields.
+    if !(0x20..0x7f).contains(&first_byte) {
         return Step::Stop;
     }
-    let first = find_line_end(data, offset, true);
-    let first = match first {
+    let first = match find_line_end(data, offset, true) {
         Some(f) => f,
         None => {
             if let Some(r) = reassembly(tvb, offset, can_desegment, false, false) {
                 return Step::Desegment(r);
             }
-            let len = data.len() - offset;
-            (len, data.len())
+            (data.len() - offset, data.len())
         }
     };
-    let line = &data[offset..offset + first.0];
-    let Some((kind, method)) = classify(line) else {
-        // Not a request or response. In a conversation that had HTTP, data whose first
-        // line is not a header or blank is a continuation shown as `http.file_data`.
-        if state.http.seen && !line.is_empty() && !looks_like_header(line) {
-            d.fields.set(Col::HttpFileData, || ascii(&data[offset..]));
+    let first_line = &data[offset..offset + first.0];
+    let first_kind = classify(first_line);
+    if let Some((kind, _)) = first_kind {
+        let status = if kind == Kind::Response {
+            status_code(first_line)
+        } else {
+            0
+        };
+        // A reply to HEAD (or a 2xx to CONNECT) has its body not waited for.
+        let skip_body = kind == Kind::Response
+            && (state.http.method.as_deref() == Some("HEAD")
+                || (state.http.method.as_deref() == Some("CONNECT") && status / 100 == 2)
+                || status / 100 == 1
+                || status == 204
+                || status == 304);
+        if let Some(r) = reassembly(
+            tvb,
+            offset,
+            can_desegment,
+            !skip_body,
+            kind == Kind::Response,
+        ) {
+            return Step::Desegment(r);
         }
+    } else if !state.http.seen {
+        // Not known to be HTTP: no fields.
         return Step::Stop;
-    };
-    state.http.seen = true;
-    let mut status = 0u32;
-    if kind == Kind::Response {
-        let (_, rest) = token(line);
-        let (code, _) = token(rest);
-        if code.len() == 3 && code.iter().all(u8::is_ascii_digit) {
-            status = code.iter().fold(0, |a, &b| a * 10 + u32::from(b - b'0'));
-        }
-    }
-    // A response with no body by its status; one to HEAD (or a 2xx to CONNECT) is only
-    // not waited for.
-    let no_body = kind == Kind::Response && (status / 100 == 1 || status == 204 || status == 304);
-    let method_says_none = kind == Kind::Response
-        && (state.http.method.as_deref() == Some("HEAD")
-            || (state.http.method.as_deref() == Some("CONNECT") && status / 100 == 2));
-    if let Some(r) = reassembly(
-        tvb,
-        offset,
-        can_desegment,
-        !no_body && !method_says_none,
-        kind == Kind::Response,
-    ) {
-        return Step::Desegment(r);
     }
     let f = &mut *d.fields;
+    // The lines: request or response line, headers, up to the blank line.
+    let mut kind: Option<Kind> = None;
+    let mut method: Vec<u8> = Vec::new();
+    let mut status = 0u32;
     let mut uri: Option<String> = None;
-    match kind {
-        Kind::Request | Kind::Notification => {
-            state.http.method = Some(String::from_utf8_lossy(method).into_owned());
-            let (m, mut rest) = token(line);
-            // Two blanks after the method mean an empty URI: step back onto the second.
-            let skipped = line.len() - m.len() - rest.len();
-            if skipped >= 2 && line[line.len() - rest.len() - 2..].starts_with(b"  ") {
-                rest = &line[line.len() - rest.len() - 1..];
-            }
-            if !m.is_empty() {
-                f.set(Col::HttpMethod, || ascii(m));
-                let (u, rest) = token(rest);
-                let u_text = ascii(u);
-                if let Some(q) = u_text.find('?') {
-                    let query = u_text[q + 1..].to_string();
-                    f.set(Col::HttpQuery, || query);
-                }
-                uri = Some(u_text);
-                f.set(Col::HttpVersion, || ascii(rest));
-            }
-        }
-        Kind::Response => {
-            f.set(Col::HttpResponse, || "1".into());
-        }
-    }
-    // Header lines up to the empty one.
-    let mut at = first.1;
     let mut host: Option<String> = None;
     let mut content_length: Option<i64> = None;
     let mut chunked = false;
     let mut encoding: Option<Vec<u8>> = None;
-    let mut ended = false;
+    let mut saw = false;
+    let mut at = offset;
     while at < data.len() {
         let Some((len, next)) = find_line_end(data, at, false) else {
             break;
         };
-        let header = &data[at..at + len];
-        let cut = next >= data.len()
-            && data.len() < tvb.reported
-            && find_line_end(data, at, true).is_none();
-        at = next;
+        let line = &data[at..at + len];
+        if let Some((k, m)) = classify(line) {
+            kind = Some(k);
+            saw = true;
+            match k {
+                Kind::Request | Kind::Notification => {
+                    state.http.method = Some(String::from_utf8_lossy(m).into_owned());
+                    state.http.seen = true;
+                    method = m.to_vec();
+                    let (m, mut rest) = token(line);
+                    // Two blanks after the method mean an empty URI: back onto the second.
+                    let skipped = line.len() - m.len() - rest.len();
+                    if skipped >= 2 && line[line.len() - rest.len() - 2..].starts_with(b"  ") {
+                        rest = &line[line.len() - rest.len() - 1..];
+                    }
+                    if !m.is_empty() {
+                        f.set(Col::HttpMethod, || ascii(m));
+                        let (u, rest) = token(rest);
+                        let u_text = ascii(u);
+                        if let Some(q) = u_text.find('?') {
+                            let query = u_text[q + 1..].to_string();
+                            f.set(Col::HttpQuery, || query);
+                        }
+                        uri = Some(u_text);
+                        f.set(Col::HttpVersion, || ascii(rest));
+                    }
+                }
+                Kind::Response => status = status_code(line),
+            }
+            at = next;
+            continue;
+        }
         if len == 0 {
-            ended = true;
+            at = next;
             break;
         }
-        let Some(colon) = header.iter().position(|&b| b == b':') else {
-            if cut {
-                // A header line cut by the snap length before its colon: tshark's
-                // exception ends the message here.
-                return Step::Stop;
+        match line_kind(line) {
+            Line::Header(colon) => {
+                saw = true;
+                let name = &line[..colon];
+                let mut value = &line[colon + 1..];
+                while let [b' ' | b'\t', rest @ ..] = value {
+                    value = rest;
+                }
+                if name.eq_ignore_ascii_case(b"Host") {
+                    host = Some(ascii(value));
+                } else if name.eq_ignore_ascii_case(b"Referer") {
+                    f.set(Col::HttpReferer, || ascii(value));
+                } else if name.eq_ignore_ascii_case(b"Content-Length") {
+                    if let Some(n) = content_length_value(value) {
+                        content_length = Some(n);
+                        f.set(Col::HttpContentLength, || n.to_string());
+                    }
+                } else if name.eq_ignore_ascii_case(b"Transfer-Encoding") {
+                    chunked = value.eq_ignore_ascii_case(b"chunked");
+                } else if name.eq_ignore_ascii_case(b"Content-Encoding") {
+                    encoding = Some(value.to_vec());
+                }
+                at = next;
             }
-            continue;
-        };
-        let name = &header[..colon];
-        let mut value = &header[colon + 1..];
-        while let [b' ' | b'\t', rest @ ..] = value {
-            value = rest;
-        }
-        if name.eq_ignore_ascii_case(b"Host") {
-            host = Some(ascii(value));
-        } else if name.eq_ignore_ascii_case(b"Referer") {
-            f.set(Col::HttpReferer, || ascii(value));
-        } else if name.eq_ignore_ascii_case(b"Content-Length") {
-            if let Some(n) = content_length_value(value) {
-                content_length = Some(n);
-                f.set(Col::HttpContentLength, || n.to_string());
+            Line::NotHttp => break,
+            Line::Unknown => {
+                // After a request, response or header line, a line running to the end
+                // of the data is taken for a header cut short: tshark's exception ends
+                // the message here.
+                if saw && at + len + 1 > data.len() {
+                    return Step::Stop;
+                }
+                break;
             }
-        } else if name.eq_ignore_ascii_case(b"Transfer-Encoding") {
-            chunked = value.eq_ignore_ascii_case(b"chunked");
-        } else if name.eq_ignore_ascii_case(b"Content-Encoding") {
-            encoding = Some(value.to_vec());
         }
+    }
+    if kind == Some(Kind::Response) {
+        f.set(Col::HttpResponse, || "1".into());
     }
     if let (Some(u), Some(h)) = (&uri, &host) {
         let lower = u.to_ascii_lowercase();
@@ -454,17 +496,14 @@ fn message(
         };
         f.set(Col::HttpFullUri, || full);
     }
-    if !ended {
-        return Step::Consumed(tvb.reported - offset);
-    }
     // The body.
-    let remaining = tvb.reported - at;
+    let remaining = tvb.reported.saturating_sub(at);
     let captured = data.len().saturating_sub(at);
-    let body_len = match content_length {
-        Some(n) => remaining.min(usize::try_from(n).unwrap_or(usize::MAX)),
-        None => match kind {
-            Kind::Request if !chunked => 0,
-            Kind::Response if no_body => 0,
+    let body_len = match (content_length, chunked) {
+        (Some(n), false) => remaining.min(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => match kind {
+            Some(Kind::Request) if !chunked => 0,
+            Some(Kind::Response) if status / 100 == 1 || status == 204 || status == 304 => 0,
             _ => remaining,
         },
     };
