@@ -290,6 +290,88 @@ pub fn write_csv<W: Write>(reader: &mut CaptureReader, w: &mut W) -> Result<Extr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::link::LinkType;
+
+    /// Raw IPv4 from 10.0.0.`a`:`sport` to 10.0.0.`b`:`dport`: TCP with `seq`, PSH+ACK,
+    /// `payload`.
+    fn tcp(a: u8, sport: u16, b: u8, dport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let len = (40 + payload.len()) as u16;
+        let mut f = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, a, 10, 0, 0, b,
+        ];
+        f[2..4].copy_from_slice(&len.to_be_bytes());
+        f.extend(sport.to_be_bytes());
+        f.extend(dport.to_be_bytes());
+        f.extend(seq.to_be_bytes());
+        f.extend(1u32.to_be_bytes());
+        f.extend([0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend(payload);
+        f
+    }
+
+    fn rows(frames: &[Vec<u8>]) -> Vec<Row> {
+        let mut x = Extractor::default();
+        frames
+            .iter()
+            .enumerate()
+            .map(|(n, f)| {
+                let p = Packet {
+                    number: n as u64 + 1,
+                    seconds: 0,
+                    nanos: 0,
+                    link: LinkType::Raw,
+                    data: f,
+                    original_len: f.len() as u32,
+                };
+                x.packet(&p)
+            })
+            .collect()
+    }
+
+    fn col<'r>(row: &'r Row, name: &str) -> &'r str {
+        &row[COLUMNS.iter().position(|c| *c == name).unwrap()]
+    }
+
+    /// One segment with a CONNACK, a PUBLISH with an empty message and a PUBLISH "hi" on
+    /// topic "z": each column is its field's first occurrence, so the flags are
+    /// CONNACK's, the topic the first PUBLISH's and the message the empty one's
+    /// `<MISSING>`, as tshark 4.0.17 shows such a segment.
+    #[test]
+    fn mqtt_fields_are_each_fields_first_occurrence() {
+        let mut seg = vec![0x20, 2, 0, 0];
+        seg.extend([0x30, 5, 0, 3, b'x', b'/', b'y']);
+        seg.extend([0x30, 5, 0, 1, b'z', b'h', b'i']);
+        let r = rows(&[tcp(2, 1883, 1, 40000, 500, &seg)]);
+        assert_eq!(col(&r[0], "mqtt.hdrflags"), "0x20");
+        assert_eq!(col(&r[0], "mqtt.msgtype"), "2");
+        assert_eq!(col(&r[0], "mqtt.len"), "2");
+        assert_eq!(col(&r[0], "mqtt.conack.flags"), "0x00");
+        assert_eq!(col(&r[0], "mqtt.topic"), "x/y");
+        assert_eq!(col(&r[0], "mqtt.topic_len"), "3");
+        assert_eq!(col(&r[0], "mqtt.msg"), "<MISSING>");
+    }
+
+    /// An HTTP request over two segments: nothing in the first frame, everything in the
+    /// second; two blanks after the method leave the URI empty (so the version is the
+    /// rest of the line), the Host's blanks are trimmed in the full URI.
+    #[test]
+    fn http_request_on_the_frame_completing_its_headers() {
+        let req = b"GET  /sp  HTTP/1.1\r\nHost:  h \r\nReferer: r\r\n\r\n";
+        let r = rows(&[
+            tcp(1, 40000, 2, 80, 100, &req[..10]),
+            tcp(1, 40000, 2, 80, 110, &req[10..]),
+        ]);
+        assert!(r[0][11..20].iter().all(String::is_empty));
+        assert_eq!(col(&r[1], "http.request.method"), "GET");
+        assert_eq!(col(&r[1], "http.request.version"), "/sp  HTTP/1.1");
+        assert_eq!(col(&r[1], "http.request.full_uri"), "http://h");
+        assert_eq!(col(&r[1], "http.referer"), "r");
+        assert_eq!(col(&r[1], "tcp.payload"), hex_of(&req[10..]));
+    }
+
+    fn hex_of(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
 
     #[test]
     fn every_column_has_a_source_and_quoting_follows_the_script() {

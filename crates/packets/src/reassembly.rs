@@ -305,8 +305,16 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
         // sequence number is a retransmission, out of order or a keep-alive, one whose
         // data the other side already acknowledged a spurious retransmission.
         let spurious = len > 0 && reverse_ack.is_some_and(|a| le(seg.seq.wrapping_add(len), a));
-        let behind = (len > 0 || seg.flags & (SYN | FIN) != 0)
-            && (before.is_some_and(|n| lt(seg.seq, n)) || spurious);
+        let below =
+            (len > 0 || seg.flags & (SYN | FIN) != 0) && before.is_some_and(|n| lt(seg.seq, n));
+        let behind = below || spurious;
+        // In a frame cut by the snap length (no reassembly) tshark still dissects a
+        // spurious retransmission, though not a keep-alive (at most one byte, one before
+        // the next expected number).
+        let keep_alive = len <= 1
+            && seg.flags & (SYN | FIN | RST) == 0
+            && before.is_some_and(|n| n.wrapping_sub(1) == seg.seq);
+        let cut_behind = keep_alive || (below && !spurious);
         if ack {
             half.lastack = Some(seg.ack);
         }
@@ -341,7 +349,7 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
             let payload = &seg.payload[..seg.payload.len().min(seg.reported)];
             if !complete {
                 // A cut frame: dissected as far as it goes, without reassembly.
-                if !behind {
+                if !cut_behind {
                     let _ = d.dissect(&mut conn.state, seg.payload, seg.reported, false);
                 }
             } else if self.limits.out_of_order {

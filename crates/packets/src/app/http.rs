@@ -20,7 +20,8 @@ const MAX_INFLATED: u64 = 64 << 20;
 #[derive(Debug, Default)]
 pub(super) struct Conv {
     method: Option<String>,
-    /// A request was read in this conversation (tshark's `have_seen_http`).
+    /// A whole request or response header block was read in this conversation (tshark's
+    /// `have_seen_http`).
     seen: bool,
 }
 
@@ -416,7 +417,6 @@ fn message(
             match k {
                 Kind::Request | Kind::Notification => {
                     state.http.method = Some(String::from_utf8_lossy(m).into_owned());
-                    state.http.seen = true;
                     method = m.to_vec();
                     let (m, mut rest) = token(line);
                     // Two blanks after the method mean an empty URI: back onto the second.
@@ -480,6 +480,11 @@ fn message(
                 break;
             }
         }
+    }
+    // A request or response read to here is remembered (tshark's `push_req` and
+    // `push_res`; a message cut short above is not).
+    if matches!(kind, Some(Kind::Request | Kind::Response)) {
+        state.http.seen = true;
     }
     if kind == Some(Kind::Response) {
         f.set(Col::HttpResponse, || "1".into());
