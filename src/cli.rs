@@ -23,7 +23,7 @@ use iotids_federation::aggregate::Aggregation;
 use iotids_federation::bench::FederationBenchConfig;
 use iotids_federation::partition::PartitionKind;
 use iotids_federation::strategy::Strategy;
-use iotids_federation::{Attack, FederationConfig};
+use iotids_federation::{Attack, FederationConfig, LocalOptimizer};
 use iotids_model::bench::GruBenchConfig;
 use iotids_model::gru::GruShape;
 use iotids_model::train::TrainConfig;
@@ -395,6 +395,20 @@ pub struct FederateArgs {
     /// device missing a class does not push its logit down (0: plain cross-entropy).
     #[arg(long)]
     pub logit_adjustment: Option<f64>,
+    /// The devices' optimiser: adam (a fresh Adam each local run) or sgd (with
+    /// --local-momentum).
+    #[arg(long, value_parser = spelled::<LocalOptimizer>)]
+    pub local_optimizer: Option<LocalOptimizer>,
+    /// The devices' learning rate (default: --lr under adam, 0.1 under sgd).
+    #[arg(long)]
+    pub local_lr: Option<f64>,
+    /// The momentum of the devices' sgd.
+    #[arg(long)]
+    pub local_momentum: Option<f64>,
+    /// Normalised averaging at the edges (FedNova): each device's change divided by its
+    /// local path length, so its voice does not grow with its step count (true or false).
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub normalized_averaging: Option<bool>,
     /// Rounds in the centred moving average of validation macro-F1 that picks the kept
     /// round (1: the single best round).
     #[arg(long)]

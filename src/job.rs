@@ -558,8 +558,15 @@ fn federation_config(args: &FederateArgs, seed: u64) -> Result<FederationConfig>
         attack_scale,
         class_wise_head,
         logit_adjustment,
+        local_optimizer,
+        local_momentum,
+        normalized_averaging,
         selection_window
     );
+    if args.local_lr.is_some() {
+        c.local_lr = args.local_lr;
+        given.push("local_lr");
+    }
     if args.deadline.is_some() {
         c.deadline = args.deadline;
         given.push("deadline");

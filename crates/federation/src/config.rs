@@ -19,6 +19,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use iotids_model::train::Optimizer;
+
 use crate::aggregate::Aggregation;
 use crate::error::Error;
 use crate::partition::PartitionKind;
@@ -37,6 +39,24 @@ pub enum Attack {
     /// or, with s < 0, sign-flipped update.
     Scale,
 }
+
+/// The devices' SGD learning rate when `local_lr` is not given.
+pub const DEFAULT_SGD_LEARNING_RATE: f64 = 0.1;
+
+/// The optimiser devices train with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LocalOptimizer {
+    /// A fresh Adam each local run, at the central learning rate (`--lr`).
+    Adam,
+    /// SGD with `local_momentum`, at `local_lr`.
+    Sgd,
+}
+
+spelled!(LocalOptimizer, "local_optimizer", {
+    Adam => "adam",
+    Sgd => "sgd",
+});
 
 spelled!(Attack, "attack", {
     None => "none",
@@ -57,6 +77,17 @@ pub struct FederationConfig {
     pub rounds: usize,
     /// Local epochs per device per edge round, HierFAVG's τ₁ (1).
     pub local_epochs: usize,
+    /// The devices' optimiser (adam).
+    pub local_optimizer: LocalOptimizer,
+    /// The devices' learning rate; none: the central `--lr` under Adam, 0.1 under SGD.
+    pub local_lr: Option<f64>,
+    /// The momentum of `sgd` on the devices (0.9).
+    pub local_momentum: f64,
+    /// Normalised averaging at the edges (FedNova, Wang et al. 2020; false): each
+    /// device's change is divided by its local path length (its steps, or the momentum
+    /// sum) and the mean rescaled by the devices' mean path, so a device with few rows,
+    /// and so few local steps, is not outvoted by its step count.
+    pub normalized_averaging: bool,
     /// Edge rounds per cloud round, HierFAVG's τ₂ (2).
     pub edge_rounds: usize,
     /// Fraction of each edge's devices sampled per edge round, at least one (1.0).
@@ -135,6 +166,10 @@ impl Default for FederationConfig {
             edges: 4,
             rounds: 50,
             local_epochs: 1,
+            local_optimizer: LocalOptimizer::Adam,
+            local_lr: None,
+            local_momentum: 0.9,
+            normalized_averaging: false,
             edge_rounds: 2,
             fraction: 1.0,
             partition: PartitionKind::Dirichlet,
@@ -285,6 +320,16 @@ impl FederationConfig {
                 "a finite number",
             ));
         }
+        if let Some(lr) = self.local_lr {
+            pos("local_lr", lr)?;
+        }
+        if !(0.0..1.0).contains(&self.local_momentum) {
+            return Err(Error::config(
+                "local_momentum",
+                self.local_momentum,
+                "in [0, 1)",
+            ));
+        }
         let s = self.server();
         pos("server_learning_rate", s.server_learning_rate)?;
         pos("eta", s.eta)?;
@@ -316,6 +361,22 @@ impl FederationConfig {
     /// The edge device `d` reports to.
     pub fn edge_of(&self, d: usize) -> usize {
         d * self.edges / self.devices
+    }
+
+    /// The devices' optimiser and learning rate, `central_learning_rate` being `--lr`.
+    pub fn local_optimizer(&self, central_learning_rate: f64) -> (Optimizer, f64) {
+        match self.local_optimizer {
+            LocalOptimizer::Adam => (
+                Optimizer::Adam,
+                self.local_lr.unwrap_or(central_learning_rate),
+            ),
+            LocalOptimizer::Sgd => (
+                Optimizer::Sgd {
+                    momentum: self.local_momentum,
+                },
+                self.local_lr.unwrap_or(DEFAULT_SGD_LEARNING_RATE),
+            ),
+        }
     }
 
     /// μ of the devices' proximal term: `proximal_mu` under FedProx, else 0.

@@ -87,6 +87,6 @@ pub mod simulate;
 pub mod strategy;
 pub mod transport;
 
-pub use config::{Attack, FederationConfig};
+pub use config::{Attack, FederationConfig, LocalOptimizer};
 pub use error::{Error, Result};
 pub use simulate::{Outcome, RoundRecord, Task, federate};

@@ -16,7 +16,7 @@
 
 use std::borrow::Cow;
 
-use iotids_model::train::TrainConfig;
+use iotids_model::train::{Optimizer, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Head;
@@ -55,6 +55,11 @@ pub struct Plan {
     /// ([`crate::aggregate::class_wise_head`]); None: the plain mean.
     #[serde(default)]
     pub head: Option<Head>,
+    /// Normalised averaging (FedNova, Wang et al. 2020): edges scale each device's change
+    /// by the length of its local optimiser path ([`LocalTraining::path`]) before they
+    /// average, so a device's voice does not grow with its number of local steps.
+    #[serde(default)]
+    pub normalized: bool,
 }
 
 /// A device's local training, as the cloud sets it.
@@ -66,8 +71,11 @@ pub struct LocalTraining {
     pub proximal_mu: f64,
     /// Windows per mini-batch.
     pub batch_size: usize,
-    /// Adam's step size.
+    /// The optimiser's step size.
     pub learning_rate: f64,
+    /// The optimiser (Adam in plans written before it was a setting).
+    #[serde(default)]
+    pub optimizer: Optimizer,
     /// Weigh each class's loss by the pipeline's class weights (true) or not.
     pub weigh_classes: bool,
     /// τ of the logit-adjusted local loss (0: plain cross-entropy): a device trains on
@@ -83,11 +91,29 @@ pub struct LocalTraining {
     pub class_counts: Vec<u64>,
 }
 
+impl LocalTraining {
+    /// FedNova's ‖aᵢ‖₁ for a device holding `samples` windows: how many gradients its
+    /// local run adds up. It takes τ = epochs · ⌈samples / batch⌉ steps; plain SGD and Adam
+    /// (each of whose steps is about the learning rate) count τ, heavy-ball momentum ρ
+    /// carries gradient j into every later step, Σₖ₌₁..τ (1 − ρᵏ)/(1 − ρ).
+    pub fn path(&self, samples: u64) -> f64 {
+        let steps = self.epochs as u64 * samples.div_ceil(self.batch_size.max(1) as u64);
+        let tau = steps as f64;
+        match self.optimizer {
+            Optimizer::Sgd { momentum: rho } if rho > 0.0 => {
+                (tau - rho * (1.0 - rho.powf(tau)) / (1.0 - rho)) / (1.0 - rho)
+            }
+            Optimizer::Sgd { .. } | Optimizer::Adam => tau,
+        }
+    }
+}
+
 impl Plan {
     /// The plan of a run: the federation's schedule, and local training as `train` sets it
     /// (its batch size, learning rate and class weighting; its epochs, patience and seed are
     /// the central run's and are not used).
     pub fn new(cfg: &FederationConfig, train: &TrainConfig) -> Plan {
+        let (optimizer, learning_rate) = cfg.local_optimizer(train.learning_rate);
         Plan {
             seed: cfg.seed,
             edge_rounds: cfg.edge_rounds,
@@ -97,12 +123,14 @@ impl Plan {
                 epochs: cfg.local_epochs,
                 proximal_mu: cfg.device_mu(),
                 batch_size: train.batch_size,
-                learning_rate: train.learning_rate,
+                learning_rate,
+                optimizer,
                 weigh_classes: train.class_weights,
                 logit_adjustment: cfg.logit_adjustment,
                 class_counts: Vec::new(),
             },
             head: None,
+            normalized: cfg.normalized_averaging,
         }
     }
 }
@@ -269,6 +297,7 @@ mod tests {
             fraction: 0.5,
             deadline: Some(2.0),
             seed: 9,
+            normalized_averaging: true,
             ..FederationConfig::default()
         };
         let train = TrainConfig {
@@ -290,11 +319,13 @@ mod tests {
                     proximal_mu: 0.25,
                     batch_size: 64,
                     learning_rate: 0.01,
+                    optimizer: Optimizer::Adam,
                     weigh_classes: false,
                     logit_adjustment: cfg.logit_adjustment,
                     class_counts: Vec::new(),
                 },
                 head: None,
+                normalized: true,
             }
         );
         // μ reaches the devices under FedProx only.

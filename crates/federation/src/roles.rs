@@ -25,6 +25,7 @@
 //! random choice is keyed by (seed, round, edge round, id), so a run is the same whoever
 //! computes which part, in whatever order.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use iotids_model::examples::{Examples, SCORE_BATCH, score};
@@ -40,8 +41,8 @@ use crate::aggregate::{Aggregation, Head, Update, class_wise_head, sum_counts};
 use crate::config::{Attack, FederationConfig};
 use crate::error::Error;
 use crate::message::{
-    Delivery, DeviceUpdate, EdgeModel, EdgeRoundReport, EdgeUpdate, GlobalModel, Payload, Plan,
-    Training,
+    Delivery, DeviceUpdate, EdgeModel, EdgeRoundReport, EdgeUpdate, GlobalModel, LocalTraining,
+    Payload, Plan, Training,
 };
 use crate::strategy::ServerOptimizer;
 use crate::transport::{Arrived, Exchange, Link, Wait, check_length};
@@ -143,7 +144,7 @@ impl<'a> Device<'a> {
     /// per class (empty when τ is 0). A class the device lacks gets `ln(ε)` for its local
     /// share, ε a thousandth of a window, so its logit is far below the others' during
     /// training and the softmax hardly pushes it further down.
-    fn logit_shift(&self, local: &crate::message::LocalTraining) -> Vec<f32> {
+    fn logit_shift(&self, local: &LocalTraining) -> Vec<f32> {
         let tau = local.logit_adjustment;
         let k = self.class_counts.len();
         if tau == 0.0 || k == 0 {
@@ -178,7 +179,7 @@ impl<'a> Device<'a> {
         self.poison
     }
 
-    /// Trains on its rows from `model`'s weights as `model.plan.local` says (a fresh Adam,
+    /// Trains on its rows from `model`'s weights as `model.plan.local` says (its optimiser started fresh,
     /// a batch order seeded by the plan's seed, the round, the edge round and the device)
     /// and returns the update it sends.
     ///
@@ -192,6 +193,7 @@ impl<'a> Device<'a> {
             epochs: local.epochs,
             batch_size: local.batch_size,
             learning_rate: local.learning_rate,
+            optimizer: local.optimizer,
             patience: 0,
             class_weights: local.weigh_classes,
             seed: mix(model.plan.seed, model.round, model.edge_round, self.id),
@@ -265,6 +267,35 @@ impl<'a> Device<'a> {
             },
             class_counts: self.class_counts.clone(),
         })
+    }
+}
+
+/// FedNova at one edge: `wᵢ ← w₀ + (τ_eff / aᵢ)(wᵢ − w₀)`, with aᵢ the device's local
+/// path ([`LocalTraining::path`]) and τ_eff = Σ pᵢ aᵢ its mean by windows (pᵢ = nᵢ / n),
+/// so the mean of the rescaled vectors, weighted by windows, is FedNova's
+/// `w₀ + τ_eff Σ pᵢ (wᵢ − w₀)/aᵢ` and a robust rule sees changes of comparable length.
+fn normalize_paths(
+    local: &LocalTraining,
+    start: &[f32],
+    samples: impl Iterator<Item = u64>,
+    weights: &mut [Cow<'_, [f32]>],
+) {
+    let paths: Vec<(f64, f64)> = samples
+        .map(|n| (n as f64, local.path(n).max(1.0)))
+        .collect();
+    let total: f64 = paths.iter().map(|(n, _)| n).sum();
+    if total <= 0.0 {
+        return;
+    }
+    let tau_eff: f64 = paths.iter().map(|(n, a)| n / total * a).sum();
+    for (w, (_, a)) in weights.iter_mut().zip(&paths) {
+        let scale = (tau_eff / a) as f32;
+        let scaled: Vec<f32> = w
+            .iter()
+            .zip(start)
+            .map(|(&wi, &w0)| w0 + scale * (wi - w0))
+            .collect();
+        *w = Cow::Owned(scaled);
     }
 }
 
@@ -367,10 +398,18 @@ impl Edge {
                     if updates.is_empty() {
                         Vec::new()
                     } else {
-                        let weights: Vec<_> = updates
+                        let mut weights: Vec<_> = updates
                             .iter()
                             .map(|u| u.payload.weights(&down.weights))
                             .collect();
+                        if model.plan.normalized {
+                            normalize_paths(
+                                &model.plan.local,
+                                &down.weights,
+                                updates.iter().map(|u| u.training.samples),
+                                &mut weights,
+                            );
+                        }
                         let combined: Vec<Update<'_>> = updates
                             .iter()
                             .zip(&weights)
@@ -399,6 +438,14 @@ impl Edge {
                     if sum.training.samples == 0 {
                         Vec::new()
                     } else {
+                        if model.plan.normalized {
+                            return Err(Error::config(
+                                "normalized_averaging",
+                                true,
+                                "false: a link that reveals only the sum of the updates \
+                                 (secure aggregation) hides each device's path length",
+                            ));
+                        }
                         if self.rule != Aggregation::Mean {
                             return Err(Error::config(
                                 "edge_aggregation",

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -45,8 +46,43 @@ pub struct TrainConfig {
     pub class_weights: bool,
     /// Which epoch is kept ([`Selection::MacroF1`]).
     pub selection: Selection,
+    /// The optimiser ([`Optimizer::Adam`]).
+    pub optimizer: Optimizer,
     /// Seed of the batch order (42).
     pub seed: u64,
+}
+
+/// The optimiser a training run steps with.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Optimizer {
+    /// Adam (β₁ 0.9, β₂ 0.999), state started fresh by every call.
+    #[default]
+    Adam,
+    /// Stochastic gradient descent with heavy-ball momentum in [0, 1), undampened as
+    /// PyTorch's (0: plain SGD).
+    /// Its steps scale with the gradient, where a fresh Adam's first steps are about the
+    /// learning rate whatever the gradient's size.
+    Sgd {
+        /// The momentum factor.
+        momentum: f64,
+    },
+}
+
+impl Optimizer {
+    fn init(self) -> ModuleOptimizer {
+        match self {
+            Optimizer::Adam => AdamConfig::new().init(),
+            Optimizer::Sgd { momentum } if momentum > 0.0 => SgdConfig::new()
+                .with_momentum(Some(
+                    MomentumConfig::new()
+                        .with_momentum(momentum)
+                        .with_dampening(0.0),
+                ))
+                .init(),
+            Optimizer::Sgd { .. } => SgdConfig::new().init(),
+        }
+    }
 }
 
 /// Which epoch's weights training keeps.
@@ -70,6 +106,7 @@ impl Default for TrainConfig {
             patience: 10,
             class_weights: false,
             selection: Selection::MacroF1,
+            optimizer: Optimizer::Adam,
             seed: 42,
         }
     }
@@ -95,6 +132,11 @@ impl TrainConfig {
                 self.learning_rate.to_string(),
                 "a positive number",
             );
+        }
+        if let Optimizer::Sgd { momentum } = self.optimizer
+            && !(0.0..1.0).contains(&momentum)
+        {
+            return bad("momentum", momentum.to_string(), "a number in [0, 1)");
         }
         Ok(())
     }
@@ -419,7 +461,7 @@ impl Fit {
             device,
             loss_fn,
             weights,
-            optim: AdamConfig::new().init(),
+            optim: cfg.optimizer.init(),
             batch: Batch::default(),
             learning_rate: cfg.learning_rate,
             batch_size: cfg.batch_size,
@@ -851,5 +893,70 @@ pub(crate) mod tests {
         let empty = Examples { rows: &[], ..ex };
         let e = run(&cfg, 0.0, &start, empty).unwrap_err().to_string();
         assert!(e.contains("training rows"), "{e}");
+    }
+    #[test]
+    fn sgd_steps_with_the_gradient_and_a_fresh_adam_by_the_learning_rate() {
+        let (seq, labels, _) = flows(60);
+        let rows: Vec<usize> = (0..labels.len()).collect();
+        let ex = Examples {
+            sequences: &seq,
+            labels: &labels,
+            rows: &rows,
+        };
+        let model = GruConfig::new(2, 8, 2);
+        let start = crate::params::flatten(&model.init(&crate::backend::device()));
+        // One batch holding every row: `epochs` steps on the same gradient's neighbourhood.
+        let step = |optimizer, learning_rate, epochs| -> Vec<f64> {
+            let cfg = TrainConfig {
+                epochs,
+                batch_size: rows.len(),
+                learning_rate,
+                optimizer,
+                ..TrainConfig::default()
+            };
+            let (w, _) = train_from_weights(&model, &cfg, &[1.0, 1.0], &start, 0.0, ex).unwrap();
+            w.iter()
+                .zip(&start)
+                .map(|(a, b)| f64::from(a - b))
+                .collect()
+        };
+        let plain = Optimizer::Sgd { momentum: 0.0 };
+        let (d1, d2) = (step(plain, 0.01, 1), step(plain, 0.02, 1));
+        let max = d1.iter().fold(0.0f64, |m, d| m.max(d.abs()));
+        assert!(max > 1e-5, "the step moved the weights: {max}");
+        // w − η·g: twice the rate, twice the step, coordinate by coordinate.
+        for (a, b) in d1.iter().zip(&d2) {
+            assert!((b - 2.0 * a).abs() <= 1e-3 * max + 1e-6, "{a} {b}");
+        }
+        let median = |d: &[f64]| {
+            let mut m: Vec<f64> = d.iter().map(|x| x.abs()).filter(|&x| x > 0.0).collect();
+            m.sort_by(f64::total_cmp);
+            m[m.len() / 2]
+        };
+        // SGD's steps follow the gradient's sizes, which spread over orders of magnitude.
+        assert!(median(&d1) < 0.3 * max, "median {} max {max}", median(&d1));
+        // A fresh Adam's first step is η·g/(|g| + ε): about η on most coordinates.
+        let adam = step(Optimizer::Adam, 0.01, 1);
+        assert!(
+            (0.005..=0.0101).contains(&median(&adam)),
+            "{}",
+            median(&adam)
+        );
+        // Momentum carries the first step into the second: a longer path than plain SGD's.
+        let norm = |d: &[f64]| d.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let heavy = step(Optimizer::Sgd { momentum: 0.9 }, 0.01, 2);
+        let light = step(plain, 0.01, 2);
+        assert!(
+            norm(&heavy) > 1.3 * norm(&light),
+            "{} vs {}",
+            norm(&heavy),
+            norm(&light)
+        );
+        let bad = TrainConfig {
+            optimizer: Optimizer::Sgd { momentum: 1.0 },
+            ..TrainConfig::default()
+        };
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains("momentum") && e.contains("[0, 1)"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 //! way a secure-aggregation layer or a faulty network would.
 
 use iotids_model::params::flatten;
+use iotids_model::train::Optimizer;
 
 use super::*;
 use crate::partition::PartitionKind;
@@ -333,4 +334,72 @@ fn pinned() -> FederationConfig {
         selection_window: 1,
         ..FederationConfig::default()
     }
+}
+
+#[test]
+fn normalized_averaging_weighs_each_device_by_its_path_not_its_steps() {
+    // The path: τ = epochs · ⌈n / batch⌉ steps; heavy ball ρ sums (1 − ρᵏ)/(1 − ρ).
+    let mut local = start(&data()).plan.local;
+    local.epochs = 2;
+    local.batch_size = 256;
+    local.optimizer = Optimizer::Adam;
+    assert_eq!(local.path(300), 4.0);
+    local.optimizer = Optimizer::Sgd { momentum: 0.0 };
+    assert_eq!(local.path(300), 4.0);
+    local.optimizer = Optimizer::Sgd { momentum: 0.5 };
+    // (0.5 + 0.75 + 0.875 + 0.9375) / 0.5
+    assert!((local.path(300) - 6.125).abs() < 1e-12);
+
+    // By hand: w₀ = 0; A holds 256 windows (1 step) and moved to (1, 0), B 768 (3 steps)
+    // and moved to (0, 3). τ_eff = ¼·1 + ¾·3 = 2.5, so A counts as (2.5, 0) and B as
+    // (0, 2.5); their mean by windows is (0.625, 1.875), where FedAvg's is (0.25, 2.25).
+    local.epochs = 1;
+    local.optimizer = Optimizer::Sgd { momentum: 0.0 };
+    let start_w = [0.0f32, 0.0];
+    let mut w = vec![Cow::Owned(vec![1.0f32, 0.0]), Cow::Owned(vec![0.0f32, 3.0])];
+    normalize_paths(&local, &start_w, [256u64, 768].into_iter(), &mut w);
+    assert_eq!(
+        (&w[0][..], &w[1][..]),
+        (&[2.5f32, 0.0][..], &[0.0f32, 2.5][..])
+    );
+    let updates = [
+        Update {
+            weights: &w[0],
+            samples: 256.0,
+        },
+        Update {
+            weights: &w[1],
+            samples: 768.0,
+        },
+    ];
+    let mean = Aggregation::Mean.aggregate(&updates).unwrap();
+    assert!(max_diff(&mean, &[0.625, 1.875]) < 1e-6, "{mean:?}");
+
+    // Equal paths: FedNova is FedAvg. Four equal quarters at one edge give the same model.
+    let d = data();
+    let rows = quarters(&d);
+    let devs = devices(&d, &rows);
+    let conditions = Conditions::new(&cfg());
+    let link = InProcess::new(&devs, &conditions).unwrap();
+    let edge = Edge::new(0, vec![0, 1, 2, 3], Aggregation::Mean);
+    let plain_model = start(&d);
+    let mut nova_model = plain_model.clone();
+    nova_model.plan.normalized = true;
+    let plain = edge.round(&plain_model, &mut link.clone()).unwrap();
+    let nova = edge.round(&nova_model, &mut link.clone()).unwrap();
+    let diff = max_diff(&plain.model.unwrap().weights, &nova.model.unwrap().weights);
+    assert!(diff < 1e-6, "equal paths, equal means: {diff}");
+    // A link that hands over only the sum hides the paths: refused, not guessed.
+    let mut summing = Rewrite(link, |m: &GlobalModel, mut ex: Exchange<DeviceUpdate>| {
+        let sum = UpdateSum::of(each(&mut ex), &m.weights).unwrap();
+        Exchange {
+            arrived: Arrived::Sum(sum),
+            ..ex
+        }
+    });
+    let e = edge
+        .round(&nova_model, &mut summing)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("normalized_averaging"), "{e}");
 }
