@@ -405,6 +405,10 @@ pub struct FederateArgs {
     /// The momentum of the devices' sgd.
     #[arg(long)]
     pub local_momentum: Option<f64>,
+    /// Devices weigh each class's loss by n / (k · n_c) (true or false; --class-weights
+    /// sets the central comparison's).
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub local_class_weights: Option<bool>,
     /// Normalised averaging at the edges (FedNova): each device's change divided by its
     /// local path length, so its voice does not grow with its step count (true or false).
     #[arg(long, action = clap::ArgAction::Set)]

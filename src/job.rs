@@ -561,6 +561,7 @@ fn federation_config(args: &FederateArgs, seed: u64) -> Result<FederationConfig>
         local_optimizer,
         local_momentum,
         normalized_averaging,
+        local_class_weights,
         selection_window
     );
     if args.local_lr.is_some() {

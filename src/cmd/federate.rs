@@ -15,7 +15,7 @@ use iotids_federation::{Outcome, Task};
 use iotids_model::artifact::Detector;
 use iotids_model::examples::SCORE_BATCH;
 use iotids_model::params::from_flat;
-use iotids_model::train::TrainConfig;
+use iotids_model::train::{Optimizer, TrainConfig};
 use iotids_report as report;
 use report::federation as fed_report;
 use report::html::{Block, Report};
@@ -70,9 +70,13 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
 
     let net = from_flat(&gru, &iotids_model::backend::device(), &outcome.weights)?;
     // The card records what a device ran: local epochs, no early stopping.
+    let (optimizer, learning_rate) = cfg.local_optimizer(learn.train.learning_rate);
     let card_train = TrainConfig {
         epochs: cfg.local_epochs,
         patience: 0,
+        optimizer,
+        learning_rate,
+        class_weights: cfg.local_class_weights,
         ..learn.train.clone()
     };
     let detector = Detector::new(
@@ -189,10 +193,14 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         (
             "local training".into(),
             format!(
-                "Adam lr {} with fresh state each edge round, batch {}, {} cross-entropy{}",
-                learn.train.learning_rate,
+                "{} lr {} with fresh state each edge round, batch {}, {} cross-entropy{}{}",
+                match optimizer {
+                    Optimizer::Adam => "Adam".to_string(),
+                    Optimizer::Sgd { momentum } => format!("SGD (momentum {momentum})"),
+                },
+                learning_rate,
                 learn.train.batch_size,
-                if learn.train.class_weights {
+                if cfg.local_class_weights {
                     "class-weighted"
                 } else {
                     "unweighted"
@@ -201,6 +209,11 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
                     format!(", proximal term μ = {}", cfg.device_mu())
                 } else {
                     String::new()
+                },
+                if cfg.normalized_averaging {
+                    "; edges average changes normalised by each device's local path (FedNova)"
+                } else {
+                    ""
                 }
             ),
         ),

@@ -72,22 +72,34 @@ pub struct FederationConfig {
     pub devices: usize,
     /// Edge aggregators; device `d` of `N` reports to edge `⌊d·E/N⌋` (4).
     pub edges: usize,
-    /// Cloud rounds (50: under FedAvgM on MQTTset the validation macro-F1 still climbs
-    /// past round 30).
+    /// Cloud rounds (100: with SGD on the devices and normalised averaging, the MQTTset
+    /// development test macro-F1 went from 0.928 after 50 rounds to 0.953 after 100).
     pub rounds: usize,
     /// Local epochs per device per edge round, HierFAVG's τ₁ (1).
     pub local_epochs: usize,
-    /// The devices' optimiser (adam).
+    /// The devices' optimiser (sgd: on the MQTTset development cut, 20 devices, Dirichlet
+    /// 0.3, test macro-F1 0.80 against a fresh Adam's 0.63, whose first steps move every
+    /// weight by about its learning rate, so the devices that lack a class push its
+    /// output down by full steps).
     pub local_optimizer: LocalOptimizer,
-    /// The devices' learning rate; none: the central `--lr` under Adam, 0.1 under SGD.
+    /// The devices' learning rate; none: the central `--lr` under Adam, 0.1 under SGD
+    /// (0.03 and 0.3 did worse on the development cut).
     pub local_lr: Option<f64>,
     /// The momentum of `sgd` on the devices (0.9).
     pub local_momentum: f64,
-    /// Normalised averaging at the edges (FedNova, Wang et al. 2020; false): each
+    /// Normalised averaging at the edges (FedNova, Wang et al. 2020; true): each
     /// device's change is divided by its local path length (its steps, or the momentum
     /// sum) and the mean rescaled by the devices' mean path, so a device with few rows,
-    /// and so few local steps, is not outvoted by its step count.
+    /// and so few local steps, is not outvoted by its step count. On the MQTTset
+    /// development cut it saved flood, which one 93-window device holds (F1 0 → 0.61;
+    /// macro-F1 0.80 → 0.90): under momentum SGD a 12-step device's change is 55 gradients
+    /// long and a 1-step device's one.
     pub normalized_averaging: bool,
+    /// Devices weigh each class's loss by the pipeline's `n / (k · n_c)` (true; central
+    /// training's `--class-weights` is off by default). Under label skew a rare class
+    /// lives on one or two devices, and its weight is what keeps it in their updates:
+    /// development test macro-F1 0.90 → 0.93 (flood 0.61 → 0.81) at 50 rounds.
+    pub local_class_weights: bool,
     /// Edge rounds per cloud round, HierFAVG's τ₂ (2).
     pub edge_rounds: usize,
     /// Fraction of each edge's devices sampled per edge round, at least one (1.0).
@@ -164,12 +176,13 @@ impl Default for FederationConfig {
         FederationConfig {
             devices: 20,
             edges: 4,
-            rounds: 50,
+            rounds: 100,
             local_epochs: 1,
-            local_optimizer: LocalOptimizer::Adam,
+            local_optimizer: LocalOptimizer::Sgd,
             local_lr: None,
             local_momentum: 0.9,
-            normalized_averaging: false,
+            normalized_averaging: true,
+            local_class_weights: true,
             edge_rounds: 2,
             fraction: 1.0,
             partition: PartitionKind::Dirichlet,
@@ -449,6 +462,9 @@ mod tests {
         assert!(bad(|c| c.device_dropout = 1.0).contains("device_dropout"));
         assert!(bad(|c| c.fraction = 0.0).contains("fraction"));
         assert!(bad(|c| c.beta_2 = 1.0).contains("beta_2"));
+        assert!(bad(|c| c.local_momentum = 1.0).contains("local_momentum"));
+        assert!(bad(|c| c.local_lr = Some(0.0)).contains("local_lr"));
+        assert!(bad(|c| c.local_lr = Some(f64::NAN)).contains("local_lr"));
         assert!(FederationConfig::default().check().is_ok());
     }
 

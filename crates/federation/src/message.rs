@@ -110,7 +110,7 @@ impl LocalTraining {
 
 impl Plan {
     /// The plan of a run: the federation's schedule, and local training as `train` sets it
-    /// (its batch size, learning rate and class weighting; its epochs, patience and seed are
+    /// (its batch size, and its learning rate under Adam; its epochs, patience and seed are
     /// the central run's and are not used).
     pub fn new(cfg: &FederationConfig, train: &TrainConfig) -> Plan {
         let (optimizer, learning_rate) = cfg.local_optimizer(train.learning_rate);
@@ -125,7 +125,7 @@ impl Plan {
                 batch_size: train.batch_size,
                 learning_rate,
                 optimizer,
-                weigh_classes: train.class_weights,
+                weigh_classes: cfg.local_class_weights,
                 logit_adjustment: cfg.logit_adjustment,
                 class_counts: Vec::new(),
             },
@@ -297,7 +297,8 @@ mod tests {
             fraction: 0.5,
             deadline: Some(2.0),
             seed: 9,
-            normalized_averaging: true,
+            local_optimizer: crate::config::LocalOptimizer::Adam,
+            local_class_weights: false,
             ..FederationConfig::default()
         };
         let train = TrainConfig {
@@ -334,6 +335,25 @@ mod tests {
             ..cfg
         };
         assert_eq!(Plan::new(&avg, &train).local.proximal_mu, 0.0);
+        // The defaults: momentum SGD at its own rate, class-weighted, normalised averaging.
+        let d = Plan::new(&FederationConfig::default(), &train);
+        assert_eq!(d.local.optimizer, Optimizer::Sgd { momentum: 0.9 });
+        assert_eq!(
+            d.local.learning_rate,
+            crate::config::DEFAULT_SGD_LEARNING_RATE
+        );
+        assert!(d.local.weigh_classes && d.normalized);
+        let sgd = FederationConfig {
+            local_lr: Some(0.02),
+            local_momentum: 0.5,
+            normalized_averaging: false,
+            ..FederationConfig::default()
+        };
+        let p = Plan::new(&sgd, &train);
+        assert_eq!(
+            (p.local.optimizer, p.local.learning_rate, p.normalized),
+            (Optimizer::Sgd { momentum: 0.5 }, 0.02, false)
+        );
     }
 
     #[test]

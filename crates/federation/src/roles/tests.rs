@@ -332,6 +332,9 @@ fn pinned() -> FederationConfig {
         strategy: crate::strategy::Strategy::FedAvg,
         rounds: 30,
         selection_window: 1,
+        local_optimizer: crate::config::LocalOptimizer::Adam,
+        normalized_averaging: false,
+        local_class_weights: false,
         ..FederationConfig::default()
     }
 }
