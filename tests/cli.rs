@@ -1126,7 +1126,7 @@ fn bad_flags_are_refused_before_any_file_is_read() {
     let missing = missing.to_str().unwrap();
     let out = dir.path().join("out");
     let out_s = out.to_str().unwrap();
-    let cases: [(&[&str], &[&str]); 13] = [
+    let cases: [(&[&str], &[&str]); 16] = [
         (
             &["train", missing, "--out", out_s, "--lr", "0"],
             &["--lr", "'0'", "> 0"],
@@ -1162,6 +1162,18 @@ fn bad_flags_are_refused_before_any_file_is_read() {
         (
             &["federate", missing, "--out", out_s, "--strategy", "fedsgd"],
             &["--strategy", "fedsgd", "fedavgm"],
+        ),
+        (
+            &["federate", missing, "--out", out_s, "--local-momentum", "1"],
+            &["--local-momentum 1", "[0, 1)"],
+        ),
+        (
+            &["federate", missing, "--out", out_s, "--local-lr", "0"],
+            &["--local-lr 0", "positive"],
+        ),
+        (
+            &["federate", missing, "--out", out_s, "--local-optimizer", "rmsprop"],
+            &["--local-optimizer", "rmsprop", "sgd"],
         ),
         (
             &["compare", missing, "--out", out_s, "--models", "lr,xgboost"],
