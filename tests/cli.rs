@@ -1172,7 +1172,14 @@ fn bad_flags_are_refused_before_any_file_is_read() {
             &["--local-lr 0", "positive"],
         ),
         (
-            &["federate", missing, "--out", out_s, "--local-optimizer", "rmsprop"],
+            &[
+                "federate",
+                missing,
+                "--out",
+                out_s,
+                "--local-optimizer",
+                "rmsprop",
+            ],
             &["--local-optimizer", "rmsprop", "sgd"],
         ),
         (
