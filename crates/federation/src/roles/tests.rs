@@ -61,6 +61,17 @@ fn start(d: &Data) -> GlobalModel {
 /// Exchanges over the inner link, then rewrites what came back.
 struct Rewrite<L, F>(L, F);
 
+/// `link` as a secure-aggregation layer shows it: only the sum of the updates arrives.
+fn summing<L: Link<DeviceUpdate>>(link: L) -> impl Link<DeviceUpdate> {
+    Rewrite(link, |m: &GlobalModel, mut ex: Exchange<DeviceUpdate>| {
+        let sum = UpdateSum::of(each(&mut ex), &m.weights).unwrap();
+        Exchange {
+            arrived: Arrived::Sum(sum),
+            ..ex
+        }
+    })
+}
+
 impl<Up, L, F> Link<Up> for Rewrite<L, F>
 where
     L: Link<Up>,
@@ -103,13 +114,7 @@ fn an_edge_given_only_the_sum_takes_the_same_mean_and_no_robust_rule() {
     assert_eq!(edge.members(), &[0, 1, 2, 3]);
     let model = start(&d);
     let plain = edge.round(&model, &mut link.clone()).unwrap();
-    let mut summing = Rewrite(link, |m: &GlobalModel, mut ex: Exchange<DeviceUpdate>| {
-        let sum = UpdateSum::of(each(&mut ex), &m.weights).unwrap();
-        Exchange {
-            arrived: Arrived::Sum(sum),
-            ..ex
-        }
-    });
+    let mut summing = summing(link);
     let summed = edge.round(&model, &mut summing).unwrap();
     let (p, s) = (plain.model.unwrap(), summed.model.unwrap());
     assert_eq!((p.samples, s.samples), (960, 960));
@@ -393,13 +398,7 @@ fn normalized_averaging_weighs_each_device_by_its_path_not_its_steps() {
     let diff = max_diff(&plain.model.unwrap().weights, &nova.model.unwrap().weights);
     assert!(diff < 1e-6, "equal paths, equal means: {diff}");
     // A link that hands over only the sum hides the paths: refused, not guessed.
-    let mut summing = Rewrite(link, |m: &GlobalModel, mut ex: Exchange<DeviceUpdate>| {
-        let sum = UpdateSum::of(each(&mut ex), &m.weights).unwrap();
-        Exchange {
-            arrived: Arrived::Sum(sum),
-            ..ex
-        }
-    });
+    let mut summing = summing(link);
     let e = edge
         .round(&nova_model, &mut summing)
         .unwrap_err()
