@@ -1649,7 +1649,7 @@ fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
         assert_eq!(y["decision"], if alert { "alert" } else { "pass" });
         alerts += usize::from(alert);
     }
-    assert_eq!(summary["flows"].as_u64().unwrap() > 10, true);
+    assert!(summary["flows"].as_u64().unwrap() > 10);
     assert_eq!(v[0]["capture"], files[0].1.to_str().unwrap());
     assert_eq!(v[0]["packet"], "1");
     assert_eq!(v[0]["timestamp"], "2020-09-13T12:26:40.000000+0000");
