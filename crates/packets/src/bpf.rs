@@ -19,12 +19,13 @@ impl std::fmt::Debug for Filter {
     }
 }
 
-/// libpcap's number for a link type (raw IP is `LINKTYPE_RAW`).
+/// libpcap's `DLT_*` number for a link type, as `pcap_open_dead` takes it (raw IP is
+/// `DLT_RAW`, 12, not the file format's `LINKTYPE_RAW`, 101, which libpcap refuses).
 pub fn link_number(link: LinkType) -> i32 {
     match link {
         LinkType::Null => 0,
         LinkType::Ethernet => 1,
-        LinkType::Raw => 101,
+        LinkType::Raw => 12,
         LinkType::Loop => 108,
         LinkType::LinuxSll => 113,
         LinkType::LinuxSll2 => 276,
