@@ -36,6 +36,7 @@ static PIPELINE: LazyLock<PipelineConfig> = LazyLock::new(PipelineConfig::defaul
 static FEDERATION: LazyLock<FederationConfig> = LazyLock::new(FederationConfig::default);
 static GRU_BENCH: LazyLock<GruBenchConfig> = LazyLock::new(GruBenchConfig::default);
 static FED_BENCH: LazyLock<FederationBenchConfig> = LazyLock::new(FederationBenchConfig::default);
+static DETECT: LazyLock<iotids_detect::Config> = LazyLock::new(iotids_detect::Config::default);
 
 const GLOBAL: &str = "Global options";
 
@@ -228,6 +229,69 @@ pub enum Command {
         #[arg(long, default_value_t = nonzero(65_536))]
         batch_rows: NonZeroUsize,
     },
+    /// Write the 61 Edge-IIoTset packet-field columns of every packet of the captures
+    /// (pcap or pcapng) as CSV, exactly as ../shared/data/tshark-fields.sh writes them:
+    /// the same header, one row per packet, the same quoting (a value holding `,` or `"`
+    /// quoted, its `"` doubled), frame.time in UTC. Several captures are written one
+    /// after another under one header: what running tshark-fields.sh on each file and
+    /// keeping only the first file's header line gives (tshark-fields.sh reads one file;
+    /// each capture starts afresh here too: packet numbers, stream indices, reassembly).
+    /// Packets not read whole are counted and summarised on stderr by capture, packet
+    /// number and layer (-q silences the summary); a capture that cannot be read is an
+    /// error naming it (exit 2).
+    Extract {
+        /// The captures, in order.
+        #[arg(required = true)]
+        captures: Vec<PathBuf>,
+        /// Output CSV (`-`: standard output).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Detect attacks in packets: read captures (or a live interface), build the model's
+    /// flow windows online (a bounded flow table, idle flows evicted), score every packet
+    /// with the model (the decisions `predict` makes on `extract`'s CSV of the same
+    /// packets) and write Suricata EVE JSON alerts for every packet judged an attack or
+    /// unknown (iotids' own fields under alert.metadata.iotids) and a verdict per packet.
+    /// Prints a summary (packets, flows, alerts per class, packets/s) on stderr. Ctrl-C
+    /// on a live capture flushes everything and exits 0.
+    Detect {
+        /// Captures to read, in order (or --interface).
+        #[arg(required_unless_present = "interface", conflicts_with = "interface")]
+        captures: Vec<PathBuf>,
+        /// Model directory written by `iotids train` from packet columns (captures or
+        /// tshark's CSV).
+        #[arg(long)]
+        model: PathBuf,
+        /// Capture live from this interface (libpcap; needs root or CAP_NET_RAW).
+        #[arg(long)]
+        interface: Option<String>,
+        /// Write EVE JSON alert lines here (`-`: standard output).
+        #[arg(long)]
+        eve: Option<PathBuf>,
+        /// Write one CSV row per packet here: row, capture, packet number, timestamp,
+        /// flow id, endpoints, protocol, predicted class, its probability, alert or pass.
+        #[arg(long)]
+        verdicts: Option<PathBuf>,
+        /// Keep only packets matching this BPF expression (tcpdump's syntax, libpcap's
+        /// compiler), on files as on an interface.
+        #[arg(long)]
+        bpf: Option<String>,
+        /// Packets per scored batch (a live capture also scores every second).
+        #[arg(long, default_value_t = nonzero(DETECT.batch_packets))]
+        batch: NonZeroUsize,
+        /// Most flows held; the least recently seen is evicted past it.
+        #[arg(long, default_value_t = nonzero(DETECT.max_flows))]
+        max_flows: NonZeroUsize,
+        /// Seconds (packet time) after which an idle flow is evicted.
+        #[arg(long, default_value_t = DETECT.idle_seconds)]
+        idle_timeout: u64,
+        /// Stop after this many packets (as tcpdump -c).
+        #[arg(long)]
+        count: Option<NonZeroUsize>,
+        /// Print the summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// The built-in default job: with no data given, generate a data set with `synth`,
     /// then describe, audit and prepare it, train the GRU on flow windows, evaluate it and
     /// write report.html.
@@ -267,6 +331,26 @@ pub enum Command {
         /// Records per window.
         #[arg(long, default_value_t = nonzero(FED_BENCH.window))]
         window: NonZeroUsize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure packet throughput on a capture (see BENCHMARKS.md): `extract` (the 61
+    /// columns as CSV, written to nowhere) against tshark-fields.sh on the same capture in
+    /// the same run, and with --model `detect` end to end (no outputs), with peak memory.
+    BenchPackets {
+        /// The capture.
+        capture: PathBuf,
+        /// A model directory: also measure `detect` with it.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// tshark-fields.sh (or any script taking the capture and writing its CSV) to time
+        /// on the same capture [default: ../shared/data/tshark-fields.sh when present].
+        #[arg(long)]
+        tshark_script: Option<PathBuf>,
+        /// Repetitions; the median is reported.
+        #[arg(long, default_value_t = nonzero(3))]
+        repeat: NonZeroUsize,
         /// Print JSON.
         #[arg(long)]
         json: bool,

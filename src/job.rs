@@ -64,6 +64,8 @@ pub enum Job {
     Evaluate(EvaluateJob),
     Predict(PredictJob),
     Demo(DemoJob),
+    Extract(ExtractJob),
+    Detect(DetectJob),
     BenchGru {
         config: GruBenchConfig,
         json: bool,
@@ -73,6 +75,7 @@ pub enum Job {
         json: bool,
     },
     Bench(BenchJob),
+    BenchPackets(BenchPacketsJob),
 }
 
 /// A labelled file and how to read it.
@@ -170,6 +173,38 @@ pub struct PredictJob {
     /// None: standard output.
     pub out: Option<PathBuf>,
     pub batch_rows: usize,
+}
+
+#[derive(Debug)]
+pub struct ExtractJob {
+    pub captures: Vec<PathBuf>,
+    /// None: standard output.
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct DetectJob {
+    pub model: PathBuf,
+    /// Captures to read; empty with `interface`.
+    pub captures: Vec<PathBuf>,
+    pub interface: Option<String>,
+    /// `-` is standard output.
+    pub eve: Option<PathBuf>,
+    pub verdicts: Option<PathBuf>,
+    pub bpf: Option<String>,
+    pub config: iotids_detect::Config,
+    pub count: Option<u64>,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct BenchPacketsJob {
+    pub capture: PathBuf,
+    pub model: Option<PathBuf>,
+    /// None: no tshark run (the default script is missing).
+    pub tshark_script: Option<PathBuf>,
+    pub repeat: usize,
+    pub json: bool,
 }
 
 #[derive(Debug)]
@@ -317,6 +352,59 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             batch_rows: batch_rows.get(),
         }),
         Command::Demo { out, rows, seed } => Job::Demo(DemoJob { out, rows, seed }),
+        Command::Detect {
+            captures,
+            model,
+            interface,
+            eve,
+            verdicts,
+            bpf,
+            batch,
+            max_flows,
+            idle_timeout,
+            count,
+            json,
+        } => {
+            if let Some(f) = &bpf {
+                iotids_packets::bpf::Filter::new(f).map_err(|why| anyhow!("--bpf `{f}`: {why}"))?;
+            }
+            Job::Detect(DetectJob {
+                config: iotids_detect::Config {
+                    batch_packets: batch.get(),
+                    max_flows: max_flows.get(),
+                    idle_seconds: idle_timeout,
+                    model: model.display().to_string(),
+                },
+                model,
+                captures,
+                interface,
+                eve,
+                verdicts,
+                bpf,
+                count: count.map(|c| c.get() as u64),
+                json,
+            })
+        }
+        Command::BenchPackets {
+            capture,
+            model,
+            tshark_script,
+            repeat,
+            json,
+        } => Job::BenchPackets(BenchPacketsJob {
+            capture,
+            model,
+            tshark_script: tshark_script.or_else(|| {
+                let d = PathBuf::from("../shared/data/tshark-fields.sh");
+                d.exists().then_some(d)
+            }),
+            repeat: repeat.get(),
+            json,
+        }),
+        Command::Extract { captures, out } => Job::Extract(ExtractJob {
+            captures,
+            out: Some(out).filter(|p| p.as_os_str() != "-"),
+        }),
         Command::BenchGru { args } => Job::BenchGru {
             config: GruBenchConfig {
                 batch: args.batch.get(),

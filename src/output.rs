@@ -67,7 +67,13 @@ pub fn write_csv_rows<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()
 }
 
 /// Reads a file with a progress bar, reporting rejected rows on stderr.
+///
+/// `path` may also be labelled captures (a folder of class folders, or a `.toml`
+/// manifest): their packets become rows through the same builder as a CSV file's.
 pub fn read(path: &Path, opts: &IngestOptions, quiet: bool) -> Result<Dataset> {
+    if iotids_packets::labelled::is_labelled_captures(path) {
+        return read_captures(path, opts, quiet);
+    }
     let (bar, cb) = progress::reading(path, quiet);
     let opts = IngestOptions {
         progress: Some(cb),
@@ -76,6 +82,45 @@ pub fn read(path: &Path, opts: &IngestOptions, quiet: bool) -> Result<Dataset> {
     let ds = read_csv(path, &opts);
     bar.finish_and_clear();
     let ds = ds?;
+    warn_rejects(path, &ds.report, opts.rejects_path.as_deref(), "", quiet);
+    Ok(ds)
+}
+
+/// Reads labelled captures; says on stderr what was left out (filters, time ranges) and
+/// how many packets were not read whole.
+fn read_captures(path: &Path, opts: &IngestOptions, quiet: bool) -> Result<Dataset> {
+    let bar = progress::step(&format!("reading captures {}", path.display()), quiet);
+    let captures = iotids_packets::labelled::Labelled::open(path)?;
+    let read = captures.read(opts);
+    bar.finish_and_clear();
+    let (ds, counts) = read?;
+    if !quiet {
+        for c in &counts {
+            let mut notes = Vec::new();
+            if c.filtered > 0 {
+                notes.push(format!("{} left out by the filter", c.filtered));
+            }
+            if c.outside_time > 0 {
+                notes.push(format!("{} outside the time range", c.outside_time));
+            }
+            if c.problems > 0 {
+                notes.push(format!(
+                    "{} not read whole (kept, as tshark writes them)",
+                    c.problems
+                ));
+            }
+            if !notes.is_empty() {
+                eprintln!(
+                    "note: {} ({}): {} of {} packets read; {}",
+                    c.path.display(),
+                    c.class,
+                    c.kept,
+                    c.packets,
+                    notes.join(", ")
+                );
+            }
+        }
+    }
     warn_rejects(path, &ds.report, opts.rejects_path.as_deref(), "", quiet);
     Ok(ds)
 }

@@ -10,7 +10,7 @@ use iotids_data::read_csv;
 use iotids_federation::bench::{FederationBenchConfig, round_time};
 use iotids_model::bench::{GruBenchConfig, gru_throughput, peak_rss_kib};
 
-use crate::job::{BenchJob, Ui};
+use crate::job::{BenchJob, BenchPacketsJob, Ui};
 use crate::output::{print, print_json};
 use crate::progress;
 
@@ -129,5 +129,121 @@ pub fn federation(cfg: &FederationBenchConfig, json: bool) -> Result<ExitCode> {
         );
     }
     print(out.trim_end())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The median of `runs` timings of `f`, in seconds, and `f`'s last result.
+fn median_of<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut secs = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        last = Some(f()?);
+        secs.push(t.elapsed().as_secs_f64());
+    }
+    secs.sort_by(f64::total_cmp);
+    let out = last.context("no run")?;
+    Ok((secs[secs.len() / 2], out))
+}
+
+/// `extract` against tshark-fields.sh on one capture, and `detect` with a model.
+pub fn packets(job: &BenchPacketsJob) -> Result<ExitCode> {
+    let capture = &job.capture;
+    let (extract_s, packets) = median_of(job.repeat, || {
+        let s = iotids_packets::write_csv_files(
+            std::slice::from_ref(capture),
+            &mut std::io::sink(),
+            |_| (),
+        )?;
+        Ok(s.iter().map(|c| c.packets).sum::<u64>())
+    })?;
+    let extract_pps = packets as f64 / extract_s;
+    let tshark = match &job.tshark_script {
+        Some(script) => {
+            let (s, ()) = median_of(job.repeat, || {
+                let st = std::process::Command::new(script)
+                    .arg(capture)
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .with_context(|| format!("{}: cannot run", script.display()))?;
+                anyhow::ensure!(st.success(), "{}: {st}", script.display());
+                Ok(())
+            })?;
+            Some(s)
+        }
+        None => None,
+    };
+    let detect = match &job.model {
+        Some(dir) => {
+            let detector = iotids_model::artifact::Detector::load(dir)?;
+            let (s, summary) = median_of(job.repeat, || {
+                let mut engine = iotids_detect::Engine::new(
+                    &detector,
+                    iotids_detect::Config::default(),
+                    None,
+                    None,
+                )?;
+                engine.start_capture(&capture.display().to_string(), false);
+                let mut reader = iotids_packets::CaptureReader::open(capture)?;
+                reader.for_each(|p| -> Result<()> { Ok(engine.packet(p)?) })?;
+                Ok(engine.finish()?)
+            })?;
+            Some((s, summary, detector.card.window))
+        }
+        None => None,
+    };
+    let peak = peak_rss_kib().map(|kib| kib * 1024);
+    let threads = rayon::current_num_threads();
+    let v = serde_json::json!({
+        "capture": capture,
+        "packets": packets,
+        "repeat": job.repeat,
+        "extract_seconds": extract_s,
+        "extract_packets_per_second": extract_pps,
+        "tshark_script": job.tshark_script,
+        "tshark_seconds": tshark,
+        "tshark_packets_per_second": tshark.map(|s| packets as f64 / s),
+        "extract_speedup": tshark.map(|s| s / extract_s),
+        "detect_seconds": detect.as_ref().map(|d| d.0),
+        "detect_packets_per_second": detect.as_ref().map(|d| packets as f64 / d.0),
+        "detect_window": detect.as_ref().map(|d| d.2),
+        "detect_alerts": detect.as_ref().map(|d| d.1.alert_total()),
+        "threads": threads,
+        "peak_rss_bytes": peak,
+    });
+    if job.json {
+        print_json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = format!(
+        "{}: {packets} packets; extract {:.3} s = {:.0} packets/s (median of {})",
+        capture.display(),
+        extract_s,
+        extract_pps,
+        job.repeat
+    );
+    match tshark {
+        Some(s) => text.push_str(&format!(
+            "; tshark-fields.sh {:.3} s = {:.0} packets/s: extract {:.1}x",
+            s,
+            packets as f64 / s,
+            s / extract_s
+        )),
+        None => {
+            text.push_str("; tshark-fields.sh not timed (no --tshark-script, no ../shared/data)")
+        }
+    }
+    if let Some((s, _, k)) = &detect {
+        text.push_str(&format!(
+            "; detect (window {k}) {:.3} s = {:.0} packets/s on {threads} threads",
+            s,
+            packets as f64 / s
+        ));
+    }
+    text.push_str(&format!(
+        "; peak RSS {:.0} MB",
+        peak.unwrap_or(0) as f64 / 1e6
+    ));
+    print(&text)?;
     Ok(ExitCode::SUCCESS)
 }

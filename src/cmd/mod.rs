@@ -6,7 +6,9 @@ mod bench;
 mod compare;
 mod demo;
 mod describe;
+mod detect;
 mod evaluate;
+mod extract;
 mod federate;
 mod predict;
 mod prepare;
@@ -32,8 +34,11 @@ pub fn run(job: Job, ui: Ui) -> Result<ExitCode> {
         Job::Evaluate(job) => evaluate::run(&job, ui),
         Job::Predict(job) => predict::run(&job, ui),
         Job::Demo(job) => demo::run(&job, ui),
+        Job::Extract(job) => extract::run(&job, ui),
+        Job::Detect(job) => detect::run(&job, ui),
         Job::BenchGru { config, json } => bench::gru(&config, json, ui),
         Job::BenchFederation { config, json } => bench::federation(&config, json),
         Job::Bench(job) => bench::ingest(&job),
+        Job::BenchPackets(job) => bench::packets(&job),
     }
 }

@@ -252,6 +252,12 @@ impl StreamWindows {
         }
     }
 
+    /// Drops `flow`'s carried context (an online flow table evicting an idle flow): its
+    /// next record starts a new window, as a flow's first does.
+    pub fn forget(&mut self, flow: u32) {
+        self.carried.remove(&flow);
+    }
+
     /// Flows with carried context.
     pub fn flows_tracked(&self) -> usize {
         self.carried.len()

@@ -104,7 +104,69 @@ pub fn decode<'a>(packet: &Packet<'a>) -> Decoded<'a> {
     }
 }
 
+/// A packet's network endpoints, as an alert names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoints {
+    pub src: std::net::IpAddr,
+    pub dst: std::net::IpAddr,
+    /// Ports of TCP and UDP (0 for other protocols).
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// The IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, ...).
+    pub protocol: u8,
+}
+
+impl Endpoints {
+    /// The protocol as Suricata's EVE names it (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`, or
+    /// the number).
+    pub fn protocol_name(&self) -> String {
+        match self.protocol {
+            6 => "TCP".into(),
+            17 => "UDP".into(),
+            1 => "ICMP".into(),
+            58 => "IPv6-ICMP".into(),
+            n => n.to_string(),
+        }
+    }
+}
+
 impl Decoded<'_> {
+    /// The outer IP header's addresses, the transport's ports and the protocol; `None`
+    /// for a frame without IP (ARP, a frame cut before its IP header).
+    pub fn endpoints(&self) -> Option<Endpoints> {
+        let s = self.sliced.as_ref()?;
+        let (src, dst, protocol) = match s.net.as_ref()? {
+            LaxNetSlice::Ipv4(ip) => {
+                let h = ip.header();
+                (
+                    std::net::IpAddr::from(h.source()),
+                    std::net::IpAddr::from(h.destination()),
+                    h.protocol().0,
+                )
+            }
+            LaxNetSlice::Ipv6(ip) => {
+                let h = ip.header();
+                (
+                    std::net::IpAddr::from(h.source()),
+                    std::net::IpAddr::from(h.destination()),
+                    ip.payload().ip_number.0,
+                )
+            }
+            LaxNetSlice::Arp(_) => return None,
+        };
+        let (src_port, dst_port) = match self.transport() {
+            Some(Transport::Tcp { src, dst, .. } | Transport::Udp { src, dst }) => (src, dst),
+            _ => (0, 0),
+        };
+        Some(Endpoints {
+            src,
+            dst,
+            src_port,
+            dst_port,
+            protocol,
+        })
+    }
+
     /// Whether the frame is an ARP packet.
     pub fn is_arp(&self) -> bool {
         matches!(

@@ -7,6 +7,7 @@
 //! `"` quoted with its `"` doubled, every other value bare.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use etherparse::TransportSlice;
 use rustc_hash::FxHashMap;
@@ -278,13 +279,73 @@ pub enum CsvError {
 ///
 /// The capture's read error, or the writer's.
 pub fn write_csv<W: Write>(reader: &mut CaptureReader, w: &mut W) -> Result<Extractor, CsvError> {
-    let mut x = Extractor::default();
     write_line(w, &COLUMNS)?;
+    write_rows(reader, w)
+}
+
+/// Writes one row per packet of `reader`, without the header. Returns the extractor, with
+/// its problems and counters.
+///
+/// # Errors
+///
+/// The capture's read error, or the writer's.
+pub fn write_rows<W: Write>(reader: &mut CaptureReader, w: &mut W) -> Result<Extractor, CsvError> {
+    let mut x = Extractor::default();
     reader.for_each(|p| {
         let row = x.packet(p);
         write_line(w, &row).map_err(CsvError::from)
     })?;
     Ok(x)
+}
+
+/// What one capture of [`write_csv_files`] held.
+#[derive(Debug, Clone)]
+pub struct CaptureSummary {
+    pub path: PathBuf,
+    pub packets: u64,
+    /// The first problems (at most 1000), in packet order.
+    pub problems: Vec<Problem>,
+    /// Problems per layer, all of them.
+    pub problem_counts: Vec<(&'static str, u64)>,
+}
+
+impl CaptureSummary {
+    /// Packets with a problem, all of them.
+    pub fn problem_total(&self) -> u64 {
+        self.problem_counts.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Writes the captures at `paths` one after another as one CSV: the header once, then
+/// each capture's rows as `tshark-fields.sh` writes them for that capture alone (each
+/// capture starts afresh: packet numbers, conversation indices and reassembly are the
+/// capture's own, as in a separate tshark run). `on_capture` is told each capture's
+/// summary when it is done.
+///
+/// # Errors
+///
+/// The first capture that cannot be opened or read (its path in the message), or the
+/// writer's error.
+pub fn write_csv_files<W: Write>(
+    paths: &[PathBuf],
+    w: &mut W,
+    mut on_capture: impl FnMut(&CaptureSummary),
+) -> Result<Vec<CaptureSummary>, CsvError> {
+    write_line(w, &COLUMNS)?;
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        let mut reader = CaptureReader::open(path)?;
+        let x = write_rows(&mut reader, w)?;
+        let summary = CaptureSummary {
+            path: path.clone(),
+            packets: reader.packets(),
+            problems: x.problems().to_vec(),
+            problem_counts: x.problem_counts(),
+        };
+        on_capture(&summary);
+        out.push(summary);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -8,14 +8,19 @@
 //! of a loopback device, NULL in both byte orders) are read in [`link`].
 
 pub mod app;
+pub mod bpf;
 pub mod decode;
 pub mod extract;
 pub mod fields;
+pub mod labelled;
 pub mod link;
+pub mod live;
 pub mod reader;
 pub mod reassembly;
 
-pub use decode::{Decoded, Layer, Transport, decode};
-pub use extract::{COLUMNS, Extractor, Row, write_csv};
+pub use decode::{Decoded, Endpoints, Layer, Transport, decode};
+pub use extract::{
+    COLUMNS, CaptureSummary, Extractor, Problem, Row, write_csv, write_csv_files, write_rows,
+};
 pub use link::LinkType;
 pub use reader::{CaptureReader, Packet, ReadError};
