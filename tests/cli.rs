@@ -1738,6 +1738,11 @@ fn detect_live_on_loopback_or_a_clear_permission_error() {
     assert_eq!(e.lines().count(), 1, "{e}");
 
     let verdicts = dir.path().join("live.csv");
+    // A port chosen free, with a socket bound on it (no ICMP port-unreachable replies),
+    // so runs on the same machine do not see each other's packets.
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let bpf = format!("udp dst port {port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_iotids"))
         .args([
             "detect",
@@ -1746,7 +1751,7 @@ fn detect_live_on_loopback_or_a_clear_permission_error() {
             "--interface",
             "lo",
             "--bpf",
-            "udp port 47999",
+            &bpf,
             "--verdicts",
             verdicts.to_str().unwrap(),
             "--batch",
@@ -1758,9 +1763,9 @@ fn detect_live_on_loopback_or_a_clear_permission_error() {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let start = std::time::Instant::now();
     let mut exited = None;
-    while start.elapsed() < std::time::Duration::from_secs(6) {
+    while start.elapsed() < std::time::Duration::from_secs(3) {
         socket
-            .send_to(b"iotids live test", "127.0.0.1:47999")
+            .send_to(b"iotids live test", ("127.0.0.1", port))
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
         if let Some(s) = child.try_wait().unwrap() {
@@ -1769,7 +1774,8 @@ fn detect_live_on_loopback_or_a_clear_permission_error() {
         }
     }
     if exited.is_none() {
-        // Still capturing: Ctrl-C.
+        // A quiet second, then Ctrl-C: it must act on it without another packet.
+        std::thread::sleep(std::time::Duration::from_secs(1));
         let pid = child.id().to_string();
         assert!(
             Command::new("kill")
@@ -1778,6 +1784,16 @@ fn detect_live_on_loopback_or_a_clear_permission_error() {
                 .unwrap()
                 .success()
         );
+        let asked = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if asked.elapsed() > std::time::Duration::from_secs(10) {
+                child.kill().unwrap();
+                panic!(
+                    "detect --interface lo still running 10 s after Ctrl-C on a quiet interface"
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
     let o = child.wait_with_output().unwrap();
     let e = stderr(&o);
@@ -1792,10 +1808,10 @@ fn detect_live_on_loopback_or_a_clear_permission_error() {
     assert_eq!(o.status.code(), Some(0), "{e}");
     let rows = csv_rows(&verdicts);
     assert!(rows.len() >= 10, "{} verdicts; {e}", rows.len());
+    let port = port.to_string();
     assert!(
-        rows.iter().all(|r| r["dest_port"] == "47999"
-            && r["proto"] == "UDP"
-            && r["dest_ip"] == "127.0.0.1")
+        rows.iter()
+            .all(|r| r["dest_port"] == port && r["proto"] == "UDP" && r["dest_ip"] == "127.0.0.1")
     );
     assert_eq!(rows[0]["capture"], "lo");
     // The summary counts every packet written.

@@ -26,7 +26,11 @@ pub struct Live {
     capture: pcap::Capture<pcap::Active>,
     link: LinkType,
     packets: u64,
+    timeout: std::time::Duration,
 }
+
+/// How long [`Live::next`] sleeps between looks at a quiet interface.
+pub const IDLE_STEP: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl std::fmt::Debug for Live {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,10 +55,15 @@ fn interfaces() -> String {
 }
 
 impl Live {
-    /// Opens `interface` (promiscuous off, whole frames), reads packets with a
-    /// `timeout_ms` wait (libpcap's buffer timeout: without immediate mode, which on Linux
-    /// would block without end on a quiet interface), and applies the BPF `filter` in the
-    /// kernel.
+    /// Opens `interface` (promiscuous off, whole frames, immediate mode: each packet
+    /// handed over as it arrives), applies the BPF `filter` in the kernel, and waits at
+    /// most `timeout_ms` in [`Live::next`].
+    ///
+    /// The handle is non-blocking and [`Live::next`] waits itself, in steps of
+    /// [`IDLE_STEP`]: libpcap's own read timeout is not kept on Linux when nothing
+    /// arrives (TPACKET_V3 waits on the kernel's block timer, which never retires an
+    /// empty block), so on a quiet interface a blocking read never returned and Ctrl-C
+    /// could not be acted on.
     ///
     /// # Errors
     ///
@@ -75,8 +84,11 @@ impl Live {
             .map_err(other)?
             .promisc(false)
             .snaplen(262_144)
+            .immediate_mode(true)
             .timeout(timeout_ms)
             .open()
+            .map_err(other)?
+            .setnonblock()
             .map_err(other)?;
         if let Some(f) = filter {
             capture.filter(f, true).map_err(|e| LiveError::Filter {
@@ -90,6 +102,7 @@ impl Live {
             capture,
             link,
             packets: 0,
+            timeout: std::time::Duration::from_millis(timeout_ms.max(0) as u64),
         })
     }
 
@@ -113,22 +126,32 @@ impl Live {
         &mut self,
         f: impl FnOnce(&Packet<'_>) -> Result<(), E>,
     ) -> Result<bool, E> {
-        match self.capture.next_packet() {
-            Ok(p) => {
-                self.packets += 1;
-                let packet = Packet {
-                    number: self.packets,
-                    seconds: p.header.ts.tv_sec,
-                    nanos: (p.header.ts.tv_usec as u32).saturating_mul(1000),
-                    link: self.link,
-                    data: p.data,
-                    original_len: p.header.len,
-                };
-                f(&packet)?;
-                Ok(true)
+        let start = std::time::Instant::now();
+        loop {
+            match self.capture.next_packet() {
+                Ok(p) => {
+                    self.packets += 1;
+                    let packet = Packet {
+                        number: self.packets,
+                        seconds: p.header.ts.tv_sec,
+                        nanos: (p.header.ts.tv_usec as u32).saturating_mul(1000),
+                        link: self.link,
+                        data: p.data,
+                        original_len: p.header.len,
+                    };
+                    f(&packet)?;
+                    return Ok(true);
+                }
+                // Non-blocking: nothing there yet.
+                Err(pcap::Error::TimeoutExpired) => {
+                    let waited = start.elapsed();
+                    if waited >= self.timeout {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(IDLE_STEP.min(self.timeout - waited));
+                }
+                Err(e) => return Err(classify(&self.interface, &e.to_string()).into()),
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(false),
-            Err(e) => Err(classify(&self.interface, &e.to_string()).into()),
         }
     }
 }
