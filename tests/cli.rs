@@ -1710,6 +1710,74 @@ fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
 /// the verdicts and exits 0; where it may not, the one clear permission message and exit
 /// 2. Either way a missing interface is one message and exit 2.
 #[test]
+fn detect_holds_bounded_state_on_an_endless_stream_of_new_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let caps = dir.path().join("caps");
+    captures::write_classes(&caps);
+    let model = dir.path().join("m");
+    let mut args = vec![
+        "train",
+        caps.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ];
+    args.extend(SMALL_MODEL);
+    let o = iotids(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 6,000 connections over 50 minutes, each with a topic of its own; half never close.
+    let stream = dir.path().join("endless.pcap");
+    captures::write_endless(&stream, 6000);
+    let o = iotids(&[
+        "detect",
+        stream.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--max-flows",
+        "50",
+        "--idle-timeout",
+        "60",
+        "--batch",
+        "256",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["packets"], 6000 * 6 + 3000);
+    assert_eq!(s["rejected"], 0);
+    // A TCP and a UDP flow per connection, all but the last few evicted.
+    assert_eq!(s["flows"], 12_000);
+    assert!(s["flows_evicted"].as_u64().unwrap() >= 12_000 - 50, "{s}");
+    let held = &s["held_peak"];
+    let at_most = |path: &[&str], bound: u64| {
+        let mut v = held;
+        for p in path {
+            v = &v[*p];
+        }
+        let n = v.as_u64().unwrap_or_else(|| panic!("{path:?} in {held}"));
+        assert!(n <= bound, "{path:?} = {n} > {bound}: {held}");
+        n
+    };
+    assert_eq!(at_most(&["flows"], 50), 50);
+    at_most(&["windows"], 50);
+    // The extractor forgets conversations as the flow table does; the builder holds the
+    // flows of the batch being scored besides the table's.
+    at_most(&["extractor", "conversations"], 50);
+    at_most(&["extractor", "conversation_entries"], 100);
+    at_most(&["extractor", "reassembly_flows"], 50);
+    at_most(&["builder", "flows"], 50 + 256);
+    at_most(&["builder", "flow_clocks"], 50 + 256);
+    at_most(&["builder", "host_clocks"], 50);
+    assert!(
+        held["extractor"]["forgotten"].as_u64().unwrap() >= 12_000 - 50,
+        "{held}"
+    );
+    // A dictionary of this model grows by a value per connection (6,009 values without a
+    // bound): it starts afresh past 4,096 at a batch's end, so at most 4,096 + a batch,
+    // beside the other columns' few.
+    at_most(&["builder", "levels"], 5000);
+}
+
+#[test]
 fn detect_live_on_loopback_or_a_clear_permission_error() {
     let dir = tempfile::tempdir().unwrap();
     let caps = dir.path().join("caps");

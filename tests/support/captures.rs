@@ -395,3 +395,52 @@ pub fn write_classes(dir: &Path) -> Vec<(String, PathBuf)> {
     }
     out
 }
+
+/// Writes an endless-stream stand-in to `path`: `flows` TCP connections to the broker,
+/// each from a new client address and port, one starting every half second (so the
+/// stream spans `flows / 2` seconds), each a handshake, an MQTT CONNECT, a PUBLISH on a
+/// topic of its own and one UDP datagram; every other connection never closes (it only
+/// goes idle). What a detector holds must not grow with `flows`.
+pub fn write_endless(path: &Path, flows: u32) {
+    let mut cap = Capture::new(1_700_000_000_000_000);
+    for i in 0..flows {
+        let client = [172, 16 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        let port = 20_000 + (i % 40_000) as u16;
+        let mut c = Tcp {
+            client,
+            port,
+            server: BROKER,
+            server_port: 1883,
+            cseq: 1000 + i,
+            sseq: 900_000 + i,
+        };
+        c.send(&mut cap, 500_000, true, Flags::Syn, &[]);
+        c.send(&mut cap, 100, false, Flags::SynAck, &[]);
+        c.send(&mut cap, 100, true, Flags::Ack, &[]);
+        c.send(
+            &mut cap,
+            100,
+            true,
+            Flags::PshAck,
+            &connect(&format!("dev{i}"), None),
+        );
+        let topic = format!("plant/{i}/temperature");
+        c.send(
+            &mut cap,
+            100,
+            true,
+            Flags::PshAck,
+            &publish_qos1(&topic, 1, b"21.5"),
+        );
+        let b = PacketBuilder::ethernet2(mac(client), BROKER_MAC)
+            .ipv4(client, BROKER, 64)
+            .udp(port, 5683);
+        let mut f = Vec::with_capacity(b.size(4));
+        b.write(&mut f, b"ping").expect("a UDP frame");
+        cap.push(100, f);
+        if i % 2 == 0 {
+            c.send(&mut cap, 100, true, Flags::FinAck, &[]);
+        }
+    }
+    std::fs::write(path, cap.bytes(usize::MAX)).expect("a capture");
+}

@@ -290,9 +290,59 @@ impl TimingReport {
 pub struct FlowClock {
     /// Per key: the last readable time and the packets seen.
     flows: FxHashMap<u64, (Option<Stamp>, u32)>,
+    /// With a bound: each key's last use (a counter), to forget the least recently used.
+    used: FxHashMap<u64, u64>,
+    tick: u64,
 }
 
 impl FlowClock {
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Forgets `key`: its next packet is a first one (inter-arrival 0, index 0).
+    pub fn forget(&mut self, key: u64) {
+        self.flows.remove(&key);
+        self.used.remove(&key);
+    }
+
+    /// Keeps at most `max` keys (at least 1): past it, the least recently used are
+    /// forgotten, down to three quarters of `max`. Only keys used through
+    /// [`FlowClock::next_bounded`] are ranked.
+    fn bound(&mut self, max: usize) {
+        let max = max.max(1);
+        if self.flows.len() <= max {
+            return;
+        }
+        let mut by_use: Vec<(u64, u64)> = self.used.iter().map(|(k, t)| (*t, *k)).collect();
+        by_use.sort_unstable();
+        let drop = self.flows.len() - max * 3 / 4;
+        for (_, k) in by_use.into_iter().take(drop) {
+            self.forget(k);
+        }
+    }
+
+    /// [`FlowClock::next`] keeping at most `max` keys (see [`FlowClock::bound`]).
+    pub fn next_bounded(
+        &mut self,
+        flow: u64,
+        stamp: Option<Stamp>,
+        report: &mut TimingReport,
+        max: usize,
+    ) -> (f32, f32) {
+        self.tick += 1;
+        self.used.insert(flow, self.tick);
+        let out = self.next(flow, stamp, report);
+        self.bound(max);
+        out
+    }
+
     /// The features of the next packet of `flow`, whose time is `stamp` (`None`:
     /// unparseable, already counted): (microseconds since the flow's previous packet,
     /// packets of the flow before this one). Counts reordering and incomparable times.

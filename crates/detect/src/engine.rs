@@ -61,6 +61,8 @@ pub struct Summary {
     pub decided: BTreeMap<String, u64>,
     pub seconds: f64,
     pub packets_per_second: f64,
+    /// The most each stage held at once (measured after every batch; see [`Held`]).
+    pub held_peak: Held,
 }
 
 impl Summary {
@@ -130,6 +132,51 @@ impl std::fmt::Debug for Engine<'_> {
     }
 }
 
+/// Values a categorical column's dictionary holds before it starts afresh (at a batch
+/// boundary; see [`DatasetBuilder::streaming`]).
+pub const MAX_LEVELS: usize = 4096;
+
+/// The extractor of an endless stream: conversations forgotten as the flow table forgets
+/// flows (idle for the same time, at most as many).
+fn online_extractor(config: &Config) -> Extractor {
+    Extractor::online(
+        iotids_packets::reassembly::Limits::default(),
+        config.idle_seconds,
+        config.max_flows,
+    )
+}
+
+/// What the engine holds across packets, stage by stage: each is bounded by
+/// [`Config::max_flows`] (flows, conversations, carried windows, timing state) or a
+/// constant (dictionaries, reassembly bytes), so memory stays flat on an endless stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub flows: usize,
+    pub windows: usize,
+    pub extractor: iotids_packets::Held,
+    pub builder: iotids_data::ingest::BuilderHeld,
+}
+
+impl Held {
+    /// Each count the larger of `self`'s and `other`'s.
+    fn raise(&mut self, o: &Held) {
+        let m = |a: &mut usize, b: usize| *a = (*a).max(b);
+        m(&mut self.flows, o.flows);
+        m(&mut self.windows, o.windows);
+        let (x, y) = (&mut self.extractor, &o.extractor);
+        m(&mut x.conversations, y.conversations);
+        m(&mut x.conversation_entries, y.conversation_entries);
+        m(&mut x.reassembly_flows, y.reassembly_flows);
+        m(&mut x.reassembly_bytes, y.reassembly_bytes);
+        x.forgotten = x.forgotten.max(y.forgotten);
+        let (b, c) = (&mut self.builder, &o.builder);
+        m(&mut b.flows, c.flows);
+        m(&mut b.flow_clocks, c.flow_clocks);
+        m(&mut b.host_clocks, c.host_clocks);
+        m(&mut b.levels, c.levels);
+    }
+}
+
 /// How packets are read for `detector`: its training file's settings, with every input
 /// of its pipeline given its kind (numeric or categorical), so no sample is needed to
 /// infer kinds and the first packet is scored as soon as its batch is.
@@ -160,15 +207,16 @@ impl<'d> Engine<'d> {
         verdicts: Option<Box<dyn Write + Send>>,
     ) -> Result<Engine<'d>> {
         let builder = DatasetBuilder::new("packets", &COLUMNS, &ingest_options(detector))?
-            .with_sample_size(0);
+            .with_sample_size(0)
+            .streaming(MAX_LEVELS, config.max_flows);
         let k = detector.card.window;
         Ok(Engine {
             detector,
             stream: StreamWindows::new(k, detector.card.features.len()),
             flows: FlowTable::new(config.max_flows, config.idle_seconds),
+            extractor: online_extractor(&config),
             config,
             builder,
-            extractor: Extractor::default(),
             metas: VecDeque::new(),
             row: 0,
             captures: Vec::new(),
@@ -188,7 +236,7 @@ impl<'d> Engine<'d> {
     /// tshark run; flows and windows carry on, as in one CSV of all captures.
     pub fn start_capture(&mut self, name: &str, live: bool) {
         self.summary.problems += self.problem_count();
-        self.extractor = Extractor::default();
+        self.extractor = online_extractor(&self.config);
         self.captures.push(name.to_string());
         self.live = live;
     }
@@ -223,6 +271,16 @@ impl<'d> Engine<'d> {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// What the engine holds now (see [`Held`]).
+    pub fn held(&self) -> Held {
+        Held {
+            flows: self.flows.len(),
+            windows: self.stream.flows_tracked(),
+            extractor: self.extractor.held(),
+            builder: self.builder.held(),
+        }
     }
 
     /// Packets waiting for their batch.
@@ -265,6 +323,8 @@ impl<'d> Engine<'d> {
         }
         self.summary.rejected += self.metas.len() as u64;
         self.metas.clear();
+        let now = self.held();
+        self.summary.held_peak.raise(&now);
         Ok(())
     }
 
@@ -286,8 +346,12 @@ impl<'d> Engine<'d> {
                 &mut self.evicted,
             )
             .clone();
-        for e in self.evicted.drain(..) {
-            self.stream.forget(e);
+        if !self.evicted.is_empty() {
+            for &e in &self.evicted {
+                self.stream.forget(e);
+            }
+            self.builder.forget_flows(&self.evicted);
+            self.evicted.clear();
         }
         self.summary.scored += 1;
         let class = &self.decided[p];

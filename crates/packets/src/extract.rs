@@ -113,6 +113,39 @@ pub struct Extractor {
     order: [usize; COLUMNS.len()],
     problems: Vec<Problem>,
     counts: FxHashMap<&'static str, u64>,
+    online: Option<Online>,
+}
+
+/// An online extractor's bounds: conversations idle longer than `idle` seconds (packet
+/// time), or the least recently seen past `max`, are forgotten with everything kept for
+/// them (relative sequence bases, UDP stream, DNS requests, reassembly). A conversation
+/// that comes back after that is numbered and reassembled afresh, where tshark, which
+/// keeps every conversation of a file, would continue it: `extract` keeps everything, as
+/// tshark; `detect` on an endless stream cannot.
+#[derive(Debug)]
+struct Online {
+    idle: i64,
+    max: usize,
+    /// Each conversation's last packet time, seconds.
+    last: FxHashMap<Ends, i64>,
+    /// Packet time of the last sweep.
+    swept: i64,
+    /// Conversations forgotten so far.
+    forgotten: u64,
+}
+
+/// What an [`Extractor`] holds now, for bounds checks and stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Held {
+    /// Conversations with a last-seen time (online extractors only).
+    pub conversations: usize,
+    /// Entries of the conversation columns' tables (TCP, UDP, DNS requests).
+    pub conversation_entries: usize,
+    /// TCP conversations in reassembly, and the bytes they hold.
+    pub reassembly_flows: usize,
+    pub reassembly_bytes: usize,
+    /// Conversations forgotten (online extractors only).
+    pub forgotten: u64,
 }
 
 impl Default for Extractor {
@@ -139,7 +172,95 @@ impl Extractor {
             order,
             problems: Vec::new(),
             counts: FxHashMap::default(),
+            online: None,
         }
+    }
+
+    /// An extractor for an endless stream: as [`Extractor::new`], but a conversation idle
+    /// for `idle_seconds` of packet time, or the least recently seen when more than
+    /// `max_conversations` are held, is forgotten (see the bounds above), so what it holds
+    /// stays bounded. The reassembly tracks at most `max_conversations` TCP
+    /// conversations too.
+    pub fn online(mut limits: Limits, idle_seconds: u64, max_conversations: usize) -> Extractor {
+        let max = max_conversations.max(1);
+        limits.flows = limits.flows.min(max);
+        let mut x = Extractor::new(limits);
+        x.online = Some(Online {
+            idle: idle_seconds.min(i64::MAX as u64) as i64,
+            max,
+            last: FxHashMap::default(),
+            swept: i64::MIN,
+            forgotten: 0,
+        });
+        x
+    }
+
+    /// What this extractor holds now.
+    pub fn held(&self) -> Held {
+        Held {
+            conversations: self.online.as_ref().map_or(0, |o| o.last.len()),
+            conversation_entries: self.conversations.len(),
+            reassembly_flows: self.tcp.flows(),
+            reassembly_bytes: self.tcp.buffered(),
+            forgotten: self.online.as_ref().map_or(0, |o| o.forgotten),
+        }
+    }
+
+    /// Online: notes the conversation of `d` as seen now and forgets idle ones.
+    fn touch(&mut self, p: &Packet<'_>, d: &Decoded<'_>) {
+        let Some(online) = &mut self.online else {
+            return;
+        };
+        let now = p.seconds;
+        if let Some(s) = &d.sliced
+            && let Some((src, dst)) = addresses(s)
+        {
+            let ports = match &s.transport {
+                Some(TransportSlice::Tcp(t)) => Some((t.source_port(), t.destination_port())),
+                Some(TransportSlice::Udp(u)) => Some((u.source_port(), u.destination_port())),
+                _ => None,
+            };
+            if let Some((sp, dp)) = ports {
+                online.last.insert(ends(src, sp, dst, dp).0, now);
+            }
+        }
+        let step = (online.idle / 4).max(1);
+        let due = now.saturating_sub(online.swept) >= step;
+        if !due && online.last.len() <= online.max {
+            return;
+        }
+        let mut gone: Vec<Ends> = Vec::new();
+        if due {
+            online.swept = now;
+            let cut = now.saturating_sub(online.idle);
+            online.last.retain(|k, t| {
+                let keep = *t >= cut;
+                if !keep {
+                    gone.push(*k);
+                }
+                keep
+            });
+        }
+        if online.last.len() > online.max {
+            // The least recently seen, down to three quarters of the bound, so the next
+            // packets do not each pay for a sort.
+            let mut by_time: Vec<(i64, Ends)> = online.last.iter().map(|(k, t)| (*t, *k)).collect();
+            by_time.sort_unstable();
+            let drop = online.last.len() - online.max * 3 / 4;
+            for (_, k) in by_time.into_iter().take(drop) {
+                online.last.remove(&k);
+                gone.push(k);
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        online.forgotten += gone.len() as u64;
+        for k in &gone {
+            self.tcp.forget(k);
+        }
+        let gone: rustc_hash::FxHashSet<Ends> = gone.into_iter().collect();
+        self.conversations.retain(|k| !gone.contains(k));
     }
 
     /// The next packet's row.
@@ -149,6 +270,7 @@ impl Extractor {
             self.problem(p.number, layer.name(), reason.clone());
         }
         let (app, tcp_dns, hide_payload) = self.app(p, &d);
+        self.touch(p, &d);
         let mut parts: Vec<String> = Vec::with_capacity(COLUMNS.len());
         parts.extend(stateless(p, &d));
         if hide_payload {

@@ -363,6 +363,8 @@ struct Udp {
 pub struct Conversations {
     tcp: FxHashMap<Ends, Tcp>,
     udp: FxHashMap<Ends, Udp>,
+    /// UDP conversations numbered so far (tshark's `udp.stream` counter).
+    udp_streams: u64,
     dns: DnsTable<(Ends, u16)>,
 }
 
@@ -402,11 +404,13 @@ impl Conversations {
             }
             Some(TransportSlice::Udp(u)) => {
                 let (key, _) = ends(src, u.source_port(), dst, u.destination_port());
-                let next = self.udp.len() as u64;
                 let now = (packet.seconds, packet.nanos);
-                let conv = self.udp.entry(key).or_insert(Udp {
-                    stream: next,
-                    last: now,
+                let conv = self.udp.entry(key).or_insert_with(|| {
+                    self.udp_streams += 1;
+                    Udp {
+                        stream: self.udp_streams - 1,
+                        last: now,
+                    }
                 });
                 out[2] = conv.stream.to_string();
                 out[3] = seconds_between(conv.last, now);
@@ -419,6 +423,24 @@ impl Conversations {
 }
 
 impl Conversations {
+    /// Keeps only the conversations (TCP, UDP, and DNS requests in them) whose ends
+    /// `keep` accepts.
+    pub(crate) fn retain(&mut self, keep: impl Fn(&Ends) -> bool) {
+        self.tcp.retain(|k, _| keep(k));
+        self.udp.retain(|k, _| keep(k));
+        self.dns.retain(|(k, _), _| keep(k));
+    }
+
+    /// Entries held: TCP and UDP conversations, DNS requests.
+    pub fn len(&self) -> usize {
+        self.tcp.len() + self.udp.len() + self.dns.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The [`DNS_TRANSACTIONS`] columns of the next packet, as tshark tracks requests
     /// per conversation and DNS ID: a query repeating an unanswered one within 5 seconds
     /// is a retransmission of it (its frame number in `dns.retransmit_request_in`); a

@@ -20,7 +20,7 @@ pub mod reassembly;
 
 pub use decode::{Decoded, Endpoints, Layer, Transport, decode};
 pub use extract::{
-    COLUMNS, CaptureSummary, Extractor, Problem, Row, write_csv, write_csv_files, write_rows,
+    COLUMNS, CaptureSummary, Extractor, Held, Problem, Row, write_csv, write_csv_files, write_rows,
 };
 pub use link::LinkType;
 pub use reader::{CaptureReader, Packet, ReadError};

@@ -244,6 +244,14 @@ impl<K: std::hash::Hash + Eq + Clone, S: Default> Reassembler<K, S> {
         self.conns.get_mut(key).map(|c| &mut c.state)
     }
 
+    /// Drops conversation `key` and what it held (an online reader evicting an idle
+    /// conversation): its next segment starts it afresh.
+    pub fn forget(&mut self, key: &K) {
+        if let Some(conn) = self.conns.remove(key) {
+            self.buffered = self.buffered.saturating_sub(held_bytes(&conn));
+        }
+    }
+
     /// Bytes held now by unfinished PDUs and held segments.
     pub fn buffered(&self) -> usize {
         self.buffered

@@ -172,6 +172,31 @@ impl DatasetBuilder {
         self
     }
 
+    /// Bounds what the builder keeps across batches for an endless stream (online
+    /// detection): see [`DatasetBuilder::forget_flows`]. Categorical dictionaries start
+    /// afresh at a batch boundary past `max_levels` values; host pairs' timing state is
+    /// kept for the `max_hosts` most recently seen; host ids are all 0. The rows of every
+    /// batch are what an unbounded builder gives, except for a flow or host pair
+    /// forgotten and seen again (its timing starts afresh).
+    #[must_use]
+    pub fn streaming(mut self, max_levels: usize, max_hosts: usize) -> Self {
+        self.merger
+            .set_streaming(super::merge::Streaming::new(max_levels, max_hosts));
+        self
+    }
+
+    /// Forgets `flows` (ids of earlier batches; only a [`DatasetBuilder::streaming`]
+    /// builder does): their ids and timing state. A later record of one of them gets a
+    /// new id, and its timing features start as a flow's first.
+    pub fn forget_flows(&mut self, flows: &[u32]) {
+        self.merger.forget_flows(flows);
+    }
+
+    /// What the builder holds across batches now.
+    pub fn held(&self) -> super::merge::BuilderHeld {
+        self.merger.held()
+    }
+
     /// The layout the header was recognised as (or the one forced in the options).
     pub fn format(&self) -> Format {
         self.layout.format

@@ -67,6 +67,46 @@ pub(super) struct Merger {
     derived: [Option<usize>; 3],
     host_clock: FlowClock,
     rejects: Option<RejectsFile>,
+    /// Bounds for an endless stream (see [`Streaming`]).
+    streaming: Option<Streaming>,
+}
+
+/// An endless stream's bounds: flows are forgotten when the reader says so
+/// ([`Merger::forget_flows`]); host pairs' clocks are kept for at most `max_hosts` pairs,
+/// the least recently seen forgotten; a categorical column's dictionary is started
+/// afresh at a batch boundary once it holds more than `max_levels` values (each batch
+/// carries its own dictionary, so codes stay right); host ids (used only to deal rows to
+/// devices in a federation) are all 0.
+#[derive(Debug)]
+pub struct Streaming {
+    pub max_levels: usize,
+    pub max_hosts: usize,
+    /// Flow id -> its key, to forget it.
+    keys: HashMap<u32, u64>,
+    next_flow: u32,
+}
+
+impl Streaming {
+    pub fn new(max_levels: usize, max_hosts: usize) -> Streaming {
+        Streaming {
+            max_levels: max_levels.max(1),
+            max_hosts: max_hosts.max(1),
+            keys: HashMap::default(),
+            next_flow: 0,
+        }
+    }
+}
+
+/// What a streaming merger holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BuilderHeld {
+    /// Flows with an id.
+    pub flows: usize,
+    /// Flows and host pairs with timing state.
+    pub flow_clocks: usize,
+    pub host_clocks: usize,
+    /// Dictionary values over all categorical columns.
+    pub levels: usize,
 }
 
 /// The empty retained columns of `layout`, then its kept derived timing columns, with
@@ -155,6 +195,7 @@ impl Merger {
             derived,
             host_clock: FlowClock::default(),
             rejects,
+            streaming: None,
         })
     }
 
@@ -171,6 +212,44 @@ impl Merger {
         self.ds.columns = columns;
         self.derived = derived;
         self.ds.report.profiles = profiles;
+    }
+
+    /// Bounds this merger for an endless stream.
+    pub(super) fn set_streaming(&mut self, s: Streaming) {
+        self.streaming = Some(s);
+    }
+
+    /// Forgets flows (an online flow table evicted them): their keys, ids and timing
+    /// state. A later record of the same flow gets a new id and starts its timing afresh.
+    pub(super) fn forget_flows(&mut self, flows: &[u32]) {
+        let Some(st) = &mut self.streaming else {
+            return;
+        };
+        for f in flows {
+            if let Some(k) = st.keys.remove(f) {
+                self.flow_index.remove(&k);
+            }
+            self.clock.forget(u64::from(*f));
+        }
+    }
+
+    /// What this merger holds now.
+    pub(super) fn held(&self) -> BuilderHeld {
+        let levels = self
+            .ds
+            .columns
+            .iter()
+            .map(|c| match &c.data {
+                ColumnData::Categorical { levels, .. } => levels.len(),
+                ColumnData::Numeric(_) => 0,
+            })
+            .sum();
+        BuilderHeld {
+            flows: self.flow_index.len(),
+            flow_clocks: self.clock.len(),
+            host_clocks: self.host_clock.len(),
+            levels,
+        }
     }
 
     /// Appends `p`, the next chunk in record order.
@@ -208,6 +287,17 @@ impl Merger {
         let first_new = ds.labels.len() - p.labels.len();
         if let (Some(flows), Some(hosts)) = (&mut ds.flows, &mut ds.hosts) {
             for (k, h) in p.flows.into_iter().zip(p.src_hosts) {
+                if let Some(st) = &mut self.streaming {
+                    let flow = *self.flow_index.entry(k).or_insert_with(|| {
+                        let id = st.next_flow;
+                        st.next_flow = st.next_flow.wrapping_add(1);
+                        st.keys.insert(id, k);
+                        id
+                    });
+                    flows.push(flow);
+                    hosts.push(0);
+                    continue;
+                }
                 let next = self.flow_index.len() as u32;
                 let flow = *self.flow_index.entry(k).or_insert(next);
                 if flow == next {
@@ -231,7 +321,13 @@ impl Merger {
             let mut host_report = TimingReport::default();
             for ((&flow, &stamp), &hosts) in flows[first_new..].iter().zip(&p.times).zip(&p.hosts) {
                 let (iat, index) = self.clock.next(u64::from(flow), stamp, report);
-                let (host_iat, _) = self.host_clock.next(hosts, stamp, &mut host_report);
+                let (host_iat, _) = match &self.streaming {
+                    Some(st) => {
+                        self.host_clock
+                            .next_bounded(hosts, stamp, &mut host_report, st.max_hosts)
+                    }
+                    None => self.host_clock.next(hosts, stamp, &mut host_report),
+                };
                 derived[0].push(iat);
                 derived[1].push(index);
                 derived[2].push(host_iat);
@@ -302,9 +398,14 @@ impl Merger {
     /// flow ids carry on into the next batch.
     pub(super) fn take_batch(&mut self) -> Dataset {
         let n_classes = self.ds.classes.len();
+        let max_levels = self.streaming.as_ref().map(|s| s.max_levels);
         let ds = &mut self.ds;
         ds.report.rows_kept += ds.labels.len() as u64;
-        ds.report.flows = ds.flows.as_ref().map(|_| self.flow_index.len() as u64);
+        let flows_seen = match &self.streaming {
+            Some(st) => u64::from(st.next_flow),
+            None => self.flow_index.len() as u64,
+        };
+        ds.report.flows = ds.flows.as_ref().map(|_| flows_seen);
         let columns = ds
             .columns
             .iter_mut()
@@ -314,7 +415,11 @@ impl Merger {
                     ColumnData::Numeric(v) => ColumnData::Numeric(std::mem::take(v)),
                     ColumnData::Categorical { codes, levels } => ColumnData::Categorical {
                         codes: std::mem::take(codes),
-                        levels: levels.clone(),
+                        levels: if max_levels.is_some_and(|m| levels.len() > m) {
+                            std::mem::take(levels)
+                        } else {
+                            levels.clone()
+                        },
                     },
                 },
                 text_cells: c.text_cells,
@@ -326,6 +431,14 @@ impl Merger {
                 },
             })
             .collect();
+        // A dictionary started afresh (streaming): its index too.
+        for (c, index) in ds.columns.iter().zip(&mut self.level_index) {
+            if let ColumnData::Categorical { levels, .. } = &c.data
+                && levels.is_empty()
+            {
+                index.clear();
+            }
+        }
         Dataset {
             path: ds.path.clone(),
             format: ds.format,

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use crate::schema::Format;
 
 pub use builder::DatasetBuilder;
+pub use merge::BuilderHeld;
 pub use read::{
     STDIN_NAME, STDIN_PATH, read_csv, read_csv_batches, read_csv_batches_from, read_csv_from,
 };
