@@ -1488,6 +1488,62 @@ mod shared_captures {
         );
     }
 
+    /// examples/multiprotocol.toml (the README's multi-protocol model) reads, and a small,
+    /// short model trained on it scores the larger classes above a floor on the held-out
+    /// later part of each capture. The floors sit well under what this run gives (a
+    /// 5-epoch, 16-unit GRU: normal 0.99, scan 0.86, bruteforce 0.97, malariados 0.91,
+    /// malformed 0.89, slowite 0.96 F1) and far under the default model's (README); the
+    /// classes of a few dozen packets (webattack, flood, mitm) are not asserted: such a
+    /// model does not learn them, and their test rows are too few to read.
+    #[test]
+    fn the_multiprotocol_manifest_trains_and_scores_its_large_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/multiprotocol.toml");
+        let text = std::fs::read_to_string(example).unwrap();
+        // Its paths lead from examples/ to ../shared/data/pcaps; here, to shared()'s.
+        let pcaps = shared().join("pcaps");
+        let text = text.replace("../../shared/data/pcaps", pcaps.to_str().unwrap());
+        let manifest = write(dir.path(), "multiprotocol.toml", &text);
+        let out = dir.path().join("m");
+        let o = iotids(&[
+            "train",
+            manifest.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "5",
+            "--hidden",
+            "16",
+            "--patience",
+            "0",
+            "--seed",
+            "7",
+            "--threads",
+            "1",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let m = json(&out.join("metrics.json"));
+        // Every packet of the 34 captures, once (the parts of a capture do not overlap).
+        let prepared = json(&out.join("prepare.json"));
+        assert_eq!(prepared["counts"]["rows_in"], 49_085);
+        let f1 = |c: &str| m["per_class"][c]["f1"].as_f64().unwrap();
+        for (class, floor) in [
+            ("Normal", 0.95),
+            ("scan", 0.7),
+            ("bruteforce", 0.9),
+            ("malariados", 0.75),
+            ("malformed", 0.75),
+            ("slowite", 0.85),
+        ] {
+            assert!(f1(class) > floor, "{class}: F1 {} <= {floor}", f1(class));
+        }
+        assert!(
+            m["false_alarm_rate"].as_f64().unwrap() < 0.05,
+            "{}",
+            m["false_alarm_rate"]
+        );
+    }
+
     #[test]
     fn extract_fixture_golden_is_tsharks() {
         let dir = tempfile::tempdir().unwrap();
