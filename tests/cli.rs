@@ -1372,12 +1372,176 @@ mod shared_captures {
     }
 
     fn tshark_fields(capture: &Path) -> String {
+        // tshark writes frame.time in the local time zone; extract writes UTC.
         let o = Command::new(shared().join("tshark-fields.sh"))
             .arg(capture)
+            .env("TZ", "UTC")
             .output()
             .expect("run tshark-fields.sh (tshark installed?)");
         assert!(o.status.success(), "{}", stderr(&o));
         String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Files directly or deeper under `dir`, by path (as labelled captures list them).
+    fn sorted_entries(dir: &Path, dirs: bool) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir() == dirs)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The parity on real captures: MQTTset-reduced's class folders and the CSV
+    /// tshark-fields.sh writes for the same captures (with a `label` column, MQTTset's CSV
+    /// layout, each capture's rows labelled with its folder) train identical models: same
+    /// split, features, weights, so the same test metrics and the same prediction with the
+    /// same probabilities on every test packet. Default window (16) and split (time); few
+    /// epochs and a small network keep it short in a debug build.
+    #[test]
+    fn mqttset_captures_and_their_tshark_csv_train_identical_models() {
+        let caps = shared().join("pcaps/mqttset-reduced");
+        let dir = tempfile::tempdir().unwrap();
+        // tshark-fields.sh on each capture, in the order labelled captures are read
+        // (classes by name, files by name), under one header.
+        let mut csv = String::new();
+        let mut packets = 0;
+        for class in sorted_entries(&caps, true) {
+            let name = class.file_name().unwrap().to_str().unwrap().to_string();
+            for file in sorted_entries(&class, false) {
+                let out = tshark_fields(&file);
+                let mut lines = out.lines();
+                let header = lines.next().unwrap();
+                if csv.is_empty() {
+                    csv.push_str(&format!("{header},label\n"));
+                }
+                for line in lines {
+                    csv.push_str(&format!("{line},{name}\n"));
+                    packets += 1;
+                }
+            }
+        }
+        assert_eq!(
+            packets, 30_979,
+            "MQTTset-reduced's train captures hold 30,979 packets"
+        );
+        let csv = write(dir.path(), "mqttset-reduced.csv", &csv);
+        let (m1, m2) = (dir.path().join("m-caps"), dir.path().join("m-csv"));
+        for (input, out) in [(&caps, &m1), (&csv, &m2)] {
+            let o = iotids(&[
+                "train",
+                input.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--epochs",
+                "3",
+                "--hidden",
+                "16",
+                "--patience",
+                "0",
+                "--seed",
+                "7",
+                "--threads",
+                "1",
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        let (a, b) = (
+            csv_rows(&m1.join("predictions.csv")),
+            csv_rows(&m2.join("predictions.csv")),
+        );
+        // About a fifth of the packets (the later part of each class's capture).
+        assert!(a.len() > 5_000, "{} test rows", a.len());
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            let (mut x, mut y) = (x.clone(), y.clone());
+            let (lx, ly) = (x.remove("line").unwrap(), y.remove("line").unwrap());
+            // A packet's row number counts from 1; the CSV's line counts the header.
+            assert_eq!(lx.parse::<u64>().unwrap() + 1, ly.parse::<u64>().unwrap());
+            assert_eq!(x, y, "line {ly}");
+        }
+        let (mut ma, mut mb) = (
+            json(&m1.join("metrics.json")),
+            json(&m2.join("metrics.json")),
+        );
+        // Everything but the input's name: per-class scores, intervals, confusion, ROC.
+        for m in [&mut ma, &mut mb] {
+            m.as_object_mut().unwrap().remove("evaluated_on");
+        }
+        assert_eq!(ma, mb);
+        assert!(ma["accuracy"].as_f64().unwrap() > 0.8, "{}", ma["accuracy"]);
+        // And the same model: classes, features, decision, and every epoch's losses and
+        // validation scores (its wall time aside).
+        let model = |m: &Path| {
+            let mut j = json(&m.join("model.json"));
+            j["history"].as_object_mut().unwrap().remove("seconds");
+            for e in j["history"]["epochs"].as_array_mut().unwrap() {
+                e.as_object_mut().unwrap().remove("seconds");
+            }
+            j
+        };
+        assert_eq!(model(&m1), model(&m2));
+        assert_eq!(
+            std::fs::read(m1.join("pipeline.json")).unwrap(),
+            std::fs::read(m2.join("pipeline.json")).unwrap()
+        );
+    }
+
+    /// examples/multiprotocol.toml (the README's multi-protocol model) reads, and a small,
+    /// short model trained on it scores the larger classes above a floor on the held-out
+    /// later part of each capture. The floors sit well under what this run gives (a
+    /// 5-epoch, 16-unit GRU: normal 0.99, scan 0.86, bruteforce 0.97, malariados 0.91,
+    /// malformed 0.89, slowite 0.96 F1) and far under the default model's (README); the
+    /// classes of a few dozen packets (webattack, flood, mitm) are not asserted: such a
+    /// model does not learn them, and their test rows are too few to read.
+    #[test]
+    fn the_multiprotocol_manifest_trains_and_scores_its_large_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/multiprotocol.toml");
+        let text = std::fs::read_to_string(example).unwrap();
+        // Its paths lead from examples/ to ../shared/data/pcaps; here, to shared()'s.
+        let pcaps = shared().join("pcaps");
+        let text = text.replace("../../shared/data/pcaps", pcaps.to_str().unwrap());
+        let manifest = write(dir.path(), "multiprotocol.toml", &text);
+        let out = dir.path().join("m");
+        let o = iotids(&[
+            "train",
+            manifest.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "5",
+            "--hidden",
+            "16",
+            "--patience",
+            "0",
+            "--seed",
+            "7",
+            "--threads",
+            "1",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let m = json(&out.join("metrics.json"));
+        // Every packet of the 34 captures, once (the parts of a capture do not overlap).
+        let prepared = json(&out.join("prepare.json"));
+        assert_eq!(prepared["counts"]["rows_in"], 49_085);
+        let f1 = |c: &str| m["per_class"][c]["f1"].as_f64().unwrap();
+        for (class, floor) in [
+            ("Normal", 0.95),
+            ("scan", 0.7),
+            ("bruteforce", 0.9),
+            ("malariados", 0.75),
+            ("malformed", 0.75),
+            ("slowite", 0.85),
+        ] {
+            assert!(f1(class) > floor, "{class}: F1 {} <= {floor}", f1(class));
+        }
+        assert!(
+            m["false_alarm_rate"].as_f64().unwrap() < 0.05,
+            "{}",
+            m["false_alarm_rate"]
+        );
     }
 
     #[test]
