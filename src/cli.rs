@@ -351,6 +351,12 @@ pub enum Command {
         /// Repetitions; the median is reported.
         #[arg(long, default_value_t = nonzero(3))]
         repeat: NonZeroUsize,
+        /// With --model: also replay the capture into one detector for this many seconds,
+        /// each pass later in time (past the idle timeout) and from other addresses, so
+        /// every pass brings new flows, as an endless stream does; reports resident
+        /// memory after every pass (it must stay flat) and what the detector held.
+        #[arg(long, requires = "model", value_parser = clap::value_parser!(u64).range(1..))]
+        replay_seconds: Option<u64>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -204,6 +204,9 @@ pub struct BenchPacketsJob {
     /// None: no tshark run (the default script is missing).
     pub tshark_script: Option<PathBuf>,
     pub repeat: usize,
+    /// With the model: replay the capture into one detector for this long (see
+    /// `bench-packets --replay-seconds`).
+    pub replay_seconds: Option<u64>,
     pub json: bool,
 }
 
@@ -390,6 +393,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             model,
             tshark_script,
             repeat,
+            replay_seconds,
             json,
         } => Job::BenchPackets(BenchPacketsJob {
             capture,
@@ -399,6 +403,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                 d.exists().then_some(d)
             }),
             repeat: repeat.get(),
+            replay_seconds,
             json,
         }),
         Command::Extract { captures, out } => Job::Extract(ExtractJob {

@@ -1942,6 +1942,60 @@ fn detect_holds_bounded_state_on_an_endless_stream_of_new_flows() {
 }
 
 #[test]
+fn bench_packets_times_extract_and_detect_and_replays_new_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let caps = dir.path().join("caps");
+    let files = captures::write_classes(&caps);
+    let model = dir.path().join("m");
+    let mut args = vec![
+        "train",
+        caps.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ];
+    args.extend(SMALL_MODEL);
+    let o = iotids(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let benign = files[0].1.to_str().unwrap();
+    let o = iotids(&[
+        "bench-packets",
+        benign,
+        "--model",
+        model.to_str().unwrap(),
+        "--tshark-script",
+        "/bin/true",
+        "--repeat",
+        "1",
+        "--replay-seconds",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let n = v["packets"].as_u64().unwrap();
+    let o2 = iotids(&["extract", benign, "--out", "-"]);
+    assert_eq!(n as usize, stdout(&o2).lines().count() - 1);
+    assert!(v["extract_packets_per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["detect_packets_per_second"].as_f64().unwrap() > 0.0);
+    let r = &v["replay"];
+    let passes = r["passes"].as_u64().unwrap();
+    assert!(passes >= 1, "{r}");
+    assert_eq!(r["packets"].as_u64().unwrap(), passes * n);
+    assert_eq!(r["rss_kib"].as_array().unwrap().len() as u64, passes);
+    // Every pass's flows are new ones, and the earlier passes' are evicted (idle): the
+    // table never holds more than about one pass's flows.
+    let flows = r["flows"].as_u64().unwrap();
+    let held = r["held_peak"]["flows"].as_u64().unwrap();
+    assert!(flows >= passes * 2, "{r}");
+    assert!(held <= flows / passes + 1, "{r}");
+    assert!(r["flows_evicted"].as_u64().unwrap() + held >= flows, "{r}");
+    // --replay-seconds needs a model.
+    let o = iotids(&["bench-packets", benign, "--replay-seconds", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
+}
+
+#[test]
 fn detect_live_on_loopback_or_a_clear_permission_error() {
     let dir = tempfile::tempdir().unwrap();
     let caps = dir.path().join("caps");

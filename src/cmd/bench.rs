@@ -192,9 +192,14 @@ pub fn packets(job: &BenchPacketsJob) -> Result<ExitCode> {
         }
         None => None,
     };
+    let replay = match (&job.model, job.replay_seconds) {
+        (Some(dir), Some(secs)) => Some(replay(capture, dir, secs)?),
+        _ => None,
+    };
     let peak = peak_rss_kib().map(|kib| kib * 1024);
     let threads = rayon::current_num_threads();
     let v = serde_json::json!({
+        "replay": replay,
         "capture": capture,
         "packets": packets,
         "repeat": job.repeat,
@@ -244,6 +249,126 @@ pub fn packets(job: &BenchPacketsJob) -> Result<ExitCode> {
         "; peak RSS {:.0} MB",
         peak.unwrap_or(0) as f64 / 1e6
     ));
+    if let Some(r) = &replay {
+        let mb = |kib: u64| kib as f64 * 1024.0 / 1e6;
+        text.push_str(&format!(
+            "\nreplay: {} passes in {:.0} s, {} packets ({:.0} packets/s), {} flows ({} evicted, at most {} held); resident memory after pass 1 {:.1} MB, after the last {:.1} MB, most {:.1} MB (sampled after every pass)",
+            r.passes,
+            r.seconds,
+            r.packets,
+            r.packets as f64 / r.seconds.max(1e-9),
+            r.flows,
+            r.flows_evicted,
+            r.held_peak.flows,
+            mb(r.rss_kib.first().copied().unwrap_or(0)),
+            mb(r.rss_kib.last().copied().unwrap_or(0)),
+            mb(r.rss_kib.iter().copied().max().unwrap_or(0)),
+        ));
+    }
     print(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a replay measured.
+#[derive(Debug, serde::Serialize)]
+struct Replay {
+    passes: u64,
+    seconds: f64,
+    packets: u64,
+    flows: u64,
+    flows_evicted: u64,
+    /// Resident memory after each pass, KiB.
+    rss_kib: Vec<u64>,
+    held_peak: iotids_detect::engine::Held,
+}
+
+/// Replays `capture` into one detector with `model` for `seconds` of wall time. Pass `n`
+/// moves every packet `n` times the capture's span plus the idle timeout later, and adds
+/// `n` to the second byte of both addresses of every IPv4 packet (the second and third of
+/// IPv6), a bijection that keeps each flow whole while making it new, so the flow table,
+/// conversations and windows see an endless stream of new flows.
+fn replay(capture: &std::path::Path, model: &std::path::Path, seconds: u64) -> Result<Replay> {
+    let detector = iotids_model::artifact::Detector::load(model)?;
+    let config = iotids_detect::Config::default();
+    let mut packets: Vec<(i64, u32, iotids_packets::LinkType, Vec<u8>, u32)> = Vec::new();
+    let mut reader = iotids_packets::CaptureReader::open(capture)?;
+    reader.for_each(|p| -> Result<()> {
+        packets.push((p.seconds, p.nanos, p.link, p.data.to_vec(), p.original_len));
+        Ok(())
+    })?;
+    anyhow::ensure!(
+        !packets.is_empty(),
+        "{}: no packets to replay",
+        capture.display()
+    );
+    let first = packets.iter().map(|p| p.0).min().unwrap_or(0);
+    let last = packets.iter().map(|p| p.0).max().unwrap_or(0);
+    let shift = (last - first) + config.idle_seconds as i64 + 1;
+    let offsets: Vec<Option<(usize, bool)>> = packets
+        .iter()
+        .map(|(s, n, link, data, len)| {
+            let p = iotids_packets::Packet {
+                number: 0,
+                seconds: *s,
+                nanos: *n,
+                link: *link,
+                data,
+                original_len: *len,
+            };
+            iotids_packets::decode::ip_header_offset(&p)
+        })
+        .collect();
+    let mut engine = iotids_detect::Engine::new(&detector, config, None, None)?;
+    engine.start_capture(&capture.display().to_string(), false);
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    let mut pass: u64 = 0;
+    let mut frame = Vec::new();
+    while started.elapsed().as_secs() < seconds {
+        for ((s, n, link, data, len), off) in packets.iter().zip(&offsets) {
+            frame.clear();
+            frame.extend_from_slice(data);
+            if let Some((at, v4)) = *off {
+                let bump = pass as u8;
+                // Source and destination: IPv4 at 12 and 16, IPv6 at 8 and 24.
+                let (src, dst) = if v4 { (12, 16) } else { (8, 24) };
+                for a in [at + src + 1, at + dst + 1] {
+                    if let Some(b) = frame.get_mut(a) {
+                        *b = b.wrapping_add(bump);
+                    }
+                }
+                if !v4 {
+                    let hi = (pass >> 8) as u8;
+                    for a in [at + src + 2, at + dst + 2] {
+                        if let Some(b) = frame.get_mut(a) {
+                            *b = b.wrapping_add(hi);
+                        }
+                    }
+                }
+            }
+            let p = iotids_packets::Packet {
+                number: 0,
+                seconds: s + shift * pass as i64,
+                nanos: *n,
+                link: *link,
+                data: &frame,
+                original_len: *len,
+            };
+            engine.packet(&p)?;
+        }
+        engine.flush()?;
+        pass += 1;
+        rss.push(iotids_model::bench::rss_kib().unwrap_or(0));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let s = engine.finish()?;
+    Ok(Replay {
+        passes: pass,
+        seconds: secs,
+        packets: s.packets,
+        flows: s.flows,
+        flows_evicted: s.flows_evicted,
+        rss_kib: rss,
+        held_peak: s.held_peak,
+    })
 }

@@ -172,6 +172,13 @@ pub fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Resident memory of this process now (`VmRSS` of `/proc/self/status`), KiB.
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Resets the peak [`peak_rss_kib`] reports to the current resident memory (Linux 4.0 and
 /// later: `5` written to `/proc/self/clear_refs`). False if the kernel refused.
 pub fn reset_peak_rss() -> bool {

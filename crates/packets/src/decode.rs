@@ -226,6 +226,33 @@ pub fn dns_message<'a>(d: &'a Decoded<'_>) -> Option<(&'a etherparse::UdpSlice<'
 mod tests {
     use super::*;
 
+    #[test]
+    fn ip_header_offsets() {
+        let b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+            .single_vlan(7.try_into().unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000, 53);
+        let mut v4 = Vec::new();
+        b.write(&mut v4, b"x").unwrap();
+        // Ethernet 14 + VLAN tag 4.
+        assert_eq!(
+            ip_header_offset(&packet(LinkType::Ethernet, &v4)),
+            Some((18, true))
+        );
+        assert_eq!(v4[18 + 12..18 + 16], [10, 0, 0, 1]);
+        let b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(1000, 53);
+        let mut v6 = Vec::new();
+        b.write(&mut v6, b"x").unwrap();
+        assert_eq!(
+            ip_header_offset(&packet(LinkType::Ethernet, &v6)),
+            Some((14, false))
+        );
+        let arp = [0u8; 14];
+        assert_eq!(ip_header_offset(&packet(LinkType::Ethernet, &arp)), None);
+    }
+
     fn packet(link: LinkType, data: &[u8]) -> Packet<'_> {
         Packet {
             number: 1,
@@ -340,4 +367,19 @@ mod tests {
         let d = decode(&packet(LinkType::Raw, &icmp));
         assert_eq!(d.transport(), Some(Transport::Icmpv4 { kind: 11 }));
     }
+}
+
+/// Where the IP header of `p` starts in its bytes, and whether it is IPv4; `None` when
+/// the frame holds no IP header (ARP, an unknown link type, a frame cut before it).
+pub fn ip_header_offset(p: &Packet<'_>) -> Option<(usize, bool)> {
+    let d = decode(p);
+    let net = d.sliced?.net?;
+    let (start, v4) = match &net {
+        etherparse::LaxNetSlice::Ipv4(ip) => (ip.header().slice().as_ptr(), true),
+        etherparse::LaxNetSlice::Ipv6(ip) => (ip.header().slice().as_ptr(), false),
+        etherparse::LaxNetSlice::Arp(_) => return None,
+    };
+    (start as usize)
+        .checked_sub(p.data.as_ptr() as usize)
+        .map(|o| (o, v4))
 }
