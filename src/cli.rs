@@ -285,6 +285,13 @@ pub enum Command {
         /// Seconds (packet time) after which an idle flow is evicted.
         #[arg(long, default_value_t = DETECT.idle_seconds)]
         idle_timeout: u64,
+        /// Score one window in HOP of each flow (1 to the model's window): a flow's last
+        /// packet of a batch and every HOP-th before it end a scored window, and each
+        /// packet takes the decision of the first such window of its flow at or after it,
+        /// which holds it. 1 scores every packet's own window (predict's decisions); more
+        /// is up to HOP times less GRU work (see BENCHMARKS.md).
+        #[arg(long, default_value_t = nonzero(DETECT.hop))]
+        hop: NonZeroUsize,
         /// Stop after this many packets (as tcpdump -c).
         #[arg(long)]
         count: Option<NonZeroUsize>,
@@ -357,6 +364,9 @@ pub enum Command {
         /// memory after every pass (it must stay flat) and what the detector held.
         #[arg(long, requires = "model", value_parser = clap::value_parser!(u64).range(1..))]
         replay_seconds: Option<u64>,
+        /// `detect --hop` for the detect measurement and the replay.
+        #[arg(long, default_value_t = nonzero(DETECT.hop))]
+        hop: NonZeroUsize,
         /// Print JSON.
         #[arg(long)]
         json: bool,

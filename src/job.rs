@@ -207,6 +207,8 @@ pub struct BenchPacketsJob {
     /// With the model: replay the capture into one detector for this long (see
     /// `bench-packets --replay-seconds`).
     pub replay_seconds: Option<u64>,
+    /// `detect --hop`.
+    pub hop: usize,
     pub json: bool,
 }
 
@@ -365,6 +367,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             batch,
             max_flows,
             idle_timeout,
+            hop,
             count,
             json,
         } => {
@@ -377,6 +380,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                     max_flows: max_flows.get(),
                     idle_seconds: idle_timeout,
                     model: model.display().to_string(),
+                    hop: hop.get(),
                 },
                 model,
                 captures,
@@ -394,6 +398,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             tshark_script,
             repeat,
             replay_seconds,
+            hop,
             json,
         } => Job::BenchPackets(BenchPacketsJob {
             capture,
@@ -404,6 +409,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             }),
             repeat: repeat.get(),
             replay_seconds,
+            hop: hop.get(),
             json,
         }),
         Command::Extract { captures, out } => Job::Extract(ExtractJob {

@@ -1867,6 +1867,56 @@ fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
     let mut bad = lines[0].clone();
     bad["iotids"] = serde_json::json!({});
     assert!(!validator.is_valid(&bad));
+
+    // --hop 3 in one batch: each flow's last packet ends a scored window, so it is
+    // decided as predict decides it; the others take a later window of their flow.
+    let hopped = dir.path().join("hop.csv");
+    let mut args = vec!["detect"];
+    args.extend(paths(&files));
+    args.extend([
+        "--model",
+        model.to_str().unwrap(),
+        "--verdicts",
+        hopped.to_str().unwrap(),
+        "--batch",
+        "100000",
+        "--hop",
+        "3",
+    ]);
+    let o = iotids(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let h = csv_rows(&hopped);
+    assert_eq!(h.len(), 539);
+    let mut last_of_flow = std::collections::HashMap::new();
+    for (i, r) in h.iter().enumerate() {
+        last_of_flow.insert(r["flow_id"].clone(), i);
+    }
+    let mut same = 0;
+    for (i, (x, y)) in p.iter().zip(&h).enumerate() {
+        if last_of_flow[&y["flow_id"]] == i {
+            assert_eq!(x["predicted"], y["predicted"], "row {}", y["row"]);
+            assert_eq!(x["probability"], y["probability"], "row {}", y["row"]);
+        }
+        same += usize::from(x["predicted"] == y["predicted"]);
+    }
+    assert!(
+        same < 539
+            || p.iter()
+                .zip(&h)
+                .any(|(x, y)| x["probability"] != y["probability"])
+    );
+    // A hop longer than the model's window (4) is refused, naming the flag.
+    let mut args = vec!["detect"];
+    args.extend(paths(&files));
+    args.extend(["--model", model.to_str().unwrap(), "--hop", "5"]);
+    let o = iotids(&args);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o)
+            .contains("--hop 5: a window holds 4 packets in this model, so the hop is 1 to 4"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Live capture on the loopback interface, traffic only to 127.0.0.1: where this process

@@ -179,7 +179,10 @@ pub fn packets(job: &BenchPacketsJob) -> Result<ExitCode> {
             let (s, summary) = median_of(job.repeat, || {
                 let mut engine = iotids_detect::Engine::new(
                     &detector,
-                    iotids_detect::Config::default(),
+                    iotids_detect::Config {
+                        hop: job.hop,
+                        ..iotids_detect::Config::default()
+                    },
                     None,
                     None,
                 )?;
@@ -193,7 +196,7 @@ pub fn packets(job: &BenchPacketsJob) -> Result<ExitCode> {
         None => None,
     };
     let replay = match (&job.model, job.replay_seconds) {
-        (Some(dir), Some(secs)) => Some(replay(capture, dir, secs)?),
+        (Some(dir), Some(secs)) => Some(replay(capture, dir, secs, job.hop)?),
         _ => None,
     };
     let peak = peak_rss_kib().map(|kib| kib * 1024);
@@ -212,6 +215,7 @@ pub fn packets(job: &BenchPacketsJob) -> Result<ExitCode> {
         "detect_seconds": detect.as_ref().map(|d| d.0),
         "detect_packets_per_second": detect.as_ref().map(|d| packets as f64 / d.0),
         "detect_window": detect.as_ref().map(|d| d.2),
+        "detect_hop": job.hop,
         "detect_alerts": detect.as_ref().map(|d| d.1.alert_total()),
         "threads": threads,
         "peak_rss_bytes": peak,
@@ -240,7 +244,8 @@ pub fn packets(job: &BenchPacketsJob) -> Result<ExitCode> {
     }
     if let Some((s, _, k)) = &detect {
         text.push_str(&format!(
-            "; detect (window {k}) {:.3} s = {:.0} packets/s on {threads} threads",
+            "; detect (window {k}, hop {}) {:.3} s = {:.0} packets/s on {threads} threads",
+            job.hop,
             s,
             packets as f64 / s
         ));
@@ -287,9 +292,17 @@ struct Replay {
 /// `n` to the second byte of both addresses of every IPv4 packet (the second and third of
 /// IPv6), a bijection that keeps each flow whole while making it new, so the flow table,
 /// conversations and windows see an endless stream of new flows.
-fn replay(capture: &std::path::Path, model: &std::path::Path, seconds: u64) -> Result<Replay> {
+fn replay(
+    capture: &std::path::Path,
+    model: &std::path::Path,
+    seconds: u64,
+    hop: usize,
+) -> Result<Replay> {
     let detector = iotids_model::artifact::Detector::load(model)?;
-    let config = iotids_detect::Config::default();
+    let config = iotids_detect::Config {
+        hop,
+        ..iotids_detect::Config::default()
+    };
     let mut packets: Vec<(i64, u32, iotids_packets::LinkType, Vec<u8>, u32)> = Vec::new();
     let mut reader = iotids_packets::CaptureReader::open(capture)?;
     reader.for_each(|p| -> Result<()> {

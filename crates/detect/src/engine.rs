@@ -30,6 +30,13 @@ pub struct Config {
     pub idle_seconds: u64,
     /// The model's name in alerts (its directory).
     pub model: String,
+    /// Score one window in `hop` of each flow: within a batch, a flow's last packet and
+    /// every `hop`-th before it end a scored window, and every packet takes the decision
+    /// of the first scored window of its flow at or after it, a window that holds it
+    /// (`hop` is at most the model's window). 1 (the default) scores every packet's own
+    /// window, the decisions `predict` makes; more trades that for speed (the GRU is most
+    /// of detection's time).
+    pub hop: usize,
 }
 
 impl Default for Config {
@@ -39,6 +46,7 @@ impl Default for Config {
             max_flows: 65_536,
             idle_seconds: 600,
             model: String::new(),
+            hop: 1,
         }
     }
 }
@@ -177,6 +185,37 @@ impl Held {
     }
 }
 
+/// The batch rows (of `rows`, flows `flows`) whose windows are scored with `hop`, in
+/// order, and for every row the place in that list of the window deciding it: per flow,
+/// its last row and every `hop`-th before it; a row is decided by the first chosen row of
+/// its flow at or after it (at most `hop - 1` rows later, so inside that window).
+fn hop_plan(flows: Option<&[u32]>, rows: usize, hop: usize) -> (Vec<usize>, Vec<usize>) {
+    let Some(flows) = flows.filter(|_| hop > 1) else {
+        return ((0..rows).collect(), (0..rows).collect());
+    };
+    // Per flow, walking backwards: the chosen row deciding the rows met, and how many
+    // rows it decides so far.
+    let mut open: rustc_hash::FxHashMap<u32, (usize, usize)> = Default::default();
+    let mut decider = vec![0usize; rows];
+    let mut chosen_back = Vec::new();
+    for i in (0..rows).rev() {
+        let e = open.entry(flows[i]).or_insert((i, hop));
+        if e.1 == hop {
+            *e = (i, 0);
+            chosen_back.push(i);
+        }
+        e.1 += 1;
+        decider[i] = e.0;
+    }
+    chosen_back.reverse();
+    let mut place = vec![usize::MAX; rows];
+    for (j, &i) in chosen_back.iter().enumerate() {
+        place[i] = j;
+    }
+    let cover = decider.iter().map(|&d| place[d]).collect();
+    (chosen_back, cover)
+}
+
 /// How packets are read for `detector`: its training file's settings, with every input
 /// of its pipeline given its kind (numeric or categorical), so no sample is needed to
 /// infer kinds and the first packet is scored as soon as its batch is.
@@ -206,6 +245,13 @@ impl<'d> Engine<'d> {
         eve: Option<Box<dyn Write + Send>>,
         verdicts: Option<Box<dyn Write + Send>>,
     ) -> Result<Engine<'d>> {
+        let window = detector.card.window;
+        if config.hop == 0 || config.hop > window {
+            return Err(Error::Config(format!(
+                "--hop {}: a window holds {window} packets in this model, so the hop is 1 to {window}",
+                config.hop
+            )));
+        }
         let builder = DatasetBuilder::new("packets", &COLUMNS, &ingest_options(detector))?
             .with_sample_size(0)
             .streaming(MAX_LEVELS, config.max_flows);
@@ -303,7 +349,9 @@ impl<'d> Engine<'d> {
             let all: Vec<usize> = (0..rows).collect();
             let features = self.detector.pipeline.transform(&ds, &all)?;
             let (seq, range) = self.stream.next_batch(features, ds.flows.as_deref())?;
-            let scored: Vec<usize> = range.collect();
+            let ends: Vec<usize> = range.collect();
+            let (chosen, cover) = hop_plan(ds.flows.as_deref(), rows, self.config.hop);
+            let scored: Vec<usize> = chosen.iter().map(|&i| ends[i]).collect();
             let c = self.detector.classify(&seq, &scored, SCORE_BATCH);
             for i in 0..rows {
                 let line = ds.lines[i];
@@ -315,9 +363,10 @@ impl<'d> Engine<'d> {
                     break;
                 };
                 let key = ds.flows.as_ref().map_or(0, |f| f[i]);
-                let probs = c.scores.row(i);
-                let p = c.predicted[i] as usize;
-                let novelty = c.novelty.get(i).copied();
+                let j = cover[i];
+                let probs = c.scores.row(j);
+                let p = c.predicted[j] as usize;
+                let novelty = c.novelty.get(j).copied();
                 self.decide(&meta, key, p, probs, novelty)?;
             }
         }
@@ -483,5 +532,34 @@ impl<'d> Engine<'d> {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hop_plan;
+
+    #[test]
+    fn hop_scores_each_flows_last_row_and_every_hopth_before_it() {
+        // Flows A B A A B A A A.
+        let (a, b) = (1, 2);
+        let flows = [a, b, a, a, b, a, a, a];
+        let (chosen, cover) = hop_plan(Some(&flows), 8, 2);
+        assert_eq!(chosen, [2, 4, 5, 7]);
+        assert_eq!(cover, [0, 1, 0, 2, 1, 2, 3, 3]);
+        // Every row is decided by a chosen row of its flow at most hop - 1 rows on.
+        for (i, &j) in cover.iter().enumerate() {
+            let c = chosen[j];
+            assert_eq!(flows[c], flows[i]);
+            let between = (i..=c).filter(|&r| flows[r] == flows[i]).count();
+            assert!((1..=2).contains(&between));
+        }
+        let (chosen, cover) = hop_plan(Some(&flows), 8, 3);
+        assert_eq!(chosen, [3, 4, 7]);
+        assert_eq!(cover, [0, 1, 0, 0, 1, 2, 2, 2]);
+        // Hop 1, or no flows: every row its own window.
+        let all: Vec<usize> = (0..8).collect();
+        assert_eq!(hop_plan(Some(&flows), 8, 1), (all.clone(), all.clone()));
+        assert_eq!(hop_plan(None, 8, 4), (all.clone(), all));
     }
 }

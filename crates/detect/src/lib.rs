@@ -35,6 +35,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Csv(#[from] csv::Error),
+    /// A setting that does not fit the model.
+    #[error("{0}")]
+    Config(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
