@@ -312,12 +312,7 @@ pub fn dissect_pdus(
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    ::hex::encode(bytes)
 }
 
 /// Escapes a string value as `tshark -T fields` prints it: backspace, tab, LF, form

@@ -45,11 +45,40 @@ pub const STATELESS: [&str; 25] = [
 
 /// `frame.time` as tshark prints it in UTC: `Jul 10, 2010 21:43:30.035265000 UTC` (the
 /// day padded with a space, always nine fraction digits).
+///
+/// The part up to the seconds is formatted once per second of packet time (packets come in
+/// runs within a second; chrono's formatting was a tenth of `extract`'s time).
 pub fn frame_time(seconds: i64, nanos: u32) -> String {
-    match DateTime::from_timestamp(seconds, nanos) {
-        Some(t) => format!("{} UTC", t.format("%b %e, %Y %H:%M:%S.%f")),
-        None => String::new(),
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
+    if nanos >= 1_000_000_000 {
+        // A leap second's nanoseconds: chrono's own rendering.
+        return match DateTime::from_timestamp(seconds, nanos) {
+            Some(t) => format!("{} UTC", t.format("%b %e, %Y %H:%M:%S.%f")),
+            None => String::new(),
+        };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != seconds {
+            let Some(t) = DateTime::from_timestamp(seconds, 0) else {
+                return String::new();
+            };
+            *last = (seconds, t.format("%b %e, %Y %H:%M:%S.").to_string());
+        }
+        let mut out = String::with_capacity(last.1.len() + 13);
+        out.push_str(&last.1);
+        let mut digits = itoa::Buffer::new();
+        let n = digits.format(nanos);
+        for _ in n.len()..9 {
+            out.push('0');
+        }
+        out.push_str(n);
+        out.push_str(" UTC");
+        out
+    })
 }
 
 fn dotted(a: &[u8]) -> String {
@@ -170,14 +199,7 @@ fn icmp_unused(b: &[u8]) -> Option<&[u8]> {
 }
 
 /// Lower-case hex of `bytes`, as tshark prints byte fields.
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
+use crate::app::hex;
 
 /// `icmp.seq_le`: the sequence number read little-endian, from the packet's own echo,
 /// timestamp, information or address-mask message or, in an error (destination
