@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use iotids_detect::eve::CaptureStats;
 use iotids_detect::{Activity, Engine, Summary};
 use iotids_model::artifact::Detector;
 use iotids_packets::CaptureReader;
@@ -103,15 +102,8 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
                 .context("cannot install the Ctrl-C handler")?;
             engine.start_capture(job.interface.as_deref().unwrap_or("-"), true);
             let mut last_flush = Instant::now();
-            let capture_stats = |live: &mut Live| {
-                live.stats().map(
-                    |(kernel_packets, kernel_drops, kernel_ifdrops)| CaptureStats {
-                        kernel_packets,
-                        kernel_drops,
-                        kernel_ifdrops,
-                    },
-                )
-            };
+            // No libpcap counters (pcap_stats, Engine::set_capture_stats) in the stats
+            // lines yet: left out while the loopback test's hang after Ctrl-C is open.
             while !stop.load(Ordering::SeqCst) && seen < limit {
                 let got = live.next(|p| -> Result<()> {
                     seen += 1;
@@ -120,16 +112,10 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
                 })?;
                 if !got || last_flush.elapsed() >= Duration::from_secs(1) {
                     engine.flush()?;
-                    if let Some(c) = capture_stats(&mut live) {
-                        engine.set_capture_stats(c);
-                    }
                     engine.tick()?;
                     engine.flush_outputs()?;
                     last_flush = Instant::now();
                 }
-            }
-            if let Some(c) = capture_stats(&mut live) {
-                engine.set_capture_stats(c);
             }
         }
         None => {

@@ -103,18 +103,6 @@ impl Live {
         self.packets
     }
 
-    /// libpcap's counters (`pcap_stats`): packets received, dropped for lack of buffer
-    /// room, dropped by the interface; `None` where libpcap cannot tell.
-    pub fn stats(&mut self) -> Option<(u64, u64, u64)> {
-        self.capture.stats().ok().map(|s| {
-            (
-                u64::from(s.received),
-                u64::from(s.dropped),
-                u64::from(s.if_dropped),
-            )
-        })
-    }
-
     /// Waits for the next packet (at most the timeout) and calls `f` on it; `Ok(false)`
     /// when the timeout passed without one.
     ///
