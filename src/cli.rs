@@ -250,12 +250,18 @@ pub enum Command {
     /// Detect attacks in packets: read captures (or a live interface), build the model's
     /// flow windows online (a bounded flow table, idle flows evicted), score every packet
     /// with the model (the decisions `predict` makes on `extract`'s CSV of the same
-    /// packets) and write Suricata EVE JSON alerts for every packet judged an attack or
-    /// unknown (iotids' own fields under alert.metadata.iotids) and a verdict per packet.
-    /// Prints a summary (packets, flows, alerts per class, packets/s) on stderr. Ctrl-C
-    /// on a live capture flushes everything and exits 0.
+    /// packets) and write Suricata EVE JSON: an alert line for a packet judged an attack
+    /// or unknown, at most one per flow and class per --alert-interval (iotids' own fields,
+    /// with the packets judged since the flow's last line, under alert.metadata.iotids),
+    /// and stats lines every --stats-interval; and a verdict per packet. Prints a summary
+    /// (packets, flows, alert lines and judged packets per class, unknowns, accuracy with
+    /// labelled captures, packets/s) on stderr; --report writes it as an HTML page with the
+    /// top flows, alerts per minute and the unknowns. Ctrl-C on a live capture flushes
+    /// everything and exits 0.
     Detect {
-        /// Captures to read, in order (or --interface).
+        /// Captures to read, in order (or --interface); or labelled captures (a folder of
+        /// class folders, or a TOML manifest, as `train` reads), whose labels become the
+        /// verdicts' `true` column and the summary's accuracy.
         #[arg(required_unless_present = "interface", conflicts_with = "interface")]
         captures: Vec<PathBuf>,
         /// Model directory written by `iotids train` from packet columns (captures or
@@ -269,9 +275,26 @@ pub enum Command {
         #[arg(long)]
         eve: Option<PathBuf>,
         /// Write one CSV row per packet here: row, capture, packet number, timestamp,
-        /// flow id, endpoints, protocol, predicted class, its probability, alert or pass.
+        /// flow id, endpoints, protocol, predicted class, its probability, alert or pass,
+        /// and `true` (the label) with labelled captures.
         #[arg(long)]
         verdicts: Option<PathBuf>,
+        /// At most one EVE alert line per flow and decided class in this many seconds of
+        /// packet time (as Suricata's `threshold: type limit, track by_flow`); the packets
+        /// judged in between are counted. 0: a line for every packet judged an attack or
+        /// unknown.
+        #[arg(long, value_name = "SECONDS", value_parser = interval_seconds,
+              default_value_t = DETECT.alert_interval)]
+        alert_interval: u64,
+        /// An EVE stats line every this many seconds (packet time when reading files, wall
+        /// time on --interface), and one at the end. 0: none.
+        #[arg(long, value_name = "SECONDS", value_parser = interval_seconds,
+              default_value_t = DETECT.stats_interval)]
+        stats_interval: u64,
+        /// Write an HTML page of the run here: the summary, alerts per class, the top flows
+        /// by alerts, alerts per minute and the unknowns (one self-contained file).
+        #[arg(long, value_name = "FILE.html", value_parser = html_path)]
+        report: Option<PathBuf>,
         /// Keep only packets matching this BPF expression (tcpdump's syntax, libpcap's
         /// compiler), on files as on an interface.
         #[arg(long)]
@@ -833,6 +856,30 @@ fn learning_rate(s: &str) -> Result<f64, String> {
     match number(s) {
         Ok(v) if v > 0.0 => Ok(v),
         _ => Err("the learning rate must be a number > 0".into()),
+    }
+}
+
+/// Longest alert or stats interval: a year.
+const MAX_INTERVAL: u64 = 365 * 24 * 3600;
+
+fn interval_seconds(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(v) if v <= MAX_INTERVAL => Ok(v),
+        _ => Err(format!(
+            "expected whole seconds from 0 (off) to {MAX_INTERVAL} (a year)"
+        )),
+    }
+}
+
+fn html_path(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    let html = p
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+    if html && !p.is_dir() {
+        Ok(p)
+    } else {
+        Err("expected a file name ending in .html".into())
     }
 }
 

@@ -185,8 +185,12 @@ pub struct ExtractJob {
 #[derive(Debug)]
 pub struct DetectJob {
     pub model: PathBuf,
-    /// Captures to read; empty with `interface`.
+    /// Captures to read; empty with `interface` or `labelled`.
     pub captures: Vec<PathBuf>,
+    /// Labelled captures (class folders or manifests) to read instead, in order.
+    pub labelled: Vec<iotids_packets::labelled::Labelled>,
+    /// The HTML report.
+    pub report: Option<PathBuf>,
     pub interface: Option<String>,
     /// `-` is standard output.
     pub eve: Option<PathBuf>,
@@ -363,6 +367,9 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             interface,
             eve,
             verdicts,
+            alert_interval,
+            stats_interval,
+            report,
             bpf,
             batch,
             max_flows,
@@ -374,6 +381,27 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             if let Some(f) = &bpf {
                 iotids_packets::bpf::Filter::new(f).map_err(|why| anyhow!("--bpf `{f}`: {why}"))?;
             }
+            // Labelled captures (class folders, manifests) or plain ones, not both: the
+            // verdicts have a `true` column for all rows or none.
+            let (labelled, plain): (Vec<&PathBuf>, Vec<&PathBuf>) = captures
+                .iter()
+                .partition(|p| iotids_packets::labelled::is_labelled_captures(p));
+            if let (Some(l), Some(p)) = (labelled.first(), plain.first()) {
+                bail!(
+                    "detect: {} is labelled captures and {} a capture file: give labelled captures (folders of class folders, .toml manifests) or capture files, not both",
+                    l.display(),
+                    p.display()
+                );
+            }
+            let labelled = labelled
+                .into_iter()
+                .map(|p| iotids_packets::labelled::Labelled::open(p))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let captures = if labelled.is_empty() {
+                captures
+            } else {
+                Vec::new()
+            };
             Job::Detect(DetectJob {
                 config: iotids_detect::Config {
                     batch_packets: batch.get(),
@@ -381,9 +409,13 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                     idle_seconds: idle_timeout,
                     model: model.display().to_string(),
                     hop: hop.get(),
+                    alert_interval,
+                    stats_interval,
                 },
                 model,
                 captures,
+                labelled,
+                report,
                 interface,
                 eve,
                 verdicts,

@@ -1764,9 +1764,63 @@ fn a_model_trained_from_captures_scores_as_one_trained_from_tsharks_csv() {
 }
 
 /// Suricata's EVE schema (OISF/suricata etc/schema.json at 398687d5d4), cut to the keys
-/// `detect` writes: the top level with its `additionalProperties: false`, and the whole
-/// `alert` and `flow` objects.
+/// `detect` writes: the top level with its `additionalProperties: false`, the whole
+/// `alert` and `flow` objects, and the `stats` object's uptime, capture, decoder (but its
+/// event subtree), flow and detect.
 const EVE_SCHEMA: &str = "tests/golden/suricata-eve-alert.schema.json";
+
+fn eve_validator() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(EVE_SCHEMA)).unwrap(),
+    )
+    .unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+/// An EVE file's lines, each checked against Suricata's schema.
+fn eve_lines(path: &Path) -> Vec<serde_json::Value> {
+    let validator = eve_validator();
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            let errors: Vec<String> = validator.iter_errors(&e).map(|x| x.to_string()).collect();
+            assert!(errors.is_empty(), "{e}: {errors:?}");
+            e
+        })
+        .collect()
+}
+
+/// Nanoseconds since midnight of an EVE timestamp (`2020-09-13T12:26:40.000000+0000`).
+fn day_nanos(t: &str) -> i64 {
+    let (h, m, s) = (&t[11..13], &t[14..16], &t[17..]);
+    let s = &s[..s.find('+').unwrap()];
+    let (whole, frac) = s.split_once('.').unwrap();
+    let h: i64 = h.parse().unwrap();
+    let m: i64 = m.parse().unwrap();
+    let whole: i64 = whole.parse().unwrap();
+    let frac: i64 = format!("{frac:0<9}").parse().unwrap();
+    ((h * 60 + m) * 60 + whole) * 1_000_000_000 + frac
+}
+
+/// Trains SMALL_MODEL on the generated class captures under `dir`; returns the model
+/// directory and the captures.
+fn small_model(dir: &Path) -> (PathBuf, Vec<(String, PathBuf)>) {
+    let caps = dir.join("caps");
+    let files = captures::write_classes(&caps);
+    let model = dir.join("m");
+    let mut args = vec![
+        "train",
+        caps.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ];
+    args.extend(SMALL_MODEL);
+    let o = iotids(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (model, files)
+}
 
 #[test]
 fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
@@ -1808,6 +1862,8 @@ fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
         verdicts.to_str().unwrap(),
         "--batch",
         "50",
+        "--alert-interval",
+        "0",
         "--json",
     ]);
     let o = iotids(&args);
@@ -1836,19 +1892,27 @@ fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
     assert_eq!(v[0]["capture"], files[0].1.to_str().unwrap());
     assert_eq!(v[0]["packet"], "1");
     assert_eq!(v[0]["timestamp"], "2020-09-13T12:26:40.000000+0000");
+    assert!(
+        !v[0].contains_key("true"),
+        "plain captures: no `true` column"
+    );
+    assert!(summary.get("accuracy").is_none());
 
-    // One EVE alert line per alerting verdict, each valid under Suricata's schema.
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(EVE_SCHEMA)).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let text = std::fs::read_to_string(&eve).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+    // With --alert-interval 0, one EVE alert line per alerting verdict, each valid under
+    // Suricata's schema (and the stats lines too).
+    let validator = eve_validator();
+    let all = eve_lines(&eve);
+    let lines: Vec<serde_json::Value> = all
+        .iter()
+        .filter(|e| e["event_type"] == "alert")
+        .cloned()
         .collect();
     assert_eq!(lines.len(), alerts);
+    assert_eq!(
+        all.len() - lines.len(),
+        summary["stats_lines"].as_u64().unwrap() as usize
+    );
+    assert_eq!(summary["alerts"], summary["alert_packets"]);
     assert!(alerts > 100, "{alerts} alerts");
     let alerting: Vec<_> = v.iter().filter(|r| r["decision"] == "alert").collect();
     for (e, r) in lines.iter().zip(alerting) {
@@ -1860,6 +1924,7 @@ fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
         let class = r["predicted"].as_str();
         assert_eq!(e["alert"]["signature"], format!("iotids: {class}"));
         assert_eq!(e["alert"]["metadata"]["iotids"]["class"], class);
+        assert_eq!(e["alert"]["metadata"]["iotids"]["packets_since_last"], 1);
         assert_eq!(e["src_ip"], r["src_ip"].as_str());
         assert!(e["flow"]["pkts_toserver"].as_u64().unwrap() >= 1);
     }
@@ -2158,5 +2223,384 @@ fn detect_live_on_loopback_or_a_clear_permission_error() {
             rows.len()
         )),
         "{e}"
+    );
+}
+
+/// A flood of one flow: at most one EVE alert line per flow and decided class per
+/// `--alert-interval` (of packet time), each counting the packets judged since the last
+/// one; interval 0 is a line per judged packet. Stats lines every `--stats-interval` of
+/// packet time, valid under Suricata's schema, the last one's counters the summary's.
+#[test]
+fn detect_thresholds_alerts_per_flow_and_writes_stats_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    // The model knows floods: a `flood` class of three flows besides the others.
+    let caps = dir.path().join("caps");
+    captures::write_classes(&caps);
+    std::fs::create_dir_all(caps.join("flood")).unwrap();
+    for port in 0..3u16 {
+        let f = caps.join("flood").join(format!("flood-{port}.pcap"));
+        captures::write_flood(&f, 125, 10_000, 62_000 + port);
+    }
+    let model = dir.path().join("m");
+    let mut args = vec![
+        "train",
+        caps.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ];
+    args.extend(SMALL_MODEL);
+    let o = iotids(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A flood of one flow: 125 password guesses from one client port, 1,000 frames
+    // 10 ms apart: 9.99 s of packet time.
+    let flood = dir.path().join("flood.pcap");
+    captures::write_flood(&flood, 125, 10_000, 62_100);
+    let run = |interval: &str, stats: &str, name: &str| {
+        let (eve, verdicts) = (
+            dir.path().join(format!("{name}.json")),
+            dir.path().join(format!("{name}.csv")),
+        );
+        let o = iotids(&[
+            "detect",
+            flood.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--eve",
+            eve.to_str().unwrap(),
+            "--verdicts",
+            verdicts.to_str().unwrap(),
+            "--alert-interval",
+            interval,
+            "--stats-interval",
+            stats,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        (summary, eve_lines(&eve), csv_rows(&verdicts))
+    };
+
+    let (summary, lines, verdicts) = run("2", "3", "two");
+    assert_eq!(summary["packets"], 1000);
+    assert_eq!(summary["flows"], 1);
+    assert_eq!(verdicts.len(), 1000, "a verdict for every packet");
+    let judged: Vec<_> = verdicts
+        .iter()
+        .filter(|r| r["decision"] == "alert")
+        .collect();
+    assert!(
+        judged.len() > 900,
+        "the flood is judged an attack: {}",
+        judged.len()
+    );
+    // What a 2 s limit per (flow, class) leaves, from the verdicts: a line for the first
+    // packet judged a class, then for the first one 2 s or more after the last line.
+    let mut expected = Vec::new();
+    let mut state: std::collections::BTreeMap<(String, String), (i64, u64)> = Default::default();
+    for r in &judged {
+        let t = day_nanos(&r["timestamp"]);
+        let key = (r["flow_id"].clone(), r["predicted"].clone());
+        let s = state.entry(key.clone()).or_insert((i64::MIN, 0));
+        s.1 += 1;
+        if s.0 == i64::MIN || t - s.0 >= 2_000_000_000 {
+            expected.push((key, r["packet"].clone(), s.1));
+            *s = (t, 0);
+        }
+    }
+    let alerts: Vec<_> = lines
+        .iter()
+        .filter(|e| e["event_type"] == "alert")
+        .collect();
+    let got: Vec<_> = alerts
+        .iter()
+        .map(|e| {
+            (
+                (
+                    e["flow_id"].as_u64().unwrap().to_string(),
+                    e["alert"]["metadata"]["iotids"]["class"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                ),
+                e["pcap_cnt"].as_u64().unwrap().to_string(),
+                e["alert"]["metadata"]["iotids"]["packets_since_last"]
+                    .as_u64()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    // One flow over 9.99 s: 5 windows (0, 2, 4, 6, 8 s) per class judged throughout.
+    let classes = state.len();
+    assert!(alerts.len() <= 5 * classes, "{} lines", alerts.len());
+    assert!(alerts.len() >= 5, "{} lines", alerts.len());
+    let total = |k: &str| {
+        summary[k]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(total("alerts"), alerts.len() as u64);
+    assert_eq!(total("alert_packets"), judged.len() as u64);
+
+    // Stats every 3 s of packet time from the first packet (0 to 9.99 s): at 3, 6 and 9 s,
+    // and one at the end.
+    let stats: Vec<_> = lines
+        .iter()
+        .filter(|e| e["event_type"] == "stats")
+        .collect();
+    assert_eq!(stats.len(), 4);
+    assert_eq!(summary["stats_lines"], 4);
+    let uptimes: Vec<u64> = stats
+        .iter()
+        .map(|e| e["stats"]["uptime"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uptimes, [3, 6, 9, 9]);
+    assert_eq!(stats[0]["timestamp"], "2020-09-16T23:46:43.000000+0000");
+    assert_eq!(
+        stats[0]["stats"]["decoder"]["pkts"], 300,
+        "packets before 3 s"
+    );
+    assert_eq!(stats[3]["timestamp"], verdicts[999]["timestamp"].as_str());
+    let last = &stats[3]["stats"];
+    assert_eq!(last["decoder"]["pkts"], summary["packets"]);
+    assert_eq!(last["decoder"]["tcp"], 1000);
+    assert_eq!(last["decoder"]["ipv4"], 1000);
+    // The frames' bytes: the file less its header and the 16-byte record headers.
+    let frames = std::fs::metadata(&flood).unwrap().len() - 24 - 16 * 1000;
+    assert_eq!(last["decoder"]["bytes"], frames);
+    assert_eq!(last["flow"]["total"], summary["flows"]);
+    assert_eq!(last["flow"]["tcp"], 1);
+    assert_eq!(last["detect"]["alert"], total("alerts"));
+    assert_eq!(
+        last["detect"]["alerts_suppressed"],
+        total("alert_packets") - total("alerts")
+    );
+    assert!(
+        last.get("capture").is_none(),
+        "no libpcap counters on files"
+    );
+    // Suricata's stats object takes no key of its own.
+    let mut bad = stats[0].clone();
+    bad["stats"]["iotids"] = serde_json::json!({"scored": 1});
+    assert!(!eve_validator().is_valid(&bad));
+
+    // Interval 0: a line per judged packet; stats 0: none.
+    let (summary, lines, verdicts) = run("0", "0", "zero");
+    let judged = verdicts.iter().filter(|r| r["decision"] == "alert").count();
+    assert_eq!(lines.len(), judged);
+    assert!(lines.iter().all(|e| e["event_type"] == "alert"
+        && e["alert"]["metadata"]["iotids"]["packets_since_last"] == 1));
+    assert_eq!(summary["stats_lines"], 0);
+    assert_eq!(summary["alerts"], summary["alert_packets"]);
+}
+
+/// Bad interval and report values are refused by clap, naming the flag, the value and
+/// what is allowed.
+#[test]
+fn detect_refuses_bad_intervals_and_report_names() {
+    for (flag, value, allowed) in [
+        (
+            "--alert-interval",
+            "-1",
+            "whole seconds from 0 (off) to 31536000",
+        ),
+        (
+            "--stats-interval",
+            "1.5",
+            "whole seconds from 0 (off) to 31536000",
+        ),
+        (
+            "--alert-interval",
+            "99999999999",
+            "whole seconds from 0 (off) to 31536000",
+        ),
+        ("--report", "page.txt", "a file name ending in .html"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let o = iotids(&["detect", "x.pcap", "--model", "m", &arg]);
+        assert_eq!(o.status.code(), Some(2));
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!("'{value}' for '{flag}")) && e.contains(allowed),
+            "{e}"
+        );
+    }
+}
+
+/// Labelled captures (class folders or a manifest, as `train` reads): each verdict gets
+/// its label in `true`, the summary the accuracy and recall of the packet decisions (on
+/// stderr too), and --report writes a self-contained page with the summary's classes and
+/// counts, every string from the input escaped.
+#[test]
+fn detect_labelled_captures_accuracy_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, files) = small_model(dir.path());
+    let caps = dir.path().join("caps");
+    let verdicts = dir.path().join("v.csv");
+    let o = iotids(&[
+        "detect",
+        caps.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--verdicts",
+        verdicts.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = csv_rows(&verdicts);
+    assert_eq!(rows.len(), 539);
+    // Files in class order, each row labelled with its class folder.
+    for (class, path) in &files {
+        let mine: Vec<_> = rows
+            .iter()
+            .filter(|r| r["capture"] == path.to_str().unwrap())
+            .collect();
+        assert!(!mine.is_empty());
+        assert!(mine.iter().all(|r| r["true"] == *class), "{class}");
+    }
+    let correct = rows.iter().filter(|r| r["true"] == r["predicted"]).count();
+    let acc = &summary["accuracy"];
+    assert_eq!(acc["packets"], 539);
+    assert_eq!(acc["correct"], correct as u64);
+    assert!((acc["accuracy"].as_f64().unwrap() - correct as f64 / 539.0).abs() < 1e-12);
+    for (class, _) in &files {
+        let of: Vec<_> = rows.iter().filter(|r| r["true"] == *class).collect();
+        let right = of.iter().filter(|r| r["predicted"] == *class).count();
+        let c = &acc["classes"][class];
+        assert_eq!(c["packets"], of.len() as u64);
+        assert_eq!(c["correct"], right as u64);
+        assert!((c["recall"].as_f64().unwrap() - right as f64 / of.len() as f64).abs() < 1e-12);
+    }
+    assert!(acc["accuracy"].as_f64().unwrap() > 0.8, "{acc}");
+    // The same decisions as on the plain captures (labels change no decision).
+    let plain = dir.path().join("plain.csv");
+    let mut args = vec!["detect"];
+    args.extend(paths(&files));
+    args.extend([
+        "--model",
+        model.to_str().unwrap(),
+        "--verdicts",
+        plain.to_str().unwrap(),
+    ]);
+    let o = iotids(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plain = csv_rows(&plain);
+    for (a, b) in rows.iter().zip(&plain) {
+        assert_eq!(
+            (&a["predicted"], &a["probability"]),
+            (&b["predicted"], &b["probability"])
+        );
+    }
+
+    // A manifest with a hostile class name and capture file name; the report.
+    let hostile = dir.path().join("h");
+    std::fs::create_dir_all(&hostile).unwrap();
+    let evil_file = hostile.join("<img src=x onerror=alert(1)>&.pcap");
+    std::fs::copy(&files[2].1, &evil_file).unwrap();
+    let manifest = write(
+        dir.path(),
+        "m.toml",
+        "[[capture]]\npath = \"caps/bruteforce/*.pcap\"\nclass = \"bruteforce\"\n\n\
+         [[capture]]\npath = \"h/*.pcap\"\nclass = \"<script>alert('x')</script>\"\n",
+    );
+    let page = dir.path().join("report.html");
+    let eve = dir.path().join("eve.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_iotids"))
+        .args([
+            "detect",
+            manifest.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--eve",
+            eve.to_str().unwrap(),
+            "--report",
+            page.to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(s["packets"], 192 + 184);
+    // The summary on stderr: alert lines against judged packets per class, unknowns,
+    // the accuracy.
+    let e = stderr(&o);
+    let lines = s["alerts"].as_object().unwrap();
+    let judged = s["alert_packets"].as_object().unwrap();
+    let total_lines: u64 = lines.values().map(|v| v.as_u64().unwrap()).sum();
+    let total_judged: u64 = judged.values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(
+        e.contains(&format!(
+            "{total_lines} alert lines for {total_judged} packets judged an attack or unknown, {} unknown",
+            s["unknown"]
+        )),
+        "{e}"
+    );
+    for (c, n) in judged {
+        let l = lines.get(c).and_then(|v| v.as_u64()).unwrap_or(0);
+        assert!(e.contains(&format!("{c} {l} lines for {n} packets")), "{e}");
+    }
+    assert!(
+        total_lines < total_judged,
+        "the 60 s default interval suppresses"
+    );
+    let acc = &s["accuracy"];
+    assert!(
+        e.contains(&format!(
+            "accuracy: {:.1}% of 376 labelled packets",
+            100.0 * acc["accuracy"].as_f64().unwrap()
+        )),
+        "{e}"
+    );
+    // The hostile label decides nothing right (no model class has that name).
+    assert_eq!(acc["classes"]["<script>alert('x')</script>"]["correct"], 0);
+
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("src=\"http")
+    );
+    assert!(
+        !html.contains("<script>") && !html.contains("<img"),
+        "escaped"
+    );
+    assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;&amp;.pcap"));
+    let decided = s["decided"].as_object().unwrap();
+    for (c, n) in decided {
+        let l = lines.get(c).and_then(|v| v.as_u64()).unwrap_or(0);
+        let j = judged.get(c).and_then(|v| v.as_u64()).unwrap_or(0);
+        let row = format!(
+            "<td>{c}</td><td class=\"n\">{l}</td><td class=\"n\">{j}</td><td class=\"n\">{n}</td>"
+        );
+        assert!(html.contains(&row), "{row}");
+    }
+    for h in [
+        "Top flows by alerts",
+        "Alerts per minute",
+        "Unknowns",
+        "Accuracy on the labelled captures",
+    ] {
+        assert!(html.contains(h), "{h}");
+    }
+    assert!(html.contains(&format!("<th>alert lines</th><td>{total_lines}</td>")));
+
+    // Labelled and plain captures together are refused, naming both.
+    let o = iotids(&[
+        "detect",
+        caps.to_str().unwrap(),
+        files[0].1.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is labelled captures and"),
+        "{}",
+        stderr(&o)
     );
 }

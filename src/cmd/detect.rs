@@ -9,14 +9,57 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use iotids_detect::{Engine, Summary};
+use iotids_detect::{Activity, Engine, Summary};
 use iotids_model::artifact::Detector;
 use iotids_packets::CaptureReader;
 use iotids_packets::bpf::Filter;
 use iotids_packets::live::Live;
+use iotids_report::html::{Block, Report};
 
 use crate::job::{DetectJob, Ui};
-use crate::output::print_json;
+use crate::output::{print_json, write_file};
+
+/// A capture file to read, with its label and what to keep of it (a labelled capture's
+/// manifest entry).
+struct Source<'a> {
+    path: &'a Path,
+    class: Option<&'a str>,
+    /// The manifest entry's filter (BPF) and its number, and the manifest.
+    filter: Option<(&'a str, usize, &'a Path)>,
+    start: Option<(i64, u32)>,
+    end: Option<(i64, u32)>,
+}
+
+fn sources(job: &DetectJob) -> Vec<Source<'_>> {
+    if job.labelled.is_empty() {
+        return job
+            .captures
+            .iter()
+            .map(|p| Source {
+                path: p,
+                class: None,
+                filter: None,
+                start: None,
+                end: None,
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for l in &job.labelled {
+        for (i, e) in l.entries.iter().enumerate() {
+            for f in &e.files {
+                out.push(Source {
+                    path: f,
+                    class: Some(&e.class),
+                    filter: e.filter.as_deref().map(|x| (x, i + 1, l.source.as_path())),
+                    start: e.start,
+                    end: e.end,
+                });
+            }
+        }
+    }
+    out
+}
 
 /// A writer on `path` (`-`: standard output).
 fn sink(path: &Path) -> Result<Box<dyn Write + Send>> {
@@ -37,6 +80,10 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
     };
     let eve = job.eve.as_deref().map(sink).transpose()?;
     let verdicts = job.verdicts.as_deref().map(sink).transpose()?;
+    if let Some(r) = &job.report {
+        // Fail before the captures are read, not after.
+        File::create(r).with_context(|| format!("--report {}: cannot create", r.display()))?;
+    }
     let mut engine =
         Engine::new(&detector, job.config.clone(), eve, verdicts).with_context(|| {
             format!(
@@ -55,6 +102,8 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
                 .context("cannot install the Ctrl-C handler")?;
             engine.start_capture(job.interface.as_deref().unwrap_or("-"), true);
             let mut last_flush = Instant::now();
+            // No libpcap counters (pcap_stats, Engine::set_capture_stats) in the stats
+            // lines yet: left out while the loopback test's hang after Ctrl-C is open.
             while !stop.load(Ordering::SeqCst) && seen < limit {
                 let got = live.next(|p| -> Result<()> {
                     seen += 1;
@@ -63,6 +112,7 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
                 })?;
                 if !got || last_flush.elapsed() >= Duration::from_secs(1) {
                     engine.flush()?;
+                    engine.tick()?;
                     engine.flush_outputs()?;
                     last_flush = Instant::now();
                 }
@@ -77,13 +127,44 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
                 .map_err(|e| {
                     anyhow::anyhow!("--bpf `{}`: {e}", job.bpf.as_deref().unwrap_or(""))
                 })?;
-            'files: for path in &job.captures {
+            'files: for source in sources(job) {
+                let path = source.path;
                 let mut reader = CaptureReader::open(path)?;
-                engine.start_capture(&path.display().to_string(), false);
+                let name = path.display().to_string();
+                let mut entry_filter = match source.filter {
+                    Some((f, entry, manifest)) => Some(Filter::new(f).map_err(|e| {
+                        anyhow::anyhow!(
+                            "{}: capture {entry}: filter `{f}`: {e}",
+                            manifest.display()
+                        )
+                    })?),
+                    None => None,
+                };
+                match source.class {
+                    Some(class) => engine.start_labelled_capture(&name, class),
+                    None => engine.start_capture(&name, false),
+                }
                 let mut stop = false;
+                // Labelled captures are numbered among the packets kept, as `train`
+                // reads them.
+                let mut kept = 0u64;
                 let r = reader.for_each(|p| -> Result<()> {
                     if stop {
                         return Ok(());
+                    }
+                    if source.class.is_some() {
+                        let t = (p.seconds, p.nanos);
+                        if source.start.is_some_and(|s| t < s) || source.end.is_some_and(|e| t >= e)
+                        {
+                            return Ok(());
+                        }
+                        if let Some(f) = &mut entry_filter
+                            && !f
+                                .matches(p.link, p.data)
+                                .map_err(|e| anyhow::anyhow!("{}: filter: {e}", path.display()))?
+                        {
+                            return Ok(());
+                        }
                     }
                     if let Some(f) = &mut filter {
                         let keep = f
@@ -95,7 +176,12 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
                         }
                     }
                     seen += 1;
-                    engine.packet(p)?;
+                    if source.class.is_some() {
+                        kept += 1;
+                        engine.packet(&iotids_packets::Packet { number: kept, ..*p })?;
+                    } else {
+                        engine.packet(p)?;
+                    }
                     if seen >= limit {
                         stop = true;
                     }
@@ -108,7 +194,10 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
             }
         }
     }
-    let summary = engine.finish()?;
+    let (summary, activity) = engine.finish_with_activity()?;
+    if let Some(r) = &job.report {
+        write_file(r, report(job, &summary, &activity, filtered).to_html())?;
+    }
     if job.json {
         print_json(&summary)?;
     }
@@ -120,7 +209,7 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
 
 fn summary_text(s: &Summary, filtered: u64) -> String {
     let mut t = format!(
-        "detect: {} packets ({} scored, {} rejected by the ingest, {} not read whole{}), {} flows ({} evicted, at most {} held), {} alerts",
+        "detect: {} packets ({} scored, {} rejected by the ingest, {} not read whole{}), {} flows ({} evicted, at most {} held), {} alert lines for {} packets judged an attack or unknown, {} unknown",
         s.packets,
         s.scored,
         s.rejected,
@@ -134,14 +223,283 @@ fn summary_text(s: &Summary, filtered: u64) -> String {
         s.flows_evicted,
         s.flows_peak,
         s.alert_total(),
+        s.alert_packet_total(),
+        s.unknown,
     );
-    if !s.alerts.is_empty() {
-        let by: Vec<String> = s.alerts.iter().map(|(c, n)| format!("{c} {n}")).collect();
-        t.push_str(&format!(" ({})", by.join(", ")));
-    }
     t.push_str(&format!(
         "; {:.1} s, {:.0} packets/s\n",
         s.seconds, s.packets_per_second
     ));
+    if !s.alert_packets.is_empty() {
+        let by: Vec<String> = s
+            .alert_packets
+            .iter()
+            .map(|(c, n)| {
+                let lines = s.alerts.get(c).copied().unwrap_or(0);
+                format!("{c} {lines} lines for {n} packets")
+            })
+            .collect();
+        t.push_str(&format!(
+            "  alerts: {} ({} suppressed by the alert interval)\n",
+            by.join(", "),
+            s.alerts_suppressed()
+        ));
+    }
+    if let Some(a) = &s.accuracy {
+        let by: Vec<String> = a
+            .classes
+            .iter()
+            .map(|(c, r)| {
+                let unknown = if r.unknown > 0 {
+                    format!(" ({} unknown)", r.unknown)
+                } else {
+                    String::new()
+                };
+                format!("{c} {:.1}% of {}{unknown}", 100.0 * r.recall, r.packets)
+            })
+            .collect();
+        t.push_str(&format!(
+            "  accuracy: {:.1}% of {} labelled packets; recall {}\n",
+            100.0 * a.accuracy,
+            a.packets,
+            by.join(", ")
+        ));
+    }
     t
+}
+
+/// The `--report` page. Every string from the traffic or the command line (capture
+/// names, classes, labels) goes through the page's escaping.
+fn report(job: &DetectJob, s: &Summary, a: &Activity, filtered: u64) -> Report {
+    let source = match &job.interface {
+        Some(i) => format!("interface {i}"),
+        None => format!("{} capture files", a.captures.len()),
+    };
+    let mut r = Report::new(
+        "iotids detect",
+        format!("model {}, {source}", job.model.display()),
+    );
+    let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+    let mut kv = vec![
+        ("packets".to_string(), s.packets.to_string()),
+        ("scored".into(), s.scored.to_string()),
+        ("rejected by the ingest".into(), s.rejected.to_string()),
+        ("not read whole".into(), s.problems.to_string()),
+        ("left out by --bpf".into(), filtered.to_string()),
+        ("flows".into(), s.flows.to_string()),
+        ("flows evicted".into(), s.flows_evicted.to_string()),
+        ("most flows held".into(), s.flows_peak.to_string()),
+        ("alert lines".into(), s.alert_total().to_string()),
+        (
+            "packets judged an attack or unknown".into(),
+            s.alert_packet_total().to_string(),
+        ),
+        (
+            "suppressed by the alert interval".into(),
+            s.alerts_suppressed().to_string(),
+        ),
+        (
+            "alert interval".into(),
+            format!("{} s", job.config.alert_interval),
+        ),
+        ("unknown".into(), s.unknown.to_string()),
+        ("stats lines".into(), s.stats_lines.to_string()),
+        ("seconds".into(), format!("{:.2}", s.seconds)),
+        ("packets/s".into(), format!("{:.0}", s.packets_per_second)),
+    ];
+    if let Some(acc) = &s.accuracy {
+        kv.push((
+            "accuracy (labelled packets)".into(),
+            format!("{} of {}", pct(acc.accuracy), acc.packets),
+        ));
+    }
+    r.push(Block::Heading("Summary".into()))
+        .push(Block::KeyValues(kv));
+
+    r.push(Block::Heading("Alerts per class".into()));
+    r.push(Block::Paragraph(format!(
+        "At most one EVE alert line per flow and class every {} s of packet time; the packets judged in between are counted, not written.",
+        job.config.alert_interval
+    )));
+    let rows: Vec<Vec<String>> = s
+        .decided
+        .iter()
+        .map(|(c, n)| {
+            vec![
+                c.clone(),
+                s.alerts.get(c).copied().unwrap_or(0).to_string(),
+                s.alert_packets.get(c).copied().unwrap_or(0).to_string(),
+                n.to_string(),
+            ]
+        })
+        .collect();
+    r.push(Block::Table {
+        header: vec![
+            "class".into(),
+            "alert lines".into(),
+            "packets judged".into(),
+            "packets decided".into(),
+        ],
+        rows,
+    });
+
+    if let Some(acc) = &s.accuracy {
+        r.push(Block::Heading("Accuracy on the labelled captures".into()));
+        r.push(Block::Table {
+            header: vec![
+                "label".into(),
+                "packets".into(),
+                "decided the label".into(),
+                "recall".into(),
+                "unknown".into(),
+            ],
+            rows: acc
+                .classes
+                .iter()
+                .map(|(c, x)| {
+                    vec![
+                        c.clone(),
+                        x.packets.to_string(),
+                        x.correct.to_string(),
+                        pct(x.recall),
+                        x.unknown.to_string(),
+                    ]
+                })
+                .collect(),
+        });
+    }
+
+    r.push(Block::Heading("Top flows by alerts".into()));
+    if a.top_flows.is_empty() {
+        r.push(Block::Paragraph("No flow alerted.".into()));
+    } else {
+        r.push(Block::Paragraph(format!(
+            "The {} flows with the most packets judged an attack or unknown (a flow evicted and seen again is a new flow).",
+            a.top_flows.len()
+        )));
+        r.push(Block::Table {
+            header: [
+                "flow_id",
+                "client",
+                "server",
+                "proto",
+                "packets to server",
+                "packets to client",
+                "bytes to server",
+                "bytes to client",
+                "classes (lines / packets judged)",
+                "first alert",
+                "last alert",
+            ]
+            .iter()
+            .map(|h| h.to_string())
+            .collect(),
+            rows: a
+                .top_flows
+                .iter()
+                .map(|f| {
+                    let classes: Vec<String> = f
+                        .classes
+                        .iter()
+                        .map(|(c, lines, judged, ..)| format!("{c} {lines} / {judged}"))
+                        .collect();
+                    let first = f.classes.iter().map(|c| c.3.as_str()).min().unwrap_or("");
+                    let last = f.classes.iter().map(|c| c.4.as_str()).max().unwrap_or("");
+                    vec![
+                        f.flow_id.to_string(),
+                        f.client.clone(),
+                        f.server.clone(),
+                        f.proto.clone(),
+                        f.pkts_toserver.to_string(),
+                        f.pkts_toclient.to_string(),
+                        f.bytes_toserver.to_string(),
+                        f.bytes_toclient.to_string(),
+                        classes.join(", "),
+                        first.to_string(),
+                        last.to_string(),
+                    ]
+                })
+                .collect(),
+        });
+    }
+
+    r.push(Block::Heading("Alerts per minute".into()));
+    let classes: std::collections::BTreeSet<&String> =
+        a.timeline.values().flat_map(|m| m.keys()).collect();
+    if classes.is_empty() {
+        r.push(Block::Paragraph("No alerts.".into()));
+    } else {
+        r.push(Block::Paragraph(
+            "Per minute of packet time with alerts: alert lines / packets judged.".into(),
+        ));
+        let mut header = vec!["minute (UTC)".to_string()];
+        header.extend(classes.iter().map(|c| c.to_string()));
+        let rows = a
+            .timeline
+            .iter()
+            .map(|(minute, by)| {
+                let mut row =
+                    vec![iotids_detect::eve::timestamp(*minute, 0)[..16].replace('T', " ")];
+                row.extend(classes.iter().map(|c| match by.get(*c) {
+                    Some((lines, judged)) => format!("{lines} / {judged}"),
+                    None => String::new(),
+                }));
+                row
+            })
+            .collect();
+        r.push(Block::Table { header, rows });
+    }
+
+    r.push(Block::Heading("Unknowns".into()));
+    r.push(Block::Paragraph(format!(
+        "{} packets decided unknown by the unknown-traffic test{}.",
+        s.unknown,
+        if s.unknown as usize > a.unknowns.len() {
+            format!("; the first {} listed", a.unknowns.len())
+        } else {
+            String::new()
+        }
+    )));
+    if !a.unknowns.is_empty() {
+        r.push(Block::Table {
+            header: [
+                "time",
+                "capture",
+                "packet",
+                "flow_id",
+                "source",
+                "destination",
+                "proto",
+                "benign probability refused",
+                "novelty",
+            ]
+            .iter()
+            .map(|h| h.to_string())
+            .collect(),
+            rows: a
+                .unknowns
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.timestamp.clone(),
+                        u.capture.clone(),
+                        u.packet.to_string(),
+                        u.flow_id.to_string(),
+                        u.src.clone(),
+                        u.dest.clone(),
+                        u.proto.clone(),
+                        format!("{:.4}", u.probability),
+                        u.novelty.map_or(String::new(), |n| format!("{n:.4}")),
+                    ]
+                })
+                .collect(),
+        });
+    }
+
+    r.push(Block::Heading("Captures".into()));
+    r.push(Block::Table {
+        header: vec!["capture".into()],
+        rows: a.captures.iter().map(|c| vec![c.clone()]).collect(),
+    });
+    r
 }

@@ -444,3 +444,38 @@ pub fn write_endless(path: &Path, flows: u32) {
     }
     std::fs::write(path, cap.bytes(usize::MAX)).expect("a capture");
 }
+
+/// A flood of one flow: MQTT password guesses from the same client port, each attempt
+/// (SYN, SYN-ACK, ACK, CONNECT with a password, CONNACK refused, FIN-ACK both ways, ACK)
+/// 8 frames, every frame `gap_us` after the one before, from 1,600,300,000 s: `attempts`
+/// attempts last `(8 * attempts - 1) * gap_us` µs; `port` is the client's. Written to
+/// `path`.
+pub fn write_flood(path: &Path, attempts: u32, gap_us: u64, port: u16) {
+    let mut cap = Capture::new(1_600_300_000_000_000 - gap_us);
+    for attempt in 0..attempts {
+        let mut c = Tcp {
+            client: [192, 168, 1, 77],
+            port,
+            server: BROKER,
+            server_port: 1883,
+            cseq: 77_000 + attempt * 1013,
+            sseq: 5_000_000 + attempt * 101,
+        };
+        c.send(&mut cap, gap_us, true, Flags::Syn, &[]);
+        c.send(&mut cap, gap_us, false, Flags::SynAck, &[]);
+        c.send(&mut cap, gap_us, true, Flags::Ack, &[]);
+        let pw = format!("guess{attempt}");
+        c.send(
+            &mut cap,
+            gap_us,
+            true,
+            Flags::PshAck,
+            &connect("bf", Some(("admin", &pw))),
+        );
+        c.send(&mut cap, gap_us, false, Flags::PshAck, &[0x20, 2, 0, 5]);
+        c.send(&mut cap, gap_us, false, Flags::FinAck, &[]);
+        c.send(&mut cap, gap_us, true, Flags::FinAck, &[]);
+        c.send(&mut cap, gap_us, false, Flags::Ack, &[]);
+    }
+    std::fs::write(path, cap.bytes(usize::MAX)).expect("a capture");
+}

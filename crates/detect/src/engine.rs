@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use iotids_data::pipeline::Input;
 use iotids_data::{DatasetBuilder, IngestOptions};
@@ -12,8 +12,11 @@ use iotids_model::examples::SCORE_BATCH;
 use iotids_packets::{COLUMNS, Endpoints, Extractor, Packet, decode};
 use serde::Serialize;
 
-use crate::eve::{self, Alert, AlertEvent, FlowRecord, Metadata, Own};
-use crate::flows::FlowTable;
+use crate::eve::{
+    self, Alert, AlertEvent, CaptureStats, DecoderStats, DetectStats, FlowRecord, FlowStats,
+    Metadata, Own, Stats, StatsEvent,
+};
+use crate::flows::{Flow, FlowTable, nanos};
 use crate::{Error, Result};
 
 /// How detection runs.
@@ -37,6 +40,16 @@ pub struct Config {
     /// window, the decisions `predict` makes; more trades that for speed (the GRU is most
     /// of detection's time).
     pub hop: usize,
+    /// At most one EVE alert line per flow and decided class in this many seconds of
+    /// packet time (Suricata's `threshold: type limit, track by_flow, count 1, seconds
+    /// N`); the packets judged in between are counted, in the next line's
+    /// `packets_since_last` and the summary. 0: a line for every packet judged an attack
+    /// or unknown. By default, 60 s.
+    pub alert_interval: u64,
+    /// An EVE `stats` line every this many seconds: of packet time when reading files
+    /// (from the first packet), of wall time on a live capture; and one at the end. 0:
+    /// none. By default, 60 s (Suricata's `stats.interval` is 8 s).
+    pub stats_interval: u64,
 }
 
 impl Default for Config {
@@ -47,6 +60,8 @@ impl Default for Config {
             idle_seconds: 600,
             model: String::new(),
             hop: 1,
+            alert_interval: 60,
+            stats_interval: 60,
         }
     }
 }
@@ -63,10 +78,20 @@ pub struct Summary {
     pub flows: u64,
     pub flows_evicted: u64,
     pub flows_peak: usize,
-    /// Alerts per decided class (`unknown` included).
+    /// EVE alert lines per decided class (`unknown` included): at most one per flow and
+    /// class per alert interval.
     pub alerts: BTreeMap<String, u64>,
+    /// Packets judged an attack or unknown, per decided class: written or suppressed.
+    pub alert_packets: BTreeMap<String, u64>,
     /// Packets per decided class.
     pub decided: BTreeMap<String, u64>,
+    /// Packets decided `unknown` (by the unknown-traffic test).
+    pub unknown: u64,
+    /// EVE stats lines written.
+    pub stats_lines: u64,
+    /// With labelled captures: how the packet decisions match the labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<Accuracy>,
     pub seconds: f64,
     pub packets_per_second: f64,
     /// The most each stage held at once (measured after every batch; see [`Held`]).
@@ -74,10 +99,165 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Alerts in all.
+    /// Alert lines in all.
     pub fn alert_total(&self) -> u64 {
         self.alerts.values().sum()
     }
+
+    /// Packets judged an attack or unknown in all.
+    pub fn alert_packet_total(&self) -> u64 {
+        self.alert_packets.values().sum()
+    }
+
+    /// Packets judged an attack or unknown whose line the alert interval suppressed.
+    pub fn alerts_suppressed(&self) -> u64 {
+        self.alert_packet_total() - self.alert_total()
+    }
+}
+
+/// Packet decisions against the labels of labelled captures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Accuracy {
+    /// Labelled packets scored.
+    pub packets: u64,
+    /// Of them, decided their label's class.
+    pub correct: u64,
+    pub accuracy: f64,
+    /// Per label: its packets, how many were decided that class (recall) and how many
+    /// `unknown`.
+    pub classes: BTreeMap<String, ClassRecall>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClassRecall {
+    pub packets: u64,
+    pub correct: u64,
+    pub recall: f64,
+    pub unknown: u64,
+}
+
+/// What the report shows beyond the summary, bounded: the flows with the most packets
+/// judged an attack or unknown, alerts per minute and the first unknowns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Activity {
+    /// At most [`TOP_FLOWS`], most alerting packets first.
+    pub top_flows: Vec<FlowAlerts>,
+    /// Per minute (packet time, seconds since 1970 of its start) and decided class: EVE
+    /// lines written and packets judged.
+    pub timeline: BTreeMap<i64, BTreeMap<String, (u64, u64)>>,
+    /// The first [`MAX_UNKNOWNS`] packets decided `unknown`.
+    pub unknowns: Vec<UnknownPacket>,
+    /// The captures read (files or the interface).
+    pub captures: Vec<String>,
+}
+
+/// Flows the report lists.
+pub const TOP_FLOWS: usize = 25;
+/// Unknown packets the report lists.
+pub const MAX_UNKNOWNS: usize = 100;
+
+/// One flow's alerts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowAlerts {
+    pub flow_id: u64,
+    pub client: String,
+    pub server: String,
+    pub proto: String,
+    pub pkts_toserver: u64,
+    pub pkts_toclient: u64,
+    pub bytes_toserver: u64,
+    pub bytes_toclient: u64,
+    /// Per decided class: lines written, packets judged, first and last packet judged
+    /// (EVE timestamps).
+    pub classes: Vec<(String, u64, u64, String, String)>,
+    /// Packets judged an attack or unknown.
+    pub alert_packets: u64,
+}
+
+/// A packet decided `unknown`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownPacket {
+    pub timestamp: String,
+    pub capture: String,
+    pub packet: u64,
+    pub flow_id: u64,
+    pub src: String,
+    pub dest: String,
+    pub proto: String,
+    /// The benign probability refused.
+    pub probability: f64,
+    pub novelty: Option<f64>,
+}
+
+fn endpoint(ip: std::net::IpAddr, port: u16) -> String {
+    match ip {
+        std::net::IpAddr::V6(_) => format!("[{ip}]:{port}"),
+        std::net::IpAddr::V4(_) => format!("{ip}:{port}"),
+    }
+}
+
+impl FlowAlerts {
+    fn of(f: &Flow, classes: &[String]) -> FlowAlerts {
+        FlowAlerts {
+            flow_id: f.id,
+            client: endpoint(f.client.0, f.client.1),
+            server: endpoint(f.server.0, f.server.1),
+            proto: Endpoints {
+                src: f.client.0,
+                dst: f.server.0,
+                src_port: f.client.1,
+                dst_port: f.server.1,
+                protocol: f.protocol,
+            }
+            .protocol_name(),
+            pkts_toserver: f.pkts_toserver,
+            pkts_toclient: f.pkts_toclient,
+            bytes_toserver: f.bytes_toserver,
+            bytes_toclient: f.bytes_toclient,
+            classes: f
+                .alerts
+                .iter()
+                .map(|a| {
+                    (
+                        classes[usize::from(a.class)].clone(),
+                        a.lines,
+                        a.judged,
+                        eve::timestamp(a.first.0, a.first.1),
+                        eve::timestamp(a.last.0, a.last.1),
+                    )
+                })
+                .collect(),
+            alert_packets: f.alert_packets(),
+        }
+    }
+}
+
+/// Keeps `f` among the top flows if it alerted (bounded: sorted and cut when twice full).
+fn offer(top: &mut Vec<FlowAlerts>, f: &Flow, classes: &[String]) {
+    if f.alerts.is_empty() {
+        return;
+    }
+    top.push(FlowAlerts::of(f, classes));
+    if top.len() >= 2 * TOP_FLOWS {
+        cut(top);
+    }
+}
+
+fn cut(top: &mut Vec<FlowAlerts>) {
+    top.sort_by(|a, b| {
+        b.alert_packets
+            .cmp(&a.alert_packets)
+            .then(a.flow_id.cmp(&b.flow_id))
+    });
+    top.truncate(TOP_FLOWS);
+}
+
+/// Now, as EVE's timestamp.
+fn now() -> String {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    eve::timestamp(d.as_secs() as i64, d.subsec_nanos())
 }
 
 /// A packet waiting for its batch.
@@ -89,6 +269,8 @@ struct Meta {
     len: u64,
     ends: Option<Endpoints>,
     capture: usize,
+    /// Decoding stopped early.
+    invalid: bool,
 }
 
 /// One verdict row.
@@ -107,6 +289,9 @@ struct Verdict<'a> {
     predicted: &'a str,
     probability: String,
     decision: &'static str,
+    /// The label, with labelled captures (no column otherwise).
+    #[serde(rename = "true", skip_serializing_if = "Option::is_none")]
+    truth: Option<&'a str>,
 }
 
 /// The detection loop over one model.
@@ -119,16 +304,29 @@ pub struct Engine<'d> {
     flows: FlowTable,
     metas: VecDeque<Meta>,
     row: u64,
-    /// Capture names (files, or the interface), by index.
-    captures: Vec<String>,
+    /// Capture names (files, or the interface), by index, with their label's index in
+    /// `labels` for labelled captures.
+    captures: Vec<(String, Option<usize>)>,
+    /// Labels seen, each with the index of the decision class of that name, and its
+    /// packets, correct and unknown decisions.
+    labels: Vec<(String, Option<usize>, ClassRecall)>,
     live: bool,
+    decoder: DecoderStats,
+    capture_stats: Option<CaptureStats>,
+    /// Files: the first packet's time and the next stats line's (nanoseconds).
+    stats_clock: Option<(i128, i128)>,
+    /// Live: when the next stats line is due.
+    stats_due: Option<Instant>,
+    /// Time of the last packet accounted.
+    last_time: Option<(i64, u32)>,
+    activity: Activity,
     eve: Option<Box<dyn Write + Send>>,
     verdicts: Option<csv::Writer<Box<dyn Write + Send>>>,
     decided: Vec<String>,
     normal: Option<usize>,
     summary: Summary,
     started: Instant,
-    evicted: Vec<u32>,
+    evicted: Vec<(u32, Flow)>,
 }
 
 impl std::fmt::Debug for Engine<'_> {
@@ -266,7 +464,14 @@ impl<'d> Engine<'d> {
             metas: VecDeque::new(),
             row: 0,
             captures: Vec::new(),
+            labels: Vec::new(),
             live: false,
+            decoder: DecoderStats::default(),
+            capture_stats: None,
+            stats_clock: None,
+            stats_due: None,
+            last_time: None,
+            activity: Activity::default(),
             eve,
             verdicts: verdicts.map(csv::Writer::from_writer),
             decided: detector.decision_classes(),
@@ -283,8 +488,59 @@ impl<'d> Engine<'d> {
     pub fn start_capture(&mut self, name: &str, live: bool) {
         self.summary.problems += self.problem_count();
         self.extractor = online_extractor(&self.config);
-        self.captures.push(name.to_string());
+        self.captures.push((name.to_string(), None));
+        self.activity.captures.push(name.to_string());
+        if live && !self.live && self.config.stats_interval > 0 {
+            self.stats_due = Some(Instant::now() + Duration::from_secs(self.config.stats_interval));
+        }
         self.live = live;
+    }
+
+    /// As [`Engine::start_capture`] for a file of labelled captures whose packets are all
+    /// `class`: their verdicts get a `true` column and the summary the accuracy.
+    pub fn start_labelled_capture(&mut self, name: &str, class: &str) {
+        self.start_capture(name, false);
+        let i = match self.labels.iter().position(|(c, ..)| c == class) {
+            Some(i) => i,
+            None => {
+                let decided = self.decided.iter().position(|c| c == class);
+                self.labels
+                    .push((class.to_string(), decided, ClassRecall::default()));
+                self.labels.len() - 1
+            }
+        };
+        if let Some(c) = self.captures.last_mut() {
+            c.1 = Some(i);
+        }
+    }
+
+    /// libpcap's counters on a live capture, for the next stats lines.
+    pub fn set_capture_stats(&mut self, stats: CaptureStats) {
+        self.capture_stats = Some(stats);
+    }
+
+    /// On a live capture: writes a stats line if one is due (wall time). A live capture
+    /// calls this on its timer.
+    ///
+    /// # Errors
+    ///
+    /// Writing failed.
+    pub fn tick(&mut self) -> Result<()> {
+        let Some(due) = self.stats_due else {
+            return Ok(());
+        };
+        let at = Instant::now();
+        if at < due || self.eve.is_none() {
+            return Ok(());
+        }
+        let every = Duration::from_secs(self.config.stats_interval);
+        let mut next = due + every;
+        while next <= at {
+            next += every;
+        }
+        self.stats_due = Some(next);
+        let uptime = self.started.elapsed().as_secs();
+        self.write_stats(now(), uptime)
     }
 
     fn problem_count(&self) -> u64 {
@@ -303,13 +559,15 @@ impl<'d> Engine<'d> {
         self.summary.packets += 1;
         self.row += 1;
         let fields = self.extractor.packet(p);
+        let decoded = decode(p);
         self.metas.push_back(Meta {
             row: self.row,
             number: p.number,
             time: (p.seconds, p.nanos),
             len: u64::from(p.original_len),
-            ends: decode(p).endpoints(),
+            ends: decoded.endpoints(),
             capture: self.captures.len() - 1,
+            invalid: decoded.problem.is_some(),
         });
         self.builder
             .push(self.row, fields.iter().map(String::as_str))?;
@@ -356,12 +614,15 @@ impl<'d> Engine<'d> {
             for i in 0..rows {
                 let line = ds.lines[i];
                 while self.metas.front().is_some_and(|m| m.row < line) {
-                    self.metas.pop_front();
+                    if let Some(m) = self.metas.pop_front() {
+                        self.account(&m)?;
+                    }
                     self.summary.rejected += 1;
                 }
                 let Some(meta) = self.metas.pop_front() else {
                     break;
                 };
+                self.account(&meta)?;
                 let key = ds.flows.as_ref().map_or(0, |f| f[i]);
                 let j = cover[i];
                 let probs = c.scores.row(j);
@@ -370,10 +631,94 @@ impl<'d> Engine<'d> {
                 self.decide(&meta, key, p, probs, novelty)?;
             }
         }
-        self.summary.rejected += self.metas.len() as u64;
-        self.metas.clear();
+        while let Some(m) = self.metas.pop_front() {
+            self.account(&m)?;
+            self.summary.rejected += 1;
+        }
         let now = self.held();
         self.summary.held_peak.raise(&now);
+        Ok(())
+    }
+
+    /// Counts a packet in the stats (scored or rejected), in capture order; first writes
+    /// the stats line due before it (files: packet time).
+    fn account(&mut self, meta: &Meta) -> Result<()> {
+        if !self.live && self.config.stats_interval > 0 && self.eve.is_some() {
+            let t = nanos(meta.time);
+            let every = i128::from(self.config.stats_interval) * 1_000_000_000;
+            match self.stats_clock {
+                None => self.stats_clock = Some((t, t + every)),
+                Some((first, due)) if t >= due => {
+                    // The last boundary at or before this packet: the counters are those
+                    // of every packet before it, so of that moment.
+                    let k = (t - first) / every;
+                    let at = first + k * every;
+                    self.stats_clock = Some((first, at + every));
+                    let (s, n) = (at.div_euclid(1_000_000_000), at.rem_euclid(1_000_000_000));
+                    self.write_stats(
+                        eve::timestamp(s as i64, n as u32),
+                        (k * every / 1_000_000_000) as u64,
+                    )?;
+                }
+                Some(_) => {}
+            }
+        }
+        self.last_time = Some(self.last_time.map_or(meta.time, |l| l.max(meta.time)));
+        let d = &mut self.decoder;
+        d.pkts += 1;
+        d.bytes += meta.len;
+        d.max_pkt_size = d.max_pkt_size.max(meta.len);
+        d.avg_pkt_size = d.bytes / d.pkts;
+        d.invalid += u64::from(meta.invalid);
+        if let Some(e) = &meta.ends {
+            if e.src.is_ipv4() {
+                d.ipv4 += 1;
+            } else {
+                d.ipv6 += 1;
+            }
+            match e.protocol {
+                6 => d.tcp += 1,
+                17 => d.udp += 1,
+                1 => d.icmpv4 += 1,
+                58 => d.icmpv6 += 1,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The stats now.
+    fn stats(&self, uptime: u64) -> Stats {
+        let [tcp, udp, icmpv4, icmpv6] = self.flows.by_protocol;
+        Stats {
+            uptime,
+            capture: if self.live { self.capture_stats } else { None },
+            decoder: self.decoder.clone(),
+            flow: FlowStats {
+                active: self.flows.len() as u64,
+                total: self.flows.seen,
+                tcp,
+                udp,
+                icmpv4,
+                icmpv6,
+            },
+            detect: DetectStats {
+                alert: self.summary.alert_total(),
+                alerts_suppressed: self.summary.alerts_suppressed(),
+            },
+        }
+    }
+
+    fn write_stats(&mut self, timestamp: String, uptime: u64) -> Result<()> {
+        let event = StatsEvent {
+            timestamp,
+            event_type: "stats",
+            stats: self.stats(uptime),
+        };
+        if let Some(w) = &mut self.eve {
+            write_line(w, &event)?;
+            self.summary.stats_lines += 1;
+        }
         Ok(())
     }
 
@@ -385,25 +730,7 @@ impl<'d> Engine<'d> {
         probs: &[f32],
         novelty: Option<f64>,
     ) -> Result<()> {
-        let flow = self
-            .flows
-            .packet(
-                key,
-                meta.ends.as_ref(),
-                meta.time,
-                meta.len,
-                &mut self.evicted,
-            )
-            .clone();
-        if !self.evicted.is_empty() {
-            for &e in &self.evicted {
-                self.stream.forget(e);
-            }
-            self.builder.forget_flows(&self.evicted);
-            self.evicted.clear();
-        }
         self.summary.scored += 1;
-        let class = &self.decided[p];
         let unknown = p >= self.detector.card.classes.len();
         // An unknown window's probability is the benign one it was refused (as predict).
         let probability = match probs.get(p) {
@@ -411,7 +738,39 @@ impl<'d> Engine<'d> {
             None => self.normal.map_or(0.0, |n| f64::from(probs[n])),
         };
         let alert = unknown || Some(p) != self.normal;
+        let interval = self.config.alert_interval;
+        let want_record = self.eve.is_some();
+        let flow = self.flows.packet(
+            key,
+            meta.ends.as_ref(),
+            meta.time,
+            meta.len,
+            &mut self.evicted,
+        );
+        let flow_id = flow.id;
+        // Judged an attack or unknown: Some(line written, with the packets since the
+        // last one) or Some(None), suppressed.
+        let judged = alert.then(|| flow.judge(p as u16, meta.time, interval));
+        let record = (want_record && matches!(judged, Some(Some(_)))).then(|| FlowRecord::of(flow));
+        if !self.evicted.is_empty() {
+            let ids: Vec<u32> = self.evicted.iter().map(|(k, _)| *k).collect();
+            self.builder.forget_flows(&ids);
+            for (k, f) in self.evicted.drain(..) {
+                self.stream.forget(k);
+                offer(&mut self.activity.top_flows, &f, &self.decided);
+            }
+        }
+        let class = &self.decided[p];
         *self.summary.decided.entry(class.clone()).or_default() += 1;
+        self.summary.unknown += u64::from(unknown);
+        let (capture, label) = &self.captures[meta.capture];
+        let truth = label.map(|l| {
+            let (name, decided, r) = &mut self.labels[l];
+            r.packets += 1;
+            r.correct += u64::from(*decided == Some(p));
+            r.unknown += u64::from(unknown);
+            name.as_str()
+        });
         let ends = meta.ends.unwrap_or(Endpoints {
             src: std::net::IpAddr::from([0u8, 0, 0, 0]),
             dst: std::net::IpAddr::from([0u8, 0, 0, 0]),
@@ -419,14 +778,13 @@ impl<'d> Engine<'d> {
             dst_port: 0,
             protocol: 0,
         });
-        let capture = &self.captures[meta.capture];
         if let Some(w) = &mut self.verdicts {
             w.serialize(Verdict {
                 row: meta.row,
                 capture,
                 packet: meta.number,
                 timestamp: eve::timestamp(meta.time.0, meta.time.1),
-                flow_id: flow.id,
+                flow_id,
                 src_ip: ends.src.to_string(),
                 src_port: ends.src_port,
                 dest_ip: ends.dst.to_string(),
@@ -435,16 +793,44 @@ impl<'d> Engine<'d> {
                 predicted: class,
                 probability: format!("{probability:.6}"),
                 decision: if alert { "alert" } else { "pass" },
+                truth,
             })?;
         }
-        if !alert {
+        let Some(written) = judged else {
             return Ok(());
+        };
+        *self.summary.alert_packets.entry(class.clone()).or_default() += 1;
+        let minute = meta.time.0.div_euclid(60) * 60;
+        let slot = self
+            .activity
+            .timeline
+            .entry(minute)
+            .or_default()
+            .entry(class.clone())
+            .or_default();
+        slot.1 += 1;
+        if unknown && self.activity.unknowns.len() < MAX_UNKNOWNS {
+            self.activity.unknowns.push(UnknownPacket {
+                timestamp: eve::timestamp(meta.time.0, meta.time.1),
+                capture: capture.clone(),
+                packet: meta.number,
+                flow_id,
+                src: endpoint(ends.src, ends.src_port),
+                dest: endpoint(ends.dst, ends.dst_port),
+                proto: ends.protocol_name(),
+                probability,
+                novelty,
+            });
         }
+        let Some(since) = written else {
+            return Ok(());
+        };
+        slot.0 += 1;
         *self.summary.alerts.entry(class.clone()).or_default() += 1;
-        if let Some(w) = &mut self.eve {
+        if let (Some(w), Some(flow)) = (&mut self.eve, record) {
             let event = AlertEvent {
                 timestamp: eve::timestamp(meta.time.0, meta.time.1),
-                flow_id: flow.id,
+                flow_id,
                 pcap_cnt: meta.number,
                 in_iface: self.live.then_some(capture.as_str()),
                 capture_file: (!self.live).then_some(capture.as_str()),
@@ -478,19 +864,13 @@ impl<'d> Engine<'d> {
                             unknown,
                             novelty,
                             model: &self.config.model,
+                            packets_since_last: since,
                         },
                     },
                 },
-                flow: FlowRecord::of(&flow),
+                flow,
             };
-            let line = serde_json::to_string(&event).map_err(|e| Error::Write {
-                what: "an EVE line".into(),
-                source: e.into(),
-            })?;
-            writeln!(w, "{line}").map_err(|source| Error::Write {
-                what: "the EVE file".into(),
-                source,
-            })?;
+            write_line(w, &event)?;
         }
         Ok(())
     }
@@ -500,17 +880,58 @@ impl<'d> Engine<'d> {
     /// # Errors
     ///
     /// As [`Engine::flush`], and flushing the outputs.
-    pub fn finish(mut self) -> Result<Summary> {
+    pub fn finish(self) -> Result<Summary> {
+        Ok(self.finish_with_activity()?.0)
+    }
+
+    /// As [`Engine::finish`], with what the report shows: writes the last stats line
+    /// (its counters are the summary's).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::flush`], and flushing the outputs.
+    pub fn finish_with_activity(mut self) -> Result<(Summary, Activity)> {
         self.flush()?;
+        if self.config.stats_interval > 0 && self.eve.is_some() {
+            let (at, uptime) = if self.live {
+                (now(), self.started.elapsed().as_secs())
+            } else {
+                match (self.last_time, self.stats_clock) {
+                    (Some(t), Some((first, _))) => (
+                        eve::timestamp(t.0, t.1),
+                        ((nanos(t) - first) / 1_000_000_000) as u64,
+                    ),
+                    _ => (now(), 0),
+                }
+            };
+            self.write_stats(at, uptime)?;
+        }
         self.flush_outputs()?;
         let mut s = std::mem::take(&mut self.summary);
         s.problems += self.problem_count();
         s.flows = self.flows.seen;
         s.flows_evicted = self.flows.evicted;
         s.flows_peak = self.flows.peak;
+        if !self.labels.is_empty() {
+            let mut a = Accuracy::default();
+            for (name, _, r) in &self.labels {
+                a.packets += r.packets;
+                a.correct += r.correct;
+                let mut r = r.clone();
+                r.recall = r.correct as f64 / r.packets.max(1) as f64;
+                a.classes.insert(name.clone(), r);
+            }
+            a.accuracy = a.correct as f64 / a.packets.max(1) as f64;
+            s.accuracy = Some(a);
+        }
         s.seconds = self.started.elapsed().as_secs_f64();
         s.packets_per_second = s.packets as f64 / s.seconds.max(1e-9);
-        Ok(s)
+        let mut activity = std::mem::take(&mut self.activity);
+        for (_, f) in self.flows.iter() {
+            offer(&mut activity.top_flows, f, &self.decided);
+        }
+        cut(&mut activity.top_flows);
+        Ok((s, activity))
     }
 
     /// Flushes the EVE and verdict writers (a live capture's timer calls this too).
@@ -533,6 +954,18 @@ impl<'d> Engine<'d> {
         }
         Ok(())
     }
+}
+
+/// Writes `event` as one EVE line.
+fn write_line(w: &mut Box<dyn Write + Send>, event: &impl Serialize) -> Result<()> {
+    let line = serde_json::to_string(event).map_err(|e| Error::Write {
+        what: "an EVE line".into(),
+        source: e.into(),
+    })?;
+    writeln!(w, "{line}").map_err(|source| Error::Write {
+        what: "the EVE file".into(),
+        source,
+    })
 }
 
 #[cfg(test)]

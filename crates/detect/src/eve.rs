@@ -1,8 +1,11 @@
-//! Suricata EVE JSON alert lines (OISF/suricata `etc/schema.json`).
+//! Suricata EVE JSON `alert` and `stats` lines (OISF/suricata `etc/schema.json`).
 //!
 //! Suricata's schema allows no top-level key of its own besides the ones it lists, so
-//! iotids' fields (class, probability, unknown, novelty, model) are under
-//! `alert.metadata.iotids`, where the schema allows any key.
+//! iotids' fields (class, probability, unknown, novelty, model, packets since the last
+//! line) are under `alert.metadata.iotids`, where the schema allows any key. Its `stats`
+//! object allows no key of its own at any depth (`additionalProperties: false`
+//! throughout), so a stats line holds only Suricata's counters that iotids can fill
+//! honestly; iotids' own counters are in the summary (`--json`) and the report.
 
 use serde::Serialize;
 
@@ -79,6 +82,80 @@ pub struct Own<'a> {
     pub novelty: Option<f64>,
     /// The model directory.
     pub model: &'a str,
+    /// Packets of this flow judged this class since its previous line, this one
+    /// included (the ones in between were suppressed by the alert interval).
+    pub packets_since_last: u64,
+}
+
+/// One `event_type: "stats"` line.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsEvent {
+    pub timestamp: String,
+    pub event_type: &'static str,
+    pub stats: Stats,
+}
+
+/// Suricata's `stats` object, the keys iotids can fill.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Seconds since the first packet (files: packet time) or the start (live).
+    pub uptime: u64,
+    /// libpcap's counters on a live capture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureStats>,
+    pub decoder: DecoderStats,
+    pub flow: FlowStats,
+    pub detect: DetectStats,
+}
+
+/// libpcap's `pcap_stats` on a live capture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CaptureStats {
+    /// Packets the kernel received (`ps_recv`).
+    pub kernel_packets: u64,
+    /// Dropped for lack of buffer room (`ps_drop`).
+    pub kernel_drops: u64,
+    /// Dropped by the interface or its driver (`ps_ifdrop`).
+    pub kernel_ifdrops: u64,
+}
+
+/// Packets read and what their layers were.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DecoderStats {
+    pub pkts: u64,
+    /// Bytes on the wire (original lengths).
+    pub bytes: u64,
+    /// Packets whose decoding stopped early (cut by the snap length, malformed).
+    pub invalid: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmpv4: u64,
+    pub icmpv6: u64,
+    pub avg_pkt_size: u64,
+    pub max_pkt_size: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlowStats {
+    /// Flows held now.
+    pub active: u64,
+    /// Flows seen in all.
+    pub total: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmpv4: u64,
+    pub icmpv6: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DetectStats {
+    /// Alert lines written.
+    pub alert: u64,
+    /// Packets judged an attack or unknown whose line the alert interval suppressed
+    /// (Suricata: "alerts not logged due to ... thresholding").
+    pub alerts_suppressed: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

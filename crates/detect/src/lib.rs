@@ -11,14 +11,19 @@
 //! longer than the timeout, or the least recently seen one when the table is full, is
 //! evicted and its carried window dropped.
 //!
-//! Outputs: Suricata EVE JSON `alert` lines ([`eve`]) for every packet whose window is
-//! judged an attack or unknown, a verdict CSV row for every packet, and a [`Summary`].
+//! Outputs: Suricata EVE JSON ([`eve`]): an `alert` line for a packet whose window is
+//! judged an attack or unknown, at most one per flow and class per alert interval (as
+//! Suricata's `threshold: type limit, track by_flow`; the packets suppressed are counted),
+//! and `stats` lines at an interval; a verdict CSV row for every packet (with its label
+//! when the captures are labelled); a [`Summary`], and the [`Activity`] a report shows.
 
 pub mod engine;
 pub mod eve;
 pub mod flows;
 
-pub use engine::{Config, Engine, Summary};
+pub use engine::{
+    Accuracy, Activity, ClassRecall, Config, Engine, FlowAlerts, Summary, UnknownPacket,
+};
 
 /// Why detection stopped.
 #[derive(Debug, thiserror::Error)]
