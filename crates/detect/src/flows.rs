@@ -343,9 +343,15 @@ mod tests {
         );
         // Class 1 came first (packet 0), so class 0 is the second entry.
         let a1 = &f.alerts[0];
-        assert_eq!((a1.class, a1.judged, a1.lines, a1.since_last), (1, 10, 4, 0));
+        assert_eq!(
+            (a1.class, a1.judged, a1.lines, a1.since_last),
+            (1, 10, 4, 0)
+        );
         let a0 = &f.alerts[1];
-        assert_eq!((a0.class, a0.judged, a0.lines, a0.since_last), (0, 90, 4, 8));
+        assert_eq!(
+            (a0.class, a0.judged, a0.lines, a0.since_last),
+            (0, 90, 4, 8)
+        );
         assert_eq!(
             (a0.first, a0.last),
             ((100, 100_000_000), (109, 900_000_000))
