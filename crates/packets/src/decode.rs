@@ -222,6 +222,21 @@ pub fn dns_message<'a>(d: &'a Decoded<'_>) -> Option<(&'a etherparse::UdpSlice<'
     (u.payload().len() >= 12 && (mdns || ports.contains(&53))).then_some((u, mdns))
 }
 
+/// Where the IP header of `p` starts in its bytes, and whether it is IPv4; `None` when
+/// the frame holds no IP header (ARP, an unknown link type, a frame cut before it).
+pub fn ip_header_offset(p: &Packet<'_>) -> Option<(usize, bool)> {
+    let d = decode(p);
+    let net = d.sliced?.net?;
+    let (start, v4) = match &net {
+        etherparse::LaxNetSlice::Ipv4(ip) => (ip.header().slice().as_ptr(), true),
+        etherparse::LaxNetSlice::Ipv6(ip) => (ip.header().slice().as_ptr(), false),
+        etherparse::LaxNetSlice::Arp(_) => return None,
+    };
+    (start as usize)
+        .checked_sub(p.data.as_ptr() as usize)
+        .map(|o| (o, v4))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,19 +382,4 @@ mod tests {
         let d = decode(&packet(LinkType::Raw, &icmp));
         assert_eq!(d.transport(), Some(Transport::Icmpv4 { kind: 11 }));
     }
-}
-
-/// Where the IP header of `p` starts in its bytes, and whether it is IPv4; `None` when
-/// the frame holds no IP header (ARP, an unknown link type, a frame cut before it).
-pub fn ip_header_offset(p: &Packet<'_>) -> Option<(usize, bool)> {
-    let d = decode(p);
-    let net = d.sliced?.net?;
-    let (start, v4) = match &net {
-        etherparse::LaxNetSlice::Ipv4(ip) => (ip.header().slice().as_ptr(), true),
-        etherparse::LaxNetSlice::Ipv6(ip) => (ip.header().slice().as_ptr(), false),
-        etherparse::LaxNetSlice::Arp(_) => return None,
-    };
-    (start as usize)
-        .checked_sub(p.data.as_ptr() as usize)
-        .map(|o| (o, v4))
 }
