@@ -1447,45 +1447,9 @@ mod shared_captures {
             ]);
             assert!(o.status.success(), "{}", stderr(&o));
         }
-        let (a, b) = (
-            csv_rows(&m1.join("predictions.csv")),
-            csv_rows(&m2.join("predictions.csv")),
-        );
         // About a fifth of the packets (the later part of each class's capture).
-        assert!(a.len() > 5_000, "{} test rows", a.len());
-        assert_eq!(a.len(), b.len());
-        for (x, y) in a.iter().zip(&b) {
-            let (mut x, mut y) = (x.clone(), y.clone());
-            let (lx, ly) = (x.remove("line").unwrap(), y.remove("line").unwrap());
-            // A packet's row number counts from 1; the CSV's line counts the header.
-            assert_eq!(lx.parse::<u64>().unwrap() + 1, ly.parse::<u64>().unwrap());
-            assert_eq!(x, y, "line {ly}");
-        }
-        let (mut ma, mut mb) = (
-            json(&m1.join("metrics.json")),
-            json(&m2.join("metrics.json")),
-        );
-        // Everything but the input's name: per-class scores, intervals, confusion, ROC.
-        for m in [&mut ma, &mut mb] {
-            m.as_object_mut().unwrap().remove("evaluated_on");
-        }
-        assert_eq!(ma, mb);
+        let ma = super::assert_same_models(&m1, &m2, 5_000);
         assert!(ma["accuracy"].as_f64().unwrap() > 0.8, "{}", ma["accuracy"]);
-        // And the same model: classes, features, decision, and every epoch's losses and
-        // validation scores (its wall time aside).
-        let model = |m: &Path| {
-            let mut j = json(&m.join("model.json"));
-            j["history"].as_object_mut().unwrap().remove("seconds");
-            for e in j["history"]["epochs"].as_array_mut().unwrap() {
-                e.as_object_mut().unwrap().remove("seconds");
-            }
-            j
-        };
-        assert_eq!(model(&m1), model(&m2));
-        assert_eq!(
-            std::fs::read(m1.join("pipeline.json")).unwrap(),
-            std::fs::read(m2.join("pipeline.json")).unwrap()
-        );
     }
 
     /// examples/multiprotocol.toml (the README's multi-protocol model) reads, and a small,
@@ -1612,6 +1576,51 @@ mod shared_captures {
     }
 }
 
+/// Two model directories trained on the same packets, one from captures (`m1`) and one
+/// from tshark's CSV (`m2`), hold the same test predictions (more than `min_rows`; a
+/// capture row's line is its packet's place over all captures, from 1, a CSV row's its
+/// line in the file, header line 1: one apart), the same metrics but for the input's name,
+/// the same model but for wall times, and the same pipeline. Returns `m1`'s metrics.
+fn assert_same_models(m1: &Path, m2: &Path, min_rows: usize) -> serde_json::Value {
+    let (a, b) = (
+        csv_rows(&m1.join("predictions.csv")),
+        csv_rows(&m2.join("predictions.csv")),
+    );
+    assert!(a.len() > min_rows, "{} test rows", a.len());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        let (mut x, mut y) = (x.clone(), y.clone());
+        let (lx, ly) = (x.remove("line").unwrap(), y.remove("line").unwrap());
+        assert_eq!(lx.parse::<u64>().unwrap() + 1, ly.parse::<u64>().unwrap());
+        assert_eq!(x, y, "line {ly}");
+    }
+    let (mut ma, mut mb) = (
+        json(&m1.join("metrics.json")),
+        json(&m2.join("metrics.json")),
+    );
+    // Everything but the input's name: per-class scores, intervals, confusion, ROC.
+    for m in [&mut ma, &mut mb] {
+        m.as_object_mut().unwrap().remove("evaluated_on");
+    }
+    assert_eq!(ma, mb);
+    // The same model: classes, features, decision, and every epoch's losses and
+    // validation scores (its wall time aside).
+    let model = |m: &Path| {
+        let mut j = json(&m.join("model.json"));
+        j["history"].as_object_mut().unwrap().remove("seconds");
+        for e in j["history"]["epochs"].as_array_mut().unwrap() {
+            e.as_object_mut().unwrap().remove("seconds");
+        }
+        j
+    };
+    assert_eq!(model(m1), model(m2));
+    assert_eq!(
+        std::fs::read(m1.join("pipeline.json")).unwrap(),
+        std::fs::read(m2.join("pipeline.json")).unwrap()
+    );
+    ma
+}
+
 /// Rows of a CSV as maps of column to value.
 fn csv_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
@@ -1683,24 +1692,7 @@ fn a_model_trained_from_captures_scores_as_one_trained_from_tsharks_csv() {
     // The same rows, split, features and network: identical predictions on the test rows.
     // A capture row's line is its packet's place over all captures (from 1); a CSV row's
     // its line in the file (the header is line 1): one apart.
-    let (a, b) = (
-        csv_rows(&m1.join("predictions.csv")),
-        csv_rows(&m2.join("predictions.csv")),
-    );
-    assert!(a.len() > 50, "{} test rows", a.len());
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        let (mut x, mut y) = (x.clone(), y.clone());
-        let (lx, ly) = (x.remove("line").unwrap(), y.remove("line").unwrap());
-        assert_eq!(lx.parse::<u64>().unwrap() + 1, ly.parse::<u64>().unwrap());
-        assert_eq!(x, y, "line {ly}");
-    }
-    let (ma, mb) = (
-        json(&m1.join("metrics.json")),
-        json(&m2.join("metrics.json")),
-    );
-    assert_eq!(ma["accuracy"], mb["accuracy"]);
-    assert_eq!(ma["macro_f1"], mb["macro_f1"]);
+    assert_same_models(&m1, &m2, 50);
 
     // describe reads them too; a manifest picks files by glob, filters with BPF and cuts
     // by time, and what it leaves out is counted.
