@@ -1817,18 +1817,7 @@ fn small_model(dir: &Path) -> (PathBuf, Vec<(String, PathBuf)>) {
 #[test]
 fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
     let dir = tempfile::tempdir().unwrap();
-    let caps = dir.path().join("caps");
-    let files = captures::write_classes(&caps);
-    let model = dir.path().join("m");
-    let mut args = vec![
-        "train",
-        caps.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ];
-    args.extend(SMALL_MODEL);
-    let o = iotids(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (model, files) = small_model(dir.path());
     // predict on tshark's CSV of the packets.
     let predicted = dir.path().join("predict.csv");
     let golden = golden_path();
@@ -1983,18 +1972,7 @@ fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
 #[test]
 fn detect_holds_bounded_state_on_an_endless_stream_of_new_flows() {
     let dir = tempfile::tempdir().unwrap();
-    let caps = dir.path().join("caps");
-    captures::write_classes(&caps);
-    let model = dir.path().join("m");
-    let mut args = vec![
-        "train",
-        caps.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ];
-    args.extend(SMALL_MODEL);
-    let o = iotids(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (model, _) = small_model(dir.path());
     // 6,000 connections over 50 minutes, each with a topic of its own; half never close.
     let stream = dir.path().join("endless.pcap");
     captures::write_endless(&stream, 6000);
@@ -2051,18 +2029,7 @@ fn detect_holds_bounded_state_on_an_endless_stream_of_new_flows() {
 #[test]
 fn bench_packets_times_extract_and_detect_and_replays_new_flows() {
     let dir = tempfile::tempdir().unwrap();
-    let caps = dir.path().join("caps");
-    let files = captures::write_classes(&caps);
-    let model = dir.path().join("m");
-    let mut args = vec![
-        "train",
-        caps.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ];
-    args.extend(SMALL_MODEL);
-    let o = iotids(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (model, files) = small_model(dir.path());
     let benign = files[0].1.to_str().unwrap();
     let o = iotids(&[
         "bench-packets",
@@ -2105,18 +2072,7 @@ fn bench_packets_times_extract_and_detect_and_replays_new_flows() {
 #[test]
 fn detect_live_on_loopback_or_a_clear_permission_error() {
     let dir = tempfile::tempdir().unwrap();
-    let caps = dir.path().join("caps");
-    captures::write_classes(&caps);
-    let model = dir.path().join("m");
-    let mut args = vec![
-        "train",
-        caps.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ];
-    args.extend(SMALL_MODEL);
-    let o = iotids(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (model, _) = small_model(dir.path());
 
     let o = iotids(&[
         "detect",
