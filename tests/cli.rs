@@ -2087,6 +2087,7 @@ fn detect_live_on_loopback_or_a_clear_permission_error() {
     assert_eq!(e.lines().count(), 1, "{e}");
 
     let verdicts = dir.path().join("live.csv");
+    let eve = dir.path().join("live.json");
     // A port chosen free, with a socket bound on it (no ICMP port-unreachable replies),
     // so runs on the same machine do not see each other's packets.
     let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -2103,6 +2104,10 @@ fn detect_live_on_loopback_or_a_clear_permission_error() {
             &bpf,
             "--verdicts",
             verdicts.to_str().unwrap(),
+            "--eve",
+            eve.to_str().unwrap(),
+            "--stats-interval",
+            "1",
             "--batch",
             "4",
         ])
@@ -2157,6 +2162,23 @@ fn detect_live_on_loopback_or_a_clear_permission_error() {
     assert_eq!(o.status.code(), Some(0), "{e}");
     let rows = csv_rows(&verdicts);
     assert!(rows.len() >= 10, "{} verdicts; {e}", rows.len());
+    // Stats lines every second of wall time, the last with libpcap's counters: the kernel
+    // passed at least every packet read (its filter is the same).
+    let stats: Vec<serde_json::Value> = std::fs::read_to_string(&eve)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event_type"] == "stats")
+        .collect();
+    assert!(stats.len() >= 2, "{} stats lines", stats.len());
+    let last = &stats[stats.len() - 1]["stats"];
+    assert_eq!(
+        last["decoder"]["pkts"].as_u64().unwrap(),
+        rows.len() as u64,
+        "{last}"
+    );
+    let kernel = last["capture"]["kernel_packets"].as_u64().unwrap();
+    assert!(kernel >= rows.len() as u64, "{last}");
     let port = port.to_string();
     assert!(
         rows.iter()

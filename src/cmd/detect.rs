@@ -102,8 +102,6 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
                 .context("cannot install the Ctrl-C handler")?;
             engine.start_capture(job.interface.as_deref().unwrap_or("-"), true);
             let mut last_flush = Instant::now();
-            // No libpcap counters (pcap_stats, Engine::set_capture_stats) in the stats
-            // lines yet: left out while the loopback test's hang after Ctrl-C is open.
             while !stop.load(Ordering::SeqCst) && seen < limit {
                 let got = live.next(|p| -> Result<()> {
                     seen += 1;
@@ -112,11 +110,25 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
                 })?;
                 if !got || last_flush.elapsed() >= Duration::from_secs(1) {
                     engine.flush()?;
+                    // The kernel's counters for the stats lines' `capture` object.
+                    let (kernel_packets, kernel_drops, kernel_ifdrops) = live.stats()?;
+                    engine.set_capture_stats(iotids_detect::eve::CaptureStats {
+                        kernel_packets,
+                        kernel_drops,
+                        kernel_ifdrops,
+                    });
                     engine.tick()?;
                     engine.flush_outputs()?;
                     last_flush = Instant::now();
                 }
             }
+            // The counters at the end, for the last stats line.
+            let (kernel_packets, kernel_drops, kernel_ifdrops) = live.stats()?;
+            engine.set_capture_stats(iotids_detect::eve::CaptureStats {
+                kernel_packets,
+                kernel_drops,
+                kernel_ifdrops,
+            });
         }
         None => {
             let mut filter = job

@@ -111,6 +111,24 @@ impl Live {
         self.link
     }
 
+    /// libpcap's counters (`pcap_stats`): packets the kernel received past the filter,
+    /// dropped for lack of buffer room, dropped by the interface or its driver.
+    ///
+    /// # Errors
+    ///
+    /// libpcap's error.
+    pub fn stats(&mut self) -> Result<(u64, u64, u64), LiveError> {
+        let s = self
+            .capture
+            .stats()
+            .map_err(|e| classify(&self.interface, &e.to_string()))?;
+        Ok((
+            u64::from(s.received),
+            u64::from(s.dropped),
+            u64::from(s.if_dropped),
+        ))
+    }
+
     /// Packets read so far.
     pub fn packets(&self) -> u64 {
         self.packets
