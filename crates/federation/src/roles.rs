@@ -579,8 +579,8 @@ pub struct RoundRecord {
     pub simulated_seconds: f64,
     /// Wall time of the round.
     pub seconds: f64,
-    /// Of which: the exchange with the edges (their devices' local training, the links)
-    /// less the edges' aggregation.
+    /// Of which: the slowest edge's exchange with its devices (their local training, the
+    /// links), as the edge timed it; at most the exchange with the edges.
     pub training_seconds: f64,
     /// Of which: the edges' aggregation (summed over edges), the cloud's, and the server
     /// step.
@@ -847,8 +847,16 @@ impl<'a> Cloud<'a> {
         }
         rec.train_loss = (loss_n > 0.0).then(|| loss_sum / loss_n);
         rec.train_accuracy = (loss_n > 0.0).then(|| accuracy_sum / loss_n);
+        // The edges run side by side: the round waited for the slowest edge's exchange with
+        // its devices (their training included), which each edge times itself. (Subtracting
+        // every edge's aggregation time from the exchange's wall time, as before, counted
+        // parallel edges' aggregation twice and could reach 0 on a loaded machine.)
         let edge_aggregation: f64 = answers.iter().map(|a| a.aggregation_seconds).sum();
-        rec.training_seconds = (exchange_seconds - edge_aggregation).max(0.0);
+        rec.training_seconds = answers
+            .iter()
+            .map(|a| a.training_seconds)
+            .fold(0.0, f64::max)
+            .min(exchange_seconds);
 
         let t_agg = Instant::now();
         let reporting: Vec<Update<'_>> = answers
