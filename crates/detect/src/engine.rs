@@ -558,8 +558,8 @@ impl<'d> Engine<'d> {
         }
         self.summary.packets += 1;
         self.row += 1;
-        let fields = self.extractor.packet(p);
         let decoded = decode(p);
+        let fields = self.extractor.decoded(p, &decoded);
         self.metas.push_back(Meta {
             row: self.row,
             number: p.number,

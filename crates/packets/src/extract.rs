@@ -265,23 +265,28 @@ impl Extractor {
 
     /// The next packet's row.
     pub fn packet(&mut self, p: &Packet<'_>) -> Row {
-        let d = decode(p);
+        self.decoded(p, &decode(p))
+    }
+
+    /// The next packet's row, from its layers `d` (`decode(p)`, for a caller that needs
+    /// them too: one decoding a packet).
+    pub fn decoded(&mut self, p: &Packet<'_>, d: &Decoded<'_>) -> Row {
         if let Some((layer, reason)) = &d.problem {
             self.problem(p.number, layer.name(), reason.clone());
         }
-        let (app, tcp_dns, hide_payload) = self.app(p, &d);
-        self.touch(p, &d);
+        let (app, tcp_dns, hide_payload) = self.app(p, d);
+        self.touch(p, d);
         let mut parts: Vec<String> = Vec::with_capacity(COLUMNS.len());
-        parts.extend(stateless(p, &d));
+        parts.extend(stateless(p, d));
         if hide_payload {
             parts[TCP_PAYLOAD].clear();
         }
-        parts.extend(self.conversations.fill(p, &d));
+        parts.extend(self.conversations.fill(p, d));
         match tcp_dns {
             Some(columns) => parts.extend(columns),
             None => {
-                parts.extend(dns(&d));
-                parts.extend(self.conversations.dns(p, &d));
+                parts.extend(dns(d));
+                parts.extend(self.conversations.dns(p, d));
             }
         }
         parts.extend(app.into_strings());
