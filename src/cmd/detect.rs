@@ -61,6 +61,16 @@ fn sources(job: &DetectJob) -> Vec<Source<'_>> {
     out
 }
 
+/// libpcap's counters of `live`, for the stats lines' `capture` object.
+fn kernel_counters(live: &mut Live) -> Result<iotids_detect::eve::CaptureStats> {
+    let (kernel_packets, kernel_drops, kernel_ifdrops) = live.stats()?;
+    Ok(iotids_detect::eve::CaptureStats {
+        kernel_packets,
+        kernel_drops,
+        kernel_ifdrops,
+    })
+}
+
 /// A writer on `path` (`-`: standard output).
 fn sink(path: &Path) -> Result<Box<dyn Write + Send>> {
     if path.as_os_str() == "-" {
@@ -110,25 +120,14 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
                 })?;
                 if !got || last_flush.elapsed() >= Duration::from_secs(1) {
                     engine.flush()?;
-                    // The kernel's counters for the stats lines' `capture` object.
-                    let (kernel_packets, kernel_drops, kernel_ifdrops) = live.stats()?;
-                    engine.set_capture_stats(iotids_detect::eve::CaptureStats {
-                        kernel_packets,
-                        kernel_drops,
-                        kernel_ifdrops,
-                    });
+                    engine.set_capture_stats(kernel_counters(&mut live)?);
                     engine.tick()?;
                     engine.flush_outputs()?;
                     last_flush = Instant::now();
                 }
             }
             // The counters at the end, for the last stats line.
-            let (kernel_packets, kernel_drops, kernel_ifdrops) = live.stats()?;
-            engine.set_capture_stats(iotids_detect::eve::CaptureStats {
-                kernel_packets,
-                kernel_drops,
-                kernel_ifdrops,
-            });
+            engine.set_capture_stats(kernel_counters(&mut live)?);
         }
         None => {
             let mut filter = job
