@@ -11,55 +11,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use iotids_detect::{Activity, Engine, Summary};
 use iotids_model::artifact::Detector;
-use iotids_packets::CaptureReader;
 use iotids_packets::bpf::Filter;
+use iotids_packets::labelled::Walk;
 use iotids_packets::live::Live;
+use iotids_packets::{CaptureReader, Packet};
 use iotids_report::html::{Block, Report};
 
 use crate::job::{DetectJob, Ui};
 use crate::output::{print_json, write_file};
-
-/// A capture file to read, with its label and what to keep of it (a labelled capture's
-/// manifest entry).
-struct Source<'a> {
-    path: &'a Path,
-    class: Option<&'a str>,
-    /// The manifest entry's filter (BPF) and its number, and the manifest.
-    filter: Option<(&'a str, usize, &'a Path)>,
-    start: Option<(i64, u32)>,
-    end: Option<(i64, u32)>,
-}
-
-fn sources(job: &DetectJob) -> Vec<Source<'_>> {
-    if job.labelled.is_empty() {
-        return job
-            .captures
-            .iter()
-            .map(|p| Source {
-                path: p,
-                class: None,
-                filter: None,
-                start: None,
-                end: None,
-            })
-            .collect();
-    }
-    let mut out = Vec::new();
-    for l in &job.labelled {
-        for (i, e) in l.entries.iter().enumerate() {
-            for f in &e.files {
-                out.push(Source {
-                    path: f,
-                    class: Some(&e.class),
-                    filter: e.filter.as_deref().map(|x| (x, i + 1, l.source.as_path())),
-                    start: e.start,
-                    end: e.end,
-                });
-            }
-        }
-    }
-    out
-}
 
 /// libpcap's counters of `live`, for the stats lines' `capture` object.
 fn kernel_counters(live: &mut Live) -> Result<iotids_detect::eve::CaptureStats> {
@@ -138,70 +97,55 @@ pub fn run(job: &DetectJob, ui: Ui) -> Result<ExitCode> {
                 .map_err(|e| {
                     anyhow::anyhow!("--bpf `{}`: {e}", job.bpf.as_deref().unwrap_or(""))
                 })?;
-            'files: for source in sources(job) {
-                let path = source.path;
-                let mut reader = CaptureReader::open(path)?;
-                let name = path.display().to_string();
-                let mut entry_filter = match source.filter {
-                    Some((f, entry, manifest)) => Some(Filter::new(f).map_err(|e| {
-                        anyhow::anyhow!(
-                            "{}: capture {entry}: filter `{f}`: {e}",
-                            manifest.display()
-                        )
-                    })?),
-                    None => None,
-                };
-                match source.class {
-                    Some(class) => engine.start_labelled_capture(&name, class),
-                    None => engine.start_capture(&name, false),
+            // A packet read: --bpf first, then scored; false once --count are.
+            let mut one = |engine: &mut Engine<'_>, p: &Packet<'_>, path: &Path| -> Result<bool> {
+                if let Some(f) = &mut filter {
+                    let keep = f
+                        .matches(p.link, p.data)
+                        .map_err(|e| anyhow::anyhow!("--bpf on {}: {e}", path.display()))?;
+                    if !keep {
+                        filtered += 1;
+                        return Ok(true);
+                    }
                 }
-                let mut stop = false;
-                // Labelled captures are numbered among the packets kept, as `train`
-                // reads them.
-                let mut kept = 0u64;
-                let r = reader.for_each(|p| -> Result<()> {
-                    if stop {
-                        return Ok(());
-                    }
-                    if source.class.is_some() {
-                        let t = (p.seconds, p.nanos);
-                        if source.start.is_some_and(|s| t < s) || source.end.is_some_and(|e| t >= e)
-                        {
-                            return Ok(());
-                        }
-                        if let Some(f) = &mut entry_filter
-                            && !f
-                                .matches(p.link, p.data)
-                                .map_err(|e| anyhow::anyhow!("{}: filter: {e}", path.display()))?
-                        {
-                            return Ok(());
-                        }
-                    }
-                    if let Some(f) = &mut filter {
-                        let keep = f
-                            .matches(p.link, p.data)
-                            .map_err(|e| anyhow::anyhow!("--bpf on {}: {e}", path.display()))?;
-                        if !keep {
-                            filtered += 1;
-                            return Ok(());
-                        }
-                    }
-                    seen += 1;
-                    if source.class.is_some() {
-                        kept += 1;
-                        engine.packet(&iotids_packets::Packet { number: kept, ..*p })?;
-                    } else {
-                        engine.packet(p)?;
-                    }
-                    if seen >= limit {
-                        stop = true;
+                seen += 1;
+                engine.packet(p)?;
+                Ok(seen < limit)
+            };
+            let mut go = true;
+            for path in &job.captures {
+                let mut reader = CaptureReader::open(path)?;
+                engine.start_capture(&path.display().to_string(), false);
+                reader.for_each(|p| -> Result<()> {
+                    if go {
+                        go = one(&mut engine, p, path)?;
                     }
                     Ok(())
-                });
-                r?;
-                if stop {
-                    break 'files;
+                })?;
+                if !go {
+                    break;
                 }
+            }
+            // Labelled captures: each entry's time range and filter as `train` applies
+            // them, packets numbered among those kept.
+            for l in &job.labelled {
+                if !go {
+                    break;
+                }
+                let mut path = std::path::PathBuf::new();
+                l.walk(|w| -> Result<bool> {
+                    match w {
+                        Walk::File { path: f, class } => {
+                            path = f.to_path_buf();
+                            engine.start_labelled_capture(&f.display().to_string(), class);
+                            Ok(true)
+                        }
+                        Walk::Packet(p) => {
+                            go = one(&mut engine, p, &path)?;
+                            Ok(go)
+                        }
+                    }
+                })?;
             }
         }
     }

@@ -91,6 +91,15 @@ pub struct FileCount {
     pub problems: u64,
 }
 
+/// What [`Labelled::walk`] tells of, in order.
+#[derive(Debug)]
+pub enum Walk<'a, 'p> {
+    /// The next capture file, of `class`.
+    File { path: &'a Path, class: &'a str },
+    /// A packet of it, kept.
+    Packet(&'a crate::reader::Packet<'p>),
+}
+
 /// Labelled captures: a directory of class folders or a manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Labelled {
@@ -298,16 +307,22 @@ impl Labelled {
         COLUMNS.iter().copied().chain([LABEL]).collect()
     }
 
-    /// Reads every capture into `builder` (made with [`Labelled::header`]), packet by
-    /// packet, and returns what each file held.
+    /// Walks the captures in order, telling `f` of each file ([`Walk::File`], before its
+    /// packets) and of each packet kept ([`Walk::Packet`]): a packet outside its entry's
+    /// time range, or left out by its filter, is counted and not passed on; the kept ones
+    /// are numbered from 1 in each file, as `train` numbers their rows. `f` returns false
+    /// to stop the walk. Returns what each file held (`problems` left 0: the caller's
+    /// extractor counts them).
     ///
     /// # Errors
     ///
     /// A capture that cannot be read (its path named), a filter that does not compile
-    /// for a capture's link type, the builder's error.
-    pub fn feed(&self, builder: &mut DatasetBuilder) -> Result<Vec<FileCount>, SourceError> {
+    /// for a capture's link type, `f`'s own error.
+    pub fn walk<E: From<SourceError> + From<ReadError>>(
+        &self,
+        mut f: impl FnMut(Walk<'_, '_>) -> Result<bool, E>,
+    ) -> Result<Vec<FileCount>, E> {
         let mut counts = Vec::new();
-        let mut row: u64 = 0;
         for (i, e) in self.entries.iter().enumerate() {
             let mut filter = e
                 .filter
@@ -321,8 +336,7 @@ impl Labelled {
                     reason: why,
                 })?;
             for file in &e.files {
-                let mut reader = CaptureReader::open(file)?;
-                let mut x = Extractor::default();
+                let mut reader = CaptureReader::open(file).map_err(SourceError::from)?;
                 let mut c = FileCount {
                     path: file.clone(),
                     class: e.class.clone(),
@@ -332,51 +346,101 @@ impl Labelled {
                     outside_time: 0,
                     problems: 0,
                 };
-                reader.for_each(|p| -> Result<(), SourceError> {
-                    c.packets += 1;
-                    let t = (p.seconds, p.nanos);
-                    if e.start.is_some_and(|s| t < s) || e.end.is_some_and(|s| t >= s) {
-                        c.outside_time += 1;
-                        return Ok(());
-                    }
-                    if let Some(f) = &mut filter {
-                        match f.matches(p.link, p.data) {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                c.filtered += 1;
-                                return Ok(());
-                            }
-                            Err(why) => {
-                                return Err(SourceError::Entry {
-                                    path: self.source.clone(),
-                                    entry: i + 1,
-                                    pattern: file.display().to_string(),
-                                    reason: format!(
-                                        "filter `{}` on link type {}: {why}",
-                                        f.expression(),
-                                        p.link.name()
-                                    ),
-                                });
+                let mut go = f(Walk::File {
+                    path: file,
+                    class: &e.class,
+                })?;
+                if go {
+                    reader.for_each(|p| -> Result<(), E> {
+                        if !go {
+                            return Ok(());
+                        }
+                        c.packets += 1;
+                        let t = (p.seconds, p.nanos);
+                        if e.start.is_some_and(|s| t < s) || e.end.is_some_and(|s| t >= s) {
+                            c.outside_time += 1;
+                            return Ok(());
+                        }
+                        if let Some(flt) = &mut filter {
+                            match flt.matches(p.link, p.data) {
+                                Ok(true) => {}
+                                Ok(false) => {
+                                    c.filtered += 1;
+                                    return Ok(());
+                                }
+                                Err(why) => {
+                                    return Err(SourceError::Entry {
+                                        path: self.source.clone(),
+                                        entry: i + 1,
+                                        pattern: file.display().to_string(),
+                                        reason: format!(
+                                            "filter `{}` on link type {}: {why}",
+                                            flt.expression(),
+                                            p.link.name()
+                                        ),
+                                    }
+                                    .into());
+                                }
                             }
                         }
-                    }
-                    c.kept += 1;
-                    row += 1;
-                    let kept = crate::reader::Packet {
-                        number: c.kept,
-                        ..*p
-                    };
-                    let fields = x.packet(&kept);
-                    builder.push(
-                        row,
-                        fields.iter().map(String::as_str).chain([e.class.as_str()]),
-                    )?;
-                    Ok(())
-                })?;
-                c.problems = x.problem_counts().iter().map(|(_, n)| n).sum();
-                builder.add_bytes(std::fs::metadata(file).map_or(0, |m| m.len()));
+                        c.kept += 1;
+                        let kept = crate::reader::Packet {
+                            number: c.kept,
+                            ..*p
+                        };
+                        go = f(Walk::Packet(&kept))?;
+                        Ok(())
+                    })?;
+                }
                 counts.push(c);
+                if !go {
+                    return Ok(counts);
+                }
             }
+        }
+        Ok(counts)
+    }
+
+    /// Reads every capture into `builder` (made with [`Labelled::header`]), packet by
+    /// packet, and returns what each file held.
+    ///
+    /// # Errors
+    ///
+    /// A capture that cannot be read (its path named), a filter that does not compile
+    /// for a capture's link type, the builder's error.
+    pub fn feed(&self, builder: &mut DatasetBuilder) -> Result<Vec<FileCount>, SourceError> {
+        let mut row: u64 = 0;
+        // The current file's extractor (a separate tshark run each) and class.
+        let mut current: Option<(Extractor, String)> = None;
+        let mut problems: Vec<u64> = Vec::new();
+        let problem_total = |x: &Extractor| x.problem_counts().iter().map(|(_, n)| n).sum();
+        let mut counts = self.walk(|w| -> Result<bool, SourceError> {
+            match w {
+                Walk::File { path, class } => {
+                    let next = (Extractor::default(), class.to_string());
+                    if let Some((x, _)) = current.replace(next) {
+                        problems.push(problem_total(&x));
+                    }
+                    builder.add_bytes(std::fs::metadata(path).map_or(0, |m| m.len()));
+                }
+                Walk::Packet(p) => {
+                    if let Some((x, class)) = &mut current {
+                        row += 1;
+                        let fields = x.packet(p);
+                        builder.push(
+                            row,
+                            fields.iter().map(String::as_str).chain([class.as_str()]),
+                        )?;
+                    }
+                }
+            }
+            Ok(true)
+        })?;
+        if let Some((x, _)) = &current {
+            problems.push(problem_total(x));
+        }
+        for (c, n) in counts.iter_mut().zip(problems) {
+            c.problems = n;
         }
         Ok(counts)
     }
