@@ -288,10 +288,9 @@ impl TimingReport {
 /// Per-flow (or per host pair) state of the timing features over a file read in order.
 #[derive(Debug, Default)]
 pub struct FlowClock {
-    /// Per key: the last readable time and the packets seen.
-    flows: FxHashMap<u64, (Option<Stamp>, u32)>,
-    /// With a bound: each key's last use (a counter), to forget the least recently used.
-    used: FxHashMap<u64, u64>,
+    /// Per key: the last readable time, the packets seen, and the key's last use (a
+    /// counter of calls), to forget the least recently used under a bound.
+    flows: FxHashMap<u64, (Option<Stamp>, u32, u64)>,
     tick: u64,
 }
 
@@ -309,18 +308,16 @@ impl FlowClock {
     /// Forgets `key`: its next packet is a first one (inter-arrival 0, index 0).
     pub fn forget(&mut self, key: u64) {
         self.flows.remove(&key);
-        self.used.remove(&key);
     }
 
     /// Keeps at most `max` keys (at least 1): past it, the least recently used are
-    /// forgotten, down to three quarters of `max`. Only keys used through
-    /// [`FlowClock::next_bounded`] are ranked.
+    /// forgotten, down to three quarters of `max`.
     fn bound(&mut self, max: usize) {
         let max = max.max(1);
         if self.flows.len() <= max {
             return;
         }
-        let mut by_use: Vec<(u64, u64)> = self.used.iter().map(|(k, t)| (*t, *k)).collect();
+        let mut by_use: Vec<(u64, u64)> = self.flows.iter().map(|(k, v)| (v.2, *k)).collect();
         by_use.sort_unstable();
         let drop = self.flows.len() - max * 3 / 4;
         for (_, k) in by_use.into_iter().take(drop) {
@@ -336,8 +333,6 @@ impl FlowClock {
         report: &mut TimingReport,
         max: usize,
     ) -> (f32, f32) {
-        self.tick += 1;
-        self.used.insert(flow, self.tick);
         let out = self.next(flow, stamp, report);
         self.bound(max);
         out
@@ -352,7 +347,9 @@ impl FlowClock {
         stamp: Option<Stamp>,
         report: &mut TimingReport,
     ) -> (f32, f32) {
-        let (last, seen) = self.flows.entry(flow).or_insert((None, 0));
+        self.tick += 1;
+        let (last, seen, used) = self.flows.entry(flow).or_insert((None, 0, 0));
+        *used = self.tick;
         let first = *seen == 0;
         let index = *seen as f32;
         *seen = seen.saturating_add(1);
