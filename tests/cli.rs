@@ -1383,6 +1383,28 @@ mod shared_captures {
     }
 
     /// Files directly or deeper under `dir`, by path (as labelled captures list them).
+    /// Trains a 16-unit GRU for `epochs` epochs (seed 7, one thread) on `input` into `out`.
+    fn train_small(input: &Path, out: &Path, epochs: u32) {
+        let epochs = epochs.to_string();
+        let o = iotids(&[
+            "train",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            &epochs,
+            "--hidden",
+            "16",
+            "--patience",
+            "0",
+            "--seed",
+            "7",
+            "--threads",
+            "1",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
     fn sorted_entries(dir: &Path, dirs: bool) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap()
@@ -1429,23 +1451,7 @@ mod shared_captures {
         let csv = write(dir.path(), "mqttset-reduced.csv", &csv);
         let (m1, m2) = (dir.path().join("m-caps"), dir.path().join("m-csv"));
         for (input, out) in [(&caps, &m1), (&csv, &m2)] {
-            let o = iotids(&[
-                "train",
-                input.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--epochs",
-                "3",
-                "--hidden",
-                "16",
-                "--patience",
-                "0",
-                "--seed",
-                "7",
-                "--threads",
-                "1",
-            ]);
-            assert!(o.status.success(), "{}", stderr(&o));
+            train_small(input, out, 3);
         }
         // About a fifth of the packets (the later part of each class's capture).
         let ma = super::assert_same_models(&m1, &m2, 5_000);
@@ -1469,23 +1475,7 @@ mod shared_captures {
         let text = text.replace("../../shared/data/pcaps", pcaps.to_str().unwrap());
         let manifest = write(dir.path(), "multiprotocol.toml", &text);
         let out = dir.path().join("m");
-        let o = iotids(&[
-            "train",
-            manifest.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--epochs",
-            "5",
-            "--hidden",
-            "16",
-            "--patience",
-            "0",
-            "--seed",
-            "7",
-            "--threads",
-            "1",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        train_small(&manifest, &out, 5);
         let m = json(&out.join("metrics.json"));
         // Every packet of the 34 captures, once (the parts of a capture do not overlap).
         let prepared = json(&out.join("prepare.json"));
