@@ -1669,15 +1669,7 @@ fn a_model_trained_from_captures_scores_as_one_trained_from_tsharks_csv() {
     let csv = labelled_golden(dir.path());
     let (m1, m2) = (dir.path().join("m-caps"), dir.path().join("m-csv"));
     for (input, out) in [(&caps, &m1), (&csv, &m2)] {
-        let mut args = vec![
-            "train",
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend(SMALL_MODEL);
-        let o = iotids(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
+        train_small_model(input, out);
     }
     // The same rows, split, features and network: identical predictions on the test rows.
     // A capture row's line is its packet's place over all captures (from 1); a CSV row's
@@ -1786,21 +1778,26 @@ fn day_nanos(t: &str) -> i64 {
     ((h * 60 + m) * 60 + whole) * 1_000_000_000 + frac
 }
 
+/// Trains SMALL_MODEL on `input` into `out`.
+fn train_small_model(input: &Path, out: &Path) {
+    let mut args = vec![
+        "train",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(SMALL_MODEL);
+    let o = iotids(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// Trains SMALL_MODEL on the generated class captures under `dir`; returns the model
 /// directory and the captures.
 fn small_model(dir: &Path) -> (PathBuf, Vec<(String, PathBuf)>) {
     let caps = dir.join("caps");
     let files = captures::write_classes(&caps);
     let model = dir.join("m");
-    let mut args = vec![
-        "train",
-        caps.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ];
-    args.extend(SMALL_MODEL);
-    let o = iotids(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_small_model(&caps, &model);
     (model, files)
 }
 
@@ -2202,15 +2199,7 @@ fn detect_thresholds_alerts_per_flow_and_writes_stats_lines() {
         captures::write_flood(&f, 125, 10_000, 62_000 + port);
     }
     let model = dir.path().join("m");
-    let mut args = vec![
-        "train",
-        caps.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ];
-    args.extend(SMALL_MODEL);
-    let o = iotids(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_small_model(&caps, &model);
     // A flood of one flow: 125 password guesses from one client port, 1,000 frames
     // 10 ms apart: 9.99 s of packet time.
     let flood = dir.path().join("flood.pcap");
