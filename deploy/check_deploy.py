@@ -15,16 +15,17 @@ Run by deploy/validate.sh after kubernetes-validate. Checks:
   known kinds; the ConfigMap's federation.toml equals deploy/federation.toml; the cloud
   is a one-pod StatefulSet whose volumeClaimTemplate holds its --checkpoint; one edge
   Deployment and Service per edge, with its own Secret; the device StatefulSet's
-  replicas, DEVICES and EDGES agree with the config; every pod runs as non-root, every
-  container has a read-only root file system, no privilege escalation, resource requests
-  and limits; every server container has TCP probes on its gRPC port; no Secret
-  outside examples/, and nothing under deploy/ holds a PEM private key.
+  replicas, DEVICES and EDGES agree with the config; every pod runs as non-root; every
+  container runs the iotids image, with a read-only root file system, no privilege
+  escalation, no capabilities, resource requests and limits; every server container
+  has TCP probes on its gRPC port; no Secret outside examples/, and nothing under
+  deploy/ holds a PEM private key.
 * the Dockerfile (dockerfile-parse): multi-stage, a slim runtime stage with a non-root
   USER, ENTRYPOINT ["iotids"] in exec form, no key, certificate or env file copied in,
   no secret-looking ARG/ENV; .dockerignore keeps target/, .git and keys out.
 
-Prints one line a failed check and a closing "deploy: N passed, N failed" line; exits 1 on any
-failure.
+Prints one line a failed check and a closing "deploy: N passed, N failed" line; exits 1
+on any failure.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ def check_compose() -> None:
     check(not errors, "compose.yaml: valid against the Compose Specification schema")
 
     services = compose.get("services", {})
-    nodes = ["cloud"] + [f"edge-{e}" for e in range(EDGES)] + [f"device-{d}" for d in range(DEVICES)]
+    nodes = (
+        ["cloud"] + [f"edge-{e}" for e in range(EDGES)] + [f"device-{d}" for d in range(DEVICES)]
+    )
     check(
         sorted(services) == sorted(["setup"] + nodes),
         f"compose.yaml: services are setup + {nodes} (found {sorted(services)})",
@@ -139,16 +142,21 @@ def check_compose() -> None:
             or str(svc.get("restart", "")).startswith("on-failure:"),
             f"compose.yaml: {name} has a restart policy",
         )
-        check(str(svc.get("user", "")).split(":")[0] not in ("", "0", "root"),
-              f"compose.yaml: {name} runs as a non-root user")
+        check(
+            str(svc.get("user", "")).split(":")[0] not in ("", "0", "root"),
+            f"compose.yaml: {name} runs as a non-root user",
+        )
 
     cloud = flags(command("cloud"))
     check(command("cloud")[:1] == ["cloud"], "compose.yaml: the cloud runs `iotids cloud`")
     check(cloud.get("listen", "").endswith(":7400"), "compose.yaml: the cloud listens on 7400")
     for key in ("ca", "cert", "key", "config", "validation", "out"):
         check(key in cloud, f"compose.yaml: the cloud has --{key}")
-    check(cloud.get("cert", "").endswith("/cloud.pem") and cloud.get("key", "").endswith("/cloud.key"),
-          "compose.yaml: the cloud uses the cloud certificate")
+    check(
+        cloud.get("cert", "").endswith("/cloud.pem")
+        and cloud.get("key", "").endswith("/cloud.key"),
+        "compose.yaml: the cloud uses the cloud certificate",
+    )
     checkpoint = cloud.get("checkpoint") or cloud.get("out", "") + "/checkpoint"
     cloud_mounts = [str(v) for v in services.get("cloud", {}).get("volumes", [])]
     check(
@@ -167,23 +175,40 @@ def check_compose() -> None:
         f = flags(command(name))
         check(command(name)[:1] == ["edge"], f"compose.yaml: {name} runs `iotids edge`")
         check(f.get("listen", "").endswith(":7401"), f"compose.yaml: {name} listens on 7401")
-        check(f.get("cloud") == "https://cloud:7400", f"compose.yaml: {name} dials https://cloud:7400")
-        check(f.get("cert", "").endswith(f"/{name}.pem") and f.get("key", "").endswith(f"/{name}.key"),
-              f"compose.yaml: {name} uses its own certificate")
-        check(depends(name).get("cloud", {}).get("condition") == "service_healthy",
-              f"compose.yaml: {name} waits for a healthy cloud")
+        check(
+            f.get("cloud") == "https://cloud:7400", f"compose.yaml: {name} dials https://cloud:7400"
+        )
+        check(
+            f.get("cert", "").endswith(f"/{name}.pem")
+            and f.get("key", "").endswith(f"/{name}.key"),
+            f"compose.yaml: {name} uses its own certificate",
+        )
+        check(
+            depends(name).get("cloud", {}).get("condition") == "service_healthy",
+            f"compose.yaml: {name} waits for a healthy cloud",
+        )
 
     for d in range(DEVICES):
         name = f"device-{d}"
         f = flags(command(name))
         edge = f"edge-{edge_of(d)}"
         check(command(name)[:1] == ["device"], f"compose.yaml: {name} runs `iotids device`")
-        check(f.get("edge") == f"https://{edge}:7401", f"compose.yaml: {name} dials https://{edge}:7401")
-        check(f.get("cert", "").endswith(f"/{name}.pem") and f.get("key", "").endswith(f"/{name}.key"),
-              f"compose.yaml: {name} uses its own certificate")
-        check(f.get("data", "").endswith(f"/{name}.csv"), f"compose.yaml: {name} reads its own file")
-        check(depends(name).get(edge, {}).get("condition") == "service_healthy",
-              f"compose.yaml: {name} waits for a healthy {edge}")
+        check(
+            f.get("edge") == f"https://{edge}:7401",
+            f"compose.yaml: {name} dials https://{edge}:7401",
+        )
+        check(
+            f.get("cert", "").endswith(f"/{name}.pem")
+            and f.get("key", "").endswith(f"/{name}.key"),
+            f"compose.yaml: {name} uses its own certificate",
+        )
+        check(
+            f.get("data", "").endswith(f"/{name}.csv"), f"compose.yaml: {name} reads its own file"
+        )
+        check(
+            depends(name).get(edge, {}).get("condition") == "service_healthy",
+            f"compose.yaml: {name} waits for a healthy {edge}",
+        )
 
     for name in ["cloud"] + [f"edge-{e}" for e in range(EDGES)]:
         test = services.get(name, {}).get("healthcheck", {}).get("test", [])
@@ -192,7 +217,15 @@ def check_compose() -> None:
 
 # ---- Kubernetes ---------------------------------------------------------------------------
 
-KNOWN_KINDS = {"Namespace", "ConfigMap", "Secret", "Service", "StatefulSet", "Deployment", "NetworkPolicy"}
+KNOWN_KINDS = {
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "Service",
+    "StatefulSet",
+    "Deployment",
+    "NetworkPolicy",
+}
 
 
 def load_docs(paths: list[Path]) -> list[tuple[Path, dict]]:
@@ -213,13 +246,19 @@ def pod_checks(where: str, spec: dict, servers: dict[str, int]) -> None:
     check(spec.get("automountServiceAccountToken") is False, f"{where}: no service account token")
     for c in spec.get("initContainers", []) + spec.get("containers", []):
         cw = f"{where}: container {c.get('name')}"
+        # The schema leaves image optional (the API server does not): every container
+        # runs the one iotids image.
+        check(str(c.get("image", "")).startswith("iotids:"), f"{cw}: runs the iotids image")
         sc = c.get("securityContext", {})
         check(sc.get("readOnlyRootFilesystem") is True, f"{cw}: readOnlyRootFilesystem")
         check(sc.get("allowPrivilegeEscalation") is False, f"{cw}: allowPrivilegeEscalation false")
         check("ALL" in sc.get("capabilities", {}).get("drop", []), f"{cw}: drops all capabilities")
         res = c.get("resources", {})
         for kind in ("requests", "limits"):
-            check({"cpu", "memory"} <= set(res.get(kind, {})), f"{cw}: resources.{kind} cpu and memory")
+            check(
+                {"cpu", "memory"} <= set(res.get(kind, {})),
+                f"{cw}: resources.{kind} cpu and memory",
+            )
     for c in spec.get("containers", []):
         if c.get("name") not in servers:
             continue
@@ -227,7 +266,9 @@ def pod_checks(where: str, spec: dict, servers: dict[str, int]) -> None:
         named = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
         for probe in ("readinessProbe", "livenessProbe"):
             tcp = c.get(probe, {}).get("tcpSocket", {}).get("port")
-            check(tcp == port or named.get(tcp) == port, f"{where}: {probe} is a TCP probe on {port}")
+            check(
+                tcp == port or named.get(tcp) == port, f"{where}: {probe} is a TCP probe on {port}"
+            )
         check(f"--listen=0.0.0.0:{port}" in c.get("args", []), f"{where}: listens on {port}")
 
 
@@ -243,9 +284,15 @@ def check_k8s() -> None:
         name = doc.get("metadata", {}).get("name")
         check(kind in KNOWN_KINDS, f"k8s {path.name}: known kind ({kind})")
         if kind != "Namespace":
-            check(doc.get("metadata", {}).get("namespace") == "iotids", f"k8s {path.name}: {kind}/{name} in namespace iotids")
+            check(
+                doc.get("metadata", {}).get("namespace") == "iotids",
+                f"k8s {path.name}: {kind}/{name} in namespace iotids",
+            )
     for path, doc in docs:
-        check(doc.get("kind") != "Secret", f"k8s {path.name}: no Secret outside examples/ (make-secrets.sh makes them)")
+        check(
+            doc.get("kind") != "Secret",
+            f"k8s {path.name}: no Secret outside examples/ (make-secrets.sh makes them)",
+        )
 
     def find(kind: str, name: str) -> dict:
         for _, doc in docs:
@@ -256,17 +303,24 @@ def check_k8s() -> None:
 
     # The config.
     cm = find("ConfigMap", "iotids-federation")
-    check(cm.get("data", {}).get("federation.toml") == config_text,
-          "k8s: ConfigMap iotids-federation's federation.toml equals deploy/federation.toml")
+    check(
+        cm.get("data", {}).get("federation.toml") == config_text,
+        "k8s: ConfigMap iotids-federation's federation.toml equals deploy/federation.toml",
+    )
 
     # The cloud.
     sts = find("StatefulSet", "cloud")
     spec = sts.get("spec", {})
     check(spec.get("replicas") == 1, "k8s: one cloud")
     headless = find("Service", spec.get("serviceName", "?"))
-    check(headless.get("spec", {}).get("clusterIP") == "None", "k8s: the cloud's serviceName is a headless Service")
-    check(find("Service", "cloud").get("spec", {}).get("ports", [{}])[0].get("port") == 7400,
-          "k8s: Service cloud serves 7400")
+    check(
+        headless.get("spec", {}).get("clusterIP") == "None",
+        "k8s: the cloud's serviceName is a headless Service",
+    )
+    check(
+        find("Service", "cloud").get("spec", {}).get("ports", [{}])[0].get("port") == 7400,
+        "k8s: Service cloud serves 7400",
+    )
     pod = spec.get("template", {}).get("spec", {})
     pod_checks("k8s cloud", pod, {"cloud": 7400})
     claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
@@ -274,13 +328,19 @@ def check_k8s() -> None:
     args = flags(container.get("args", []))
     checkpoint = args.get("checkpoint") or args.get("out", "") + "/checkpoint"
     check(
-        any(m["name"] in claims and checkpoint.startswith(m["mountPath"].rstrip("/") + "/")
-            for m in container.get("volumeMounts", [])),
+        any(
+            m["name"] in claims and checkpoint.startswith(m["mountPath"].rstrip("/") + "/")
+            for m in container.get("volumeMounts", [])
+        ),
         f"k8s: the cloud's checkpoint ({checkpoint}) is on a volumeClaimTemplate",
     )
     secret_of = {v["name"]: v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])}
     check("iotids-cloud-tls" in secret_of.values(), "k8s: the cloud mounts Secret iotids-cloud-tls")
-    config_volumes = [v for v in pod.get("volumes", []) if v.get("configMap", {}).get("name") == "iotids-federation"]
+    config_volumes = [
+        v
+        for v in pod.get("volumes", [])
+        if v.get("configMap", {}).get("name") == "iotids-federation"
+    ]
     check(bool(config_volumes), "k8s: the cloud mounts ConfigMap iotids-federation")
 
     # The edges.
@@ -291,19 +351,30 @@ def check_k8s() -> None:
         dep = find("Deployment", name)
         dspec = dep.get("spec", {})
         check(dspec.get("replicas") == 1, f"k8s: {name} has one replica")
-        check(dspec.get("strategy", {}).get("type") == "Recreate", f"k8s: {name} is replaced, not rolled")
+        check(
+            dspec.get("strategy", {}).get("type") == "Recreate",
+            f"k8s: {name} is replaced, not rolled",
+        )
         pod = dspec.get("template", {}).get("spec", {})
         pod_checks(f"k8s {name}", pod, {"edge": 7401})
         container = next((c for c in pod.get("containers", []) if c.get("name") == "edge"), {})
-        check(flags(container.get("args", [])).get("cloud") == "https://cloud:7400", f"k8s: {name} dials https://cloud:7400")
+        check(
+            flags(container.get("args", [])).get("cloud") == "https://cloud:7400",
+            f"k8s: {name} dials https://cloud:7400",
+        )
         secrets = {v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])}
         check(f"iotids-{name}-tls" in secrets, f"k8s: {name} mounts Secret iotids-{name}-tls")
         svc = find("Service", name)
         labels = dspec.get("template", {}).get("metadata", {}).get("labels", {})
         selector = svc.get("spec", {}).get("selector", {})
-        check(bool(selector) and all(labels.get(k) == v for k, v in selector.items()),
-              f"k8s: Service {name} selects the {name} pods")
-        check(dspec.get("selector", {}).get("matchLabels", {}) == selector, f"k8s: Service {name} selects only {name}")
+        check(
+            bool(selector) and all(labels.get(k) == v for k, v in selector.items()),
+            f"k8s: Service {name} selects the {name} pods",
+        )
+        check(
+            dspec.get("selector", {}).get("matchLabels", {}) == selector,
+            f"k8s: Service {name} selects only {name}",
+        )
 
     # The devices.
     dev = find("StatefulSet", "device")
@@ -313,23 +384,35 @@ def check_k8s() -> None:
     pod_checks("k8s device", pod, {})
     container = next((c for c in pod.get("containers", []) if c.get("name") == "device"), {})
     env = {v["name"]: v.get("value") for v in container.get("env", [])}
-    check(env.get("DEVICES") == str(DEVICES) and env.get("EDGES") == str(EDGES),
-          f"k8s: the devices' DEVICES/EDGES are {DEVICES}/{EDGES} (found {env.get('DEVICES')}/{env.get('EDGES')})")
+    check(
+        env.get("DEVICES") == str(DEVICES) and env.get("EDGES") == str(EDGES),
+        f"k8s: the devices' DEVICES/EDGES are {DEVICES}/{EDGES} (found {env.get('DEVICES')}/{env.get('EDGES')})",
+    )
     script = "\n".join(container.get("command", []) + container.get("args", []))
-    check("d * EDGES / DEVICES" in script and "https://edge-${e}:7401" in script,
-          "k8s: a device dials edge d * EDGES / DEVICES")
+    check(
+        "d * EDGES / DEVICES" in script and "https://edge-${e}:7401" in script,
+        "k8s: a device dials edge d * EDGES / DEVICES",
+    )
 
     # Secret placeholders (examples): stringData only, and no key material.
     for path, doc in examples:
         if doc.get("kind") == "Secret":
-            values = list((doc.get("stringData") or {}).values()) + list((doc.get("data") or {}).values())
-            check(all(str(v).startswith("PLACEHOLDER") for v in values),
-                  f"k8s {path.name}: Secret {doc['metadata']['name']} holds placeholders only")
+            values = list((doc.get("stringData") or {}).values()) + list(
+                (doc.get("data") or {}).values()
+            )
+            check(
+                all(str(v).startswith("PLACEHOLDER") for v in values),
+                f"k8s {path.name}: Secret {doc['metadata']['name']} holds placeholders only",
+            )
 
 
 def check_no_keys() -> None:
     pattern = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
-    hits = [p for p in DEPLOY.rglob("*") if p.is_file() and p.suffix != ".json" and pattern.search(p.read_text(errors="ignore"))]
+    hits = [
+        p
+        for p in DEPLOY.rglob("*")
+        if p.is_file() and p.suffix != ".json" and pattern.search(p.read_text(errors="ignore"))
+    ]
     check(not hits, f"deploy/: no PEM private key in any file ({[str(h) for h in hits]})")
 
 
@@ -347,7 +430,11 @@ def check_dockerfile() -> None:
     # The runtime base, after the ARG defaults are substituted.
     args = {}
     for i in instructions:
-        if i["instruction"] == "ARG" and "=" in i["value"] and i["startline"] < (froms[0]["startline"] if froms else 0):
+        if (
+            i["instruction"] == "ARG"
+            and "=" in i["value"]
+            and i["startline"] < (froms[0]["startline"] if froms else 0)
+        ):
             k, v = i["value"].split("=", 1)
             args[k.strip()] = v.strip()
     base = froms[-1]["value"].split()[0] if froms else ""
@@ -355,26 +442,46 @@ def check_dockerfile() -> None:
     check(base.endswith("-slim") or "distroless" in base, f"Dockerfile: slim runtime base ({base})")
     users = [i["value"].strip() for i in final if i["instruction"] == "USER"]
     user = users[-1].split(":")[0] if users else ""
-    check(bool(users) and user not in ("root", "0") and not user.startswith("$"),
-          f"Dockerfile: the final stage's USER is a fixed non-root user ({user or 'none'})")
+    check(
+        bool(users) and user not in ("root", "0") and not user.startswith("$"),
+        f"Dockerfile: the final stage's USER is a fixed non-root user ({user or 'none'})",
+    )
     entry = [i["value"].strip() for i in final if i["instruction"] == "ENTRYPOINT"]
-    check(bool(entry) and json.loads(entry[-1]) == ["iotids"], 'Dockerfile: ENTRYPOINT ["iotids"] (exec form)')
-    check(any(i["instruction"] == "WORKDIR" for i in final), "Dockerfile: the final stage sets WORKDIR")
-    check(any(i["instruction"] == "COPY" and "--from=" in i["value"] for i in final),
-          "Dockerfile: the final stage copies the binary from the builder")
-    check(not any(i["instruction"] == "COPY" and "--from=" not in i["value"] for i in final),
-          "Dockerfile: the final stage copies nothing from the build context")
+    check(
+        bool(entry) and json.loads(entry[-1]) == ["iotids"],
+        'Dockerfile: ENTRYPOINT ["iotids"] (exec form)',
+    )
+    check(
+        any(i["instruction"] == "WORKDIR" for i in final),
+        "Dockerfile: the final stage sets WORKDIR",
+    )
+    check(
+        any(i["instruction"] == "COPY" and "--from=" in i["value"] for i in final),
+        "Dockerfile: the final stage copies the binary from the builder",
+    )
+    check(
+        not any(i["instruction"] == "COPY" and "--from=" not in i["value"] for i in final),
+        "Dockerfile: the final stage copies nothing from the build context",
+    )
     secretish = re.compile(r"\.(pem|key|crt|p12|pfx)\b|\bid_rsa\b|\.env\b|\bsecrets?\b", re.I)
     for i in instructions:
         if i["instruction"] in ("COPY", "ADD"):
-            check(not secretish.search(i["value"]), f"Dockerfile line {i['startline'] + 1}: copies no key or secret ({i['value']})")
+            check(
+                not secretish.search(i["value"]),
+                f"Dockerfile line {i['startline'] + 1}: copies no key or secret ({i['value']})",
+            )
         if i["instruction"] in ("ARG", "ENV"):
-            check(not re.search(r"PASSWORD|TOKEN|SECRET|PRIVATE|API_?KEY", i["value"], re.I),
-                  f"Dockerfile line {i['startline'] + 1}: no secret in {i['instruction']}")
+            check(
+                not re.search(r"PASSWORD|TOKEN|SECRET|PRIVATE|API_?KEY", i["value"], re.I),
+                f"Dockerfile line {i['startline'] + 1}: no secret in {i['instruction']}",
+            )
     run = " ".join(i["value"] for i in instructions if i["instruction"] == "RUN")
     check("cargo build --release" in run, "Dockerfile: cargo build --release")
     check("--mount=type=cache" in run, "Dockerfile: cargo cache mounts")
-    check("libpcap0.8" in run and "libpcap-dev" in run, "Dockerfile: libpcap-dev to build, libpcap0.8 to run")
+    check(
+        "libpcap0.8" in run and "libpcap-dev" in run,
+        "Dockerfile: libpcap-dev to build, libpcap0.8 to run",
+    )
 
     ignore = (ROOT / ".dockerignore").read_text().split()
     for needed in ("target/", ".git/", "**/*.key", "**/*.pem"):
