@@ -125,6 +125,13 @@ def check_compose() -> None:
         return dep if isinstance(dep, dict) else {d: {"condition": "service_started"} for d in dep}
 
     setup = services.get("setup", {})
+    build = setup.get("build", {})
+    check(
+        isinstance(build, dict) and build.get("dockerfile") == "deploy/Dockerfile",
+        "compose.yaml: setup builds the image from deploy/Dockerfile",
+    )
+    images = {str(svc.get("image")) for svc in services.values()}
+    check(len(images) == 1, f"compose.yaml: every service runs one image ({sorted(images)})")
     check(setup.get("restart") in ("no", None), "compose.yaml: setup is one-shot (restart: no)")
     check(
         any("${TRAIN_FILE" in str(v) for v in setup.get("volumes", [])),
@@ -142,6 +149,7 @@ def check_compose() -> None:
             or str(svc.get("restart", "")).startswith("on-failure:"),
             f"compose.yaml: {name} has a restart policy",
         )
+        check(svc.get("pull_policy") == "never", f"compose.yaml: {name} runs the built image")
         check(
             str(svc.get("user", "")).split(":")[0] not in ("", "0", "root"),
             f"compose.yaml: {name} runs as a non-root user",
