@@ -492,6 +492,10 @@ pub struct FederateArgs {
     /// [default: none, wait for every device].
     #[arg(long)]
     pub deadline: Option<f64>,
+    /// Share of an edge round's sampled devices an edge waits for past the deadline
+    /// (0 to 1) [default: 0].
+    #[arg(long)]
+    pub quorum: Option<f64>,
     /// Windows a device of speed 1 trains per simulated second.
     #[arg(long)]
     pub device_rate: Option<f64>,

@@ -681,6 +681,7 @@ fn federation_config(args: &FederateArgs, seed: u64) -> Result<FederationConfig>
         edge_aggregation,
         cloud_aggregation,
         device_dropout,
+        quorum,
         device_rate,
         speed_spread,
         bandwidth,

@@ -134,6 +134,9 @@ pub struct FederationConfig {
     /// Deadline of an edge round in simulated seconds; later updates are dropped and
     /// counted. None: wait for every device.
     pub deadline: Option<f64>,
+    /// Share of an edge round's sampled devices the edge waits for past the deadline (0):
+    /// with fewer updates in time, it takes the next ones to arrive until this many have.
+    pub quorum: f64,
     /// Windows a device of speed 1 trains per simulated second (2000).
     pub device_rate: f64,
     /// σ of the log-normal spread of device speeds, drawn once per device (0.5), and a
@@ -199,6 +202,7 @@ impl Default for FederationConfig {
             cloud_aggregation: Aggregation::Mean,
             device_dropout: 0.0,
             deadline: None,
+            quorum: 0.0,
             device_rate: 2000.0,
             speed_spread: 0.5,
             bandwidth: 1.25e6,
@@ -292,6 +296,7 @@ impl FederationConfig {
             return Err(Error::config("fraction", 0, "in (0, 1]"));
         }
         unit("malicious", self.malicious)?;
+        unit("quorum", self.quorum)?;
         if !(0.0..1.0).contains(&self.device_dropout) {
             return Err(Error::config(
                 "device_dropout",

@@ -49,6 +49,9 @@ pub struct Plan {
     /// Seconds an edge waits for its devices' updates; later ones are dropped and
     /// counted. None: wait for every device.
     pub deadline: Option<f64>,
+    /// Share of the sampled devices an edge waits for past the deadline (0: none).
+    #[serde(default)]
+    pub quorum: f64,
     /// How a device trains.
     pub local: LocalTraining,
     /// Where the output layer is, when edges and the cloud aggregate it class-wise
@@ -119,6 +122,7 @@ impl Plan {
             edge_rounds: cfg.edge_rounds,
             fraction: cfg.fraction,
             deadline: cfg.deadline,
+            quorum: cfg.quorum,
             local: LocalTraining {
                 epochs: cfg.local_epochs,
                 proximal_mu: cfg.device_mu(),
@@ -315,6 +319,7 @@ mod tests {
                 edge_rounds: 4,
                 fraction: 0.5,
                 deadline: Some(2.0),
+                quorum: 0.0,
                 local: LocalTraining {
                     epochs: 3,
                     proximal_mu: 0.25,

@@ -388,7 +388,9 @@ impl Edge {
                 continue;
             }
             let t = Instant::now();
-            let ex = link.exchange(&down, &peers, Wait::until(model.plan.deadline))?;
+            let wait = Wait::until(model.plan.deadline)
+                .with_quorum(Wait::quorum_of(model.plan.quorum, peers.len()));
+            let ex = link.exchange(&down, &peers, wait)?;
             training_seconds += t.elapsed().as_secs_f64();
 
             let t = Instant::now();

@@ -83,20 +83,36 @@ pub trait Link<Up> {
     ) -> crate::Result<Exchange<Up>>;
 }
 
-/// How long a tier waits for its peers. Non-exhaustive, so a quorum (wait past the
-/// deadline until so many have answered, or give the round up) can join the deadline
-/// without changing the trait.
+/// How long a tier waits for its peers: until the deadline, and past it until `quorum`
+/// peers have answered (non-exhaustive, so more conditions can join without changing
+/// the trait).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Wait {
     /// Seconds after which an update is late and dropped. None: wait for every peer.
     pub deadline: Option<f64>,
+    /// Updates to wait for past the deadline (0: none).
+    #[serde(default)]
+    pub quorum: usize,
 }
 
 impl Wait {
     /// Waits until `deadline` (None: for every peer).
     pub fn until(deadline: Option<f64>) -> Wait {
-        Wait { deadline }
+        Wait {
+            deadline,
+            quorum: 0,
+        }
+    }
+
+    /// Also waits past the deadline until `quorum` peers have answered.
+    pub fn with_quorum(self, quorum: usize) -> Wait {
+        Wait { quorum, ..self }
+    }
+
+    /// The quorum of `share` of `peers` peers (rounded up).
+    pub fn quorum_of(share: f64, peers: usize) -> usize {
+        ((share * peers as f64).ceil() as usize).min(peers)
     }
 }
 
@@ -326,6 +342,21 @@ impl Link<DeviceUpdate> for InProcess<'_> {
                 self.conditions.fate(device, speed, model, wait.deadline),
             ));
         }
+        // Past the deadline, the edge waits for the quorum: the fastest late updates
+        // until that many have arrived.
+        let accepted = fates
+            .iter()
+            .filter(|(_, (d, _))| *d == Delivery::Accepted)
+            .count();
+        if accepted < wait.quorum {
+            let mut late: Vec<usize> = (0..fates.len())
+                .filter(|&i| fates[i].1.0 == Delivery::Late)
+                .collect();
+            late.sort_by(|&a, &b| fates[a].1.1.total_cmp(&fates[b].1.1));
+            for i in late.into_iter().take(wait.quorum - accepted) {
+                fates[i].1.0 = Delivery::Accepted;
+            }
+        }
         let arrived: Vec<DeviceUpdate> = fates
             .par_iter()
             .filter(|(_, (delivery, _))| *delivery == Delivery::Accepted)
@@ -347,7 +378,10 @@ impl Link<DeviceUpdate> for InProcess<'_> {
             });
             if delivery != Delivery::Failed {
                 out.bytes_up += bytes;
-                let t = wait.deadline.map_or(seconds, |d| seconds.min(d));
+                let t = match (delivery, wait.deadline) {
+                    (Delivery::Accepted, _) | (_, None) => seconds,
+                    (_, Some(d)) => seconds.min(d),
+                };
                 out.seconds = out.seconds.max(t);
             }
         }

@@ -246,6 +246,40 @@ fn failures_and_stragglers_are_dropped_counted_and_survived() {
     }
     assert!(all.rounds[0].simulated_seconds > out.rounds[0].simulated_seconds);
 
+    // A quorum of every device: the edge waits past the deadline for the late ones, so
+    // nothing is late and the run equals the one without a deadline.
+    let quorum = run(
+        &d,
+        &FederationConfig {
+            quorum: 1.0,
+            ..cfg.clone()
+        },
+    );
+    assert!(quorum.rounds.iter().all(|r| r.late == 0));
+    assert_eq!(
+        quorum.weights,
+        run(
+            &d,
+            &FederationConfig {
+                speed_spread: 1.0,
+                ..small()
+            }
+        )
+        .weights
+    );
+    // Half the sampled devices: each edge round accepts at least half.
+    let half = run(
+        &d,
+        &FederationConfig {
+            quorum: 0.5,
+            ..cfg.clone()
+        },
+    );
+    for (h, o) in half.rounds.iter().zip(&out.rounds) {
+        assert!(2 * h.accepted >= h.sampled, "{h:?}");
+        assert!(h.accepted >= o.accepted && h.simulated_seconds >= o.simulated_seconds);
+    }
+
     // Sampling a third of each edge's 3 devices: one per edge per edge round.
     let cfg = FederationConfig {
         fraction: 0.3,
