@@ -243,6 +243,7 @@ pub fn node_of(der: &[u8]) -> std::result::Result<Node, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls_pki_types::pem::PemObject;
 
     #[test]
     fn node_names_round_trip_and_reject_lookalikes() {

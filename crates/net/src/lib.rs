@@ -6,7 +6,15 @@ pub mod proto {
 }
 
 pub mod certs;
+pub mod client;
+pub mod cloud;
+pub mod context;
+pub mod device;
+pub mod edge;
 pub mod error;
+pub mod hub;
+pub mod link;
 pub mod tls;
+pub mod wire;
 
 pub use error::{Error, Result};

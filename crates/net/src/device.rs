@@ -1,0 +1,271 @@
+//! A device process: joins its edge, answers the statistics round over its own rows,
+//! trains on its own rows when asked ([`iotids_federation::roles::Device::train`], the
+//! simulation's code) and sends back only the update. Its traffic never leaves it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use iotids_data::Dataset;
+use iotids_data::federated::SummaryRequest;
+use iotids_data::window::Sequences;
+use iotids_federation::roles::Device;
+use iotids_model::examples::Examples;
+use iotids_model::gru::GruConfig;
+use tokio::runtime::Runtime;
+
+use crate::certs::{Node, TlsFiles};
+use crate::client::{Upstream, is_refusal};
+use crate::context::{Reader, RunContext, ingest_options};
+use crate::error::{Error, Result};
+use crate::proto;
+use crate::wire;
+
+/// How a device runs.
+#[derive(Debug, Clone)]
+pub struct DeviceOptions {
+    /// Its edge, `https://host:port`.
+    pub edge: String,
+    /// Its certificate (its identity) and the federation's CA.
+    pub tls: TlsFiles,
+    /// Largest message, bytes.
+    pub message_limit: usize,
+    /// Gives up after its edge has been unreachable this long.
+    pub give_up: Duration,
+}
+
+/// What a device did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceReport {
+    /// Summaries it answered.
+    pub summaries: usize,
+    /// Updates it sent, and of those the edge accepted.
+    pub updates: usize,
+    /// Updates the edge accepted.
+    pub accepted: usize,
+    /// Times it (re)joined.
+    pub joins: usize,
+    /// Why the run ended.
+    pub finished: String,
+}
+
+/// The device's data as the run context asks for it.
+struct Local {
+    id: usize,
+    read: Reader,
+    /// Read for the statistics round: (digest of the ingest spec, table).
+    raw: Option<(String, Dataset)>,
+    /// Ready to train: (context digest, prepared).
+    ready: Option<(String, Prepared)>,
+}
+
+struct Prepared {
+    sequences: Sequences,
+    labels: Vec<u32>,
+    rows: Vec<usize>,
+    class_weights: Vec<f64>,
+    network: GruConfig,
+}
+
+impl Local {
+    fn raw(&mut self, ctx: &RunContext) -> Result<&Dataset> {
+        let key = crate::context::digest(&serde_json::to_vec(&ctx.ingest).unwrap_or_default());
+        if self.raw.as_ref().is_none_or(|(k, _)| *k != key) {
+            let ds = (self.read)(&ingest_options(&ctx.ingest)).map_err(|reason| Error::Peer {
+                peer: format!("device-{}'s data", self.id),
+                reason,
+            })?;
+            self.raw = Some((key, ds));
+        }
+        Ok(&self.raw.as_ref().expect("just read").1)
+    }
+
+    fn prepared(&mut self, digest: &str, ctx: &RunContext) -> Result<&Prepared> {
+        if self.ready.as_ref().is_none_or(|(d, _)| d != digest) {
+            let (Some(pipeline), Some(network)) = (&ctx.pipeline, &ctx.network) else {
+                return Err(Error::Peer {
+                    peer: "the edge".into(),
+                    reason: "asked to train before the run's pipeline was agreed".into(),
+                });
+            };
+            // Read with the pipeline's column kinds, as `predict` reads a file.
+            let ds = (self.read)(&iotids_model::detect::ingest_options(pipeline, 0, false))
+                .map_err(|reason| Error::Peer {
+                    peer: format!("device-{}'s data", self.id),
+                    reason,
+                })?;
+            let all: Vec<usize> = (0..ds.n_rows()).collect();
+            let features = pipeline.transform(&ds, &all)?;
+            let map = pipeline.class_map(&ds);
+            let labels: Vec<u32> = ds
+                .labels
+                .iter()
+                .map(|&c| map[c as usize].unwrap_or(u32::MAX))
+                .collect();
+            let rows: Vec<usize> = all.into_iter().filter(|&r| labels[r] != u32::MAX).collect();
+            let sequences = Sequences::new(features, ds.flows.as_deref(), ctx.window)?;
+            self.ready = Some((
+                digest.to_string(),
+                Prepared {
+                    sequences,
+                    labels,
+                    rows,
+                    class_weights: pipeline.class_weights.clone(),
+                    network: network.clone(),
+                },
+            ));
+        }
+        Ok(&self.ready.as_ref().expect("just prepared").1)
+    }
+}
+
+/// Runs a device until its edge says the run is over.
+///
+/// # Errors
+///
+/// Its certificate names no device, the edge refuses it, the edge stays unreachable past
+/// `give_up`, or its data can't be read.
+pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<DeviceReport> {
+    let id = match crate::tls::own_node(&options.tls)? {
+        Node::Device(d) => d,
+        other => {
+            return Err(Error::tls(
+                options.tls.cert.display().to_string(),
+                format!("names {other}, not a device"),
+            ));
+        }
+    };
+    let mut up = Upstream::new(
+        &options.edge,
+        &options.tls,
+        options.message_limit,
+        options.give_up,
+    )?;
+    let mut local = Local {
+        id,
+        read,
+        raw: None,
+        ready: None,
+    };
+    let mut report = DeviceReport::default();
+    let mut ctx: Option<(String, Arc<RunContext>)> = None;
+    loop {
+        let digest = ctx.as_ref().map_or(String::new(), |(d, _)| d.clone());
+        let joined = runtime.block_on(up.join(&digest))?;
+        report.joins += 1;
+        tracing::info!(edge = %options.edge, run = %joined.run, "device-{id} joined");
+        loop {
+            let digest = ctx.as_ref().map_or(String::new(), |(d, _)| d.clone());
+            let task = match runtime.block_on(up.pull(&digest)) {
+                Ok(t) => t,
+                Err(s) if is_refusal(&s) => {
+                    return Err(Error::Peer {
+                        peer: options.edge.clone(),
+                        reason: format!("refused us: {}", s.message()),
+                    });
+                }
+                Err(s) => {
+                    tracing::info!(edge = %options.edge, status = %s.message(), "lost the edge; rejoining");
+                    break;
+                }
+            };
+            if !task.context.is_empty() {
+                let c: RunContext = serde_json::from_slice(&task.context).map_err(|e| Error::Peer {
+                    peer: options.edge.clone(),
+                    reason: format!("sent a run context that is not valid JSON ({e})"),
+                })?;
+                ctx = Some((task.context_digest.clone(), Arc::new(c)));
+            }
+            let answer = match task.kind {
+                None | Some(proto::task::Kind::Idle(_)) => continue,
+                Some(proto::task::Kind::Finish(f)) => {
+                    report.finished = f.reason;
+                    return Ok(report);
+                }
+                Some(kind) => {
+                    let Some((digest, c)) = ctx.clone() else {
+                        return Err(Error::Peer {
+                            peer: options.edge.clone(),
+                            reason: "sent a task without the run context".into(),
+                        });
+                    };
+                    match kind {
+                        proto::task::Kind::Summarize(s) => {
+                            let request: SummaryRequest =
+                                serde_json::from_slice(&s.request).map_err(|e| Error::Peer {
+                                    peer: options.edge.clone(),
+                                    reason: format!("sent a summary request that is not valid JSON ({e})"),
+                                })?;
+                            let ds = local.raw(&c)?;
+                            let all: Vec<usize> = (0..ds.n_rows()).collect();
+                            let summary = request.answer(ds, &all)?;
+                            report.summaries += 1;
+                            proto::answer::Kind::Summary(proto::SummaryAnswer {
+                                summary: serde_json::to_vec(&summary).unwrap_or_default(),
+                                device_rows: [(id as u32, summary.rows())].into(),
+                            })
+                        }
+                        proto::task::Kind::Train(t) => {
+                            let model = wire::model_from_wire(t.model.unwrap_or_default())
+                                .map_err(|reason| Error::Peer {
+                                    peer: options.edge.clone(),
+                                    reason: format!("sent a bad model: {reason}"),
+                                })?;
+                            let p = local.prepared(&digest, &c)?;
+                            let device = Device::new(
+                                id,
+                                &p.network,
+                                &p.class_weights,
+                                Examples {
+                                    sequences: &p.sequences,
+                                    labels: &p.labels,
+                                    rows: &p.rows,
+                                },
+                            );
+                            // Heartbeats while it trains, so the edge knows it is late,
+                            // not gone.
+                            let beat = {
+                                let mut up = up.clone();
+                                let task = task.id.clone();
+                                let every = Duration::from_secs_f64(joined.heartbeat_seconds.max(0.1));
+                                runtime.spawn(async move {
+                                    loop {
+                                        tokio::time::sleep(every).await;
+                                        up.heartbeat(&task).await;
+                                    }
+                                })
+                            };
+                            let update = device.train(&model);
+                            beat.abort();
+                            let update = update?;
+                            report.updates += 1;
+                            proto::answer::Kind::DeviceUpdate(wire::device_update_to_wire(&update))
+                        }
+                        proto::task::Kind::Idle(_) | proto::task::Kind::Finish(_) => continue,
+                    }
+                }
+            };
+            let answer = proto::Answer {
+                task: task.id.clone(),
+                kind: Some(answer),
+            };
+            match runtime.block_on(up.push(answer)) {
+                Ok(ack) if ack.accepted => {
+                    if matches!(task.kind, Some(proto::task::Kind::Train(_))) {
+                        report.accepted += 1;
+                    }
+                }
+                Ok(ack) => tracing::warn!(edge = %options.edge, reason = %ack.reason, "the edge rejected our answer"),
+                Err(s) if is_refusal(&s) => {
+                    return Err(Error::Peer {
+                        peer: options.edge.clone(),
+                        reason: format!("refused us: {}", s.message()),
+                    });
+                }
+                Err(s) => {
+                    tracing::info!(edge = %options.edge, status = %s.message(), "could not deliver our answer; rejoining");
+                    break;
+                }
+            }
+        }
+    }
+}
