@@ -1,0 +1,1355 @@
+//! The statistics round: the preprocessing pipeline fitted from devices' summaries, with no
+//! row leaving a device (issue 14, item 4).
+//!
+//! [`Pipeline::fit`] needs the pooled training rows, which a federation never has. Here the
+//! cloud ([`FederatedFit`]) asks every device a [`SummaryRequest`]; each device answers over
+//! its own rows with a [`Summary`] ([`SummaryRequest::answer`]); edges add their devices'
+//! answers up ([`Summary::merge`]) and the cloud absorbs the total. A few such phases and the
+//! cloud has the same [`Pipeline`] type that `pipeline.json` holds.
+//!
+//! ```text
+//! survey      per column: kind, header position, non-missing count, min, max; per
+//!             categorical column the counts of its top levels (capped) and of the rest;
+//!             rows per class
+//!               -> classes, class weights, identifier columns dropped, inputs and their
+//!                  levels, log compression, MinMax scaling (all exact)
+//! quantiles   (up to QUANTILE_ROUNDS times) a fixed-size histogram per numeric column with
+//!             each bin's count, min and max, zooming in on the bin holding the median
+//!               -> medians (exact when the median's bin narrows to one value or the median
+//!                  is a bin's first or last value; else the last bin's midpoint)
+//! moments     (standard scaling only) sums and squares of each encoded feature
+//!               -> means and standard deviations
+//! selection   per class the sums of each scaled feature; for Pearson selection the
+//!             cross-products of the non-constant features about the cloud's centres, over
+//!             every row of every device
+//!               -> relevance scores, redundancy, chi-square, the kept features
+//! ```
+//!
+//! Everything a device sends is keyed by name (class names by [`class_key`], column and
+//! level names), never by the device's own class ids or level codes, and its size does not
+//! grow with the rows: a categorical column reports at most [`category_cap`] levels plus an
+//! "other" count, histograms have [`HISTOGRAM_BINS`] bins, the selection sums are
+//! `classes × features` and `features²`.
+//!
+//! # How it differs from [`Pipeline::fit`] on the pooled rows
+//!
+//! - **Classes** are listed by name (sorted), not in the order the pooled file first shows
+//!   them: no device order can change them. [`Dataset::reorder_classes`] renumbers a table
+//!   to match. Class weights are exact.
+//! - **Identifier columns, levels, log compression, MinMax scaling** are exact. Level counts
+//!   stay exact while every column has at most [`category_cap`] distinct values on every
+//!   device and in every merge; a column past the cap has more than `max_categories` values,
+//!   so it is an identifier column (dropped by default) either way. With
+//!   `drop_identifiers` off, such a column's top levels come from capped counts.
+//! - **Medians** are exact unless the value at the median's rank is still inside a bin of
+//!   several values after [`QUANTILE_ROUNDS`] histograms; then the error is at most half
+//!   that bin's width (at most `(max − min) / 256⁴` of the column's range).
+//! - **Means, variances, relevance and correlations** are sums added in another order, so
+//!   they agree with the pooled fit to rounding (about 1e-12 relative), and a decision can
+//!   only differ where the pooled fit's score ties another or sits on the threshold. The
+//!   pooled fit's correlations use a sample of at most `corr_sample` rows; the round uses
+//!   every row (the same when the training rows are fewer than `corr_sample`).
+//! - **Standard scaling of a constant feature**: offset = the value, factor 1 (the pooled
+//!   fit divides by a rounding-sized deviation). Constant features are dropped either way.
+//!
+//! # Merging
+//!
+//! Counts, minima and maxima merge exactly and in any order. Sums are f64 additions, so
+//! merging the same summaries in another order can change the last bits of a sum (never a
+//! count). A capped level list that overflows in a merge keeps the most frequent levels
+//! (ties by name) and moves the rest into "other"; which levels survive can then depend on
+//! the order only for columns with more than [`category_cap`] distinct values.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::error::{Error, Result};
+use crate::pipeline::{
+    ColumnStats, Decision, Feature, IngestSpec, Input, LOG_COMPRESS_MIN_MAX, Matrix,
+    PIPELINE_FORMAT_VERSION, Pipeline, PipelineConfig, Scaler, SelectMethod, Source,
+    apply_scaling, chi2_score, encode, encoded_features, level_maps, log_compress, select_with,
+};
+use crate::schema::class_key;
+use crate::table::{ColumnData, Dataset};
+
+/// Bins of each quantile histogram.
+pub const HISTOGRAM_BINS: usize = 256;
+
+/// Histogram rounds for the medians at most.
+pub const QUANTILE_ROUNDS: u32 = 4;
+
+/// Rows a device encodes at a time (bounds its memory, not the answer).
+const CHUNK: usize = 8192;
+
+/// Levels a categorical column's summary keeps: `max(4 · max_categories, 256)`.
+pub fn category_cap(max_categories: usize) -> usize {
+    max_categories.saturating_mul(4).max(256)
+}
+
+/// One question of the cloud to every device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRequest {
+    /// Fingerprint of `step` and `question`; a [`Summary`] carries it.
+    pub id: u64,
+    /// 0 for the first request of a fit, then 1, 2, …
+    pub step: u32,
+    pub question: Question,
+}
+
+/// What a [`SummaryRequest`] asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Question {
+    /// Column kinds, ranges, capped level counts, class counts.
+    Survey { category_cap: usize },
+    /// A histogram per query over the non-missing values in `[lo, hi]`.
+    Quantiles {
+        bins: usize,
+        queries: Vec<QuantileQuery>,
+    },
+    /// Sums of `x − centre` and `(x − centre)²` of each encoded (imputed, log-compressed,
+    /// unscaled) feature.
+    Moments {
+        inputs: Vec<Input>,
+        features: Vec<Feature>,
+        centres: Vec<f64>,
+    },
+    /// Per class the sums of each scaled feature, the sums of `x − centre` and of its
+    /// square, and with `cross`
+    /// the upper triangle (row by row, diagonal included) of `Σ (x_a − c_a)(x_b − c_b)`.
+    Selection {
+        inputs: Vec<Input>,
+        /// The non-constant features, with their scaling.
+        features: Vec<Feature>,
+        centres: Vec<f64>,
+        classes: Vec<String>,
+        cross: bool,
+    },
+}
+
+/// One numeric column's histogram request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantileQuery {
+    pub column: String,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// A device's (or several devices', merged) answer to one [`SummaryRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The [`SummaryRequest::id`] it answers.
+    pub request: u64,
+    /// Rows summarised.
+    pub rows: u64,
+    pub answer: Answer,
+}
+
+/// The body of a [`Summary`], one variant per [`Question`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Answer {
+    Survey(Survey),
+    /// One histogram per query, in the request's order.
+    Quantiles { histograms: Vec<Histogram> },
+    Moments { sum: Vec<f64>, sum_sq: Vec<f64> },
+    Selection(SelectionSums),
+}
+
+/// The survey's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Survey {
+    /// Devices behind this summary.
+    pub devices: u64,
+    pub category_cap: usize,
+    /// By [`class_key`]: every class named in the devices' files, with its rows here.
+    pub classes: BTreeMap<String, ClassCount>,
+    /// By column name.
+    pub columns: BTreeMap<String, ColumnSurvey>,
+}
+
+/// A class's spelling and rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassCount {
+    /// The smallest spelling any device used.
+    pub name: String,
+    pub rows: u64,
+}
+
+/// One column in the survey.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnSurvey {
+    /// Devices whose table has the column.
+    pub devices: u64,
+    /// Its smallest position among the devices' columns (the pipeline keeps this order).
+    pub position: u64,
+    pub values: ColumnValues,
+}
+
+/// What a column holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ColumnValues {
+    Numeric {
+        /// Non-missing values.
+        count: u64,
+        min: Option<f32>,
+        max: Option<f32>,
+    },
+    Categorical {
+        /// Rows per level (`""` is absent), at most the survey's `category_cap` levels.
+        levels: BTreeMap<String, u64>,
+        /// Rows of the levels left out by the cap; more than 0 means the column has more
+        /// distinct values than the cap.
+        other: u64,
+    },
+}
+
+/// One quantile histogram: per bin, count, min and max of the values in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub counts: Vec<u64>,
+    pub min: Vec<Option<f32>>,
+    pub max: Vec<Option<f32>>,
+}
+
+/// The selection phase's sums.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectionSums {
+    /// By class name (the request's spelling): sums of each feature.
+    pub class_sum: BTreeMap<String, Vec<f64>>,
+    /// Sums of `x − centre`.
+    pub sum: Vec<f64>,
+    /// Sums of `(x − centre)²`.
+    pub sum_sq: Vec<f64>,
+    /// Packed upper triangle of the centred cross-products (empty without `cross`).
+    pub cross: Vec<f64>,
+}
+
+impl SummaryRequest {
+    fn new(step: u32, question: Question) -> Self {
+        let bytes = serde_json::to_vec(&(step, &question)).unwrap_or_default();
+        SummaryRequest {
+            id: xxh3_64(&bytes),
+            step,
+            question,
+        }
+    }
+
+    /// A device's answer over `rows` of its own table `ds` (its own file: its class list and
+    /// category levels are its own, so everything in a Summary is keyed by name, never by
+    /// index).
+    ///
+    /// # Errors
+    /// A row out of range, a requested column missing or of another kind, a class the
+    /// cloud does not know.
+    pub fn answer(&self, ds: &Dataset, rows: &[usize]) -> Result<Summary> {
+        if let Some(&r) = rows.iter().find(|&&r| r >= ds.n_rows()) {
+            return Err(Error::Config(format!(
+                "{}: row {r} asked for, the table has {} rows",
+                ds.path.display(),
+                ds.n_rows()
+            )));
+        }
+        let answer = match &self.question {
+            Question::Survey { category_cap } => Answer::Survey(survey(ds, rows, *category_cap)),
+            Question::Quantiles { bins, queries } => Answer::Quantiles {
+                histograms: queries
+                    .iter()
+                    .map(|q| histogram(ds, rows, q, *bins))
+                    .collect::<Result<_>>()?,
+            },
+            Question::Moments {
+                inputs,
+                features,
+                centres,
+            } => {
+                let maps = level_maps(ds, inputs)?;
+                let mut sum = vec![0f64; features.len()];
+                let mut sum_sq = vec![0f64; features.len()];
+                for chunk in rows.chunks(CHUNK) {
+                    let m = encode(ds, chunk, inputs, features, &maps);
+                    for row in m.data.chunks_exact(m.cols.max(1)).take(m.rows) {
+                        for (j, &x) in row.iter().enumerate() {
+                            let d = f64::from(x) - centres[j];
+                            sum[j] += d;
+                            sum_sq[j] += d * d;
+                        }
+                    }
+                }
+                Answer::Moments { sum, sum_sq }
+            }
+            Question::Selection {
+                inputs,
+                features,
+                centres,
+                classes,
+                cross,
+            } => Answer::Selection(selection_sums(
+                ds, rows, inputs, features, centres, classes, *cross,
+            )?),
+        };
+        Ok(Summary {
+            request: self.id,
+            rows: rows.len() as u64,
+            answer,
+        })
+    }
+}
+
+fn survey(ds: &Dataset, rows: &[usize], cap: usize) -> Survey {
+    let mut per_class = vec![0u64; ds.n_classes()];
+    for &r in rows {
+        per_class[ds.labels[r] as usize] += 1;
+    }
+    let mut classes = BTreeMap::new();
+    for (name, &n) in ds.classes.iter().zip(&per_class) {
+        let e = classes.entry(class_key(name)).or_insert(ClassCount {
+            name: name.clone(),
+            rows: 0,
+        });
+        e.rows += n;
+        if *name < e.name {
+            e.name = name.clone();
+        }
+    }
+    let columns = ds
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(pos, c)| {
+            let values = match &c.data {
+                ColumnData::Numeric(v) => {
+                    let (mut count, mut min, mut max) = (0u64, None::<f32>, None::<f32>);
+                    for &r in rows {
+                        let x = v[r];
+                        if x.is_nan() {
+                            continue;
+                        }
+                        count += 1;
+                        min = Some(min.map_or(x, |m| m.min(x)));
+                        max = Some(max.map_or(x, |m| m.max(x)));
+                    }
+                    ColumnValues::Numeric { count, min, max }
+                }
+                ColumnData::Categorical { codes, levels } => {
+                    let mut counts = vec![0u64; levels.len()];
+                    for &r in rows {
+                        counts[codes[r] as usize] += 1;
+                    }
+                    let mut map = BTreeMap::new();
+                    for (l, &n) in levels.iter().zip(&counts) {
+                        if n > 0 {
+                            *map.entry(l.clone()).or_insert(0) += n;
+                        }
+                    }
+                    let mut other = 0;
+                    cap_levels(&mut map, &mut other, cap);
+                    ColumnValues::Categorical { levels: map, other }
+                }
+            };
+            (
+                c.name.clone(),
+                ColumnSurvey {
+                    devices: 1,
+                    position: pos as u64,
+                    values,
+                },
+            )
+        })
+        .collect();
+    Survey {
+        devices: 1,
+        category_cap: cap,
+        classes,
+        columns,
+    }
+}
+
+/// Keeps the `cap` most frequent levels (ties by name), the rest's rows into `other`.
+fn cap_levels(levels: &mut BTreeMap<String, u64>, other: &mut u64, cap: usize) {
+    if levels.len() <= cap {
+        return;
+    }
+    let mut v: Vec<(String, u64)> = std::mem::take(levels).into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    *other += v.drain(cap..).map(|(_, n)| n).sum::<u64>();
+    *levels = v.into_iter().collect();
+}
+
+/// The bin of `x` in `bins` equal bins over `[lo, hi]`; the same arithmetic on every device.
+fn bin_of(x: f64, lo: f64, hi: f64, bins: usize) -> usize {
+    if hi > lo {
+        (((x - lo) / (hi - lo) * bins as f64) as usize).min(bins - 1)
+    } else {
+        0
+    }
+}
+
+fn numeric_column<'a>(ds: &'a Dataset, name: &str) -> Result<&'a [f32]> {
+    match ds.column(name).map(|c| &c.data) {
+        Some(ColumnData::Numeric(v)) => Ok(v),
+        Some(ColumnData::Categorical { .. }) => Err(Error::Config(format!(
+            "{}: column `{name}` is categorical here, numeric on other devices; read it with the same categorical columns everywhere",
+            ds.path.display()
+        ))),
+        None => Err(Error::ColumnsMissing {
+            path: ds.path.clone(),
+            missing: vec![name.to_string()],
+        }),
+    }
+}
+
+fn histogram(ds: &Dataset, rows: &[usize], q: &QuantileQuery, bins: usize) -> Result<Histogram> {
+    if bins == 0 {
+        return Err(Error::invalid("bins", 0, "at least 1"));
+    }
+    let v = numeric_column(ds, &q.column)?;
+    let mut h = Histogram {
+        counts: vec![0; bins],
+        min: vec![None; bins],
+        max: vec![None; bins],
+    };
+    for &r in rows {
+        let x = v[r];
+        let xf = f64::from(x);
+        if x.is_nan() || xf < q.lo || xf > q.hi {
+            continue;
+        }
+        let b = bin_of(xf, q.lo, q.hi, bins);
+        h.counts[b] += 1;
+        h.min[b] = Some(h.min[b].map_or(x, |m| m.min(x)));
+        h.max[b] = Some(h.max[b].map_or(x, |m| m.max(x)));
+    }
+    Ok(h)
+}
+
+fn selection_sums(
+    ds: &Dataset,
+    rows: &[usize],
+    inputs: &[Input],
+    features: &[Feature],
+    centres: &[f64],
+    classes: &[String],
+    cross: bool,
+) -> Result<SelectionSums> {
+    let keys: Vec<String> = classes.iter().map(|c| class_key(c)).collect();
+    let class_of: Vec<Option<usize>> = ds
+        .classes
+        .iter()
+        .map(|c| keys.iter().position(|k| *k == class_key(c)))
+        .collect();
+    let maps = level_maps(ds, inputs)?;
+    let d = features.len();
+    let mut class_sum = vec![vec![0f64; d]; classes.len()];
+    let mut class_seen = vec![false; classes.len()];
+    let mut sum = vec![0f64; d];
+    let mut sum_sq = vec![0f64; d];
+    let mut tri = if cross {
+        vec![0f64; d * (d + 1) / 2]
+    } else {
+        Vec::new()
+    };
+    let mut z = vec![0f64; d];
+    for chunk in rows.chunks(CHUNK) {
+        let m: Matrix = apply_scaling(encode(ds, chunk, inputs, features, &maps), features);
+        for (i, &r) in chunk.iter().enumerate() {
+            let label = ds.labels[r] as usize;
+            let c = class_of[label].ok_or_else(|| {
+                Error::Config(format!(
+                    "{}: class `{}` is not among the federation's classes {classes:?}",
+                    ds.path.display(),
+                    ds.classes[label]
+                ))
+            })?;
+            class_seen[c] = true;
+            let row = &m.data[i * d..(i + 1) * d];
+            for (j, &x) in row.iter().enumerate() {
+                let x = f64::from(x);
+                class_sum[c][j] += x;
+                z[j] = x - centres[j];
+                sum[j] += z[j];
+                sum_sq[j] += z[j] * z[j];
+            }
+            if cross {
+                let mut k = 0;
+                for a in 0..d {
+                    let za = z[a];
+                    if za == 0.0 {
+                        k += d - a;
+                        continue;
+                    }
+                    for (t, &zb) in tri[k..k + d - a].iter_mut().zip(&z[a..]) {
+                        *t += za * zb;
+                    }
+                    k += d - a;
+                }
+            }
+        }
+    }
+    Ok(SelectionSums {
+        class_sum: classes
+            .iter()
+            .zip(class_sum)
+            .zip(class_seen)
+            .filter(|(_, seen)| *seen)
+            .map(|((c, s), _)| (c.clone(), s))
+            .collect(),
+        sum,
+        sum_sq,
+        cross: tri,
+    })
+}
+
+fn add_into(a: &mut [f64], b: &[f64], what: &str) -> Result<()> {
+    if a.len() != b.len() {
+        return Err(Error::Config(format!(
+            "summaries disagree on the number of {what} ({} and {})",
+            a.len(),
+            b.len()
+        )));
+    }
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    Ok(())
+}
+
+fn min_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn max_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+impl Summary {
+    /// Adds another device's (or edge's) answer to the same request; an edge merges its
+    /// devices' answers before sending one summary up.
+    ///
+    /// # Errors
+    /// The summaries answer different requests, or disagree on a column's kind or a vector's
+    /// length.
+    pub fn merge(&mut self, other: &Summary) -> Result<()> {
+        if self.request != other.request {
+            return Err(Error::Config(format!(
+                "summaries answer different requests ({:016x} and {:016x})",
+                self.request, other.request
+            )));
+        }
+        match (&mut self.answer, &other.answer) {
+            (Answer::Survey(a), Answer::Survey(b)) => merge_survey(a, b)?,
+            (Answer::Quantiles { histograms: a }, Answer::Quantiles { histograms: b }) => {
+                if a.len() != b.len() {
+                    return Err(Error::Config(format!(
+                        "summaries disagree on the number of histograms ({} and {})",
+                        a.len(),
+                        b.len()
+                    )));
+                }
+                for (ha, hb) in a.iter_mut().zip(b) {
+                    if ha.counts.len() != hb.counts.len()
+                        || ha.min.len() != hb.min.len()
+                        || ha.max.len() != hb.max.len()
+                        || ha.counts.len() != ha.min.len()
+                        || ha.counts.len() != ha.max.len()
+                    {
+                        return Err(Error::Config(
+                            "summaries disagree on a histogram's bins".into(),
+                        ));
+                    }
+                    for (x, y) in ha.counts.iter_mut().zip(&hb.counts) {
+                        *x += y;
+                    }
+                    for (x, &y) in ha.min.iter_mut().zip(&hb.min) {
+                        *x = min_opt(*x, y);
+                    }
+                    for (x, &y) in ha.max.iter_mut().zip(&hb.max) {
+                        *x = max_opt(*x, y);
+                    }
+                }
+            }
+            (
+                Answer::Moments { sum, sum_sq },
+                Answer::Moments {
+                    sum: s2,
+                    sum_sq: q2,
+                },
+            ) => {
+                add_into(sum, s2, "features")?;
+                add_into(sum_sq, q2, "features")?;
+            }
+            (Answer::Selection(a), Answer::Selection(b)) => {
+                add_into(&mut a.sum, &b.sum, "features")?;
+                add_into(&mut a.sum_sq, &b.sum_sq, "features")?;
+                add_into(&mut a.cross, &b.cross, "cross-products")?;
+                for (c, s) in &b.class_sum {
+                    match a.class_sum.get_mut(c) {
+                        Some(mine) => add_into(mine, s, "features")?,
+                        None => {
+                            if s.len() != a.sum.len() {
+                                return Err(Error::Config(
+                                    "summaries disagree on the number of features".into(),
+                                ));
+                            }
+                            a.class_sum.insert(c.clone(), s.clone());
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Err(Error::Config(
+                    "summaries of different kinds for one request".into(),
+                ));
+            }
+        }
+        self.rows += other.rows;
+        Ok(())
+    }
+
+    /// Rows it summarises.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+fn merge_survey(a: &mut Survey, b: &Survey) -> Result<()> {
+    if a.category_cap != b.category_cap {
+        return Err(Error::Config(format!(
+            "surveys with different category caps ({} and {})",
+            a.category_cap, b.category_cap
+        )));
+    }
+    // Check every column first, so a failed merge leaves `a` untouched.
+    for (name, cb) in &b.columns {
+        if let Some(ca) = a.columns.get(name) {
+            let same = matches!(
+                (&ca.values, &cb.values),
+                (ColumnValues::Numeric { .. }, ColumnValues::Numeric { .. })
+                    | (
+                        ColumnValues::Categorical { .. },
+                        ColumnValues::Categorical { .. }
+                    )
+            );
+            if !same {
+                return Err(Error::Config(format!(
+                    "column `{name}` is numeric on some devices and categorical on others; read it with the same categorical columns everywhere"
+                )));
+            }
+        }
+    }
+    a.devices += b.devices;
+    for (key, cb) in &b.classes {
+        let e = a.classes.entry(key.clone()).or_insert(ClassCount {
+            name: cb.name.clone(),
+            rows: 0,
+        });
+        e.rows += cb.rows;
+        if cb.name < e.name {
+            e.name = cb.name.clone();
+        }
+    }
+    let cap = a.category_cap;
+    for (name, cb) in &b.columns {
+        match a.columns.get_mut(name) {
+            None => {
+                a.columns.insert(name.clone(), cb.clone());
+            }
+            Some(ca) => {
+                ca.devices += cb.devices;
+                ca.position = ca.position.min(cb.position);
+                match (&mut ca.values, &cb.values) {
+                    (
+                        ColumnValues::Numeric { count, min, max },
+                        ColumnValues::Numeric {
+                            count: c2,
+                            min: m2,
+                            max: x2,
+                        },
+                    ) => {
+                        *count += c2;
+                        *min = min_opt(*min, *m2);
+                        *max = max_opt(*max, *x2);
+                    }
+                    (
+                        ColumnValues::Categorical { levels, other },
+                        ColumnValues::Categorical {
+                            levels: l2,
+                            other: o2,
+                        },
+                    ) => {
+                        for (l, n) in l2 {
+                            *levels.entry(l.clone()).or_insert(0) += n;
+                        }
+                        *other += o2;
+                        cap_levels(levels, other, cap);
+                    }
+                    _ => unreachable!("kinds checked above"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The value at one rank of a numeric column, being searched for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Target {
+    input: usize,
+    rank: u64,
+    found: Option<f64>,
+    /// The value lies in `[lo, hi]`; `offset` values lie below `lo`.
+    lo: f64,
+    hi: f64,
+    offset: u64,
+}
+
+/// What the survey decided, filled in by the later phases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Plan {
+    rows: u64,
+    classes: Vec<String>,
+    class_rows: Vec<u64>,
+    inputs: Vec<Input>,
+    features: Vec<Feature>,
+    /// Per feature: min and max of the encoded (imputed, log-compressed) column.
+    range: Vec<(f32, f32)>,
+    /// Per feature: the mean of a one-hot feature (exact), the median (later the mean) of a
+    /// numeric one, after log compression: the centre for the sums.
+    centre: Vec<f64>,
+    /// Non-missing values per numeric input.
+    counts: Vec<u64>,
+    targets: Vec<Target>,
+    quantile_rounds: u32,
+    /// Identifier columns, columns not on every device.
+    left_out: Vec<Decision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Stage {
+    Survey,
+    Quantiles(Plan),
+    Moments(Plan),
+    Selection(Plan),
+    Done(Box<Pipeline>),
+}
+
+/// The cloud's side of the statistics round(s).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FederatedFit {
+    ingest: IngestSpec,
+    config: PipelineConfig,
+    step: u32,
+    stage: Stage,
+}
+
+impl FederatedFit {
+    /// # Errors
+    /// An invalid configuration.
+    pub fn new(ingest: IngestSpec, cfg: &PipelineConfig) -> Result<Self> {
+        cfg.check()?;
+        Ok(FederatedFit {
+            ingest,
+            config: cfg.clone(),
+            step: 0,
+            stage: Stage::Survey,
+        })
+    }
+
+    /// The next question for every device; None when `finish` can be called.
+    pub fn request(&self) -> Option<SummaryRequest> {
+        let question = match &self.stage {
+            Stage::Survey => Question::Survey {
+                category_cap: category_cap(self.config.max_categories),
+            },
+            Stage::Quantiles(plan) => Question::Quantiles {
+                bins: HISTOGRAM_BINS,
+                queries: quantile_queries(plan).0,
+            },
+            Stage::Moments(plan) => Question::Moments {
+                inputs: plan.inputs.clone(),
+                features: plan.features.clone(),
+                centres: plan.centre.clone(),
+            },
+            Stage::Selection(plan) => {
+                let cand = candidates(plan);
+                Question::Selection {
+                    inputs: plan.inputs.clone(),
+                    features: cand.iter().map(|&j| plan.features[j].clone()).collect(),
+                    centres: cand.iter().map(|&j| scaled_centre(plan, j)).collect(),
+                    classes: plan.classes.clone(),
+                    cross: self.config.select == SelectMethod::Pearson,
+                }
+            }
+            Stage::Done(_) => return None,
+        };
+        Some(SummaryRequest::new(self.step, question))
+    }
+
+    /// The devices' answers to the current request, already merged.
+    ///
+    /// # Errors
+    /// No request is open, the summary answers another request, or it is inconsistent
+    /// (no rows, a histogram that does not hold the rank it should).
+    pub fn absorb(&mut self, merged: Summary) -> Result<()> {
+        let Some(req) = self.request() else {
+            return Err(Error::Config(
+                "the statistics round is over: no request to answer".into(),
+            ));
+        };
+        if merged.request != req.id {
+            return Err(Error::Config(format!(
+                "the summary answers request {:016x}, the open request is {:016x} (step {})",
+                merged.request, req.id, req.step
+            )));
+        }
+        // On an error the open request stays open.
+        let stage = self.stage.clone();
+        let next = match (stage, merged.answer) {
+            (Stage::Survey, Answer::Survey(s)) => self.after_survey(merged.rows, &s),
+            (Stage::Quantiles(mut plan), Answer::Quantiles { histograms }) => {
+                absorb_quantiles(&mut plan, &req.question, &histograms)
+                    .map(|()| self.after_quantiles(plan))
+            }
+            (Stage::Moments(mut plan), Answer::Moments { sum, sum_sq }) => {
+                absorb_moments(&mut plan, merged.rows, &sum, &sum_sq).map(|()| {
+                    if candidates(&plan).is_empty() {
+                        Stage::Done(Box::new(self.pipeline(plan, None)))
+                    } else {
+                        Stage::Selection(plan)
+                    }
+                })
+            }
+            (Stage::Selection(plan), Answer::Selection(sums)) => {
+                if merged.rows != plan.rows {
+                    Err(Error::Config(format!(
+                        "the selection summary covers {} rows, the survey {}",
+                        merged.rows, plan.rows
+                    )))
+                } else {
+                    Ok(Stage::Done(Box::new(self.pipeline(plan, Some(&sums)))))
+                }
+            }
+            _ => {
+                return Err(Error::Config(
+                    "the summary is of another kind than the open request".into(),
+                ));
+            }
+        }?;
+        self.stage = next;
+        self.step += 1;
+        Ok(())
+    }
+
+    /// The fitted pipeline.
+    ///
+    /// # Errors
+    /// Requests are still open.
+    pub fn finish(self) -> Result<Pipeline> {
+        match self.stage {
+            Stage::Done(p) => Ok(*p),
+            _ => Err(Error::Config(format!(
+                "the statistics round is not over (step {}): answer every request first",
+                self.step
+            ))),
+        }
+    }
+
+    fn after_survey(&self, rows: u64, s: &Survey) -> Result<Stage> {
+        let cfg = &self.config;
+        if rows == 0 {
+            return Err(Error::Config(
+                "no training rows to fit the pipeline on".into(),
+            ));
+        }
+        let mut class_list: Vec<&ClassCount> = s.classes.values().collect();
+        class_list.sort_by(|a, b| a.name.cmp(&b.name));
+        let classes: Vec<String> = class_list.iter().map(|c| c.name.clone()).collect();
+        let class_rows: Vec<u64> = class_list.iter().map(|c| c.rows).collect();
+        let mut cols: Vec<(&String, &ColumnSurvey)> = s.columns.iter().collect();
+        cols.sort_by(|a, b| a.1.position.cmp(&b.1.position).then(a.0.cmp(b.0)));
+        let mut left_out = Vec::new();
+        let mut inputs = Vec::new();
+        let mut counts = Vec::new();
+        // (min, max) of each numeric input, and row counts of each categorical one's levels.
+        let mut ranges: Vec<(Option<f32>, Option<f32>)> = Vec::new();
+        let mut level_rows: Vec<Vec<u64>> = Vec::new();
+        for (name, c) in cols {
+            if c.devices != s.devices {
+                left_out.push(Decision {
+                    feature: name.clone(),
+                    kept: false,
+                    score: 0.0,
+                    reason: format!(
+                        "on {} of the {} devices; a column every device can fill is an input",
+                        c.devices, s.devices
+                    ),
+                });
+                continue;
+            }
+            match &c.values {
+                ColumnValues::Numeric { count, min, max } => {
+                    inputs.push(Input::Numeric {
+                        name: name.clone(),
+                        median: 0.0,
+                    });
+                    counts.push(*count);
+                    ranges.push((*min, *max));
+                    level_rows.push(Vec::new());
+                }
+                ColumnValues::Categorical { levels, other } => {
+                    let distinct = levels.keys().filter(|l| !l.is_empty()).count();
+                    if cfg.drop_identifiers && (*other > 0 || distinct > cfg.max_categories) {
+                        let what = if *other > 0 {
+                            format!("more than {} distinct values", s.category_cap)
+                        } else {
+                            format!("{distinct} distinct values")
+                        };
+                        left_out.push(Decision {
+                            feature: name.clone(),
+                            kept: false,
+                            score: 0.0,
+                            reason: format!(
+                                "identifier-like text: {what} in training, more than max_categories ({}); values unseen in training would all look alike",
+                                cfg.max_categories
+                            ),
+                        });
+                        continue;
+                    }
+                    let mut order: Vec<(&String, u64)> = levels
+                        .iter()
+                        .filter(|(_, n)| **n > 0)
+                        .map(|(l, n)| (l, *n))
+                        .collect();
+                    order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+                    order.truncate(cfg.max_categories);
+                    inputs.push(Input::Categorical {
+                        name: name.clone(),
+                        levels: order.iter().map(|(l, _)| (*l).clone()).collect(),
+                    });
+                    counts.push(0);
+                    ranges.push((None, None));
+                    level_rows.push(order.iter().map(|(_, n)| *n).collect());
+                }
+            }
+        }
+        // Identifier decisions come after the features' ones, as in the pooled fit.
+        left_out.sort_by_key(|d| d.reason.starts_with("identifier"));
+        let mut features = encoded_features(&inputs);
+        let n = rows as f64;
+        let mut range = Vec::with_capacity(features.len());
+        let mut centre = Vec::with_capacity(features.len());
+        for f in &mut features {
+            let (r, c) = match f.source {
+                Source::Numeric { input } => match ranges[input] {
+                    (Some(lo), Some(hi)) => {
+                        // The median lies in [lo, hi], so imputing keeps the range.
+                        if cfg.log_compress && lo >= 0.0 && hi >= LOG_COMPRESS_MIN_MAX {
+                            f.log = true;
+                            ((log_compress(lo), log_compress(hi)), 0.0)
+                        } else {
+                            ((lo, hi), 0.0)
+                        }
+                    }
+                    // Every value missing: all imputed with the median 0.
+                    _ => ((0.0, 0.0), 0.0),
+                },
+                Source::Level { input, level } => {
+                    let k = level_rows[input][level];
+                    (one_hot_range(k, rows), k as f64 / n)
+                }
+                Source::Other { input } => {
+                    let k = rows.saturating_sub(level_rows[input].iter().sum::<u64>());
+                    (one_hot_range(k, rows), k as f64 / n)
+                }
+            };
+            range.push(r);
+            centre.push(c);
+        }
+        let mut targets = Vec::new();
+        for (i, inp) in inputs.iter().enumerate() {
+            if let (Input::Numeric { .. }, (Some(lo), Some(hi))) = (inp, ranges[i]) {
+                let pos = 0.5 * (counts[i] - 1) as f64;
+                let mut ranks = vec![pos.floor() as u64, pos.ceil() as u64];
+                ranks.dedup();
+                for rank in ranks {
+                    targets.push(Target {
+                        input: i,
+                        rank,
+                        found: (lo == hi).then_some(f64::from(lo)),
+                        lo: f64::from(lo),
+                        hi: f64::from(hi),
+                        offset: 0,
+                    });
+                }
+            }
+        }
+        let plan = Plan {
+            rows,
+            classes,
+            class_rows,
+            inputs,
+            features,
+            range,
+            centre,
+            counts,
+            targets,
+            quantile_rounds: 0,
+            left_out,
+        };
+        Ok(self.after_quantiles(plan))
+    }
+
+    /// Medians done (or another histogram round needed); then scaling.
+    fn after_quantiles(&self, mut plan: Plan) -> Stage {
+        let open = plan.targets.iter().any(|t| t.found.is_none());
+        if open && plan.quantile_rounds < QUANTILE_ROUNDS {
+            return Stage::Quantiles(plan);
+        }
+        for t in &mut plan.targets {
+            if t.found.is_none() {
+                // Still inside a bin of several values: its middle, within half its width.
+                t.found = Some(0.5 * (t.lo + t.hi));
+            }
+        }
+        for i in 0..plan.inputs.len() {
+            let vals: Vec<f64> = plan
+                .targets
+                .iter()
+                .filter(|t| t.input == i)
+                .filter_map(|t| t.found)
+                .collect();
+            if let Input::Numeric { median, .. } = &mut plan.inputs[i]
+                && let Some(&first) = vals.first()
+            {
+                let last = *vals.last().unwrap_or(&first);
+                let pos = 0.5 * (plan.counts[i] - 1) as f64;
+                let frac = pos - pos.floor();
+                *median = (first + (last - first) * frac) as f32;
+            }
+        }
+        for (j, f) in plan.features.iter().enumerate() {
+            if let Source::Numeric { input } = f.source
+                && let Input::Numeric { median, .. } = plan.inputs[input]
+            {
+                plan.centre[j] = f64::from(if f.log {
+                    log_compress(median)
+                } else {
+                    median
+                });
+            }
+        }
+        match self.config.scaler {
+            Scaler::Standard => return Stage::Moments(plan),
+            Scaler::MinMax => {
+                for (f, &(lo, hi)) in plan.features.iter_mut().zip(&plan.range) {
+                    let (lo, hi) = (f64::from(lo), f64::from(hi));
+                    let r = hi - lo;
+                    f.offset = lo as f32;
+                    f.factor = (if r > 0.0 { 1.0 / r } else { 1.0 }) as f32;
+                }
+            }
+            Scaler::None => {}
+        }
+        if candidates(&plan).is_empty() {
+            Stage::Done(Box::new(self.pipeline(plan, None)))
+        } else {
+            Stage::Selection(plan)
+        }
+    }
+
+    /// The pipeline from the plan and the selection sums (`None`: no candidate features).
+    fn pipeline(&self, plan: Plan, sums: Option<&SelectionSums>) -> Pipeline {
+        let cfg = &self.config;
+        let n = plan.rows as f64;
+        let d = plan.features.len();
+        let cand = candidates(&plan);
+        let slot: Vec<Option<usize>> = (0..d).map(|j| cand.iter().position(|&c| c == j)).collect();
+        let nc = cand.len();
+        let empty = SelectionSums {
+            class_sum: BTreeMap::new(),
+            sum: vec![0.0; nc],
+            sum_sq: vec![0.0; nc],
+            cross: Vec::new(),
+        };
+        let sums = sums.unwrap_or(&empty);
+        let centres: Vec<f64> = cand.iter().map(|&j| scaled_centre(&plan, j)).collect();
+        let dev: Vec<f64> = sums.sum.iter().map(|s| s / n).collect();
+        // Centred cross-product about the mean: Σ(x − c)(y − c') − n·d·d', d = mean − c.
+        let cov = |a: usize, b: usize| -> f64 {
+            sums.cross
+                .get(tri_index(a, b, nc))
+                .map_or(0.0, |v| v - n * dev[a] * dev[b])
+        };
+        let mut stats = ColumnStats {
+            mean: vec![0.0; d],
+            sd: vec![0.0; d],
+            class_mean: vec![vec![0.0; d]; plan.classes.len()],
+            class_frac: plan.class_rows.iter().map(|&c| c as f64 / n).collect(),
+            class_sum: vec![vec![0.0; d]; plan.classes.len()],
+        };
+        for (a, &j) in cand.iter().enumerate() {
+            stats.mean[j] = centres[a] + dev.get(a).copied().unwrap_or(0.0);
+        }
+        for (ci, name) in plan.classes.iter().enumerate() {
+            if let Some(s) = sums.class_sum.get(name) {
+                let cn = plan.class_rows[ci] as f64;
+                for (a, &j) in cand.iter().enumerate() {
+                    let v = s.get(a).copied().unwrap_or(0.0);
+                    stats.class_sum[ci][j] = v;
+                    stats.class_mean[ci][j] = if cn > 0.0 { v / cn } else { 0.0 };
+                }
+            }
+        }
+        for (a, &j) in cand.iter().enumerate() {
+            let sq = sums.sum_sq.get(a).copied().unwrap_or(0.0);
+            stats.sd[j] = (sq / n - dev[a] * dev[a]).max(0.0).sqrt();
+        }
+        let constant: Vec<bool> = slot.iter().map(Option::is_none).collect();
+        let chi2 = |j: usize| {
+            let f = &plan.features[j];
+            let (lo, hi) = plan.range[j];
+            let (lo, hi) = (
+                f64::from((lo - f.offset) * f.factor),
+                f64::from((hi - f.offset) * f.factor),
+            );
+            let r = if hi > lo { hi - lo } else { 1.0 };
+            let view = ColumnStats {
+                mean: vec![0.0],
+                sd: vec![stats.sd[j]],
+                class_mean: vec![vec![0.0]; plan.classes.len()],
+                class_frac: stats.class_frac.clone(),
+                class_sum: stats
+                    .class_sum
+                    .iter()
+                    .zip(&plan.class_rows)
+                    .map(|(s, &cn)| vec![(s[j] - cn as f64 * lo) / r])
+                    .collect(),
+            };
+            chi2_score(&view, 0)
+        };
+        let correlations = |order: &[usize]| {
+            let c = order.len();
+            let mut r = vec![0f64; c * c];
+            for x in 0..c {
+                for y in x..c {
+                    let (Some(a), Some(b)) = (slot[order[x]], slot[order[y]]) else {
+                        continue;
+                    };
+                    let denom = (cov(a, a) * cov(b, b)).sqrt();
+                    let v = if denom > 0.0 { cov(a, b) / denom } else { 0.0 };
+                    r[x * c + y] = v;
+                    r[y * c + x] = v;
+                }
+            }
+            r
+        };
+        let (selected, mut decisions) = select_with(
+            &stats,
+            &plan.features,
+            cfg,
+            |j| constant[j],
+            chi2,
+            correlations,
+        );
+        decisions.extend(plan.left_out);
+        let k = plan.class_rows.iter().filter(|&&c| c > 0).count() as f64;
+        let class_weights = plan
+            .class_rows
+            .iter()
+            .map(|&c| if c == 0 { 0.0 } else { n / (k * c as f64) })
+            .collect();
+        Pipeline {
+            format_version: PIPELINE_FORMAT_VERSION,
+            config: cfg.clone(),
+            ingest: self.ingest.clone(),
+            classes: plan.classes,
+            class_weights,
+            inputs: plan.inputs,
+            features: plan.features,
+            selected,
+            decisions,
+            fitted_rows: plan.rows,
+        }
+    }
+}
+
+/// Index of `(a, b)` in the packed upper triangle (row `a` holds columns `a..n`) of `n × n`.
+fn tri_index(a: usize, b: usize, n: usize) -> usize {
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    a * n - a * a.saturating_sub(1) / 2 + (b - a)
+}
+
+/// Min and max of a one-hot column with `k` ones in `n` rows.
+fn one_hot_range(k: u64, n: u64) -> (f32, f32) {
+    (
+        if k == n { 1.0 } else { 0.0 },
+        if k > 0 { 1.0 } else { 0.0 },
+    )
+}
+
+/// Features that are not constant in training (the survey's ranges say so exactly).
+fn candidates(plan: &Plan) -> Vec<usize> {
+    (0..plan.features.len())
+        .filter(|&j| plan.range[j].0 != plan.range[j].1)
+        .collect()
+}
+
+/// Feature `j`'s centre after scaling.
+fn scaled_centre(plan: &Plan, j: usize) -> f64 {
+    let f = &plan.features[j];
+    (plan.centre[j] - f64::from(f.offset)) * f64::from(f.factor)
+}
+
+/// The open queries of the quantile phase, and for each target its query.
+fn quantile_queries(plan: &Plan) -> (Vec<QuantileQuery>, Vec<Option<usize>>) {
+    let mut queries: Vec<QuantileQuery> = Vec::new();
+    let mut of = Vec::with_capacity(plan.targets.len());
+    for t in &plan.targets {
+        if t.found.is_some() {
+            of.push(None);
+            continue;
+        }
+        let column = plan.inputs[t.input].name().to_string();
+        let q = QuantileQuery {
+            column,
+            lo: t.lo,
+            hi: t.hi,
+        };
+        let at = queries.iter().position(|x| *x == q).unwrap_or_else(|| {
+            queries.push(q);
+            queries.len() - 1
+        });
+        of.push(Some(at));
+    }
+    (queries, of)
+}
+
+fn absorb_quantiles(plan: &mut Plan, question: &Question, hists: &[Histogram]) -> Result<()> {
+    let Question::Quantiles { bins, queries } = question else {
+        return Err(Error::Config("not a quantile request".into()));
+    };
+    let (_, of) = quantile_queries(plan);
+    if hists.len() != queries.len() {
+        return Err(Error::Config(format!(
+            "{} histograms for {} queries",
+            hists.len(),
+            queries.len()
+        )));
+    }
+    for (t, q) in plan.targets.iter_mut().zip(of) {
+        let Some(q) = q else { continue };
+        let h = &hists[q];
+        if h.counts.len() != *bins || h.min.len() != *bins || h.max.len() != *bins {
+            return Err(Error::Config(format!(
+                "a histogram of {} bins, {bins} asked for",
+                h.counts.len()
+            )));
+        }
+        let mut below = t.offset;
+        let mut hit = None;
+        for b in 0..*bins {
+            let k = h.counts[b];
+            if k == 0 {
+                continue;
+            }
+            if t.rank < below + k {
+                hit = Some((b, below, k));
+                break;
+            }
+            below += k;
+        }
+        let Some((b, below, k)) = hit else {
+            return Err(Error::Config(format!(
+                "the histograms of `{}` hold {below} values, rank {} asked for",
+                queries[q].column, t.rank
+            )));
+        };
+        let (Some(mn), Some(mx)) = (h.min[b], h.max[b]) else {
+            return Err(Error::Config(format!(
+                "a histogram bin of `{}` with values but no min or max",
+                queries[q].column
+            )));
+        };
+        let (mn, mx) = (f64::from(mn), f64::from(mx));
+        if t.rank == below || mn == mx {
+            t.found = Some(mn);
+        } else if t.rank == below + k - 1 {
+            t.found = Some(mx);
+        } else {
+            t.lo = mn;
+            t.hi = mx;
+            t.offset = below;
+        }
+    }
+    plan.quantile_rounds += 1;
+    Ok(())
+}
+
+fn absorb_moments(plan: &mut Plan, rows: u64, sum: &[f64], sum_sq: &[f64]) -> Result<()> {
+    if rows != plan.rows || sum.len() != plan.features.len() || sum_sq.len() != sum.len() {
+        return Err(Error::Config(format!(
+            "moments of {} features over {rows} rows; {} features over {} rows expected",
+            sum.len(),
+            plan.features.len(),
+            plan.rows
+        )));
+    }
+    let n = rows as f64;
+    for (j, f) in plan.features.iter_mut().enumerate() {
+        let (lo, hi) = plan.range[j];
+        if lo == hi {
+            f.offset = lo;
+            f.factor = 1.0;
+            plan.centre[j] = f64::from(lo);
+            continue;
+        }
+        let d = sum[j] / n;
+        let mean = plan.centre[j] + d;
+        let sd = (sum_sq[j] / n - d * d).max(0.0).sqrt();
+        f.offset = mean as f32;
+        f.factor = (if sd > 0.0 { 1.0 / sd } else { 1.0 }) as f32;
+        plan.centre[j] = mean;
+    }
+    Ok(())
+}
+
+/// The whole round in one process (the simulation): one summary per device, merged, fitted.
+///
+/// # Errors
+/// No devices, an invalid configuration, no training rows, or a device's error.
+pub fn fit_federated(
+    ds: &Dataset,
+    device_rows: &[&[usize]],
+    ingest: IngestSpec,
+    cfg: &PipelineConfig,
+) -> Result<Pipeline> {
+    if device_rows.is_empty() {
+        return Err(Error::Config(
+            "no devices to fit the pipeline with".into(),
+        ));
+    }
+    let mut fit = FederatedFit::new(ingest, cfg)?;
+    while let Some(req) = fit.request() {
+        let mut merged: Option<Summary> = None;
+        for rows in device_rows {
+            let s = req.answer(ds, rows)?;
+            match &mut merged {
+                None => merged = Some(s),
+                Some(m) => m.merge(&s)?,
+            }
+        }
+        fit.absorb(merged.ok_or_else(|| Error::Config("no devices".into()))?)?;
+    }
+    fit.finish()
+}
