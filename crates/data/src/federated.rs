@@ -1353,3 +1353,535 @@ pub fn fit_federated(
     }
     fit.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Format;
+    use crate::table::{Column, IngestReport};
+
+    fn column(name: &str, data: ColumnData) -> Column {
+        Column {
+            name: name.into(),
+            data,
+            text_cells: 0,
+            missing_cells: 0,
+            spellings: Vec::new(),
+        }
+    }
+
+    /// 12 rows: `x` informative with a missing value, `twin` = 2x, `noise` constant, `big`
+    /// heavy-tailed (log-compressed), `proto` categorical with an absent level.
+    fn dataset() -> Dataset {
+        let x = vec![
+            0.0,
+            1.0,
+            2.0,
+            3.0,
+            10.0,
+            11.0,
+            12.0,
+            f32::NAN,
+            4.0,
+            13.0,
+            2.0,
+            11.0,
+        ];
+        let twin: Vec<f32> = x.iter().map(|v| v * 2.0).collect();
+        let big: Vec<f32> = (0..12).map(|i| (i * i * 977) as f32).collect();
+        Dataset {
+            path: "mem.csv".into(),
+            format: Format::Generic,
+            label_column: "y".into(),
+            columns: vec![
+                column("x", ColumnData::Numeric(x)),
+                column("twin", ColumnData::Numeric(twin)),
+                column("noise", ColumnData::Numeric(vec![5.0; 12])),
+                column("big", ColumnData::Numeric(big)),
+                column(
+                    "proto",
+                    ColumnData::Categorical {
+                        codes: vec![0, 0, 1, 0, 1, 1, 2, 1, 0, 2, 0, 1],
+                        levels: vec!["tcp".into(), "udp".into(), "".into()],
+                    },
+                ),
+            ],
+            classes: vec!["normal".into(), "attack".into()],
+            labels: vec![0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 1],
+            flows: None,
+            hosts: None,
+            lines: (2..14).collect(),
+            row_hashes: (0..12).collect(),
+            report: IngestReport::default(),
+        }
+    }
+
+    /// The same table with its classes and `proto`'s levels numbered the other way round.
+    fn renumbered() -> Dataset {
+        let mut ds = dataset();
+        ds.classes.reverse();
+        for l in &mut ds.labels {
+            *l = 1 - *l;
+        }
+        if let ColumnData::Categorical { codes, levels } = &mut ds.columns[4].data {
+            levels.reverse();
+            for c in codes.iter_mut() {
+                *c = 2 - *c;
+            }
+        }
+        ds
+    }
+
+    fn spec() -> IngestSpec {
+        IngestSpec {
+            format: Format::Generic,
+            label: "y".into(),
+            drop: vec![],
+            keep: vec![],
+            categorical: vec![],
+            flow_timing: false,
+        }
+    }
+
+    /// Every request of a fit with its devices' answers (device order as given).
+    fn transcript(ds: &Dataset, devices: &[&[usize]], cfg: &PipelineConfig) -> Vec<Vec<Summary>> {
+        let mut fit = FederatedFit::new(spec(), cfg).unwrap();
+        let mut out = Vec::new();
+        while let Some(req) = fit.request() {
+            let answers: Vec<Summary> = devices
+                .iter()
+                .map(|rows| req.answer(ds, rows).unwrap())
+                .collect();
+            let mut merged = answers[0].clone();
+            for a in &answers[1..] {
+                merged.merge(a).unwrap();
+            }
+            fit.absorb(merged).unwrap();
+            let whole: Vec<usize> = devices.iter().flat_map(|r| r.iter().copied()).collect();
+            let mut all = answers;
+            all.push(req.answer(ds, &whole).unwrap());
+            out.push(all);
+        }
+        out
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-12 * (1.0 + x.abs()), "{x} vs {y}");
+        }
+    }
+
+    fn standard() -> PipelineConfig {
+        PipelineConfig {
+            scaler: Scaler::Standard,
+            ..PipelineConfig::default()
+        }
+    }
+
+    #[test]
+    fn two_halves_merged_equal_the_whole() {
+        let ds = dataset();
+        let (a, b): (Vec<usize>, Vec<usize>) = ((0..5).collect(), (5..12).collect());
+        let steps = transcript(&ds, &[&a, &b], &standard());
+        // survey, at least one quantile round, moments, selection.
+        assert!(steps.len() >= 4, "{}", steps.len());
+        let kinds: Vec<&str> = steps
+            .iter()
+            .map(|s| match s[0].answer {
+                Answer::Survey(_) => "survey",
+                Answer::Quantiles { .. } => "quantiles",
+                Answer::Moments { .. } => "moments",
+                Answer::Selection(_) => "selection",
+            })
+            .collect();
+        assert_eq!(kinds[0], "survey");
+        assert_eq!(&kinds[kinds.len() - 2..], ["moments", "selection"]);
+        for s in &steps {
+            let mut merged = s[0].clone();
+            merged.merge(&s[1]).unwrap();
+            let whole = &s[2];
+            assert_eq!(merged.rows(), 12);
+            assert_eq!(merged.rows(), whole.rows());
+            match (&merged.answer, &whole.answer) {
+                // Counts, min and max: exact.
+                (Answer::Survey(m), Answer::Survey(w)) => {
+                    assert_eq!(m.classes, w.classes);
+                    assert_eq!(m.columns.len(), w.columns.len());
+                    for (name, c) in &m.columns {
+                        assert_eq!(c.values, w.columns[name].values, "{name}");
+                        assert_eq!(c.devices, 2);
+                    }
+                    assert_eq!(m.devices, 2);
+                }
+                (Answer::Quantiles { histograms: m }, Answer::Quantiles { histograms: w }) => {
+                    assert_eq!(m, w)
+                }
+                (
+                    Answer::Moments { sum, sum_sq },
+                    Answer::Moments {
+                        sum: s2,
+                        sum_sq: q2,
+                    },
+                ) => {
+                    close(sum, s2);
+                    close(sum_sq, q2);
+                }
+                (Answer::Selection(m), Answer::Selection(w)) => {
+                    close(&m.sum, &w.sum);
+                    close(&m.sum_sq, &w.sum_sq);
+                    close(&m.cross, &w.cross);
+                    assert_eq!(m.class_sum.keys().collect::<Vec<_>>(), ["attack", "normal"]);
+                    for (c, v) in &m.class_sum {
+                        close(v, &w.class_sum[c]);
+                    }
+                }
+                _ => panic!("answers of different kinds"),
+            }
+        }
+    }
+
+    #[test]
+    fn merging_is_order_independent() {
+        let ds = dataset();
+        let parts: [Vec<usize>; 3] = [vec![0, 5, 9], vec![1, 2, 3, 4], vec![6, 7, 8, 10, 11]];
+        let devices: Vec<&[usize]> = parts.iter().map(Vec::as_slice).collect();
+        for s in transcript(&ds, &devices, &standard()) {
+            // Two summaries: f64 addition commutes, so bit-identical.
+            let mut ab = s[0].clone();
+            ab.merge(&s[1]).unwrap();
+            let mut ba = s[1].clone();
+            ba.merge(&s[0]).unwrap();
+            assert_eq!(ab, ba);
+            // Three in two orders: counts exact, sums to rounding.
+            ab.merge(&s[2]).unwrap();
+            let mut cba = s[2].clone();
+            cba.merge(&s[1]).unwrap();
+            cba.merge(&s[0]).unwrap();
+            match (&ab.answer, &cba.answer) {
+                (Answer::Survey(x), Answer::Survey(y)) => assert_eq!(x, y),
+                (Answer::Quantiles { histograms: x }, Answer::Quantiles { histograms: y }) => {
+                    assert_eq!(x, y)
+                }
+                (Answer::Moments { sum, sum_sq }, Answer::Moments { sum: s, sum_sq: q }) => {
+                    close(sum, s);
+                    close(sum_sq, q);
+                }
+                (Answer::Selection(x), Answer::Selection(y)) => {
+                    close(&x.sum, &y.sum);
+                    close(&x.cross, &y.cross);
+                }
+                _ => panic!("answers of different kinds"),
+            }
+        }
+        // The fitted pipeline does not depend on the device order.
+        let mut rev = devices.clone();
+        rev.reverse();
+        let p = fit_federated(&ds, &devices, spec(), &PipelineConfig::default()).unwrap();
+        let q = fit_federated(&ds, &rev, spec(), &PipelineConfig::default()).unwrap();
+        assert_eq!(p, q);
+    }
+
+    #[test]
+    fn a_table_numbering_classes_and_levels_otherwise_gives_the_same_summaries() {
+        let (ds, other) = (dataset(), renumbered());
+        let a: Vec<usize> = (0..6).collect();
+        let b: Vec<usize> = (6..12).collect();
+        let mut fit = FederatedFit::new(spec(), &standard()).unwrap();
+        let mut steps = 0;
+        while let Some(req) = fit.request() {
+            // Device 1 reads the file one way, device 2 the other.
+            let mut m1 = req.answer(&ds, &a).unwrap();
+            m1.merge(&req.answer(&other, &b).unwrap()).unwrap();
+            let mut m2 = req.answer(&other, &a).unwrap();
+            m2.merge(&req.answer(&ds, &b).unwrap()).unwrap();
+            let mut m3 = req.answer(&ds, &a).unwrap();
+            m3.merge(&req.answer(&ds, &b).unwrap()).unwrap();
+            assert_eq!(m1, m2);
+            assert_eq!(m1, m3);
+            fit.absorb(m1).unwrap();
+            steps += 1;
+        }
+        assert!(steps >= 4);
+        let p = fit.finish().unwrap();
+        // Classes by name, whatever each file's order.
+        assert_eq!(p.classes, ["attack", "normal"]);
+        let all: Vec<usize> = (0..12).collect();
+        let q = fit_federated(&other, &[&a, &b], spec(), &standard()).unwrap();
+        assert_eq!(p, q);
+        // Both tables transform to the same features.
+        assert_eq!(
+            p.transform(&ds, &all).unwrap(),
+            p.transform(&other, &all).unwrap()
+        );
+    }
+
+    #[test]
+    fn summaries_stay_bounded_on_a_column_of_100k_distinct_values() {
+        let n = 100_000usize;
+        let mut ds = dataset();
+        let rows: Vec<usize> = (0..n).collect();
+        ds.select_rows(&rows.iter().map(|r| r % 12).collect::<Vec<_>>());
+        ds.columns.push(column(
+            "topic",
+            ColumnData::Categorical {
+                codes: (0..n as u32).collect(),
+                levels: (0..n).map(|i| format!("sensor/{i}")).collect(),
+            },
+        ));
+        let cfg = PipelineConfig::default();
+        let cap = category_cap(cfg.max_categories);
+        assert_eq!(cap, 256);
+        let req = FederatedFit::new(spec(), &cfg).unwrap().request().unwrap();
+        let halves: [&[usize]; 2] = [&rows[..n / 2], &rows[n / 2..]];
+        let mut s = req.answer(&ds, halves[0]).unwrap();
+        s.merge(&req.answer(&ds, halves[1]).unwrap()).unwrap();
+        let Answer::Survey(sv) = &s.answer else {
+            panic!("not a survey")
+        };
+        let ColumnValues::Categorical { levels, other } = &sv.columns["topic"].values else {
+            panic!("topic is categorical")
+        };
+        assert_eq!(levels.len(), cap);
+        assert_eq!(*other, (n - cap) as u64);
+        assert_eq!(levels.values().sum::<u64>() + other, n as u64);
+        let bytes = serde_json::to_vec(&s).unwrap().len();
+        assert!(bytes < 20_000, "{bytes} bytes");
+        // Dropped as an identifier, as the pooled fit drops it.
+        let p = fit_federated(&ds, &halves, spec(), &cfg).unwrap();
+        let central = Pipeline::fit(&ds, &rows, spec(), &cfg).unwrap();
+        assert!(p.inputs.iter().all(|i| i.name() != "topic"));
+        assert!(central.inputs.iter().all(|i| i.name() != "topic"));
+        let d = p.decisions.iter().find(|d| d.feature == "topic").unwrap();
+        assert!(d.reason.contains("more than 256 distinct values"), "{}", d.reason);
+        assert_eq!(p.feature_names(), central.feature_names());
+    }
+
+    #[test]
+    fn the_hand_made_table_fits_as_the_pooled_rows_do() {
+        let ds = dataset();
+        let train: Vec<usize> = (0..12).collect();
+        let devices: [&[usize]; 3] = [&[0, 1, 2, 3], &[4, 5, 6, 7], &[8, 9, 10, 11]];
+        for cfg in [PipelineConfig::default(), standard()] {
+            let p = fit_federated(&ds, &devices, spec(), &cfg).unwrap();
+            let c = Pipeline::fit(&ds, &train, spec(), &cfg).unwrap();
+            // Same classes (by name) and class weights, exactly.
+            let mut cw: Vec<(String, f64)> =
+                c.classes.iter().cloned().zip(c.class_weights.clone()).collect();
+            cw.sort_by(|a, b| a.0.cmp(&b.0));
+            let pw: Vec<(String, f64)> =
+                p.classes.iter().cloned().zip(p.class_weights.clone()).collect();
+            assert_eq!(pw, cw);
+            assert_eq!(p.fitted_rows, 12);
+            // Inputs, levels and medians: the medians within the first histogram's bin
+            // width; here the zoom finds them exactly.
+            assert_eq!(p.inputs.len(), c.inputs.len());
+            for (a, b) in p.inputs.iter().zip(&c.inputs) {
+                match (a, b) {
+                    (Input::Numeric { name, median: m }, Input::Numeric { median: w, .. }) => {
+                        let v: Vec<f32> = match &ds.column(name).unwrap().data {
+                            ColumnData::Numeric(v) => v.iter().copied().filter(|x| !x.is_nan()).collect(),
+                            _ => unreachable!(),
+                        };
+                        let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+                        let width = (hi - lo) / HISTOGRAM_BINS as f32;
+                        assert!((m - w).abs() <= width, "{name}: {m} vs {w}");
+                        assert_eq!(m, w, "{name}");
+                    }
+                    _ => assert_eq!(a, b),
+                }
+            }
+            // Log compression and MinMax: exact. Standard: to rounding.
+            assert_eq!(p.features.len(), c.features.len());
+            for (a, b) in p.features.iter().zip(&c.features) {
+                assert_eq!((&a.name, a.log), (&b.name, b.log));
+                if cfg.scaler == Scaler::MinMax {
+                    assert_eq!((a.offset, a.factor), (b.offset, b.factor), "{}", a.name);
+                } else if a.name != "noise" {
+                    assert!((a.offset - b.offset).abs() <= 1e-5 * b.offset.abs().max(1.0), "{}", a.name);
+                    assert!((a.factor - b.factor).abs() <= 1e-5 * b.factor.abs(), "{}", a.name);
+                }
+            }
+            assert!(p.features.iter().any(|f| f.name == "big" && f.log));
+            // Selection: the same features kept for the same reasons.
+            assert_eq!(p.feature_names(), c.feature_names());
+            for d in &p.decisions {
+                let e = c.decisions.iter().find(|e| e.feature == d.feature).unwrap();
+                assert_eq!(d.kept, e.kept, "{}", d.feature);
+                assert!((d.score - e.score).abs() < 1e-9, "{}: {} vs {}", d.feature, d.score, e.score);
+            }
+            // The pipelines transform alike.
+            let a = p.transform(&ds, &train).unwrap();
+            let b = c.transform(&ds, &train).unwrap();
+            assert_eq!(a.cols, b.cols);
+            for (x, y) in a.data.iter().zip(&b.data) {
+                assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn chi2_and_no_selection_score_as_the_pooled_fit() {
+        let ds = dataset();
+        let train: Vec<usize> = (0..12).collect();
+        let devices: [&[usize]; 2] = [&train[..7], &train[7..]];
+        for cfg in [
+            PipelineConfig {
+                select: SelectMethod::Chi2,
+                k: Some(3),
+                ..PipelineConfig::default()
+            },
+            PipelineConfig {
+                select: SelectMethod::None,
+                ..PipelineConfig::default()
+            },
+        ] {
+            let p = fit_federated(&ds, &devices, spec(), &cfg).unwrap();
+            let c = Pipeline::fit(&ds, &train, spec(), &cfg).unwrap();
+            assert_eq!(p.feature_names(), c.feature_names(), "{:?}", cfg.select);
+            for (d, e) in p.decisions.iter().zip(&c.decisions) {
+                assert_eq!(d.feature, e.feature);
+                assert!((d.score - e.score).abs() < 1e-9, "{}: {} vs {}", d.feature, d.score, e.score);
+            }
+        }
+    }
+
+    #[test]
+    fn medians_zoom_in_on_a_wide_column() {
+        // Values spread over 12 orders of magnitude: the first histogram's bin holding the
+        // median holds most of the values; the zoom still finds the median exactly.
+        let mut ds = dataset();
+        let v: Vec<f32> = (0..12).map(|i| 10f32.powi(i) + i as f32 * 0.25).collect();
+        ds.columns.push(column("wide", ColumnData::Numeric(v)));
+        let train: Vec<usize> = (0..12).collect();
+        let cfg = PipelineConfig::default();
+        let p = fit_federated(&ds, &[&train[..5], &train[5..]], spec(), &cfg).unwrap();
+        let c = Pipeline::fit(&ds, &train, spec(), &cfg).unwrap();
+        let median = |p: &Pipeline| match p.inputs.iter().find(|i| i.name() == "wide") {
+            Some(Input::Numeric { median, .. }) => *median,
+            _ => panic!("no wide input"),
+        };
+        assert_eq!(median(&p), median(&c));
+    }
+
+    #[test]
+    fn bad_answers_are_refused_with_errors() {
+        let ds = dataset();
+        let cfg = PipelineConfig::default();
+        let mut fit = FederatedFit::new(spec(), &cfg).unwrap();
+        let req = fit.request().unwrap();
+        // A row the table lacks.
+        assert!(matches!(req.answer(&ds, &[3, 12]), Err(Error::Config(_))));
+        let survey = req.answer(&ds, &[0, 1, 2]).unwrap();
+        // The finished fit cannot be had yet.
+        assert!(fit.clone().finish().is_err());
+        fit.absorb(survey.clone()).unwrap();
+        let next = fit.request().unwrap();
+        assert_ne!(next.id, req.id);
+        let answer = next.answer(&ds, &[0, 1, 2]).unwrap();
+        // Different requests do not merge; an old answer is not absorbed.
+        let mut s = survey.clone();
+        assert!(s.merge(&answer).is_err());
+        assert_eq!(s, survey, "a failed merge changes nothing");
+        let before = fit.clone();
+        assert!(fit.absorb(survey).is_err());
+        assert_eq!(fit, before, "a refused summary leaves the request open");
+        // A column numeric on one device and categorical on another.
+        let mut odd = dataset();
+        odd.columns[0].data = ColumnData::Categorical {
+            codes: vec![0; 12],
+            levels: vec!["a".into()],
+        };
+        let mut a = req.answer(&ds, &[0]).unwrap();
+        assert!(a.merge(&req.answer(&odd, &[1]).unwrap()).is_err());
+        // No training rows.
+        let empty: [&[usize]; 2] = [&[], &[]];
+        assert!(matches!(
+            fit_federated(&ds, &empty, spec(), &cfg),
+            Err(Error::Config(m)) if m.contains("no training rows")
+        ));
+        assert!(fit_federated(&ds, &[], spec(), &cfg).is_err());
+        // A table without a requested column.
+        let mut less = dataset();
+        less.columns.remove(0);
+        assert!(matches!(next.question, Question::Quantiles { .. }));
+        match next.answer(&less, &[0]) {
+            Err(Error::ColumnsMissing { missing, .. }) => assert_eq!(missing, ["x"]),
+            r => panic!("expected ColumnsMissing, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn a_column_some_devices_lack_is_left_out() {
+        let ds = dataset();
+        let mut less = dataset();
+        less.columns.retain(|c| c.name != "x");
+        let cfg = PipelineConfig::default();
+        let mut fit = FederatedFit::new(spec(), &cfg).unwrap();
+        let (a, b): (Vec<usize>, Vec<usize>) = ((0..6).collect(), (6..12).collect());
+        while let Some(req) = fit.request() {
+            let mut m = req.answer(&ds, &a).unwrap();
+            m.merge(&req.answer(&less, &b).unwrap()).unwrap();
+            fit.absorb(m).unwrap();
+        }
+        let p = fit.finish().unwrap();
+        assert!(p.inputs.iter().all(|i| i.name() != "x"));
+        let d = p.decisions.iter().find(|d| d.feature == "x").unwrap();
+        assert_eq!(d.reason, "on 1 of the 2 devices; a column every device can fill is an input");
+        // Both tables can be transformed by it.
+        p.transform(&less, &[0]).unwrap();
+    }
+
+    #[test]
+    fn requests_and_summaries_travel_as_json() {
+        let ds = dataset();
+        let devices: [&[usize]; 2] = [&[0, 2, 4, 6, 8, 10], &[1, 3, 5, 7, 9, 11]];
+        let cfg = PipelineConfig::default();
+        let mut fit = FederatedFit::new(spec(), &cfg).unwrap();
+        while let Some(req) = fit.request() {
+            let wire: SummaryRequest =
+                serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap();
+            assert_eq!(wire, req);
+            let mut merged: Option<Summary> = None;
+            for rows in devices {
+                let s = wire.answer(&ds, rows).unwrap();
+                let s: Summary = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+                match &mut merged {
+                    None => merged = Some(s),
+                    Some(m) => m.merge(&s).unwrap(),
+                }
+            }
+            fit.absorb(merged.unwrap()).unwrap();
+            // The cloud's state survives a restart.
+            fit = serde_json::from_slice(&serde_json::to_vec(&fit).unwrap()).unwrap();
+        }
+        // serde_json parses a float to within one unit in the last place unless its
+        // `float_roundtrip` feature is on, so scores may differ in the last bits; every
+        // decision and every count is the same.
+        let p = fit.finish().unwrap();
+        let q = fit_federated(&ds, &devices, spec(), &cfg).unwrap();
+        assert_eq!(
+            (&p.classes, &p.class_weights, &p.inputs, &p.features, &p.selected),
+            (&q.classes, &q.class_weights, &q.inputs, &q.features, &q.selected)
+        );
+        for (d, e) in p.decisions.iter().zip(&q.decisions) {
+            assert_eq!((&d.feature, d.kept, &d.reason), (&e.feature, e.kept, &e.reason));
+            assert!((d.score - e.score).abs() <= 1e-14, "{} vs {}", d.score, e.score);
+        }
+    }
+
+    #[test]
+    fn reordering_a_tables_classes_follows_the_federated_pipeline() {
+        let mut ds = dataset();
+        let all: Vec<usize> = (0..12).collect();
+        let p = fit_federated(&ds, &[&all], spec(), &PipelineConfig::default()).unwrap();
+        let before: Vec<String> = ds.labels.iter().map(|&l| ds.classes[l as usize].clone()).collect();
+        let map = ds.reorder_classes(&p.classes).unwrap();
+        assert_eq!(map, vec![1, 0]);
+        assert_eq!(ds.classes, p.classes);
+        let after: Vec<String> = ds.labels.iter().map(|&l| ds.classes[l as usize].clone()).collect();
+        assert_eq!(before, after);
+        assert_eq!(p.class_map(&ds), vec![Some(0), Some(1)]);
+        assert!(ds.reorder_classes(&["attack".into()]).is_err());
+    }
+}
