@@ -1324,6 +1324,177 @@ fn absorb_moments(plan: &mut Plan, rows: u64, sum: &[f64], sum_sq: &[f64]) -> Re
     Ok(())
 }
 
+/// What a statistics round cost: requests, and the JSON bytes of the devices' answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundCost {
+    /// Requests asked (phases).
+    pub requests: u32,
+    /// JSON bytes of every device's answer to every request.
+    pub bytes_up: u64,
+    /// The largest single answer, in JSON bytes.
+    pub largest_answer: u64,
+}
+
+/// How a pipeline fitted from summaries differs from [`Pipeline::fit`] on the pooled rows
+/// (features and inputs matched by name).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineDiff {
+    /// The same class names (in any order).
+    pub same_classes: bool,
+    /// The same class names in the same order.
+    pub same_class_order: bool,
+    /// Largest relative difference of a class's weight.
+    pub class_weight_max_rel_diff: f64,
+    /// Inputs only one of the two has.
+    pub inputs_only_summaries: Vec<String>,
+    pub inputs_only_pooled: Vec<String>,
+    /// Categorical inputs whose kept levels differ.
+    pub levels_differ: Vec<String>,
+    /// Features log-compressed by one and not the other.
+    pub log_differs: Vec<String>,
+    /// Selected features only one of the two keeps.
+    pub selected_only_summaries: Vec<String>,
+    pub selected_only_pooled: Vec<String>,
+    /// Numeric inputs whose median differs, and the largest relative difference.
+    pub medians_differ: Vec<String>,
+    pub median_max_rel_diff: f64,
+    /// Largest relative difference of a feature's scaling offset and factor.
+    pub offset_max_rel_diff: f64,
+    pub factor_max_rel_diff: f64,
+    /// Largest difference of a feature's selection score.
+    pub score_max_abs_diff: f64,
+}
+
+impl PipelineDiff {
+    /// Nothing but rounding differs: the same classes, inputs, levels and selection.
+    pub fn same_features(&self) -> bool {
+        self.same_classes
+            && self.inputs_only_summaries.is_empty()
+            && self.inputs_only_pooled.is_empty()
+            && self.levels_differ.is_empty()
+            && self.log_differs.is_empty()
+            && self.selected_only_summaries.is_empty()
+            && self.selected_only_pooled.is_empty()
+    }
+}
+
+fn rel_diff(a: f64, b: f64) -> f64 {
+    let m = a.abs().max(b.abs());
+    if a == b || m == 0.0 {
+        0.0
+    } else {
+        (a - b).abs() / m
+    }
+}
+
+/// Compares a pipeline fitted from summaries with the pooled one.
+pub fn compare(summaries: &Pipeline, pooled: &Pipeline) -> PipelineDiff {
+    let mut d = PipelineDiff::default();
+    let mut a: Vec<String> = summaries.classes.iter().map(|c| class_key(c)).collect();
+    let mut b: Vec<String> = pooled.classes.iter().map(|c| class_key(c)).collect();
+    d.same_class_order = a == b;
+    a.sort();
+    b.sort();
+    d.same_classes = a == b;
+    for (c, w) in summaries.classes.iter().zip(&summaries.class_weights) {
+        if let Some(i) = pooled.classes.iter().position(|p| class_key(p) == class_key(c)) {
+            d.class_weight_max_rel_diff = d
+                .class_weight_max_rel_diff
+                .max(rel_diff(*w, pooled.class_weights[i]));
+        }
+    }
+    let find = |p: &'_ Pipeline, name: &str| p.inputs.iter().find(|i| i.name() == name).cloned();
+    for i in &summaries.inputs {
+        match (i, find(pooled, i.name())) {
+            (_, None) => d.inputs_only_summaries.push(i.name().into()),
+            (Input::Numeric { name, median }, Some(Input::Numeric { median: m, .. })) => {
+                if median != &m {
+                    d.medians_differ.push(name.clone());
+                    d.median_max_rel_diff = d
+                        .median_max_rel_diff
+                        .max(rel_diff(f64::from(*median), f64::from(m)));
+                }
+            }
+            (Input::Categorical { name, levels }, Some(Input::Categorical { levels: l, .. })) => {
+                if *levels != l {
+                    d.levels_differ.push(name.clone());
+                }
+            }
+            (i, Some(_)) => d.levels_differ.push(i.name().into()),
+        }
+    }
+    for i in &pooled.inputs {
+        if find(summaries, i.name()).is_none() {
+            d.inputs_only_pooled.push(i.name().into());
+        }
+    }
+    for f in &summaries.features {
+        if let Some(g) = pooled.features.iter().find(|g| g.name == f.name) {
+            if f.log != g.log {
+                d.log_differs.push(f.name.clone());
+            }
+            d.offset_max_rel_diff = d
+                .offset_max_rel_diff
+                .max(rel_diff(f64::from(f.offset), f64::from(g.offset)));
+            d.factor_max_rel_diff = d
+                .factor_max_rel_diff
+                .max(rel_diff(f64::from(f.factor), f64::from(g.factor)));
+        }
+    }
+    for x in &summaries.decisions {
+        if let Some(y) = pooled.decisions.iter().find(|y| y.feature == x.feature) {
+            d.score_max_abs_diff = d.score_max_abs_diff.max((x.score - y.score).abs());
+        }
+    }
+    let (fs, ps) = (summaries.feature_names(), pooled.feature_names());
+    d.selected_only_summaries = fs
+        .iter()
+        .filter(|n| !ps.contains(n))
+        .map(|n| n.to_string())
+        .collect();
+    d.selected_only_pooled = ps
+        .iter()
+        .filter(|n| !fs.contains(n))
+        .map(|n| n.to_string())
+        .collect();
+    d
+}
+
+/// [`fit_federated`], also saying what the round cost.
+///
+/// # Errors
+/// As [`fit_federated`].
+pub fn fit_federated_with_cost(
+    ds: &Dataset,
+    device_rows: &[&[usize]],
+    ingest: IngestSpec,
+    cfg: &PipelineConfig,
+) -> Result<(Pipeline, RoundCost)> {
+    if device_rows.is_empty() {
+        return Err(Error::Config(
+            "no devices to fit the pipeline with".into(),
+        ));
+    }
+    let mut cost = RoundCost::default();
+    let mut fit = FederatedFit::new(ingest, cfg)?;
+    while let Some(req) = fit.request() {
+        cost.requests += 1;
+        let mut merged: Option<Summary> = None;
+        for rows in device_rows {
+            let s = req.answer(ds, rows)?;
+            let bytes = serde_json::to_vec(&s).map_or(0, |v| v.len() as u64);
+            cost.bytes_up += bytes;
+            cost.largest_answer = cost.largest_answer.max(bytes);
+            match &mut merged {
+                None => merged = Some(s),
+                Some(m) => m.merge(&s)?,
+            }
+        }
+        fit.absorb(merged.ok_or_else(|| Error::Config("no devices".into()))?)?;
+    }
+    Ok((fit.finish()?, cost))
+}
+
 /// The whole round in one process (the simulation): one summary per device, merged, fitted.
 ///
 /// # Errors
@@ -1334,24 +1505,7 @@ pub fn fit_federated(
     ingest: IngestSpec,
     cfg: &PipelineConfig,
 ) -> Result<Pipeline> {
-    if device_rows.is_empty() {
-        return Err(Error::Config(
-            "no devices to fit the pipeline with".into(),
-        ));
-    }
-    let mut fit = FederatedFit::new(ingest, cfg)?;
-    while let Some(req) = fit.request() {
-        let mut merged: Option<Summary> = None;
-        for rows in device_rows {
-            let s = req.answer(ds, rows)?;
-            match &mut merged {
-                None => merged = Some(s),
-                Some(m) => m.merge(&s)?,
-            }
-        }
-        fit.absorb(merged.ok_or_else(|| Error::Config("no devices".into()))?)?;
-    }
-    fit.finish()
+    fit_federated_with_cost(ds, device_rows, ingest, cfg).map(|(p, _)| p)
 }
 
 #[cfg(test)]

@@ -822,12 +822,12 @@ pub(crate) fn select_with(
     for &j in &candidates {
         decisions[j].score = score(j);
     }
-    candidates.sort_by(|&a, &b| {
-        decisions[b]
-            .score
-            .total_cmp(&decisions[a].score)
-            .then(a.cmp(&b))
-    });
+    // Scores equal to f32 precision tie, and the earlier feature goes first: two features
+    // with the same relevance in exact arithmetic (a flag and the one-hot level it always
+    // comes with, a level and its complement) must not be ranked by rounding, which
+    // depends on the order the sums were added in (pooled rows, or devices' summaries).
+    let rank = |j: usize| decisions[j].score as f32;
+    candidates.sort_by(|&a, &b| rank(b).total_cmp(&rank(a)).then(a.cmp(&b)));
     let mut kept: Vec<usize> = Vec::new();
     match cfg.select {
         SelectMethod::Pearson => {
