@@ -68,8 +68,8 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::error::{Error, Result};
 use crate::pipeline::{
     ColumnStats, Decision, Feature, IngestSpec, Input, LOG_COMPRESS_MIN_MAX, Matrix,
-    PIPELINE_FORMAT_VERSION, Pipeline, PipelineConfig, Scaler, SelectMethod, Source,
-    apply_scaling, chi2_score, encode, encoded_features, level_maps, log_compress, select_with,
+    PIPELINE_FORMAT_VERSION, Pipeline, PipelineConfig, Scaler, SelectMethod, Source, apply_scaling,
+    chi2_score, encode, encoded_features, level_maps, log_compress, select_with,
 };
 use crate::schema::class_key;
 use crate::table::{ColumnData, Dataset};
@@ -153,8 +153,13 @@ pub struct Summary {
 pub enum Answer {
     Survey(Survey),
     /// One histogram per query, in the request's order.
-    Quantiles { histograms: Vec<Histogram> },
-    Moments { sum: Vec<f64>, sum_sq: Vec<f64> },
+    Quantiles {
+        histograms: Vec<Histogram>,
+    },
+    Moments {
+        sum: Vec<f64>,
+        sum_sq: Vec<f64>,
+    },
     Selection(SelectionSums),
 }
 
@@ -1042,11 +1047,7 @@ impl FederatedFit {
             if let Source::Numeric { input } = f.source
                 && let Input::Numeric { median, .. } = plan.inputs[input]
             {
-                plan.centre[j] = f64::from(if f.log {
-                    log_compress(median)
-                } else {
-                    median
-                });
+                plan.centre[j] = f64::from(if f.log { log_compress(median) } else { median });
             }
         }
         match self.config.scaler {
@@ -1397,7 +1398,11 @@ pub fn compare(summaries: &Pipeline, pooled: &Pipeline) -> PipelineDiff {
     b.sort();
     d.same_classes = a == b;
     for (c, w) in summaries.classes.iter().zip(&summaries.class_weights) {
-        if let Some(i) = pooled.classes.iter().position(|p| class_key(p) == class_key(c)) {
+        if let Some(i) = pooled
+            .classes
+            .iter()
+            .position(|p| class_key(p) == class_key(c))
+        {
             d.class_weight_max_rel_diff = d
                 .class_weight_max_rel_diff
                 .max(rel_diff(*w, pooled.class_weights[i]));
@@ -1471,9 +1476,7 @@ pub fn fit_federated_with_cost(
     cfg: &PipelineConfig,
 ) -> Result<(Pipeline, RoundCost)> {
     if device_rows.is_empty() {
-        return Err(Error::Config(
-            "no devices to fit the pipeline with".into(),
-        ));
+        return Err(Error::Config("no devices to fit the pipeline with".into()));
     }
     let mut cost = RoundCost::default();
     let mut fit = FederatedFit::new(ingest, cfg)?;
@@ -1807,7 +1810,11 @@ mod tests {
         assert!(p.inputs.iter().all(|i| i.name() != "topic"));
         assert!(central.inputs.iter().all(|i| i.name() != "topic"));
         let d = p.decisions.iter().find(|d| d.feature == "topic").unwrap();
-        assert!(d.reason.contains("more than 256 distinct values"), "{}", d.reason);
+        assert!(
+            d.reason.contains("more than 256 distinct values"),
+            "{}",
+            d.reason
+        );
         assert_eq!(p.feature_names(), central.feature_names());
     }
 
@@ -1820,11 +1827,19 @@ mod tests {
             let p = fit_federated(&ds, &devices, spec(), &cfg).unwrap();
             let c = Pipeline::fit(&ds, &train, spec(), &cfg).unwrap();
             // Same classes (by name) and class weights, exactly.
-            let mut cw: Vec<(String, f64)> =
-                c.classes.iter().cloned().zip(c.class_weights.clone()).collect();
+            let mut cw: Vec<(String, f64)> = c
+                .classes
+                .iter()
+                .cloned()
+                .zip(c.class_weights.clone())
+                .collect();
             cw.sort_by(|a, b| a.0.cmp(&b.0));
-            let pw: Vec<(String, f64)> =
-                p.classes.iter().cloned().zip(p.class_weights.clone()).collect();
+            let pw: Vec<(String, f64)> = p
+                .classes
+                .iter()
+                .cloned()
+                .zip(p.class_weights.clone())
+                .collect();
             assert_eq!(pw, cw);
             assert_eq!(p.fitted_rows, 12);
             // Inputs, levels and medians: the medians within the first histogram's bin
@@ -1834,10 +1849,14 @@ mod tests {
                 match (a, b) {
                     (Input::Numeric { name, median: m }, Input::Numeric { median: w, .. }) => {
                         let v: Vec<f32> = match &ds.column(name).unwrap().data {
-                            ColumnData::Numeric(v) => v.iter().copied().filter(|x| !x.is_nan()).collect(),
+                            ColumnData::Numeric(v) => {
+                                v.iter().copied().filter(|x| !x.is_nan()).collect()
+                            }
                             _ => unreachable!(),
                         };
-                        let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+                        let (lo, hi) = v
+                            .iter()
+                            .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
                         let width = (hi - lo) / HISTOGRAM_BINS as f32;
                         assert!((m - w).abs() <= width, "{name}: {m} vs {w}");
                         assert_eq!(m, w, "{name}");
@@ -1852,8 +1871,16 @@ mod tests {
                 if cfg.scaler == Scaler::MinMax {
                     assert_eq!((a.offset, a.factor), (b.offset, b.factor), "{}", a.name);
                 } else if a.name != "noise" {
-                    assert!((a.offset - b.offset).abs() <= 1e-5 * b.offset.abs().max(1.0), "{}", a.name);
-                    assert!((a.factor - b.factor).abs() <= 1e-5 * b.factor.abs(), "{}", a.name);
+                    assert!(
+                        (a.offset - b.offset).abs() <= 1e-5 * b.offset.abs().max(1.0),
+                        "{}",
+                        a.name
+                    );
+                    assert!(
+                        (a.factor - b.factor).abs() <= 1e-5 * b.factor.abs(),
+                        "{}",
+                        a.name
+                    );
                 }
             }
             assert!(p.features.iter().any(|f| f.name == "big" && f.log));
@@ -1862,7 +1889,13 @@ mod tests {
             for d in &p.decisions {
                 let e = c.decisions.iter().find(|e| e.feature == d.feature).unwrap();
                 assert_eq!(d.kept, e.kept, "{}", d.feature);
-                assert!((d.score - e.score).abs() < 1e-9, "{}: {} vs {}", d.feature, d.score, e.score);
+                assert!(
+                    (d.score - e.score).abs() < 1e-9,
+                    "{}: {} vs {}",
+                    d.feature,
+                    d.score,
+                    e.score
+                );
             }
             // The pipelines transform alike.
             let a = p.transform(&ds, &train).unwrap();
@@ -1895,7 +1928,13 @@ mod tests {
             assert_eq!(p.feature_names(), c.feature_names(), "{:?}", cfg.select);
             for (d, e) in p.decisions.iter().zip(&c.decisions) {
                 assert_eq!(d.feature, e.feature);
-                assert!((d.score - e.score).abs() < 1e-9, "{}: {} vs {}", d.feature, d.score, e.score);
+                assert!(
+                    (d.score - e.score).abs() < 1e-9,
+                    "{}: {} vs {}",
+                    d.feature,
+                    d.score,
+                    e.score
+                );
             }
         }
     }
@@ -1981,7 +2020,10 @@ mod tests {
         let p = fit.finish().unwrap();
         assert!(p.inputs.iter().all(|i| i.name() != "x"));
         let d = p.decisions.iter().find(|d| d.feature == "x").unwrap();
-        assert_eq!(d.reason, "on 1 of the 2 devices; a column every device can fill is an input");
+        assert_eq!(
+            d.reason,
+            "on 1 of the 2 devices; a column every device can fill is an input"
+        );
         // Both tables can be transformed by it.
         p.transform(&less, &[0]).unwrap();
     }
@@ -2015,12 +2057,32 @@ mod tests {
         let p = fit.finish().unwrap();
         let q = fit_federated(&ds, &devices, spec(), &cfg).unwrap();
         assert_eq!(
-            (&p.classes, &p.class_weights, &p.inputs, &p.features, &p.selected),
-            (&q.classes, &q.class_weights, &q.inputs, &q.features, &q.selected)
+            (
+                &p.classes,
+                &p.class_weights,
+                &p.inputs,
+                &p.features,
+                &p.selected
+            ),
+            (
+                &q.classes,
+                &q.class_weights,
+                &q.inputs,
+                &q.features,
+                &q.selected
+            )
         );
         for (d, e) in p.decisions.iter().zip(&q.decisions) {
-            assert_eq!((&d.feature, d.kept, &d.reason), (&e.feature, e.kept, &e.reason));
-            assert!((d.score - e.score).abs() <= 1e-14, "{} vs {}", d.score, e.score);
+            assert_eq!(
+                (&d.feature, d.kept, &d.reason),
+                (&e.feature, e.kept, &e.reason)
+            );
+            assert!(
+                (d.score - e.score).abs() <= 1e-14,
+                "{} vs {}",
+                d.score,
+                e.score
+            );
         }
     }
 
@@ -2029,11 +2091,19 @@ mod tests {
         let mut ds = dataset();
         let all: Vec<usize> = (0..12).collect();
         let p = fit_federated(&ds, &[&all], spec(), &PipelineConfig::default()).unwrap();
-        let before: Vec<String> = ds.labels.iter().map(|&l| ds.classes[l as usize].clone()).collect();
+        let before: Vec<String> = ds
+            .labels
+            .iter()
+            .map(|&l| ds.classes[l as usize].clone())
+            .collect();
         let map = ds.reorder_classes(&p.classes).unwrap();
         assert_eq!(map, vec![1, 0]);
         assert_eq!(ds.classes, p.classes);
-        let after: Vec<String> = ds.labels.iter().map(|&l| ds.classes[l as usize].clone()).collect();
+        let after: Vec<String> = ds
+            .labels
+            .iter()
+            .map(|&l| ds.classes[l as usize].clone())
+            .collect();
         assert_eq!(before, after);
         assert_eq!(p.class_map(&ds), vec![Some(0), Some(1)]);
         assert!(ds.reorder_classes(&["attack".into()]).is_err());

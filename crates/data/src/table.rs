@@ -181,12 +181,15 @@ impl Dataset {
             .iter()
             .map(|c| {
                 let key = crate::schema::class_key(c);
-                keys.iter().position(|k| *k == key).map(|i| i as u32).ok_or_else(|| {
-                    crate::Error::Config(format!(
-                        "class `{c}` of {} is not in the class order {order:?}",
-                        self.path.display()
-                    ))
-                })
+                keys.iter()
+                    .position(|k| *k == key)
+                    .map(|i| i as u32)
+                    .ok_or_else(|| {
+                        crate::Error::Config(format!(
+                            "class `{c}` of {} is not in the class order {order:?}",
+                            self.path.display()
+                        ))
+                    })
             })
             .collect::<crate::Result<Vec<u32>>>()?;
         for l in &mut self.labels {

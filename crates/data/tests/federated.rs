@@ -101,8 +101,8 @@ fn generated_traffic_fits_from_summaries_as_from_pooled_rows() {
         // The device order does not matter.
         let mut rev: Vec<&[usize]> = devices.iter().map(Vec::as_slice).collect();
         rev.reverse();
-        let again = fit_federated(&p.dataset, &rev, p.pipeline.ingest.clone(), &cfg.pipeline)
-            .unwrap();
+        let again =
+            fit_federated(&p.dataset, &rev, p.pipeline.ingest.clone(), &cfg.pipeline).unwrap();
         assert_eq!(again.feature_names(), fed.feature_names());
         assert_eq!(again.inputs, fed.inputs);
     }
