@@ -23,7 +23,7 @@ use iotids_federation::aggregate::Aggregation;
 use iotids_federation::bench::FederationBenchConfig;
 use iotids_federation::partition::PartitionKind;
 use iotids_federation::strategy::Strategy;
-use iotids_federation::{Attack, FederationConfig, LocalOptimizer};
+use iotids_federation::{Attack, FederationConfig, LocalOptimizer, PipelineFit};
 use iotids_model::bench::GruBenchConfig;
 use iotids_model::gru::GruShape;
 use iotids_model::train::TrainConfig;
@@ -544,6 +544,12 @@ pub struct FederateArgs {
     /// round (1: the single best round).
     #[arg(long)]
     pub selection_window: Option<usize>,
+    /// How the preprocessing pipeline is fitted: summaries (the statistics round: each
+    /// device sends bounded summaries of its rows, the cloud fits the pipeline from them;
+    /// no row leaves a device) or pooled (on the pooled training rows, for comparison).
+    /// [default: summaries]
+    #[arg(long, value_parser = spelled::<PipelineFit>)]
+    pub pipeline: Option<PipelineFit>,
     /// Skip training the same model centrally for comparison.
     #[arg(long)]
     pub no_central: bool,

@@ -694,7 +694,8 @@ fn federation_config(args: &FederateArgs, seed: u64) -> Result<FederationConfig>
         local_momentum,
         normalized_averaging,
         local_class_weights,
-        selection_window
+        selection_window,
+        pipeline
     );
     if args.local_lr.is_some() {
         c.local_lr = args.local_lr;

@@ -2,16 +2,20 @@
 //! centrally on the same split for comparison, and optionally every aggregation rule under
 //! poisoning.
 //!
-//! The file is read and prepared as `train` does (one pipeline, fitted on the training
-//! rows: in a real deployment the devices would agree on it first); iotids-federation deals
-//! the training rows to devices and runs the rounds; the kept global model is written as an
-//! ordinary model directory and evaluated on the test rows like any other.
+//! The file is read and split as `train` does; iotids-federation deals the training rows to
+//! devices; the pipeline is fitted by the statistics round from the devices' summaries
+//! (`--pipeline summaries`, the default: no row leaves a device; `iotids_data::federated`)
+//! or on the pooled training rows (`--pipeline pooled`, for comparison); the devices run
+//! the rounds; the kept global model is written as an ordinary model directory and
+//! evaluated on the test rows like any other.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use iotids_data::federated::{compare, fit_federated_with_cost};
 use iotids_federation::experiments::{self, rounds_history};
-use iotids_federation::{Outcome, Task};
+use iotids_federation::partition::{Partition, Rows};
+use iotids_federation::{Outcome, PipelineFit, Task};
 use iotids_model::artifact::Detector;
 use iotids_model::examples::SCORE_BATCH;
 use iotids_model::params::from_flat;
@@ -33,7 +37,24 @@ use crate::progress;
 pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     let learn = &job.learn;
     let cfg = &job.federation;
-    let loaded = prepare::load(&learn.input, &learn.prepare, ui)?;
+    let mut loaded = prepare::load(&learn.input, &learn.prepare, ui)?;
+    // The partition comes first: the statistics round asks the devices for summaries of
+    // their own rows. `deal` is what `federate` would deal (same seed, same partition).
+    let mut part = {
+        let p = &loaded.prepared;
+        let ds = &p.dataset;
+        iotids_federation::deal(
+            Rows {
+                rows: &p.split.train,
+                labels: &ds.labels,
+                classes: ds.n_classes(),
+                flows: ds.flows.as_deref(),
+                hosts: ds.hosts.as_deref(),
+            },
+            cfg,
+        )?
+    };
+    let pipeline_json = fit_pipeline(&mut loaded, &mut part, cfg.pipeline, ui)?;
     let p = &loaded.prepared;
     let out = &learn.out;
     let figures = start_output(out, p, &p.config)?;
@@ -64,7 +85,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         cfg.cloud_aggregation
     ))?;
     let mut on_round = progress::rounds(cfg.rounds, ui.quiet);
-    let outcome = iotids_federation::federate(&task, cfg, &mut on_round)?;
+    let outcome = iotids_federation::federate_dealt(&task, cfg, part, &mut on_round)?;
     drop(on_round);
     print(&fed_report::partition_table(&outcome, &p.pipeline.classes))?;
 
@@ -166,7 +187,8 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     } else {
         None
     };
-    let json = fed_report::summary_json(cfg, &outcome, metrics.as_ref(), central.as_ref());
+    let mut json = fed_report::summary_json(cfg, &outcome, metrics.as_ref(), central.as_ref());
+    json["pipeline"] = pipeline_json;
     write_file(
         &out.join("federation.json"),
         serde_json::to_string_pretty(&json)?,
@@ -270,6 +292,69 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         metrics.is_some(),
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fits the run's pipeline as `how` says. `summaries`: the statistics round over the
+/// devices' rows (`part`), which replaces the pooled pipeline `prepare` fitted; the table's
+/// classes are renumbered to the pipeline's (sorted by name) and the partition recounted.
+/// Returns federation.json's `pipeline` object: how it was fitted, what the round sent, and
+/// how it differs from the pooled pipeline.
+fn fit_pipeline(
+    loaded: &mut prepare::Loaded,
+    part: &mut Partition,
+    how: PipelineFit,
+    ui: Ui,
+) -> Result<serde_json::Value> {
+    let p = &mut loaded.prepared;
+    if how == PipelineFit::Pooled {
+        return Ok(serde_json::json!({
+            "fitted": how.name(),
+            "rows": p.pipeline.fitted_rows,
+        }));
+    }
+    let bar = progress::step(
+        "statistics round: fitting the pipeline from the devices' summaries",
+        ui.quiet,
+    );
+    let rows: Vec<&[usize]> = part.devices.iter().map(Vec::as_slice).collect();
+    let fitted = fit_federated_with_cost(
+        &p.dataset,
+        &rows,
+        p.pipeline.ingest.clone(),
+        &p.config.pipeline,
+    );
+    bar.finish_and_clear();
+    let (fed, cost) = fitted.context("the statistics round")?;
+    let diff = compare(&fed, &p.pipeline);
+    let map = p.dataset.reorder_classes(&fed.classes)?;
+    for c in &mut p.split.classes_without_test {
+        *c = map[*c as usize];
+    }
+    part.recount(&p.dataset.labels, fed.classes.len());
+    print(&format!(
+        "statistics round: {} requests, {} devices, {:.1} kB of summaries up (largest {:.1} kB); {}",
+        cost.requests,
+        part.devices.len(),
+        cost.bytes_up as f64 / 1e3,
+        cost.largest_answer as f64 / 1e3,
+        if diff.same_features() {
+            "the same features as the pooled pipeline".to_string()
+        } else {
+            format!(
+                "features differ from the pooled pipeline (kept only here {:?}, only there {:?})",
+                diff.selected_only_summaries, diff.selected_only_pooled
+            )
+        }
+    ))?;
+    let pooled_rows = p.pipeline.fitted_rows;
+    p.pipeline = fed;
+    Ok(serde_json::json!({
+        "fitted": how.name(),
+        "rows": pooled_rows,
+        "statistics_round": cost,
+        "vs_pooled": diff,
+        "same_features_as_pooled": diff.same_features(),
+    }))
 }
 
 /// partition.csv: each device's edge, whether it poisons, its rows and rows per class.

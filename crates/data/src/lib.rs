@@ -69,6 +69,7 @@ pub mod audit;
 pub mod clean;
 pub mod describe;
 pub mod error;
+pub mod federated;
 pub mod ingest;
 pub mod pipeline;
 pub mod prepare;
@@ -81,6 +82,7 @@ pub mod value;
 pub mod window;
 
 pub use error::{Error, Result};
+pub use federated::{FederatedFit, Summary, SummaryRequest, fit_federated};
 pub use ingest::{DatasetBuilder, FlowTiming, IngestOptions, read_csv};
 pub use schema::Format;
 pub use table::{Column, ColumnData, Dataset, IngestReport};

@@ -483,7 +483,7 @@ fn fit_inputs(
         .collect()
 }
 
-fn encoded_features(inputs: &[Input]) -> Vec<Feature> {
+pub(crate) fn encoded_features(inputs: &[Input]) -> Vec<Feature> {
     let mut out = Vec::new();
     let feature = |name: String, source| Feature {
         name,
@@ -521,12 +521,12 @@ fn encoded_features(inputs: &[Input]) -> Vec<Feature> {
 
 /// Per input: for categorical inputs, the dataset's code -> the pipeline's level
 /// (or `None` for other); for numeric inputs, the dataset column index.
-enum ColumnMap {
+pub(crate) enum ColumnMap {
     Numeric(usize),
     Categorical(usize, Vec<Option<usize>>),
 }
 
-fn level_maps(ds: &Dataset, inputs: &[Input]) -> Result<Vec<ColumnMap>> {
+pub(crate) fn level_maps(ds: &Dataset, inputs: &[Input]) -> Result<Vec<ColumnMap>> {
     let by_name: HashMap<&str, usize> = ds
         .columns
         .iter()
@@ -568,7 +568,7 @@ fn level_maps(ds: &Dataset, inputs: &[Input]) -> Result<Vec<ColumnMap>> {
 }
 
 /// Encodes `rows` into the given features (unscaled), imputing missing numbers.
-fn encode(
+pub(crate) fn encode(
     ds: &Dataset,
     rows: &[usize],
     inputs: &[Input],
@@ -624,7 +624,7 @@ fn encode(
 pub const LOG_COMPRESS_MIN_MAX: f32 = 1000.0;
 
 /// `ln(1 + x)`, with negative values (unseen in training) taken as 0.
-fn log_compress(x: f32) -> f32 {
+pub(crate) fn log_compress(x: f32) -> f32 {
     x.max(0.0).ln_1p()
 }
 
@@ -672,7 +672,7 @@ fn fit_scaling(m: &Matrix, features: &mut [Feature], scaler: Scaler) {
     }
 }
 
-fn apply_scaling(mut m: Matrix, features: &[Feature]) -> Matrix {
+pub(crate) fn apply_scaling(mut m: Matrix, features: &[Feature]) -> Matrix {
     if m.cols == 0 {
         return m;
     }
@@ -685,14 +685,14 @@ fn apply_scaling(mut m: Matrix, features: &[Feature]) -> Matrix {
 }
 
 /// Column statistics used by selection, over the training matrix.
-struct ColumnStats {
-    mean: Vec<f64>,
-    sd: Vec<f64>,
+pub(crate) struct ColumnStats {
+    pub(crate) mean: Vec<f64>,
+    pub(crate) sd: Vec<f64>,
     /// Per class, per feature: mean of the feature over rows of that class.
-    class_mean: Vec<Vec<f64>>,
-    class_frac: Vec<f64>,
+    pub(crate) class_mean: Vec<Vec<f64>>,
+    pub(crate) class_frac: Vec<f64>,
     /// Per class, per feature: sum of the feature (chi-square's observed).
-    class_sum: Vec<Vec<f64>>,
+    pub(crate) class_sum: Vec<Vec<f64>>,
 }
 
 fn column_stats(m: &Matrix, y: &[u32], n_classes: usize) -> ColumnStats {
@@ -751,7 +751,7 @@ fn pearson_relevance(s: &ColumnStats, j: usize) -> f64 {
 
 /// scikit-learn's `chi2`: observed = per-class feature sums, expected = class
 /// frequency times the feature total; chi2 = sum (obs - exp)^2 / exp.
-fn chi2_score(s: &ColumnStats, j: usize) -> f64 {
+pub(crate) fn chi2_score(s: &ColumnStats, j: usize) -> f64 {
     let total: f64 = s.class_sum.iter().map(|c| c[j]).sum();
     if total <= 0.0 {
         return 0.0;
@@ -775,6 +775,29 @@ fn select(
     cfg: &PipelineConfig,
 ) -> (Vec<usize>, Vec<Decision>) {
     let stats = column_stats(m, y, n_classes);
+    select_with(
+        &stats,
+        features,
+        cfg,
+        |j| stats.sd[j] == 0.0,
+        // chi2 needs non-negative inputs: score a MinMax view of the column.
+        |j| chi2_score(&minmax_view(&stats, m, j, y, n_classes), 0),
+        |candidates| correlations(m, candidates, &stats, cfg),
+    )
+}
+
+/// Selection from column statistics: the central fit's and the statistics round's
+/// ([`crate::federated`]) common core. `constant(j)` says feature `j` is constant in
+/// training, `chi2(j)` is its chi-square score, `correlations(candidates)` the row-major
+/// `c x c` Pearson matrix of the candidates (only called for Pearson selection).
+pub(crate) fn select_with(
+    stats: &ColumnStats,
+    features: &[Feature],
+    cfg: &PipelineConfig,
+    constant: impl Fn(usize) -> bool,
+    chi2: impl Fn(usize) -> f64,
+    correlations: impl FnOnce(&[usize]) -> Vec<f64>,
+) -> (Vec<usize>, Vec<Decision>) {
     let mut decisions: Vec<Decision> = features
         .iter()
         .map(|f| Decision {
@@ -786,38 +809,32 @@ fn select(
         .collect();
     let mut candidates = Vec::new();
     for (j, decision) in decisions.iter_mut().enumerate() {
-        if stats.sd[j] == 0.0 {
+        if constant(j) {
             decision.reason = "constant in training".into();
         } else {
             candidates.push(j);
         }
     }
     let score = |j: usize| match cfg.select {
-        SelectMethod::Chi2 => {
-            // chi2 needs non-negative inputs: score a MinMax view of the column.
-            chi2_score(&minmax_view(&stats, m, j, y, n_classes), 0)
-        }
-        _ => pearson_relevance(&stats, j),
+        SelectMethod::Chi2 => chi2(j),
+        _ => pearson_relevance(stats, j),
     };
     for &j in &candidates {
         decisions[j].score = score(j);
     }
-    candidates.sort_by(|&a, &b| {
-        decisions[b]
-            .score
-            .total_cmp(&decisions[a].score)
-            .then(a.cmp(&b))
-    });
+    // Scores equal to f32 precision tie, and the earlier feature goes first: two features
+    // with the same relevance in exact arithmetic (a flag and the one-hot level it always
+    // comes with, a level and its complement) must not be ranked by rounding, which
+    // depends on the order the sums were added in (pooled rows, or devices' summaries).
+    let rank = |j: usize| decisions[j].score as f32;
+    candidates.sort_by(|&a, &b| rank(b).total_cmp(&rank(a)).then(a.cmp(&b)));
     let mut kept: Vec<usize> = Vec::new();
     match cfg.select {
         SelectMethod::Pearson => {
-            let corr = correlations(m, &candidates, &stats, cfg);
+            let corr = correlations(&candidates);
             for (ci, &j) in candidates.iter().enumerate() {
                 let redundant = kept.iter().find_map(|&k| {
-                    let ck = candidates
-                        .iter()
-                        .position(|&c| c == k)
-                        .expect("kept is a candidate");
+                    let ck = candidates.iter().position(|&c| c == k)?;
                     let r = corr[ci * candidates.len() + ck];
                     (r.abs() > cfg.corr_threshold).then_some((k, r))
                 });

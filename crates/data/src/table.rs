@@ -157,6 +157,60 @@ impl Dataset {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// Renumbers the classes to follow `order` (names matched by
+    /// [`crate::schema::class_key`]; `order` takes over their spelling): `classes`, `labels`
+    /// and each column's per-class spellings. Returns each old class id's new id. A pipeline
+    /// fitted by the statistics round ([`crate::federated`]) lists its classes by name, not in
+    /// file order; a table renumbered to it feeds a model trained on it label for label.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] when `order` does not name every class of the table once
+    /// (it may name more: those get no rows).
+    pub fn reorder_classes(&mut self, order: &[String]) -> crate::Result<Vec<u32>> {
+        let keys: Vec<String> = order.iter().map(|c| crate::schema::class_key(c)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            if keys[..i].contains(k) {
+                return Err(crate::Error::Config(format!(
+                    "class order names `{}` twice",
+                    order[i]
+                )));
+            }
+        }
+        let map = self
+            .classes
+            .iter()
+            .map(|c| {
+                let key = crate::schema::class_key(c);
+                keys.iter()
+                    .position(|k| *k == key)
+                    .map(|i| i as u32)
+                    .ok_or_else(|| {
+                        crate::Error::Config(format!(
+                            "class `{c}` of {} is not in the class order {order:?}",
+                            self.path.display()
+                        ))
+                    })
+            })
+            .collect::<crate::Result<Vec<u32>>>()?;
+        for l in &mut self.labels {
+            *l = map[*l as usize];
+        }
+        for c in &mut self.columns {
+            if c.spellings.is_empty() {
+                continue;
+            }
+            let mut s = vec![[0u64; 4]; order.len()];
+            for (old, counts) in c.spellings.iter().enumerate() {
+                if let Some(&new) = map.get(old) {
+                    s[new as usize] = *counts;
+                }
+            }
+            c.spellings = s;
+        }
+        self.classes = order.to_vec();
+        Ok(map)
+    }
+
     /// Keeps only the given rows, in the given order.
     pub fn select_rows(&mut self, rows: &[usize]) {
         fn pick<T: Copy>(v: &[T], rows: &[usize]) -> Vec<T> {

@@ -40,6 +40,23 @@ pub enum Attack {
     Scale,
 }
 
+/// How the preprocessing pipeline of a federation run is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineFit {
+    /// From the devices' summaries (`iotids_data::federated`): no row leaves a device.
+    #[default]
+    Summaries,
+    /// On the pooled training rows, as central training does (for comparison: a real
+    /// federation never has them).
+    Pooled,
+}
+
+spelled!(PipelineFit, "pipeline", {
+    Summaries => "summaries",
+    Pooled => "pooled",
+});
+
 /// The devices' SGD learning rate when `local_lr` is not given.
 pub const DEFAULT_SGD_LEARNING_RATE: f64 = 0.1;
 
@@ -169,6 +186,10 @@ pub struct FederationConfig {
     /// round (3): the kept round is the best on average with its neighbours, so one lucky
     /// round on a tiny validation class is not kept. 1 keeps the single best round.
     pub selection_window: usize,
+    /// How the preprocessing pipeline is fitted (summaries: the statistics round, in which
+    /// the devices send bounded summaries and the cloud fits the pipeline from them; pooled:
+    /// on the pooled training rows, which a real federation never has).
+    pub pipeline: PipelineFit,
     /// Seed of the partition, sampling, failures and local batch orders (42).
     pub seed: u64,
 }
@@ -212,6 +233,7 @@ impl Default for FederationConfig {
             class_wise_head: false,
             logit_adjustment: 0.0,
             selection_window: 3,
+            pipeline: PipelineFit::Summaries,
             seed: 42,
         }
     }
@@ -482,6 +504,15 @@ mod tests {
         assert_eq!(cfg.strategy, Strategy::FedAvgM);
         assert_eq!(cfg.partition, PartitionKind::Dirichlet);
         assert_eq!(cfg.deadline, None);
+        assert_eq!(cfg.pipeline, PipelineFit::Summaries);
+        let pooled: FederationConfig = toml::from_str("pipeline = \"pooled\"").unwrap();
+        assert_eq!(pooled.pipeline, PipelineFit::Pooled);
+        assert!(pooled.to_toml().contains("pipeline = \"pooled\""));
+        assert_eq!(
+            "Summaries".parse::<PipelineFit>().unwrap(),
+            PipelineFit::Summaries
+        );
+        assert!("rows".parse::<PipelineFit>().is_err());
     }
 
     #[test]

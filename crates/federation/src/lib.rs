@@ -87,6 +87,6 @@ pub mod simulate;
 pub mod strategy;
 pub mod transport;
 
-pub use config::{Attack, FederationConfig, LocalOptimizer};
+pub use config::{Attack, FederationConfig, LocalOptimizer, PipelineFit};
 pub use error::{Error, Result};
-pub use simulate::{Outcome, RoundRecord, Task, federate};
+pub use simulate::{Outcome, RoundRecord, Task, deal, federate, federate_dealt};

@@ -66,6 +66,24 @@ pub struct Partition {
     pub units: usize,
 }
 
+impl Partition {
+    /// Recounts `class_counts` from `labels` (every row's class, `classes` of them): after
+    /// the table's classes were renumbered (`Dataset::reorder_classes`), the same rows.
+    pub fn recount(&mut self, labels: &[u32], classes: usize) {
+        self.class_counts = self
+            .devices
+            .iter()
+            .map(|rows| {
+                let mut c = vec![0u64; classes];
+                for &r in rows {
+                    c[labels[r] as usize] += 1;
+                }
+                c
+            })
+            .collect();
+    }
+}
+
 /// Deals `data.rows` to `devices` devices.
 ///
 /// # Errors

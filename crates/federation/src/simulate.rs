@@ -88,22 +88,75 @@ pub fn federate(
     cfg: &FederationConfig,
     on_round: &mut (dyn FnMut(&RoundRecord) + Send),
 ) -> crate::Result<Outcome> {
-    cfg.check()?;
-    let started = Instant::now();
-    let classes = task.class_weights.len();
-    let part = partition(
+    let part = deal(
         Rows {
             rows: task.train_rows,
             labels: task.labels,
-            classes,
+            classes: task.class_weights.len(),
             flows: task.flows,
             hosts: task.hosts,
         },
-        cfg.partition,
-        cfg.devices,
-        cfg.alpha,
-        cfg.seed,
+        cfg,
     )?;
+    federate_dealt(task, cfg, part, on_round)
+}
+
+/// Deals the training rows to the devices as [`federate`] does: the same seed gives the same
+/// partition. A run that needs the partition before the features (the statistics round
+/// fits the pipeline from the devices' summaries: `iotids_data::federated`) deals first and
+/// then calls [`federate_dealt`].
+///
+/// # Errors
+///
+/// [`Error::Config`](crate::Error::Config) for a bad config or a partition that can't be
+/// made.
+pub fn deal(rows: Rows<'_>, cfg: &FederationConfig) -> crate::Result<Partition> {
+    cfg.check()?;
+    partition(rows, cfg.partition, cfg.devices, cfg.alpha, cfg.seed)
+}
+
+/// [`federate`] over a partition already dealt ([`deal`]); its class counts must be by the
+/// task's class ids.
+///
+/// # Errors
+///
+/// As [`federate`], and [`Error::Config`](crate::Error::Config) for a partition of another
+/// number of devices or classes, or of rows outside the table.
+pub fn federate_dealt(
+    task: &Task<'_>,
+    cfg: &FederationConfig,
+    part: Partition,
+    on_round: &mut (dyn FnMut(&RoundRecord) + Send),
+) -> crate::Result<Outcome> {
+    cfg.check()?;
+    let started = Instant::now();
+    let classes = task.class_weights.len();
+    if part.devices.len() != cfg.devices {
+        return Err(crate::Error::config(
+            "devices",
+            part.devices.len(),
+            format!("the {} devices of the configuration", cfg.devices),
+        ));
+    }
+    if part.class_counts.iter().any(|c| c.len() != classes) {
+        return Err(crate::Error::config(
+            "partition",
+            "class counts",
+            format!("counts of the task's {classes} classes"),
+        ));
+    }
+    if part
+        .devices
+        .iter()
+        .flatten()
+        .any(|&r| r >= task.labels.len())
+    {
+        return Err(crate::Error::config(
+            "partition",
+            "rows",
+            format!("rows of the table (fewer than {})", task.labels.len()),
+        ));
+    }
     let edge_of: Vec<usize> = (0..cfg.devices).map(|d| cfg.edge_of(d)).collect();
     let malicious = pick_malicious(cfg);
     let flipped = if cfg.attack == Attack::LabelFlip {
