@@ -175,6 +175,116 @@ pub enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Make a federation's certificate authority and one certificate per node (cloud,
+    /// edges, devices) for mutual TLS. A node's identity is its certificate's common name
+    /// (`cloud`, `edge-<e>`, `device-<d>`). Writes ca.pem, ca.key (keep it offline) and
+    /// NODE.pem / NODE.key per node to --out.
+    Certs {
+        /// Output folder (an existing CA there is never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Edge aggregators.
+        #[arg(long)]
+        edges: usize,
+        /// Devices.
+        #[arg(long)]
+        devices: usize,
+        /// More names every certificate answers to as a server (DNS name or IP
+        /// address), besides localhost, 127.0.0.1, ::1 and the node's own name; repeatable.
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        /// Days the certificates are valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Deal a labelled file to devices as `federate` deals it, for a networked run: each
+    /// device's training rows (flows whole) to device-<d>.csv, the validation rows (the
+    /// cloud scores each round on them) to validation.csv, the test rows to test.csv, and
+    /// the effective settings to federation.toml. Same flags and seed, same deal.
+    Deal {
+        /// The labelled CSV.
+        file: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        federation: FederateArgs,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        #[command(flatten)]
+        prep: PrepArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Run a federation's cloud: serves its edges over gRPC with mutual TLS, runs the
+    /// statistics round (the pipeline fitted from the devices' summaries), then the cloud
+    /// rounds of the schedule it owns (--config or the flags, as `federate` reads them;
+    /// --deadline is then wall seconds). Checkpoints after every round and resumes from
+    /// the checkpoint when started again. Writes the model directory, rounds.csv,
+    /// federation.toml, federation.json and report.html to --out.
+    Cloud {
+        /// Labelled rows the cloud scores every round on (`deal`'s validation.csv).
+        #[arg(long)]
+        validation: PathBuf,
+        /// Output and model directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also evaluate the kept model on this labelled file (`deal`'s test.csv).
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// Checkpoint folder [default: OUT/checkpoint].
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Address to serve the edges on.
+        #[arg(long, default_value = "0.0.0.0:7400")]
+        listen: std::net::SocketAddr,
+        /// Seconds an edge waits for its devices when --deadline is not set.
+        #[arg(long, default_value_t = 120.0)]
+        device_deadline: f64,
+        /// Seconds the cloud waits for its edges each round, then goes on without the
+        /// rest [default: edge rounds × the device deadline + 30].
+        #[arg(long)]
+        edge_deadline: Option<f64>,
+        /// Seconds the statistics round waits for every edge.
+        #[arg(long, default_value_t = 60.0)]
+        statistics_deadline: f64,
+        #[command(flatten)]
+        federation: FederateArgs,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        #[command(flatten)]
+        prep: PrepArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Run an edge aggregator: a client of the cloud, and the server of the devices the
+    /// cloud assigns it (device d of N goes to edge ⌊d·E/N⌋). Its identity is its
+    /// certificate's (edge-<e>). Rejoins with backoff when the cloud restarts.
+    Edge {
+        /// The cloud, https://HOST:PORT.
+        #[arg(long)]
+        cloud: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Address to serve the devices on.
+        #[arg(long, default_value = "0.0.0.0:7401")]
+        listen: std::net::SocketAddr,
+    },
+    /// Run a device: trains on its own labelled data (a CSV, or labelled captures) when
+    /// its edge asks and sends back only model updates and summaries. Its identity is its
+    /// certificate's (device-<d>). Reconnects with backoff when the edge restarts.
+    Device {
+        /// Its edge, https://HOST:PORT.
+        #[arg(long)]
+        edge: String,
+        /// Its labelled traffic.
+        #[arg(long)]
+        data: PathBuf,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Compare the GRU with classical and deep baselines on one file: every model gets the
     /// same prepared features, split and metrics (logistic regression, Gaussian naive Bayes,
     /// KNN, linear SVM, decision tree, random forest, gradient-boosted trees, MLP, RNN,
@@ -419,6 +529,26 @@ pub enum FailOn {
     Any,
     /// Findings the default pipeline does not neutralise.
     Unmitigated,
+}
+
+/// A networked node's identity and limits (`cloud`, `edge`, `device`).
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// The federation's CA certificate (PEM).
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// This node's certificate (PEM): its identity.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// This node's private key (PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Largest message either way, MiB.
+    #[arg(long, default_value_t = 64)]
+    pub max_message_mb: usize,
+    /// Seconds its upstream may stay unreachable before the node gives up.
+    #[arg(long, default_value_t = 600)]
+    pub give_up: u64,
 }
 
 /// Federation settings. Each flag overrides the --config file's value, which overrides

@@ -27,7 +27,7 @@ use iotids_model::train::TrainConfig;
 use iotids_synth::SynthOptions;
 
 use crate::cli::{
-    Cli, Command, CompareArgs, FailOn, FederateArgs, IngestArgs, ModelArgs, PrepArgs,
+    Cli, Command, CompareArgs, FailOn, FederateArgs, IngestArgs, ModelArgs, NodeArgs, PrepArgs,
 };
 
 /// How the run talks to the person: progress and logs, and the worker threads.
@@ -60,6 +60,17 @@ pub enum Job {
     Prepare(PrepareJob),
     Train(TrainJob),
     Federate(FederateJob),
+    Certs {
+        out: PathBuf,
+        edges: usize,
+        devices: usize,
+        sans: Vec<String>,
+        days: u32,
+    },
+    Deal(FederateJob),
+    Cloud(CloudJob),
+    Edge(EdgeJob),
+    Device(DeviceJob),
     Compare(CompareJob),
     Evaluate(EvaluateJob),
     Predict(PredictJob),
@@ -321,6 +332,89 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                 learn,
             })
         }
+        Command::Certs {
+            out,
+            edges,
+            devices,
+            sans,
+            days,
+        } => {
+            if edges == 0 || devices < edges {
+                bail!(
+                    "--edges {edges} --devices {devices}: need at least one edge and at least one device per edge"
+                );
+            }
+            Job::Certs {
+                out,
+                edges,
+                devices,
+                sans,
+                days,
+            }
+        }
+        Command::Deal {
+            file,
+            out,
+            federation,
+            ingest,
+            prep,
+            model,
+        } => Job::Deal(FederateJob {
+            learn: learn_job(input(file, &ingest), out, &prep, &model, false)?,
+            test: None,
+            federation: federation_config(&federation, prep.seed)?,
+            central: false,
+            robustness: false,
+        }),
+        Command::Cloud {
+            validation,
+            out,
+            test,
+            checkpoint,
+            node,
+            listen,
+            device_deadline,
+            edge_deadline,
+            statistics_deadline,
+            federation,
+            ingest,
+            prep,
+            model,
+        } => {
+            let federation = federation_config(&federation, prep.seed)?;
+            let device_deadline = positive_seconds("--device-deadline", device_deadline)?;
+            let edge_deadline = match edge_deadline {
+                Some(s) => positive_seconds("--edge-deadline", s)?,
+                None => {
+                    federation.edge_rounds as f64 * federation.deadline.unwrap_or(device_deadline)
+                        + 30.0
+                }
+            };
+            Job::Cloud(CloudJob {
+                checkpoint: checkpoint.unwrap_or_else(|| out.join("checkpoint")),
+                learn: learn_job(input(validation, &ingest), out, &prep, &model, false)?,
+                federation,
+                test,
+                node,
+                listen,
+                device_deadline,
+                edge_deadline,
+                statistics_deadline: positive_seconds(
+                    "--statistics-deadline",
+                    statistics_deadline,
+                )?,
+            })
+        }
+        Command::Edge {
+            cloud,
+            node,
+            listen,
+        } => Job::Edge(EdgeJob {
+            cloud,
+            node,
+            listen,
+        }),
+        Command::Device { edge, data, node } => Job::Device(DeviceJob { edge, data, node }),
         Command::Compare {
             file,
             out,
@@ -625,6 +719,45 @@ fn learn_job(
         net,
         train,
     })
+}
+
+/// `iotids cloud`.
+#[derive(Debug)]
+pub struct CloudJob {
+    /// The validation file as `learn.input`, the output folder as `learn.out`.
+    pub learn: LearnJob,
+    pub federation: FederationConfig,
+    pub test: Option<PathBuf>,
+    pub checkpoint: PathBuf,
+    pub node: NodeArgs,
+    pub listen: std::net::SocketAddr,
+    pub device_deadline: f64,
+    pub edge_deadline: f64,
+    pub statistics_deadline: f64,
+}
+
+/// `iotids edge`.
+#[derive(Debug)]
+pub struct EdgeJob {
+    pub cloud: String,
+    pub node: NodeArgs,
+    pub listen: std::net::SocketAddr,
+}
+
+/// `iotids device`.
+#[derive(Debug)]
+pub struct DeviceJob {
+    pub edge: String,
+    pub data: PathBuf,
+    pub node: NodeArgs,
+}
+
+fn positive_seconds(flag: &str, v: f64) -> Result<f64> {
+    if v > 0.0 && v.is_finite() {
+        Ok(v)
+    } else {
+        bail!("{flag} {v}: must be a positive number of seconds")
+    }
 }
 
 /// A model config error in the words of the flags.

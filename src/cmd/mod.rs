@@ -10,6 +10,7 @@ mod detect;
 mod evaluate;
 mod extract;
 mod federate;
+mod network;
 mod predict;
 mod prepare;
 mod synth;
@@ -30,6 +31,17 @@ pub fn run(job: Job, ui: Ui) -> Result<ExitCode> {
         Job::Prepare(job) => prepare::run(&job, ui),
         Job::Train(job) => train::run(&job, ui),
         Job::Federate(job) => federate::run(&job, ui),
+        Job::Certs {
+            out,
+            edges,
+            devices,
+            sans,
+            days,
+        } => network::certs(&out, edges, devices, &sans, days),
+        Job::Deal(job) => network::deal(&job, ui),
+        Job::Cloud(job) => network::cloud(&job, ui),
+        Job::Edge(job) => network::edge(&job),
+        Job::Device(job) => network::device(&job, ui),
         Job::Compare(job) => compare::run(&job, ui),
         Job::Evaluate(job) => evaluate::run(&job, ui),
         Job::Predict(job) => predict::run(&job, ui),

@@ -194,7 +194,7 @@ pub fn rounds_history(o: &Outcome) -> History {
     }
 }
 
-fn round_epoch(r: &RoundRecord) -> EpochRecord {
+pub fn round_epoch(r: &RoundRecord) -> EpochRecord {
     EpochRecord {
         epoch: r.round,
         train_loss: r.train_loss.unwrap_or(f64::NAN),

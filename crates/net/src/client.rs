@@ -71,7 +71,9 @@ pub fn is_refusal(status: &Status) -> bool {
     }
     // A TLS alert (the server does not accept our certificate, or we don't accept its).
     let text = format!("{status:?}").to_ascii_lowercase();
-    text.contains("alert") || text.contains("invalid peer certificate") || text.contains("unknownissuer")
+    text.contains("alert")
+        || text.contains("invalid peer certificate")
+        || text.contains("unknownissuer")
 }
 
 /// A node's connection to its upstream aggregator.
@@ -109,7 +111,10 @@ impl Upstream {
     fn refused(&self, status: &Status) -> Error {
         Error::Peer {
             peer: self.url.clone(),
-            reason: format!("refused us: {}", status.message().trim().to_string() + &tls_hint(status)),
+            reason: format!(
+                "refused us: {}",
+                status.message().trim().to_string() + &tls_hint(status)
+            ),
         }
     }
 

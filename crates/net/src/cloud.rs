@@ -11,7 +11,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use iotids_data::Dataset;
 use iotids_data::federated::{Answer, FederatedFit, Summary};
 use iotids_data::pipeline::{IngestSpec, Pipeline, PipelineConfig};
 use iotids_data::window::Sequences;
@@ -126,7 +125,10 @@ fn load_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
     if ck.version != CHECKPOINT_VERSION {
         return Err(Error::file(
             &path,
-            format!("checkpoint version {} where this build writes {CHECKPOINT_VERSION}", ck.version),
+            format!(
+                "checkpoint version {} where this build writes {CHECKPOINT_VERSION}",
+                ck.version
+            ),
         ));
     }
     Ok(Some(ck))
@@ -178,20 +180,18 @@ impl Link<EdgeUpdate> for Recording {
     }
 }
 
-/// Runs the cloud: `first` is the validation file read with the learning options (it
-/// fixes how devices read their traffic: `spec`); `read` reads it again with the fitted
+/// Runs the cloud: `spec` is how devices read their traffic (the validation file's layout
+/// read with the learning options); `read` reads the validation file with the fitted
 /// pipeline's column kinds. `on_round` sees each round as it ends.
 ///
 /// # Errors
 ///
 /// A checkpoint of another run's settings, a failed statistics round (no edge answered),
 /// bad data, or a round that fails as a whole.
-#[allow(clippy::too_many_arguments)]
 pub fn run(
     options: &CloudOptions,
     listener: std::net::TcpListener,
     runtime: &Runtime,
-    first: &Dataset,
     spec: IngestSpec,
     read: Reader,
     on_round: &mut dyn FnMut(&RoundRecord),
@@ -232,7 +232,11 @@ pub fn run(
     };
     let resumed_after = ck.state.as_ref().map_or(0, |s| s.round);
     let refused = Arc::new(AtomicU64::new(0));
-    let hub = Hub::new(Tier::Edges { count: cfg.edges }, ck.run.clone(), refused.clone());
+    let hub = Hub::new(
+        Tier::Edges { count: cfg.edges },
+        ck.run.clone(),
+        refused.clone(),
+    );
     hub.set_rosters(
         (0..cfg.edges)
             .map(|e| (0..cfg.devices).filter(|&d| cfg.edge_of(d) == e).collect())
@@ -254,7 +258,9 @@ pub fn run(
 
     if ck.context.pipeline.is_none() {
         let (pipeline, rows, counts) = statistics_round(options, &hub, &ck, runtime)?;
-        let network = options.network.for_data(pipeline.selected.len(), pipeline.classes.len());
+        let network = options
+            .network
+            .for_data(pipeline.selected.len(), pipeline.classes.len());
         network.check()?;
         ck.context.pipeline = Some(pipeline);
         ck.context.network = Some(network);
@@ -269,12 +275,13 @@ pub fn run(
     };
 
     // The validation rows the cloud scores each round on, through the agreed pipeline.
-    let vds = read(&iotids_model::detect::ingest_options(&pipeline, 0, false)).map_err(|reason| {
-        Error::Peer {
-            peer: "the validation file".into(),
-            reason,
-        }
-    })?;
+    let vds =
+        read(&iotids_model::detect::ingest_options(&pipeline, 0, false)).map_err(|reason| {
+            Error::Peer {
+                peer: "the validation file".into(),
+                reason,
+            }
+        })?;
     let all: Vec<usize> = (0..vds.n_rows()).collect();
     let features = pipeline.transform(&vds, &all)?;
     let map = pipeline.class_map(&vds);

@@ -169,12 +169,14 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                 }
             };
             if !task.context.is_empty() {
-                let c: RunContext = serde_json::from_slice(&task.context).map_err(|e| Error::Peer {
-                    peer: options.edge.clone(),
-                    reason: format!("sent a run context that is not valid JSON ({e})"),
-                })?;
+                let c: RunContext =
+                    serde_json::from_slice(&task.context).map_err(|e| Error::Peer {
+                        peer: options.edge.clone(),
+                        reason: format!("sent a run context that is not valid JSON ({e})"),
+                    })?;
                 ctx = Some((task.context_digest.clone(), Arc::new(c)));
             }
+            let training = matches!(task.kind, Some(proto::task::Kind::Train(_)));
             let answer = match task.kind {
                 None | Some(proto::task::Kind::Idle(_)) => continue,
                 Some(proto::task::Kind::Finish(f)) => {
@@ -190,10 +192,12 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                     };
                     match kind {
                         proto::task::Kind::Summarize(s) => {
-                            let request: SummaryRequest =
-                                serde_json::from_slice(&s.request).map_err(|e| Error::Peer {
+                            let request: SummaryRequest = serde_json::from_slice(&s.request)
+                                .map_err(|e| Error::Peer {
                                     peer: options.edge.clone(),
-                                    reason: format!("sent a summary request that is not valid JSON ({e})"),
+                                    reason: format!(
+                                        "sent a summary request that is not valid JSON ({e})"
+                                    ),
                                 })?;
                             let ds = local.raw(&c)?;
                             let all: Vec<usize> = (0..ds.n_rows()).collect();
@@ -226,7 +230,8 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                             let beat = {
                                 let mut up = up.clone();
                                 let task = task.id.clone();
-                                let every = Duration::from_secs_f64(joined.heartbeat_seconds.max(0.1));
+                                let every =
+                                    Duration::from_secs_f64(joined.heartbeat_seconds.max(0.1));
                                 runtime.spawn(async move {
                                     loop {
                                         tokio::time::sleep(every).await;
@@ -250,11 +255,13 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
             };
             match runtime.block_on(up.push(answer)) {
                 Ok(ack) if ack.accepted => {
-                    if matches!(task.kind, Some(proto::task::Kind::Train(_))) {
+                    if training {
                         report.accepted += 1;
                     }
                 }
-                Ok(ack) => tracing::warn!(edge = %options.edge, reason = %ack.reason, "the edge rejected our answer"),
+                Ok(ack) => {
+                    tracing::warn!(edge = %options.edge, reason = %ack.reason, "the edge rejected our answer")
+                }
                 Err(s) if is_refusal(&s) => {
                     return Err(Error::Peer {
                         peer: options.edge.clone(),

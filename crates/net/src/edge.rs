@@ -89,9 +89,16 @@ pub(crate) fn serve(
 ///
 /// The address can't be bound.
 pub fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr)> {
-    let l = std::net::TcpListener::bind(addr)
-        .map_err(|e| Error::config("listen", addr, format!("an address this host can bind ({e})")))?;
-    let bound = l.local_addr().map_err(|e| Error::Transport(e.to_string()))?;
+    let l = std::net::TcpListener::bind(addr).map_err(|e| {
+        Error::config(
+            "listen",
+            addr,
+            format!("an address this host can bind ({e})"),
+        )
+    })?;
+    let bound = l
+        .local_addr()
+        .map_err(|e| Error::Transport(e.to_string()))?;
     Ok((l, bound))
 }
 
@@ -116,7 +123,12 @@ pub fn run(
         }
     };
     let refused = Arc::new(AtomicU64::new(0));
-    let mut up = Upstream::new(&options.cloud, &options.tls, options.message_limit, options.give_up)?;
+    let mut up = Upstream::new(
+        &options.cloud,
+        &options.tls,
+        options.message_limit,
+        options.give_up,
+    )?;
     let mut hub: Option<Arc<Hub>> = None;
     let mut listener = Some(listener);
     let mut report = EdgeReport::default();
@@ -128,7 +140,11 @@ pub fn run(
         let devices = match &hub {
             Some(h) => h.clone(),
             None => {
-                let h = Hub::new(Tier::Devices { edge: id }, joined.run.clone(), refused.clone());
+                let h = Hub::new(
+                    Tier::Devices { edge: id },
+                    joined.run.clone(),
+                    refused.clone(),
+                );
                 let l = listener.take().expect("the listener is used once");
                 serve(
                     runtime,
@@ -190,10 +206,15 @@ pub fn run(
                 proto::task::Kind::Train(t) => {
                     train(id, &devices, &joined.run, t, runtime).map(|u| {
                         report.rounds += 1;
-                        proto::answer::Kind::EdgeUpdate(wire::edge_update_to_wire(&u, devices.refused()))
+                        proto::answer::Kind::EdgeUpdate(wire::edge_update_to_wire(
+                            &u,
+                            devices.refused(),
+                        ))
                     })
                 }
-                proto::task::Kind::Idle(_) | proto::task::Kind::Finish(_) => unreachable!("handled above"),
+                proto::task::Kind::Idle(_) | proto::task::Kind::Finish(_) => {
+                    unreachable!("handled above")
+                }
             };
             beat.abort();
             let answer = match answer {
@@ -286,10 +307,11 @@ fn train(
     t: proto::Train,
     runtime: &Runtime,
 ) -> Result<iotids_federation::message::EdgeUpdate> {
-    let model = wire::model_from_wire(t.model.unwrap_or_default()).map_err(|reason| Error::Peer {
-        peer: "the cloud".into(),
-        reason: format!("sent a bad model: {reason}"),
-    })?;
+    let model =
+        wire::model_from_wire(t.model.unwrap_or_default()).map_err(|reason| Error::Peer {
+            peer: "the cloud".into(),
+            reason: format!("sent a bad model: {reason}"),
+        })?;
     let rule: Aggregation = t.aggregation.parse().map_err(|_| Error::Peer {
         peer: "the cloud".into(),
         reason: format!("named an unknown aggregation rule `{}`", t.aggregation),

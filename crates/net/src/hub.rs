@@ -218,7 +218,10 @@ impl Hub {
             (Tier::Edges { count }, node) => Err(self.refuse(
                 peer,
                 tonic::Code::PermissionDenied,
-                format!("{node} is not an edge of this federation (edge-0 to edge-{})", count.saturating_sub(1)),
+                format!(
+                    "{node} is not an edge of this federation (edge-0 to edge-{})",
+                    count.saturating_sub(1)
+                ),
             )),
             (Tier::Devices { edge }, Node::Device(d)) => match &self.lock().roster {
                 None => Err(Status::unavailable(format!(
@@ -471,7 +474,10 @@ impl proto::aggregator_server::Aggregator for Service {
         }))
     }
 
-    async fn pull(&self, req: Request<proto::PullRequest>) -> Result<Response<proto::Task>, Status> {
+    async fn pull(
+        &self,
+        req: Request<proto::PullRequest>,
+    ) -> Result<Response<proto::Task>, Status> {
         let (_, id) = self.peer(&req)?;
         let task = self.hub.pull(id, &req.get_ref().context_digest).await;
         Ok(Response::new(task))

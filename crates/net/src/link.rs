@@ -17,7 +17,10 @@ use crate::wire;
 
 /// The id of the task carrying `model` in run `run`.
 pub fn task_id(run: &str, model: &GlobalModel) -> String {
-    format!("{run}/round-{}/edge-round-{}", model.round, model.edge_round)
+    format!(
+        "{run}/round-{}/edge-round-{}",
+        model.round, model.edge_round
+    )
 }
 
 /// An edge's link to its devices.
@@ -78,15 +81,13 @@ impl Link<DeviceUpdate> for DeviceLink {
         let mut updates = Vec::with_capacity(c.answers.len());
         for (peer, answer) in &c.answers {
             if let Some(proto::answer::Kind::DeviceUpdate(u)) = &answer.kind {
-                updates.push(
-                    wire::device_update_from_wire(*peer, u, &sent).map_err(|problem| {
-                        iotids_federation::Error::Protocol {
-                            peer: format!("device {peer}"),
-                            problem,
-                            expected: "an update that passed its checks".into(),
-                        }
-                    })?,
-                );
+                updates.push(wire::device_update_from_wire(*peer, u, &sent).map_err(
+                    |problem| iotids_federation::Error::Protocol {
+                        peer: format!("device {peer}"),
+                        problem,
+                        expected: "an update that passed its checks".into(),
+                    },
+                )?);
             }
         }
         Ok(Exchange {
@@ -181,13 +182,15 @@ impl Link<EdgeUpdate> for EdgeLink {
         let mut updates = Vec::with_capacity(c.answers.len());
         for (edge, answer) in &c.answers {
             if let Some(proto::answer::Kind::EdgeUpdate(u)) = &answer.kind {
-                updates.push(wire::edge_update_from_wire(*edge, u, &sent).map_err(
-                    |problem| iotids_federation::Error::Protocol {
-                        peer: format!("edge {edge}"),
-                        problem,
-                        expected: "an update that passed its checks".into(),
-                    },
-                )?);
+                updates.push(
+                    wire::edge_update_from_wire(*edge, u, &sent).map_err(|problem| {
+                        iotids_federation::Error::Protocol {
+                            peer: format!("edge {edge}"),
+                            problem,
+                            expected: "an update that passed its checks".into(),
+                        }
+                    })?,
+                );
             }
         }
         Ok(Exchange {

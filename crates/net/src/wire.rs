@@ -168,7 +168,10 @@ pub fn device_update_from_wire(
         None => return Err("an update without weights".into()),
     };
     check_values(values, sent.weights.len())?;
-    let t = u.training.as_ref().ok_or("an update without its training record")?;
+    let t = u
+        .training
+        .as_ref()
+        .ok_or("an update without its training record")?;
     if t.samples == 0 {
         return Err("an update trained on 0 samples".into());
     }
@@ -442,12 +445,24 @@ mod tests {
         assert_eq!(edge_update_from_wire(1, &wire, &m).unwrap(), up);
         let mut stale = wire.clone();
         stale.round = 2;
-        assert!(edge_update_from_wire(1, &stale, &m).unwrap_err().contains("stale"));
+        assert!(
+            edge_update_from_wire(1, &stale, &m)
+                .unwrap_err()
+                .contains("stale")
+        );
         let mut inf = wire.clone();
         inf.model.as_mut().unwrap().weights[2] = f32::INFINITY;
-        assert!(edge_update_from_wire(1, &inf, &m).unwrap_err().contains("non-finite"));
+        assert!(
+            edge_update_from_wire(1, &inf, &m)
+                .unwrap_err()
+                .contains("non-finite")
+        );
         let mut many = wire;
         many.edge_rounds = vec![many.edge_rounds[0].clone(); 3];
-        assert!(edge_update_from_wire(1, &many, &m).unwrap_err().contains("3 edge-round reports"));
+        assert!(
+            edge_update_from_wire(1, &many, &m)
+                .unwrap_err()
+                .contains("3 edge-round reports")
+        );
     }
 }

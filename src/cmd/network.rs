@@ -1,0 +1,496 @@
+//! The federation across machines: `certs`, `deal`, `cloud`, `edge`, `device`. The roles
+//! themselves are in iotids-net; this is their command line: reading files, printing,
+//! and writing what `federate` writes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use iotids_data::pipeline::IngestSpec;
+use iotids_federation::partition::Rows;
+use iotids_model::artifact::Detector;
+use iotids_model::examples::SCORE_BATCH;
+use iotids_model::params::from_flat;
+use iotids_model::train::History;
+use iotids_model::train::{Optimizer, TrainConfig};
+use iotids_net::certs::TlsFiles;
+use iotids_net::client::message_limit;
+use iotids_net::cloud::{CloudOptions, CloudOutcome};
+use iotids_net::context::Reader;
+use iotids_report::html::{Block, Report};
+
+use super::prepare;
+use super::train::{read_for, score_read};
+use crate::cli::NodeArgs;
+use crate::job::{CloudJob, DeviceJob, EdgeJob, FederateJob, Ui};
+use crate::output::{print, read, write_csv_rows, write_evaluation, write_file};
+use crate::progress;
+
+fn tls(node: &NodeArgs) -> TlsFiles {
+    TlsFiles {
+        ca: node.ca.clone(),
+        cert: node.cert.clone(),
+        key: node.key.clone(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("iotids-net")
+        .build()
+        .context("cannot start the network runtime")
+}
+
+/// `iotids certs`.
+pub fn certs(
+    out: &Path,
+    edges: usize,
+    devices: usize,
+    sans: &[String],
+    days: u32,
+) -> Result<ExitCode> {
+    let w = iotids_net::certs::make(out, edges, devices, sans, days)?;
+    print(&format!(
+        "wrote a federation CA and certificates for the cloud, {edges} edges and {devices} devices ({} files) to {}; keep ca.key offline",
+        w.files.len(),
+        out.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a source line goes.
+#[derive(Clone, Copy)]
+enum Dest {
+    Device(usize),
+    Validation,
+    Test,
+}
+
+/// `iotids deal`.
+pub fn deal(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
+    let learn = &job.learn;
+    let cfg = &job.federation;
+    let path = &learn.input.path;
+    if iotids_packets::labelled::is_labelled_captures(path) || path.as_os_str() == "-" {
+        bail!(
+            "{}: `deal` copies rows of a CSV file; extract captures to CSV first (`iotids extract`)",
+            path.display()
+        );
+    }
+    let loaded = prepare::load(&learn.input, &learn.prepare, ui)?;
+    let p = &loaded.prepared;
+    let ds = &p.dataset;
+    let part = iotids_federation::deal(
+        Rows {
+            rows: &p.split.train,
+            labels: &ds.labels,
+            classes: ds.n_classes(),
+            flows: ds.flows.as_deref(),
+            hosts: ds.hosts.as_deref(),
+        },
+        cfg,
+    )?;
+    let mut dest: HashMap<u64, Dest> = HashMap::with_capacity(ds.n_rows());
+    for (d, rows) in part.devices.iter().enumerate() {
+        for &r in rows {
+            dest.insert(ds.lines[r], Dest::Device(d));
+        }
+    }
+    for &r in &p.split.validation {
+        dest.insert(ds.lines[r], Dest::Validation);
+    }
+    for &r in &p.split.test {
+        dest.insert(ds.lines[r], Dest::Test);
+    }
+    let out = &learn.out;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let header = reader.byte_headers()?.clone();
+    let open = |name: String| -> Result<csv::Writer<std::fs::File>> {
+        let p = out.join(name);
+        let mut w =
+            csv::Writer::from_path(&p).with_context(|| format!("{}: cannot write", p.display()))?;
+        w.write_byte_record(&header)?;
+        Ok(w)
+    };
+    let mut devices: Vec<csv::Writer<std::fs::File>> = (0..cfg.devices)
+        .map(|d| open(format!("device-{d}.csv")))
+        .collect::<Result<_>>()?;
+    let mut validation = open("validation.csv".into())?;
+    let mut test = open("test.csv".into())?;
+    let mut written = vec![0u64; cfg.devices + 2];
+    let mut record = csv::ByteRecord::new();
+    while reader
+        .read_byte_record(&mut record)
+        .with_context(|| format!("{}: cannot read a record", path.display()))?
+    {
+        let line = record.position().map_or(0, |p| p.line());
+        match dest.get(&line) {
+            Some(Dest::Device(d)) => {
+                devices[*d].write_byte_record(&record)?;
+                written[*d] += 1;
+            }
+            Some(Dest::Validation) => {
+                validation.write_byte_record(&record)?;
+                written[cfg.devices] += 1;
+            }
+            Some(Dest::Test) => {
+                test.write_byte_record(&record)?;
+                written[cfg.devices + 1] += 1;
+            }
+            None => {}
+        }
+    }
+    for w in devices.iter_mut().chain([&mut validation, &mut test]) {
+        w.flush()?;
+    }
+    let expected: Vec<u64> = part
+        .devices
+        .iter()
+        .map(|r| r.len() as u64)
+        .chain([p.split.validation.len() as u64, p.split.test.len() as u64])
+        .collect();
+    if written != expected {
+        bail!(
+            "{}: wrote {written:?} rows where the deal has {expected:?} (the file changed while read?)",
+            path.display()
+        );
+    }
+    write_file(&out.join("federation.toml"), cfg.to_toml())?;
+    let summary = serde_json::json!({
+        "source": path.display().to_string(),
+        "devices": (0..cfg.devices).map(|d| serde_json::json!({
+            "device": d,
+            "edge": cfg.edge_of(d),
+            "rows": written[d],
+            "file": format!("device-{d}.csv"),
+        })).collect::<Vec<_>>(),
+        "validation_rows": written[cfg.devices],
+        "test_rows": written[cfg.devices + 1],
+        "unit": part.unit,
+    });
+    write_file(
+        &out.join("deal.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    print(&format!(
+        "dealt {} training rows to {} devices ({} edges), {} validation rows and {} test rows into {}",
+        written[..cfg.devices].iter().sum::<u64>(),
+        cfg.devices,
+        cfg.edges,
+        written[cfg.devices],
+        written[cfg.devices + 1],
+        out.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `iotids cloud`.
+pub fn cloud(job: &CloudJob, ui: Ui) -> Result<ExitCode> {
+    let learn = &job.learn;
+    let cfg = &job.federation;
+    let path = learn.input.path.clone();
+    let first = read(&path, &learn.input.ingest, ui.quiet)?;
+    let ingest = &learn.input.ingest;
+    let spec = IngestSpec {
+        format: first.format,
+        label: first.label_column.clone(),
+        drop: ingest.drop.clone(),
+        keep: ingest.keep.clone(),
+        categorical: ingest.categorical.clone(),
+        flow_timing: first.report.timing.is_some(),
+    };
+    let window = if first.flows.is_none() && !learn.window_given {
+        1
+    } else {
+        learn.window.get()
+    };
+    drop(first);
+    let rt = runtime()?;
+    let (listener, addr) = iotids_net::edge::bind(job.listen)?;
+    print(&format!("iotids cloud: listening on {addr}"))?;
+    let options = CloudOptions {
+        tls: tls(&job.node),
+        federation: cfg.clone(),
+        pipeline: learn.prepare.pipeline.clone(),
+        network: learn.net.clone(),
+        train: learn.train.clone(),
+        window,
+        checkpoint: job.checkpoint.clone(),
+        device_deadline: job.device_deadline,
+        edge_deadline: job.edge_deadline,
+        statistics_deadline: job.statistics_deadline,
+        message_limit: message_limit(job.node.max_message_mb),
+    };
+    let reader: Reader =
+        Box::new(move |opts| read(&path, opts, true).map_err(|e| format!("{e:#}")));
+    let mut on_round = progress::rounds(cfg.rounds, ui.quiet);
+    let outcome = iotids_net::cloud::run(&options, listener, &rt, spec, reader, &mut on_round)?;
+    drop(on_round);
+    write_cloud(job, &outcome, ui)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The model directory, rounds.csv, federation.toml, federation.json and report.html.
+fn write_cloud(job: &CloudJob, o: &CloudOutcome, ui: Ui) -> Result<()> {
+    let learn = &job.learn;
+    let cfg = &job.federation;
+    let out = &learn.out;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let net = from_flat(&o.network, &iotids_model::backend::device(), &o.weights)?;
+    let (optimizer, learning_rate) = cfg.local_optimizer(learn.train.learning_rate);
+    let card_train = TrainConfig {
+        epochs: cfg.local_epochs,
+        patience: 0,
+        optimizer,
+        learning_rate,
+        class_weights: cfg.local_class_weights,
+        ..learn.train.clone()
+    };
+    let history = History {
+        epochs: o
+            .rounds
+            .iter()
+            .map(iotids_federation::experiments::round_epoch)
+            .collect(),
+        best_epoch: o.best_round,
+        stopped_early: false,
+        seconds: o.seconds,
+    };
+    let detector = Detector::new(
+        o.pipeline.clone(),
+        o.network.clone(),
+        o.window,
+        card_train,
+        history,
+        net,
+    );
+    detector.save(out)?;
+    write_csv_rows(&out.join("rounds.csv"), &o.rounds)?;
+    write_file(&out.join("federation.toml"), cfg.to_toml())?;
+    let metrics = match &job.test {
+        Some(path) => {
+            let ds = read_for(&detector, path, ui)?;
+            let s = score_read(&detector, path, &ds, None, SCORE_BATCH, ui)?;
+            Some(write_evaluation(&detector, &s, out)?)
+        }
+        None => None,
+    };
+    let sum = |f: fn(&iotids_federation::RoundRecord) -> u64| o.rounds.iter().map(f).sum::<u64>();
+    let bytes = serde_json::json!({
+        "cloud_to_edges": sum(|r| r.bytes_cloud_to_edges),
+        "edges_to_cloud": sum(|r| r.bytes_edges_to_cloud),
+        "edges_to_devices": sum(|r| r.bytes_edge_to_devices),
+        "devices_to_edges": sum(|r| r.bytes_devices_to_edge),
+    });
+    let kept = o.rounds.iter().find(|r| r.round == o.best_round);
+    let json = serde_json::json!({
+        "mode": "network",
+        "run": o.run,
+        "settings": cfg,
+        "rounds": cfg.rounds,
+        "rounds_completed": o.rounds.len(),
+        "best_round": o.best_round,
+        "best_round_validation_macro_f1": kept.and_then(|r| r.validation_macro_f1),
+        "resumed_after_round": o.resumed_after,
+        "window": o.window,
+        "device_rows": o.device_rows,
+        "pipeline": { "fitted": "summaries", "features": o.pipeline.selected.len(), "classes": o.pipeline.classes },
+        "network": {
+            "refused_connections": o.refused,
+            "rejected_answers": o.rejected,
+            "bytes": bytes,
+            "seconds": o.seconds,
+        },
+        "edges": o.edges.iter().map(|(round, outcomes)| serde_json::json!({
+            "round": round,
+            "outcomes": outcomes,
+        })).collect::<Vec<_>>(),
+        "test": metrics.as_ref().map(|m| serde_json::json!({
+            "accuracy": m.accuracy,
+            "macro_f1": m.macro_f1,
+        })),
+    });
+    write_file(
+        &out.join("federation.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+
+    let mut page = Report::new(
+        "iotids: federated GRU intrusion detector (network run)",
+        format!(
+            "cloud of run {}, validated on {}",
+            o.run,
+            learn.input.path.display()
+        ),
+    );
+    page.push(Block::KeyValues(vec![
+        ("model directory".into(), out.display().to_string()),
+        (
+            "network".into(),
+            format!(
+                "GRU {} → {} hidden × {} layer(s) → {} classes, window {}",
+                o.network.input, o.network.hidden, o.network.layers, o.network.classes, o.window
+            ),
+        ),
+        (
+            "local training".into(),
+            match optimizer {
+                Optimizer::Adam => format!("Adam lr {learning_rate}"),
+                Optimizer::Sgd { momentum } => {
+                    format!("SGD (momentum {momentum}) lr {learning_rate}")
+                }
+            },
+        ),
+        (
+            "federation settings".into(),
+            cfg.to_toml().replace('\n', "; "),
+        ),
+        (
+            "rounds".into(),
+            format!(
+                "{} of {} (kept round {})",
+                o.rounds.len(),
+                cfg.rounds,
+                o.best_round
+            ),
+        ),
+        (
+            "resumed".into(),
+            if o.resumed_after == 0 {
+                "no: a fresh run".into()
+            } else {
+                format!("from the checkpoint after round {}", o.resumed_after)
+            },
+        ),
+        ("refused connections".into(), o.refused.to_string()),
+        ("rejected answers".into(), o.rejected.to_string()),
+        ("bytes".into(), bytes.to_string()),
+    ]));
+    page.push(Block::Heading("Rounds".into()));
+    page.push(Block::Table {
+        header: [
+            "round",
+            "validation macro-F1",
+            "devices asked",
+            "accepted",
+            "late",
+            "failed",
+            "edges answering",
+            "seconds",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: o
+            .rounds
+            .iter()
+            .map(|r| {
+                let edges = o.edges.iter().find(|(round, _)| *round == r.round).map_or(
+                    "(before restart)".to_string(),
+                    |(_, out)| {
+                        format!(
+                            "{} of {}",
+                            out.iter()
+                                .filter(|x| x.delivery
+                                    == iotids_federation::message::Delivery::Accepted)
+                                .count(),
+                            out.len()
+                        )
+                    },
+                );
+                vec![
+                    r.round.to_string(),
+                    r.validation_macro_f1
+                        .map_or("-".into(), |f| format!("{f:.4}")),
+                    r.sampled.to_string(),
+                    r.accepted.to_string(),
+                    r.late.to_string(),
+                    r.failed.to_string(),
+                    edges,
+                    format!("{:.2}", r.seconds),
+                ]
+            })
+            .collect(),
+    });
+    if let Some(m) = &metrics {
+        page.push(Block::Heading("Test".into()));
+        page.push(Block::KeyValues(vec![
+            ("accuracy".into(), format!("{:.4}", m.accuracy)),
+            ("macro-F1".into(), format!("{:.4}", m.macro_f1)),
+        ]));
+    }
+    write_file(&out.join("report.html"), page.to_html())?;
+    print(&format!(
+        "cloud: {} rounds ({} resumed from the checkpoint), kept round {} (validation macro-F1 {}){}; refused {} connections, rejected {} answers; wrote {}",
+        o.rounds.len(),
+        o.resumed_after,
+        o.best_round,
+        kept.and_then(|r| r.validation_macro_f1)
+            .map_or("-".into(), |f| format!("{f:.4}")),
+        metrics.as_ref().map_or(String::new(), |m| format!(
+            ", test macro-F1 {:.4}",
+            m.macro_f1
+        )),
+        o.refused,
+        o.rejected,
+        out.display()
+    ))?;
+    Ok(())
+}
+
+/// `iotids edge`.
+pub fn edge(job: &EdgeJob) -> Result<ExitCode> {
+    let rt = runtime()?;
+    let (listener, addr) = iotids_net::edge::bind(job.listen)?;
+    print(&format!("iotids edge: listening on {addr}"))?;
+    let options = iotids_net::edge::EdgeOptions {
+        listen: addr,
+        cloud: job.cloud.clone(),
+        tls: tls(&job.node),
+        message_limit: message_limit(job.node.max_message_mb),
+        give_up: Duration::from_secs(job.node.give_up),
+    };
+    let r = iotids_net::edge::run(&options, listener, &rt)?;
+    print(&format!(
+        "edge: {} rounds; refused {} connections, rejected {} answers; {}",
+        r.rounds, r.refused, r.rejected, r.finished
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `iotids device`.
+pub fn device(job: &DeviceJob, ui: Ui) -> Result<ExitCode> {
+    if !job.data.exists() {
+        bail!("--data {}: no such file", job.data.display());
+    }
+    let rt = runtime()?;
+    let options = iotids_net::device::DeviceOptions {
+        edge: job.edge.clone(),
+        tls: tls(&job.node),
+        message_limit: message_limit(job.node.max_message_mb),
+        give_up: Duration::from_secs(job.node.give_up),
+    };
+    let path = job.data.clone();
+    let threads = ui.threads();
+    let reader: Reader = Box::new(move |opts| {
+        let opts = iotids_data::IngestOptions {
+            threads,
+            ..opts.clone()
+        };
+        read(&path, &opts, true).map_err(|e| format!("{e:#}"))
+    });
+    let r = iotids_net::device::run(&options, reader, &rt)?;
+    print(&format!(
+        "device: {} summaries, {} updates ({} accepted), joined {} time(s); {}",
+        r.summaries, r.updates, r.accepted, r.joins, r.finished
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
