@@ -108,11 +108,14 @@ pub fn deal(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     }
     let out = &learn.out;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    // The physical line of each record, counted as ingest counts it (the byte after the
+    // previous record's terminator, past blank lines), so rows are found by `ds.lines`.
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_path(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+        .from_reader(bytes.as_slice());
+    let (mut scanned, mut line) = (0usize, 1u64);
     let header = reader.byte_headers()?.clone();
     let open = |name: String| -> Result<csv::Writer<std::fs::File>> {
         let p = out.join(name);
@@ -132,7 +135,16 @@ pub fn deal(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         .read_byte_record(&mut record)
         .with_context(|| format!("{}: cannot read a record", path.display()))?
     {
-        let line = record.position().map_or(0, |p| p.line());
+        let mut start = record
+            .position()
+            .map_or(0, |p| p.byte() as usize)
+            .max(scanned)
+            .min(bytes.len());
+        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        line += memchr::memchr_iter(b'\n', &bytes[scanned..start]).count() as u64;
+        scanned = start;
         match dest.get(&line) {
             Some(Dest::Device(d)) => {
                 devices[*d].write_byte_record(&record)?;

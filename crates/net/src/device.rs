@@ -134,12 +134,15 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
             ));
         }
     };
-    let mut up = Upstream::new(
-        &options.edge,
-        &options.tls,
-        options.message_limit,
-        options.give_up,
-    )?;
+    // The channel spawns its connection task: make it inside the runtime.
+    let mut up = runtime.block_on(async {
+        Upstream::new(
+            &options.edge,
+            &options.tls,
+            options.message_limit,
+            options.give_up,
+        )
+    })?;
     let mut local = Local {
         id,
         read,

@@ -51,7 +51,7 @@ pub struct EdgeReport {
 }
 
 /// Serves `hub` on `listener` with mutual TLS until the runtime stops.
-pub(crate) fn serve(
+pub fn serve(
     runtime: &Runtime,
     listener: std::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -123,12 +123,15 @@ pub fn run(
         }
     };
     let refused = Arc::new(AtomicU64::new(0));
-    let mut up = Upstream::new(
-        &options.cloud,
-        &options.tls,
-        options.message_limit,
-        options.give_up,
-    )?;
+    // The channel spawns its connection task: make it inside the runtime.
+    let mut up = runtime.block_on(async {
+        Upstream::new(
+            &options.cloud,
+            &options.tls,
+            options.message_limit,
+            options.give_up,
+        )
+    })?;
     let mut hub: Option<Arc<Hub>> = None;
     let mut listener = Some(listener);
     let mut report = EdgeReport::default();

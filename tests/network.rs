@@ -1,0 +1,569 @@
+//! The federation across machines, end to end: a cloud, edges and devices as separate
+//! `iotids` processes on 127.0.0.1 (ports chosen free by the OS: every node listens on
+//! port 0 and says where), mutual TLS with certificates made for the test, and the faults
+//! of issue 14: devices and edges killed mid-round, a cloud restarted from its checkpoint,
+//! a device with a foreign certificate and one assigned to another edge. Processes are
+//! started and stopped by their own ids; a guard kills whatever is left on every exit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn iotids(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_iotids"))
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .expect("run iotids")
+}
+
+fn ok(o: &Output) -> String {
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text
+}
+
+/// The processes of a test, killed (by id) when it ends, however it ends.
+struct Nodes {
+    dir: PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Nodes {
+    fn new(dir: &Path) -> Nodes {
+        Nodes {
+            dir: dir.to_path_buf(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Starts `iotids ARGS` as node `name`; its output goes to NAME.out / NAME.err.
+    fn start(&mut self, name: &str, args: &[String]) {
+        let out = std::fs::File::create(self.dir.join(format!("{name}.out"))).unwrap();
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.err")))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_iotids"))
+            .arg("--quiet")
+            .args(args)
+            .env("IOTIDS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start iotids");
+        self.children.push((name.to_string(), child));
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.err"))).unwrap_or_default()
+    }
+
+    fn out(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.out"))).unwrap_or_default()
+    }
+
+    /// The address node `name` says it listens on.
+    fn address(&self, name: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(addr) = self
+                .out(name)
+                .lines()
+                .find_map(|l| l.split("listening on ").nth(1))
+            {
+                return format!("https://{}", addr.trim());
+            }
+            assert!(
+                Instant::now() < until,
+                "{name} never said where it listens:\n{}",
+                self.log(name)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn child(&mut self, name: &str) -> &mut Child {
+        &mut self
+            .children
+            .iter_mut()
+            .rev()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+            .1
+    }
+
+    /// Kills node `name` by its id.
+    fn kill(&mut self, name: &str) {
+        let c = self.child(name);
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// Waits for node `name` to exit; its exit status.
+    fn wait(&mut self, name: &str, limit: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child(name).try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > until {
+                let log = self.log(name);
+                panic!("{name} still running after {limit:?}:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+const LEARN: [&str; 10] = [
+    "--window",
+    "4",
+    "--hidden",
+    "8",
+    "--split",
+    "flow",
+    "--no-flow-timing",
+    "--seed",
+    "7",
+    "--quiet",
+];
+
+fn learn() -> Vec<String> {
+    LEARN[..9].iter().map(|s| s.to_string()).collect()
+}
+
+/// Generated traffic dealt to devices, and certificates for `edges` and `devices`.
+struct Federation {
+    deal: PathBuf,
+    certs: PathBuf,
+    data: PathBuf,
+    config: PathBuf,
+}
+
+fn federation(dir: &Path, rows: u64, config: &str, edges: usize, devices: usize) -> Federation {
+    let data = dir.join("synth.csv");
+    ok(&iotids(&[
+        "synth",
+        "--rows",
+        &rows.to_string(),
+        "--out",
+        data.to_str().unwrap(),
+        "--seed",
+        "5",
+    ]));
+    let config_path = dir.join("run.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let deal = dir.join("deal");
+    let mut args = vec![
+        "deal".to_string(),
+        data.display().to_string(),
+        "--out".into(),
+        deal.display().to_string(),
+        "--config".into(),
+        config_path.display().to_string(),
+    ];
+    args.extend(learn());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let text = ok(&iotids(&args));
+    assert!(
+        text.contains(&format!("to {devices} devices ({edges} edges)")),
+        "{text}"
+    );
+    let certs = dir.join("certs");
+    ok(&iotids(&[
+        "certs",
+        "--out",
+        certs.to_str().unwrap(),
+        "--edges",
+        &edges.to_string(),
+        "--devices",
+        &devices.to_string(),
+    ]));
+    Federation {
+        deal,
+        certs,
+        data,
+        config: config_path,
+    }
+}
+
+fn tls(certs: &Path, node: &str) -> Vec<String> {
+    vec![
+        "--ca".into(),
+        certs.join("ca.pem").display().to_string(),
+        "--cert".into(),
+        certs.join(format!("{node}.pem")).display().to_string(),
+        "--key".into(),
+        certs.join(format!("{node}.key")).display().to_string(),
+    ]
+}
+
+fn cloud_args(f: &Federation, out: &Path, listen: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = vec![
+        "cloud".to_string(),
+        "--validation".into(),
+        f.deal.join("validation.csv").display().to_string(),
+        "--test".into(),
+        f.deal.join("test.csv").display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--config".into(),
+        f.deal.join("federation.toml").display().to_string(),
+        "--listen".into(),
+        listen.into(),
+    ];
+    a.extend(tls(&f.certs, "cloud"));
+    a.extend(learn());
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn start_edge(nodes: &mut Nodes, f: &Federation, e: usize, cloud: &str, listen: &str) {
+    let mut a = vec![
+        "edge".to_string(),
+        "--cloud".into(),
+        cloud.into(),
+        "--listen".into(),
+        listen.into(),
+    ];
+    a.extend(tls(&f.certs, &format!("edge-{e}")));
+    nodes.start(&format!("edge-{e}"), &a);
+}
+
+fn start_device(nodes: &mut Nodes, f: &Federation, d: usize, edge: &str) {
+    let mut a = vec![
+        "device".to_string(),
+        "--edge".into(),
+        edge.into(),
+        "--data".into(),
+        f.deal.join(format!("device-{d}.csv")).display().to_string(),
+    ];
+    a.extend(tls(&f.certs, &format!("device-{d}")));
+    nodes.start(&format!("device-{d}"), &a);
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Rounds the cloud has checkpointed.
+fn checkpointed(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("checkpoint").join("cloud.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["records"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_networked_run_equals_federate_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "devices = 4\nedges = 2\nrounds = 3\nedge_rounds = 2\nlocal_epochs = 1\n";
+    let f = federation(dir.path(), 3000, config, 2, 4);
+
+    // The simulation.
+    let sim = dir.path().join("sim");
+    let mut args = vec![
+        "federate".to_string(),
+        f.data.display().to_string(),
+        "--out".into(),
+        sim.display().to_string(),
+        "--config".into(),
+        f.config.display().to_string(),
+        "--no-central".into(),
+    ];
+    args.extend(learn());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&iotids(&args));
+
+    // The same run over the network.
+    let net = dir.path().join("net");
+    let mut nodes = Nodes::new(dir.path());
+    nodes.start("cloud", &cloud_args(&f, &net, "127.0.0.1:0", &[]));
+    let cloud = nodes.address("cloud");
+    for e in 0..2 {
+        start_edge(&mut nodes, &f, e, &cloud, "127.0.0.1:0");
+    }
+    let edges = [nodes.address("edge-0"), nodes.address("edge-1")];
+    for d in 0..4 {
+        start_device(&mut nodes, &f, d, &edges[d * 2 / 4]);
+    }
+    let status = nodes.wait("cloud", Duration::from_secs(600));
+    assert!(status.success(), "{}", nodes.log("cloud"));
+    for n in [
+        "edge-0", "edge-1", "device-0", "device-1", "device-2", "device-3",
+    ] {
+        assert!(
+            nodes.wait(n, Duration::from_secs(30)).success(),
+            "{n}: {}",
+            nodes.log(n)
+        );
+    }
+    assert!(
+        nodes.out("device-3").contains("accepted"),
+        "{}",
+        nodes.out("device-3")
+    );
+
+    // The same pipeline, the same rounds, the same model to the last bit.
+    let (a, b) = (
+        json(&sim.join("pipeline.json")),
+        json(&net.join("pipeline.json")),
+    );
+    assert_eq!(a["selected"], b["selected"]);
+    assert_eq!(a["classes"], b["classes"]);
+    assert_eq!(a["features"], b["features"]);
+    let rounds = |dir: &Path, col: &str| -> Vec<String> {
+        let mut r = csv::Reader::from_path(dir.join("rounds.csv")).unwrap();
+        let i = r.headers().unwrap().iter().position(|h| h == col).unwrap();
+        r.records().map(|x| x.unwrap()[i].to_string()).collect()
+    };
+    for col in ["train_loss", "validation_macro_f1", "accepted", "sampled"] {
+        assert_eq!(rounds(&sim, col), rounds(&net, col), "{col}");
+    }
+    assert_eq!(rounds(&net, "round"), ["1", "2", "3"]);
+    assert_eq!(
+        std::fs::read(sim.join("weights.bpk")).unwrap(),
+        std::fs::read(net.join("weights.bpk")).unwrap(),
+        "the networked model differs from the simulated one"
+    );
+    let fed = json(&net.join("federation.json"));
+    assert_eq!(fed["mode"], "network");
+    assert_eq!(fed["rounds_completed"], 3);
+    assert_eq!(fed["network"]["refused_connections"], 0);
+    assert!(
+        fed["network"]["bytes"]["devices_to_edges"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(fed["test"]["macro_f1"].as_f64().unwrap() > 0.0);
+    assert!(net.join("report.html").exists());
+}
+
+/// The port of `https://127.0.0.1:PORT`, to restart a node where its peers look for it.
+fn listen_of(url: &str) -> String {
+    url.trim_start_matches("https://").to_string()
+}
+
+fn edge_outcomes(fed: &serde_json::Value, edge: u64) -> Vec<(u64, String)> {
+    fed["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let round = r["round"].as_u64()?;
+            r["outcomes"]
+                .as_array()?
+                .iter()
+                .find(|o| o["peer"] == edge)
+                .map(|o| (round, o["delivery"].as_str().unwrap().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn dead_devices_and_edges_are_waited_out_and_strangers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "devices = 6\nedges = 2\nrounds = 7\nedge_rounds = 1\nlocal_epochs = 1\n";
+    let f = federation(dir.path(), 3000, config, 2, 6);
+    let out = dir.path().join("net");
+    let mut nodes = Nodes::new(dir.path());
+    // Edges wait 4 s for their devices, the cloud 12 s for its edges.
+    nodes.start(
+        "cloud",
+        &cloud_args(
+            &f,
+            &out,
+            "127.0.0.1:0",
+            &["--deadline", "4", "--edge-deadline", "12"],
+        ),
+    );
+    let cloud = nodes.address("cloud");
+    for e in 0..2 {
+        start_edge(&mut nodes, &f, e, &cloud, "127.0.0.1:0");
+    }
+    let edges = [nodes.address("edge-0"), nodes.address("edge-1")];
+    for d in 0..6 {
+        start_device(&mut nodes, &f, d, &edges[d * 2 / 6]);
+    }
+
+    // A device whose certificate another CA signed, and one assigned to the other edge.
+    let other = dir.path().join("other-ca");
+    ok(&iotids(&[
+        "certs",
+        "--out",
+        other.to_str().unwrap(),
+        "--edges",
+        "1",
+        "--devices",
+        "1",
+    ]));
+    let stranger = {
+        let mut a = vec![
+            "device".to_string(),
+            "--edge".into(),
+            edges[0].clone(),
+            "--data".into(),
+            f.deal.join("device-0.csv").display().to_string(),
+            "--give-up".into(),
+            "20".into(),
+        ];
+        a.extend(tls(&other, "device-0"));
+        // The foreign CA's own ca.pem: the device trusts nobody of this federation either.
+        a[8] = f.certs.join("ca.pem").display().to_string();
+        a
+    };
+    nodes.start("stranger", &stranger);
+    let mut misplaced = vec![
+        "device".to_string(),
+        "--edge".into(),
+        edges[0].clone(),
+        "--data".into(),
+        f.deal.join("device-4.csv").display().to_string(),
+    ];
+    misplaced.extend(tls(&f.certs, "device-4"));
+    nodes.start("misplaced", &misplaced);
+    assert!(!nodes.wait("stranger", Duration::from_secs(60)).success());
+    assert!(!nodes.wait("misplaced", Duration::from_secs(60)).success());
+    let log = nodes.log("stranger");
+    assert!(
+        log.contains("refused us") || log.contains("certificate"),
+        "{log}"
+    );
+    let log = nodes.log("misplaced");
+    assert!(log.contains("device-4 is not assigned to edge-0"), "{log}");
+    let edge_log = nodes.log("edge-0");
+    assert!(
+        edge_log.contains("refused connection") && edge_log.contains("peer=127.0.0.1:"),
+        "{edge_log}"
+    );
+    assert!(edge_log.contains("TLS handshake failed"), "{edge_log}");
+
+    // Device 1 vanishes.
+    wait_for("round 1", Duration::from_secs(300), || {
+        checkpointed(&out) >= 1
+    });
+    nodes.kill("device-1");
+    // Edge 1 crashes; the cloud goes on without it; it comes back where its devices look.
+    wait_for("round 3", Duration::from_secs(300), || {
+        checkpointed(&out) >= 3
+    });
+    nodes.kill("edge-1");
+    let before = checkpointed(&out);
+    wait_for("a round without edge 1", Duration::from_secs(120), || {
+        checkpointed(&out) > before
+    });
+    start_edge(&mut nodes, &f, 1, &cloud, &listen_of(&edges[1]));
+
+    let status = nodes.wait("cloud", Duration::from_secs(600));
+    assert!(status.success(), "{}", nodes.log("cloud"));
+    let fed = json(&out.join("federation.json"));
+    assert_eq!(fed["rounds_completed"], 7);
+    let e1 = edge_outcomes(&fed, 1);
+    let failed = e1.iter().find(|(_, d)| d != "accepted").map(|(r, _)| *r);
+    let back = e1
+        .iter()
+        .rev()
+        .find(|(_, d)| d == "accepted")
+        .map(|(r, _)| *r);
+    assert!(
+        failed.is_some() && back > failed,
+        "edge 1 should miss a round and come back: {e1:?}"
+    );
+    // The vanished device: every later round of its edge counts it failed.
+    let mut r = csv::Reader::from_path(out.join("rounds.csv")).unwrap();
+    let i = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "failed")
+        .unwrap();
+    let failed: usize = r
+        .records()
+        .map(|x| x.unwrap()[i].parse::<usize>().unwrap())
+        .sum();
+    assert!(failed >= 3, "failed devices over the run: {failed}");
+    // Devices of the crashed edge rejoined it.
+    for d in [3, 4, 5] {
+        let name = format!("device-{d}");
+        assert!(
+            nodes.wait(&name, Duration::from_secs(30)).success(),
+            "{}",
+            nodes.log(&name)
+        );
+        let text = nodes.out(&name);
+        assert!(
+            text.contains("joined 2 time(s)") || text.contains("joined 3 time(s)"),
+            "{text}"
+        );
+    }
+    assert!(nodes.wait("edge-0", Duration::from_secs(30)).success());
+    let text = nodes.out("edge-0");
+    assert!(text.contains("refused 2 connections"), "{text}");
+}
+
+#[test]
+fn a_restarted_cloud_resumes_from_its_checkpoint_losing_and_repeating_no_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "devices = 4\nedges = 2\nrounds = 5\nedge_rounds = 1\nlocal_epochs = 1\n";
+    let f = federation(dir.path(), 2500, config, 2, 4);
+    let out = dir.path().join("net");
+    let mut nodes = Nodes::new(dir.path());
+    nodes.start("cloud", &cloud_args(&f, &out, "127.0.0.1:0", &[]));
+    let cloud = nodes.address("cloud");
+    for e in 0..2 {
+        start_edge(&mut nodes, &f, e, &cloud, "127.0.0.1:0");
+    }
+    let edges = [nodes.address("edge-0"), nodes.address("edge-1")];
+    for d in 0..4 {
+        start_device(&mut nodes, &f, d, &edges[d * 2 / 4]);
+    }
+    wait_for("round 2", Duration::from_secs(300), || {
+        checkpointed(&out) >= 2
+    });
+    nodes.kill("cloud");
+    let saved = checkpointed(&out);
+    std::thread::sleep(Duration::from_secs(1));
+    nodes.start("cloud", &cloud_args(&f, &out, &listen_of(&cloud), &[]));
+    let status = nodes.wait("cloud", Duration::from_secs(600));
+    assert!(status.success(), "{}", nodes.log("cloud"));
+    let fed = json(&out.join("federation.json"));
+    assert_eq!(fed["rounds_completed"], 5);
+    assert_eq!(fed["resumed_after_round"].as_u64().unwrap() as usize, saved);
+    let mut r = csv::Reader::from_path(out.join("rounds.csv")).unwrap();
+    let rounds: Vec<String> = r.records().map(|x| x.unwrap()[0].to_string()).collect();
+    assert_eq!(rounds, ["1", "2", "3", "4", "5"]);
+    assert!(nodes.log("cloud").contains("resuming from the checkpoint"));
+    for n in ["edge-0", "edge-1"] {
+        assert!(
+            nodes.wait(n, Duration::from_secs(30)).success(),
+            "{}",
+            nodes.log(n)
+        );
+    }
+}
