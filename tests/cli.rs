@@ -644,6 +644,41 @@ fn federate_writes_a_usable_model_rounds_and_the_central_comparison() {
     let m = json(&out.join("metrics.json"));
     assert_eq!(m["macro_f1"].as_f64().unwrap(), f);
 
+    // The pipeline came from the devices' summaries (the default): its classes by name,
+    // the same features as the pooled fit on the generated data, and the round recorded.
+    assert!(toml.contains("pipeline = \"summaries\""), "{toml}");
+    let pj = &fed["pipeline"];
+    assert_eq!(pj["fitted"], "summaries", "{pj}");
+    assert_eq!(pj["same_features_as_pooled"], true, "{pj}");
+    assert_eq!(pj["vs_pooled"]["same_classes"], true, "{pj}");
+    assert_eq!(pj["vs_pooled"]["class_weight_max_rel_diff"], 0.0, "{pj}");
+    assert_eq!(pj["vs_pooled"]["offset_max_rel_diff"], 0.0, "{pj}");
+    assert!(
+        pj["statistics_round"]["requests"].as_u64().unwrap() >= 3,
+        "{pj}"
+    );
+    assert!(
+        pj["statistics_round"]["bytes_up"].as_u64().unwrap() > 0,
+        "{pj}"
+    );
+    let pipeline = json(&out.join("pipeline.json"));
+    let classes: Vec<&str> = pipeline["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let mut sorted = classes.clone();
+    sorted.sort_unstable();
+    assert_eq!(classes, sorted);
+    // partition.csv's class columns follow the pipeline's classes.
+    let header = csv::Reader::from_path(out.join("partition.csv"))
+        .unwrap()
+        .headers()
+        .unwrap()
+        .clone();
+    assert_eq!(header.iter().skip(4).collect::<Vec<_>>(), classes);
+
     // The federated model is an ordinary model directory.
     let eval = dir.path().join("eval");
     let o = iotids(&[
@@ -704,8 +739,13 @@ fn federate_writes_a_usable_model_rounds_and_the_central_comparison() {
         "4",
         "--epochs",
         "1",
+        "--pipeline",
+        "pooled",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let fed = json(&out_t.join("federation.json"));
+    assert_eq!(fed["pipeline"]["fitted"], "pooled");
+    assert_eq!(fed["config"]["pipeline"], "pooled");
     let m = json(&out_t.join("metrics.json"));
     assert_eq!(m["evaluated_on"], other.to_str().unwrap());
     let scored = m["rows_scored"].as_u64().unwrap();

@@ -166,6 +166,8 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         let rows = experiments::robustness(
             &task,
             cfg,
+            // The main run's partition (dealt before the table's classes were renumbered).
+            Some(&outcome.partition),
             &p.pipeline.classes,
             &p.split.test,
             &mut |rule, attack| {

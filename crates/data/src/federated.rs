@@ -14,9 +14,9 @@
 //!               -> classes, class weights, identifier columns dropped, inputs and their
 //!                  levels, log compression, MinMax scaling (all exact)
 //! quantiles   (up to QUANTILE_ROUNDS times) a fixed-size histogram per numeric column with
-//!             each bin's count, min and max, zooming in on the bin holding the median
-//!               -> medians (exact when the median's bin narrows to one value or the median
-//!                  is a bin's first or last value; else the last bin's midpoint)
+//!             each bin's count, min and max, zooming in on the bin holding the median; bins
+//!             hold equally many f32 values, so four rounds of 256 bins end on one value
+//!               -> medians (exact)
 //! moments     (standard scaling only) sums and squares of each encoded feature
 //!               -> means and standard deviations
 //! selection   per class the sums of each scaled feature; for Pearson selection the
@@ -41,9 +41,9 @@
 //!   device and in every merge; a column past the cap has more than `max_categories` values,
 //!   so it is an identifier column (dropped by default) either way. With
 //!   `drop_identifiers` off, such a column's top levels come from capped counts.
-//! - **Medians** are exact unless the value at the median's rank is still inside a bin of
-//!   several values after [`QUANTILE_ROUNDS`] histograms; then the error is at most half
-//!   that bin's width (at most `(max − min) / 256⁴` of the column's range).
+//! - **Medians** are exact: the values at the median's ranks are found by zooming in with
+//!   histograms whose bins hold equally many f32 values (2³² values, 256 bins: at most four
+//!   rounds); the median is then computed as the pooled fit computes it.
 //! - **Means, variances, relevance and correlations** are sums added in another order, so
 //!   they agree with the pooled fit to rounding (about 1e-12 relative), and a decision can
 //!   only differ where the pooled fit's score ties another or sits on the threshold. The
@@ -77,7 +77,9 @@ use crate::table::{ColumnData, Dataset};
 /// Bins of each quantile histogram.
 pub const HISTOGRAM_BINS: usize = 256;
 
-/// Histogram rounds for the medians at most.
+/// Histogram rounds for the medians at most: with [`HISTOGRAM_BINS`] = 256 and bins of
+/// equally many f32 values, four rounds always end on the exact values (2³² = 256⁴); a
+/// value still open after them (only with other constants) would be its last bin's middle.
 pub const QUANTILE_ROUNDS: u32 = 4;
 
 /// Rows a device encodes at a time (bounds its memory, not the answer).
@@ -129,12 +131,14 @@ pub enum Question {
     },
 }
 
-/// One numeric column's histogram request.
+/// One numeric column's histogram request: the non-missing values in `[lo, hi]`, in bins of
+/// equally many f32 values (not of equal width: a bin is the same count of representable
+/// numbers wherever it lies, so the zoom ends on one value in at most four rounds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuantileQuery {
     pub column: String,
-    pub lo: f64,
-    pub hi: f64,
+    pub lo: f32,
+    pub hi: f32,
 }
 
 /// A device's (or several devices', merged) answer to one [`SummaryRequest`].
@@ -334,8 +338,8 @@ fn survey(ds: &Dataset, rows: &[usize], cap: usize) -> Survey {
                             continue;
                         }
                         count += 1;
-                        min = Some(min.map_or(x, |m| m.min(x)));
-                        max = Some(max.map_or(x, |m| m.max(x)));
+                        min = min_opt(min, Some(x));
+                        max = max_opt(max, Some(x));
                     }
                     ColumnValues::Numeric { count, min, max }
                 }
@@ -384,13 +388,22 @@ fn cap_levels(levels: &mut BTreeMap<String, u64>, other: &mut u64, cap: usize) {
     *levels = v.into_iter().collect();
 }
 
-/// The bin of `x` in `bins` equal bins over `[lo, hi]`; the same arithmetic on every device.
-fn bin_of(x: f64, lo: f64, hi: f64, bins: usize) -> usize {
-    if hi > lo {
-        (((x - lo) / (hi - lo) * bins as f64) as usize).min(bins - 1)
+/// `x`'s place in the order of all f32 values (`−0 < +0`; NaN never asked): histograms bin
+/// these keys, not the values, so each round divides the count of f32 values the median can
+/// still be by `bins`, and four rounds of 256 bins leave one.
+fn order_key(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b & 0x8000_0000 != 0 {
+        !b
     } else {
-        0
+        b | 0x8000_0000
     }
+}
+
+/// The bin of key `k` in `bins` bins of equally many keys over `[lo, hi]`.
+fn bin_of(k: u32, lo: u32, hi: u32, bins: usize) -> usize {
+    let span = u64::from(hi - lo) + 1;
+    ((u64::from(k - lo) * bins as u64 / span) as usize).min(bins - 1)
 }
 
 fn numeric_column<'a>(ds: &'a Dataset, name: &str) -> Result<&'a [f32]> {
@@ -412,6 +425,13 @@ fn histogram(ds: &Dataset, rows: &[usize], q: &QuantileQuery, bins: usize) -> Re
         return Err(Error::invalid("bins", 0, "at least 1"));
     }
     let v = numeric_column(ds, &q.column)?;
+    let (lo, hi) = (order_key(q.lo), order_key(q.hi));
+    if lo > hi {
+        return Err(Error::Config(format!(
+            "histogram of `{}` over [{}, {}]: the bounds are reversed",
+            q.column, q.lo, q.hi
+        )));
+    }
     let mut h = Histogram {
         counts: vec![0; bins],
         min: vec![None; bins],
@@ -419,14 +439,17 @@ fn histogram(ds: &Dataset, rows: &[usize], q: &QuantileQuery, bins: usize) -> Re
     };
     for &r in rows {
         let x = v[r];
-        let xf = f64::from(x);
-        if x.is_nan() || xf < q.lo || xf > q.hi {
+        if x.is_nan() {
             continue;
         }
-        let b = bin_of(xf, q.lo, q.hi, bins);
+        let k = order_key(x);
+        if k < lo || k > hi {
+            continue;
+        }
+        let b = bin_of(k, lo, hi, bins);
         h.counts[b] += 1;
-        h.min[b] = Some(h.min[b].map_or(x, |m| m.min(x)));
-        h.max[b] = Some(h.max[b].map_or(x, |m| m.max(x)));
+        h.min[b] = min_opt(h.min[b], Some(x));
+        h.max[b] = max_opt(h.max[b], Some(x));
     }
     Ok(h)
 }
@@ -522,9 +545,11 @@ fn add_into(a: &mut [f64], b: &[f64], what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The smaller in the order of [`order_key`] (`−0 < +0`, so every device and every merge
+/// agrees on which zero is the minimum).
 fn min_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
     match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
+        (Some(x), Some(y)) => Some(if order_key(y) < order_key(x) { y } else { x }),
         (x, None) => x,
         (None, y) => y,
     }
@@ -532,7 +557,7 @@ fn min_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
 
 fn max_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
     match (a, b) {
-        (Some(x), Some(y)) => Some(x.max(y)),
+        (Some(x), Some(y)) => Some(if order_key(y) > order_key(x) { y } else { x }),
         (x, None) => x,
         (None, y) => y,
     }
@@ -714,8 +739,8 @@ struct Target {
     rank: u64,
     found: Option<f64>,
     /// The value lies in `[lo, hi]`; `offset` values lie below `lo`.
-    lo: f64,
-    hi: f64,
+    lo: f32,
+    hi: f32,
     offset: u64,
 }
 
@@ -992,8 +1017,8 @@ impl FederatedFit {
                         input: i,
                         rank,
                         found: (lo == hi).then_some(f64::from(lo)),
-                        lo: f64::from(lo),
-                        hi: f64::from(hi),
+                        lo,
+                        hi,
                         offset: 0,
                     });
                 }
@@ -1024,7 +1049,7 @@ impl FederatedFit {
         for t in &mut plan.targets {
             if t.found.is_none() {
                 // Still inside a bin of several values: its middle, within half its width.
-                t.found = Some(0.5 * (t.lo + t.hi));
+                t.found = Some(0.5 * (f64::from(t.lo) + f64::from(t.hi)));
             }
         }
         for i in 0..plan.inputs.len() {
@@ -1282,11 +1307,10 @@ fn absorb_quantiles(plan: &mut Plan, question: &Question, hists: &[Histogram]) -
                 queries[q].column
             )));
         };
-        let (mn, mx) = (f64::from(mn), f64::from(mx));
         if t.rank == below || mn == mx {
-            t.found = Some(mn);
+            t.found = Some(f64::from(mn));
         } else if t.rank == below + k - 1 {
-            t.found = Some(mx);
+            t.found = Some(f64::from(mx));
         } else {
             t.lo = mn;
             t.hi = mx;
@@ -1955,6 +1979,45 @@ mod tests {
             _ => panic!("no wide input"),
         };
         assert_eq!(median(&p), median(&c));
+    }
+
+    #[test]
+    fn medians_are_exact_between_neighbouring_floats_and_extremes() {
+        // The median's neighbours are adjacent f32 values, the range spans ±1e30 and holds
+        // -0.0 and 0.0: four rounds of 256 bins still end on the exact values.
+        let one = 1.0f32.to_bits();
+        for extra in [0usize, 1] {
+            let mut ds = dataset();
+            let mut v: Vec<f32> = (0..9).map(|i| f32::from_bits(one + i)).collect();
+            v.extend([-1e30, 1e30, -0.0, 0.0]);
+            v.truncate(12 - extra);
+            v.resize(12, f32::NAN);
+            ds.columns.push(column("tight", ColumnData::Numeric(v)));
+            let train: Vec<usize> = (0..12).collect();
+            let cfg = PipelineConfig::default();
+            let p = fit_federated(&ds, &[&train[..4], &train[4..]], spec(), &cfg).unwrap();
+            let c = Pipeline::fit(&ds, &train, spec(), &cfg).unwrap();
+            let median = |p: &Pipeline| match p.inputs.iter().find(|i| i.name() == "tight") {
+                Some(Input::Numeric { median, .. }) => median.to_bits(),
+                _ => panic!("no input"),
+            };
+            assert_eq!(median(&p), median(&c), "{extra}");
+        }
+        // The key orders floats as their values do.
+        let xs = [
+            f32::NEG_INFINITY,
+            -1e30,
+            -1.0,
+            -0.0,
+            0.0,
+            1e-45,
+            1.0,
+            1e30,
+            f32::INFINITY,
+        ];
+        for w in xs.windows(2) {
+            assert!(order_key(w[0]) < order_key(w[1]), "{w:?}");
+        }
     }
 
     #[test]

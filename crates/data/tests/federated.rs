@@ -30,6 +30,8 @@ fn check_against_pooled(p: &Prepared, devices: &[Vec<usize>]) -> Pipeline {
     assert!(d.same_features(), "{d:#?}");
     assert_eq!(d.class_weight_max_rel_diff, 0.0, "{d:#?}");
     assert!(d.score_max_abs_diff < 1e-9, "{d:#?}");
+    // Medians: exact (the zoom's bins hold equally many f32 values).
+    assert!(d.medians_differ.is_empty(), "{d:#?}");
     if cfg.scaler == Scaler::MinMax {
         assert_eq!((d.offset_max_rel_diff, d.factor_max_rel_diff), (0.0, 0.0));
     }
@@ -118,8 +120,13 @@ fn mqttset_fits_from_twenty_devices_summaries_as_from_pooled_rows() {
         });
     let path = root.join("mqttset/mqttset-train.csv");
     assert!(path.exists(), "{} is missing", path.display());
-    let ingest = IngestOptions::default();
+    // With the per-flow timing features, as `iotids federate` reads it by default.
+    let ingest = IngestOptions {
+        flow_timing: iotids_data::FlowTiming::Auto,
+        ..IngestOptions::default()
+    };
     let ds = read_csv(&path, &ingest).unwrap();
+    assert!(ds.column("host.iat_us").is_some());
     let p = prepare(ds, &ingest, &PrepareConfig::default()).unwrap();
     let devices = deal(&p, 20);
     let fed = check_against_pooled(&p, &devices);

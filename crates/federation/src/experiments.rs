@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Aggregation;
 use crate::config::{Attack, FederationConfig};
-use crate::simulate::{Outcome, RoundRecord, Task, federate};
+use crate::partition::Partition;
+use crate::simulate::{Outcome, RoundRecord, Task, federate, federate_dealt};
 
 /// The same network trained centrally on the federation's split.
 #[derive(Debug, Clone)]
@@ -131,7 +132,9 @@ pub fn robustness_rules(cfg: &FederationConfig) -> [Aggregation; 4] {
 
 /// The same federation (partition, schedule, seed) with each of [`robustness_rules`] at
 /// both tiers, without the attack and, if `cfg` sets one, with it; each kept model scored
-/// on `test_rows`. `on_run` hears each run's rule and attack before it starts.
+/// on `test_rows`. `on_run` hears each run's rule and attack before it starts. `partition`:
+/// the main run's (its class counts by the task's class ids); none deals it as [`federate`]
+/// does.
 ///
 /// # Errors
 ///
@@ -139,6 +142,7 @@ pub fn robustness_rules(cfg: &FederationConfig) -> [Aggregation; 4] {
 pub fn robustness(
     task: &Task<'_>,
     cfg: &FederationConfig,
+    partition: Option<&Partition>,
     classes: &[String],
     test_rows: &[usize],
     on_run: &mut dyn FnMut(Aggregation, Attack),
@@ -159,7 +163,10 @@ pub fn robustness(
                 ..cfg.clone()
             };
             on_run(rule, attack);
-            let o = federate(task, &c, &mut |_| {})?;
+            let o = match partition {
+                Some(part) => federate_dealt(task, &c, part.clone(), &mut |_| {})?,
+                None => federate(task, &c, &mut |_| {})?,
+            };
             let net = from_flat(task.model, &iotids_model::backend::device(), &o.weights)?;
             let test = (!test_rows.is_empty()).then(|| {
                 let ex = Examples {
