@@ -39,6 +39,19 @@ impl Drop for Nodes {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A failed test shows what every node said.
+        if std::thread::panicking() {
+            let mut names: Vec<&str> = self.children.iter().map(|(n, _)| n.as_str()).collect();
+            names.dedup();
+            for name in names {
+                let log = self.log(name);
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                eprintln!("---- {name} (last lines) ----");
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
     }
 }
 
@@ -539,8 +552,16 @@ fn dead_devices_and_edges_are_waited_out_and_strangers_are_refused() {
         );
     }
     assert!(nodes.wait("edge-0", Duration::from_secs(30)).success());
+    // The stranger's handshakes (it may retry while a reset hides the TLS alert) and the
+    // misplaced device, each counted.
     let text = nodes.out("edge-0");
-    assert!(text.contains("refused 2 connections"), "{text}");
+    let refused: u64 = text
+        .split("refused ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(refused >= 2, "{text}");
 }
 
 #[test]

@@ -257,7 +257,35 @@ pub fn run(
     publish(&ck.context);
 
     if ck.context.pipeline.is_none() {
-        let (pipeline, rows, counts) = statistics_round(options, &hub, &ck, runtime)?;
+        // Each device infers its columns' kinds from its own rows; a column that is text
+        // on one device and numbers on another is read as categorical everywhere (as the
+        // pooled file would be) and the round starts again.
+        let mut attempt = 0;
+        let (pipeline, rows, counts) = loop {
+            attempt += 1;
+            match statistics_round(options, &hub, &ck, runtime, attempt)? {
+                Statistics::Fitted(p, r, c) => break (p, r, c),
+                Statistics::Categorical(columns) if attempt < 4 => {
+                    tracing::info!(
+                        ?columns,
+                        "columns numeric on some devices and text on others: read as categorical everywhere"
+                    );
+                    let spec = &mut ck.context.ingest;
+                    for c in columns {
+                        if !spec.categorical.contains(&c) {
+                            spec.categorical.push(c);
+                        }
+                    }
+                    publish(&ck.context);
+                }
+                Statistics::Categorical(columns) => {
+                    return Err(Error::Peer {
+                        peer: "the devices".into(),
+                        reason: format!("still disagree on the kinds of columns {columns:?}"),
+                    });
+                }
+            }
+        };
         let network = options
             .network
             .for_data(pipeline.selected.len(), pipeline.classes.len());
@@ -361,12 +389,19 @@ pub fn run(
 /// The statistics round: the cloud asks, every edge asks its devices and merges their
 /// answers, the cloud merges the edges' (in edge order) and fits; repeated while the fit
 /// has questions. Returns the pipeline, each device's rows and the class counts.
+enum Statistics {
+    Fitted(Pipeline, BTreeMap<usize, u64>, Vec<u64>),
+    /// Columns numeric on some devices and text on others.
+    Categorical(Vec<String>),
+}
+
 fn statistics_round(
     options: &CloudOptions,
     hub: &Arc<Hub>,
     ck: &Checkpoint,
     runtime: &Runtime,
-) -> Result<(Pipeline, BTreeMap<usize, u64>, Vec<u64>)> {
+    attempt: usize,
+) -> Result<Statistics> {
     let edges = options.federation.edges;
     let mut fit = FederatedFit::new(ck.context.ingest.clone(), &options.pipeline)?;
     let mut device_rows = BTreeMap::new();
@@ -375,7 +410,7 @@ fn statistics_round(
     while let Some(request) = fit.request() {
         step += 1;
         let task = proto::Task {
-            id: format!("{}/statistics-{step}", ck.run),
+            id: format!("{}/statistics-{attempt}.{step}", ck.run),
             kind: Some(proto::task::Kind::Summarize(proto::Summarize {
                 request: serde_json::to_vec(&request).unwrap_or_default(),
                 deadline_seconds: options.statistics_deadline,
@@ -383,6 +418,7 @@ fn statistics_round(
             ..proto::Task::default()
         };
         let check: Check = Box::new(|_, a| match &a.kind {
+            Some(proto::answer::Kind::Summary(s)) if !s.categorical.is_empty() => Ok(()),
             Some(proto::answer::Kind::Summary(s)) => serde_json::from_slice::<Summary>(&s.summary)
                 .map(|_| ())
                 .map_err(|e| format!("a summary that is not valid JSON ({e})")),
@@ -394,23 +430,45 @@ fn statistics_round(
             Policy::new(options.statistics_deadline * 2.0, edges),
             check,
         ));
-        let mut merged: Option<Summary> = None;
+        if !c.failures.is_empty() {
+            return Err(Error::Peer {
+                peer: "the statistics round".into(),
+                reason: c
+                    .failures
+                    .iter()
+                    .map(|(_, r)| r.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
+        let mut summaries = Vec::new();
+        let mut categorical = Vec::new();
         for (e, a) in c.answers {
             let Some(proto::answer::Kind::Summary(s)) = a.kind else {
                 continue;
             };
-            let summary: Summary = serde_json::from_slice(&s.summary)
-                .map_err(|e2| Error::Transport(format!("edge-{e}'s summary: {e2}")))?;
             if step == 1 {
-                for (d, n) in s.device_rows {
-                    device_rows.insert(d as usize, n);
+                for (d, n) in &s.device_rows {
+                    device_rows.insert(*d as usize, *n);
                 }
             }
-            match &mut merged {
-                None => merged = Some(summary),
-                Some(m) => m.merge(&summary)?,
+            if !s.categorical.is_empty() {
+                categorical.extend(s.categorical);
+                continue;
             }
+            summaries.push(
+                serde_json::from_slice::<Summary>(&s.summary)
+                    .map_err(|e2| Error::Transport(format!("edge-{e}'s summary: {e2}")))?,
+            );
         }
+        let merged = match crate::context::merge_all(summaries)? {
+            Ok(m) if categorical.is_empty() => m,
+            Ok(_) => return Ok(Statistics::Categorical(categorical)),
+            Err(mut more) => {
+                categorical.append(&mut more);
+                return Ok(Statistics::Categorical(categorical));
+            }
+        };
         let Some(merged) = merged else {
             return Err(Error::Peer {
                 peer: "the edges".into(),
@@ -440,5 +498,5 @@ fn statistics_round(
                 .sum()
         })
         .collect();
-    Ok((pipeline, device_rows, counts))
+    Ok(Statistics::Fitted(pipeline, device_rows, counts))
 }

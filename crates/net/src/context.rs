@@ -2,6 +2,7 @@
 //! window, and (after the statistics round) the fitted pipeline and the network's shape.
 //! It travels as JSON with a digest; a node that holds the same digest is not sent it again.
 
+use iotids_data::federated::{Answer, ColumnValues, Summary};
 use iotids_data::pipeline::{IngestSpec, Pipeline};
 use iotids_data::{Dataset, IngestOptions};
 use iotids_model::gru::GruConfig;
@@ -51,6 +52,57 @@ pub fn ingest_options(spec: &IngestSpec) -> IngestOptions {
         flow_timing: spec.flow_timing.into(),
         ..IngestOptions::default()
     }
+}
+
+/// Columns numeric in one survey and text in the other (a device infers each column's
+/// kind from its own rows; one with text where another has only numbers).
+pub fn kind_conflicts(a: &Summary, b: &Summary) -> Vec<String> {
+    let (Answer::Survey(a), Answer::Survey(b)) = (&a.answer, &b.answer) else {
+        return Vec::new();
+    };
+    let numeric = |v: &ColumnValues| matches!(v, ColumnValues::Numeric { .. });
+    a.columns
+        .iter()
+        .filter(|(name, ca)| {
+            b.columns
+                .get(*name)
+                .is_some_and(|cb| numeric(&ca.values) != numeric(&cb.values))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Merges `summaries` in order: Ok(Err(columns)) when some columns are numeric in one and
+/// text in another.
+///
+/// # Errors
+///
+/// Summaries that answer different requests.
+pub fn merge_all(
+    summaries: Vec<Summary>,
+) -> Result<Result<Option<Summary>, Vec<String>>, iotids_data::Error> {
+    let mut merged: Option<Summary> = None;
+    let mut conflicts = std::collections::BTreeSet::new();
+    for s in summaries {
+        match &mut merged {
+            None => merged = Some(s),
+            Some(m) => {
+                let c = kind_conflicts(m, &s);
+                if c.is_empty() {
+                    if conflicts.is_empty() {
+                        m.merge(&s)?;
+                    }
+                } else {
+                    conflicts.extend(c);
+                }
+            }
+        }
+    }
+    Ok(if conflicts.is_empty() {
+        Ok(merged)
+    } else {
+        Err(conflicts.into_iter().collect())
+    })
 }
 
 /// Reads a node's own labelled data with the options given (a CSV, or captures: the

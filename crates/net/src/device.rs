@@ -193,62 +193,82 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                             reason: "sent a task without the run context".into(),
                         });
                     };
-                    match kind {
-                        proto::task::Kind::Summarize(s) => {
-                            let request: SummaryRequest = serde_json::from_slice(&s.request)
-                                .map_err(|e| Error::Peer {
+                    let work = || -> Result<proto::answer::Kind> {
+                        Ok(match kind {
+                            proto::task::Kind::Summarize(s) => {
+                                let request: SummaryRequest = serde_json::from_slice(&s.request)
+                                    .map_err(|e| Error::Peer {
+                                        peer: options.edge.clone(),
+                                        reason: format!(
+                                            "sent a summary request that is not valid JSON ({e})"
+                                        ),
+                                    })?;
+                                let ds = local.raw(&c)?;
+                                let all: Vec<usize> = (0..ds.n_rows()).collect();
+                                let summary = request.answer(ds, &all)?;
+                                report.summaries += 1;
+                                proto::answer::Kind::Summary(proto::SummaryAnswer {
+                                    summary: serde_json::to_vec(&summary).unwrap_or_default(),
+                                    device_rows: [(id as u32, summary.rows())].into(),
+                                    categorical: Vec::new(),
+                                })
+                            }
+                            proto::task::Kind::Train(t) => {
+                                let model = wire::model_from_wire(t.model.unwrap_or_default())
+                                    .map_err(|reason| Error::Peer {
+                                        peer: options.edge.clone(),
+                                        reason: format!("sent a bad model: {reason}"),
+                                    })?;
+                                let p = local.prepared(&digest, &c)?;
+                                let device = Device::new(
+                                    id,
+                                    &p.network,
+                                    &p.class_weights,
+                                    Examples {
+                                        sequences: &p.sequences,
+                                        labels: &p.labels,
+                                        rows: &p.rows,
+                                    },
+                                );
+                                // Heartbeats while it trains, so the edge knows it is late,
+                                // not gone.
+                                let beat = {
+                                    let mut up = up.clone();
+                                    let task = task.id.clone();
+                                    let every =
+                                        Duration::from_secs_f64(joined.heartbeat_seconds.max(0.1));
+                                    runtime.spawn(async move {
+                                        loop {
+                                            tokio::time::sleep(every).await;
+                                            up.heartbeat(&task).await;
+                                        }
+                                    })
+                                };
+                                let update = device.train(&model);
+                                beat.abort();
+                                let update = update?;
+                                report.updates += 1;
+                                proto::answer::Kind::DeviceUpdate(wire::device_update_to_wire(
+                                    &update,
+                                ))
+                            }
+                            proto::task::Kind::Idle(_) | proto::task::Kind::Finish(_) => {
+                                return Err(Error::Peer {
                                     peer: options.edge.clone(),
-                                    reason: format!(
-                                        "sent a summary request that is not valid JSON ({e})"
-                                    ),
-                                })?;
-                            let ds = local.raw(&c)?;
-                            let all: Vec<usize> = (0..ds.n_rows()).collect();
-                            let summary = request.answer(ds, &all)?;
-                            report.summaries += 1;
-                            proto::answer::Kind::Summary(proto::SummaryAnswer {
-                                summary: serde_json::to_vec(&summary).unwrap_or_default(),
-                                device_rows: [(id as u32, summary.rows())].into(),
+                                    reason: "sent a task that needs no answer".into(),
+                                });
+                            }
+                        })
+                    };
+                    match work() {
+                        Ok(k) => k,
+                        Err(e) => {
+                            // The edge hears why and counts this device failed for the task.
+                            tracing::error!(error = %e, task = %task.id, "could not do the task");
+                            proto::answer::Kind::Failure(proto::Failure {
+                                reason: e.to_string(),
                             })
                         }
-                        proto::task::Kind::Train(t) => {
-                            let model = wire::model_from_wire(t.model.unwrap_or_default())
-                                .map_err(|reason| Error::Peer {
-                                    peer: options.edge.clone(),
-                                    reason: format!("sent a bad model: {reason}"),
-                                })?;
-                            let p = local.prepared(&digest, &c)?;
-                            let device = Device::new(
-                                id,
-                                &p.network,
-                                &p.class_weights,
-                                Examples {
-                                    sequences: &p.sequences,
-                                    labels: &p.labels,
-                                    rows: &p.rows,
-                                },
-                            );
-                            // Heartbeats while it trains, so the edge knows it is late,
-                            // not gone.
-                            let beat = {
-                                let mut up = up.clone();
-                                let task = task.id.clone();
-                                let every =
-                                    Duration::from_secs_f64(joined.heartbeat_seconds.max(0.1));
-                                runtime.spawn(async move {
-                                    loop {
-                                        tokio::time::sleep(every).await;
-                                        up.heartbeat(&task).await;
-                                    }
-                                })
-                            };
-                            let update = device.train(&model);
-                            beat.abort();
-                            let update = update?;
-                            report.updates += 1;
-                            proto::answer::Kind::DeviceUpdate(wire::device_update_to_wire(&update))
-                        }
-                        proto::task::Kind::Idle(_) | proto::task::Kind::Finish(_) => continue,
                     }
                 }
             };

@@ -224,9 +224,11 @@ pub fn run(
                 Ok(a) => a,
                 Err(e) => {
                     // Not this edge's fault to die for (a device's bad data, say): the
-                    // cloud's deadline passes and it goes on without this edge.
+                    // cloud hears why and counts this edge failed for the task.
                     tracing::error!(error = %e, task = %task.id, "could not answer the cloud");
-                    continue;
+                    proto::answer::Kind::Failure(proto::Failure {
+                        reason: format!("edge-{id}: {e}"),
+                    })
                 }
             };
             let answer = proto::Answer {
@@ -266,6 +268,7 @@ fn summarize(
         ..proto::Task::default()
     };
     let check: crate::hub::Check = Box::new(|_, a| match &a.kind {
+        Some(proto::answer::Kind::Summary(s)) if !s.categorical.is_empty() => Ok(()),
         Some(proto::answer::Kind::Summary(s)) => serde_json::from_slice::<Summary>(&s.summary)
             .map(|_| ())
             .map_err(|e| format!("a summary that is not valid JSON ({e})")),
@@ -276,7 +279,18 @@ fn summarize(
         Policy::new(s.deadline_seconds, roster.len()),
         check,
     ));
-    let mut merged: Option<Summary> = None;
+    if !c.failures.is_empty() {
+        return Err(Error::Peer {
+            peer: "devices".into(),
+            reason: c
+                .failures
+                .iter()
+                .map(|(d, r)| format!("device-{d}: {r}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    let mut summaries = Vec::new();
     let mut rows = std::collections::HashMap::new();
     for (d, a) in c.answers {
         let Some(proto::answer::Kind::Summary(s)) = a.kind else {
@@ -285,11 +299,18 @@ fn summarize(
         let summary: Summary = serde_json::from_slice(&s.summary)
             .map_err(|e| Error::Transport(format!("device-{d}'s summary: {e}")))?;
         rows.insert(d as u32, summary.rows());
-        match &mut merged {
-            None => merged = Some(summary),
-            Some(m) => m.merge(&summary)?,
-        }
+        summaries.push(summary);
     }
+    let merged = match crate::context::merge_all(summaries)? {
+        Ok(m) => m,
+        Err(categorical) => {
+            return Ok(proto::answer::Kind::Summary(proto::SummaryAnswer {
+                summary: Vec::new(),
+                device_rows: rows,
+                categorical,
+            }));
+        }
+    };
     let Some(merged) = merged else {
         return Err(Error::Peer {
             peer: "devices".into(),
@@ -299,6 +320,7 @@ fn summarize(
     Ok(proto::answer::Kind::Summary(proto::SummaryAnswer {
         summary: serde_json::to_vec(&merged).unwrap_or_default(),
         device_rows: rows,
+        categorical: Vec::new(),
     }))
 }
 

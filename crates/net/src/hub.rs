@@ -80,6 +80,8 @@ pub struct Collected {
     pub bytes_up: u64,
     /// Wall seconds from opening to closing.
     pub seconds: f64,
+    /// Peers that answered they could not do the task, with their reasons.
+    pub failures: Vec<(usize, String)>,
 }
 
 #[derive(Default)]
@@ -310,9 +312,17 @@ impl Hub {
             bytes_down: open.bytes_down,
             bytes_up: open.bytes_up,
             seconds,
+            failures: Vec::new(),
         };
         for p in order {
             let delivery = match open.answered.remove(&p) {
+                Some(proto::Answer {
+                    kind: Some(proto::answer::Kind::Failure(f)),
+                    ..
+                }) => {
+                    out.failures.push((p, f.reason));
+                    Delivery::Failed
+                }
                 Some(a) => {
                     out.answers.push((p, a));
                     Delivery::Accepted
@@ -401,7 +411,9 @@ impl Hub {
         if open.answered.contains_key(&id) {
             return reject(format!("duplicate: task `{}` is already answered", task.id));
         }
-        if let Err(reason) = (open.check)(id, &answer) {
+        if let Some(proto::answer::Kind::Failure(f)) = &answer.kind {
+            tracing::warn!(peer = %peer.addr, node = %peer.node, reason = %f.reason, "a peer could not do its task");
+        } else if let Err(reason) = (open.check)(id, &answer) {
             return reject(reason);
         }
         open.answered.insert(id, answer);
