@@ -164,15 +164,10 @@ for d in $(seq 0 $((DEVICES - 1))); do
     start "device-$d" $(device_args "$d")
 done
 
-log "a device whose certificate another CA signed tries edge-0"
+log "a device whose certificate another CA signed tries edge-0 (in the background)"
 "$BIN" --quiet certs --out "$OUT/rogue-ca" --edges 1 --devices 1 > /dev/null
-if "$BIN" --quiet device --edge "${EDGE_URL[0]}" --data "$OUT/deal/device-0.csv" --give-up 20 \
-    --ca "$OUT/certs/ca.pem" --cert "$OUT/rogue-ca/device-0.pem" --key "$OUT/rogue-ca/device-0.key" \
-    > "$OUT/logs/rogue.out" 2> "$OUT/logs/rogue.log"; then
-    log "the rogue device was let in"
-    exit 1
-fi
-log "refused: $(tail -1 "$OUT/logs/rogue.log")"
+start rogue device --edge "${EDGE_URL[0]}" --data "$OUT/deal/device-0.csv" --give-up 20 \
+    --ca "$OUT/certs/ca.pem" --cert "$OUT/rogue-ca/device-0.pem" --key "$OUT/rogue-ca/device-0.key"
 
 wait_rounds 1 600
 fault "{\"kind\": \"device-killed\", \"round\": $(( $(rounds) + 1 )), \"node\": \"device-1\"}"
@@ -192,6 +187,12 @@ log "device-1 comes back"
 # shellcheck disable=SC2046
 start device-1 $(device_args 1)
 
+if wait "${PID[rogue]}"; then
+    log "the rogue device was let in"
+    exit 1
+fi
+unset "PID[rogue]"
+log "the rogue device was refused: $(tail -1 "$OUT/logs/rogue.log")"
 log "waiting for the run to finish"
 if ! wait "${PID[cloud]}"; then
     log "the cloud failed:"

@@ -70,13 +70,16 @@ fn misbehaving_peers_are_refused_or_rejected_and_the_exchange_still_closes() {
     )
     .unwrap();
     let url = format!("https://{addr}");
+    // A channel spawns its connection task: make it inside the runtime.
     let client = |node| {
-        Upstream::new(
-            &url,
-            &TlsFiles::in_dir(dir.path(), node),
-            1 << 20,
-            Duration::from_secs(5),
-        )
+        rt.block_on(async {
+            Upstream::new(
+                &url,
+                &TlsFiles::in_dir(dir.path(), node),
+                1 << 20,
+                Duration::from_secs(5),
+            )
+        })
         .unwrap()
     };
 
