@@ -94,6 +94,20 @@ pub struct CloudOutcome {
     pub rejected: u64,
     /// Wall seconds of this process's run.
     pub seconds: f64,
+    /// The statistics round as this process ran it (None: resumed past it).
+    pub statistics: Option<StatisticsRound>,
+}
+
+/// What the statistics round cost on the wire and in wall time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatisticsRound {
+    /// Wall seconds of each request's exchange with the edges (the first one includes
+    /// the wait for the edges and devices to join).
+    pub seconds: Vec<f64>,
+    /// Bytes of the requests the edges pulled.
+    pub bytes_down: u64,
+    /// Bytes of the edges' merged summaries.
+    pub bytes_up: u64,
 }
 
 /// What the cloud keeps across a restart.
@@ -256,8 +270,10 @@ pub fn run(
     };
     publish(&ck.context);
 
+    let mut statistics = None;
     if ck.context.pipeline.is_none() {
-        let (pipeline, rows, counts) = statistics_round(options, &hub, &ck, runtime)?;
+        let (pipeline, rows, counts, cost) = statistics_round(options, &hub, &ck, runtime)?;
+        statistics = Some(cost);
         let network = options
             .network
             .for_data(pipeline.selected.len(), pipeline.classes.len());
@@ -355,18 +371,21 @@ pub fn run(
         refused: hub.refused(),
         rejected: hub.rejected(),
         seconds: started.elapsed().as_secs_f64(),
+        statistics,
     })
 }
 
 /// The statistics round: the cloud asks, every edge asks its devices and merges their
 /// answers, the cloud merges the edges' (in edge order) and fits; repeated while the fit
-/// has questions. Returns the pipeline, each device's rows and the class counts.
+/// has questions. Returns the pipeline, each device's rows, the class counts and the
+/// round's cost.
 fn statistics_round(
     options: &CloudOptions,
     hub: &Arc<Hub>,
     ck: &Checkpoint,
     runtime: &Runtime,
-) -> Result<(Pipeline, BTreeMap<usize, u64>, Vec<u64>)> {
+) -> Result<(Pipeline, BTreeMap<usize, u64>, Vec<u64>, StatisticsRound)> {
+    let mut cost = StatisticsRound::default();
     let edges = options.federation.edges;
     let mut fit = FederatedFit::new(ck.context.ingest.clone(), &options.pipeline)?;
     let mut device_rows = BTreeMap::new();
@@ -394,6 +413,9 @@ fn statistics_round(
             Policy::new(options.statistics_deadline * 2.0, edges),
             check,
         ));
+        cost.seconds.push(c.seconds);
+        cost.bytes_down += c.bytes_down;
+        cost.bytes_up += c.bytes_up;
         let mut merged: Option<Summary> = None;
         for (e, a) in c.answers {
             let Some(proto::answer::Kind::Summary(s)) = a.kind else {
@@ -440,5 +462,5 @@ fn statistics_round(
                 .sum()
         })
         .collect();
-    Ok((pipeline, device_rows, counts))
+    Ok((pipeline, device_rows, counts, cost))
 }
