@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-LEARN = ["--window", "4", "--hidden", "8", "--split", "flow", "--no-flow-timing", "--seed", "7",
+LEARN = ["--split", "flow", "--no-flow-timing", "--seed", "7",
          # A device infers a column's kind from its own rows: with ~100 rows, some read
          # this text column as numbers (the statistics round then refuses to merge).
          "--categorical", "dns.qry.name"]
@@ -106,6 +106,15 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a running process (0 once it is gone)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def rounds_csv(path):
     with open(path) as f:
         return list(csv.DictReader(f))
@@ -178,10 +187,11 @@ def one_size(a, n, e, root):
                           "--edge-deadline", "1200", "--statistics-deadline", "600", *tls("cloud"), *LEARN],
                   logs, "cloud")
     cloud_url = address(cloud, logs, "cloud")
-    edges = []
+    edges, edge_procs = [], []
     for i in range(e):
         p = start(a.bin, ["edge", "--cloud", cloud_url, "--listen", "127.0.0.1:0", *tls(f"edge-{i}")], logs, f"edge-{i}")
         edges.append(address(p, logs, f"edge-{i}"))
+        edge_procs.append(p)
     pools = []
     for k in range(a.pools):
         lo, hi = k * n // a.pools, (k + 1) * n // a.pools
@@ -192,16 +202,19 @@ def one_size(a, n, e, root):
         for url in edges:
             args += ["--edge", url]
         pools.append((f"pool-{k}", start(a.bin, args, logs, f"pool-{k}")))
-    peak = {}
-    watched = [("cloud", cloud), *pools]
+    peak, cpu = {}, {}
+    watched = [("cloud", cloud), *[(f"edge-{i}", p) for i, p in enumerate(edge_procs)], *pools]
     while any(p.poll() is None for _, p in watched):
         for name, p in watched:
             if p.poll() is None:
                 peak[name] = max(peak.get(name, 0), rss_kb(p.pid))
+                cpu[name] = max(cpu.get(name, 0.0), cpu_seconds(p.pid))
         if cloud.poll() is None:
             net_wall = time.time() - t
         if time.time() - t > a.limit:
             sys.exit(f"N={n}: the networked run took over {a.limit} s")
+        if cloud.poll() == 0 and time.time() - t - net_wall > 120:
+            sys.exit(f"N={n}: nodes still running 120 s after the cloud finished")
         for i in range(e):
             text = (logs / f"edge-{i}.log").read_text(errors="replace")
             if "could not answer the cloud" in text:
@@ -210,8 +223,6 @@ def one_size(a, n, e, root):
         bad = [nm for nm, p in watched if p.poll() not in (None, 0)]
         if bad:
             sys.exit(f"N={n}: {bad[0]} failed:\n{(logs / f'{bad[0]}.log').read_text()[-3000:]}")
-        if cloud.poll() == 0 and time.time() - t - net_wall > 120:
-            sys.exit(f"N={n}: device pools still running 120 s after the cloud finished")
         time.sleep(0.2)
     accepted_updates = 0
     for name, _ in pools:
@@ -245,6 +256,14 @@ def one_size(a, n, e, root):
         "updates_accepted_by_edges": accepted_updates,
         "wall_seconds": {"network": net_wall, "simulation": sim_wall},
         "peak_rss_mb": {k: v / 1024 for k, v in peak.items()},
+        # CPU seconds of the whole networked run (statistics round, round 1 included),
+        # sampled every 0.2 s while each process lived.
+        "cpu_seconds": {
+            "cloud": cpu.get("cloud", 0.0),
+            "edges": sum(v for k, v in cpu.items() if k.startswith("edge")),
+            "pools": sum(v for k, v in cpu.items() if k.startswith("pool")),
+        },
+        "learn": LEARN,
     }
 
 
@@ -257,8 +276,10 @@ def markdown(results, cmd):
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}.",
         f"Command: `{cmd}`.",
         "",
-        "| devices | edges | pools × slots | s/round network | s/round simulation | overhead | edge exchange s/round (net / sim) | round 1 s (net / sim) | kB/round cloud→edges / edges→cloud (net; sim) | kB/round edges→devices / devices→edges (net; sim) | round 1 kB edges→devices (net; sim) | statistics round s (net / sim) | pool peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"Network flags: `{' '.join(LEARN)}`.",
+        "",
+        "| devices | edges | pools × slots | s/round network | s/round simulation | overhead | edge exchange s/round (net / sim) | round 1 s (net / sim) | kB/round cloud→edges / edges→cloud (net; sim) | kB/round edges→devices / devices→edges (net; sim) | round 1 kB edges→devices (net; sim) | statistics round s (net / sim) | pool peak RSS MB | CPU s cloud / edges / pools |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         n, s = r["network"], r["simulation"]
@@ -272,7 +293,8 @@ def markdown(results, cmd):
             f"| {kb(nb['cloud_to_edges'])} / {kb(nb['edges_to_cloud'])}; {kb(sb['cloud_to_edges'])} / {kb(sb['edges_to_cloud'])} "
             f"| {kb(nb['edges_to_devices'])} / {kb(nb['devices_to_edges'])}; {kb(sb['edges_to_devices'])} / {kb(sb['devices_to_edges'])} "
             f"| {kb(n['first_round_bytes']['edges_to_devices'])}; {kb(s['first_round_bytes']['edges_to_devices'])} "
-            f"| {st['network_seconds']:.2f} / {st['simulation_seconds'] or float('nan'):.2f} | {rss:.0f} |"
+            f"| {st['network_seconds']:.2f} / {st['simulation_seconds'] or float('nan'):.2f} | {rss:.0f} "
+            f"| {r['cpu_seconds']['cloud']:.1f} / {r['cpu_seconds']['edges']:.1f} / {r['cpu_seconds']['pools']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -288,6 +310,8 @@ def main():
     ap.add_argument("--out", default="/tmp/iotids-network-scale")
     ap.add_argument("--bin", default="target/release/iotids")
     ap.add_argument("--limit", type=float, default=3600, help="seconds a networked run may take")
+    ap.add_argument("--model", default="--window 4 --hidden 8",
+                    help="the network's flags for deal, federate and cloud")
     ap.add_argument("--markdown", help="also write the table here")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
@@ -297,6 +321,7 @@ def main():
         ap.error(f"--edges {a.edges}: give one edge count per size of --sizes {a.sizes}")
     if a.pools < 1 or a.train_slots < 1 or a.rounds < 1:
         ap.error("--pools, --train-slots and --rounds must be at least 1")
+    LEARN[:0] = a.model.split()
     a.bin = str(Path(a.bin).resolve())
     if not os.access(a.bin, os.X_OK):
         ap.error(f"--bin {a.bin}: no iotids binary there (cargo build --release)")

@@ -1006,7 +1006,9 @@ fn device_range(s: &str) -> Result<std::ops::Range<usize>, String> {
     let allowed = "A..B (devices A to B-1), A..=B (A to B) or one device D";
     let range = if let Some((a, b)) = s.split_once("..=") {
         let b = id(b)?;
-        id(a)?..b.checked_add(1).ok_or_else(|| format!("{b} is too large"))?
+        id(a)?
+            ..b.checked_add(1)
+                .ok_or_else(|| format!("{b} is too large"))?
     } else if let Some((a, b)) = s.split_once("..") {
         id(a)?..id(b)?
     } else {

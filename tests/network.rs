@@ -571,8 +571,7 @@ fn a_restarted_cloud_resumes_from_its_checkpoint_losing_and_repeating_no_round()
 #[test]
 fn a_device_pool_runs_many_devices_in_one_process() {
     let dir = tempfile::tempdir().unwrap();
-    let config =
-        "devices = 4\nedges = 2\nrounds = 2\nedge_rounds = 1\nlocal_epochs = 1\npartition = \"iid\"\n";
+    let config = "devices = 4\nedges = 2\nrounds = 2\nedge_rounds = 1\nlocal_epochs = 1\npartition = \"iid\"\n";
     let f = federation(dir.path(), 2500, config, 2, 4);
     let out = dir.path().join("net");
     let mut nodes = Nodes::new(dir.path());
@@ -624,7 +623,12 @@ fn a_device_pool_runs_many_devices_in_one_process() {
     let fed = json(&out.join("federation.json"));
     assert_eq!(fed["rounds_completed"], 2);
     assert_eq!(fed["network"]["refused_connections"], 0);
-    assert!(fed["network"]["statistics_round"]["seconds"][0].as_f64().unwrap() > 0.0);
+    assert!(
+        fed["network"]["statistics_round"]["seconds"][0]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     let mut r = csv::Reader::from_path(out.join("rounds.csv")).unwrap();
     let h = r.headers().unwrap().clone();
     let col = |name: &str| h.iter().position(|x| x == name).unwrap();

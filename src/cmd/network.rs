@@ -597,7 +597,8 @@ pub fn device_pool(job: &DevicePoolJob) -> Result<ExitCode> {
                         .name(format!("device-{d}"))
                         .stack_size(8 << 20)
                         .spawn_scoped(scope, move || {
-                            iotids_net::device::run(&options, reader, rt).map_err(anyhow::Error::from)
+                            iotids_net::device::run(&options, reader, rt)
+                                .map_err(anyhow::Error::from)
                         });
                     (d, handle)
                 })
@@ -609,7 +610,9 @@ pub fn device_pool(job: &DevicePoolJob) -> Result<ExitCode> {
                         Ok(h) => h.join().unwrap_or_else(|_| {
                             Err(anyhow::anyhow!("device-{d}'s thread panicked"))
                         }),
-                        Err(e) => Err(anyhow::anyhow!("cannot start a thread for device-{d} ({e})")),
+                        Err(e) => Err(anyhow::anyhow!(
+                            "cannot start a thread for device-{d} ({e})"
+                        )),
                     };
                     (d, r)
                 })
