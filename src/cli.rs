@@ -300,10 +300,10 @@ pub enum Command {
         certs: PathBuf,
         /// The edges, https://HOST:PORT, edge-0 first: one per edge of the federation;
         /// repeatable.
-        #[arg(long = "edge", required = true)]
+        #[arg(long = "edge", required = true, value_name = "URL")]
         edges: Vec<String>,
         /// Devices to run: A..B (A to B-1), A..=B (A to B), or one device D.
-        #[arg(long, value_parser = device_range)]
+        #[arg(long, value_parser = device_range, value_name = "A..B")]
         devices: std::ops::Range<usize>,
         /// Devices of this process that train at the same time.
         #[arg(long, default_value_t = nonzero(1))]
