@@ -592,9 +592,9 @@ fn a_device_pool_runs_many_devices_in_one_process() {
         "--train-slots",
         "2",
         "--edge",
-        &edges[0],
+        edges[0].as_str(),
         "--edge",
-        &edges[1],
+        edges[1].as_str(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -663,7 +663,7 @@ fn device_pool_flags_are_checked_before_anything_starts() {
             devices,
         ];
         for e in edges {
-            a.extend(["--edge", e]);
+            a.extend(["--edge", *e]);
         }
         let o = iotids(&a);
         assert!(!o.status.success(), "{devices} {edges:?} was accepted");
