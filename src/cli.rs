@@ -285,6 +285,36 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Run many devices in one process (load tests, or a gateway fronting several
+    /// devices): devices A..B of a `deal` folder, each a device loop of its own, as
+    /// `device` runs it (its own certificate, channel and data), on threads over one
+    /// network runtime. Device d joins edge ⌊d·E/N⌋ of the --edge list (N devices and E
+    /// edges from DEAL/federation.toml). At most --train-slots of them train at once; the
+    /// others wait their turn, heartbeating. Prints one line per device and a total.
+    DevicePool {
+        /// `deal`'s output folder (device-<d>.csv and federation.toml).
+        #[arg(long)]
+        deal: PathBuf,
+        /// `certs`' output folder (ca.pem, device-<d>.pem and device-<d>.key).
+        #[arg(long)]
+        certs: PathBuf,
+        /// The edges, https://HOST:PORT, edge-0 first: one per edge of the federation;
+        /// repeatable.
+        #[arg(long = "edge", required = true, value_name = "URL")]
+        edges: Vec<String>,
+        /// Devices to run: A..B (A to B-1), A..=B (A to B), or one device D.
+        #[arg(long, value_parser = device_range, value_name = "A..B")]
+        devices: std::ops::Range<usize>,
+        /// Devices of this process that train at the same time.
+        #[arg(long, default_value_t = nonzero(1))]
+        train_slots: NonZeroUsize,
+        /// Largest message either way, MiB.
+        #[arg(long, default_value_t = 64)]
+        max_message_mb: usize,
+        /// Seconds an edge may stay unreachable before its devices give up.
+        #[arg(long, default_value_t = 600)]
+        give_up: u64,
+    },
     /// Compare the GRU with classical and deep baselines on one file: every model gets the
     /// same prepared features, split and metrics (logistic regression, Gaussian naive Bayes,
     /// KNN, linear SVM, decision tree, random forest, gradient-boosted trees, MLP, RNN,
@@ -964,6 +994,31 @@ where
     T::Err: std::fmt::Display,
 {
     s.parse::<T>().map_err(|e| e.to_string())
+}
+
+/// `A..B` (A to B-1), `A..=B` (A to B) or `D`: a non-empty range of device ids.
+fn device_range(s: &str) -> Result<std::ops::Range<usize>, String> {
+    let id = |t: &str| -> Result<usize, String> {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{t}` is not a device id (0, 1, 2, ...)"))
+    };
+    let allowed = "A..B (devices A to B-1), A..=B (A to B) or one device D";
+    let range = if let Some((a, b)) = s.split_once("..=") {
+        let b = id(b)?;
+        id(a)?
+            ..b.checked_add(1)
+                .ok_or_else(|| format!("{b} is too large"))?
+    } else if let Some((a, b)) = s.split_once("..") {
+        id(a)?..id(b)?
+    } else {
+        let d = id(s).map_err(|e| format!("{e}; give {allowed}"))?;
+        d..d + 1
+    };
+    if range.is_empty() {
+        return Err(format!("no devices in {s}; give {allowed}, with A below B"));
+    }
+    Ok(range)
 }
 
 fn number(s: &str) -> Result<f64, String> {

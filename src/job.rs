@@ -71,6 +71,7 @@ pub enum Job {
     Cloud(CloudJob),
     Edge(EdgeJob),
     Device(DeviceJob),
+    DevicePool(DevicePoolJob),
     Compare(CompareJob),
     Evaluate(EvaluateJob),
     Predict(PredictJob),
@@ -415,6 +416,23 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             listen,
         }),
         Command::Device { edge, data, node } => Job::Device(DeviceJob { edge, data, node }),
+        Command::DevicePool {
+            deal,
+            certs,
+            edges,
+            devices,
+            train_slots,
+            max_message_mb,
+            give_up,
+        } => Job::DevicePool(DevicePoolJob {
+            deal,
+            certs,
+            edges,
+            devices,
+            train_slots,
+            max_message_mb,
+            give_up,
+        }),
         Command::Compare {
             file,
             out,
@@ -750,6 +768,18 @@ pub struct DeviceJob {
     pub edge: String,
     pub data: PathBuf,
     pub node: NodeArgs,
+}
+
+/// `iotids device-pool`: devices `devices` of a deal folder in one process.
+#[derive(Debug, Clone)]
+pub struct DevicePoolJob {
+    pub deal: PathBuf,
+    pub certs: PathBuf,
+    pub edges: Vec<String>,
+    pub devices: std::ops::Range<usize>,
+    pub train_slots: NonZeroUsize,
+    pub max_message_mb: usize,
+    pub give_up: u64,
 }
 
 fn positive_seconds(flag: &str, v: f64) -> Result<f64> {

@@ -604,3 +604,118 @@ fn a_restarted_cloud_resumes_from_its_checkpoint_losing_and_repeating_no_round()
         );
     }
 }
+
+#[test]
+fn a_device_pool_runs_many_devices_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "devices = 4\nedges = 2\nrounds = 2\nedge_rounds = 1\nlocal_epochs = 1\npartition = \"iid\"\n";
+    let f = federation(dir.path(), 2500, config, 2, 4);
+    let out = dir.path().join("net");
+    let mut nodes = Nodes::new(dir.path());
+    nodes.start("cloud", &cloud_args(&f, &out, "127.0.0.1:0", &[]));
+    let cloud = nodes.address("cloud");
+    for e in 0..2 {
+        start_edge(&mut nodes, &f, e, &cloud, "127.0.0.1:0");
+    }
+    let edges = [nodes.address("edge-0"), nodes.address("edge-1")];
+    let pool: Vec<String> = [
+        "device-pool",
+        "--deal",
+        f.deal.to_str().unwrap(),
+        "--certs",
+        f.certs.to_str().unwrap(),
+        "--devices",
+        "0..4",
+        "--train-slots",
+        "2",
+        "--edge",
+        edges[0].as_str(),
+        "--edge",
+        edges[1].as_str(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    nodes.start("pool", &pool);
+    let status = nodes.wait("cloud", Duration::from_secs(600));
+    assert!(status.success(), "{}", nodes.log("cloud"));
+    assert!(
+        nodes.wait("pool", Duration::from_secs(60)).success(),
+        "{}",
+        nodes.log("pool")
+    );
+    let text = nodes.out("pool");
+    for d in 0..4 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("device-{d}: ")))
+            .unwrap_or_else(|| panic!("no line for device-{d}:\n{text}"));
+        assert!(line.contains("2 updates (2 accepted)"), "{line}");
+    }
+    assert!(
+        text.contains("device-pool: 4 devices (0..4), 0 failed;")
+            && text.contains("8 updates (8 accepted)"),
+        "{text}"
+    );
+    let fed = json(&out.join("federation.json"));
+    assert_eq!(fed["rounds_completed"], 2);
+    assert_eq!(fed["network"]["refused_connections"], 0);
+    assert!(
+        fed["network"]["statistics_round"]["seconds"][0]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let mut r = csv::Reader::from_path(out.join("rounds.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let col = |name: &str| h.iter().position(|x| x == name).unwrap();
+    let (accepted, failed) = (col("accepted"), col("failed"));
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        assert_eq!(&rec[accepted], "4", "{rec:?}");
+        assert_eq!(&rec[failed], "0", "{rec:?}");
+    }
+    for n in ["edge-0", "edge-1"] {
+        assert!(
+            nodes.wait(n, Duration::from_secs(30)).success(),
+            "{}",
+            nodes.log(n)
+        );
+    }
+}
+
+#[test]
+fn device_pool_flags_are_checked_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "devices = 4\nedges = 2\nrounds = 1\npartition = \"iid\"\n";
+    let f = federation(dir.path(), 1500, config, 2, 4);
+    let pool = |devices: &str, edges: &[&str]| -> String {
+        let mut a = vec![
+            "device-pool",
+            "--deal",
+            f.deal.to_str().unwrap(),
+            "--certs",
+            f.certs.to_str().unwrap(),
+            "--devices",
+            devices,
+        ];
+        for e in edges {
+            a.extend(["--edge", *e]);
+        }
+        let o = iotids(&a);
+        assert!(!o.status.success(), "{devices} {edges:?} was accepted");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let two = ["https://127.0.0.1:9", "https://127.0.0.1:9"];
+    let err = pool("3..3", &two);
+    assert!(err.contains("--devices") && err.contains("A..B"), "{err}");
+    let err = pool("0..x", &two);
+    assert!(err.contains("`x` is not a device id"), "{err}");
+    let err = pool("2..=4", &two);
+    assert!(err.contains("has 4 devices (ids 0 to 3)"), "{err}");
+    let err = pool("0..4", &two[..1]);
+    assert!(
+        err.contains("--edge given 1 time(s)") && err.contains("has 2 edges"),
+        "{err}"
+    );
+}

@@ -319,12 +319,14 @@ fn fit_pipeline(
         ui.quiet,
     );
     let rows: Vec<&[usize]> = part.devices.iter().map(Vec::as_slice).collect();
+    let started = std::time::Instant::now();
     let fitted = fit_federated_with_cost(
         &p.dataset,
         &rows,
         p.pipeline.ingest.clone(),
         &p.config.pipeline,
     );
+    let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let (fed, cost) = fitted.context("the statistics round")?;
     let diff = compare(&fed, &p.pipeline);
@@ -354,6 +356,7 @@ fn fit_pipeline(
         "fitted": how.name(),
         "rows": pooled_rows,
         "statistics_round": cost,
+        "statistics_round_seconds": seconds,
         "vs_pooled": diff,
         "same_features_as_pooled": diff.same_features(),
     }))

@@ -42,6 +42,7 @@ pub fn run(job: Job, ui: Ui) -> Result<ExitCode> {
         Job::Cloud(job) => network::cloud(&job, ui),
         Job::Edge(job) => network::edge(&job),
         Job::Device(job) => network::device(&job, ui),
+        Job::DevicePool(job) => network::device_pool(&job),
         Job::Compare(job) => compare::run(&job, ui),
         Job::Evaluate(job) => evaluate::run(&job, ui),
         Job::Predict(job) => predict::run(&job, ui),

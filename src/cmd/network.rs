@@ -24,7 +24,7 @@ use iotids_report::html::{Block, Report};
 use super::prepare;
 use super::train::{read_for, score_read};
 use crate::cli::NodeArgs;
-use crate::job::{CloudJob, DeviceJob, EdgeJob, FederateJob, Ui};
+use crate::job::{CloudJob, DeviceJob, DevicePoolJob, EdgeJob, FederateJob, Ui};
 use crate::output::{print, read, write_csv_rows, write_evaluation, write_file};
 use crate::progress;
 
@@ -321,6 +321,7 @@ fn write_cloud(job: &CloudJob, o: &CloudOutcome, ui: Ui) -> Result<()> {
             "rejected_answers": o.rejected,
             "bytes": bytes,
             "seconds": o.seconds,
+            "statistics_round": o.statistics,
         },
         "edges": o.edges.iter().map(|(round, outcomes)| serde_json::json!({
             "round": round,
@@ -489,6 +490,7 @@ pub fn device(job: &DeviceJob, ui: Ui) -> Result<ExitCode> {
         tls: tls(&job.node),
         message_limit: message_limit(job.node.max_message_mb),
         give_up: Duration::from_secs(job.node.give_up),
+        slots: None,
     };
     let path = job.data.clone();
     let threads = ui.threads();
@@ -504,5 +506,155 @@ pub fn device(job: &DeviceJob, ui: Ui) -> Result<ExitCode> {
         "device: {} summaries, {} updates ({} accepted), joined {} time(s); {}",
         r.summaries, r.updates, r.accepted, r.joins, r.finished
     ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `iotids device-pool`: devices `job.devices` of a deal folder, each its own device loop
+/// (certificate, channel, data) on a thread of its own over one shared runtime; at most
+/// `job.train_slots` of them train at once.
+pub fn device_pool(job: &DevicePoolJob) -> Result<ExitCode> {
+    let settings = job.deal.join("federation.toml");
+    if !settings.exists() {
+        bail!(
+            "--deal {}: no federation.toml there (give the folder `iotids deal --out` wrote)",
+            job.deal.display()
+        );
+    }
+    let cfg = iotids_federation::FederationConfig::from_toml_file(&settings)
+        .with_context(|| format!("--deal {}", job.deal.display()))?;
+    if job.edges.len() != cfg.edges {
+        bail!(
+            "--edge given {} time(s) where {} has {} edges: give one URL per edge, edge-0 first",
+            job.edges.len(),
+            settings.display(),
+            cfg.edges
+        );
+    }
+    let devices = job.devices.clone();
+    if devices.end > cfg.devices {
+        bail!(
+            "--devices {}..{}: {} has {} devices (ids 0 to {}); give a range within them",
+            devices.start,
+            devices.end,
+            settings.display(),
+            cfg.devices,
+            cfg.devices - 1
+        );
+    }
+    let ca = job.certs.join("ca.pem");
+    let mut plans = Vec::with_capacity(devices.len());
+    for d in devices.clone() {
+        let data = job.deal.join(format!("device-{d}.csv"));
+        let cert = job.certs.join(format!("device-{d}.pem"));
+        let key = job.certs.join(format!("device-{d}.key"));
+        for (flag, dir, file) in [
+            ("--deal", &job.deal, &data),
+            ("--certs", &job.certs, &ca),
+            ("--certs", &job.certs, &cert),
+            ("--certs", &job.certs, &key),
+        ] {
+            if !file.exists() {
+                bail!(
+                    "{flag} {}: no {} there (device {d} of --devices {}..{} needs it)",
+                    dir.display(),
+                    file.file_name().unwrap_or_default().to_string_lossy(),
+                    devices.start,
+                    devices.end
+                );
+            }
+        }
+        let options = iotids_net::device::DeviceOptions {
+            edge: job.edges[cfg.edge_of(d)].clone(),
+            tls: TlsFiles {
+                ca: ca.clone(),
+                cert,
+                key,
+            },
+            message_limit: message_limit(job.max_message_mb),
+            give_up: Duration::from_secs(job.give_up),
+            slots: None,
+        };
+        plans.push((d, options, data));
+    }
+    let slots = iotids_net::device::TrainSlots::new(job.train_slots.get());
+    let rt = runtime()?;
+    let rt = &rt;
+    let results: Vec<(usize, Result<iotids_net::device::DeviceReport>)> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = plans
+                .into_iter()
+                .map(|(d, mut options, data)| {
+                    options.slots = Some(slots.clone());
+                    let reader: Reader = Box::new(move |opts| {
+                        // One ingest thread per device: hundreds of them read at once.
+                        let opts = iotids_data::IngestOptions {
+                            threads: 1,
+                            ..opts.clone()
+                        };
+                        read(&data, &opts, true).map_err(|e| format!("{e:#}"))
+                    });
+                    let handle = std::thread::Builder::new()
+                        .name(format!("device-{d}"))
+                        .stack_size(8 << 20)
+                        .spawn_scoped(scope, move || {
+                            iotids_net::device::run(&options, reader, rt)
+                                .map_err(anyhow::Error::from)
+                        });
+                    (d, handle)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(d, handle)| {
+                    let r = match handle {
+                        Ok(h) => h.join().unwrap_or_else(|_| {
+                            Err(anyhow::anyhow!("device-{d}'s thread panicked"))
+                        }),
+                        Err(e) => Err(anyhow::anyhow!(
+                            "cannot start a thread for device-{d} ({e})"
+                        )),
+                    };
+                    (d, r)
+                })
+                .collect()
+        });
+    let mut total = iotids_net::device::DeviceReport::default();
+    let mut failed = Vec::new();
+    for (d, r) in &results {
+        match r {
+            Ok(r) => {
+                print(&format!(
+                    "device-{d}: {} summaries, {} updates ({} accepted), joined {} time(s); {}",
+                    r.summaries, r.updates, r.accepted, r.joins, r.finished
+                ))?;
+                total.summaries += r.summaries;
+                total.updates += r.updates;
+                total.accepted += r.accepted;
+                total.joins += r.joins;
+            }
+            Err(e) => {
+                eprintln!("device-{d}: {e:#}");
+                failed.push(format!("device-{d}: {e:#}"));
+            }
+        }
+    }
+    print(&format!(
+        "device-pool: {} devices ({}..{}), {} failed; {} summaries, {} updates ({} accepted), {} joins",
+        results.len(),
+        devices.start,
+        devices.end,
+        failed.len(),
+        total.summaries,
+        total.updates,
+        total.accepted,
+        total.joins
+    ))?;
+    if let Some(first) = failed.first() {
+        bail!(
+            "{} of {} devices failed (first: {first})",
+            failed.len(),
+            results.len()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

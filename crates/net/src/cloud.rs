@@ -94,6 +94,20 @@ pub struct CloudOutcome {
     pub rejected: u64,
     /// Wall seconds of this process's run.
     pub seconds: f64,
+    /// The statistics round as this process ran it (None: resumed past it).
+    pub statistics: Option<StatisticsRound>,
+}
+
+/// What the statistics round cost on the wire and in wall time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatisticsRound {
+    /// Wall seconds of each request's exchange with the edges (the first one includes
+    /// the wait for the edges and devices to join).
+    pub seconds: Vec<f64>,
+    /// Bytes of the requests the edges pulled.
+    pub bytes_down: u64,
+    /// Bytes of the edges' merged summaries.
+    pub bytes_up: u64,
 }
 
 /// What the cloud keeps across a restart.
@@ -256,15 +270,20 @@ pub fn run(
     };
     publish(&ck.context);
 
+    let mut statistics = None;
     if ck.context.pipeline.is_none() {
+        let mut cost = StatisticsRound::default();
         // Each device infers its columns' kinds from its own rows; a column that is text
         // on one device and numbers on another is read as categorical everywhere (as the
         // pooled file would be) and the round starts again.
         let mut attempt = 0;
         let (pipeline, rows, counts) = loop {
             attempt += 1;
-            match statistics_round(options, &hub, &ck, runtime, attempt)? {
-                Statistics::Fitted(p, r, c) => break (p, r, c),
+            match statistics_round(options, &hub, &ck, runtime, attempt, &mut cost)? {
+                Statistics::Fitted(p, r, c) => {
+                    statistics = Some(cost);
+                    break (p, r, c);
+                }
                 Statistics::Categorical(columns) if attempt < 4 => {
                     tracing::info!(
                         ?columns,
@@ -383,6 +402,7 @@ pub fn run(
         refused: hub.refused(),
         rejected: hub.rejected(),
         seconds: started.elapsed().as_secs_f64(),
+        statistics,
     })
 }
 
@@ -401,6 +421,7 @@ fn statistics_round(
     ck: &Checkpoint,
     runtime: &Runtime,
     attempt: usize,
+    cost: &mut StatisticsRound,
 ) -> Result<Statistics> {
     let edges = options.federation.edges;
     let mut fit = FederatedFit::new(ck.context.ingest.clone(), &options.pipeline)?;
@@ -430,6 +451,9 @@ fn statistics_round(
             Policy::new(options.statistics_deadline * 2.0, edges),
             check,
         ));
+        cost.seconds.push(c.seconds);
+        cost.bytes_down += c.bytes_down;
+        cost.bytes_up += c.bytes_up;
         if !c.failures.is_empty() {
             return Err(Error::Peer {
                 peer: "the statistics round".into(),

@@ -2,7 +2,7 @@
 //! trains on its own rows when asked ([`iotids_federation::roles::Device::train`], the
 //! simulation's code) and sends back only the update. Its traffic never leaves it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use iotids_data::Dataset;
@@ -31,6 +31,61 @@ pub struct DeviceOptions {
     pub message_limit: usize,
     /// Gives up after its edge has been unreachable this long.
     pub give_up: Duration,
+    /// Shared by the devices of one process (`iotids device-pool`): at most so many of
+    /// them train at once. None (a device process of its own): it trains when asked.
+    pub slots: Option<Arc<TrainSlots>>,
+}
+
+/// A counting semaphore over local training, for many devices in one process: a device
+/// asked to train waits for a slot (heartbeating, so its edge counts it late, not gone),
+/// trains, and frees it. The training itself uses the process's rayon pool, so one slot
+/// already keeps every core busy on a large model, and on a small one a few slots keep
+/// the pool from being oversubscribed by hundreds of devices at once.
+#[derive(Debug)]
+pub struct TrainSlots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl TrainSlots {
+    /// `slots` trainings at once (at least one).
+    pub fn new(slots: usize) -> Arc<TrainSlots> {
+        Arc::new(TrainSlots {
+            free: Mutex::new(slots.max(1)),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// Runs `f` once a slot is free, holding it meanwhile.
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut free = self
+                .free
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while *free == 0 {
+                free = self
+                    .freed
+                    .wait(free)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            *free -= 1;
+        }
+        // Freed however `f` ends (a panic included).
+        struct Release<'a>(&'a TrainSlots);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                *self
+                    .0
+                    .free
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+                self.0.freed.notify_one();
+            }
+        }
+        let _release = Release(self);
+        f()
+    }
 }
 
 /// What a device did.
@@ -244,7 +299,10 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                                         }
                                     })
                                 };
-                                let update = device.train(&model);
+                                let update = match &options.slots {
+                                    Some(slots) => slots.run(|| device.train(&model)),
+                                    None => device.train(&model),
+                                };
                                 beat.abort();
                                 let update = update?;
                                 report.updates += 1;
