@@ -175,10 +175,11 @@ stop device-1
 wait_rounds 2 600
 fault "{\"kind\": \"edge-killed\", \"round\": $(( $(rounds) + 1 )), \"node\": \"edge-1\"}"
 stop edge-1
-wait_rounds 3 600
+# It may have answered the round under way before it died; the next one runs without it.
+wait_rounds 4 600
 log "edge-1 restarts where its devices look for it"
 start edge-1 edge --cloud "$CLOUD" --listen "${EDGE_URL[1]#https://}" $(tls edge-1)
-wait_rounds 4 600
+wait_rounds 5 600
 fault "{\"kind\": \"cloud-restarted\", \"round\": $(( $(rounds) + 1 )), \"node\": \"cloud\", \"resumed_after\": $(rounds)}"
 stop cloud
 sleep 1
@@ -221,6 +222,22 @@ for log in sorted((out / "logs").glob("edge-*.out")):
     m = re.findall(r"refused (\d+) connections", log.read_text())
     refused += sum(int(x) for x in m)
 bytes_ = fed["network"]["bytes"]
+# What each fault did, as the cloud recorded it.
+missed = {}
+for r in fed["edges"]:
+    for o in r["outcomes"]:
+        if o["delivery"] != "accepted":
+            missed.setdefault(o["peer"], []).append(r["round"])
+import csv
+rounds_csv = list(csv.DictReader(open(out / "model" / "rounds.csv")))
+for f in faults:
+    if f["kind"] == "edge-killed":
+        f["rounds_missed"] = missed.get(int(f["node"].split("-")[1]), [])
+    if f["kind"] == "device-killed":
+        f["failed_device_updates"] = sum(int(r["failed"]) for r in rounds_csv)
+    if f["kind"] == "cloud-restarted":
+        f["resumed_after_round"] = fed["resumed_after_round"]
+        f["rounds_in_rounds_csv"] = [int(r["round"]) for r in rounds_csv]
 summary = {
     "rounds": fed["rounds"],
     "rounds_completed": fed["rounds_completed"],
@@ -233,6 +250,19 @@ summary = {
 }
 json.dump(summary, open(out / "summary.json", "w"), indent=2)
 print(json.dumps(summary, indent=2))
-ok = summary["rounds_completed"] == summary["rounds"] and refused >= 1 and len(faults) == 3
+ok = (
+    summary["rounds_completed"] == summary["rounds"]
+    and refused >= 1
+    and len(faults) == 3
+    and all(f.get("rounds_missed", [1]) for f in faults)
+    and all(f.get("failed_device_updates", 1) > 0 for f in faults)
+    and all(
+        f.get("rounds_in_rounds_csv", list(range(1, fed["rounds"] + 1))) == list(range(1, fed["rounds"] + 1))
+        for f in faults
+    )
+    and fed["resumed_after_round"] > 0
+)
+if not ok:
+    print("local.sh: the drill did not go as it should (see summary.json)", file=sys.stderr)
 sys.exit(0 if ok else 1)
 PY

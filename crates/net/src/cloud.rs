@@ -84,7 +84,7 @@ pub struct CloudOutcome {
     pub weights: Vec<f32>,
     /// Training rows per device, as the statistics round reported them.
     pub device_rows: BTreeMap<usize, u64>,
-    /// Each edge's outcome per round this process ran.
+    /// Each edge's outcome per round (across restarts).
     pub edges: EdgeHistory,
     /// Rounds this process started from (0: a fresh run; r: resumed after round r).
     pub resumed_after: usize,
@@ -121,6 +121,9 @@ struct Checkpoint {
     class_counts: Vec<u64>,
     state: Option<CloudState>,
     records: Vec<RoundRecord>,
+    /// Each round's edge outcomes, across restarts.
+    #[serde(default)]
+    edges: EdgeHistory,
 }
 
 fn checkpoint_path(dir: &Path) -> PathBuf {
@@ -241,6 +244,7 @@ pub fn run(
                 class_counts: Vec::new(),
                 state: None,
                 records: Vec::new(),
+                edges: Vec::new(),
             }
         }
     };
@@ -377,6 +381,13 @@ pub fn run(
         let rec = cloud.round(&mut link)?;
         on_round(&rec);
         ck.records.push(rec);
+        if let Some(last) = history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .last()
+        {
+            ck.edges.push(last.clone());
+        }
         ck.state = Some(cloud.state().clone());
         save_checkpoint(&options.checkpoint, &ck)?;
     }
@@ -384,10 +395,6 @@ pub fn run(
     hub.finish("the run is complete");
     // Edges long-polling hear it at once; give them a moment to.
     std::thread::sleep(Duration::from_secs(2));
-    let edges = history
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
     Ok(CloudOutcome {
         run: ck.run,
         pipeline,
@@ -397,7 +404,7 @@ pub fn run(
         best_round,
         weights,
         device_rows: ck.device_rows,
-        edges,
+        edges: ck.edges,
         resumed_after,
         refused: hub.refused(),
         rejected: hub.rejected(),
