@@ -11,9 +11,9 @@
 # OUT/federation.toml (the settings: `iotids federate TRAIN_FILE --config
 # OUT/federation.toml` re-runs them in one process), OUT/summary.json and OUT/logs/.
 #
-# Environment: IOTIDS_BIN (default target/release/iotids), ROUNDS (8), DEADLINE (wall
-# seconds an edge waits for its devices: 10), EDGE_DEADLINE (seconds the cloud waits for
-# an edge: 30), LEARN_FLAGS (training flags for deal and cloud: "--window 8 --hidden 16").
+# Environment: IOTIDS_BIN (default target/release/iotids), ROUNDS (12; each of 2 edge
+# rounds of 2 local epochs), DEADLINE (wall seconds an edge waits for its devices: 5),
+# EDGE_DEADLINE (seconds the cloud waits for an edge: 20), LEARN_FLAGS (training flags for deal and cloud: "--window 8 --hidden 16").
 # Every process it starts is stopped by its own id on every exit path.
 set -euo pipefail
 
@@ -24,9 +24,9 @@ fi
 OUT=$1
 TRAIN=$2
 BIN=${IOTIDS_BIN:-target/release/iotids}
-ROUNDS=${ROUNDS:-8}
-DEADLINE=${DEADLINE:-10}
-EDGE_DEADLINE=${EDGE_DEADLINE:-30}
+ROUNDS=${ROUNDS:-12}
+DEADLINE=${DEADLINE:-5}
+EDGE_DEADLINE=${EDGE_DEADLINE:-20}
 read -r -a LEARN <<< "${LEARN_FLAGS:---window 8 --hidden 16}"
 DEVICES=6
 EDGES=2
@@ -103,7 +103,7 @@ PY
 # wait_rounds N LIMIT: waits until N rounds are checkpointed.
 wait_rounds() {
     local n=$1 limit=$2 i
-    for i in $(seq $((limit * 5))); do
+    for i in $(seq $((limit * 20))); do
         if [ "$(rounds)" -ge "$n" ]; then
             return 0
         fi
@@ -112,7 +112,7 @@ wait_rounds() {
             tail -20 "$OUT/logs/cloud.log" >&2
             return 1
         fi
-        sleep 0.2
+        sleep 0.05
     done
     log "round $n did not come within $limit s"
     return 1
@@ -136,7 +136,8 @@ cat > "$OUT/settings.toml" <<TOML
 devices = $DEVICES
 edges = $EDGES
 rounds = $ROUNDS
-edge_rounds = 1
+edge_rounds = 2
+local_epochs = 2
 deadline = $DEADLINE
 TOML
 log "dealing $TRAIN to the devices"
@@ -169,17 +170,19 @@ log "a device whose certificate another CA signed tries edge-0 (in the backgroun
 start rogue device --edge "${EDGE_URL[0]}" --data "$OUT/deal/device-0.csv" --give-up 20 \
     --ca "$OUT/certs/ca.pem" --cert "$OUT/rogue-ca/device-0.pem" --key "$OUT/rogue-ca/device-0.key"
 
+# Each fault comes a round after the previous one (counted from where the run is, so a
+# fast machine does not outrun the drill).
 wait_rounds 1 600
 fault "{\"kind\": \"device-killed\", \"round\": $(( $(rounds) + 1 )), \"node\": \"device-1\"}"
 stop device-1
-wait_rounds 2 600
+wait_rounds $(( $(rounds) + 1 )) 600
 fault "{\"kind\": \"edge-killed\", \"round\": $(( $(rounds) + 1 )), \"node\": \"edge-1\"}"
 stop edge-1
 # It may have answered the round under way before it died; the next one runs without it.
-wait_rounds 4 600
+wait_rounds $(( $(rounds) + 2 )) 600
 log "edge-1 restarts where its devices look for it"
 start edge-1 edge --cloud "$CLOUD" --listen "${EDGE_URL[1]#https://}" $(tls edge-1)
-wait_rounds 5 600
+wait_rounds $(( $(rounds) + 1 )) 600
 fault "{\"kind\": \"cloud-restarted\", \"round\": $(( $(rounds) + 1 )), \"node\": \"cloud\", \"resumed_after\": $(rounds)}"
 stop cloud
 sleep 1
