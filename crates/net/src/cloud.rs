@@ -286,7 +286,7 @@ pub fn run(
             match statistics_round(options, &hub, &ck, runtime, attempt, &mut cost)? {
                 Statistics::Fitted(p, r, c) => {
                     statistics = Some(cost);
-                    break (p, r, c);
+                    break (*p, r, c);
                 }
                 Statistics::Categorical(columns) if attempt < 4 => {
                     tracing::info!(
@@ -417,7 +417,7 @@ pub fn run(
 /// answers, the cloud merges the edges' (in edge order) and fits; repeated while the fit
 /// has questions. Returns the pipeline, each device's rows and the class counts.
 enum Statistics {
-    Fitted(Pipeline, BTreeMap<usize, u64>, Vec<u64>),
+    Fitted(Box<Pipeline>, BTreeMap<usize, u64>, Vec<u64>),
     /// Columns numeric on some devices and text on others.
     Categorical(Vec<String>),
 }
@@ -529,5 +529,5 @@ fn statistics_round(
                 .sum()
         })
         .collect();
-    Ok(Statistics::Fitted(pipeline, device_rows, counts))
+    Ok(Statistics::Fitted(Box::new(pipeline), device_rows, counts))
 }
