@@ -271,6 +271,35 @@ fn start_device(nodes: &mut Nodes, f: &Federation, d: usize, edge: &str) {
     nodes.start(&format!("device-{d}"), &a);
 }
 
+/// Starts the cloud (more arguments: `extra`) and `edges` edges on free ports; their URLs.
+fn start_cloud_and_edges(
+    nodes: &mut Nodes,
+    f: &Federation,
+    out: &Path,
+    extra: &[&str],
+    edges: usize,
+) -> (String, Vec<String>) {
+    nodes.start("cloud", &cloud_args(f, out, "127.0.0.1:0", extra));
+    let cloud = nodes.address("cloud");
+    for e in 0..edges {
+        start_edge(nodes, f, e, &cloud, "127.0.0.1:0");
+    }
+    let urls = (0..edges)
+        .map(|e| nodes.address(&format!("edge-{e}")))
+        .collect();
+    (cloud, urls)
+}
+
+impl Nodes {
+    /// Asserts that each of `names` exits successfully within 30 s.
+    fn finish_ok(&mut self, names: &[&str]) {
+        for n in names {
+            let ok = self.wait(n, Duration::from_secs(30)).success();
+            assert!(ok, "{n}: {}", self.log(n));
+        }
+    }
+}
+
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -316,26 +345,15 @@ fn a_networked_run_equals_federate_bit_for_bit() {
     // The same run over the network.
     let net = dir.path().join("net");
     let mut nodes = Nodes::new(dir.path());
-    nodes.start("cloud", &cloud_args(&f, &net, "127.0.0.1:0", &[]));
-    let cloud = nodes.address("cloud");
-    for e in 0..2 {
-        start_edge(&mut nodes, &f, e, &cloud, "127.0.0.1:0");
-    }
-    let edges = [nodes.address("edge-0"), nodes.address("edge-1")];
+    let (_, edges) = start_cloud_and_edges(&mut nodes, &f, &net, &[], 2);
     for d in 0..4 {
         start_device(&mut nodes, &f, d, &edges[d * 2 / 4]);
     }
     let status = nodes.wait("cloud", Duration::from_secs(600));
     assert!(status.success(), "{}", nodes.log("cloud"));
-    for n in [
+    nodes.finish_ok(&[
         "edge-0", "edge-1", "device-0", "device-1", "device-2", "device-3",
-    ] {
-        assert!(
-            nodes.wait(n, Duration::from_secs(30)).success(),
-            "{n}: {}",
-            nodes.log(n)
-        );
-    }
+    ]);
     assert!(
         nodes.out("device-3").contains("accepted"),
         "{}",
@@ -423,20 +441,13 @@ fn dead_devices_and_edges_are_waited_out_and_strangers_are_refused() {
     let out = dir.path().join("net");
     let mut nodes = Nodes::new(dir.path());
     // Edges wait 4 s for their devices, the cloud 12 s for its edges.
-    nodes.start(
-        "cloud",
-        &cloud_args(
-            &f,
-            &out,
-            "127.0.0.1:0",
-            &["--deadline", "4", "--edge-deadline", "12"],
-        ),
+    let (cloud, edges) = start_cloud_and_edges(
+        &mut nodes,
+        &f,
+        &out,
+        &["--deadline", "4", "--edge-deadline", "12"],
+        2,
     );
-    let cloud = nodes.address("cloud");
-    for e in 0..2 {
-        start_edge(&mut nodes, &f, e, &cloud, "127.0.0.1:0");
-    }
-    let edges = [nodes.address("edge-0"), nodes.address("edge-1")];
     for d in 0..6 {
         start_device(&mut nodes, &f, d, &edges[d * 2 / 6]);
     }
@@ -573,12 +584,7 @@ fn a_restarted_cloud_resumes_from_its_checkpoint_losing_and_repeating_no_round()
     let f = federation(dir.path(), 2500, config, 2, 4);
     let out = dir.path().join("net");
     let mut nodes = Nodes::new(dir.path());
-    nodes.start("cloud", &cloud_args(&f, &out, "127.0.0.1:0", &[]));
-    let cloud = nodes.address("cloud");
-    for e in 0..2 {
-        start_edge(&mut nodes, &f, e, &cloud, "127.0.0.1:0");
-    }
-    let edges = [nodes.address("edge-0"), nodes.address("edge-1")];
+    let (cloud, edges) = start_cloud_and_edges(&mut nodes, &f, &out, &[], 2);
     for d in 0..4 {
         start_device(&mut nodes, &f, d, &edges[d * 2 / 4]);
     }
@@ -598,13 +604,7 @@ fn a_restarted_cloud_resumes_from_its_checkpoint_losing_and_repeating_no_round()
     let rounds: Vec<String> = r.records().map(|x| x.unwrap()[0].to_string()).collect();
     assert_eq!(rounds, ["1", "2", "3", "4", "5"]);
     assert!(nodes.log("cloud").contains("resuming from the checkpoint"));
-    for n in ["edge-0", "edge-1"] {
-        assert!(
-            nodes.wait(n, Duration::from_secs(30)).success(),
-            "{}",
-            nodes.log(n)
-        );
-    }
+    nodes.finish_ok(&["edge-0", "edge-1"]);
 }
 
 #[test]
@@ -614,12 +614,7 @@ fn a_device_pool_runs_many_devices_in_one_process() {
     let f = federation(dir.path(), 2500, config, 2, 4);
     let out = dir.path().join("net");
     let mut nodes = Nodes::new(dir.path());
-    nodes.start("cloud", &cloud_args(&f, &out, "127.0.0.1:0", &[]));
-    let cloud = nodes.address("cloud");
-    for e in 0..2 {
-        start_edge(&mut nodes, &f, e, &cloud, "127.0.0.1:0");
-    }
-    let edges = [nodes.address("edge-0"), nodes.address("edge-1")];
+    let (_, edges) = start_cloud_and_edges(&mut nodes, &f, &out, &[], 2);
     let pool: Vec<String> = [
         "device-pool",
         "--deal",
@@ -677,13 +672,7 @@ fn a_device_pool_runs_many_devices_in_one_process() {
         assert_eq!(&rec[accepted], "4", "{rec:?}");
         assert_eq!(&rec[failed], "0", "{rec:?}");
     }
-    for n in ["edge-0", "edge-1"] {
-        assert!(
-            nodes.wait(n, Duration::from_secs(30)).success(),
-            "{}",
-            nodes.log(n)
-        );
-    }
+    nodes.finish_ok(&["edge-0", "edge-1"]);
 }
 
 #[test]

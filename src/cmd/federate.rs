@@ -90,16 +90,8 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     print(&fed_report::partition_table(&outcome, &p.pipeline.classes))?;
 
     let net = from_flat(&gru, &iotids_model::backend::device(), &outcome.weights)?;
-    // The card records what a device ran: local epochs, no early stopping.
-    let (optimizer, learning_rate) = cfg.local_optimizer(learn.train.learning_rate);
-    let card_train = TrainConfig {
-        epochs: cfg.local_epochs,
-        patience: 0,
-        optimizer,
-        learning_rate,
-        class_weights: cfg.local_class_weights,
-        ..learn.train.clone()
-    };
+    let card_train = device_training(cfg, &learn.train);
+    let (optimizer, learning_rate) = (card_train.optimizer, card_train.learning_rate);
     let detector = Detector::new(
         p.pipeline.clone(),
         gru.clone(),
@@ -360,6 +352,23 @@ fn fit_pipeline(
         "vs_pooled": diff,
         "same_features_as_pooled": diff.same_features(),
     }))
+}
+
+/// What a device ran, for the model card: local epochs, no early stopping, the devices'
+/// optimiser, learning rate and class weighting.
+pub fn device_training(
+    cfg: &iotids_federation::FederationConfig,
+    train: &TrainConfig,
+) -> TrainConfig {
+    let (optimizer, learning_rate) = cfg.local_optimizer(train.learning_rate);
+    TrainConfig {
+        epochs: cfg.local_epochs,
+        patience: 0,
+        optimizer,
+        learning_rate,
+        class_weights: cfg.local_class_weights,
+        ..train.clone()
+    }
 }
 
 /// partition.csv: each device's edge, whether it poisons, its rows and rows per class.

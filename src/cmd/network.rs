@@ -14,7 +14,7 @@ use iotids_model::artifact::Detector;
 use iotids_model::examples::SCORE_BATCH;
 use iotids_model::params::from_flat;
 use iotids_model::train::History;
-use iotids_model::train::{Optimizer, TrainConfig};
+use iotids_model::train::Optimizer;
 use iotids_net::certs::TlsFiles;
 use iotids_net::client::message_limit;
 use iotids_net::cloud::{CloudOptions, CloudOutcome};
@@ -258,15 +258,8 @@ fn write_cloud(job: &CloudJob, o: &CloudOutcome, ui: Ui) -> Result<()> {
     let out = &learn.out;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let net = from_flat(&o.network, &iotids_model::backend::device(), &o.weights)?;
-    let (optimizer, learning_rate) = cfg.local_optimizer(learn.train.learning_rate);
-    let card_train = TrainConfig {
-        epochs: cfg.local_epochs,
-        patience: 0,
-        optimizer,
-        learning_rate,
-        class_weights: cfg.local_class_weights,
-        ..learn.train.clone()
-    };
+    let card_train = super::federate::device_training(cfg, &learn.train);
+    let (optimizer, learning_rate) = (card_train.optimizer, card_train.learning_rate);
     let history = History {
         epochs: o
             .rounds
