@@ -64,39 +64,15 @@ impl Link<DeviceUpdate> for DeviceLink {
             })),
             ..proto::Task::default()
         };
-        let sent = Arc::new(model.clone());
-        let checked = sent.clone();
-        let check: Check = Box::new(move |peer, answer| match &answer.kind {
-            Some(proto::answer::Kind::DeviceUpdate(u)) => {
-                wire::device_update_from_wire(peer, u, &checked).map(|_| ())
-            }
-            _ => Err("not a device update".into()),
-        });
         let tasks = peers.iter().map(|&p| (p, task.clone())).collect();
-        let c = self.runtime.block_on(self.hub.exchange(
+        exchange(
+            &self.hub,
+            &self.runtime,
             tasks,
             policy(wait, self.fallback_deadline),
-            check,
-        ));
-        let mut updates = Vec::with_capacity(c.answers.len());
-        for (peer, answer) in &c.answers {
-            if let Some(proto::answer::Kind::DeviceUpdate(u)) = &answer.kind {
-                updates.push(wire::device_update_from_wire(*peer, u, &sent).map_err(
-                    |problem| iotids_federation::Error::Protocol {
-                        peer: format!("device {peer}"),
-                        problem,
-                        expected: "an update that passed its checks".into(),
-                    },
-                )?);
-            }
-        }
-        Ok(Exchange {
-            outcomes: c.outcomes,
-            arrived: Arrived::Each(updates),
-            bytes_down: c.bytes_down,
-            bytes_up: c.bytes_up,
-            seconds: c.seconds,
-        })
+            model,
+            decode_device,
+        )
     }
 }
 
@@ -166,39 +142,79 @@ impl Link<EdgeUpdate> for EdgeLink {
                 )
             })
             .collect();
-        let sent = Arc::new(model.clone());
-        let checked = sent.clone();
-        let check: Check = Box::new(move |edge, answer| match &answer.kind {
-            Some(proto::answer::Kind::EdgeUpdate(u)) => {
-                wire::edge_update_from_wire(edge, u, &checked).map(|_| ())
-            }
-            _ => Err("not an edge update".into()),
-        });
-        let c = self.runtime.block_on(self.hub.exchange(
+        exchange(
+            &self.hub,
+            &self.runtime,
             tasks,
             policy(wait, self.edge_deadline),
-            check,
-        ));
-        let mut updates = Vec::with_capacity(c.answers.len());
-        for (edge, answer) in &c.answers {
-            if let Some(proto::answer::Kind::EdgeUpdate(u)) = &answer.kind {
-                updates.push(
-                    wire::edge_update_from_wire(*edge, u, &sent).map_err(|problem| {
-                        iotids_federation::Error::Protocol {
-                            peer: format!("edge {edge}"),
-                            problem,
-                            expected: "an update that passed its checks".into(),
-                        }
-                    })?,
-                );
-            }
-        }
-        Ok(Exchange {
-            outcomes: c.outcomes,
-            arrived: Arrived::Each(updates),
-            bytes_down: c.bytes_down,
-            bytes_up: c.bytes_up,
-            seconds: c.seconds,
-        })
+            model,
+            decode_edge,
+        )
     }
+}
+
+/// A device's update in `answer`, checked against the model it answers (None: not one).
+fn decode_device(
+    peer: usize,
+    answer: &proto::Answer,
+    sent: &GlobalModel,
+) -> Option<Result<DeviceUpdate, wire::Problem>> {
+    match &answer.kind {
+        Some(proto::answer::Kind::DeviceUpdate(u)) => {
+            Some(wire::device_update_from_wire(peer, u, sent))
+        }
+        _ => None,
+    }
+}
+
+/// An edge's update in `answer`, checked against the model it answers (None: not one).
+fn decode_edge(
+    peer: usize,
+    answer: &proto::Answer,
+    sent: &GlobalModel,
+) -> Option<Result<EdgeUpdate, wire::Problem>> {
+    match &answer.kind {
+        Some(proto::answer::Kind::EdgeUpdate(u)) => {
+            Some(wire::edge_update_from_wire(peer, u, sent))
+        }
+        _ => None,
+    }
+}
+
+type Decode<Up> = fn(usize, &proto::Answer, &GlobalModel) -> Option<Result<Up, wire::Problem>>;
+
+/// Opens the exchange on `hub` (answers checked by `decode` as they arrive), blocks until
+/// it closes, and turns the accepted answers into the round logic's updates.
+fn exchange<Up: 'static>(
+    hub: &Hub,
+    runtime: &Handle,
+    tasks: Vec<(usize, proto::Task)>,
+    policy: Policy,
+    model: &GlobalModel,
+    decode: Decode<Up>,
+) -> iotids_federation::Result<Exchange<Up>> {
+    let sent = Arc::new(model.clone());
+    let checked = sent.clone();
+    let check: Check = Box::new(move |peer, answer| match decode(peer, answer, &checked) {
+        Some(r) => r.map(|_| ()),
+        None => Err("an answer of another kind than the task asked".into()),
+    });
+    let c = runtime.block_on(hub.exchange(tasks, policy, check));
+    let mut updates = Vec::with_capacity(c.answers.len());
+    for (peer, answer) in &c.answers {
+        if let Some(r) = decode(*peer, answer, &sent) {
+            updates.push(r.map_err(|problem| iotids_federation::Error::Protocol {
+                peer: format!("peer {peer}"),
+                problem,
+                expected: "an update that passed its checks".into(),
+            })?);
+        }
+    }
+    Ok(Exchange {
+        outcomes: c.outcomes,
+        arrived: Arrived::Each(updates),
+        bytes_down: c.bytes_down,
+        bytes_up: c.bytes_up,
+        seconds: c.seconds,
+    })
 }
