@@ -1,9 +1,9 @@
 //! Hierarchical federated training of the GRU detector (issue 4): devices hold their own
 //! rows and train locally; edge aggregators combine their devices' models; a cloud
 //! combines the edges and sends the global model down (HierFAVG). Only weight vectors
-//! cross a tier. Today the whole hierarchy runs in one process ([`federate`]); the round
-//! logic is written against a transport seam so that it can run across machines
-//! unchanged.
+//! cross a tier. The hierarchy runs in one process ([`federate`]) or across machines
+//! (the `iotids-net` crate: cloud, edge and device processes over gRPC with mutual TLS);
+//! both run this crate's round logic unchanged, behind its transport seam.
 //!
 //! - [`roles`] is the round logic: a [`roles::Device`] trains on its rows (and, if
 //!   malicious, poisons its update), an [`roles::Edge`] samples its devices and aggregates

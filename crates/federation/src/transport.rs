@@ -26,9 +26,9 @@
 //! # A network link
 //!
 //! The trait is blocking, called from the round logic's own thread; a networked link
-//! implements it by blocking on its async runtime. A tonic link for the edge tier, say
-//! `Grpc { handle: tokio::runtime::Handle, clients: HashMap<usize, DeviceClient<Channel>> }`,
-//! would in `exchange`:
+//! implements it by blocking on its async runtime. The `iotids-net` crate's
+//! `DeviceLink` and `EdgeLink` are such links (peers pull their tasks there rather than
+//! being called, so a node behind NAT only dials out); a link in `exchange`:
 //!
 //! 1. encode the [`GlobalModel`] once (protobuf generated from `proto/`, the same fields
 //!    as [`crate::message`]);
