@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use iotids_data::federated::{Answer, FederatedFit, Summary};
 use iotids_data::pipeline::{IngestSpec, Pipeline, PipelineConfig};
-use iotids_data::window::Sequences;
 use iotids_federation::FederationConfig;
 use iotids_federation::message::{Delivery, EdgeUpdate, GlobalModel, PeerOutcome};
 use iotids_federation::roles::{Cloud, CloudState, RoundRecord, Validation};
@@ -333,21 +332,19 @@ pub fn run(
                 reason,
             }
         })?;
-    let all: Vec<usize> = (0..vds.n_rows()).collect();
-    let features = pipeline.transform(&vds, &all)?;
-    let map = pipeline.class_map(&vds);
-    let labels: Vec<u32> = vds
-        .labels
-        .iter()
-        .map(|&c| map[c as usize].unwrap_or(u32::MAX))
-        .collect();
-    let rows: Vec<usize> = all.into_iter().filter(|&r| labels[r] != u32::MAX).collect();
-    let sequences = Sequences::new(features, vds.flows.as_deref(), options.window)?;
+    let w = crate::context::windows(&vds, &pipeline, options.window)?;
+    if !w.unknown.is_empty() {
+        tracing::warn!(
+            unknown = ?w.unknown,
+            "validation rows of classes no device holds are left out of the rounds' scores"
+        );
+    }
+    drop(vds);
     let validation = Validation {
         examples: Examples {
-            sequences: &sequences,
-            labels: &labels,
-            rows: &rows,
+            sequences: &w.sequences,
+            labels: &w.labels,
+            rows: &w.rows,
         },
         class_weights: &pipeline.class_weights,
     };

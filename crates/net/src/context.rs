@@ -2,8 +2,11 @@
 //! window, and (after the statistics round) the fitted pipeline and the network's shape.
 //! It travels as JSON with a digest; a node that holds the same digest is not sent it again.
 
+use std::collections::BTreeMap;
+
 use iotids_data::federated::{Answer, ColumnValues, Summary};
 use iotids_data::pipeline::{IngestSpec, Pipeline};
+use iotids_data::window::Sequences;
 use iotids_data::{Dataset, IngestOptions};
 use iotids_model::gru::GruConfig;
 use serde::{Deserialize, Serialize};
@@ -102,6 +105,41 @@ pub fn merge_all(
         Ok(merged)
     } else {
         Err(conflicts.into_iter().collect())
+    })
+}
+
+/// A labelled table as the agreed pipeline makes it.
+#[derive(Debug)]
+pub struct Windows {
+    /// Flow windows of the run's length over every row.
+    pub sequences: Sequences,
+    /// Each row's class in the pipeline's numbering (0 where unknown, never read).
+    pub labels: Vec<u32>,
+    /// The rows whose class the pipeline knows.
+    pub rows: Vec<usize>,
+    /// Rows per class the pipeline does not know (name → rows).
+    pub unknown: BTreeMap<String, u64>,
+}
+
+/// `ds` through `pipeline`, in windows of `window` records.
+///
+/// # Errors
+///
+/// The table lacks the pipeline's input columns.
+pub fn windows(
+    ds: &Dataset,
+    pipeline: &Pipeline,
+    window: usize,
+) -> Result<Windows, iotids_data::Error> {
+    let all: Vec<usize> = (0..ds.n_rows()).collect();
+    let features = pipeline.transform(ds, &all)?;
+    let (labels, unknown) = iotids_model::detect::class_labels(pipeline, ds);
+    let (rows, labels) = iotids_model::detect::known_rows(&labels);
+    Ok(Windows {
+        sequences: Sequences::new(features, ds.flows.as_deref(), window)?,
+        labels,
+        rows,
+        unknown,
     })
 }
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use iotids_data::Dataset;
 use iotids_data::federated::SummaryRequest;
-use iotids_data::window::Sequences;
 use iotids_federation::roles::Device;
 use iotids_model::examples::Examples;
 use iotids_model::gru::GruConfig;
@@ -15,7 +14,7 @@ use tokio::runtime::Runtime;
 
 use crate::certs::{Node, TlsFiles};
 use crate::client::{Upstream, is_refusal};
-use crate::context::{Reader, RunContext, ingest_options};
+use crate::context::{Reader, RunContext, Windows, ingest_options, windows};
 use crate::error::{Error, Result};
 use crate::proto;
 use crate::wire;
@@ -114,9 +113,7 @@ struct Local {
 }
 
 struct Prepared {
-    sequences: Sequences,
-    labels: Vec<u32>,
-    rows: Vec<usize>,
+    windows: Windows,
     class_weights: Vec<f64>,
     network: GruConfig,
 }
@@ -124,52 +121,50 @@ struct Prepared {
 impl Local {
     fn raw(&mut self, ctx: &RunContext) -> Result<&Dataset> {
         let key = crate::context::digest(&serde_json::to_vec(&ctx.ingest).unwrap_or_default());
-        if self.raw.as_ref().is_none_or(|(k, _)| *k != key) {
-            let ds = (self.read)(&ingest_options(&ctx.ingest)).map_err(|reason| Error::Peer {
-                peer: format!("device-{}'s data", self.id),
-                reason,
-            })?;
-            self.raw = Some((key, ds));
-        }
-        Ok(&self.raw.as_ref().expect("just read").1)
+        let held = match self.raw.take() {
+            Some((k, ds)) if k == key => (k, ds),
+            _ => {
+                let ds =
+                    (self.read)(&ingest_options(&ctx.ingest)).map_err(|reason| Error::Peer {
+                        peer: format!("device-{}'s data", self.id),
+                        reason,
+                    })?;
+                (key, ds)
+            }
+        };
+        Ok(&self.raw.insert(held).1)
     }
 
     fn prepared(&mut self, digest: &str, ctx: &RunContext) -> Result<&Prepared> {
-        if self.ready.as_ref().is_none_or(|(d, _)| d != digest) {
-            let (Some(pipeline), Some(network)) = (&ctx.pipeline, &ctx.network) else {
-                return Err(Error::Peer {
-                    peer: "the edge".into(),
-                    reason: "asked to train before the run's pipeline was agreed".into(),
-                });
-            };
-            // Read with the pipeline's column kinds, as `predict` reads a file.
-            let ds = (self.read)(&iotids_model::detect::ingest_options(pipeline, 0, false))
-                .map_err(|reason| Error::Peer {
-                    peer: format!("device-{}'s data", self.id),
-                    reason,
-                })?;
-            let all: Vec<usize> = (0..ds.n_rows()).collect();
-            let features = pipeline.transform(&ds, &all)?;
-            let map = pipeline.class_map(&ds);
-            let labels: Vec<u32> = ds
-                .labels
-                .iter()
-                .map(|&c| map[c as usize].unwrap_or(u32::MAX))
-                .collect();
-            let rows: Vec<usize> = all.into_iter().filter(|&r| labels[r] != u32::MAX).collect();
-            let sequences = Sequences::new(features, ds.flows.as_deref(), ctx.window)?;
-            self.ready = Some((
-                digest.to_string(),
-                Prepared {
-                    sequences,
-                    labels,
-                    rows,
-                    class_weights: pipeline.class_weights.clone(),
-                    network: network.clone(),
-                },
-            ));
-        }
-        Ok(&self.ready.as_ref().expect("just prepared").1)
+        let held = match self.ready.take() {
+            Some((d, p)) if d == digest => (d, p),
+            _ => {
+                let (Some(pipeline), Some(network)) = (&ctx.pipeline, &ctx.network) else {
+                    return Err(Error::Peer {
+                        peer: "the edge".into(),
+                        reason: "asked to train before the run's pipeline was agreed".into(),
+                    });
+                };
+                // Read with the pipeline's column kinds, as `predict` reads a file.
+                let ds = (self.read)(&iotids_model::detect::ingest_options(pipeline, 0, false))
+                    .map_err(|reason| Error::Peer {
+                        peer: format!("device-{}'s data", self.id),
+                        reason,
+                    })?;
+                let windows = windows(&ds, pipeline, ctx.window)?;
+                // Training needs only the windows: the table read for the statistics round goes.
+                self.raw = None;
+                (
+                    digest.to_string(),
+                    Prepared {
+                        windows,
+                        class_weights: pipeline.class_weights.clone(),
+                        network: network.clone(),
+                    },
+                )
+            }
+        };
+        Ok(&self.ready.insert(held).1)
     }
 }
 
@@ -280,9 +275,9 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                                     &p.network,
                                     &p.class_weights,
                                     Examples {
-                                        sequences: &p.sequences,
-                                        labels: &p.labels,
-                                        rows: &p.rows,
+                                        sequences: &p.windows.sequences,
+                                        labels: &p.windows.labels,
+                                        rows: &p.windows.rows,
                                     },
                                 );
                                 // Heartbeats while it trains, so the edge knows it is late,

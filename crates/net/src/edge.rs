@@ -148,7 +148,9 @@ pub fn run(
                     joined.run.clone(),
                     refused.clone(),
                 );
-                let l = listener.take().expect("the listener is used once");
+                let l = listener.take().ok_or_else(|| {
+                    Error::Transport("the devices' listener was already served".into())
+                })?;
                 serve(
                     runtime,
                     l,
