@@ -197,15 +197,20 @@ impl Server {
             if !self.dealt.contains_key(&m.id) {
                 continue;
             }
-            if self.masked.contains_key(&m.id) {
-                self.exclude(m.id, "sent two masked vectors");
-            } else if m.words.len() != words {
-                self.exclude(
-                    m.id,
-                    format!("a masked vector of {} bytes, not {words}", m.words.len()),
-                );
-            } else {
-                self.masked.insert(m.id, m);
+            let length = m.words.len();
+            match self.masked.entry(m.id) {
+                std::collections::btree_map::Entry::Occupied(_) => {
+                    self.exclude(m.id, "sent two masked vectors");
+                }
+                std::collections::btree_map::Entry::Vacant(_) if length != words => {
+                    self.exclude(
+                        m.id,
+                        format!("a masked vector of {length} bytes, not {words}"),
+                    );
+                }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(m);
+                }
             }
         }
         // A dealer some neighbour rejected is left out (its vector and the neighbour's
