@@ -53,9 +53,7 @@ pub enum PrivacyError {
     #[error("target epsilon {0} must be a finite number > 0")]
     TargetEpsilon(f64),
     /// No noise multiplier up to [`MAX_NOISE_MULTIPLIER`] keeps ε within the target.
-    #[error(
-        "no noise multiplier up to {max} keeps epsilon <= {target} after {steps} steps"
-    )]
+    #[error("no noise multiplier up to {max} keeps epsilon <= {target} after {steps} steps")]
     Unreachable {
         /// The target ε asked for.
         target: f64,

@@ -179,11 +179,13 @@ pub(crate) fn compute_epsilon(orders: &[f64], rdp: &[f64], delta: f64) -> (f64, 
             // The bound is numerically unstable as α → 1.
             f64::INFINITY
         };
-        match best {
-            // np.argmin returns the first NaN if there is one.
-            Some((e, _)) if e.is_nan() => {}
-            Some((e, _)) if !(epsilon < e) && !epsilon.is_nan() => {}
-            _ => best = Some((epsilon, a)),
+        // np.argmin: the first minimum, or the first NaN if there is one.
+        let replace = match best {
+            None => true,
+            Some((e, _)) => !e.is_nan() && (epsilon.is_nan() || epsilon < e),
+        };
+        if replace {
+            best = Some((epsilon, a));
         }
     }
     match best {
@@ -208,7 +210,10 @@ mod tests {
         assert_eq!(&DEFAULT_RDP_ORDERS[152..], &[128.0, 256.0, 512.0, 1024.0]);
         assert!(DEFAULT_RDP_ORDERS.windows(2).all(|w| w[0] < w[1]));
         // Exactly the whole numbers that Python's float.is_integer() finds.
-        let whole = DEFAULT_RDP_ORDERS.iter().filter(|a| a.fract() == 0.0).count();
+        let whole = DEFAULT_RDP_ORDERS
+            .iter()
+            .filter(|a| a.fract() == 0.0)
+            .count();
         assert_eq!(whole, 9 + 53 + 4);
     }
 
@@ -226,7 +231,7 @@ mod tests {
     #[test]
     fn a_integer_order_two_has_its_closed_form() {
         // A₂ = (1 − q)² + 2q(1 − q) + q² e^(1/σ²) = 1 + q² (e^(1/σ²) − 1).
-        let (q, sigma) = (0.3, 2.0);
+        let (q, sigma): (f64, f64) = (0.3, 2.0);
         let expected = (q * q * (1.0 / (sigma * sigma)).exp_m1()).ln_1p();
         let got = compute_log_a_int(q, sigma, 2);
         assert!((got - expected).abs() < 1e-15, "{got} vs {expected}");
@@ -238,7 +243,10 @@ mod tests {
         assert_eq!(compute_epsilon(&[2.0], &[-1e-12], 1e-5), (0.0, 2.0));
         assert_eq!(compute_epsilon(&[2.0], &[1e-12], 1e-5), (0.0, 2.0));
         // α ≤ 1.01 cannot be used.
-        assert_eq!(compute_epsilon(&[1.005], &[1.0], 1e-5), (f64::INFINITY, 1.005));
+        assert_eq!(
+            compute_epsilon(&[1.005], &[1.0], 1e-5),
+            (f64::INFINITY, 1.005)
+        );
         // The improved bound at α = 2, r = 1: 1 + log(1/2) − log(2δ).
         let (e, a) = compute_epsilon(&[2.0, 3.0], &[1.0, 100.0], 1e-5);
         let expected = 1.0 + 0.5f64.ln() - (2e-5f64).ln();
