@@ -22,6 +22,15 @@
 //!   bound `δ ≥ √(1 − e^(−r))` already holds, ε = 0 for a negative r (numerical noise in
 //!   extreme cases) and ε = ∞ for α ≤ 1.01 where the bound is unstable. The smallest ε
 //!   over the orders wins, clamped at 0.
+//!
+//! Two deliberate departures, both where dp-accounting's arithmetic produces NaN for a
+//! noise multiplier so small (σ ≲ 10⁻¹⁵⁰) that `(i² − i)/(2σ²)` overflows or `σ²`
+//! underflows to 0: there dp-accounting's `np.argmin` picks the NaN and `max(0, NaN)`
+//! reports **ε = 0** (for example q = 0.3, σ = 10⁻¹⁶⁰, 5 steps, δ = 10⁻⁵), or it raises
+//! `ZeroDivisionError`. Here `log_add(+∞, +∞) = +∞`, a σ whose square is 0 is treated as
+//! σ = 0 (RDP ∞), and an order whose RDP is NaN counts as RDP ∞ (it gives no
+//! guarantee), so such a mechanism gets the ε = ∞ (or huge ε) it deserves. For every
+//! other input the two agree to rounding.
 
 use crate::special::{log_add, log_comb, log_erfc};
 
@@ -135,7 +144,8 @@ pub(crate) fn rdp_one_order(q: f64, sigma: f64, alpha: f64) -> f64 {
     if q == 0.0 {
         return 0.0;
     }
-    if alpha.is_infinite() || sigma == 0.0 {
+    // σ² = 0 for a subnormal σ: the mechanism adds no noise that counts.
+    if alpha.is_infinite() || sigma * sigma == 0.0 {
         return f64::INFINITY;
     }
     if q == 1.0 {
@@ -167,6 +177,9 @@ pub(crate) fn compose(per_step: &[f64; ORDER_COUNT], steps: u64) -> [f64; ORDER_
 pub(crate) fn compute_epsilon(orders: &[f64], rdp: &[f64], delta: f64) -> (f64, f64) {
     let mut best: Option<(f64, f64)> = None;
     for (&a, &r) in orders.iter().zip(rdp) {
+        // A NaN RDP (overflow for a vanishing σ) is no guarantee at all; dp-accounting
+        // would turn it into ε = 0.
+        let r = if r.is_nan() { f64::INFINITY } else { r };
         let epsilon = if r < 0.0 {
             // Numerical noise from extreme parameters; dp-accounting returns ε = 0.
             0.0
@@ -252,6 +265,12 @@ mod tests {
         let expected = 1.0 + 0.5f64.ln() - (2e-5f64).ln();
         assert!((e - expected).abs() < 1e-12);
         assert_eq!(a, 2.0);
+        // A NaN RDP counts as ∞, so it neither wins nor turns into ε = 0.
+        assert_eq!(compute_epsilon(&[2.0, 3.0], &[f64::NAN, 1.0], 1e-5).1, 3.0);
+        assert_eq!(
+            compute_epsilon(&[2.0], &[f64::NAN], 1e-5),
+            (f64::INFINITY, 2.0)
+        );
         // Ties go to the first order.
         assert_eq!(compute_epsilon(&[2.0, 3.0], &[0.0, 0.0], 1e-5), (0.0, 2.0));
     }

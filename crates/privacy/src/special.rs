@@ -13,14 +13,16 @@
 
 /// `log(exp(logx) + exp(logy))` without overflow (dp-accounting's `_log_add`).
 ///
-/// `−∞` stands for 0, so adding it returns the other operand unchanged.
+/// `−∞` stands for 0, so adding it returns the other operand unchanged. Unlike
+/// dp-accounting, `+∞ + +∞` is `+∞` rather than `NaN` (it arises when `(i² − i)/(2σ²)`
+/// overflows for a tiny σ; see [`crate::rdp`]).
 pub(crate) fn log_add(logx: f64, logy: f64) -> f64 {
     let (a, b) = if logx < logy {
         (logx, logy)
     } else {
         (logy, logx)
     };
-    if a == f64::NEG_INFINITY {
+    if a == f64::NEG_INFINITY || b == f64::INFINITY {
         return b;
     }
     // exp(a) + exp(b) = (exp(a − b) + 1) · exp(b)
@@ -81,6 +83,8 @@ mod tests {
         assert!(close(log_add(2f64.ln(), 3f64.ln()), 5f64.ln(), 1e-15));
         assert_eq!(log_add(f64::NEG_INFINITY, 1.5), 1.5);
         assert_eq!(log_add(1.5, f64::NEG_INFINITY), 1.5);
+        assert_eq!(log_add(f64::INFINITY, f64::INFINITY), f64::INFINITY);
+        assert_eq!(log_add(f64::INFINITY, 3.0), f64::INFINITY);
         // No overflow where exp would.
         assert!(close(log_add(1000.0, 1000.0), 1000.0 + 2f64.ln(), 1e-15));
     }

@@ -97,6 +97,12 @@ fn edge_parameters() {
         epsilon(1.0, 0.0, 1, 1e-5).expect("valid").epsilon,
         f64::INFINITY
     );
+    // A vanishing σ is no privacy either, where dp-accounting 0.6.0's NaN arithmetic
+    // reports ε = 0 (q = 0.3, σ = 1e-160) or divides by zero (σ = 1e-300).
+    for sigma in [1e-160, 1e-300, 5e-324] {
+        let e = epsilon(0.3, sigma, 5, 1e-5).expect("valid").epsilon;
+        assert!(e > 1e200, "σ = {sigma}: ε = {e}");
+    }
     // Enormous noise: the KL bound gives ε = 0.
     assert_eq!(epsilon(0.01, 1e5, 10, 1e-5).expect("valid").epsilon, 0.0);
 }
