@@ -190,6 +190,30 @@ pub struct FederationConfig {
     /// the devices send bounded summaries and the cloud fits the pipeline from them; pooled:
     /// on the pooled training rows, which a real federation never has).
     pub pipeline: PipelineFit,
+    /// Secure aggregation at the edges (false): devices mask their updates (SecAgg+) and
+    /// an edge learns only their sum. Needs mean aggregation at the edges and no
+    /// class-wise head.
+    pub secure_aggregation: bool,
+    /// Secure aggregation's neighbourhood: each device shares its secrets with this many
+    /// devices, itself included (none: every device of the round up to 64, then
+    /// `max(64, 2⌈3·log₂ n⌉ + 1)`).
+    pub secagg_neighbours: Option<usize>,
+    /// Shares that rebuild a device's secrets (none: a majority of its neighbourhood, so an
+    /// edge that lies about who dropped cannot unmask anyone). Fewer survivors than this in
+    /// an edge round, and that edge round yields nothing.
+    pub secagg_threshold: Option<usize>,
+    /// DP-FedAvg's noise multiplier σ (none: no differential privacy; with
+    /// `dp_target_epsilon` alone, the smallest σ that lets every round run within it).
+    /// Devices' changes are clipped to `dp_clip`, weighted equally, and an edge adds
+    /// N(0, (σ·clip)²) to their sum each edge round and divides by the expected number of
+    /// devices; devices take part by Poisson sampling at rate `fraction`.
+    pub dp_noise_multiplier: Option<f64>,
+    /// The L2 norm each device's change is clipped to under differential privacy (0.5).
+    pub dp_clip: f64,
+    /// The δ of the (ε, δ) guarantee (none: 1e-5, or 1/devices² if that is smaller).
+    pub dp_delta: Option<f64>,
+    /// Stop training before a round would spend more than this ε (none: no budget).
+    pub dp_target_epsilon: Option<f64>,
     /// Seed of the partition, sampling, failures and local batch orders (42).
     pub seed: u64,
 }
@@ -234,6 +258,13 @@ impl Default for FederationConfig {
             logit_adjustment: 0.0,
             selection_window: 3,
             pipeline: PipelineFit::Summaries,
+            secure_aggregation: false,
+            secagg_neighbours: None,
+            secagg_threshold: None,
+            dp_noise_multiplier: None,
+            dp_clip: 0.5,
+            dp_delta: None,
+            dp_target_epsilon: None,
             seed: 42,
         }
     }
@@ -370,6 +401,7 @@ impl FederationConfig {
                 "in [0, 1)",
             ));
         }
+        self.check_privacy()?;
         let s = self.server();
         pos("server_learning_rate", s.server_learning_rate)?;
         pos("eta", s.eta)?;
@@ -382,6 +414,90 @@ impl FederationConfig {
             if !(0.0..1.0).contains(&v) {
                 return Err(Error::config(field, v, "in [0, 1)"));
             }
+        }
+        Ok(())
+    }
+
+    /// Whether differential privacy is on (a noise multiplier or a target ε given).
+    pub fn private(&self) -> bool {
+        self.dp_noise_multiplier.is_some() || self.dp_target_epsilon.is_some()
+    }
+
+    /// The δ of the guarantee: `dp_delta`, or 1e-5, or 1/devices² if that is smaller.
+    pub fn delta(&self) -> f64 {
+        self.dp_delta
+            .unwrap_or_else(|| 1e-5f64.min(1.0 / (self.devices as f64).powi(2)))
+    }
+
+    /// Accounting steps per cloud round: one per edge round (each edge round releases a
+    /// new edge model built from a sample of the devices).
+    pub fn dp_steps_per_round(&self) -> u64 {
+        self.edge_rounds as u64
+    }
+
+    /// The config with the noise multiplier `dp_target_epsilon` calls for, when only the
+    /// target is given: the smallest σ with which all `rounds` rounds stay within it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when no noise multiplier reaches the target.
+    pub fn resolve_privacy(mut self) -> crate::Result<FederationConfig> {
+        if let (None, Some(target)) = (self.dp_noise_multiplier, self.dp_target_epsilon) {
+            let steps = self.rounds as u64 * self.dp_steps_per_round();
+            let sigma =
+                iotids_privacy::noise_multiplier_for(self.fraction, steps, self.delta(), target)
+                    .map_err(|e| Error::config("dp_target_epsilon", target, e.to_string()))?;
+            self.dp_noise_multiplier = Some(sigma);
+        }
+        Ok(self)
+    }
+
+    /// Checks of the secure-aggregation and differential-privacy settings.
+    fn check_privacy(&self) -> crate::Result<()> {
+        if self.secure_aggregation || self.private() {
+            if self.edge_aggregation != Aggregation::Mean {
+                return Err(Error::config(
+                    "edge_aggregation",
+                    self.edge_aggregation,
+                    "mean under secure aggregation or differential privacy (a robust rule \
+                     needs each update, and its sensitivity is not the mean's)",
+                ));
+            }
+            if self.class_wise_head {
+                return Err(Error::config(
+                    "class_wise_head",
+                    true,
+                    "false under secure aggregation or differential privacy",
+                ));
+            }
+        }
+        if let Some(k) = self.secagg_neighbours
+            && k < 2
+        {
+            return Err(Error::config("secagg_neighbours", k, "at least 2"));
+        }
+        if let Some(t) = self.secagg_threshold
+            && t < 2
+        {
+            return Err(Error::config("secagg_threshold", t, "at least 2"));
+        }
+        if let Some(sigma) = self.dp_noise_multiplier
+            && !(sigma >= 0.0 && sigma.is_finite())
+        {
+            return Err(Error::config("dp_noise_multiplier", sigma, "a number ≥ 0"));
+        }
+        if !(self.dp_clip > 0.0 && self.dp_clip.is_finite()) {
+            return Err(Error::config("dp_clip", self.dp_clip, "a positive number"));
+        }
+        if let Some(d) = self.dp_delta
+            && !(d > 0.0 && d < 1.0)
+        {
+            return Err(Error::config("dp_delta", d, "in (0, 1)"));
+        }
+        if let Some(e) = self.dp_target_epsilon
+            && !(e > 0.0 && e.is_finite())
+        {
+            return Err(Error::config("dp_target_epsilon", e, "a positive number"));
         }
         Ok(())
     }

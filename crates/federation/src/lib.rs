@@ -82,6 +82,7 @@ pub mod error;
 pub mod experiments;
 pub mod message;
 pub mod partition;
+pub mod private;
 pub mod roles;
 pub mod simulate;
 pub mod strategy;

@@ -63,6 +63,37 @@ pub struct Plan {
     /// average, so a device's voice does not grow with its number of local steps.
     #[serde(default)]
     pub normalized: bool,
+    /// Secure aggregation at the edges (None: off): devices mask their updates and an
+    /// edge learns only their sum ([`crate::private`]).
+    #[serde(default)]
+    pub secure: Option<SecurePlan>,
+    /// Differential privacy (None: off): devices' changes clipped, Gaussian noise added
+    /// once per edge round to their sum, devices sampled by Poisson sampling
+    /// ([`crate::private`]).
+    #[serde(default)]
+    pub privacy: Option<DpPlan>,
+}
+
+/// How the edges run secure aggregation (SecAgg+), as the cloud plans it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SecurePlan {
+    /// Neighbourhood size (None: everyone up to 64 devices, then logarithmic).
+    pub neighbours: Option<usize>,
+    /// Shares that rebuild a secret (None: a majority of the neighbourhood).
+    pub threshold: Option<usize>,
+    /// Fractional bits of the fixed-point encoding (24).
+    pub fractional_bits: u32,
+}
+
+/// DP-FedAvg's settings, as the cloud plans them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DpPlan {
+    /// σ: the noise's standard deviation is σ·clip.
+    pub noise_multiplier: f64,
+    /// C: the L2 norm each device's change is clipped to.
+    pub clip: f64,
+    /// q: the probability each device takes part in an edge round (Poisson sampling).
+    pub sampling_rate: f64,
 }
 
 /// A device's local training, as the cloud sets it.
@@ -134,7 +165,17 @@ impl Plan {
                 class_counts: Vec::new(),
             },
             head: None,
-            normalized: cfg.normalized_averaging,
+            normalized: cfg.normalized_averaging && cfg.dp_noise_multiplier.is_none(),
+            secure: cfg.secure_aggregation.then_some(SecurePlan {
+                neighbours: cfg.secagg_neighbours,
+                threshold: cfg.secagg_threshold,
+                fractional_bits: iotids_secagg::Fixed::default().bits,
+            }),
+            privacy: cfg.dp_noise_multiplier.map(|sigma| DpPlan {
+                noise_multiplier: sigma,
+                clip: cfg.dp_clip,
+                sampling_rate: cfg.fraction,
+            }),
         }
     }
 }
@@ -253,6 +294,9 @@ pub struct EdgeRoundReport {
     pub bytes_up: u64,
     /// The edge round's duration as its link measures it (simulated seconds in process).
     pub seconds: f64,
+    /// What secure aggregation did this edge round (None: it was off).
+    #[serde(default)]
+    pub secure: Option<crate::private::SecureRound>,
 }
 
 /// An edge's answer to the cloud's [`GlobalModel`].
@@ -332,6 +376,8 @@ mod tests {
                 },
                 head: None,
                 normalized: true,
+                secure: None,
+                privacy: None,
             }
         );
         // μ reaches the devices under FedProx only.
@@ -391,6 +437,7 @@ mod tests {
                 bytes_down: 16,
                 bytes_up: 16,
                 seconds: 0.25,
+                secure: None,
             }],
             training_seconds: 0.0,
             aggregation_seconds: 0.0,

@@ -32,8 +32,8 @@ use iotids_model::examples::{Examples, SCORE_BATCH, score};
 use iotids_model::gru::GruConfig;
 use iotids_model::params::{flatten, from_flat};
 use iotids_model::train::{TrainConfig, loss_weights, train_from_weights};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,8 @@ use crate::message::{
     Payload, Plan, Training,
 };
 use crate::strategy::ServerOptimizer;
-use crate::transport::{Arrived, Exchange, Link, Wait, check_length};
+use crate::private::{Folding, NoiseSource, Unfolded};
+use crate::transport::{Arrived, Exchange, Link, UpdateSum, Wait, check_length};
 
 /// What a poisoning device does to its update; the attack lives with the device, as it
 /// would on a compromised one.
@@ -317,6 +318,7 @@ pub struct Edge {
     id: usize,
     members: Vec<usize>,
     rule: Aggregation,
+    noise: NoiseSource,
 }
 
 impl Edge {
@@ -324,7 +326,18 @@ impl Edge {
     pub fn new(id: usize, mut members: Vec<usize>, rule: Aggregation) -> Edge {
         members.sort_unstable();
         members.dedup();
-        Edge { id, members, rule }
+        Edge {
+            id,
+            members,
+            rule,
+            noise: NoiseSource::Os,
+        }
+    }
+
+    /// The edge, drawing the noise it adds under differential privacy from `noise` (by
+    /// default the operating system's generator).
+    pub fn with_noise(self, noise: NoiseSource) -> Edge {
+        Edge { noise, ..self }
     }
 
     /// Its id.
@@ -339,9 +352,19 @@ impl Edge {
 
     /// The devices it asks in edge round `edge_round` of `round`: `⌈fraction · m⌉` of its
     /// `m` devices (at least one), drawn from the plan's seed, ascending.
+    ///
+    /// Under differential privacy, each device takes part with probability `fraction`
+    /// instead, on its own (Poisson sampling, which the privacy accountant assumes): the
+    /// edge round may then ask none.
     pub fn sample(&self, plan: &Plan, round: usize, edge_round: usize) -> Vec<usize> {
         let mut chosen = self.members.clone();
         if chosen.is_empty() {
+            return chosen;
+        }
+        if let Some(dp) = plan.privacy {
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(mix(plan.seed ^ 0xd95a, round, edge_round, self.id));
+            chosen.retain(|_| rng.random::<f64>() < dp.sampling_rate);
             return chosen;
         }
         let take = ((plan.fraction * chosen.len() as f64).ceil() as usize).clamp(1, chosen.len());
@@ -384,6 +407,7 @@ impl Edge {
                     bytes_down: 0,
                     bytes_up: 0,
                     seconds: 0.0,
+                    secure: None,
                 });
                 continue;
             }
@@ -395,6 +419,20 @@ impl Edge {
 
             let t = Instant::now();
             let training = match &ex.arrived {
+                Arrived::Each(updates) if model.plan.privacy.is_some() => {
+                    let updates = checked(&down, &ex, updates)?;
+                    let owned: Vec<DeviceUpdate> = updates.into_iter().cloned().collect();
+                    let sum = UpdateSum::of(&owned, &down)?;
+                    match self.unfold(&down, &sum.folded, edge_round, model.round)? {
+                        Some(out) => {
+                            down.weights = out.weights;
+                            samples = Some(self.members.len() as u64);
+                            class_counts = Vec::new();
+                        }
+                        None => {}
+                    }
+                    Vec::new()
+                }
                 Arrived::Each(updates) => {
                     let updates = checked(&down, &ex, updates)?;
                     if updates.is_empty() {
@@ -437,38 +475,41 @@ impl Edge {
                     }
                 }
                 Arrived::Sum(sum) => {
-                    if sum.training.samples == 0 {
-                        Vec::new()
-                    } else {
-                        if model.plan.normalized {
-                            return Err(Error::config(
-                                "normalized_averaging",
-                                true,
-                                "false: a link that reveals only the sum of the updates \
-                                 (secure aggregation) hides each device's path length",
-                            ));
-                        }
-                        if self.rule != Aggregation::Mean {
-                            return Err(Error::config(
-                                "edge_aggregation",
-                                self.rule,
-                                "mean: a link that reveals only the sum of the updates \
-                                 (secure aggregation) allows no other rule",
-                            ));
-                        }
-                        if sum.weighted.len() != down.weights.len() {
-                            return Err(Error::Protocol {
-                                peer: format!("edge {}'s link", self.id),
-                                problem: format!("a sum of {} values", sum.weighted.len()),
-                                expected: format!("{} values", down.weights.len()),
+                    if self.rule != Aggregation::Mean {
+                        return Err(Error::config(
+                            "edge_aggregation",
+                            self.rule,
+                            "mean: a link that reveals only the sum of the updates \
+                             (secure aggregation) allows no other rule",
+                        ));
+                    }
+                    match self.unfold(&down, &sum.folded, edge_round, model.round)? {
+                        Some(out) => {
+                            down.weights = out.weights;
+                            samples = Some(match model.plan.privacy {
+                                Some(_) => self.members.len() as u64,
+                                None => out.training.map_or(0, |t| t.samples),
                             });
+                            class_counts = out.class_counts;
+                            out.training.into_iter().collect()
                         }
-                        down.weights = sum.mean()?;
-                        samples = Some(sum.training.samples);
-                        class_counts = Vec::new();
-                        vec![sum.training]
+                        None => Vec::new(),
                     }
                 }
+            };
+            let secure = match &ex.arrived {
+                Arrived::Sum(sum) => sum.secure.clone().map(|mut r| {
+                    let folding = Folding::new(&model.plan, down.weights.len());
+                    r.bound = crate::private::bound(
+                        &folding,
+                        &sum.folded,
+                        &model.plan,
+                        self.members.len(),
+                        model.plan.secure.map_or(0, |p| p.fractional_bits),
+                    );
+                    r
+                }),
+                Arrived::Each(_) => None,
             };
             aggregation_seconds += t.elapsed().as_secs_f64();
             reports.push(EdgeRoundReport {
@@ -478,6 +519,7 @@ impl Edge {
                 bytes_down: ex.bytes_down,
                 bytes_up: ex.bytes_up,
                 seconds: ex.seconds,
+                secure,
             });
         }
         Ok(EdgeUpdate {
@@ -492,6 +534,40 @@ impl Edge {
             training_seconds,
             aggregation_seconds,
         })
+    }
+}
+
+impl Edge {
+    /// The edge's model from a folded sum answering `down` (None when the sum is empty:
+    /// nothing arrived, or secure aggregation could not unmask it; or it is over no
+    /// device), the noise drawn as the edge's source says.
+    fn unfold(
+        &self,
+        down: &GlobalModel,
+        folded: &[f64],
+        edge_round: usize,
+        round: usize,
+    ) -> crate::Result<Option<Unfolded>> {
+        if folded.is_empty() {
+            return Ok(None);
+        }
+        // The value after the change counts the devices in the sum.
+        if folded.get(down.weights.len()).is_some_and(|d| *d < 0.5) {
+            return Ok(None);
+        }
+        let folding = Folding::new(&down.plan, down.weights.len());
+        let mut rng: Box<dyn rand::RngCore> = match self.noise {
+            NoiseSource::Os => Box::new(rand::rng()),
+            NoiseSource::Seeded(seed) => Box::new(ChaCha8Rng::seed_from_u64(mix(
+                seed ^ 0x0153,
+                round,
+                edge_round,
+                self.id,
+            ))),
+        };
+        folding
+            .unfold(folded, &down.weights, &down.plan, self.members.len(), &mut *rng)
+            .map(Some)
     }
 }
 
@@ -589,6 +665,17 @@ pub struct RoundRecord {
     pub aggregation_seconds: f64,
     /// Of which: scoring the validation rows.
     pub evaluation_seconds: f64,
+    /// The ε of the (ε, δ) differential-privacy guarantee spent up to and including this
+    /// round (None: DP off).
+    #[serde(default)]
+    pub epsilon: Option<f64>,
+    /// Edge rounds whose securely aggregated sum could not be unmasked (too few devices
+    /// stayed), so they yielded nothing.
+    #[serde(default)]
+    pub secure_failures: usize,
+    /// Devices secure aggregation left out for misbehaving (shares that did not check out).
+    #[serde(default)]
+    pub secure_excluded: usize,
 }
 
 /// What the cloud scores each round's global model on.
@@ -613,6 +700,18 @@ pub struct Cloud<'a> {
     /// Rounds in the moving average that picks the kept round (odd: centred).
     selection_window: usize,
     state: CloudState,
+    privacy: Option<Privacy>,
+}
+
+/// The cloud's privacy account: every edge round of every round is one step of the
+/// Poisson-subsampled Gaussian mechanism for each device (edges hold disjoint devices, so
+/// their releases compose in parallel).
+#[derive(Debug, Clone)]
+struct Privacy {
+    accountant: iotids_privacy::Accountant,
+    clip: f64,
+    target: Option<f64>,
+    per_round: u64,
 }
 
 /// What the cloud carries from round to round: all a restarted cloud needs to go on
@@ -694,6 +793,17 @@ impl<'a> Cloud<'a> {
         validation: Validation<'a>,
     ) -> crate::Result<Self> {
         cfg.check()?;
+        let cfg = &cfg.clone().resolve_privacy()?;
+        let privacy = match cfg.dp_noise_multiplier {
+            Some(sigma) => Some(Privacy {
+                accountant: iotids_privacy::Accountant::new(cfg.fraction, sigma, cfg.delta())
+                    .map_err(|e| Error::config("dp_noise_multiplier", sigma, e.to_string()))?,
+                clip: cfg.dp_clip,
+                target: cfg.dp_target_epsilon,
+                per_round: cfg.dp_steps_per_round(),
+            }),
+            None => None,
+        };
         let global = flatten(&model.init(&iotids_model::backend::device()));
         let mut plan = Plan::new(cfg, train);
         if cfg.class_wise_head {
@@ -716,7 +826,33 @@ impl<'a> Cloud<'a> {
                 scores: Vec::new(),
                 pending: Vec::new(),
             },
+            privacy,
         })
+    }
+
+    /// The privacy spent by the rounds run so far (None: DP off).
+    pub fn privacy(&self) -> Option<iotids_privacy::PrivacyReport> {
+        self.privacy.as_ref().map(|p| {
+            let mut account = p.accountant.clone();
+            account.step(self.state.round as u64 * p.per_round);
+            account.report(p.clip)
+        })
+    }
+
+    /// The ε after `rounds` rounds (None: DP off).
+    fn epsilon_after(&self, rounds: usize) -> Option<f64> {
+        self.privacy
+            .as_ref()
+            .map(|p| p.accountant.epsilon_after(rounds as u64 * p.per_round).epsilon)
+    }
+
+    /// Whether the next round stays within the privacy budget (always without DP or a
+    /// target ε).
+    pub fn budget_allows_next_round(&self) -> bool {
+        match (&self.privacy, self.epsilon_after(self.state.round + 1)) {
+            (Some(Privacy { target: Some(t), .. }), Some(e)) => e <= *t,
+            _ => true,
+        }
     }
 
     /// The cloud, telling devices the training windows per class over all devices (the
@@ -824,6 +960,9 @@ impl<'a> Cloud<'a> {
             training_seconds: 0.0,
             aggregation_seconds: 0.0,
             evaluation_seconds: 0.0,
+            epsilon: self.epsilon_after(round),
+            secure_failures: 0,
+            secure_excluded: 0,
         };
         // Edge round by edge round, edge by edge, device by device: the order the sums
         // have always been taken in, so the record is the same to the last bit.
@@ -837,6 +976,10 @@ impl<'a> Cloud<'a> {
                         Delivery::Failed => rec.failed += 1,
                         Delivery::Late => rec.late += 1,
                     }
+                }
+                if let Some(sec) = &report.secure {
+                    rec.secure_failures += usize::from(sec.failed.is_some());
+                    rec.secure_excluded += sec.excluded.len();
                 }
                 rec.bytes_edge_to_devices += report.bytes_down;
                 rec.bytes_devices_to_edge += report.bytes_up;

@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Attack, FederationConfig};
 use crate::partition::{Partition, Rows, partition};
+use crate::private::NoiseSource;
 use crate::roles::{Cloud, Device, Edge, Poison, Validation, flipped_labels};
 use crate::transport::{Conditions, InProcess, InProcessEdges, model_bytes};
 
@@ -73,6 +74,9 @@ pub struct Outcome {
     pub malicious: Vec<usize>,
     /// Bytes of one model on the wire (f32 weights).
     pub model_bytes: u64,
+    /// The differential-privacy guarantee of the rounds run (None: DP off). With a target
+    /// ε, the run stops before the round that would exceed it.
+    pub privacy: Option<iotids_privacy::PrivacyReport>,
     /// Wall time of the whole run.
     pub seconds: f64,
 }
@@ -194,7 +198,7 @@ pub fn federate_dealt(
             let members = (0..cfg.devices)
                 .filter(|&d| edge_of[d] == e && !part.devices[d].is_empty())
                 .collect();
-            Edge::new(e, members, cfg.edge_aggregation)
+            Edge::new(e, members, cfg.edge_aggregation).with_noise(NoiseSource::Seeded(cfg.seed))
         })
         .collect();
     let mut link = InProcessEdges::new(edges, InProcess::new(&devices, &conditions)?)?;
@@ -215,10 +219,14 @@ pub fn federate_dealt(
 
     let mut rounds = Vec::with_capacity(cfg.rounds);
     for _ in 0..cfg.rounds {
+        if !cloud.budget_allows_next_round() {
+            break;
+        }
         let rec = cloud.round(&mut link)?;
         on_round(&rec);
         rounds.push(rec);
     }
+    let privacy = cloud.privacy();
     let (best_round, weights) = cloud.into_best();
     Ok(Outcome {
         rounds,
@@ -228,6 +236,7 @@ pub fn federate_dealt(
         edge_of,
         malicious,
         model_bytes,
+        privacy,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -62,8 +62,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::FederationConfig;
 use crate::error::Error;
 use crate::message::{
-    Delivery, DeviceUpdate, EdgeUpdate, GlobalModel, Payload, PeerOutcome, Training,
+    Delivery, DeviceUpdate, EdgeUpdate, GlobalModel, Payload, PeerOutcome, SecurePlan,
 };
+use crate::private::{Folding, SecureRound};
 use crate::roles::{Device, Edge, mix};
 
 /// A tier's channel to its peers: sends a model, brings back what arrives.
@@ -155,54 +156,35 @@ pub enum Arrived<Up> {
 /// The sum of accepted device updates: what a secure-aggregation link reveals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateSum {
-    /// `Σ n_i · w_i` per coordinate.
-    pub weighted: Vec<f64>,
-    /// `Σ n_i`, and the sample-weighted means of the devices' loss and accuracy.
-    pub training: Training,
+    /// The sum of the devices' folded updates ([`crate::private::Folding`]); empty when
+    /// it could not be had (secure aggregation failed: too few survivors).
+    pub folded: Vec<f64>,
+    /// What secure aggregation did (None from a link that sums in the clear).
+    pub secure: Option<SecureRound>,
 }
 
 impl UpdateSum {
-    /// The sum of `updates`, each answering the model `sent` (what a secure-aggregation
-    /// protocol must reproduce, up to its quantisation).
+    /// The folded sum of `updates`, each answering `sent`, taken in the clear: what a
+    /// secure-aggregation protocol must reproduce, up to its fixed-point rounding.
     ///
     /// # Errors
     ///
-    /// [`Error::Protocol`] when an update's length differs from `sent`'s.
-    pub fn of(updates: &[DeviceUpdate], sent: &[f32]) -> crate::Result<UpdateSum> {
-        let mut weighted = vec![0f64; sent.len()];
-        let (mut samples, mut loss, mut accuracy) = (0u64, 0.0, 0.0);
+    /// [`Error::Protocol`] when an update's length differs from the model's.
+    pub fn of(updates: &[DeviceUpdate], sent: &GlobalModel) -> crate::Result<UpdateSum> {
+        let folding = Folding::new(&sent.plan, sent.weights.len());
+        let mut folded = vec![0f64; folding.len()];
         for u in updates {
-            check_length(&format!("device {}", u.device), &u.payload, sent.len())?;
-            let n = u.training.samples as f64;
-            for (acc, &w) in weighted.iter_mut().zip(u.payload.weights(sent).iter()) {
-                *acc += n * f64::from(w);
+            for (acc, v) in folded
+                .iter_mut()
+                .zip(folding.fold(u, &sent.weights, &sent.plan)?)
+            {
+                *acc += v;
             }
-            samples += u.training.samples;
-            loss += n * u.training.loss;
-            accuracy += n * u.training.accuracy;
         }
-        let total = (samples as f64).max(1.0);
         Ok(UpdateSum {
-            weighted,
-            training: Training {
-                samples,
-                loss: loss / total,
-                accuracy: accuracy / total,
-            },
+            folded,
+            secure: None,
         })
-    }
-
-    /// `Σ n_i · w_i / Σ n_i`: the weighted mean.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when the sum is over no samples.
-    pub fn mean(&self) -> crate::Result<Vec<f32>> {
-        if self.training.samples == 0 {
-            return Err(Error::config("samples", 0, "a positive total sample count"));
-        }
-        let n = self.training.samples as f64;
-        Ok(self.weighted.iter().map(|s| (s / n) as f32).collect())
     }
 }
 
@@ -357,6 +339,9 @@ impl Link<DeviceUpdate> for InProcess<'_> {
                 fates[i].1.0 = Delivery::Accepted;
             }
         }
+        if let Some(secure) = model.plan.secure {
+            return self.secure_exchange(model, &secure, fates, wait);
+        }
         let arrived: Vec<DeviceUpdate> = fates
             .par_iter()
             .filter(|(_, (delivery, _))| *delivery == Delivery::Accepted)
@@ -386,6 +371,181 @@ impl Link<DeviceUpdate> for InProcess<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+impl InProcess<'_> {
+    /// An edge round under secure aggregation, in process: every sampled device advertises
+    /// keys and deals its shares, the accepted ones train, fold, encode and mask their
+    /// updates, and the edge's side of the protocol unmasks the sum. Failed and late
+    /// devices drop after dealing (the case that needs their keys rebuilt). Every message
+    /// is encoded, so the bytes are the protocol's.
+    fn secure_exchange(
+        &self,
+        model: &GlobalModel,
+        secure: &SecurePlan,
+        fates: Vec<(&Device<'_>, (Delivery, f64))>,
+        wait: Wait,
+    ) -> crate::Result<Exchange<DeviceUpdate>> {
+        use iotids_secagg::{Client, RoundSpec, Server, encode};
+
+        let folding = Folding::new(&model.plan, model.weights.len());
+        let peers: Vec<usize> = fates.iter().map(|(d, _)| d.id()).collect();
+        let bytes = model_bytes(model.weights.len());
+        let mut out = Exchange {
+            outcomes: Vec::with_capacity(peers.len()),
+            arrived: Arrived::Sum(UpdateSum {
+                folded: Vec::new(),
+                secure: None,
+            }),
+            bytes_down: peers.len() as u64 * bytes,
+            bytes_up: 0,
+            seconds: 0.0,
+        };
+        let mut report = SecureRound {
+            participants: peers.len(),
+            included: 0,
+            dropped: 0,
+            excluded: Vec::new(),
+            failed: None,
+            protocol_bytes: 0,
+            bound: 0.0,
+        };
+        let ids: Vec<u64> = peers.iter().map(|&p| p as u64).collect();
+        let context = crate::private::context(model.plan.seed, model.round, model.edge_round, &peers);
+        let mut included: Vec<u64> = Vec::new();
+        let mut protocol = 0u64;
+        let mut masked_bytes = 0u64;
+        // The exchange stops at a device's training error (as the plain link does) or at a
+        // protocol failure (the edge round then yields nothing).
+        enum Stop {
+            Training(Error),
+            Protocol(String),
+        }
+        let secagg = |e: iotids_secagg::Error| Stop::Protocol(e.to_string());
+        let result: Result<Vec<f64>, Stop> = (|| {
+            let spec = RoundSpec::new(context, ids.clone(), folding.len(), crate::private::settings(secure))
+                .map_err(secagg)?;
+            protocol += peers.len() as u64 * encode(&spec).len() as u64;
+            let mut server = Server::new(spec.clone());
+            let joined: Vec<(Client, iotids_secagg::Keys)> = fates
+                .par_iter()
+                .map(|(d, _)| {
+                    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(mix(
+                        model.plan.seed ^ 0x5ec,
+                        model.round,
+                        model.edge_round,
+                        d.id(),
+                    ));
+                    Client::new(d.id() as u64, spec.clone(), &mut rng)
+                })
+                .collect::<iotids_secagg::Result<_>>()
+                .map_err(secagg)?;
+            let (mut clients, keys): (Vec<Client>, Vec<iotids_secagg::Keys>) = joined.into_iter().unzip();
+            protocol += keys.iter().map(|k| encode(k).len() as u64).sum::<u64>();
+            let books = server.receive_keys(keys);
+            protocol += books.values().map(|b| encode(b).len() as u64).sum::<u64>();
+            let shares: Vec<iotids_secagg::Shares> = clients
+                .par_iter_mut()
+                .filter_map(|c| books.get(&c.id()).map(|b| c.share_keys(b)))
+                .collect::<iotids_secagg::Result<_>>()
+                .map_err(secagg)?;
+            protocol += shares.iter().map(|s| encode(s).len() as u64).sum::<u64>();
+            let inboxes = server.receive_shares(shares);
+            protocol += inboxes.values().map(|i| encode(i).len() as u64).sum::<u64>();
+            // The accepted devices train and mask; a late one's masked vector crosses the
+            // link after the deadline and is counted, not summed.
+            let masked: Vec<Option<iotids_secagg::Masked>> = clients
+                .par_iter_mut()
+                .zip(fates.par_iter())
+                .map(|(c, (device, (delivery, _)))| -> crate::Result<Option<iotids_secagg::Masked>> {
+                    if *delivery != Delivery::Accepted {
+                        return Ok(None);
+                    }
+                    let Some(inbox) = inboxes.get(&c.id()) else {
+                        return Ok(None);
+                    };
+                    let update = device.train(model)?;
+                    let folded = folding.fold(&update, &model.weights, &model.plan)?;
+                    // A value the encoding cannot carry leaves this device out.
+                    let Ok(words) = secure_fixed(secure).encode(&folded) else {
+                        return Ok(None);
+                    };
+                    Ok(c.mask(inbox, &words).ok())
+                })
+                .collect::<crate::Result<_>>()
+                .map_err(Stop::Training)?;
+            let masked: Vec<iotids_secagg::Masked> = masked.into_iter().flatten().collect();
+            masked_bytes = masked.iter().map(|m| encode(m).len() as u64).sum();
+            if masked.is_empty() {
+                // Nobody stayed: nothing to sum, as on a plain link.
+                return Ok(Vec::new());
+            }
+            let request = server.receive_masked(masked).map_err(secagg)?;
+            protocol += request.survivors.len() as u64 * encode(&request).len() as u64;
+            let reveals: Vec<iotids_secagg::Reveal> = clients
+                .iter_mut()
+                .filter(|c| request.survivors.contains(&c.id()))
+                .map(|c| c.unmask(&request))
+                .collect::<iotids_secagg::Result<_>>()
+                .map_err(secagg)?;
+            protocol += reveals.iter().map(|r| encode(r).len() as u64).sum::<u64>();
+            let aggregate = server.finish(reveals).map_err(secagg)?;
+            included = aggregate.included.clone();
+            report.dropped = aggregate.dropped.len();
+            report.excluded = aggregate
+                .excluded
+                .iter()
+                .map(|(d, why)| (*d as usize, why.clone()))
+                .collect();
+            Ok(spec.fixed.decode(&aggregate.sum))
+        })();
+        let folded = match result {
+            Ok(folded) => folded,
+            Err(Stop::Training(e)) => return Err(e),
+            Err(Stop::Protocol(why)) => {
+                report.failed = Some(why);
+                Vec::new()
+            }
+        };
+        report.included = included.len();
+        report.protocol_bytes = protocol;
+        let late_masked = fates
+            .iter()
+            .filter(|(_, (d, _))| *d == Delivery::Late)
+            .count() as u64
+            * (8 * folding.len() as u64 + 16);
+        out.bytes_up = masked_bytes + late_masked;
+        for (device, (delivery, seconds)) in fates {
+            let id = device.id() as u64;
+            let delivery = match delivery {
+                Delivery::Accepted if included.binary_search(&id).is_err() => Delivery::Failed,
+                d => d,
+            };
+            out.outcomes.push(PeerOutcome {
+                peer: device.id(),
+                delivery,
+            });
+            if delivery != Delivery::Failed {
+                let t = match (delivery, wait.deadline) {
+                    (Delivery::Accepted, _) | (_, None) => seconds,
+                    (_, Some(d)) => seconds.min(d),
+                };
+                out.seconds = out.seconds.max(t);
+            }
+        }
+        out.arrived = Arrived::Sum(UpdateSum {
+            folded,
+            secure: Some(report),
+        });
+        Ok(out)
+    }
+}
+
+/// The fixed-point encoding `secure` plans.
+fn secure_fixed(secure: &SecurePlan) -> iotids_secagg::Fixed {
+    iotids_secagg::Fixed {
+        bits: secure.fractional_bits,
     }
 }
 

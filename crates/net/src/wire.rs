@@ -5,9 +5,10 @@
 
 use iotids_federation::aggregate::Head;
 use iotids_federation::message::{
-    Delivery, DeviceUpdate, EdgeModel, EdgeRoundReport, EdgeUpdate, GlobalModel, LocalTraining,
-    Payload, PeerOutcome, Plan, Training,
+    Delivery, DeviceUpdate, DpPlan, EdgeModel, EdgeRoundReport, EdgeUpdate, GlobalModel,
+    LocalTraining, Payload, PeerOutcome, Plan, SecurePlan, Training,
 };
+use iotids_federation::private::SecureRound;
 use iotids_model::train::Optimizer;
 
 use crate::proto;
@@ -52,6 +53,16 @@ pub fn model_to_wire(m: &GlobalModel) -> proto::GlobalModel {
             }),
             normalized: p.normalized,
             quorum: p.quorum,
+            secure: p.secure.map(|s| proto::SecurePlan {
+                neighbours: s.neighbours.map(|k| k as u64),
+                threshold: s.threshold.map(|t| t as u64),
+                fractional_bits: s.fractional_bits,
+            }),
+            privacy: p.privacy.map(|d| proto::DpPlan {
+                noise_multiplier: d.noise_multiplier,
+                clip: d.clip,
+                sampling_rate: d.sampling_rate,
+            }),
         }),
     }
 }
@@ -105,6 +116,26 @@ pub fn model_from_wire(m: proto::GlobalModel) -> Result<GlobalModel, Problem> {
                 }),
             },
             normalized: p.normalized,
+            secure: match p.secure {
+                None => None,
+                Some(s) => Some(SecurePlan {
+                    neighbours: s.neighbours.map(|k| usize_of(k, "neighbours")).transpose()?,
+                    threshold: s.threshold.map(|t| usize_of(t, "threshold")).transpose()?,
+                    fractional_bits: if s.fractional_bits <= 40 {
+                        s.fractional_bits
+                    } else {
+                        return Err(format!("{} fractional bits", s.fractional_bits));
+                    },
+                }),
+            },
+            privacy: match p.privacy {
+                None => None,
+                Some(d) => Some(DpPlan {
+                    noise_multiplier: finite(d.noise_multiplier, "noise multiplier")?,
+                    clip: finite(d.clip, "clip")?,
+                    sampling_rate: finite(d.sampling_rate, "sampling rate")?,
+                }),
+            },
         },
     })
 }
@@ -253,6 +284,22 @@ pub fn edge_update_to_wire(u: &EdgeUpdate, refused: u64) -> proto::EdgeUpdate {
                 bytes_down: r.bytes_down,
                 bytes_up: r.bytes_up,
                 seconds: r.seconds,
+                secure: r.secure.as_ref().map(|s| proto::SecureRound {
+                    participants: s.participants as u64,
+                    included: s.included as u64,
+                    dropped: s.dropped as u64,
+                    excluded: s
+                        .excluded
+                        .iter()
+                        .map(|(d, reason)| proto::Excluded {
+                            device: *d as u64,
+                            reason: reason.clone(),
+                        })
+                        .collect(),
+                    failed: s.failed.clone(),
+                    protocol_bytes: s.protocol_bytes,
+                    bound: s.bound,
+                }),
             })
             .collect(),
         training_seconds: u.training_seconds,
@@ -313,6 +360,22 @@ pub fn edge_update_from_wire(
             bytes_down: r.bytes_down,
             bytes_up: r.bytes_up,
             seconds: r.seconds,
+            secure: match &r.secure {
+                None => None,
+                Some(s) => Some(SecureRound {
+                    participants: usize_of(s.participants, "participants")?,
+                    included: usize_of(s.included, "included")?,
+                    dropped: usize_of(s.dropped, "dropped")?,
+                    excluded: s
+                        .excluded
+                        .iter()
+                        .map(|e| Ok((usize_of(e.device, "device")?, e.reason.clone())))
+                        .collect::<Result<_, Problem>>()?,
+                    failed: s.failed.clone(),
+                    protocol_bytes: s.protocol_bytes,
+                    bound: s.bound,
+                }),
+            },
         });
     }
     Ok(EdgeUpdate {
@@ -436,6 +499,15 @@ mod tests {
                 bytes_down: 16,
                 bytes_up: 32,
                 seconds: 0.25,
+                secure: Some(SecureRound {
+                    participants: 2,
+                    included: 1,
+                    dropped: 1,
+                    excluded: vec![(5, "its shares for device 3 did not check out".into())],
+                    failed: None,
+                    protocol_bytes: 900,
+                    bound: 1e-8,
+                }),
             }],
             training_seconds: 1.5,
             aggregation_seconds: 0.01,

@@ -683,3 +683,133 @@ fn pinned() -> FederationConfig {
         ..FederationConfig::default()
     }
 }
+
+/// Edge rounds of `out` whose secure aggregation failed.
+fn secure_failures(out: &Outcome) -> usize {
+    out.rounds.iter().map(|r| r.secure_failures).sum()
+}
+
+#[test]
+fn secure_aggregation_gives_the_plain_runs_models_with_the_same_dropouts() {
+    let d = data();
+    // Four devices per edge, 30 % dropping mid-round; a threshold of 2 (the default,
+    // a majority, is 3 of 4 and would lose the edge rounds where two drop). With this
+    // seed no edge round keeps a single device, whose update the sum would be: secure
+    // aggregation refuses those (the next test).
+    let plain = FederationConfig {
+        devices: 8,
+        edges: 2,
+        device_dropout: 0.3,
+        seed: 10,
+        ..small()
+    };
+    let secure = FederationConfig {
+        secure_aggregation: true,
+        secagg_threshold: Some(2),
+        ..plain.clone()
+    };
+    let (p, s) = (run(&d, &plain), run(&d, &secure));
+    assert_eq!(secure_failures(&s), 0, "{:?}", s.rounds);
+    let failed: usize = s.rounds.iter().map(|r| r.failed).sum();
+    assert!(failed > 0, "some devices dropped");
+    for (a, b) in p.rounds.iter().zip(&s.rounds) {
+        assert_eq!((a.sampled, a.accepted, a.failed), (b.sampled, b.accepted, b.failed));
+        assert_eq!(a.validation_macro_f1, b.validation_macro_f1, "round {}", a.round);
+        let (la, lb) = (a.train_loss.unwrap(), b.train_loss.unwrap());
+        assert!((la - lb).abs() < 1e-6, "round {}: {la} vs {lb}", a.round);
+        // Masked vectors (8-byte words) and the protocol's messages replace f32 updates.
+        assert!(b.bytes_devices_to_edge > 2 * a.bytes_devices_to_edge);
+    }
+    let diff = p
+        .weights
+        .iter()
+        .zip(&s.weights)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 1e-4, "plain vs secure: {diff}");
+    assert_eq!(p.best_round, s.best_round);
+    // The same seed repeats a secure run bit for bit.
+    assert_eq!(run(&d, &secure).weights, s.weights);
+}
+
+#[test]
+fn too_few_survivors_lose_the_edge_round_not_the_run() {
+    let d = data();
+    // Three devices per edge, threshold 2: with 60 % dropping, some edge rounds keep one.
+    let cfg = FederationConfig {
+        device_dropout: 0.6,
+        secure_aggregation: true,
+        rounds: 6,
+        ..small()
+    };
+    let out = run(&d, &cfg);
+    assert!(secure_failures(&out) > 0, "{:?}", out.rounds);
+    assert_eq!(out.rounds.len(), 6);
+    assert!(out.rounds.iter().all(|r| r.validation_macro_f1.is_some()));
+}
+
+#[test]
+fn a_dp_run_spends_what_the_accountant_says_and_stops_at_its_target() {
+    let d = data();
+    let cfg = FederationConfig {
+        dp_noise_multiplier: Some(1.1),
+        dp_clip: 0.5,
+        fraction: 0.5,
+        rounds: 12,
+        ..small()
+    };
+    let delta = cfg.delta();
+    assert_eq!(delta, 1.0 / 36.0f64.max(1e5));
+    let steps_per_round = cfg.edge_rounds as u64;
+    // A budget that lasts 5 of the 12 rounds.
+    let target = iotids_privacy::epsilon(0.5, 1.1, 5 * steps_per_round, delta)
+        .unwrap()
+        .epsilon
+        * 1.0001;
+    let out = run(
+        &d,
+        &FederationConfig {
+            dp_target_epsilon: Some(target),
+            ..cfg.clone()
+        },
+    );
+    assert_eq!(out.rounds.len(), 5);
+    for r in &out.rounds {
+        let want = iotids_privacy::epsilon(0.5, 1.1, r.round as u64 * steps_per_round, delta)
+            .unwrap()
+            .epsilon;
+        assert_eq!(r.epsilon, Some(want));
+        // Devices' losses are data the noise does not cover: not reported.
+        assert_eq!(r.train_loss, None);
+    }
+    let p = out.privacy.unwrap();
+    assert_eq!((p.steps, p.sampling_rate, p.noise_multiplier), (10, 0.5, 1.1));
+    assert_eq!((p.clip, p.delta, p.accountant.as_str()), (0.5, delta, "rdp"));
+    assert!(p.epsilon <= target);
+    // Poisson sampling: the number asked varies round to round.
+    let full = run(&d, &cfg);
+    assert_eq!(full.rounds.len(), 12);
+    let asked: Vec<usize> = full.rounds.iter().map(|r| r.sampled).collect();
+    assert!(asked.iter().any(|&a| a != asked[0]), "{asked:?}");
+    // With only a target, the noise is the smallest that lets every round run.
+    let only = FederationConfig {
+        dp_noise_multiplier: None,
+        dp_target_epsilon: Some(4.0),
+        ..cfg.clone()
+    }
+    .resolve_privacy()
+    .unwrap();
+    let sigma = only.dp_noise_multiplier.unwrap();
+    let spent = iotids_privacy::epsilon(0.5, sigma, 12 * steps_per_round, delta).unwrap();
+    assert!(spent.epsilon <= 4.0 && spent.epsilon > 3.99, "{spent:?}");
+    // DP and secure aggregation together: the noise is added once, on the unmasked sum.
+    let both = run(
+        &d,
+        &FederationConfig {
+            secure_aggregation: true,
+            ..cfg.clone()
+        },
+    );
+    assert_eq!(both.rounds.len(), 12);
+    assert!(both.rounds.iter().all(|r| r.validation_macro_f1.is_some()));
+}
