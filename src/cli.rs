@@ -65,6 +65,31 @@ pub struct Cli {
 // Parsed once per run: the size of the federate variant's many options doesn't matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
+    /// The ε of the (ε, δ) differential-privacy guarantee that STEPS steps of the
+    /// Poisson-subsampled Gaussian mechanism spend (DP-FedAvg: one step per edge round),
+    /// by the Rényi-DP accountant; or, with --target-epsilon, the smallest noise
+    /// multiplier that stays within it. Prints one line of JSON.
+    Privacy {
+        /// The probability q that a device takes part in a step (federate's --fraction).
+        #[arg(long)]
+        sampling_rate: f64,
+        /// σ: the noise's standard deviation over the clip norm.
+        #[arg(
+            long,
+            required_unless_present = "target_epsilon",
+            conflicts_with = "target_epsilon"
+        )]
+        noise_multiplier: Option<f64>,
+        /// The ε to stay within: prints the smallest σ that does.
+        #[arg(long)]
+        target_epsilon: Option<f64>,
+        /// Steps composed (rounds × edge rounds).
+        #[arg(long)]
+        steps: u64,
+        /// The δ of the guarantee.
+        #[arg(long)]
+        delta: f64,
+    },
     /// Summarise a labelled file: class counts and weights, statistics of every
     /// numeric column, rows read / rejected / duplicated.
     Describe {
@@ -710,6 +735,34 @@ pub struct FederateArgs {
     /// [default: summaries]
     #[arg(long, value_parser = spelled::<PipelineFit>)]
     pub pipeline: Option<PipelineFit>,
+    /// Secure aggregation at the edges (SecAgg+): devices mask their updates and an edge
+    /// learns only their sum, even when some drop mid-round. Needs mean aggregation at the
+    /// edges.
+    #[arg(long)]
+    pub secure_aggregation: bool,
+    /// Secure aggregation's neighbourhood: devices each shares its secrets with, itself
+    /// included [default: all of the round's devices up to 64, then logarithmic].
+    #[arg(long)]
+    pub secagg_neighbours: Option<usize>,
+    /// Shares that rebuild a device's secrets; an edge round with fewer devices left
+    /// yields nothing [default: a majority of the neighbourhood].
+    #[arg(long)]
+    pub secagg_threshold: Option<usize>,
+    /// Differential privacy (DP-FedAvg): the noise multiplier σ. Devices' changes are
+    /// clipped to --dp-clip, an edge adds N(0, (σ·clip)²) to their sum each edge round, and
+    /// devices take part by Poisson sampling at --fraction [default: none, DP off; with
+    /// --dp-target-epsilon alone, the smallest σ that fits every round in it].
+    #[arg(long)]
+    pub dp_noise_multiplier: Option<f64>,
+    /// The L2 norm each device's change is clipped to under DP [default: 0.5].
+    #[arg(long)]
+    pub dp_clip: Option<f64>,
+    /// The δ of the (ε, δ) guarantee [default: 1e-5, or 1/devices² if smaller].
+    #[arg(long)]
+    pub dp_delta: Option<f64>,
+    /// Stop before a round would spend more than this ε.
+    #[arg(long)]
+    pub dp_target_epsilon: Option<f64>,
     /// Skip training the same model centrally for comparison.
     #[arg(long)]
     pub no_central: bool,

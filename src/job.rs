@@ -51,6 +51,12 @@ impl Ui {
 /// One command's checked settings.
 #[derive(Debug)]
 pub enum Job {
+    Privacy {
+        sampling_rate: f64,
+        noise: iotids_privacy::Noise,
+        steps: u64,
+        delta: f64,
+    },
     Describe {
         input: Input,
         json: bool,
@@ -260,6 +266,22 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
         ingest: ingest_options(ingest, threads),
     };
     let job = match cli.command {
+        Command::Privacy {
+            sampling_rate,
+            noise_multiplier,
+            target_epsilon,
+            steps,
+            delta,
+        } => Job::Privacy {
+            sampling_rate,
+            noise: match (noise_multiplier, target_epsilon) {
+                (Some(sigma), _) => iotids_privacy::Noise::Multiplier(sigma),
+                (None, Some(target)) => iotids_privacy::Noise::TargetEpsilon(target),
+                (None, None) => bail!("give --noise-multiplier or --target-epsilon"),
+            },
+            steps,
+            delta,
+        },
         Command::Describe { file, ingest, json } => Job::Describe {
             input: input(file, &ingest),
             json,
@@ -868,24 +890,50 @@ fn federation_config(args: &FederateArgs, seed: u64) -> Result<FederationConfig>
         c.deadline = args.deadline;
         given.push("deadline");
     }
+    if args.secure_aggregation {
+        c.secure_aggregation = true;
+        given.push("secure_aggregation");
+    }
+    macro_rules! set_some {
+        ($($field:ident),*) => {
+            $(if args.$field.is_some() {
+                c.$field = args.$field;
+                given.push(stringify!($field));
+            })*
+        };
+    }
+    set_some!(
+        secagg_neighbours,
+        secagg_threshold,
+        dp_noise_multiplier,
+        dp_delta,
+        dp_target_epsilon
+    );
+    if let Some(clip) = args.dp_clip {
+        c.dp_clip = clip;
+        given.push("dp_clip");
+    }
     c.seed = seed;
-    c.check().map_err(|e| match e {
-        iotids_federation::Error::Config {
-            field,
-            value,
-            allowed,
-        } => {
-            let flag = format!("--{}", field.replace('_', "-"));
-            match (&args.config, given.contains(&field)) {
-                (Some(path), false) => anyhow!(
-                    "{}: `{field} = {value}`: must be {allowed} (or give {flag})",
-                    path.display()
-                ),
-                _ => anyhow!("{flag} {value}: must be {allowed}"),
+    c.check()
+        .and_then(|()| c.clone().resolve_privacy())
+        .map(|resolved| c = resolved)
+        .map_err(|e| match e {
+            iotids_federation::Error::Config {
+                field,
+                value,
+                allowed,
+            } => {
+                let flag = format!("--{}", field.replace('_', "-"));
+                match (&args.config, given.contains(&field)) {
+                    (Some(path), false) => anyhow!(
+                        "{}: `{field} = {value}`: must be {allowed} (or give {flag})",
+                        path.display()
+                    ),
+                    _ => anyhow!("{flag} {value}: must be {allowed}"),
+                }
             }
-        }
-        other => anyhow!("{other}"),
-    })?;
+            other => anyhow!("{other}"),
+        })?;
     Ok(c)
 }
 

@@ -250,6 +250,9 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     )? {
         page.push(b);
     }
+    for b in fed_report::privacy_sections(cfg, &outcome) {
+        page.push(b);
+    }
     if let Some(rows) = &robustness {
         for b in fed_report::robustness_sections(rows, cfg, &figures)? {
             page.push(b);

@@ -25,6 +25,16 @@ use crate::job::{Job, Ui};
 /// Runs `job`.
 pub fn run(job: Job, ui: Ui) -> Result<ExitCode> {
     match job {
+        Job::Privacy {
+            sampling_rate,
+            noise,
+            steps,
+            delta,
+        } => {
+            let json = iotids_privacy::privacy_json(sampling_rate, steps, delta, noise)?;
+            println!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
         Job::Describe { input, json } => describe::run(&input, json, ui),
         Job::Audit(job) => audit::run(&job, ui),
         Job::Synth(job) => synth::run(&job, ui).map(|()| ExitCode::SUCCESS),

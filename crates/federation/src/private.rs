@@ -165,7 +165,11 @@ impl Folding {
         if sum.len() != self.len() || start.len() != self.weights {
             return Err(Error::Protocol {
                 peer: "the edge's link".into(),
-                problem: format!("a sum of {} values for a model of {}", sum.len(), start.len()),
+                problem: format!(
+                    "a sum of {} values for a model of {}",
+                    sum.len(),
+                    start.len()
+                ),
                 expected: format!("{} values", self.len()),
             });
         }
@@ -178,8 +182,9 @@ impl Folding {
                 return Err(Error::config("members", members, "at least 1 under DP"));
             }
             let sd = dp.noise_multiplier * dp.clip;
-            let normal = Normal::new(0.0, sd.max(0.0))
-                .map_err(|e| Error::config("dp_noise_multiplier", dp.noise_multiplier, e.to_string()))?;
+            let normal = Normal::new(0.0, sd.max(0.0)).map_err(|e| {
+                Error::config("dp_noise_multiplier", dp.noise_multiplier, e.to_string())
+            })?;
             let weights = body
                 .iter()
                 .zip(start)
@@ -198,7 +203,11 @@ impl Folding {
         if samples <= 0.0 {
             return Err(Error::config("samples", 0, "a positive total sample count"));
         }
-        let tau = if plan.normalized { tail[2] / samples } else { 1.0 };
+        let tau = if plan.normalized {
+            tail[2] / samples
+        } else {
+            1.0
+        };
         let weights = body
             .iter()
             .zip(start)
@@ -212,7 +221,10 @@ impl Folding {
                 loss: tail[3] / samples,
                 accuracy: tail[4] / samples,
             }),
-            class_counts: tail[TAIL..].iter().map(|c| c.round().max(0.0) as u64).collect(),
+            class_counts: tail[TAIL..]
+                .iter()
+                .map(|c| c.round().max(0.0) as u64)
+                .collect(),
         })
     }
 }
@@ -316,9 +328,7 @@ mod tests {
                 *s += v;
             }
         }
-        let out = f
-            .unfold(&sum, &start, &plan, 2, &mut rand::rng())
-            .unwrap();
+        let out = f.unfold(&sum, &start, &plan, 2, &mut rand::rng()).unwrap();
         // By hand: aᵢ = path(nᵢ), τ = Σnᵢaᵢ/Σnᵢ, w = w₀ + τ·Σnᵢ(Δᵢ/aᵢ)/Σnᵢ.
         let a: Vec<f64> = [30u64, 90].iter().map(|&n| plan.local.path(n)).collect();
         let tau = (30.0 * a[0] + 90.0 * a[1]) / 120.0;
@@ -346,10 +356,16 @@ mod tests {
         assert!(!plan.normalized, "DP turns normalised averaging off");
         let start = [0.0f32; 2];
         // A change of norm 5 is clipped to norm 1; one of norm 0.5 is kept.
-        let ups = [update(0, vec![3.0, 4.0], 1000), update(1, vec![0.5, 0.0], 1)];
+        let ups = [
+            update(0, vec![3.0, 4.0], 1000),
+            update(1, vec![0.5, 0.0], 1),
+        ];
         let f = Folding::new(&plan, 2);
         assert_eq!(f.len(), 2 + 5);
-        let folded: Vec<Vec<f64>> = ups.iter().map(|u| f.fold(u, &start, &plan).unwrap()).collect();
+        let folded: Vec<Vec<f64>> = ups
+            .iter()
+            .map(|u| f.fold(u, &start, &plan).unwrap())
+            .collect();
         assert!((folded[0][0] - 0.6).abs() < 1e-12 && (folded[0][1] - 0.8).abs() < 1e-12);
         let sum: Vec<f64> = (0..f.len()).map(|j| folded[0][j] + folded[1][j]).collect();
         // Four members at q = 0.5: the denominator is 2, whoever came.
@@ -365,7 +381,12 @@ mod tests {
         s[20_000] = 2.0;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let out = wide.unfold(&s, &[0.0; 20_000], &plan, 4, &mut rng).unwrap();
-        let var = out.weights.iter().map(|w| f64::from(*w).powi(2)).sum::<f64>() / 20_000.0;
+        let var = out
+            .weights
+            .iter()
+            .map(|w| f64::from(*w).powi(2))
+            .sum::<f64>()
+            / 20_000.0;
         assert!((var.sqrt() - 1.0).abs() < 0.02, "sd {}", var.sqrt());
     }
 }

@@ -44,8 +44,8 @@ use crate::message::{
     Delivery, DeviceUpdate, EdgeModel, EdgeRoundReport, EdgeUpdate, GlobalModel, LocalTraining,
     Payload, Plan, Training,
 };
-use crate::strategy::ServerOptimizer;
 use crate::private::{Folding, NoiseSource, Unfolded};
+use crate::strategy::ServerOptimizer;
 use crate::transport::{Arrived, Exchange, Link, UpdateSum, Wait, check_length};
 
 /// What a poisoning device does to its update; the attack lives with the device, as it
@@ -566,7 +566,13 @@ impl Edge {
             ))),
         };
         folding
-            .unfold(folded, &down.weights, &down.plan, self.members.len(), &mut *rng)
+            .unfold(
+                folded,
+                &down.weights,
+                &down.plan,
+                self.members.len(),
+                &mut *rng,
+            )
             .map(Some)
     }
 }
@@ -841,16 +847,23 @@ impl<'a> Cloud<'a> {
 
     /// The ε after `rounds` rounds (None: DP off).
     fn epsilon_after(&self, rounds: usize) -> Option<f64> {
-        self.privacy
-            .as_ref()
-            .map(|p| p.accountant.epsilon_after(rounds as u64 * p.per_round).epsilon)
+        self.privacy.as_ref().map(|p| {
+            p.accountant
+                .epsilon_after(rounds as u64 * p.per_round)
+                .epsilon
+        })
     }
 
     /// Whether the next round stays within the privacy budget (always without DP or a
     /// target ε).
     pub fn budget_allows_next_round(&self) -> bool {
         match (&self.privacy, self.epsilon_after(self.state.round + 1)) {
-            (Some(Privacy { target: Some(t), .. }), Some(e)) => e <= *t,
+            (
+                Some(Privacy {
+                    target: Some(t), ..
+                }),
+                Some(e),
+            ) => e <= *t,
             _ => true,
         }
     }

@@ -412,7 +412,8 @@ impl InProcess<'_> {
             bound: 0.0,
         };
         let ids: Vec<u64> = peers.iter().map(|&p| p as u64).collect();
-        let context = crate::private::context(model.plan.seed, model.round, model.edge_round, &peers);
+        let context =
+            crate::private::context(model.plan.seed, model.round, model.edge_round, &peers);
         let mut included: Vec<u64> = Vec::new();
         let mut protocol = 0u64;
         let mut masked_bytes = 0u64;
@@ -424,8 +425,13 @@ impl InProcess<'_> {
         }
         let secagg = |e: iotids_secagg::Error| Stop::Protocol(e.to_string());
         let result: Result<Vec<f64>, Stop> = (|| {
-            let spec = RoundSpec::new(context, ids.clone(), folding.len(), crate::private::settings(secure))
-                .map_err(secagg)?;
+            let spec = RoundSpec::new(
+                context,
+                ids.clone(),
+                folding.len(),
+                crate::private::settings(secure),
+            )
+            .map_err(secagg)?;
             protocol += peers.len() as u64 * encode(&spec).len() as u64;
             let mut server = Server::new(spec.clone());
             let joined: Vec<(Client, iotids_secagg::Keys)> = fates
@@ -441,7 +447,8 @@ impl InProcess<'_> {
                 })
                 .collect::<iotids_secagg::Result<_>>()
                 .map_err(secagg)?;
-            let (mut clients, keys): (Vec<Client>, Vec<iotids_secagg::Keys>) = joined.into_iter().unzip();
+            let (mut clients, keys): (Vec<Client>, Vec<iotids_secagg::Keys>) =
+                joined.into_iter().unzip();
             protocol += keys.iter().map(|k| encode(k).len() as u64).sum::<u64>();
             let books = server.receive_keys(keys);
             protocol += books.values().map(|b| encode(b).len() as u64).sum::<u64>();
@@ -452,27 +459,32 @@ impl InProcess<'_> {
                 .map_err(secagg)?;
             protocol += shares.iter().map(|s| encode(s).len() as u64).sum::<u64>();
             let inboxes = server.receive_shares(shares);
-            protocol += inboxes.values().map(|i| encode(i).len() as u64).sum::<u64>();
+            protocol += inboxes
+                .values()
+                .map(|i| encode(i).len() as u64)
+                .sum::<u64>();
             // The accepted devices train and mask; a late one's masked vector crosses the
             // link after the deadline and is counted, not summed.
             let masked: Vec<Option<iotids_secagg::Masked>> = clients
                 .par_iter_mut()
                 .zip(fates.par_iter())
-                .map(|(c, (device, (delivery, _)))| -> crate::Result<Option<iotids_secagg::Masked>> {
-                    if *delivery != Delivery::Accepted {
-                        return Ok(None);
-                    }
-                    let Some(inbox) = inboxes.get(&c.id()) else {
-                        return Ok(None);
-                    };
-                    let update = device.train(model)?;
-                    let folded = folding.fold(&update, &model.weights, &model.plan)?;
-                    // A value the encoding cannot carry leaves this device out.
-                    let Ok(words) = secure_fixed(secure).encode(&folded) else {
-                        return Ok(None);
-                    };
-                    Ok(c.mask(inbox, &words).ok())
-                })
+                .map(
+                    |(c, (device, (delivery, _)))| -> crate::Result<Option<iotids_secagg::Masked>> {
+                        if *delivery != Delivery::Accepted {
+                            return Ok(None);
+                        }
+                        let Some(inbox) = inboxes.get(&c.id()) else {
+                            return Ok(None);
+                        };
+                        let update = device.train(model)?;
+                        let folded = folding.fold(&update, &model.weights, &model.plan)?;
+                        // A value the encoding cannot carry leaves this device out.
+                        let Ok(words) = secure_fixed(secure).encode(&folded) else {
+                            return Ok(None);
+                        };
+                        Ok(c.mask(inbox, &words).ok())
+                    },
+                )
                 .collect::<crate::Result<_>>()
                 .map_err(Stop::Training)?;
             let masked: Vec<iotids_secagg::Masked> = masked.into_iter().flatten().collect();

@@ -119,7 +119,10 @@ pub fn model_from_wire(m: proto::GlobalModel) -> Result<GlobalModel, Problem> {
             secure: match p.secure {
                 None => None,
                 Some(s) => Some(SecurePlan {
-                    neighbours: s.neighbours.map(|k| usize_of(k, "neighbours")).transpose()?,
+                    neighbours: s
+                        .neighbours
+                        .map(|k| usize_of(k, "neighbours"))
+                        .transpose()?,
                     threshold: s.threshold.map(|t| usize_of(t, "threshold")).transpose()?,
                     fractional_bits: if s.fractional_bits <= 40 {
                         s.fractional_bits

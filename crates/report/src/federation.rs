@@ -108,6 +108,8 @@ pub fn summary_json(
             "best_epoch": c.best_epoch,
             "seconds": c.seconds,
         })),
+        "privacy": o.privacy,
+        "secure_aggregation": secure_json(cfg, o),
         "first_round_within_1_point_of_central": central
             .and_then(|c| o.first_round_reaching(c.validation_macro_f1 - 0.01)),
     })
@@ -268,4 +270,107 @@ pub fn network_summary(gru: &iotids_model::gru::GruConfig, window: usize) -> Str
         window,
         gru.classes
     )
+}
+
+/// `federation.json`'s `secure_aggregation`: whether it was on, its settings, and what it
+/// lost (edge rounds whose sum could not be unmasked, devices left out).
+pub fn secure_json(cfg: &FederationConfig, o: &Outcome) -> Value {
+    json!({
+        "enabled": cfg.secure_aggregation,
+        "neighbours": cfg.secagg_neighbours,
+        "threshold": cfg.secagg_threshold,
+        "failed_edge_rounds": o.rounds.iter().map(|r| r.secure_failures).sum::<usize>(),
+        "excluded_devices": o.rounds.iter().map(|r| r.secure_excluded).sum::<usize>(),
+    })
+}
+
+/// The report's privacy section: whether secure aggregation was on and what it lost, the
+/// (ε, δ) guarantee and how it grew round by round, and what each protects against.
+pub fn privacy_sections(cfg: &FederationConfig, o: &Outcome) -> Vec<Block> {
+    let mut rows = vec![(
+        "secure aggregation".to_string(),
+        if cfg.secure_aggregation {
+            format!(
+                "on (SecAgg+: neighbourhood {}, threshold {}); {} edge round(s) lost for too \
+                 few devices left, {} device(s) left out for bad shares",
+                cfg.secagg_neighbours
+                    .map_or("all devices of the round up to 64".to_string(), |k| k
+                        .to_string()),
+                cfg.secagg_threshold
+                    .map_or("a majority".to_string(), |t| t.to_string()),
+                o.rounds.iter().map(|r| r.secure_failures).sum::<usize>(),
+                o.rounds.iter().map(|r| r.secure_excluded).sum::<usize>(),
+            )
+        } else {
+            "off: each edge reads its devices' updates".to_string()
+        },
+    )];
+    match &o.privacy {
+        Some(p) => {
+            rows.push((
+                "differential privacy".to_string(),
+                format!(
+                    "(ε = {:.3}, δ = {:e}) per device after {} steps ({} rounds × {} edge \
+                     rounds); noise multiplier σ = {:.4}, clip C = {}, Poisson sampling rate \
+                     q = {}; Rényi-DP accountant (order {})",
+                    p.epsilon,
+                    p.delta,
+                    p.steps,
+                    o.rounds.len(),
+                    cfg.edge_rounds,
+                    p.noise_multiplier,
+                    p.clip,
+                    p.sampling_rate,
+                    p.order
+                ),
+            ));
+            if let Some(t) = cfg.dp_target_epsilon {
+                rows.push((
+                    "privacy budget".to_string(),
+                    format!("ε ≤ {t}: {} of {} rounds ran", o.rounds.len(), cfg.rounds),
+                ));
+            }
+        }
+        None => rows.push((
+            "differential privacy".to_string(),
+            "off: the model carries no formal guarantee".to_string(),
+        )),
+    }
+    let mut blocks = vec![Block::Heading("Privacy".into()), Block::KeyValues(rows)];
+    if o.privacy.is_some() {
+        let step = (o.rounds.len() / 10).max(1);
+        let picked: Vec<&RoundRecord> = o
+            .rounds
+            .iter()
+            .filter(|r| r.round % step == 0 || r.round == 1 || r.round == o.rounds.len())
+            .collect();
+        blocks.push(Block::Table {
+            header: vec![
+                "round".into(),
+                "ε spent".into(),
+                "validation macro-F1".into(),
+            ],
+            rows: picked
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.round.to_string(),
+                        r.epsilon.map_or("-".into(), |e| format!("{e:.3}")),
+                        opt4(r.validation_macro_f1),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    blocks.push(Block::Paragraph(
+        "Secure aggregation keeps each device's update from its edge (the edge unmasks only \
+         the sum of the devices that stayed), not the sum itself, and it needs the mean at \
+         the edges (no robust rule). Differential privacy bounds what any model released \
+         from an edge round (to its devices and to the cloud) and the final model say about \
+         any one device's traffic; the edge adds the noise after summing, so it protects \
+         against everyone downstream of the edge, not against the edge itself. The devices' \
+         preprocessing summaries and label counts are outside the guarantee."
+            .into(),
+    ));
+    blocks
 }

@@ -713,8 +713,15 @@ fn secure_aggregation_gives_the_plain_runs_models_with_the_same_dropouts() {
     let failed: usize = s.rounds.iter().map(|r| r.failed).sum();
     assert!(failed > 0, "some devices dropped");
     for (a, b) in p.rounds.iter().zip(&s.rounds) {
-        assert_eq!((a.sampled, a.accepted, a.failed), (b.sampled, b.accepted, b.failed));
-        assert_eq!(a.validation_macro_f1, b.validation_macro_f1, "round {}", a.round);
+        assert_eq!(
+            (a.sampled, a.accepted, a.failed),
+            (b.sampled, b.accepted, b.failed)
+        );
+        assert_eq!(
+            a.validation_macro_f1, b.validation_macro_f1,
+            "round {}",
+            a.round
+        );
         let (la, lb) = (a.train_loss.unwrap(), b.train_loss.unwrap());
         assert!((la - lb).abs() < 1e-6, "round {}: {la} vs {lb}", a.round);
         // Masked vectors (8-byte words) and the protocol's messages replace f32 updates.
@@ -783,8 +790,14 @@ fn a_dp_run_spends_what_the_accountant_says_and_stops_at_its_target() {
         assert_eq!(r.train_loss, None);
     }
     let p = out.privacy.unwrap();
-    assert_eq!((p.steps, p.sampling_rate, p.noise_multiplier), (10, 0.5, 1.1));
-    assert_eq!((p.clip, p.delta, p.accountant.as_str()), (0.5, delta, "rdp"));
+    assert_eq!(
+        (p.steps, p.sampling_rate, p.noise_multiplier),
+        (10, 0.5, 1.1)
+    );
+    assert_eq!(
+        (p.clip, p.delta, p.accountant.as_str()),
+        (0.5, delta, "rdp")
+    );
     assert!(p.epsilon <= target);
     // Poisson sampling: the number asked varies round to round.
     let full = run(&d, &cfg);
