@@ -530,6 +530,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure what secure aggregation costs per edge round against plain aggregation
+    /// (see BENCHMARKS.md): a device's time and bytes, the edge's, for each device count.
+    BenchSecagg {
+        /// Devices per edge to measure (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![nonzero(10), nonzero(50), nonzero(100)])]
+        devices: Vec<NonZeroUsize>,
+        /// Weights per update [default: the default GRU's on MQTTset].
+        #[arg(long)]
+        weights: Option<NonZeroUsize>,
+        /// Share of devices that drop after dealing their shares, before masking.
+        #[arg(long, value_parser = probability_below_one, default_value_t = 0.3)]
+        dropout: f64,
+        /// Repetitions; medians are reported.
+        #[arg(long, default_value_t = nonzero(3))]
+        repeats: NonZeroUsize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure packet throughput on a capture (see BENCHMARKS.md): `extract` (the 61
     /// columns as CSV, written to nowhere) against tshark-fields.sh on the same capture in
     /// the same run, and with --model `detect` end to end (no outputs), with peak memory.

@@ -88,6 +88,10 @@ pub enum Job {
         config: GruBenchConfig,
         json: bool,
     },
+    BenchSecagg {
+        config: iotids_federation::bench::SecAggBenchConfig,
+        json: bool,
+    },
     BenchFederation {
         config: FederationBenchConfig,
         json: bool,
@@ -593,6 +597,28 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             },
             json: args.json,
         },
+        Command::BenchSecagg {
+            devices,
+            weights,
+            dropout,
+            repeats,
+            json,
+        } => {
+            let defaults = iotids_federation::bench::SecAggBenchConfig::default();
+            let devices: Vec<usize> = devices.iter().map(|d| d.get()).collect();
+            if let Some(d) = devices.iter().find(|&&d| d < 2) {
+                bail!("--devices {d}: secure aggregation needs at least 2 devices per edge");
+            }
+            Job::BenchSecagg {
+                config: iotids_federation::bench::SecAggBenchConfig {
+                    devices,
+                    weights: weights.map_or(defaults.weights, NonZeroUsize::get),
+                    dropout,
+                    repeats: repeats.get(),
+                },
+                json,
+            }
+        }
         Command::BenchFederation {
             rows,
             devices,

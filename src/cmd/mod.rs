@@ -61,6 +61,7 @@ pub fn run(job: Job, ui: Ui) -> Result<ExitCode> {
         Job::Detect(job) => detect::run(&job, ui),
         Job::BenchGru { config, json } => bench::gru(&config, json, ui),
         Job::BenchFederation { config, json } => bench::federation(&config, json),
+        Job::BenchSecagg { config, json } => bench::secagg(&config, json),
         Job::Bench(job) => bench::ingest(&job),
         Job::BenchPackets(job) => bench::packets(&job),
     }
