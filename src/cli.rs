@@ -773,7 +773,7 @@ pub struct FederateArgs {
     /// --dp-target-epsilon alone, the smallest σ that fits every round in it].
     #[arg(long)]
     pub dp_noise_multiplier: Option<f64>,
-    /// The L2 norm each device's change is clipped to under DP [default: 0.5].
+    /// The L2 norm each device's change is clipped to under DP [default: 2].
     #[arg(long)]
     pub dp_clip: Option<f64>,
     /// The δ of the (ε, δ) guarantee [default: 1e-5, or 1/devices² if smaller].

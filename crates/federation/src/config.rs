@@ -208,7 +208,9 @@ pub struct FederationConfig {
     /// N(0, (σ·clip)²) to their sum each edge round and divides by the expected number of
     /// devices; devices take part by Poisson sampling at rate `fraction`.
     pub dp_noise_multiplier: Option<f64>,
-    /// The L2 norm each device's change is clipped to under differential privacy (0.5).
+    /// The L2 norm each device's change is clipped to under differential privacy (2: on
+    /// MQTTset with 1,000 devices, 5 local epochs, q = 0.2 and no noise, validation
+    /// macro-F1 0.42 at 0.5, 0.82 at 2, 0.82 at 5; the noise grows with it).
     pub dp_clip: f64,
     /// The δ of the (ε, δ) guarantee (none: 1e-5, or 1/devices² if that is smaller).
     pub dp_delta: Option<f64>,
@@ -262,7 +264,7 @@ impl Default for FederationConfig {
             secagg_neighbours: None,
             secagg_threshold: None,
             dp_noise_multiplier: None,
-            dp_clip: 0.5,
+            dp_clip: 2.0,
             dp_delta: None,
             dp_target_epsilon: None,
             seed: 42,

@@ -26,8 +26,9 @@
 //!    shares of the survivors' self-mask seeds and of the dropped devices' mask keys,
 //!    never both for one device, and answers once ([`Reveal`]).
 //!
-//! The edge checks every revealed share against its commitment, rebuilds each survivor's
-//! seed and each dropped device's key from `t` valid shares, removes the self masks and
+//! The edge rebuilds each survivor's seed and each dropped device's key from `t` revealed
+//! shares and checks the result against the dealer's commitment (on a mismatch it checks
+//! every share and rebuilds from the valid ones), removes the self masks and
 //! the dropped devices' dangling pairwise masks, and is left with the sum of the
 //! survivors' vectors ([`Aggregate`]). Dropouts after stage 2 cost nothing as long as every
 //! neighbourhood keeps `t` survivors; below that the aggregation fails (the edge round
