@@ -57,13 +57,33 @@ def main():
     ap.add_argument("--markdown")
     ap.add_argument("--svg")
     ap.add_argument("--extra", default="", help="more federate flags, space-separated")
+    ap.add_argument("--from-csv", nargs="*", default=None,
+                    help="only draw the table and picture from earlier runs' CSVs")
     a = ap.parse_args()
     settings = a.setting or ["20:4:1.0", "1000:10:0.1"]
     epsilons = [float(e) for e in a.epsilons.split(",")]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for s in settings:
+    if a.from_csv is not None:
+        for path in a.from_csv:
+            with open(path) as fh:
+                for r in csv.DictReader(fh):
+                    num = lambda v: None if v in ("", None) else float(v)
+                    rows.append({
+                        "devices": int(r["devices"]), "edges": int(r["edges"]),
+                        "sampling_rate": float(r["sampling_rate"]),
+                        "target_epsilon": float(r["target_epsilon"]), "epsilon": num(r["epsilon"]),
+                        "noise_multiplier": num(r["noise_multiplier"]), "delta": num(r["delta"]),
+                        "steps": num(r["steps"]), "rounds_run": int(r["rounds_run"]),
+                        "macro_f1": float(r["macro_f1"]), "false_alarm": num(r["false_alarm"]),
+                        "seconds": float(r["seconds"]),
+                    })
+        settings = sorted({f"{r['devices']}:{r['edges']}:{r['sampling_rate']}" for r in rows},
+                          key=lambda s: int(s.split(":")[0]))
+        epsilons = sorted({r["target_epsilon"] for r in rows})
+        a.setting = settings
+    for s in settings if a.from_csv is None else []:
         devices, edges, q = s.split(":")
         for eps in epsilons:
             name = f"d{devices}-e{edges}-q{q}-eps{eps}"
@@ -92,7 +112,8 @@ def main():
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    with open(out / "privacy_utility.csv", "w", newline="") as fh:
+    if a.from_csv is None:
+      with open(out / "privacy_utility.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)

@@ -192,6 +192,9 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         metrics.as_ref(),
         central.as_ref(),
     ))?;
+    if let Some(line) = fed_report::privacy_line(cfg, &outcome) {
+        print(&line)?;
+    }
 
     let mut page = Report::new(
         "iotids: federated GRU intrusion detector",

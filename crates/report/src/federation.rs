@@ -284,6 +284,35 @@ pub fn secure_json(cfg: &FederationConfig, o: &Outcome) -> Value {
     })
 }
 
+/// One line on what secure aggregation lost and the privacy spent, when either was on.
+pub fn privacy_line(cfg: &FederationConfig, o: &Outcome) -> Option<String> {
+    let mut parts = Vec::new();
+    if cfg.secure_aggregation {
+        parts.push(format!(
+            "secure aggregation: {} edge round(s) lost for too few devices left, {} device(s) excluded",
+            o.rounds.iter().map(|r| r.secure_failures).sum::<usize>(),
+            o.rounds.iter().map(|r| r.secure_excluded).sum::<usize>()
+        ));
+    }
+    if let Some(p) = &o.privacy {
+        parts.push(format!(
+            "differential privacy: ε = {:.3} at δ = {:e} after {} steps (σ = {:.4}, clip {}, q = {}){}",
+            p.epsilon,
+            p.delta,
+            p.steps,
+            p.noise_multiplier,
+            p.clip,
+            p.sampling_rate,
+            if o.rounds.len() < cfg.rounds {
+                format!("; stopped after {} of {} rounds at the budget", o.rounds.len(), cfg.rounds)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// The report's privacy section: whether secure aggregation was on and what it lost, the
 /// (ε, δ) guarantee and how it grew round by round, and what each protects against.
 pub fn privacy_sections(cfg: &FederationConfig, o: &Outcome) -> Vec<Block> {
@@ -373,4 +402,117 @@ pub fn privacy_sections(cfg: &FederationConfig, o: &Outcome) -> Vec<Block> {
             .into(),
     ));
     blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iotids_federation::partition::Partition;
+
+    fn record(round: usize, epsilon: Option<f64>, failures: usize) -> RoundRecord {
+        RoundRecord {
+            round,
+            train_loss: None,
+            train_accuracy: None,
+            validation_loss: Some(0.5),
+            validation_accuracy: Some(0.9),
+            validation_macro_f1: Some(0.8),
+            sampled: 4,
+            accepted: 3,
+            failed: 1,
+            late: 0,
+            bytes_edge_to_devices: 0,
+            bytes_devices_to_edge: 0,
+            bytes_edges_to_cloud: 0,
+            bytes_cloud_to_edges: 0,
+            simulated_seconds: 0.0,
+            seconds: 0.0,
+            training_seconds: 0.0,
+            aggregation_seconds: 0.0,
+            evaluation_seconds: 0.0,
+            epsilon,
+            secure_failures: failures,
+            secure_excluded: 0,
+        }
+    }
+
+    fn outcome(privacy: Option<iotids_federation::PrivacyReport>) -> Outcome {
+        Outcome {
+            rounds: vec![record(1, Some(1.5), 1), record(2, Some(2.25), 0)],
+            best_round: 2,
+            weights: vec![0.0],
+            partition: Partition {
+                devices: vec![vec![0]],
+                class_counts: vec![vec![1]],
+                unit: "rows",
+                units: 1,
+            },
+            edge_of: vec![0],
+            malicious: Vec::new(),
+            model_bytes: 4,
+            privacy,
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_privacy_section_states_the_guarantee_and_what_secure_aggregation_lost() {
+        let cfg = FederationConfig {
+            secure_aggregation: true,
+            dp_noise_multiplier: Some(1.1),
+            dp_target_epsilon: Some(3.0),
+            rounds: 5,
+            ..FederationConfig::default()
+        };
+        let report = iotids_federation::PrivacyReport {
+            noise_multiplier: 1.1,
+            clip: 2.0,
+            sampling_rate: 0.5,
+            steps: 4,
+            delta: 1e-5,
+            epsilon: 2.25,
+            accountant: "rdp".into(),
+            order: 7.0,
+        };
+        let o = outcome(Some(report));
+        let line = privacy_line(&cfg, &o).unwrap();
+        assert!(line.contains("1 edge round(s) lost"), "{line}");
+        assert!(
+            line.contains("ε = 2.250 at δ = 1e-5 after 4 steps"),
+            "{line}"
+        );
+        assert!(line.contains("stopped after 2 of 5 rounds"), "{line}");
+        let blocks = privacy_sections(&cfg, &o);
+        let Block::KeyValues(rows) = &blocks[1] else {
+            panic!("{blocks:?}")
+        };
+        assert!(rows[0].1.starts_with("on (SecAgg+"), "{rows:?}");
+        assert!(
+            rows[1]
+                .1
+                .contains("(ε = 2.250, δ = 1e-5) per device after 4 steps"),
+            "{rows:?}"
+        );
+        let Block::Table { rows: table, .. } = &blocks[2] else {
+            panic!("{blocks:?}")
+        };
+        assert_eq!(
+            table[1],
+            vec!["2".to_string(), "2.250".into(), "0.8000".into()]
+        );
+        let json = summary_json(&cfg, &o, None, None);
+        assert_eq!(json["privacy"]["epsilon"], 2.25);
+        assert_eq!(json["secure_aggregation"]["failed_edge_rounds"], 1);
+        // Neither on: no line, and the section says so.
+        let plain = FederationConfig::default();
+        let o = outcome(None);
+        assert_eq!(privacy_line(&plain, &o), None);
+        let Block::KeyValues(rows) = &privacy_sections(&plain, &o)[1] else {
+            panic!()
+        };
+        assert!(
+            rows[0].1.starts_with("off") && rows[1].1.starts_with("off"),
+            "{rows:?}"
+        );
+    }
 }
