@@ -220,6 +220,12 @@ pub fn run(
                 proto::task::Kind::Idle(_) | proto::task::Kind::Finish(_) => {
                     unreachable!("handled above")
                 }
+                proto::task::Kind::SecaggSetup(_)
+                | proto::task::Kind::SecaggShareKeys(_)
+                | proto::task::Kind::SecaggUnmask(_) => Err(Error::Peer {
+                    peer: options.cloud.clone(),
+                    reason: "sent a secure-aggregation stage, which only devices answer".into(),
+                }),
             };
             beat.abort();
             let answer = match answer {
