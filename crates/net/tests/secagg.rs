@@ -1,0 +1,237 @@
+//! Secure aggregation over real gRPC and mutual TLS on 127.0.0.1: an edge's
+//! [`DeviceLink`] runs the four SecAgg+ stages with five device clients made by hand (the
+//! real device side, [`DeviceSecAgg`], with updates made up instead of trained). Three are
+//! honest; one seals shares that do not open, one sends a masked vector of the wrong
+//! length. The edge round completes with the honest three, the two are excluded and
+//! reported, the sum is the honest updates' sum, and the edge never receives an update in
+//! the clear (a tap on its hub sees every answer).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iotids_federation::FederationConfig;
+use iotids_federation::message::{Delivery, DeviceUpdate, GlobalModel, Payload, Plan, Training};
+use iotids_federation::private::Folding;
+use iotids_federation::transport::{Arrived, Link, UpdateSum, Wait};
+use iotids_model::train::TrainConfig;
+use iotids_net::certs::{Node, TlsFiles};
+use iotids_net::client::Upstream;
+use iotids_net::hub::{Hub, Tier};
+use iotids_net::link::DeviceLink;
+use iotids_net::proto;
+use iotids_net::secure::DeviceSecAgg;
+use iotids_secagg::{Masked, Shares, decode, encode};
+
+const DEVICES: usize = 5;
+/// Seals shares that do not open.
+const BAD_SHARES: usize = 3;
+/// Sends a masked vector of the wrong length.
+const SHORT_VECTOR: usize = 4;
+
+fn model() -> GlobalModel {
+    let cfg = FederationConfig {
+        secure_aggregation: true,
+        ..FederationConfig::default()
+    };
+    GlobalModel {
+        round: 1,
+        edge_round: 0,
+        weights: vec![0.5, -0.5, 1.0, 2.0, 0.25, -1.5],
+        plan: Plan::new(&cfg, &TrainConfig::default()),
+    }
+}
+
+/// Device `d`'s made-up update to `model`.
+fn update(d: usize, model: &GlobalModel) -> DeviceUpdate {
+    DeviceUpdate {
+        device: d,
+        round: model.round,
+        edge_round: model.edge_round,
+        payload: Payload::Weights(
+            model
+                .weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| w + 0.01 * (d as f32 + 1.0) * (i as f32 - 2.0))
+                .collect(),
+        ),
+        training: Training {
+            samples: 10 + d,
+            loss: 0.5 - 0.05 * d as f64,
+            accuracy: 0.8 + 0.02 * d as f64,
+        },
+        class_counts: Vec::new(),
+    }
+}
+
+/// Device `d`: pulls its tasks and answers them until the run is over.
+fn device(d: usize, mut up: Upstream, rt: &tokio::runtime::Runtime) {
+    let mut secagg = DeviceSecAgg::new(d);
+    loop {
+        let Ok(task) = rt.block_on(up.pull("")) else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        let kind = match (&task.kind, &task.kind.as_ref().and_then(|k| secagg.answer_stage(&task.id, k))) {
+            (Some(proto::task::Kind::Finish(_)), _) => return,
+            (_, Some(Ok(proto::answer::Kind::SecaggShares(m)))) if d == BAD_SHARES => {
+                let mut shares: Shares = decode("shares", &m.message).unwrap();
+                for s in &mut shares.sealed {
+                    s.ciphertext[0] ^= 1;
+                }
+                proto::answer::Kind::SecaggShares(proto::SecAggMessage {
+                    message: encode(&shares),
+                })
+            }
+            (_, Some(answer)) => answer.clone().unwrap(),
+            (Some(proto::task::Kind::Train(t)), None) => {
+                let sent = iotids_net::wire::model_from_wire(t.model.clone().unwrap()).unwrap();
+                let inbox = secagg.inbox(&task.id, &t.secagg_inbox).unwrap();
+                let answer = secagg
+                    .mask(&task.id, &inbox, &sent, &update(d, &sent))
+                    .unwrap();
+                match answer {
+                    proto::answer::Kind::SecaggMasked(m) if d == SHORT_VECTOR => {
+                        let mut masked: Masked = decode("masked", &m.message).unwrap();
+                        masked.words.truncate(masked.words.len() - 8);
+                        proto::answer::Kind::SecaggMasked(proto::SecAggMessage {
+                            message: encode(&masked),
+                        })
+                    }
+                    a => a,
+                }
+            }
+            _ => continue,
+        };
+        let ack = rt
+            .block_on(up.push(proto::Answer {
+                task: task.id.clone(),
+                kind: Some(kind),
+            }))
+            .unwrap();
+        assert!(ack.accepted, "device {d}: {}", ack.reason);
+    }
+}
+
+#[test]
+fn bad_shares_and_bad_vectors_are_excluded_and_the_edge_sees_only_masked_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    iotids_net::certs::make(dir.path(), 1, DEVICES, &[], 1).unwrap();
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let refused = Arc::new(AtomicU64::new(0));
+    let hub = Hub::new(Tier::Devices { edge: 0 }, "test".into(), refused.clone());
+    hub.set_roster(0..DEVICES);
+    let seen: Arc<Mutex<Vec<(usize, proto::Answer)>>> = Arc::default();
+    {
+        let seen = seen.clone();
+        hub.tap(Arc::new(move |peer, a| {
+            seen.lock().unwrap().push((peer, a.clone()));
+        }));
+    }
+    let (listener, addr) = iotids_net::edge::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    iotids_net::edge::serve(
+        &rt,
+        listener,
+        iotids_net::tls::server_config(&TlsFiles::in_dir(dir.path(), Node::Edge(0))).unwrap(),
+        hub.clone(),
+        refused,
+        1 << 20,
+    )
+    .unwrap();
+    let url = format!("https://{addr}");
+    let devices: Vec<_> = (0..DEVICES)
+        .map(|d| {
+            let up = rt
+                .block_on(async {
+                    Upstream::new(
+                        &url,
+                        &TlsFiles::in_dir(dir.path(), Node::Device(d)),
+                        1 << 20,
+                        Duration::from_secs(10),
+                    )
+                })
+                .unwrap();
+            let rt = rt.clone();
+            std::thread::spawn(move || device(d, up, &rt))
+        })
+        .collect();
+
+    let sent = model();
+    let peers: Vec<usize> = (0..DEVICES).collect();
+    let mut link = DeviceLink::new(hub.clone(), rt.handle().clone(), "test".into(), 5.0);
+    let ex = link.exchange(&sent, &peers, Wait::until(None)).unwrap();
+    hub.finish("the test is over");
+    for d in devices {
+        d.join().unwrap();
+    }
+
+    // The honest three are in the sum; the two that misbehaved are out, and said why.
+    let delivery: Vec<Delivery> = ex.outcomes.iter().map(|o| o.delivery).collect();
+    use Delivery::{Accepted, Failed};
+    assert_eq!(delivery, [Accepted, Accepted, Accepted, Failed, Failed]);
+    let Arrived::Sum(sum) = &ex.arrived else {
+        panic!("a secure link hands over a sum, not {:?}", ex.arrived)
+    };
+    let report = sum.secure.as_ref().unwrap();
+    assert_eq!(report.failed, None);
+    assert_eq!((report.participants, report.included), (5, 3));
+    assert_eq!(report.excluded.len(), 2, "{:?}", report.excluded);
+    let (bad, why) = &report.excluded[0];
+    assert_eq!(*bad, BAD_SHARES);
+    assert!(why.contains("did not check out"), "{why}");
+    let (short, why) = &report.excluded[1];
+    assert_eq!(*short, SHORT_VECTOR);
+    assert!(why.contains("masked vector of"), "{why}");
+    assert!(report.protocol_bytes > 0);
+    assert!(ex.bytes_down > report.protocol_bytes / 2 && ex.bytes_up > 0);
+
+    // The sum is the honest updates' sum, up to the fixed-point rounding.
+    let honest: Vec<DeviceUpdate> = (0..3).map(|d| update(d, &sent)).collect();
+    let clear = UpdateSum::of(&honest, &sent).unwrap();
+    assert_eq!(sum.folded.len(), clear.folded.len());
+    for (a, b) in sum.folded.iter().zip(&clear.folded) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+
+    // Every update the edge received was masked: no word of it equals the device's
+    // encoded folded update.
+    let folding = Folding::new(&sent.plan, sent.weights.len());
+    let fixed = iotids_secagg::Fixed {
+        bits: sent.plan.secure.unwrap().fractional_bits,
+    };
+    let seen = seen.lock().unwrap();
+    let mut masked = 0;
+    for (peer, a) in seen.iter() {
+        assert!(
+            !matches!(a.kind, Some(proto::answer::Kind::DeviceUpdate(_))),
+            "device {peer} sent its update in the clear"
+        );
+        if let Some(proto::answer::Kind::SecaggMasked(m)) = &a.kind
+            && *peer < 3
+        {
+            masked += 1;
+            let m: Masked = decode("masked", &m.message).unwrap();
+            let plain = fixed
+                .encode(
+                    &folding
+                        .fold(&update(*peer, &sent), &sent.weights, &sent.plan)
+                        .unwrap(),
+                )
+                .unwrap();
+            let words = m.vector();
+            assert_eq!(words.len(), plain.len());
+            assert!(
+                words.iter().zip(&plain).all(|(w, p)| w != p),
+                "device {peer}'s masked vector shows its update"
+            );
+        }
+    }
+    assert_eq!(masked, 3);
+}
