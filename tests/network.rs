@@ -340,12 +340,12 @@ fn a_secure_networked_run_equals_federate_secure_bit_for_bit() {
 }
 
 /// A networked run and `iotids federate` with the same file, settings, seed and `flags`
-/// (`rounds` rounds of 2 edge rounds, 4 devices on 2 edges) give the same model to the
+/// (`n_rounds` rounds of 2 edge rounds, 4 devices on 2 edges) give the same model to the
 /// last bit; the networked run's federation.json.
-fn networked_equals_federate(rounds: usize, flags: &[&str]) -> serde_json::Value {
+fn networked_equals_federate(n_rounds: usize, flags: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let config =
-        format!("devices = 4\nedges = 2\nrounds = {rounds}\nedge_rounds = 2\nlocal_epochs = 1\n");
+        format!("devices = 4\nedges = 2\nrounds = {n_rounds}\nedge_rounds = 2\nlocal_epochs = 1\n");
     let f = federation(dir.path(), 3000, &config, 2, 4);
 
     // The simulation.
@@ -398,7 +398,7 @@ fn networked_equals_federate(rounds: usize, flags: &[&str]) -> serde_json::Value
     for col in ["train_loss", "validation_macro_f1", "accepted", "sampled"] {
         assert_eq!(rounds(&sim, col), rounds(&net, col), "{col}");
     }
-    let numbered: Vec<String> = (1..=rounds).map(|r| r.to_string()).collect();
+    let numbered: Vec<String> = (1..=n_rounds).map(|r| r.to_string()).collect();
     assert_eq!(rounds(&net, "round"), numbered);
     // What each round cost on the wire and in wall time (shown with --nocapture).
     eprintln!(
@@ -428,7 +428,7 @@ fn networked_equals_federate(rounds: usize, flags: &[&str]) -> serde_json::Value
     );
     let fed = json(&net.join("federation.json"));
     assert_eq!(fed["mode"], "network");
-    assert_eq!(fed["rounds_completed"], rounds);
+    assert_eq!(fed["rounds_completed"], n_rounds);
     assert_eq!(fed["network"]["refused_connections"], 0);
     assert!(
         fed["network"]["bytes"]["devices_to_edges"]

@@ -157,6 +157,7 @@ impl Link<EdgeUpdate> for EdgeLink {
                             members: members.iter().map(|&d| d as u32).collect(),
                             aggregation: self.aggregation.to_string(),
                             device_deadline: self.device_deadline,
+                            secagg_inbox: Vec::new(),
                         })),
                         ..proto::Task::default()
                     },

@@ -20,8 +20,8 @@ use iotids_net::client::Upstream;
 use iotids_net::hub::{Hub, Tier};
 use iotids_net::link::DeviceLink;
 use iotids_net::proto;
-use iotids_net::secure::DeviceSecAgg;
-use iotids_secagg::{Masked, Shares, decode, encode};
+use iotids_net::secure::{DeviceSecAgg, SETUP, SHARE, UNMASK, stage_task_id};
+use iotids_secagg::{KeyBook, Keys, Masked, RoundSpec, Shares, UnmaskRequest, decode, encode};
 
 const DEVICES: usize = 5;
 /// Seals shares that do not open.
@@ -57,7 +57,7 @@ fn update(d: usize, model: &GlobalModel) -> DeviceUpdate {
                 .collect(),
         ),
         training: Training {
-            samples: 10 + d,
+            samples: 10 + d as u64,
             loss: 0.5 - 0.05 * d as f64,
             accuracy: 0.8 + 0.02 * d as f64,
         },
@@ -234,4 +234,57 @@ fn bad_shares_and_bad_vectors_are_excluded_and_the_edge_sees_only_masked_updates
         }
     }
     assert_eq!(masked, 3);
+}
+
+fn setup(spec: Vec<u8>) -> proto::task::Kind {
+    proto::task::Kind::SecaggSetup(proto::SecAggSetup { spec })
+}
+
+#[test]
+fn a_device_refuses_stages_out_of_turn_for_other_rounds_or_garbled() {
+    let mut d = DeviceSecAgg::new(1);
+    let base = "run/round-1/edge-round-0";
+    let share = |book: &KeyBook| {
+        proto::task::Kind::SecaggShareKeys(proto::SecAggShareKeys {
+            key_book: encode(book),
+        })
+    };
+    let empty = KeyBook { keys: Vec::new() };
+    let at = |stage| stage_task_id(base, stage);
+    let e = d.answer_stage(&at(SHARE), &share(&empty)).unwrap().unwrap_err();
+    assert!(e.contains("before its setup"), "{e}");
+    let e = d.answer_stage(&at(SETUP), &setup(vec![1, 2, 3])).unwrap().unwrap_err();
+    assert!(e.contains("does not decode"), "{e}");
+    let spec = RoundSpec::new([7; 32], vec![0, 1, 2], 4, Default::default()).unwrap();
+    let e = d.answer_stage(base, &setup(encode(&spec))).unwrap().unwrap_err();
+    assert!(e.contains("not `<edge round>/secagg-setup`"), "{e}");
+    // A setup it is not part of.
+    let others = RoundSpec::new([7; 32], vec![0, 2], 4, Default::default()).unwrap();
+    let e = d.answer_stage(&at(SETUP), &setup(encode(&others))).unwrap().unwrap_err();
+    assert!(e.contains("not a participant"), "{e}");
+    assert!(!d.in_round());
+
+    let keys = match d.answer_stage(&at(SETUP), &setup(encode(&spec))) {
+        Some(Ok(proto::answer::Kind::SecaggKeys(m))) => decode::<Keys>("keys", &m.message),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(keys.unwrap().id, 1);
+    // Unmasking or masking before sharing; sharing for another edge round.
+    let unmask = proto::task::Kind::SecaggUnmask(proto::SecAggUnmask {
+        request: encode(&UnmaskRequest {
+            survivors: vec![0, 1, 2],
+            dropped: Vec::new(),
+        }),
+    });
+    let other = "run/round-1/edge-round-1/secagg-share";
+    let e = d.answer_stage(other, &share(&empty)).unwrap().unwrap_err();
+    assert!(e.contains("while in `run/round-1/edge-round-0`"), "{e}");
+    assert!(d.inbox(base, &[0xff; 3]).is_err());
+    let e = d.answer_stage(&at(UNMASK), &unmask).unwrap().unwrap_err();
+    assert!(e.contains("out of turn") || e.contains("stage"), "{e}");
+    // Asked to unmask once: the round is over for it.
+    assert!(!d.in_round());
+    // Not a stage task.
+    let train = proto::task::Kind::Train(proto::Train::default());
+    assert!(d.answer_stage(base, &train).is_none());
 }
