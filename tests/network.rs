@@ -841,5 +841,8 @@ fn a_secure_round_survives_a_dead_device_and_the_cloud_stops_at_the_privacy_budg
     let edge0 = nodes.log("edge-0");
     assert!(!edge0.contains("secure aggregation failed"), "{edge0}");
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(report.contains("privacy budget"), "no budget line in report.html");
+    assert!(
+        report.contains("privacy budget"),
+        "no budget line in report.html"
+    );
 }

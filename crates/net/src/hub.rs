@@ -171,7 +171,10 @@ impl Hub {
     /// before any check: what this hub learns from its peers, for audits and tests (that
     /// an edge under secure aggregation only ever receives masked updates, say).
     pub fn tap(&self, tap: Tap) {
-        *self.tap.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tap);
+        *self
+            .tap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tap);
     }
 
     /// Sets the devices an edge's hub admits.

@@ -177,16 +177,15 @@ impl Tally {
         }
     }
 
-    /// Peers still in that `next` holds a message for, in order; the others still in are
-    /// out from now on (failed).
-    fn next<T>(&mut self, next: &BTreeMap<u64, T>) -> Vec<usize> {
+    /// Peers still in that `next` holds a message for, in order, with it; the others
+    /// still in are out from now on (failed).
+    fn next<'a, T>(&mut self, next: &'a BTreeMap<u64, T>) -> Vec<(usize, &'a T)> {
         let mut asked = Vec::new();
         for (&peer, d) in self.state.iter_mut() {
             if *d == Delivery::Accepted {
-                if next.contains_key(&(peer as u64)) {
-                    asked.push(peer);
-                } else {
-                    *d = Delivery::Failed;
+                match next.get(&(peer as u64)) {
+                    Some(m) => asked.push((peer, m)),
+                    None => *d = Delivery::Failed,
                 }
             }
         }
@@ -270,9 +269,8 @@ pub(crate) fn exchange(
         let asked = tally.next(&books);
         let id = stage_task_id(base, SHARE);
         let mut tasks = Vec::with_capacity(asked.len());
-        for p in asked {
-            let book: &KeyBook = &books[&(p as u64)];
-            let key_book = encode(book);
+        for (p, book) in asked {
+            let key_book = encode::<KeyBook>(book);
             protocol += key_book.len() as u64;
             let kind = proto::task::Kind::SecaggShareKeys(proto::SecAggShareKeys { key_book });
             tasks.push((p, task(&id, kind)));
@@ -287,9 +285,8 @@ pub(crate) fn exchange(
         let asked = tally.next(&inboxes);
         let down = wire::model_to_wire(model);
         let mut tasks = Vec::with_capacity(asked.len());
-        for p in asked {
-            let inbox: &Inbox = &inboxes[&(p as u64)];
-            let secagg_inbox = encode(inbox);
+        for (p, inbox) in asked {
+            let secagg_inbox = encode::<Inbox>(inbox);
             protocol += secagg_inbox.len() as u64;
             let kind = proto::task::Kind::Train(proto::Train {
                 model: Some(down.clone()),
@@ -419,9 +416,9 @@ impl DeviceSecAgg {
         use proto::answer::Kind as A;
         let message = |m: Vec<u8>| proto::SecAggMessage { message: m };
         Some(match kind {
-            proto::task::Kind::SecaggSetup(s) => {
-                self.setup(task_id, &s.spec).map(|m| A::SecaggKeys(message(m)))
-            }
+            proto::task::Kind::SecaggSetup(s) => self
+                .setup(task_id, &s.spec)
+                .map(|m| A::SecaggKeys(message(m))),
             proto::task::Kind::SecaggShareKeys(s) => self
                 .share_keys(task_id, &s.key_book)
                 .map(|m| A::SecaggShares(message(m))),
@@ -436,7 +433,9 @@ impl DeviceSecAgg {
         task_id
             .strip_suffix(stage)
             .and_then(|b| b.strip_suffix('/'))
-            .ok_or_else(|| format!("a {stage} task with the id `{task_id}`, not `<edge round>/{stage}`"))
+            .ok_or_else(|| {
+                format!("a {stage} task with the id `{task_id}`, not `<edge round>/{stage}`")
+            })
     }
 
     /// The client of the edge round `base`, if this device set it up.
@@ -524,7 +523,8 @@ impl DeviceSecAgg {
     /// Stage 4: reveals the shares asked for, once; the edge round ends here.
     fn unmask(&mut self, task_id: &str, request: &[u8]) -> Result<Vec<u8>, String> {
         let base = Self::base(task_id, UNMASK)?;
-        let request: UnmaskRequest = decode("unmask request", request).map_err(|e| e.to_string())?;
+        let request: UnmaskRequest =
+            decode("unmask request", request).map_err(|e| e.to_string())?;
         let reveal = self
             .client(base, "unmask")?
             .unmask(&request)
@@ -534,4 +534,3 @@ impl DeviceSecAgg {
         Ok(encode(&reveal?))
     }
 }
-

@@ -73,7 +73,13 @@ fn device(d: usize, mut up: Upstream, rt: &tokio::runtime::Runtime) {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };
-        let kind = match (&task.kind, &task.kind.as_ref().and_then(|k| secagg.answer_stage(&task.id, k))) {
+        let kind = match (
+            &task.kind,
+            &task
+                .kind
+                .as_ref()
+                .and_then(|k| secagg.answer_stage(&task.id, k)),
+        ) {
             (Some(proto::task::Kind::Finish(_)), _) => return,
             (_, Some(Ok(proto::answer::Kind::SecaggShares(m)))) if d == BAD_SHARES => {
                 let mut shares: Shares = decode("shares", &m.message).unwrap();
@@ -251,16 +257,28 @@ fn a_device_refuses_stages_out_of_turn_for_other_rounds_or_garbled() {
     };
     let empty = KeyBook { keys: Vec::new() };
     let at = |stage| stage_task_id(base, stage);
-    let e = d.answer_stage(&at(SHARE), &share(&empty)).unwrap().unwrap_err();
+    let e = d
+        .answer_stage(&at(SHARE), &share(&empty))
+        .unwrap()
+        .unwrap_err();
     assert!(e.contains("before its setup"), "{e}");
-    let e = d.answer_stage(&at(SETUP), &setup(vec![1, 2, 3])).unwrap().unwrap_err();
+    let e = d
+        .answer_stage(&at(SETUP), &setup(vec![1, 2, 3]))
+        .unwrap()
+        .unwrap_err();
     assert!(e.contains("does not decode"), "{e}");
     let spec = RoundSpec::new([7; 32], vec![0, 1, 2], 4, Default::default()).unwrap();
-    let e = d.answer_stage(base, &setup(encode(&spec))).unwrap().unwrap_err();
+    let e = d
+        .answer_stage(base, &setup(encode(&spec)))
+        .unwrap()
+        .unwrap_err();
     assert!(e.contains("not `<edge round>/secagg-setup`"), "{e}");
     // A setup it is not part of.
     let others = RoundSpec::new([7; 32], vec![0, 2], 4, Default::default()).unwrap();
-    let e = d.answer_stage(&at(SETUP), &setup(encode(&others))).unwrap().unwrap_err();
+    let e = d
+        .answer_stage(&at(SETUP), &setup(encode(&others)))
+        .unwrap()
+        .unwrap_err();
     assert!(e.contains("not a participant"), "{e}");
     assert!(!d.in_round());
 
