@@ -423,13 +423,10 @@ impl Edge {
                     let updates = checked(&down, &ex, updates)?;
                     let owned: Vec<DeviceUpdate> = updates.into_iter().cloned().collect();
                     let sum = UpdateSum::of(&owned, &down)?;
-                    match self.unfold(&down, &sum.folded, edge_round, model.round)? {
-                        Some(out) => {
-                            down.weights = out.weights;
-                            samples = Some(self.members.len() as u64);
-                            class_counts = Vec::new();
-                        }
-                        None => {}
+                    if let Some(out) = self.unfold(&down, &sum.folded, edge_round, model.round)? {
+                        down.weights = out.weights;
+                        samples = Some(self.members.len() as u64);
+                        class_counts = Vec::new();
                     }
                     Vec::new()
                 }
