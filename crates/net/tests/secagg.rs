@@ -4,7 +4,9 @@
 //! honest; one seals shares that do not open, one sends a masked vector of the wrong
 //! length. The edge round completes with the honest three, the two are excluded and
 //! reported, the sum is the honest updates' sum, and the edge never receives an update in
-//! the clear (a tap on its hub sees every answer).
+//! the clear (a tap on its hub sees every answer). A device that vanishes after dealing
+//! is survived; with too few left the edge round fails, not the edge. And a device refuses
+//! stages out of turn, for another edge round, or that do not decode.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use std::time::Duration;
 use iotids_federation::FederationConfig;
 use iotids_federation::message::{Delivery, DeviceUpdate, GlobalModel, Payload, Plan, Training};
 use iotids_federation::private::Folding;
-use iotids_federation::transport::{Arrived, Link, UpdateSum, Wait};
+use iotids_federation::transport::{Arrived, Exchange, Link, UpdateSum, Wait};
 use iotids_model::train::TrainConfig;
 use iotids_net::certs::{Node, TlsFiles};
 use iotids_net::client::Upstream;
@@ -66,7 +68,7 @@ fn update(d: usize, model: &GlobalModel) -> DeviceUpdate {
 }
 
 /// Device `d`: pulls its tasks and answers them until the run is over.
-fn device(d: usize, mut up: Upstream, rt: &tokio::runtime::Runtime) {
+fn device(d: usize, mut up: Upstream, rt: &tokio::runtime::Runtime, silent: Option<usize>) {
     let mut secagg = DeviceSecAgg::new(d);
     loop {
         let Ok(task) = rt.block_on(up.pull("")) else {
@@ -91,6 +93,11 @@ fn device(d: usize, mut up: Upstream, rt: &tokio::runtime::Runtime) {
                 })
             }
             (_, Some(answer)) => answer.clone().unwrap(),
+            // Gone quiet: the hub hands the task out again on every pull.
+            (Some(proto::task::Kind::Train(_)), None) if silent == Some(d) => {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
             (Some(proto::task::Kind::Train(t)), None) => {
                 let sent = iotids_net::wire::model_from_wire(t.model.clone().unwrap()).unwrap();
                 let inbox = secagg.inbox(&task.id, &t.secagg_inbox).unwrap();
@@ -120,10 +127,17 @@ fn device(d: usize, mut up: Upstream, rt: &tokio::runtime::Runtime) {
     }
 }
 
-#[test]
-fn bad_shares_and_bad_vectors_are_excluded_and_the_edge_sees_only_masked_updates() {
+/// One edge round of `model` with `devices` hand-made devices over a real hub (device
+/// `silent` vanishes once it has shared its keys, never answering its training task);
+/// the exchange and every answer the hub received.
+fn edge_round(
+    model: &GlobalModel,
+    devices: usize,
+    silent: Option<usize>,
+    wait: Wait,
+) -> (Exchange<DeviceUpdate>, Vec<(usize, proto::Answer)>) {
     let dir = tempfile::tempdir().unwrap();
-    iotids_net::certs::make(dir.path(), 1, DEVICES, &[], 1).unwrap();
+    iotids_net::certs::make(dir.path(), 1, devices, &[], 1).unwrap();
     let rt = Arc::new(
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -133,7 +147,7 @@ fn bad_shares_and_bad_vectors_are_excluded_and_the_edge_sees_only_masked_updates
     );
     let refused = Arc::new(AtomicU64::new(0));
     let hub = Hub::new(Tier::Devices { edge: 0 }, "test".into(), refused.clone());
-    hub.set_roster(0..DEVICES);
+    hub.set_roster(0..devices);
     let seen: Arc<Mutex<Vec<(usize, proto::Answer)>>> = Arc::default();
     {
         let seen = seen.clone();
@@ -152,7 +166,7 @@ fn bad_shares_and_bad_vectors_are_excluded_and_the_edge_sees_only_masked_updates
     )
     .unwrap();
     let url = format!("https://{addr}");
-    let devices: Vec<_> = (0..DEVICES)
+    let threads: Vec<_> = (0..devices)
         .map(|d| {
             let up = rt
                 .block_on(async {
@@ -165,18 +179,25 @@ fn bad_shares_and_bad_vectors_are_excluded_and_the_edge_sees_only_masked_updates
                 })
                 .unwrap();
             let rt = rt.clone();
-            std::thread::spawn(move || device(d, up, &rt))
+            std::thread::spawn(move || device(d, up, &rt, silent))
         })
         .collect();
 
-    let sent = model();
-    let peers: Vec<usize> = (0..DEVICES).collect();
+    let peers: Vec<usize> = (0..devices).collect();
     let mut link = DeviceLink::new(hub.clone(), rt.handle().clone(), "test".into(), 5.0);
-    let ex = link.exchange(&sent, &peers, Wait::until(None)).unwrap();
+    let ex = link.exchange(model, &peers, wait).unwrap();
     hub.finish("the test is over");
-    for d in devices {
-        d.join().unwrap();
+    for t in threads {
+        t.join().unwrap();
     }
+    let seen = seen.lock().unwrap().clone();
+    (ex, seen)
+}
+
+#[test]
+fn bad_shares_and_bad_vectors_are_excluded_and_the_edge_sees_only_masked_updates() {
+    let sent = model();
+    let (ex, seen) = edge_round(&sent, DEVICES, None, Wait::until(None));
 
     // The honest three are in the sum; the two that misbehaved are out, and said why.
     let delivery: Vec<Delivery> = ex.outcomes.iter().map(|o| o.delivery).collect();
@@ -212,7 +233,6 @@ fn bad_shares_and_bad_vectors_are_excluded_and_the_edge_sees_only_masked_updates
     let fixed = iotids_secagg::Fixed {
         bits: sent.plan.secure.unwrap().fractional_bits,
     };
-    let seen = seen.lock().unwrap();
     let mut masked = 0;
     for (peer, a) in seen.iter() {
         assert!(
@@ -305,4 +325,46 @@ fn a_device_refuses_stages_out_of_turn_for_other_rounds_or_garbled() {
     // Not a stage task.
     let train = proto::task::Kind::Train(proto::Train::default());
     assert!(d.answer_stage(base, &train).is_none());
+}
+
+/// A device that vanishes after dealing its shares: its mask key is rebuilt from its
+/// neighbours' shares and the others' sum recovered. With too few left for the threshold,
+/// the edge round yields nothing and says why, and no device counts as in; neither is an
+/// error.
+#[test]
+fn a_device_vanishing_mid_protocol_is_survived_and_too_few_fail_the_round_only() {
+    let sent = model();
+    // Three devices (k = 3, t = 2); device 1 shares, then never answers its training.
+    let (ex, _) = edge_round(&sent, 3, Some(1), Wait::until(Some(1.0)));
+    let Arrived::Sum(sum) = &ex.arrived else {
+        panic!("a secure link hands over a sum, not {:?}", ex.arrived)
+    };
+    let report = sum.secure.as_ref().unwrap();
+    assert_eq!(report.failed, None, "{report:?}");
+    assert_eq!(
+        (report.participants, report.included, report.dropped),
+        (3, 2, 1)
+    );
+    let delivery: Vec<Delivery> = ex.outcomes.iter().map(|o| o.delivery).collect();
+    assert_eq!(delivery[0], Delivery::Accepted);
+    assert_ne!(delivery[1], Delivery::Accepted);
+    assert_eq!(delivery[2], Delivery::Accepted);
+    let clear = UpdateSum::of(&[update(0, &sent), update(2, &sent)], &sent).unwrap();
+    assert_eq!(sum.folded.len(), clear.folded.len());
+    for (a, b) in sum.folded.iter().zip(&clear.folded) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+
+    // Two devices (t = 2), one vanishing: one masked vector is below the threshold.
+    let (ex, _) = edge_round(&sent, 2, Some(1), Wait::until(Some(1.0)));
+    let Arrived::Sum(sum) = &ex.arrived else {
+        panic!("a secure link hands over a sum, not {:?}", ex.arrived)
+    };
+    let report = sum.secure.as_ref().unwrap();
+    let why = report.failed.as_deref().unwrap_or_default();
+    assert!(why.contains("the threshold is 2"), "{report:?}");
+    assert!(sum.folded.is_empty());
+    assert_eq!(report.included, 0);
+    assert!(ex.outcomes.iter().all(|o| o.delivery != Delivery::Accepted));
+    assert_eq!(ex.outcomes[0].delivery, Delivery::Failed);
 }
