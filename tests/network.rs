@@ -323,9 +323,30 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn a_networked_run_equals_federate_bit_for_bit() {
+    let fed = networked_equals_federate(3, &[]);
+    assert_eq!(fed["secure_aggregation"]["enabled"], false);
+    assert_eq!(fed["privacy"], serde_json::Value::Null);
+}
+
+/// Secure aggregation's masks cancel exactly in ℤ/2⁶⁴ whatever the keys (drawn from the
+/// OS on every device), so the edges unmask the very sums the simulation does.
+#[test]
+fn a_secure_networked_run_equals_federate_secure_bit_for_bit() {
+    let fed = networked_equals_federate(2, &["--secure-aggregation"]);
+    let secure = &fed["secure_aggregation"];
+    assert_eq!(secure["enabled"], true, "{secure}");
+    assert_eq!(secure["failed_edge_rounds"], 0, "{secure}");
+    assert_eq!(secure["excluded_devices"], 0, "{secure}");
+}
+
+/// A networked run and `iotids federate` with the same file, settings, seed and `flags`
+/// (`n_rounds` rounds of 2 edge rounds, 4 devices on 2 edges) give the same model to the
+/// last bit; the networked run's federation.json.
+fn networked_equals_federate(n_rounds: usize, flags: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let config = "devices = 4\nedges = 2\nrounds = 3\nedge_rounds = 2\nlocal_epochs = 1\n";
-    let f = federation(dir.path(), 3000, config, 2, 4);
+    let config =
+        format!("devices = 4\nedges = 2\nrounds = {n_rounds}\nedge_rounds = 2\nlocal_epochs = 1\n");
+    let f = federation(dir.path(), 3000, &config, 2, 4);
 
     // The simulation.
     let sim = dir.path().join("sim");
@@ -339,13 +360,14 @@ fn a_networked_run_equals_federate_bit_for_bit() {
         "--no-central".into(),
     ];
     args.extend(learn());
+    args.extend(flags.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(&iotids(&args));
 
     // The same run over the network.
     let net = dir.path().join("net");
     let mut nodes = Nodes::new(dir.path());
-    let (_, edges) = start_cloud_and_edges(&mut nodes, &f, &net, &[], 2);
+    let (_, edges) = start_cloud_and_edges(&mut nodes, &f, &net, flags, 2);
     for d in 0..4 {
         start_device(&mut nodes, &f, d, &edges[d * 2 / 4]);
     }
@@ -376,7 +398,13 @@ fn a_networked_run_equals_federate_bit_for_bit() {
     for col in ["train_loss", "validation_macro_f1", "accepted", "sampled"] {
         assert_eq!(rounds(&sim, col), rounds(&net, col), "{col}");
     }
-    assert_eq!(rounds(&net, "round"), ["1", "2", "3"]);
+    let numbered: Vec<String> = (1..=n_rounds).map(|r| r.to_string()).collect();
+    assert_eq!(rounds(&net, "round"), numbered);
+    // What each round cost on the wire and in wall time (shown with --nocapture).
+    eprintln!(
+        "{flags:?}: rounds.csv\n{}",
+        std::fs::read_to_string(net.join("rounds.csv")).unwrap()
+    );
     // weights.bpk files differ in burn's random parameter ids, so the models are compared
     // by what they compute: every probability of every test row, as printed (shortest
     // round-trip f32).
@@ -400,7 +428,7 @@ fn a_networked_run_equals_federate_bit_for_bit() {
     );
     let fed = json(&net.join("federation.json"));
     assert_eq!(fed["mode"], "network");
-    assert_eq!(fed["rounds_completed"], 3);
+    assert_eq!(fed["rounds_completed"], n_rounds);
     assert_eq!(fed["network"]["refused_connections"], 0);
     assert!(
         fed["network"]["bytes"]["devices_to_edges"]
@@ -409,7 +437,14 @@ fn a_networked_run_equals_federate_bit_for_bit() {
             > 0
     );
     assert!(fed["test"]["macro_f1"].as_f64().unwrap() > 0.0);
-    assert!(net.join("report.html").exists());
+    let sim_fed = json(&sim.join("federation.json"));
+    assert_eq!(
+        fed["secure_aggregation"]["enabled"],
+        sim_fed["secure_aggregation"]["enabled"]
+    );
+    let report = std::fs::read_to_string(net.join("report.html")).unwrap();
+    assert!(report.contains("Privacy"));
+    fed
 }
 
 /// The port of `https://127.0.0.1:PORT`, to restart a node where its peers look for it.
@@ -708,5 +743,106 @@ fn device_pool_flags_are_checked_before_anything_starts() {
     assert!(
         err.contains("--edge given 1 time(s)") && err.contains("has 2 edges"),
         "{err}"
+    );
+}
+
+/// ε after `steps` steps at sampling rate 1 and noise multiplier `sigma`, as the
+/// accountant on the command line says.
+fn epsilon(sigma: f64, steps: usize) -> f64 {
+    let text = ok(&iotids(&[
+        "privacy",
+        "--sampling-rate",
+        "1",
+        "--noise-multiplier",
+        &sigma.to_string(),
+        "--steps",
+        &steps.to_string(),
+        "--delta",
+        "1e-5",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    v["epsilon"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no epsilon in {text}"))
+}
+
+/// Secure aggregation and DP over the network: a device vanishes early in the run; its
+/// edge's secure rounds go on with the other two (the sum of theirs unmasked, the device
+/// counted failed), and the cloud stops where the privacy budget does.
+#[test]
+fn a_secure_round_survives_a_dead_device_and_the_cloud_stops_at_the_privacy_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "devices = 6\nedges = 2\nrounds = 4\nedge_rounds = 1\nlocal_epochs = 1\n";
+    let f = federation(dir.path(), 3000, config, 2, 6);
+    // A budget that three rounds fit in, not four.
+    let (three, four) = (epsilon(1.0, 3), epsilon(1.0, 4));
+    assert!(three < four, "{three} {four}");
+    let target = ((three + four) / 2.0).to_string();
+    let out = dir.path().join("net");
+    let mut nodes = Nodes::new(dir.path());
+    let (_, edges) = start_cloud_and_edges(
+        &mut nodes,
+        &f,
+        &out,
+        &[
+            "--secure-aggregation",
+            "--dp-noise-multiplier",
+            "1",
+            "--dp-delta",
+            "1e-5",
+            "--dp-target-epsilon",
+            &target,
+            "--deadline",
+            "4",
+        ],
+        2,
+    );
+    for d in 0..6 {
+        start_device(&mut nodes, &f, d, &edges[d * 2 / 6]);
+    }
+    // Killed as soon as the preprocessing is agreed: in round 1 or 2 at the latest
+    // (rounds take a fraction of a second), in whichever stage of the protocol; every
+    // round after that runs without it.
+    let agreed = || {
+        std::fs::read_to_string(out.join("checkpoint").join("cloud.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| !v["context"]["pipeline"].is_null())
+    };
+    let until = Instant::now() + Duration::from_secs(300);
+    while !agreed() {
+        assert!(Instant::now() < until, "timed out waiting for the pipeline");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nodes.kill("device-1");
+    let status = nodes.wait("cloud", Duration::from_secs(600));
+    assert!(status.success(), "{}", nodes.log("cloud"));
+    nodes.finish_ok(&["edge-0", "edge-1", "device-0", "device-2"]);
+
+    let fed = json(&out.join("federation.json"));
+    assert_eq!(fed["rounds_completed"], 3, "the budget allows three rounds");
+    let privacy = &fed["privacy"];
+    let spent = privacy["epsilon"].as_f64().unwrap();
+    assert!(spent <= target.parse::<f64>().unwrap(), "{privacy}");
+    assert!((spent - three).abs() < 1e-6 * three, "{spent} vs {three}");
+    let secure = &fed["secure_aggregation"];
+    assert_eq!(secure["enabled"], true, "{secure}");
+    assert_eq!(secure["failed_edge_rounds"], 0, "{secure}");
+    let mut r = csv::Reader::from_path(out.join("rounds.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let col = |name: &str| h.iter().position(|x| x == name).unwrap();
+    let (accepted, failed) = (col("accepted"), col("failed"));
+    let recs: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(recs.len(), 3);
+    // Round 3 certainly ran without device 1: the five others' sum, device 1 failed.
+    eprintln!("secure + DP, device 1 killed: {h:?}\n{recs:?}");
+    assert_eq!(&recs[2][accepted], "5", "{h:?}\n{recs:?}");
+    assert_eq!(&recs[2][failed], "1", "{h:?}\n{recs:?}");
+    let edge0 = nodes.log("edge-0");
+    assert!(!edge0.contains("secure aggregation failed"), "{edge0}");
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains("privacy budget"),
+        "no budget line in report.html"
     );
 }

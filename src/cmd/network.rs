@@ -19,6 +19,7 @@ use iotids_net::certs::TlsFiles;
 use iotids_net::client::message_limit;
 use iotids_net::cloud::{CloudOptions, CloudOutcome};
 use iotids_net::context::Reader;
+use iotids_report::federation as fed_report;
 use iotids_report::html::{Block, Report};
 
 use super::prepare;
@@ -324,6 +325,8 @@ fn write_cloud(job: &CloudJob, o: &CloudOutcome, ui: Ui) -> Result<()> {
             "accuracy": m.accuracy,
             "macro_f1": m.macro_f1,
         })),
+        "privacy": o.privacy,
+        "secure_aggregation": fed_report::secure_json_of(cfg, &o.rounds),
     });
     write_file(
         &out.join("federation.json"),
@@ -432,6 +435,9 @@ fn write_cloud(job: &CloudJob, o: &CloudOutcome, ui: Ui) -> Result<()> {
             ("accuracy".into(), format!("{:.4}", m.accuracy)),
             ("macro-F1".into(), format!("{:.4}", m.macro_f1)),
         ]));
+    }
+    for b in fed_report::privacy_sections_of(cfg, &o.rounds, o.privacy.as_ref()) {
+        page.push(b);
     }
     write_file(&out.join("report.html"), page.to_html())?;
     print(&format!(

@@ -95,6 +95,9 @@ pub struct CloudOutcome {
     pub seconds: f64,
     /// The statistics round as this process ran it (None: resumed past it).
     pub statistics: Option<StatisticsRound>,
+    /// The differential-privacy guarantee of the rounds run (None: DP off). With a target
+    /// ε the run stops before a round that would exceed it, as the simulation does.
+    pub privacy: Option<iotids_privacy::PrivacyReport>,
 }
 
 /// What the statistics round cost on the wire and in wall time.
@@ -375,6 +378,13 @@ pub fn run(
         history: history.clone(),
     };
     while cloud.state().round < cfg.rounds {
+        if !cloud.budget_allows_next_round() {
+            tracing::info!(
+                round = cloud.state().round,
+                "the privacy budget allows no further round: stopping"
+            );
+            break;
+        }
         let rec = cloud.round(&mut link)?;
         on_round(&rec);
         ck.records.push(rec);
@@ -388,6 +398,7 @@ pub fn run(
         ck.state = Some(cloud.state().clone());
         save_checkpoint(&options.checkpoint, &ck)?;
     }
+    let privacy = cloud.privacy();
     let (best_round, weights) = cloud.into_best();
     hub.finish("the run is complete");
     // Edges long-polling hear it at once; give them a moment to.
@@ -407,6 +418,7 @@ pub fn run(
         rejected: hub.rejected(),
         seconds: started.elapsed().as_secs_f64(),
         statistics,
+        privacy,
     })
 }
 

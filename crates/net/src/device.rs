@@ -1,6 +1,8 @@
 //! A device process: joins its edge, answers the statistics round over its own rows,
 //! trains on its own rows when asked ([`iotids_federation::roles::Device::train`], the
-//! simulation's code) and sends back only the update. Its traffic never leaves it.
+//! simulation's code) and sends back only the update. Its traffic never leaves it. Under
+//! secure aggregation ([`crate::secure`]) it also goes through the protocol's stages with
+//! its edge, and sends its update only masked.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -17,6 +19,7 @@ use crate::client::{Upstream, is_refusal};
 use crate::context::{Reader, RunContext, Windows, ingest_options, windows};
 use crate::error::{Error, Result};
 use crate::proto;
+use crate::secure::DeviceSecAgg;
 use crate::wire;
 
 /// How a device runs.
@@ -201,6 +204,7 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
     };
     let mut report = DeviceReport::default();
     let mut ctx: Option<(String, Arc<RunContext>)> = None;
+    let mut secagg = DeviceSecAgg::new(id);
     loop {
         let digest = ctx.as_ref().map_or(String::new(), |(d, _)| d.clone());
         let joined = runtime.block_on(up.join(&digest))?;
@@ -230,13 +234,25 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                 ctx = Some((task.context_digest.clone(), Arc::new(c)));
             }
             let training = matches!(task.kind, Some(proto::task::Kind::Train(_)));
-            let answer = match task.kind {
-                None | Some(proto::task::Kind::Idle(_)) => continue,
-                Some(proto::task::Kind::Finish(f)) => {
+            let stage = task
+                .kind
+                .as_ref()
+                .and_then(|k| secagg.answer_stage(&task.id, k));
+            let answer = match (task.kind, stage) {
+                (None | Some(proto::task::Kind::Idle(_)), _) => continue,
+                (Some(proto::task::Kind::Finish(f)), _) => {
                     report.finished = f.reason;
                     return Ok(report);
                 }
-                Some(kind) => {
+                // A secure-aggregation stage needs neither data nor training.
+                (_, Some(Ok(k))) => k,
+                (_, Some(Err(reason))) => {
+                    tracing::error!(%reason, task = %task.id, "refused a secure-aggregation stage");
+                    proto::answer::Kind::Failure(proto::Failure {
+                        reason: format!("device-{id}: {reason}"),
+                    })
+                }
+                (Some(kind), None) => {
                     let Some((digest, c)) = ctx.clone() else {
                         return Err(Error::Peer {
                             peer: options.edge.clone(),
@@ -246,6 +262,7 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                     let work = || -> Result<proto::answer::Kind> {
                         Ok(match kind {
                             proto::task::Kind::Summarize(s) => {
+                                secagg.forget();
                                 let request: SummaryRequest = serde_json::from_slice(&s.request)
                                     .map_err(|e| Error::Peer {
                                         peer: options.edge.clone(),
@@ -269,6 +286,22 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                                         peer: options.edge.clone(),
                                         reason: format!("sent a bad model: {reason}"),
                                     })?;
+                                let refuse = |reason: String| Error::Peer {
+                                    peer: options.edge.clone(),
+                                    reason,
+                                };
+                                // Under secure aggregation the update leaves only masked:
+                                // the turn and the inbox are checked before training.
+                                let inbox = if !t.secagg_inbox.is_empty() {
+                                    Some(secagg.inbox(&task.id, &t.secagg_inbox).map_err(refuse)?)
+                                } else if model.plan.secure.is_some() {
+                                    return Err(refuse(
+                                        "asked for a plain update under a plan with secure aggregation (no inbox)".into(),
+                                    ));
+                                } else {
+                                    secagg.forget();
+                                    None
+                                };
                                 let p = local.prepared(&digest, &c)?;
                                 let device = Device::new(
                                     id,
@@ -301,14 +334,27 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                                 beat.abort();
                                 let update = update?;
                                 report.updates += 1;
-                                proto::answer::Kind::DeviceUpdate(wire::device_update_to_wire(
-                                    &update,
-                                ))
+                                match inbox {
+                                    Some(inbox) => secagg
+                                        .mask(&task.id, &inbox, &model, &update)
+                                        .map_err(refuse)?,
+                                    None => proto::answer::Kind::DeviceUpdate(
+                                        wire::device_update_to_wire(&update),
+                                    ),
+                                }
                             }
                             proto::task::Kind::Idle(_) | proto::task::Kind::Finish(_) => {
                                 return Err(Error::Peer {
                                     peer: options.edge.clone(),
                                     reason: "sent a task that needs no answer".into(),
+                                });
+                            }
+                            proto::task::Kind::SecaggSetup(_)
+                            | proto::task::Kind::SecaggShareKeys(_)
+                            | proto::task::Kind::SecaggUnmask(_) => {
+                                return Err(Error::Peer {
+                                    peer: options.edge.clone(),
+                                    reason: "sent a secure-aggregation stage out of place".into(),
                                 });
                             }
                         })

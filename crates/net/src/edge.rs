@@ -220,6 +220,12 @@ pub fn run(
                 proto::task::Kind::Idle(_) | proto::task::Kind::Finish(_) => {
                     unreachable!("handled above")
                 }
+                proto::task::Kind::SecaggSetup(_)
+                | proto::task::Kind::SecaggShareKeys(_)
+                | proto::task::Kind::SecaggUnmask(_) => Err(Error::Peer {
+                    peer: options.cloud.clone(),
+                    reason: "sent a secure-aggregation stage, which only devices answer".into(),
+                }),
             };
             beat.abort();
             let answer = match answer {
@@ -343,6 +349,9 @@ fn train(
         peer: "the cloud".into(),
         reason: format!("named an unknown aggregation rule `{}`", t.aggregation),
     })?;
+    // The noise an edge adds under differential privacy comes from the operating system's
+    // generator (`Edge`'s default): a seeded one would let anyone who knows the seed
+    // subtract it.
     let edge = Edge::new(id, t.members.iter().map(|&d| d as usize).collect(), rule);
     let mut link = DeviceLink::new(
         devices.clone(),

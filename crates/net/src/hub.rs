@@ -44,6 +44,9 @@ pub enum Tier {
 /// A check of an answer before it may count: Err(reason) rejects it.
 pub type Check = Box<dyn Fn(usize, &proto::Answer) -> Result<(), String> + Send + Sync>;
 
+/// A watcher of every answer an admitted peer pushes, before any check ([`Hub::tap`]).
+pub type Tap = Arc<dyn Fn(usize, &proto::Answer) + Send + Sync>;
+
 /// How long an exchange waits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {
@@ -111,6 +114,7 @@ pub struct Hub {
     changed: watch::Sender<u64>,
     refused: Arc<AtomicU64>,
     rejected: AtomicU64,
+    tap: Mutex<Option<Tap>>,
     /// A long poll's longest wait.
     pub poll: Duration,
     /// How often peers heartbeat while they work.
@@ -136,6 +140,7 @@ impl Hub {
             changed: watch::channel(0).0,
             refused,
             rejected: AtomicU64::new(0),
+            tap: Mutex::new(None),
             poll: Duration::from_secs(15),
             heartbeat: Duration::from_secs(1),
         })
@@ -160,6 +165,16 @@ impl Hub {
     /// Answers rejected so far (stale, duplicated, malformed).
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Shows `tap` every answer an admitted peer pushes from now on, as it arrives and
+    /// before any check: what this hub learns from its peers, for audits and tests (that
+    /// an edge under secure aggregation only ever receives masked updates, say).
+    pub fn tap(&self, tap: Tap) {
+        *self
+            .tap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tap);
     }
 
     /// Sets the devices an edge's hub admits.
@@ -390,6 +405,14 @@ impl Hub {
                 reason,
             }
         };
+        let tap = self
+            .tap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(tap) = tap {
+            tap(id, &answer);
+        }
         let mut s = self.lock();
         s.last_seen.insert(id, Instant::now());
         let Some(open) = s.open.as_mut() else {

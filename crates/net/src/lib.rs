@@ -14,6 +14,7 @@ pub mod edge;
 pub mod error;
 pub mod hub;
 pub mod link;
+pub mod secure;
 pub mod tls;
 pub mod wire;
 

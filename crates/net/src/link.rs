@@ -2,7 +2,9 @@
 //! ([`DeviceLink`]) and the cloud's link to its edges ([`EdgeLink`]). Each encodes the
 //! model once, opens an exchange on its [`Hub`], blocks on the runtime until it closes,
 //! and turns the checked answers back into the round logic's updates. The round logic
-//! ([`iotids_federation::roles`]) is the one the simulation runs, line for line.
+//! ([`iotids_federation::roles`]) is the one the simulation runs, line for line. Under
+//! secure aggregation (the plan's `secure`), an edge round is the four exchanges of
+//! [`crate::secure`] and the link hands the round logic only the unmasked sum.
 
 use std::sync::Arc;
 
@@ -56,6 +58,25 @@ impl Link<DeviceUpdate> for DeviceLink {
         peers: &[usize],
         wait: Wait,
     ) -> iotids_federation::Result<Exchange<DeviceUpdate>> {
+        if let Some(secure) = &model.plan.secure {
+            // Stages without training wait no longer than the plan would for training,
+            // and never long: a device that does not answer them drops out.
+            let stage = wait
+                .deadline
+                .unwrap_or(f64::INFINITY)
+                .min(self.fallback_deadline)
+                .min(crate::secure::STAGE_DEADLINE_CAP);
+            return Ok(crate::secure::exchange(
+                &self.hub,
+                &self.runtime,
+                &task_id(&self.run, model),
+                model,
+                secure,
+                peers,
+                policy(wait, self.fallback_deadline),
+                Policy::new(stage, 0),
+            ));
+        }
         let task = proto::Task {
             id: task_id(&self.run, model),
             kind: Some(proto::task::Kind::Train(proto::Train {
@@ -136,6 +157,7 @@ impl Link<EdgeUpdate> for EdgeLink {
                             members: members.iter().map(|&d| d as u32).collect(),
                             aggregation: self.aggregation.to_string(),
                             device_deadline: self.device_deadline,
+                            secagg_inbox: Vec::new(),
                         })),
                         ..proto::Task::default()
                     },

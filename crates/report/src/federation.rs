@@ -275,12 +275,17 @@ pub fn network_summary(gru: &iotids_model::gru::GruConfig, window: usize) -> Str
 /// `federation.json`'s `secure_aggregation`: whether it was on, its settings, and what it
 /// lost (edge rounds whose sum could not be unmasked, devices left out).
 pub fn secure_json(cfg: &FederationConfig, o: &Outcome) -> Value {
+    secure_json_of(cfg, &o.rounds)
+}
+
+/// [`secure_json`] of the rounds of any run (a networked cloud's too).
+pub fn secure_json_of(cfg: &FederationConfig, rounds: &[RoundRecord]) -> Value {
     json!({
         "enabled": cfg.secure_aggregation,
         "neighbours": cfg.secagg_neighbours,
         "threshold": cfg.secagg_threshold,
-        "failed_edge_rounds": o.rounds.iter().map(|r| r.secure_failures).sum::<usize>(),
-        "excluded_devices": o.rounds.iter().map(|r| r.secure_excluded).sum::<usize>(),
+        "failed_edge_rounds": rounds.iter().map(|r| r.secure_failures).sum::<usize>(),
+        "excluded_devices": rounds.iter().map(|r| r.secure_excluded).sum::<usize>(),
     })
 }
 
@@ -316,6 +321,16 @@ pub fn privacy_line(cfg: &FederationConfig, o: &Outcome) -> Option<String> {
 /// The report's privacy section: whether secure aggregation was on and what it lost, the
 /// (ε, δ) guarantee and how it grew round by round, and what each protects against.
 pub fn privacy_sections(cfg: &FederationConfig, o: &Outcome) -> Vec<Block> {
+    privacy_sections_of(cfg, &o.rounds, o.privacy.as_ref())
+}
+
+/// [`privacy_sections`] of the rounds of any run (a networked cloud's too) and the
+/// guarantee they spent.
+pub fn privacy_sections_of(
+    cfg: &FederationConfig,
+    rounds: &[RoundRecord],
+    privacy: Option<&iotids_privacy::PrivacyReport>,
+) -> Vec<Block> {
     let mut rows = vec![(
         "secure aggregation".to_string(),
         if cfg.secure_aggregation {
@@ -327,14 +342,14 @@ pub fn privacy_sections(cfg: &FederationConfig, o: &Outcome) -> Vec<Block> {
                         .to_string()),
                 cfg.secagg_threshold
                     .map_or("a majority".to_string(), |t| t.to_string()),
-                o.rounds.iter().map(|r| r.secure_failures).sum::<usize>(),
-                o.rounds.iter().map(|r| r.secure_excluded).sum::<usize>(),
+                rounds.iter().map(|r| r.secure_failures).sum::<usize>(),
+                rounds.iter().map(|r| r.secure_excluded).sum::<usize>(),
             )
         } else {
             "off: each edge reads its devices' updates".to_string()
         },
     )];
-    match &o.privacy {
+    match privacy {
         Some(p) => {
             rows.push((
                 "differential privacy".to_string(),
@@ -345,7 +360,7 @@ pub fn privacy_sections(cfg: &FederationConfig, o: &Outcome) -> Vec<Block> {
                     p.epsilon,
                     p.delta,
                     p.steps,
-                    o.rounds.len(),
+                    rounds.len(),
                     cfg.edge_rounds,
                     p.noise_multiplier,
                     p.clip,
@@ -356,7 +371,7 @@ pub fn privacy_sections(cfg: &FederationConfig, o: &Outcome) -> Vec<Block> {
             if let Some(t) = cfg.dp_target_epsilon {
                 rows.push((
                     "privacy budget".to_string(),
-                    format!("ε ≤ {t}: {} of {} rounds ran", o.rounds.len(), cfg.rounds),
+                    format!("ε ≤ {t}: {} of {} rounds ran", rounds.len(), cfg.rounds),
                 ));
             }
         }
@@ -366,12 +381,11 @@ pub fn privacy_sections(cfg: &FederationConfig, o: &Outcome) -> Vec<Block> {
         )),
     }
     let mut blocks = vec![Block::Heading("Privacy".into()), Block::KeyValues(rows)];
-    if o.privacy.is_some() {
-        let step = (o.rounds.len() / 10).max(1);
-        let picked: Vec<&RoundRecord> = o
-            .rounds
+    if privacy.is_some() {
+        let step = (rounds.len() / 10).max(1);
+        let picked: Vec<&RoundRecord> = rounds
             .iter()
-            .filter(|r| r.round % step == 0 || r.round == 1 || r.round == o.rounds.len())
+            .filter(|r| r.round % step == 0 || r.round == 1 || r.round == rounds.len())
             .collect();
         blocks.push(Block::Table {
             header: vec![
