@@ -623,6 +623,28 @@ mod tests {
         assert_eq!(cfg.partition, PartitionKind::Dirichlet);
         assert_eq!(cfg.deadline, None);
         assert_eq!(cfg.pipeline, PipelineFit::Summaries);
+        assert!(!cfg.secure_aggregation && !cfg.private());
+        assert_eq!((cfg.dp_clip, cfg.delta()), (2.0, 1e-5));
+        let private: FederationConfig =
+            toml::from_str("secure_aggregation = true\ndp_target_epsilon = 4.0\nfraction = 0.5")
+                .unwrap();
+        private.check().unwrap();
+        let resolved = private.clone().resolve_privacy().unwrap();
+        let sigma = resolved.dp_noise_multiplier.unwrap();
+        let spent = iotids_privacy::epsilon(0.5, sigma, 200, 1e-5).unwrap().epsilon;
+        assert!(spent <= 4.0 && spent > 3.99, "σ {sigma}: ε {spent}");
+        assert!(resolved.to_toml().contains("dp_noise_multiplier"));
+        let robust = FederationConfig {
+            edge_aggregation: Aggregation::Median,
+            ..private.clone()
+        };
+        let e = robust.check().unwrap_err().to_string();
+        assert!(e.contains("edge_aggregation") && e.contains("mean"), "{e}");
+        let bad = FederationConfig {
+            dp_delta: Some(1.5),
+            ..private
+        };
+        assert!(bad.check().unwrap_err().to_string().contains("dp_delta"));
         let pooled: FederationConfig = toml::from_str("pipeline = \"pooled\"").unwrap();
         assert_eq!(pooled.pipeline, PipelineFit::Pooled);
         assert!(pooled.to_toml().contains("pipeline = \"pooled\""));
