@@ -631,7 +631,9 @@ mod tests {
         private.check().unwrap();
         let resolved = private.clone().resolve_privacy().unwrap();
         let sigma = resolved.dp_noise_multiplier.unwrap();
-        let spent = iotids_privacy::epsilon(0.5, sigma, 200, 1e-5).unwrap().epsilon;
+        let spent = iotids_privacy::epsilon(0.5, sigma, 200, 1e-5)
+            .unwrap()
+            .epsilon;
         assert!(spent <= 4.0 && spent > 3.99, "σ {sigma}: ε {spent}");
         assert!(resolved.to_toml().contains("dp_noise_multiplier"));
         let robust = FederationConfig {
