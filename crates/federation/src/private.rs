@@ -249,6 +249,21 @@ pub struct SecureRound {
     pub bound: f64,
 }
 
+impl SecureRound {
+    /// The record of an aggregation among `participants` devices, before it ran.
+    pub fn new(participants: usize) -> SecureRound {
+        SecureRound {
+            participants,
+            included: 0,
+            dropped: 0,
+            excluded: Vec::new(),
+            failed: None,
+            protocol_bytes: 0,
+            bound: 0.0,
+        }
+    }
+}
+
 /// The secure-aggregation settings of `plan`.
 pub fn settings(plan: &SecurePlan) -> iotids_secagg::Settings {
     iotids_secagg::Settings {

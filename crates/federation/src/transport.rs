@@ -402,15 +402,7 @@ impl InProcess<'_> {
             bytes_up: 0,
             seconds: 0.0,
         };
-        let mut report = SecureRound {
-            participants: peers.len(),
-            included: 0,
-            dropped: 0,
-            excluded: Vec::new(),
-            failed: None,
-            protocol_bytes: 0,
-            bound: 0.0,
-        };
+        let mut report = SecureRound::new(peers.len());
         let ids: Vec<u64> = peers.iter().map(|&p| p as u64).collect();
         let context =
             crate::private::context(model.plan.seed, model.round, model.edge_round, &peers);

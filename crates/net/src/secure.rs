@@ -215,15 +215,7 @@ pub(crate) fn exchange(
         bytes_up: 0,
         seconds: 0.0,
     };
-    let mut report = SecureRound {
-        participants: peers.len(),
-        included: 0,
-        dropped: 0,
-        excluded: Vec::new(),
-        failed: None,
-        protocol_bytes: 0,
-        bound: 0.0,
-    };
+    let mut report = SecureRound::new(peers.len());
     let mut protocol = 0u64;
     let mut included: Vec<u64> = Vec::new();
     let open = |tasks: Vec<(usize, proto::Task)>, policy: Policy, check: Check| {
