@@ -55,6 +55,7 @@ fi
 [ -x "$TOY_NODE" ] || fail "no toy_node at $TOY_NODE"
 
 PORT="$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+export PATH="$VENV/bin:$PATH"
 export FLWR_HOME="$TMP/flwrhome" FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1
 mkdir -p "$FLWR_HOME"
 cat > "$FLWR_HOME/config.toml" <<TOML

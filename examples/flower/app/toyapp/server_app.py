@@ -7,7 +7,7 @@ after R rounds is start + R * sum(index_i * examples_i) / sum(examples_i).
 import json
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
@@ -20,8 +20,8 @@ def main(grid: Grid, context: Context) -> None:
     out_file = str(context.run_config["out-file"])
     initial = ArrayRecord(
         {
-            "w": np.arange(6, dtype=np.float32).reshape(2, 3),
-            "b": np.array([0.5], dtype=np.float32),
+            "w": Array(np.arange(6, dtype=np.float32).reshape(2, 3)),
+            "b": Array(np.array([0.5], dtype=np.float32)),
         }
     )
     strategy = FedAvg(min_train_nodes=2, min_evaluate_nodes=2, min_available_nodes=2)
