@@ -23,11 +23,12 @@ START=$(date +%s.%N)
 
 cleanup() {
   local rc=$?
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  # Newest first: the nodes deactivate and unregister while the SuperLink still runs.
+  local i pid
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    pid="${PIDS[$i]}"
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   done
   if [ "$rc" -ne 0 ] || [ "${KEEP_TMP:-0}" = 1 ]; then
     echo "smoke: logs kept in $TMP" >&2

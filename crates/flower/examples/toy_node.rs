@@ -39,7 +39,11 @@ impl Handler for Toy {
         #[allow(clippy::cast_precision_loss)]
         let mean = params.values.iter().map(|&v| f64::from(v)).sum::<f64>()
             / params.values.len().max(1) as f64;
-        Ok((mean, self.examples, Metrics::from([("mean".to_owned(), mean)])))
+        Ok((
+            mean,
+            self.examples,
+            Metrics::from([("mean".to_owned(), mean)]),
+        ))
     }
 }
 
@@ -53,8 +57,7 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args: Vec<String> = std::env::args().collect();
@@ -64,14 +67,17 @@ async fn main() -> ExitCode {
             v.parse::<f64>().map_err(|e| format!("{name} {v}: {e}"))
         })
     };
-    let (index, examples, heartbeat) =
-        match (parse("--index", 1.0), parse("--examples", 10.0), parse("--heartbeat", 30.0)) {
-            (Ok(i), Ok(e), Ok(h)) => (i, e, h),
-            (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
-                eprintln!("toy_node: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let (index, examples, heartbeat) = match (
+        parse("--index", 1.0),
+        parse("--examples", 10.0),
+        parse("--heartbeat", 30.0),
+    ) {
+        (Ok(i), Ok(e), Ok(h)) => (i, e, h),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+            eprintln!("toy_node: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let max_messages = arg(&args, "--max-messages").and_then(|v| v.parse().ok());
     let mut config = FleetConfig::new(superlink);
     config.heartbeat_interval = heartbeat;

@@ -55,7 +55,9 @@ impl NodeKey {
     #[must_use]
     pub fn generate() -> Self {
         // p384 0.13 uses rand_core 0.6; getrandom-backed OsRng via its re-export.
-        Self::from_signing(SigningKey::random(&mut p384::elliptic_curve::rand_core::OsRng))
+        Self::from_signing(SigningKey::random(
+            &mut p384::elliptic_curve::rand_core::OsRng,
+        ))
     }
 
     /// Loads a pre-registered key from PEM: PKCS#8 (`BEGIN PRIVATE KEY`) or SEC1
@@ -65,9 +67,8 @@ impl NodeKey {
         if let Ok(k) = SigningKey::from_pkcs8_pem(pem) {
             return Ok(Self::from_signing(k));
         }
-        let secret = p384::SecretKey::from_sec1_pem(pem).map_err(|e| {
-            Error::Key(format!("not a P-384 PKCS#8 or SEC1 PEM private key ({e})"))
-        })?;
+        let secret = p384::SecretKey::from_sec1_pem(pem)
+            .map_err(|e| Error::Key(format!("not a P-384 PKCS#8 or SEC1 PEM private key ({e})")))?;
         Ok(Self::from_signing(secret.into()))
     }
 

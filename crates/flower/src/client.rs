@@ -247,11 +247,11 @@ impl FleetClient {
     }
 
     fn check_version(&self, v: &str) -> Result<()> {
-        if let Ok(mut slot) = self.reported_version.lock() {
-            if slot.as_deref() != Some(v) {
-                tracing::info!("SuperLink reports flwr {v}");
-                *slot = Some(v.to_owned());
-            }
+        if let Ok(mut slot) = self.reported_version.lock()
+            && slot.as_deref() != Some(v)
+        {
+            tracing::info!("SuperLink reports flwr {v}");
+            *slot = Some(v.to_owned());
         }
         let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
         if let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) {
@@ -527,6 +527,10 @@ mod tests {
         let c = FleetClient::new(FleetConfig::new("127.0.0.1:1"), NodeKey::generate()).unwrap();
         let e = c.heartbeat().await.unwrap_err();
         assert!(e.is_transient());
-        assert!(e.to_string().contains("http://127.0.0.1:1/v1/fleet/send-node-heartbeat"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("http://127.0.0.1:1/v1/fleet/send-node-heartbeat"),
+            "{e}"
+        );
     }
 }

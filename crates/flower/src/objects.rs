@@ -57,13 +57,15 @@ pub fn parse_object(content: &[u8]) -> Result<Object<'_>> {
         .iter()
         .position(|&b| b == 0)
         .ok_or_else(|| bad("no NUL after the header".into()))?;
-    let head = std::str::from_utf8(&content[..nul])
-        .map_err(|_| bad("header is not UTF-8".into()))?;
+    let head =
+        std::str::from_utf8(&content[..nul]).map_err(|_| bad("header is not UTF-8".into()))?;
     let mut parts = head.split(' ');
     let (Some(kind), Some(children), Some(len), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(bad(format!("header {head:?} is not `<type> <children> <len>`")));
+        return Err(bad(format!(
+            "header {head:?} is not `<type> <children> <len>`"
+        )));
     };
     let body = &content[nul + 1..];
     let len: usize = len

@@ -125,7 +125,9 @@ pub fn npy_decode(bytes: &[u8]) -> Result<(Vec<f32>, Vec<i64>, String)> {
     let npy = |e: std::io::Error| Error::Npy(e.to_string());
     let file = npyz::NpyFile::new(bytes).map_err(npy)?;
     if file.order() == npyz::Order::Fortran {
-        return Err(Error::Npy("Fortran-ordered arrays are not supported".into()));
+        return Err(Error::Npy(
+            "Fortran-ordered arrays are not supported".into(),
+        ));
     }
     let shape = file
         .shape()
@@ -180,7 +182,8 @@ pub fn npy_encode(values: &[f32], shape: &[i64], dtype: &str) -> Result<Vec<u8>>
                 .writer(&mut out)
                 .begin_nd()
                 .map_err(npy)?;
-            w.extend(values.iter().map(|&v| f64::from(v))).map_err(npy)?;
+            w.extend(values.iter().map(|&v| f64::from(v)))
+                .map_err(npy)?;
             w.finish().map_err(npy)?;
         }
         other => return Err(Error::Npy(format!("cannot write dtype {other}"))),
@@ -200,10 +203,13 @@ pub struct Content {
 }
 
 fn object<'a>(objects: &'a HashMap<String, Vec<u8>>, id: &str) -> Result<&'a [u8]> {
-    objects.get(id).map(Vec::as_slice).ok_or_else(|| Error::Object {
-        id: id.to_owned(),
-        reason: "referenced but not pulled".into(),
-    })
+    objects
+        .get(id)
+        .map(Vec::as_slice)
+        .ok_or_else(|| Error::Object {
+            id: id.to_owned(),
+            reason: "referenced but not pulled".into(),
+        })
 }
 
 /// Decodes a message's content from its pulled objects, starting at the `Message` object.
@@ -246,7 +252,9 @@ fn decode_array_record(objects: &HashMap<String, Vec<u8>>, body: &[u8]) -> Resul
             .map_err(|e| bad(format!("Array metadata is not JSON: {e}")))?;
         let stype = meta["stype"].as_str().unwrap_or_default();
         if stype != STYPE_NUMPY {
-            return Err(bad(format!("array {name:?} has stype {stype:?}, not {STYPE_NUMPY:?}")));
+            return Err(bad(format!(
+                "array {name:?} has stype {stype:?}, not {STYPE_NUMPY:?}"
+            )));
         }
         let ids = meta["arraychunk_ids"]
             .as_array()
@@ -260,8 +268,8 @@ fn decode_array_record(objects: &HashMap<String, Vec<u8>>, body: &[u8]) -> Resul
             let chunk = parse_object(object(objects, child)?)?;
             data.extend_from_slice(chunk.body);
         }
-        let (values, shape, dtype) = npy_decode(&data)
-            .map_err(|e| Error::Record(format!("array {name:?}: {e}")))?;
+        let (values, shape, dtype) =
+            npy_decode(&data).map_err(|e| Error::Record(format!("array {name:?}: {e}")))?;
         params.values.extend_from_slice(&values);
         params.arrays.push(ArraySpec { name, shape, dtype });
     }
@@ -423,7 +431,10 @@ mod tests {
         let bytes = npy_encode(&[1.5, -2.0, 3.25], &[3], "float32").unwrap();
         assert_eq!(&bytes[..6], b"\x93NUMPY");
         let (v, s, d) = npy_decode(&bytes).unwrap();
-        assert_eq!((v, s, d.as_str()), (vec![1.5, -2.0, 3.25], vec![3], "float32"));
+        assert_eq!(
+            (v, s, d.as_str()),
+            (vec![1.5, -2.0, 3.25], vec![3], "float32")
+        );
         let bytes = npy_encode(&[0.1, 7.0], &[1, 2], "float64").unwrap();
         assert_eq!(bytes.len() % 16, (8 * 2) % 16, "header padded to 16 bytes");
         let (v, s, d) = npy_decode(&bytes).unwrap();
@@ -436,7 +447,7 @@ mod tests {
     fn npy_decodes_bytes_numpy_wrote() {
         // np.save(buf, np.array([[1.0, 2.0]], dtype=np.float32)) (numpy 1.x/2.x, format 1.0).
         let mut header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }".to_vec();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(b' ');
         }
         header.push(b'\n');
@@ -472,7 +483,10 @@ mod tests {
             ],
         };
         let cfg_id = set.add("ConfigRecord", vec![], &cfg.encode_to_vec());
-        let refs = vec![("arrays".to_owned(), arrays.clone()), ("config".to_owned(), cfg_id.clone())];
+        let refs = vec![
+            ("arrays".to_owned(), arrays.clone()),
+            ("config".to_owned(), cfg_id.clone()),
+        ];
         let rd = set.add(
             "RecordDict",
             vec![arrays, cfg_id],
@@ -543,7 +557,10 @@ mod tests {
         let msg = set.add("Message", vec![rd], b"");
         let arr_id = &set.children[&set.children[&set.children[&msg][0]][0]][0];
         assert_eq!(set.children[arr_id].len(), 2, "two chunks");
-        assert_eq!(decode_content(&set.content, &msg).unwrap().parameters, Some(p));
+        assert_eq!(
+            decode_content(&set.content, &msg).unwrap().parameters,
+            Some(p)
+        );
     }
 
     #[test]

@@ -110,7 +110,10 @@ impl SuperNode {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<RunStats> {
         let node_id = self.client.connect(self.register).await?;
-        tracing::info!("node {node_id} active at {}", self.client.config().superlink);
+        tracing::info!(
+            "node {node_id} active at {}",
+            self.client.config().superlink
+        );
         let hb = tokio::spawn(heartbeat_loop(Arc::clone(&self.client)));
         let mut stats = RunStats::default();
         let result = tokio::select! {
@@ -123,10 +126,10 @@ impl SuperNode {
             if let Err(e) = self.client.deactivate().await {
                 tracing::warn!("deactivate: {e}");
             }
-            if self.register {
-                if let Err(e) = self.client.unregister().await {
-                    tracing::warn!("unregister: {e}");
-                }
+            if self.register
+                && let Err(e) = self.client.unregister().await
+            {
+                tracing::warn!("unregister: {e}");
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(10), leave).await;
@@ -179,7 +182,12 @@ impl SuperNode {
         stats: &mut RunStats,
     ) -> Result<H> {
         let md = msg.metadata.clone();
-        let kind = md.message_type.split('.').next().unwrap_or_default().to_owned();
+        let kind = md
+            .message_type
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let started = Instant::now();
         let content = decode_content(&msg.objects, &md.message_id);
         tracing::info!(
