@@ -1,0 +1,1 @@
+"""iotids toy Flower app: stock FedAvg driving the Rust `toy_node` SuperNodes."""
