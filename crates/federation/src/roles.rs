@@ -421,8 +421,7 @@ impl Edge {
             let training = match &ex.arrived {
                 Arrived::Each(updates) if model.plan.privacy.is_some() => {
                     let updates = checked(&down, &ex, updates)?;
-                    let owned: Vec<DeviceUpdate> = updates.into_iter().cloned().collect();
-                    let sum = UpdateSum::of(&owned, &down)?;
+                    let sum = UpdateSum::of(updates, &down)?;
                     if let Some(out) = self.unfold(&down, &sum.folded, edge_round, model.round)? {
                         down.weights = out.weights;
                         samples = Some(self.members.len() as u64);

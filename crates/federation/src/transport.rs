@@ -170,7 +170,10 @@ impl UpdateSum {
     /// # Errors
     ///
     /// [`Error::Protocol`] when an update's length differs from the model's.
-    pub fn of(updates: &[DeviceUpdate], sent: &GlobalModel) -> crate::Result<UpdateSum> {
+    pub fn of<'u>(
+        updates: impl IntoIterator<Item = &'u DeviceUpdate>,
+        sent: &GlobalModel,
+    ) -> crate::Result<UpdateSum> {
         let folding = Folding::new(&sent.plan, sent.weights.len());
         let mut folded = vec![0f64; folding.len()];
         for u in updates {

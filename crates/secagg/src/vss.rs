@@ -93,37 +93,6 @@ pub fn verify(share: &Scalar, x: u64, commitment: &Commitment) -> bool {
     RistrettoPoint::mul_base(share) == expected
 }
 
-/// Whether every `(share, x, commitment)` is valid, checked at once: a random linear
-/// combination of the checks (one multiscalar multiplication; a bad share passes with
-/// probability about 2⁻²⁵²). On `false`, [`verify`] each to find which.
-pub fn verify_all<R: RngCore + CryptoRng>(
-    items: &[(Scalar, u64, &Commitment)],
-    rng: &mut R,
-) -> bool {
-    let mut scalars = Vec::new();
-    let mut points = Vec::new();
-    let mut lhs = Scalar::ZERO;
-    for (share, x, commitment) in items {
-        let Some(cs) = commitment.points() else {
-            return false;
-        };
-        let r = random_scalar(rng);
-        lhs += r * share;
-        let x = Scalar::from(*x);
-        let mut power = r;
-        for c in cs {
-            scalars.push(power);
-            points.push(c);
-            power *= x;
-        }
-    }
-    if points.is_empty() {
-        return true;
-    }
-    let rhs = RistrettoPoint::vartime_multiscalar_mul(&scalars, &points);
-    RistrettoPoint::mul_base(&lhs) == rhs
-}
-
 /// The secret from shares `(x, f(x))` at distinct nonzero points (at least the dealing's
 /// threshold of them, or the result is not the secret): Lagrange interpolation at 0.
 pub fn combine(shares: &[(u64, Scalar)]) -> Scalar {
@@ -181,13 +150,10 @@ mod tests {
         for (x, s) in &pts {
             assert!(verify(s, *x, &commitment));
         }
-        let items: Vec<(Scalar, u64, &Commitment)> =
-            pts.iter().map(|(x, s)| (*s, *x, &commitment)).collect();
-        assert!(verify_all(&items, &mut rng));
     }
 
     #[test]
-    fn a_wrong_share_fails_its_check_alone_and_in_a_batch() {
+    fn a_wrong_share_fails_its_check() {
         let mut rng = ChaCha20Rng::seed_from_u64(2);
         let secret = random_scalar(&mut rng);
         let (mut shares, commitment) = deal(secret, 3, &[1, 2, 3, 4], &mut rng);
@@ -196,12 +162,6 @@ mod tests {
         assert!(!verify(&shares[2], 3, &commitment));
         // Another holder's share is not this holder's.
         assert!(!verify(&shares[0], 2, &commitment));
-        let items: Vec<(Scalar, u64, &Commitment)> = shares
-            .iter()
-            .zip(1u64..)
-            .map(|(s, x)| (*s, x, &commitment))
-            .collect();
-        assert!(!verify_all(&items, &mut rng));
         let bad = Commitment(vec![[0xff; 32]; 3]);
         assert!(!verify(&shares[0], 1, &bad));
         assert!(!opens(&secret, &Commitment(vec![identity()])));

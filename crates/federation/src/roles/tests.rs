@@ -64,7 +64,7 @@ struct Rewrite<L, F>(L, F);
 /// `link` as a secure-aggregation layer shows it: only the sum of the updates arrives.
 fn summing<L: Link<DeviceUpdate>>(link: L) -> impl Link<DeviceUpdate> {
     Rewrite(link, |m: &GlobalModel, mut ex: Exchange<DeviceUpdate>| {
-        let sum = UpdateSum::of(each(&mut ex), m).unwrap();
+        let sum = UpdateSum::of(each(&mut ex).iter(), m).unwrap();
         Exchange {
             arrived: Arrived::Sum(sum),
             ..ex
