@@ -310,6 +310,15 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Run on Flower (flwr 1.40–1.42): an iotids device or edge aggregator joins a stock
+    /// Flower federation as a SuperNode (`device`, `edge`: edges bring their own devices,
+    /// which is hierarchical federated learning on Flower), and `server` is what the
+    /// project's Flower app (examples/flower/iotids-app) calls for the statistics round, each
+    /// round's validation score and the final model directory.
+    Flower {
+        #[command(subcommand)]
+        role: FlowerRole,
+    },
     /// Run many devices in one process (load tests, or a gateway fronting several
     /// devices): devices A..B of a `deal` folder, each a device loop of its own, as
     /// `device` runs it (its own certificate, channel and data), on threads over one
@@ -603,6 +612,108 @@ pub enum FailOn {
     Any,
     /// Findings the default pipeline does not neutralise.
     Unmitigated,
+}
+
+/// The roles of `iotids flower`.
+#[derive(Debug, Subcommand)]
+pub enum FlowerRole {
+    /// A device as a Flower SuperNode directly under the SuperLink: answers the
+    /// statistics round, trains and scores on its own labelled traffic when the app asks,
+    /// and sends back only model updates and summaries. Runs until SIGTERM or Ctrl-C,
+    /// then leaves the federation.
+    Device {
+        #[command(flatten)]
+        flower: FlowerArgs,
+        /// Its number in the federation (seeds its batch order, as in `federate`).
+        #[arg(long)]
+        id: usize,
+        /// Its labelled traffic (a CSV, or labelled captures).
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// An edge aggregator as a Flower SuperNode: on each `train` message it runs its edge
+    /// rounds with its own devices (`iotids device --edge`, mutual TLS; secure
+    /// aggregation and DP as planned) and replies with the edge model, weighted by its
+    /// devices' examples. Its identity is its certificate's (edge-<e>).
+    Edge {
+        #[command(flatten)]
+        flower: FlowerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Address to serve the devices on.
+        #[arg(long, default_value = "0.0.0.0:7401")]
+        listen: std::net::SocketAddr,
+    },
+    /// The Flower app's side of a run, one step per call (state in OUT/flower/):
+    /// `begin` (settings as `cloud` reads them; prints the first statistics request),
+    /// `absorb` (the nodes' answers; prints the next request or the initial model),
+    /// `score` (a round's global model on the validation file) and `finish` (the kept
+    /// round's model directory, rounds.csv, federation.toml, federation.json in OUT).
+    /// Prints one JSON line per step.
+    Server {
+        /// begin, absorb, score or finish.
+        #[arg(value_enum)]
+        step: FlowerStep,
+        /// `absorb`: files holding the nodes' `iotids.answer` bytes, one per node.
+        answers: Vec<PathBuf>,
+        /// `score`: the round.
+        #[arg(long)]
+        round: Option<usize>,
+        /// `score`: the round's global model, a float32 `.npy` file.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// `begin`: devices directly under the SuperLink (no edges).
+        #[arg(long)]
+        flat: bool,
+        /// Labelled rows scored every round (`deal`'s validation.csv).
+        #[arg(long)]
+        validation: PathBuf,
+        /// Output and model directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// `finish`: also evaluate the kept model on this labelled file.
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// Seconds an edge waits for its devices when --deadline is not set.
+        #[arg(long, default_value_t = 120.0)]
+        device_deadline: f64,
+        /// Seconds an edge waits for its devices' summaries.
+        #[arg(long, default_value_t = 60.0)]
+        statistics_deadline: f64,
+        #[command(flatten)]
+        federation: FederateArgs,
+        #[command(flatten)]
+        ingest: IngestArgs,
+        #[command(flatten)]
+        prep: PrepArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+/// A step of `iotids flower server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlowerStep {
+    Begin,
+    Absorb,
+    Score,
+    Finish,
+}
+
+/// How a node reaches a Flower SuperLink.
+#[derive(Debug, Clone, Args)]
+pub struct FlowerArgs {
+    /// The SuperLink's Fleet API: HOST:PORT (plain HTTP, a SuperLink run with
+    /// --insecure) or an http:// or https:// URL.
+    #[arg(long)]
+    pub superlink: String,
+    /// PEM root certificates of the SuperLink's TLS certificate (its --ssl-ca-certfile).
+    #[arg(long)]
+    pub root_certificates: Option<PathBuf>,
+    /// The node's private key, registered with the SuperLink beforehand (Flower's node
+    /// authentication); without it the node registers a fresh key itself.
+    #[arg(long)]
+    pub auth_key: Option<PathBuf>,
 }
 
 /// A networked node's identity and limits (`cloud`, `edge`, `device`).

@@ -27,7 +27,8 @@ use iotids_model::train::TrainConfig;
 use iotids_synth::SynthOptions;
 
 use crate::cli::{
-    Cli, Command, CompareArgs, FailOn, FederateArgs, IngestArgs, ModelArgs, NodeArgs, PrepArgs,
+    Cli, Command, CompareArgs, FailOn, FederateArgs, FlowerArgs, FlowerRole, FlowerStep,
+    IngestArgs, ModelArgs, NodeArgs, PrepArgs,
 };
 
 /// How the run talks to the person: progress and logs, and the worker threads.
@@ -78,6 +79,17 @@ pub enum Job {
     Edge(EdgeJob),
     Device(DeviceJob),
     DevicePool(DevicePoolJob),
+    FlowerDevice {
+        flower: FlowerArgs,
+        id: usize,
+        data: PathBuf,
+    },
+    FlowerEdge {
+        flower: FlowerArgs,
+        node: NodeArgs,
+        listen: std::net::SocketAddr,
+    },
+    FlowerServer(FlowerServerJob),
     Compare(CompareJob),
     Evaluate(EvaluateJob),
     Predict(PredictJob),
@@ -442,6 +454,59 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             listen,
         }),
         Command::Device { edge, data, node } => Job::Device(DeviceJob { edge, data, node }),
+        Command::Flower { role } => match role {
+            FlowerRole::Device { flower, id, data } => Job::FlowerDevice { flower, id, data },
+            FlowerRole::Edge {
+                flower,
+                node,
+                listen,
+            } => Job::FlowerEdge {
+                flower,
+                node,
+                listen,
+            },
+            FlowerRole::Server {
+                step,
+                answers,
+                round,
+                weights,
+                flat,
+                validation,
+                out,
+                test,
+                device_deadline,
+                statistics_deadline,
+                federation,
+                ingest,
+                prep,
+                model,
+            } => {
+                match step {
+                    FlowerStep::Absorb if answers.is_empty() => {
+                        bail!("`flower server absorb` needs the answer files")
+                    }
+                    FlowerStep::Score if round.is_none() || weights.is_none() => {
+                        bail!("`flower server score` needs --round and --weights")
+                    }
+                    _ => {}
+                }
+                Job::FlowerServer(FlowerServerJob {
+                    step,
+                    answers,
+                    round,
+                    weights,
+                    flat,
+                    learn: learn_job(input(validation, &ingest), out, &prep, &model, false)?,
+                    federation: federation_config(&federation, prep.seed)?,
+                    test,
+                    device_deadline: positive_seconds("--device-deadline", device_deadline)?,
+                    statistics_deadline: positive_seconds(
+                        "--statistics-deadline",
+                        statistics_deadline,
+                    )?,
+                })
+            }
+        },
         Command::DevicePool {
             deal,
             certs,
@@ -785,6 +850,22 @@ fn learn_job(
         net,
         train,
     })
+}
+
+/// `iotids flower server`.
+#[derive(Debug)]
+pub struct FlowerServerJob {
+    pub step: FlowerStep,
+    pub answers: Vec<PathBuf>,
+    pub round: Option<usize>,
+    pub weights: Option<PathBuf>,
+    pub flat: bool,
+    /// The validation file as `learn.input`, the output folder as `learn.out`.
+    pub learn: LearnJob,
+    pub federation: FederationConfig,
+    pub test: Option<PathBuf>,
+    pub device_deadline: f64,
+    pub statistics_deadline: f64,
 }
 
 /// `iotids cloud`.

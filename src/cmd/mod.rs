@@ -10,6 +10,7 @@ mod detect;
 mod evaluate;
 mod extract;
 mod federate;
+mod flower;
 mod network;
 mod predict;
 mod prepare;
@@ -53,6 +54,13 @@ pub fn run(job: Job, ui: Ui) -> Result<ExitCode> {
         Job::Edge(job) => network::edge(&job),
         Job::Device(job) => network::device(&job, ui),
         Job::DevicePool(job) => network::device_pool(&job),
+        Job::FlowerDevice { flower, id, data } => flower::device(&flower, id, &data, ui),
+        Job::FlowerEdge {
+            flower,
+            node,
+            listen,
+        } => flower::edge(&flower, &node, listen),
+        Job::FlowerServer(job) => flower::server(&job, ui),
         Job::Compare(job) => compare::run(&job, ui),
         Job::Evaluate(job) => evaluate::run(&job, ui),
         Job::Predict(job) => predict::run(&job, ui),

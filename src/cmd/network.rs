@@ -25,11 +25,11 @@ use iotids_report::html::{Block, Report};
 use super::prepare;
 use super::train::{read_for, score_read};
 use crate::cli::NodeArgs;
-use crate::job::{CloudJob, DeviceJob, DevicePoolJob, EdgeJob, FederateJob, Ui};
+use crate::job::{CloudJob, DeviceJob, DevicePoolJob, EdgeJob, FederateJob, LearnJob, Ui};
 use crate::output::{print, read, write_csv_rows, write_evaluation, write_file};
 use crate::progress;
 
-fn tls(node: &NodeArgs) -> TlsFiles {
+pub(super) fn tls(node: &NodeArgs) -> TlsFiles {
     TlsFiles {
         ca: node.ca.clone(),
         cert: node.cert.clone(),
@@ -37,7 +37,7 @@ fn tls(node: &NodeArgs) -> TlsFiles {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -248,14 +248,27 @@ pub fn cloud(job: &CloudJob, ui: Ui) -> Result<ExitCode> {
     let mut on_round = progress::rounds(cfg.rounds, ui.quiet);
     let outcome = iotids_net::cloud::run(&options, listener, &rt, spec, reader, &mut on_round)?;
     drop(on_round);
-    write_cloud(job, &outcome, ui)?;
+    write_cloud(
+        &job.learn,
+        &job.federation,
+        job.test.as_deref(),
+        &outcome,
+        "network",
+        ui,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The model directory, rounds.csv, federation.toml, federation.json and report.html.
-fn write_cloud(job: &CloudJob, o: &CloudOutcome, ui: Ui) -> Result<()> {
-    let learn = &job.learn;
-    let cfg = &job.federation;
+/// The model directory, rounds.csv, federation.toml, federation.json and report.html of
+/// a cloud's run (`mode`: network or flower).
+pub(super) fn write_cloud(
+    learn: &LearnJob,
+    cfg: &iotids_federation::FederationConfig,
+    test: Option<&Path>,
+    o: &CloudOutcome,
+    mode: &str,
+    ui: Ui,
+) -> Result<()> {
     let out = &learn.out;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let net = from_flat(&o.network, &iotids_model::backend::device(), &o.weights)?;
@@ -282,7 +295,7 @@ fn write_cloud(job: &CloudJob, o: &CloudOutcome, ui: Ui) -> Result<()> {
     detector.save(out)?;
     write_csv_rows(&out.join("rounds.csv"), &o.rounds)?;
     write_file(&out.join("federation.toml"), cfg.to_toml())?;
-    let metrics = match &job.test {
+    let metrics = match test {
         Some(path) => {
             let ds = read_for(&detector, path, ui)?;
             let s = score_read(&detector, path, &ds, None, SCORE_BATCH, ui)?;
@@ -299,7 +312,7 @@ fn write_cloud(job: &CloudJob, o: &CloudOutcome, ui: Ui) -> Result<()> {
     });
     let kept = o.rounds.iter().find(|r| r.round == o.best_round);
     let json = serde_json::json!({
-        "mode": "network",
+        "mode": mode,
         "run": o.run,
         "settings": cfg,
         "rounds": cfg.rounds,
@@ -334,7 +347,7 @@ fn write_cloud(job: &CloudJob, o: &CloudOutcome, ui: Ui) -> Result<()> {
     )?;
 
     let mut page = Report::new(
-        "iotids: federated GRU intrusion detector (network run)",
+        format!("iotids: federated GRU intrusion detector ({mode} run)"),
         format!(
             "cloud of run {}, validated on {}",
             o.run,

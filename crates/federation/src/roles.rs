@@ -767,6 +767,78 @@ impl Best {
     }
 }
 
+/// A model's scores on labelled windows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Mean loss, each class weighted as the devices' loss weighs it.
+    pub loss: f64,
+    /// Accuracy.
+    pub accuracy: f64,
+    /// Macro-F1 over the pipeline's classes.
+    pub macro_f1: f64,
+}
+
+/// The flat `weights` of `model` scored on `validation` the way the cloud scores every
+/// round (`loss_weights`: [`cloud_loss_weights`]).
+///
+/// # Errors
+///
+/// Weights of another length than the model's.
+pub fn score_weights(
+    model: &GruConfig,
+    weights: &[f32],
+    validation: Validation<'_>,
+    loss_weights: &[f32],
+) -> crate::Result<Scores> {
+    let ex = validation.examples;
+    let net = from_flat(model, &iotids_model::backend::device(), weights)?;
+    let scores = score(&net, ex, SCORE_BATCH);
+    let (loss, accuracy) = scores.loss_and_accuracy(&ex, loss_weights);
+    let y_true: Vec<u32> = ex.rows.iter().map(|&r| ex.labels[r]).collect();
+    let classes = validation.class_weights.len();
+    let macro_f1 = iotids_model::metrics::macro_f1(&y_true, &scores.predictions(), classes);
+    Ok(Scores {
+        loss,
+        accuracy,
+        macro_f1,
+    })
+}
+
+/// The class weights of the cloud's validation loss for devices training as `train` says.
+#[must_use]
+pub fn cloud_loss_weights(train: &TrainConfig, class_weights: &[f64]) -> Vec<f32> {
+    loss_weights(train, class_weights)
+}
+
+/// The round kept from per-round validation `scores` (round `r` at index `r − 1`): the
+/// best (smoothed macro-F1 over `window` rounds centred on it, macro-F1, −loss), the
+/// earliest of equals; the last round when no round has a score. The rule the cloud
+/// applies as rounds end, applied to a finished run.
+#[must_use]
+pub fn best_round(scores: &[(Option<f64>, Option<f64>)], window: usize) -> Option<usize> {
+    if scores.iter().all(|(f, _)| f.is_none()) {
+        return (!scores.is_empty()).then_some(scores.len());
+    }
+    let mut best: Option<(usize, Best)> = None;
+    for round in 1..=scores.len() {
+        let (macro_f1, loss) = scores[round - 1];
+        let this = Best {
+            round,
+            macro_f1,
+            loss,
+            smoothed_macro_f1: smoothed_macro_f1(scores, round, window.max(1) / 2),
+            weights: Vec::new(),
+        };
+        if best
+            .as_ref()
+            .is_none_or(|(_, b)| this.criterion() > b.criterion())
+        {
+            best = Some((round, this));
+        }
+    }
+    best.map(|(r, _)| r)
+}
+
 /// The mean of the macro-F1s of `scores` (round `r` at index `r − 1`) from round
 /// `round − half` to `round + half`, clipped to the rounds there are: the kept-round
 /// rule's smoothed score. Rounds without a score are left out.
@@ -875,6 +947,11 @@ impl<'a> Cloud<'a> {
     /// in process never fail; a networked cloud sets a deadline).
     pub fn waiting(self, wait: Wait) -> Self {
         Cloud { wait, ..self }
+    }
+
+    /// The plan it sends with every model.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     /// The global model.
@@ -1100,19 +1177,15 @@ impl<'a> Cloud<'a> {
         if ex.rows.is_empty() {
             return Ok(());
         }
-        let net = from_flat(
+        let s = score_weights(
             self.model,
-            &iotids_model::backend::device(),
             &self.state.global,
+            self.validation,
+            &self.loss_weights,
         )?;
-        let scores = score(&net, ex, SCORE_BATCH);
-        let (loss, accuracy) = scores.loss_and_accuracy(&ex, &self.loss_weights);
-        let y_true: Vec<u32> = ex.rows.iter().map(|&r| ex.labels[r]).collect();
-        let classes = self.validation.class_weights.len();
-        let f1 = iotids_model::metrics::macro_f1(&y_true, &scores.predictions(), classes);
-        rec.validation_loss = Some(loss);
-        rec.validation_accuracy = Some(accuracy);
-        rec.validation_macro_f1 = Some(f1);
+        rec.validation_loss = Some(s.loss);
+        rec.validation_accuracy = Some(s.accuracy);
+        rec.validation_macro_f1 = Some(s.macro_f1);
         Ok(())
     }
 

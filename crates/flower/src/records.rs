@@ -365,16 +365,56 @@ pub fn add_metric_record(set: &mut ObjectSet, num_examples: u64, metrics: &Metri
     set.add("MetricRecord", Vec::new(), &body)
 }
 
-/// Adds the `RecordDict` of a reply (`"arrays"` if given, then `"metrics"`); returns its id.
+/// Encodes a `ConfigRecord` body (protobuf), keys in order.
+#[must_use]
+pub fn encode_config(config: &Config) -> Vec<u8> {
+    use proto::config_record_value::Value as V;
+    let items = config
+        .iter()
+        .map(|(key, v)| {
+            let value = match v.clone() {
+                ConfigValue::Double(x) => V::Double(x),
+                ConfigValue::Int(x) => V::Sint64(x),
+                ConfigValue::UInt(x) => V::Uint64(x),
+                ConfigValue::Bool(x) => V::Bool(x),
+                ConfigValue::Str(x) => V::String(x),
+                ConfigValue::Bytes(x) => V::Bytes(x),
+                ConfigValue::DoubleList(vals) => V::DoubleList(proto::DoubleList { vals }),
+                ConfigValue::IntList(vals) => V::SintList(proto::SintList { vals }),
+                ConfigValue::UIntList(vals) => V::UintList(proto::UintList { vals }),
+                ConfigValue::BoolList(vals) => V::BoolList(proto::BoolList { vals }),
+                ConfigValue::StrList(vals) => V::StringList(proto::StringList { vals }),
+                ConfigValue::BytesList(vals) => V::BytesList(proto::BytesList { vals }),
+            };
+            proto::config_record::Item {
+                key: key.clone(),
+                value: Some(proto::ConfigRecordValue { value: Some(value) }),
+            }
+        })
+        .collect();
+    proto::ConfigRecord { items }.encode_to_vec()
+}
+
+/// Adds a `ConfigRecord` of `config`; returns its id.
+pub fn add_config_record(set: &mut ObjectSet, config: &Config) -> String {
+    set.add("ConfigRecord", Vec::new(), &encode_config(config))
+}
+
+/// Adds the `RecordDict` of a reply (`"arrays"` if given, `"config"` if given, then
+/// `"metrics"`); returns its id.
 pub fn add_reply_content(
     set: &mut ObjectSet,
     params: Option<&Parameters>,
+    config: Option<&Config>,
     num_examples: u64,
     metrics: &Metrics,
 ) -> Result<String> {
     let mut refs = Vec::new();
     if let Some(p) = params {
         refs.push((ARRAYS.to_owned(), add_array_record(set, p)?));
+    }
+    if let Some(c) = config {
+        refs.push((CONFIG.to_owned(), add_config_record(set, c)));
     }
     refs.push((
         METRICS.to_owned(),
@@ -514,7 +554,7 @@ mod tests {
     fn reply_content_has_arrays_then_metrics_with_num_examples() {
         let mut set = ObjectSet::default();
         let metrics = Metrics::from([("acc".to_owned(), 0.75)]);
-        let rd = add_reply_content(&mut set, Some(&params()), 42, &metrics).unwrap();
+        let rd = add_reply_content(&mut set, Some(&params()), None, 42, &metrics).unwrap();
         let rd_obj = parse_object(&set.content[&rd]).unwrap();
         let refs = parse_str_map(rd_obj.body).unwrap();
         assert_eq!(refs[0].0, "arrays");

@@ -37,6 +37,14 @@ pub trait Handler: Send + 'static {
         params: &Parameters,
         config: &Config,
     ) -> std::result::Result<(f64, u64, Metrics), HandlerError>;
+
+    /// Answers a `query` message (a ServerApp asking for something other than training or
+    /// scoring: iotids' statistics round) with a config record and metrics. By default a
+    /// node answers none.
+    fn query(&mut self, config: &Config) -> std::result::Result<(Config, Metrics), HandlerError> {
+        let _ = config;
+        Err("this node answers no query messages".into())
+    }
 }
 
 /// What a run did.
@@ -46,10 +54,29 @@ pub struct RunStats {
     pub trained: u64,
     /// `evaluate` messages answered with a result.
     pub evaluated: u64,
+    /// `query` messages answered with a result.
+    pub queried: u64,
     /// Messages answered with an error (handler failure, unknown type, bad content).
     pub errors: u64,
     /// Times the node reconnected after losing the SuperLink.
     pub reconnects: u64,
+}
+
+/// The message types a node answers.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Train,
+    Evaluate,
+    Query,
+}
+
+/// What a handler answered, before it becomes records.
+struct Reply {
+    kind: Kind,
+    params: Option<Parameters>,
+    config: Option<Config>,
+    examples: u64,
+    metrics: Metrics,
 }
 
 /// Flower's `ErrorCode.CLIENT_APP_RAISED_EXCEPTION`.
@@ -167,7 +194,7 @@ impl SuperNode {
                 continue;
             };
             handler = self.answer(handler, msg, stats).await?;
-            let answered = stats.trained + stats.evaluated + stats.errors;
+            let answered = stats.trained + stats.evaluated + stats.queried + stats.errors;
             if self.max_messages.is_some_and(|m| answered >= m) {
                 return Ok(());
             }
@@ -207,13 +234,35 @@ impl SuperNode {
                     match kind.as_str() {
                         "train" => handler
                             .train(&params, &content.config)
-                            .map(|(p, n, m)| (Some(p), n, m))
+                            .map(|(p, n, m)| Reply {
+                                kind: Kind::Train,
+                                params: Some(p),
+                                config: None,
+                                examples: n,
+                                metrics: m,
+                            })
                             .map_err(|e| e.to_string()),
                         "evaluate" => handler
                             .evaluate(&params, &content.config)
                             .map(|(loss, n, mut m)| {
                                 m.entry("eval_loss".to_owned()).or_insert(loss);
-                                (None, n, m)
+                                Reply {
+                                    kind: Kind::Evaluate,
+                                    params: None,
+                                    config: None,
+                                    examples: n,
+                                    metrics: m,
+                                }
+                            })
+                            .map_err(|e| e.to_string()),
+                        "query" => handler
+                            .query(&content.config)
+                            .map(|(c, m)| Reply {
+                                kind: Kind::Query,
+                                params: None,
+                                config: Some(c),
+                                examples: 0,
+                                metrics: m,
                             })
                             .map_err(|e| e.to_string()),
                         other => Err(format!("message type {other:?} is not supported")),
@@ -227,13 +276,19 @@ impl SuperNode {
 
         let mut set = ObjectSet::default();
         let (children, error) = match outcome {
-            Ok((params, n, metrics)) => {
-                match add_reply_content(&mut set, params.as_ref(), n, &metrics) {
+            Ok(reply) => {
+                match add_reply_content(
+                    &mut set,
+                    reply.params.as_ref(),
+                    reply.config.as_ref(),
+                    reply.examples,
+                    &reply.metrics,
+                ) {
                     Ok(rd) => {
-                        if params.is_some() {
-                            stats.trained += 1;
-                        } else {
-                            stats.evaluated += 1;
+                        match reply.kind {
+                            Kind::Train => stats.trained += 1,
+                            Kind::Evaluate => stats.evaluated += 1,
+                            Kind::Query => stats.queried += 1,
                         }
                         (vec![rd], None)
                     }

@@ -263,7 +263,7 @@ pub fn run(
             .collect(),
     );
     crate::edge::serve(
-        runtime,
+        runtime.handle(),
         listener,
         crate::tls::server_config(&options.tls)?,
         hub.clone(),

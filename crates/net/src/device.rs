@@ -106,23 +106,23 @@ pub struct DeviceReport {
 }
 
 /// The device's data as the run context asks for it.
-struct Local {
-    id: usize,
-    read: Reader,
+pub(crate) struct Local {
+    pub(crate) id: usize,
+    pub(crate) read: Reader,
     /// Read for the statistics round: (digest of the ingest spec, table).
-    raw: Option<(String, Dataset)>,
+    pub(crate) raw: Option<(String, Dataset)>,
     /// Ready to train: (context digest, prepared).
-    ready: Option<(String, Prepared)>,
+    pub(crate) ready: Option<(String, Prepared)>,
 }
 
-struct Prepared {
-    windows: Windows,
-    class_weights: Vec<f64>,
-    network: GruConfig,
+pub(crate) struct Prepared {
+    pub(crate) windows: Windows,
+    pub(crate) class_weights: Vec<f64>,
+    pub(crate) network: GruConfig,
 }
 
 impl Local {
-    fn raw(&mut self, ctx: &RunContext) -> Result<&Dataset> {
+    pub(crate) fn raw(&mut self, ctx: &RunContext) -> Result<&Dataset> {
         let key = crate::context::digest(&serde_json::to_vec(&ctx.ingest).unwrap_or_default());
         let held = match self.raw.take() {
             Some((k, ds)) if k == key => (k, ds),
@@ -138,7 +138,7 @@ impl Local {
         Ok(&self.raw.insert(held).1)
     }
 
-    fn prepared(&mut self, digest: &str, ctx: &RunContext) -> Result<&Prepared> {
+    pub(crate) fn prepared(&mut self, digest: &str, ctx: &RunContext) -> Result<&Prepared> {
         let held = match self.ready.take() {
             Some((d, p)) if d == digest => (d, p),
             _ => {

@@ -52,7 +52,7 @@ pub struct EdgeReport {
 
 /// Serves `hub` on `listener` with mutual TLS until the runtime stops.
 pub fn serve(
-    runtime: &Runtime,
+    runtime: &tokio::runtime::Handle,
     listener: std::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     hub: Arc<Hub>,
@@ -152,7 +152,7 @@ pub fn run(
                     Error::Transport("the devices' listener was already served".into())
                 })?;
                 serve(
-                    runtime,
+                    runtime.handle(),
                     l,
                     crate::tls::server_config(&options.tls)?,
                     h.clone(),
@@ -207,7 +207,9 @@ pub fn run(
                 })
             };
             let answer = match kind {
-                proto::task::Kind::Summarize(s) => summarize(&devices, &task.id, s, runtime),
+                proto::task::Kind::Summarize(s) => {
+                    summarize(&devices, &task.id, s, runtime.handle())
+                }
                 proto::task::Kind::Train(t) => {
                     train(id, &devices, &joined.run, t, runtime).map(|u| {
                         report.rounds += 1;
@@ -263,11 +265,11 @@ pub fn run(
 
 /// Asks every assigned device the statistics request and merges what they answer (in
 /// device order).
-fn summarize(
+pub(crate) fn summarize(
     devices: &Arc<Hub>,
     task: &str,
     s: proto::Summarize,
-    runtime: &Runtime,
+    runtime: &tokio::runtime::Handle,
 ) -> Result<proto::answer::Kind> {
     let roster: Vec<usize> = devices.roster();
     let down = proto::Task {
@@ -333,7 +335,7 @@ fn summarize(
 }
 
 /// Runs the edge rounds of one cloud round with the devices that answer.
-fn train(
+pub(crate) fn train(
     id: usize,
     devices: &Arc<Hub>,
     run: &str,

@@ -157,6 +157,11 @@ impl Hub {
         self.changed.send_modify(|g| *g = g.wrapping_add(1));
     }
 
+    /// The run this hub serves.
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
     /// Connections and requests refused so far (TLS and admission).
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)

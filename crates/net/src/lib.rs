@@ -12,6 +12,7 @@ pub mod context;
 pub mod device;
 pub mod edge;
 pub mod error;
+pub mod flower;
 pub mod hub;
 pub mod link;
 pub mod secure;

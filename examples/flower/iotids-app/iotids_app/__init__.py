@@ -1,0 +1,1 @@
+"""The iotids Flower app (see server_app)."""
