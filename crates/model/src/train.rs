@@ -142,15 +142,23 @@ impl TrainConfig {
     }
 }
 
+/// Reads JSON `null` (what serde_json writes for NaN) back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// One epoch's numbers, a point of the learning curves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// From 1.
     pub epoch: usize,
     /// Mean (class-weighted, if training is) cross-entropy over the epoch's batches,
-    /// measured while the weights moved.
+    /// measured while the weights moved. NaN when unknown (a federated round no device
+    /// reported training in), written as JSON `null`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
-    /// Fraction of training windows classified right during the epoch.
+    /// Fraction of training windows classified right during the epoch (NaN: unknown).
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_accuracy: f64,
     /// The same loss on the validation rows after the epoch; `None` without validation rows.
     pub validation_loss: Option<f64>,

@@ -804,14 +804,18 @@ impl ServerState {
         })
     }
 
-    /// Absorbs the nodes' answers to the current request (one per node); when the fit is
+    /// Absorbs the nodes' answers to the current request (one per node, any order); when the fit is
     /// complete, fixes the pipeline, the network, the members and the plan.
     ///
     /// # Errors
     ///
     /// Answers that do not merge, a failed fit, devices that keep disagreeing on column
     /// kinds.
-    pub fn absorb(&mut self, answers: Vec<QueryAnswer>) -> Result<()> {
+    pub fn absorb(&mut self, mut answers: Vec<QueryAnswer>) -> Result<()> {
+        // In device order, as `federate` and our cloud merge, whatever order Flower
+        // delivered the replies in: the merged sketches and sums, and so the pipeline,
+        // do not depend on it.
+        answers.sort_by_key(|a| a.device_rows.keys().next().copied());
         let Some(fit) = &mut self.fit else {
             return Err(Error::Transport(
                 "answers after the statistics round ended".into(),
