@@ -579,6 +579,39 @@ mod tests {
     }
 
     #[test]
+    fn a_query_reply_carries_its_config_record_between_arrays_and_metrics() {
+        let config = Config::from([
+            (
+                "iotids.answer".to_owned(),
+                ConfigValue::Bytes(b"{\"rows\": 3}".to_vec()),
+            ),
+            ("n".to_owned(), ConfigValue::Int(-7)),
+            ("u".to_owned(), ConfigValue::UInt(7)),
+            ("x".to_owned(), ConfigValue::Double(0.25)),
+            ("ok".to_owned(), ConfigValue::Bool(true)),
+            ("s".to_owned(), ConfigValue::Str("edge-0".into())),
+            ("xs".to_owned(), ConfigValue::DoubleList(vec![1.5, -2.0])),
+            (
+                "ss".to_owned(),
+                ConfigValue::StrList(vec!["a".into(), "b".into()]),
+            ),
+            (
+                "bs".to_owned(),
+                ConfigValue::BytesList(vec![vec![0, 255], vec![]]),
+            ),
+        ]);
+        assert_eq!(decode_config(&encode_config(&config)).unwrap(), config);
+        let mut set = ObjectSet::default();
+        let rd = add_reply_content(&mut set, None, Some(&config), 0, &Metrics::new()).unwrap();
+        let refs = parse_str_map(parse_object(&set.content[&rd]).unwrap().body).unwrap();
+        let names: Vec<&str> = refs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["config", "metrics"]);
+        let c = parse_object(&set.content[&refs[0].1]).unwrap();
+        assert_eq!(c.kind, "ConfigRecord");
+        assert_eq!(decode_config(c.body).unwrap(), config);
+    }
+
+    #[test]
     fn large_arrays_are_chunked_and_reassembled() {
         let n = MAX_ARRAY_CHUNK_SIZE / 4 + 10; // > 5 MiB of f32
         #[allow(clippy::cast_precision_loss)]
