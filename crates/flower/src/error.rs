@@ -58,6 +58,47 @@ pub enum Error {
     /// The node's key cannot be loaded or used.
     #[error("node key: {0}")]
     Key(String),
+    /// A key file cannot be read, parsed or written.
+    #[error("node key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The connection settings are unusable (e.g. unreadable root certificates).
+    #[error("{0}")]
+    Config(String),
+    /// The TLS handshake with the SuperLink failed (wrong CA, wrong host name, expired
+    /// certificate, or a SuperLink not serving TLS). Not retried: it will not fix itself.
+    #[error(
+        "TLS with the SuperLink at {superlink} failed: {reason}; the SuperLink's certificate was checked against {roots}{hint}"
+    )]
+    Tls {
+        /// The SuperLink's URL.
+        superlink: String,
+        /// What the certificate was checked against (the root-certificate file, or the
+        /// built-in web roots).
+        roots: String,
+        /// The TLS library's reason.
+        reason: String,
+        /// What to check, starting with `". "`, or empty.
+        hint: String,
+    },
+    /// The SuperLink does not know this node's pre-registered key (`ActivateNode` refused).
+    #[error(
+        "the SuperLink at {superlink} refused to activate this node (HTTP {status} from /v1/fleet/activate-node: {body}); its public key is not registered: register it with `flwr supernode register <public key file> <SuperLink connection>` (public key: {public_key})"
+    )]
+    NotRegistered {
+        /// The SuperLink's URL.
+        superlink: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the SuperLink's answer.
+        body: String,
+        /// The node's OpenSSH public-key line.
+        public_key: String,
+    },
     /// The handler failed on a message.
     #[error("handler: {0}")]
     Handler(String),
