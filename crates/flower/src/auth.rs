@@ -347,6 +347,7 @@ pub fn iso_timestamp_now() -> String {
 mod tests {
     use super::*;
     use p384::pkcs8::DecodePublicKey;
+    use std::path::Path;
 
     #[test]
     fn signature_verifies_with_the_public_key_from_the_header() {
@@ -367,14 +368,132 @@ mod tests {
         assert!(!verify(&other.verifying_key(), ts.as_bytes(), &sig));
     }
 
+    const FORMATS: [KeyFormat; 3] = [KeyFormat::OpenSsh, KeyFormat::Pkcs8, KeyFormat::Sec1];
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name)
+    }
+
     #[test]
-    fn pem_round_trip_keeps_the_identity() {
-        use p384::pkcs8::EncodePrivateKey;
+    fn generated_keys_round_trip_in_every_format() {
         let key = NodeKey::generate();
-        let pem = key.signing.to_pkcs8_pem(LineEnding::LF).unwrap();
-        let back = NodeKey::from_pem(&pem).unwrap();
-        assert_eq!(back.public_pem(), key.public_pem());
+        let ts = "2026-04-01T12:00:00.123456+00:00";
+        for format in FORMATS {
+            let text = key.to_private_pem(format, "round-trip").unwrap();
+            let header = match format {
+                KeyFormat::OpenSsh => "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+                KeyFormat::Pkcs8 => "-----BEGIN PRIVATE KEY-----\n",
+                KeyFormat::Sec1 => "-----BEGIN EC PRIVATE KEY-----\n",
+            };
+            assert!(text.starts_with(header), "{format:?}: {}", &text[..40]);
+            let back = NodeKey::from_pem(&text).unwrap();
+            assert_eq!(back.public_pem(), key.public_pem(), "{format:?}");
+            // Same private key: what one signs, the other's public key verifies.
+            let sig = back.sign(ts.as_bytes()).unwrap();
+            assert!(verify(&key.verifying_key(), ts.as_bytes(), &sig), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn written_files_load_back_and_the_public_line_is_openssh() {
+        let dir = tempfile::tempdir().unwrap();
+        for format in FORMATS {
+            let key = NodeKey::generate();
+            let path = dir.path().join(format!("node-{format:?}"));
+            let pub_path = key.write_files(&path, format, "node 1").unwrap();
+            assert_eq!(pub_path, dir.path().join(format!("node-{format:?}.pub")));
+            let back = NodeKey::from_file(&path).unwrap();
+            assert_eq!(back.public_pem(), key.public_pem(), "{format:?}");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                assert_eq!(mode & 0o077, 0, "{format:?}: private key readable by others");
+            }
+            // The .pub line is what `flwr supernode register` reads: an OpenSSH
+            // ecdsa-sha2-nistp384 key whose point is the node's public key.
+            let line = std::fs::read_to_string(&pub_path).unwrap();
+            assert!(line.starts_with("ecdsa-sha2-nistp384 AAAA"), "{line}");
+            assert!(line.ends_with(" node 1\n"), "{line:?}");
+            let parsed = ssh_key::PublicKey::from_openssh(line.trim_end()).unwrap();
+            let vk = VerifyingKey::try_from(parsed.key_data().ecdsa().unwrap()).unwrap();
+            assert_eq!(vk, key.verifying_key());
+        }
+    }
+
+    #[test]
+    fn ssh_keygen_key_loads_in_all_three_formats_as_flwr_registers_it() {
+        // One ssh-keygen key, converted to SEC1 and PKCS#8 by ssh-keygen itself.
+        let openssh = NodeKey::from_file(fixture("p384_openssh")).unwrap();
+        let sec1 = NodeKey::from_file(fixture("p384_sec1.pem")).unwrap();
+        let pkcs8 = NodeKey::from_file(fixture("p384_pkcs8.pem")).unwrap();
+        assert_eq!(openssh.public_pem(), sec1.public_pem());
+        assert_eq!(openssh.public_pem(), pkcs8.public_pem());
+        // The header bytes equal what flwr stored when the .pub file was registered (the
+        // SuperLink compares them byte for byte).
+        let flwr = std::fs::read(fixture("p384_spki_flwr.pem")).unwrap();
+        assert_eq!(openssh.public_pem(), flwr.as_slice());
+        // And the public line we write equals ssh-keygen's, comment and all.
+        let pub_line = std::fs::read_to_string(fixture("p384_openssh.pub")).unwrap();
+        assert_eq!(openssh.openssh_public_key("iotids-test-fixture"), pub_line);
+    }
+
+    fn key_file_error(path: &Path) -> String {
+        match NodeKey::from_file(path) {
+            Err(e @ Error::KeyFile { .. }) => e.to_string(),
+            other => panic!("{}: want a KeyFile error, got {other:?}", path.display()),
+        }
+    }
+
+    #[test]
+    fn files_that_are_not_usable_keys_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(&str, &[u8], &str); 6] = [
+            ("notes.txt", b"hello, not a key\n", "not a private key"),
+            ("empty", b"", "not a private key"),
+            ("binary", &[0xff, 0xfe, 0x00, 0x80], "not a text"),
+            (
+                "key.pub",
+                b"ecdsa-sha2-nistp384 AAAAE2VjZHNh x\n",
+                "a public key, not a private key",
+            ),
+            (
+                "truncated",
+                b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+                "not a readable OpenSSH private key",
+            ),
+            (
+                "bad.pem",
+                b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                "not an ECDSA P-384 PKCS#8 private key",
+            ),
+        ];
+        for (name, bytes, want) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let e = key_file_error(&path);
+            assert!(e.contains(&path.display().to_string()), "{name}: {e}");
+            assert!(e.contains(want), "{name}: {e}");
+        }
+        let missing = dir.path().join("missing");
+        let e = key_file_error(&missing);
+        assert!(e.contains(&missing.display().to_string()) && e.contains("cannot read"), "{e}");
+
+        let e = key_file_error(&fixture("p384_openssh_encrypted"));
+        assert!(e.contains("p384_openssh_encrypted") && e.contains("passphrase"), "{e}");
+        let e = key_file_error(&fixture("p256_openssh"));
+        assert!(e.contains("p256_openssh") && e.contains("P-384"), "{e}");
         assert!(NodeKey::from_pem("not a key").is_err());
+    }
+
+    #[test]
+    fn key_format_names_parse() {
+        assert_eq!("openssh".parse::<KeyFormat>().unwrap(), KeyFormat::OpenSsh);
+        assert_eq!("PKCS8".parse::<KeyFormat>().unwrap(), KeyFormat::Pkcs8);
+        assert_eq!("sec1".parse::<KeyFormat>().unwrap(), KeyFormat::Sec1);
+        assert!("der".parse::<KeyFormat>().is_err());
     }
 
     #[test]

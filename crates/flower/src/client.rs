@@ -434,7 +434,20 @@ impl FleetClient {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|source| self.send_error(&url, source))?;
+            .map_err(|source| {
+                // Connected, then dropped without an answer: typically a TLS SuperLink
+                // spoken to in plain HTTP.
+                if self.base.starts_with("http://") && !source.is_connect() && !source.is_timeout()
+                {
+                    tracing::warn!(
+                        "the SuperLink at {} closed the connection without answering plain \
+                         HTTP; if it serves TLS (started without --insecure), give the node \
+                         its root certificate",
+                        self.base
+                    );
+                }
+                self.send_error(&url, source)
+            })?;
         let status = resp.status();
         let body = resp
             .bytes()
@@ -500,6 +513,7 @@ impl FleetClient {
             .backoff
             .retry("connecting to the SuperLink", || async {
                 self.probe_version().await?;
+                let mut note = String::new();
                 if register {
                     match self.register().await {
                         Ok(_) => {}
@@ -507,17 +521,29 @@ impl FleetClient {
                         // (`--enable-supernode-auth`): activation decides.
                         Err(Error::Http { status, body, .. }) if status < 500 => {
                             tracing::debug!("RegisterNode refused (HTTP {status}: {body})");
+                            if flower_error_code(&body)
+                                == Some(FLEET_SUPERNODE_REGISTRATION_DISABLED)
+                            {
+                                note = " (and the SuperLink refuses RegisterNode: it runs with \
+                                        --enable-supernode-auth)"
+                                    .into();
+                            }
                         }
                         Err(e) => return Err(e),
                     }
                 }
                 match self.activate().await {
-                    Err(Error::Http { status, body, .. }) if (400..500).contains(&status) => {
+                    Err(Error::Http { status, body, .. })
+                        if (400..500).contains(&status)
+                            && flower_error_code(&body)
+                                .is_none_or(|c| c == FLEET_NODE_ACTIVATION_FAILED) =>
+                    {
                         Err(Error::NotRegistered {
                             superlink: self.base.clone(),
                             status,
                             body,
                             public_key: self.key.openssh_public_key("").trim_end().to_owned(),
+                            note,
                         })
                     }
                     other => other,
@@ -707,6 +733,20 @@ impl FleetClient {
     }
 }
 
+/// flwr's `ApiErrorCode.FLEET_SUPERNODE_REGISTRATION_DISABLED` (RegisterNode with
+/// `--enable-supernode-auth`).
+const FLEET_SUPERNODE_REGISTRATION_DISABLED: i64 = 2001;
+/// flwr's `ApiErrorCode.FLEET_NODE_ACTIVATION_FAILED` (ActivateNode for an unknown key).
+const FLEET_NODE_ACTIVATION_FAILED: i64 = 2004;
+
+/// The `code` of a flwr error body (`{"code": 2004, "detail": "…"}`), if it is one.
+fn flower_error_code(body: &str) -> Option<i64> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()?
+        .get("code")?
+        .as_i64()
+}
+
 /// Whether `version` (`1.42.0`, `1.43.0rc1`, …) lies in [`SUPPORTED_MINOR_RANGE`];
 /// `None` when it does not parse as `major.minor`.
 #[must_use]
@@ -759,19 +799,19 @@ fn tls_hint(tls: &rustls::Error) -> String {
     use rustls::CertificateError as C;
     let hint = match tls {
         rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
-            "is it the CA certificate that signed the SuperLink's --ssl-certfile?"
+            "Is it the CA certificate that signed the SuperLink's --ssl-certfile?"
         }
         rustls::Error::InvalidCertificate(
             C::NotValidForName | C::NotValidForNameContext { .. },
         ) => {
-            "the SuperLink's certificate does not name the host of the address: connect with a \
+            "The SuperLink's certificate does not name the host of the address: connect with a \
              host name or IP address in its subjectAltName"
         }
         rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
-            "the SuperLink's certificate has expired"
+            "The SuperLink's certificate has expired"
         }
         rustls::Error::InvalidMessage(_) => {
-            "is the SuperLink serving TLS? One started with --insecure speaks plain HTTP \
+            "Is the SuperLink serving TLS? One started with --insecure speaks plain HTTP \
              (then give the node no root certificates)"
         }
         _ => return String::new(),
