@@ -392,7 +392,10 @@ mod tests {
             assert_eq!(back.public_pem(), key.public_pem(), "{format:?}");
             // Same private key: what one signs, the other's public key verifies.
             let sig = back.sign(ts.as_bytes()).unwrap();
-            assert!(verify(&key.verifying_key(), ts.as_bytes(), &sig), "{format:?}");
+            assert!(
+                verify(&key.verifying_key(), ts.as_bytes(), &sig),
+                "{format:?}"
+            );
         }
     }
 
@@ -410,7 +413,11 @@ mod tests {
             {
                 use std::os::unix::fs::PermissionsExt as _;
                 let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-                assert_eq!(mode & 0o077, 0, "{format:?}: private key readable by others");
+                assert_eq!(
+                    mode & 0o077,
+                    0,
+                    "{format:?}: private key readable by others"
+                );
             }
             // The .pub line is what `flwr supernode register` reads: an OpenSSH
             // ecdsa-sha2-nistp384 key whose point is the node's public key.
@@ -479,10 +486,16 @@ mod tests {
         }
         let missing = dir.path().join("missing");
         let e = key_file_error(&missing);
-        assert!(e.contains(&missing.display().to_string()) && e.contains("cannot read"), "{e}");
+        assert!(
+            e.contains(&missing.display().to_string()) && e.contains("cannot read"),
+            "{e}"
+        );
 
         let e = key_file_error(&fixture("p384_openssh_encrypted"));
-        assert!(e.contains("p384_openssh_encrypted") && e.contains("passphrase"), "{e}");
+        assert!(
+            e.contains("p384_openssh_encrypted") && e.contains("passphrase"),
+            "{e}"
+        );
         let e = key_file_error(&fixture("p256_openssh"));
         assert!(e.contains("p256_openssh") && e.contains("P-384"), "{e}");
         assert!(NodeKey::from_pem("not a key").is_err());

@@ -848,6 +848,47 @@ mod tests {
         assert!(c.check_version("1.39.9").is_err());
     }
 
+    #[test]
+    fn versions_parse_loosely_and_compare_by_minor() {
+        assert_eq!(version_supported("1.42.0"), Some(true));
+        assert_eq!(version_supported("1.40.0rc1"), Some(true));
+        assert_eq!(version_supported("1.42.3.dev0"), Some(true));
+        assert_eq!(version_supported("1.43.0"), Some(false));
+        assert_eq!(version_supported("1.39.9"), Some(false));
+        assert_eq!(version_supported("0.42"), Some(false));
+        assert_eq!(version_supported("unknown"), None);
+        assert_eq!(version_supported(""), None);
+    }
+
+    #[test]
+    fn the_version_is_read_from_a_superlink_openapi_description_only() {
+        let doc = br#"{"openapi":"3.1.0","info":{"title":"SuperLink API","version":"1.42.0"}}"#;
+        assert_eq!(
+            superlink_version_from_openapi(doc).as_deref(),
+            Some("1.42.0")
+        );
+        let other = br#"{"info":{"title":"Some proxy","version":"3.0"}}"#;
+        assert_eq!(superlink_version_from_openapi(other), None);
+        assert_eq!(superlink_version_from_openapi(b"<html>"), None);
+    }
+
+    #[test]
+    fn root_certificates_select_https_for_a_bare_address() {
+        let plain = FleetConfig::new("127.0.0.1:8000");
+        assert_eq!(plain.base_url().unwrap(), "http://127.0.0.1:8000");
+        let tls = FleetConfig::new("127.0.0.1:8000").root_certificates_file("ca.pem");
+        assert_eq!(tls.base_url().unwrap(), "https://127.0.0.1:8000");
+        let web = FleetConfig::new("https://flower.example:443/");
+        assert_eq!(web.base_url().unwrap(), "https://flower.example:443");
+        assert!(
+            FleetConfig::new("http://h:1")
+                .root_certificates_pem(b"x".to_vec())
+                .base_url()
+                .is_err()
+        );
+        assert!(FleetConfig::new("grpc://h:1").base_url().is_err());
+    }
+
     #[tokio::test]
     async fn unreachable_superlink_is_a_transient_error_naming_the_url() {
         let c = FleetClient::new(FleetConfig::new("127.0.0.1:1"), NodeKey::generate()).unwrap();
