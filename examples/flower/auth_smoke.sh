@@ -226,6 +226,19 @@ else
 fi
 "$TOY_NODE" --gen-key "$K/node2" --key-format pkcs8 --comment auth-node2 >/dev/null || fail "toy_node --gen-key node2"
 "$TOY_NODE" --gen-key "$K/stranger" --key-format sec1 --comment stranger >/dev/null || fail "toy_node --gen-key stranger"
+# A key toy_node writes in OpenSSH format is one the stock flower-supernode reads
+# (--auth-supernode-private-key uses cryptography's load_ssh_private_key).
+"$TOY_NODE" --gen-key "$K/rust-openssh" --comment rust-openssh >/dev/null || fail "toy_node --gen-key rust-openssh"
+"$VENV/bin/python" - "$K/rust-openssh" <<'PY' || fail "flwr's loader rejects toy_node's OpenSSH key"
+import sys
+from cryptography.hazmat.primitives import serialization as s
+from cryptography.hazmat.primitives.asymmetric import ec
+key = s.load_ssh_private_key(open(sys.argv[1], "rb").read(), None)
+assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1", key
+pub = s.load_ssh_public_key(open(sys.argv[1] + ".pub", "rb").read())
+assert pub.public_numbers() == key.public_key().public_numbers()
+print("ok   keys: toy_node's OpenSSH key and .pub load with flwr's loaders (cryptography)")
+PY
 
 # (a) TLS.
 wait_port superlink-tls "$PORT_A" "$SL_A"
