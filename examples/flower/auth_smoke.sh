@@ -53,11 +53,24 @@ forget() {
   for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
   PIDS=("${keep[@]}")
 }
-# stop PID: SIGTERM one of our processes and reap it.
+# descendants PID: the pids of PID's children, grandchildren, ... (by parent pid).
+descendants() {
+  local c
+  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    echo "$c"
+    descendants "$c"
+  done
+}
+# stop PID: SIGTERM one of our processes and reap it, then whatever it started and left
+# behind (a SuperLink's SuperExec and ServerApp processes, listed before it stops).
 stop() {
+  local kids
+  kids="$(descendants "$1" | tr '\n' ' ')"
   kill "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
   forget "$1"
+  # shellcheck disable=SC2086
+  [ -z "${kids// /}" ] || kill $kids 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
