@@ -328,7 +328,8 @@ impl FleetClient {
         })
     }
 
-    /// The flwr version the SuperLink reported in a response header, if it did.
+    /// The flwr version the SuperLink reported (its `GET /openapi.json` description, or a
+    /// version header on a Fleet response), if it did.
     #[must_use]
     pub fn reported_version(&self) -> Option<String> {
         self.reported_version.lock().ok().and_then(|v| v.clone())
