@@ -5,7 +5,7 @@
 //! (`HTTP 401 from /v1/fleet/pull-messages: …`); transient ones (unreachable, 5xx) are
 //! retried by the callers with [`Backoff`].
 //!
-//! **TLS.** With root certificates ([`FleetConfig::root_certificates`], like the stock
+//! **TLS.** With root certificates ([`FleetConfig::root_certificates_file`], like the stock
 //! SuperNode's `--root-certificates`) a `host:port` SuperLink is reached over `https://`,
 //! trusting only those certificates; without them over plain `http://` (a SuperLink started
 //! with `--insecure`). A failed handshake is an [`Error::Tls`] naming the SuperLink and the
@@ -97,50 +97,6 @@ impl Backoff {
     }
 }
 
-/// Root certificates to verify the SuperLink's TLS certificate with (PEM, one or more).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RootCertificates {
-    /// A PEM file (a CA certificate or a bundle), like the SuperNode's `--root-certificates`.
-    File(PathBuf),
-    /// PEM bytes already in memory.
-    Pem(Vec<u8>),
-}
-
-impl RootCertificates {
-    /// How errors name these certificates.
-    #[must_use]
-    pub fn describe(&self) -> String {
-        match self {
-            Self::File(p) => format!("the root certificate(s) in {}", p.display()),
-            Self::Pem(_) => "the root certificate(s) given as PEM bytes".into(),
-        }
-    }
-
-    /// The certificates, parsed.
-    fn load(&self) -> Result<Vec<reqwest::Certificate>> {
-        let (pem, what) = match self {
-            Self::File(p) => (
-                std::fs::read(p).map_err(|e| {
-                    Error::Config(format!(
-                        "root certificates {}: cannot read it: {e}",
-                        p.display()
-                    ))
-                })?,
-                p.display().to_string(),
-            ),
-            Self::Pem(b) => (b.clone(), "given as PEM bytes".into()),
-        };
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| Error::Config(format!("root certificates {what}: {e}")))?;
-        if certs.is_empty() {
-            return Err(Error::Config(format!(
-                "root certificates {what}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
-            )));
-        }
-        Ok(certs)
-    }
-}
-
 /// What to do when the SuperLink reports a flwr version outside [`SUPPORTED_FLWR`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum VersionPolicy {
@@ -161,9 +117,15 @@ pub struct FleetConfig {
     /// `https://` when [`root_certificates`](Self::root_certificates) are set and over plain
     /// `http://` (a SuperLink started with `--insecure`) otherwise.
     pub superlink: String,
-    /// Root certificates to trust for TLS (like the SuperNode's `--root-certificates`); only
-    /// these are trusted. `None` with an `https://` URL: the built-in web roots.
-    pub root_certificates: Option<RootCertificates>,
+    /// PEM root certificates to trust for TLS (one or more); only these are trusted. With
+    /// [`root_certificates_file`](Self::root_certificates_file) unset, errors call them
+    /// "given as PEM bytes". Neither set: plain HTTP for a `host:port`, the built-in web
+    /// roots for an `https://` URL.
+    pub root_certificates: Option<Vec<u8>>,
+    /// A PEM file of root certificates (like the SuperNode's `--root-certificates`), read
+    /// by [`FleetClient::new`] unless [`root_certificates`](Self::root_certificates) already
+    /// holds its bytes; TLS errors name it.
+    pub root_certificates_file: Option<PathBuf>,
     /// What to do with a SuperLink reporting an unsupported flwr version.
     pub version_policy: VersionPolicy,
     /// The heartbeat interval the node declares, in seconds (the SuperLink drops a node
@@ -183,6 +145,7 @@ impl FleetConfig {
         Self {
             superlink: superlink.into(),
             root_certificates: None,
+            root_certificates_file: None,
             version_policy: VersionPolicy::default(),
             heartbeat_interval: 30.0,
             request_timeout: Duration::from_secs(60),
@@ -193,22 +156,63 @@ impl FleetConfig {
     /// TLS, trusting the PEM certificate(s) in `path` (like `--root-certificates`).
     #[must_use]
     pub fn root_certificates_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.root_certificates = Some(RootCertificates::File(path.into()));
+        self.root_certificates_file = Some(path.into());
         self
     }
 
     /// TLS, trusting the PEM certificate(s) in `pem`.
     #[must_use]
     pub fn root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_certificates = Some(RootCertificates::Pem(pem.into()));
+        self.root_certificates = Some(pem.into());
         self
+    }
+
+    /// Whether the node uses TLS with its own root certificates.
+    #[must_use]
+    pub fn has_root_certificates(&self) -> bool {
+        self.root_certificates.is_some() || self.root_certificates_file.is_some()
+    }
+
+    /// How errors name the root certificates.
+    fn describe_roots(&self) -> String {
+        match (&self.root_certificates_file, &self.root_certificates) {
+            (Some(p), _) => format!("the root certificate(s) in {}", p.display()),
+            (None, Some(_)) => "the root certificate(s) given as PEM bytes".into(),
+            (None, None) => {
+                "the built-in web root certificates (no root certificates given)".into()
+            }
+        }
+    }
+
+    /// The root certificates, parsed (`None`: none given). An unreadable file, or PEM
+    /// without a certificate, is an [`Error::Config`] naming it.
+    fn load_roots(&self) -> Result<Option<Vec<reqwest::Certificate>>> {
+        let what = match &self.root_certificates_file {
+            Some(p) => p.display().to_string(),
+            None => "given as PEM bytes".into(),
+        };
+        let pem = match (&self.root_certificates, &self.root_certificates_file) {
+            (Some(b), _) => b.clone(),
+            (None, Some(p)) => std::fs::read(p).map_err(|e| {
+                Error::Config(format!("root certificates {what}: cannot read it: {e}"))
+            })?,
+            (None, None) => return Ok(None),
+        };
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Config(format!("root certificates {what}: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::Config(format!(
+                "root certificates {what}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+            )));
+        }
+        Ok(Some(certs))
     }
 
     /// The base URL the node talks to (`http(s)://host:port`).
     pub fn base_url(&self) -> Result<String> {
         let s = self.superlink.trim_end_matches('/');
         if let Some((scheme, _)) = s.split_once("://") {
-            if scheme == "http" && self.root_certificates.is_some() {
+            if scheme == "http" && self.has_root_certificates() {
                 return Err(Error::Config(format!(
                     "root certificates are set but the SuperLink address {s} is plain http://: \
                      use https:// (or a bare host:port) for TLS, or drop the certificates"
@@ -220,7 +224,7 @@ impl FleetConfig {
                 )));
             }
             Ok(s.to_owned())
-        } else if self.root_certificates.is_some() {
+        } else if self.has_root_certificates() {
             Ok(format!("https://{s}"))
         } else {
             Ok(format!("http://{s}"))
@@ -258,16 +262,14 @@ impl FleetClient {
         let mut b = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(Duration::from_secs(10));
-        let roots = if let Some(roots) = &config.root_certificates {
+        if let Some(certs) = config.load_roots()? {
             // Like gRPC's root_certificates: trust these, not the web roots.
             b = b.tls_built_in_root_certs(false);
-            for c in roots.load()? {
+            for c in certs {
                 b = b.add_root_certificate(c);
             }
-            roots.describe()
-        } else {
-            "the built-in web root certificates (no root certificates given)".into()
-        };
+        }
+        let roots = config.describe_roots();
         let http = b
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;

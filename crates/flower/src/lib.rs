@@ -39,7 +39,7 @@ pub mod proto {
 }
 
 pub use auth::{KeyFormat, NodeKey};
-pub use client::{Backoff, FleetClient, FleetConfig, RootCertificates, VersionPolicy};
+pub use client::{Backoff, FleetClient, FleetConfig, VersionPolicy};
 pub use error::Error;
 pub use records::{ArraySpec, Config, ConfigValue, Metrics, Parameters};
 pub use supernode::{Handler, RunStats, SuperNode};
