@@ -3,13 +3,31 @@
 //! known in advance: after each round the global model grows by
 //! `Σ index·examples / Σ examples`.
 //!
-//! Usage: `toy_node --superlink 127.0.0.1:8000 --index 1 --examples 10
-//!         [--heartbeat SECS] [--max-messages N]`
+//! Usage:
+//!
+//! ```text
+//! toy_node --superlink 127.0.0.1:8000 --index 1 --examples 10
+//!          [--heartbeat SECS] [--max-messages N]
+//!          [--root-certificates CA.pem]      TLS (like flower-supernode --root-certificates);
+//!                                            without it: plain HTTP (--insecure)
+//!          [--auth-key KEY [--register]]     sign with a key from a file (OpenSSH, PKCS#8 or
+//!                                            SEC1): pre-registered with `flwr supernode
+//!                                            register KEY.pub <connection>`, so no
+//!                                            RegisterNode (unless --register) and no
+//!                                            UnregisterNode; without it: a fresh key that
+//!                                            registers itself
+//!          [--version-policy refuse|warn|skip]
+//! toy_node --gen-key KEY [--key-format openssh|pkcs8|sec1] [--comment TEXT]
+//!                                            write a new P-384 key to KEY and its OpenSSH
+//!                                            public line to KEY.pub, then exit
+//! toy_node --auth-key KEY --print-public-key print KEY's OpenSSH public line and exit
+//! ```
 
 use std::process::ExitCode;
 
 use iotids_flower::{
-    Config, FleetClient, FleetConfig, Handler, Metrics, NodeKey, Parameters, SuperNode,
+    Config, FleetClient, FleetConfig, Handler, KeyFormat, Metrics, NodeKey, Parameters, SuperNode,
+    VersionPolicy,
 };
 
 #[derive(Debug)]
@@ -78,10 +96,58 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let comment = arg(&args, "--comment").unwrap_or_else(|| "iotids-flower toy_node".into());
+    if let Some(path) = arg(&args, "--gen-key") {
+        let format = match arg(&args, "--key-format").map_or(Ok(KeyFormat::OpenSsh), |f| f.parse())
+        {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("toy_node: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        return match NodeKey::generate().write_files(&path, format, &comment) {
+            Ok(pub_path) => {
+                println!("{}", pub_path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("toy_node: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let (key, register) = match arg(&args, "--auth-key") {
+        Some(path) => match NodeKey::from_file(&path) {
+            Ok(k) => (k, flag("--register")),
+            Err(e) => {
+                eprintln!("toy_node: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => (NodeKey::generate(), true),
+    };
+    if flag("--print-public-key") {
+        print!("{}", key.openssh_public_key(&comment));
+        return ExitCode::SUCCESS;
+    }
     let max_messages = arg(&args, "--max-messages").and_then(|v| v.parse().ok());
     let mut config = FleetConfig::new(superlink);
     config.heartbeat_interval = heartbeat;
-    let client = match FleetClient::new(config, NodeKey::generate()) {
+    if let Some(ca) = arg(&args, "--root-certificates") {
+        config = config.root_certificates_file(ca);
+    }
+    config.version_policy = match arg(&args, "--version-policy").as_deref() {
+        None | Some("refuse") => VersionPolicy::Refuse,
+        Some("warn") => VersionPolicy::Warn,
+        Some("skip") => VersionPolicy::Skip,
+        Some(other) => {
+            eprintln!("toy_node: --version-policy {other}: want refuse, warn or skip");
+            return ExitCode::from(2);
+        }
+    };
+    let client = match FleetClient::new(config, key) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("toy_node: {e}");
@@ -93,7 +159,7 @@ async fn main() -> ExitCode {
         index: index as f32,
         examples: examples as u64,
     };
-    match SuperNode::new(client, true)
+    match SuperNode::new(client, register)
         .max_messages(max_messages)
         .run(toy)
         .await

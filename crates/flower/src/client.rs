@@ -4,8 +4,24 @@
 //! (`content-type: application/protobuf`). Errors name the RPC and the status
 //! (`HTTP 401 from /v1/fleet/pull-messages: …`); transient ones (unreachable, 5xx) are
 //! retried by the callers with [`Backoff`].
+//!
+//! **TLS.** With root certificates ([`FleetConfig::root_certificates_file`], like the stock
+//! SuperNode's `--root-certificates`) a `host:port` SuperLink is reached over `https://`,
+//! trusting only those certificates; without them over plain `http://` (a SuperLink started
+//! with `--insecure`). A failed handshake is an [`Error::Tls`] naming the SuperLink and the
+//! certificate file, and is not retried.
+//!
+//! **Version check.** flwr 1.42's SuperLink does not put its version on Fleet responses
+//! (its Fleet router only *reads* the caller's `flwr-package-version` header, and accepts
+//! callers without one). It does serve its FastAPI description, unauthenticated, at
+//! `GET /openapi.json`, whose `info` is `{"title": "SuperLink API", "version": "1.42.0"}`.
+//! [`FleetClient::connect`] reads that before registering (see [`VersionPolicy`]); a version
+//! header on any Fleet response, should a later flwr send one, is checked the same way. A
+//! SuperLink that reports nothing is used with a warning, and a protocol mismatch then
+//! surfaces as an error naming the RPC ([`Error::Http`], [`Error::Decode`]).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -81,14 +97,37 @@ impl Backoff {
     }
 }
 
+/// What to do when the SuperLink reports a flwr version outside [`SUPPORTED_FLWR`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VersionPolicy {
+    /// Fail with [`Error::UnsupportedVersion`] (the default: the Fleet API changes between
+    /// minor releases, and a half-working run is worse than a clear refusal).
+    #[default]
+    Refuse,
+    /// Log a warning and go on (to try a newer SuperLink).
+    Warn,
+    /// Do not ask the SuperLink for its version.
+    Skip,
+}
+
 /// How to reach the SuperLink.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
-    /// `host:port` (plain HTTP, like `--insecure`) or a full `http://` / `https://` URL.
+    /// `host:port` or a full `http://` / `https://` URL. A `host:port` is reached over
+    /// `https://` when [`root_certificates`](Self::root_certificates) are set and over plain
+    /// `http://` (a SuperLink started with `--insecure`) otherwise.
     pub superlink: String,
-    /// PEM root certificates to trust for `https://` (like the SuperNode's
-    /// `--root-certificates`); `None`: the built-in web roots.
+    /// PEM root certificates to trust for TLS (one or more); only these are trusted. With
+    /// [`root_certificates_file`](Self::root_certificates_file) unset, errors call them
+    /// "given as PEM bytes". Neither set: plain HTTP for a `host:port`, the built-in web
+    /// roots for an `https://` URL.
     pub root_certificates: Option<Vec<u8>>,
+    /// A PEM file of root certificates (like the SuperNode's `--root-certificates`), read
+    /// by [`FleetClient::new`] unless [`root_certificates`](Self::root_certificates) already
+    /// holds its bytes; TLS errors name it.
+    pub root_certificates_file: Option<PathBuf>,
+    /// What to do with a SuperLink reporting an unsupported flwr version.
+    pub version_policy: VersionPolicy,
     /// The heartbeat interval the node declares, in seconds (the SuperLink drops a node
     /// silent for 2× this).
     pub heartbeat_interval: f64,
@@ -99,15 +138,96 @@ pub struct FleetConfig {
 }
 
 impl FleetConfig {
-    /// Defaults for a SuperLink at `superlink`: 30 s heartbeats, 60 s timeout.
+    /// Defaults for a SuperLink at `superlink`: plain HTTP unless it is an `https://` URL,
+    /// 30 s heartbeats, 60 s timeout, unsupported versions refused.
     #[must_use]
     pub fn new(superlink: impl Into<String>) -> Self {
         Self {
             superlink: superlink.into(),
             root_certificates: None,
+            root_certificates_file: None,
+            version_policy: VersionPolicy::default(),
             heartbeat_interval: 30.0,
             request_timeout: Duration::from_secs(60),
             backoff: Backoff::default(),
+        }
+    }
+
+    /// TLS, trusting the PEM certificate(s) in `path` (like `--root-certificates`).
+    #[must_use]
+    pub fn root_certificates_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.root_certificates_file = Some(path.into());
+        self
+    }
+
+    /// TLS, trusting the PEM certificate(s) in `pem`.
+    #[must_use]
+    pub fn root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
+        self
+    }
+
+    /// Whether the node uses TLS with its own root certificates.
+    #[must_use]
+    pub fn has_root_certificates(&self) -> bool {
+        self.root_certificates.is_some() || self.root_certificates_file.is_some()
+    }
+
+    /// How errors name the root certificates.
+    fn describe_roots(&self) -> String {
+        match (&self.root_certificates_file, &self.root_certificates) {
+            (Some(p), _) => format!("the root certificate(s) in {}", p.display()),
+            (None, Some(_)) => "the root certificate(s) given as PEM bytes".into(),
+            (None, None) => {
+                "the built-in web root certificates (no root certificates given)".into()
+            }
+        }
+    }
+
+    /// The root certificates, parsed (`None`: none given). An unreadable file, or PEM
+    /// without a certificate, is an [`Error::Config`] naming it.
+    fn load_roots(&self) -> Result<Option<Vec<reqwest::Certificate>>> {
+        let what = match &self.root_certificates_file {
+            Some(p) => p.display().to_string(),
+            None => "given as PEM bytes".into(),
+        };
+        let pem = match (&self.root_certificates, &self.root_certificates_file) {
+            (Some(b), _) => b.clone(),
+            (None, Some(p)) => std::fs::read(p).map_err(|e| {
+                Error::Config(format!("root certificates {what}: cannot read it: {e}"))
+            })?,
+            (None, None) => return Ok(None),
+        };
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Config(format!("root certificates {what}: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::Config(format!(
+                "root certificates {what}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+            )));
+        }
+        Ok(Some(certs))
+    }
+
+    /// The base URL the node talks to (`http(s)://host:port`).
+    pub fn base_url(&self) -> Result<String> {
+        let s = self.superlink.trim_end_matches('/');
+        if let Some((scheme, _)) = s.split_once("://") {
+            if scheme == "http" && self.has_root_certificates() {
+                return Err(Error::Config(format!(
+                    "root certificates are set but the SuperLink address {s} is plain http://: \
+                     use https:// (or a bare host:port) for TLS, or drop the certificates"
+                )));
+            }
+            if scheme != "http" && scheme != "https" {
+                return Err(Error::Config(format!(
+                    "SuperLink address {s}: want host:port, http:// or https://"
+                )));
+            }
+            Ok(s.to_owned())
+        } else if self.has_root_certificates() {
+            Ok(format!("https://{s}"))
+        } else {
+            Ok(format!("http://{s}"))
         }
     }
 }
@@ -126,6 +246,8 @@ pub struct PulledMessage {
 pub struct FleetClient {
     http: reqwest::Client,
     base: String,
+    /// What the SuperLink's certificate is checked against, for [`Error::Tls`].
+    roots: String,
     key: NodeKey,
     config: FleetConfig,
     node_id: AtomicU64,
@@ -133,34 +255,61 @@ pub struct FleetClient {
 }
 
 impl FleetClient {
-    /// A client signing with `key`. Makes no request yet.
+    /// A client signing with `key`. Makes no request yet; reads the root certificates (an
+    /// unreadable file, or one without a certificate, is an [`Error::Config`] naming it).
     pub fn new(config: FleetConfig, key: NodeKey) -> Result<Self> {
-        let base = if config.superlink.contains("://") {
-            config.superlink.trim_end_matches('/').to_owned()
-        } else {
-            format!("http://{}", config.superlink)
-        };
+        let base = config.base_url()?;
         let mut b = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(Duration::from_secs(10));
-        if let Some(pem) = &config.root_certificates {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| Error::Key(format!("root certificates: {e}")))?;
+        if let Some(certs) = config.load_roots()? {
+            // Like gRPC's root_certificates: trust these, not the web roots.
+            b = b.tls_built_in_root_certs(false);
             for c in certs {
                 b = b.add_root_certificate(c);
             }
         }
+        let roots = config.describe_roots();
         let http = b
             .build()
-            .map_err(|e| Error::Key(format!("HTTP client: {e}")))?;
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
             http,
             base,
+            roots,
             key,
             config,
             node_id: AtomicU64::new(0),
             reported_version: Mutex::new(None),
         })
+    }
+
+    /// The SuperLink's base URL (`http(s)://host:port`).
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The node's key.
+    #[must_use]
+    pub fn key(&self) -> &NodeKey {
+        &self.key
+    }
+
+    /// A transport error, or an [`Error::Tls`] when TLS is what failed.
+    fn send_error(&self, url: &str, source: reqwest::Error) -> Error {
+        match tls_failure(&source) {
+            Some(tls) => Error::Tls {
+                superlink: self.base.clone(),
+                roots: self.roots.clone(),
+                reason: tls.to_string(),
+                hint: tls_hint(tls),
+            },
+            None => Error::Transport {
+                url: url.to_owned(),
+                source,
+            },
+        }
     }
 
     /// The configuration.
@@ -181,7 +330,8 @@ impl FleetClient {
         })
     }
 
-    /// The flwr version the SuperLink reported in a response header, if it did.
+    /// The flwr version the SuperLink reported (its `GET /openapi.json` description, or a
+    /// version header on a Fleet response), if it did.
     #[must_use]
     pub fn reported_version(&self) -> Option<String> {
         self.reported_version.lock().ok().and_then(|v| v.clone())
@@ -206,10 +356,7 @@ impl FleetClient {
             .body(req.encode_to_vec())
             .send()
             .await
-            .map_err(|source| Error::Transport {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| self.send_error(&url, source))?;
         if let Some(v) = resp
             .headers()
             .get(VERSION_HEADER)
@@ -218,10 +365,10 @@ impl FleetClient {
             self.check_version(v)?;
         }
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|source| Error::Transport {
-            url: url.clone(),
-            source,
-        })?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| self.send_error(&url, source))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body);
             let mut text: String = text.chars().take(300).collect();
@@ -246,21 +393,84 @@ impl FleetClient {
         })
     }
 
+    /// Records a version the SuperLink reported and applies the [`VersionPolicy`] to it.
     fn check_version(&self, v: &str) -> Result<()> {
-        if let Ok(mut slot) = self.reported_version.lock()
-            && slot.as_deref() != Some(v)
-        {
-            tracing::info!("SuperLink reports flwr {v}");
-            *slot = Some(v.to_owned());
+        let first = match self.reported_version.lock() {
+            Ok(mut slot) if slot.as_deref() != Some(v) => {
+                *slot = Some(v.to_owned());
+                true
+            }
+            _ => false,
+        };
+        if version_supported(v) != Some(false) {
+            if first {
+                tracing::info!("the SuperLink at {} runs flwr {v}", self.base);
+            }
+            return Ok(());
         }
-        let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
-        if let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) {
-            let (lo, hi) = SUPPORTED_MINOR_RANGE;
-            if (major, minor) < lo || (major, minor) > hi {
-                return Err(Error::UnsupportedVersion(v.to_owned()));
+        match self.config.version_policy {
+            VersionPolicy::Refuse => Err(Error::UnsupportedVersion(v.to_owned())),
+            VersionPolicy::Warn | VersionPolicy::Skip => {
+                if first {
+                    tracing::warn!(
+                        "the SuperLink at {} runs flwr {v}; this node supports flwr \
+                         {SUPPORTED_FLWR}: going on anyway (VersionPolicy::Warn)",
+                        self.base
+                    );
+                }
+                Ok(())
             }
         }
-        Ok(())
+    }
+
+    /// Asks the SuperLink for its flwr version (`GET /openapi.json`, unauthenticated; see the
+    /// module docs) and applies the [`VersionPolicy`]. `Ok(None)`: it did not say (the
+    /// version check is then skipped, with a warning). Unreachable: a transient error.
+    pub async fn probe_version(&self) -> Result<Option<String>> {
+        if self.config.version_policy == VersionPolicy::Skip {
+            return Ok(None);
+        }
+        let url = format!("{}/openapi.json", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|source| {
+                // Connected, then dropped without an answer: typically a TLS SuperLink
+                // spoken to in plain HTTP.
+                if self.base.starts_with("http://") && !source.is_connect() && !source.is_timeout()
+                {
+                    tracing::warn!(
+                        "the SuperLink at {} closed the connection without answering plain \
+                         HTTP; if it serves TLS (started without --insecure), give the node \
+                         its root certificate",
+                        self.base
+                    );
+                }
+                self.send_error(&url, source)
+            })?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| self.send_error(&url, source))?;
+        let reported = status
+            .is_success()
+            .then(|| superlink_version_from_openapi(&body))
+            .flatten();
+        let Some(v) = reported else {
+            tracing::warn!(
+                "the SuperLink at {} does not report its flwr version (GET /openapi.json: \
+                 HTTP {status}); going on without a version check (this node supports flwr \
+                 {SUPPORTED_FLWR})",
+                self.base
+            );
+            return Ok(None);
+        };
+        self.check_version(&v)?;
+        Ok(Some(v))
     }
 
     /// `RegisterNode`: registers this node's public key (SuperLinks without
@@ -293,21 +503,54 @@ impl FleetClient {
         Ok(r.node_id)
     }
 
-    /// Registers (unless the key is pre-registered) and activates, retrying while the
-    /// SuperLink is unreachable. Returns the node id.
+    /// Checks the SuperLink's version ([`probe_version`](Self::probe_version)), registers
+    /// the key (`register = true`; skipped for a key pre-registered with
+    /// `flwr supernode register`) and activates, retrying while the SuperLink is
+    /// unreachable. Returns the node id.
+    ///
+    /// A SuperLink with `--enable-supernode-auth` refuses `RegisterNode`; the node then
+    /// still tries `ActivateNode`, which succeeds if the key was registered beforehand. An
+    /// `ActivateNode` refused for an unknown key is an [`Error::NotRegistered`].
     pub async fn connect(&self, register: bool) -> Result<u64> {
         self.config
             .backoff
             .retry("connecting to the SuperLink", || async {
+                self.probe_version().await?;
+                let mut note = String::new();
                 if register {
                     match self.register().await {
                         Ok(_) => {}
-                        // Already registered (e.g. a reconnect): activation decides.
-                        Err(Error::Http { status, .. }) if status < 500 => {}
+                        // Already registered (a reconnect), or registration disabled
+                        // (`--enable-supernode-auth`): activation decides.
+                        Err(Error::Http { status, body, .. }) if status < 500 => {
+                            tracing::debug!("RegisterNode refused (HTTP {status}: {body})");
+                            if flower_error_code(&body)
+                                == Some(FLEET_SUPERNODE_REGISTRATION_DISABLED)
+                            {
+                                note = " (and the SuperLink refuses RegisterNode: it runs with \
+                                        --enable-supernode-auth)"
+                                    .into();
+                            }
+                        }
                         Err(e) => return Err(e),
                     }
                 }
-                self.activate().await
+                match self.activate().await {
+                    Err(Error::Http { status, body, .. })
+                        if (400..500).contains(&status)
+                            && flower_error_code(&body)
+                                .is_none_or(|c| c == FLEET_NODE_ACTIVATION_FAILED) =>
+                    {
+                        Err(Error::NotRegistered {
+                            superlink: self.base.clone(),
+                            status,
+                            body,
+                            public_key: self.key.openssh_public_key("").trim_end().to_owned(),
+                            note,
+                        })
+                    }
+                    other => other,
+                }
             })
             .await
     }
@@ -493,6 +736,92 @@ impl FleetClient {
     }
 }
 
+/// flwr's `ApiErrorCode.FLEET_SUPERNODE_REGISTRATION_DISABLED` (RegisterNode with
+/// `--enable-supernode-auth`).
+const FLEET_SUPERNODE_REGISTRATION_DISABLED: i64 = 2001;
+/// flwr's `ApiErrorCode.FLEET_NODE_ACTIVATION_FAILED` (ActivateNode for an unknown key).
+const FLEET_NODE_ACTIVATION_FAILED: i64 = 2004;
+
+/// The `code` of a flwr error body (`{"code": 2004, "detail": "…"}`), if it is one.
+fn flower_error_code(body: &str) -> Option<i64> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()?
+        .get("code")?
+        .as_i64()
+}
+
+/// Whether `version` (`1.42.0`, `1.43.0rc1`, …) lies in [`SUPPORTED_MINOR_RANGE`];
+/// `None` when it does not parse as `major.minor`.
+#[must_use]
+pub fn version_supported(version: &str) -> Option<bool> {
+    let mut parts = version.trim().split('.').map(|p| {
+        let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u64>().ok()
+    });
+    let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    let (lo, hi) = SUPPORTED_MINOR_RANGE;
+    Some((major, minor) >= lo && (major, minor) <= hi)
+}
+
+/// The version in a SuperLink's FastAPI description (`{"info": {"title": "SuperLink API",
+/// "version": "1.42.0"}}`), if that is what `body` is.
+fn superlink_version_from_openapi(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let info = v.get("info")?;
+    let title = info.get("title")?.as_str()?;
+    if !title.contains("SuperLink") {
+        return None;
+    }
+    Some(info.get("version")?.as_str()?.to_owned())
+}
+
+/// The rustls error somewhere in `err`'s chain, if TLS is what failed. (`io::Error` hides its
+/// payload from `source()`, so look inside it too.)
+fn tls_failure<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            cur = Some(inner);
+            continue;
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// What to check for a TLS failure (starts with `". "`).
+fn tls_hint(tls: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let hint = match tls {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            "Is it the CA certificate that signed the SuperLink's --ssl-certfile?"
+        }
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => {
+            "The SuperLink's certificate does not name the host of the address: connect with a \
+             host name or IP address in its subjectAltName"
+        }
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "The SuperLink's certificate has expired"
+        }
+        rustls::Error::InvalidMessage(_) => {
+            "Is the SuperLink serving TLS? One started with --insecure speaks plain HTTP \
+             (then give the node no root certificates)"
+        }
+        _ => return String::new(),
+    };
+    format!(". {hint}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +849,47 @@ mod tests {
         let e = c.check_version("1.43.0").unwrap_err().to_string();
         assert!(e.contains("1.43.0") && e.contains(">=1.40"), "{e}");
         assert!(c.check_version("1.39.9").is_err());
+    }
+
+    #[test]
+    fn versions_parse_loosely_and_compare_by_minor() {
+        assert_eq!(version_supported("1.42.0"), Some(true));
+        assert_eq!(version_supported("1.40.0rc1"), Some(true));
+        assert_eq!(version_supported("1.42.3.dev0"), Some(true));
+        assert_eq!(version_supported("1.43.0"), Some(false));
+        assert_eq!(version_supported("1.39.9"), Some(false));
+        assert_eq!(version_supported("0.42"), Some(false));
+        assert_eq!(version_supported("unknown"), None);
+        assert_eq!(version_supported(""), None);
+    }
+
+    #[test]
+    fn the_version_is_read_from_a_superlink_openapi_description_only() {
+        let doc = br#"{"openapi":"3.1.0","info":{"title":"SuperLink API","version":"1.42.0"}}"#;
+        assert_eq!(
+            superlink_version_from_openapi(doc).as_deref(),
+            Some("1.42.0")
+        );
+        let other = br#"{"info":{"title":"Some proxy","version":"3.0"}}"#;
+        assert_eq!(superlink_version_from_openapi(other), None);
+        assert_eq!(superlink_version_from_openapi(b"<html>"), None);
+    }
+
+    #[test]
+    fn root_certificates_select_https_for_a_bare_address() {
+        let plain = FleetConfig::new("127.0.0.1:8000");
+        assert_eq!(plain.base_url().unwrap(), "http://127.0.0.1:8000");
+        let tls = FleetConfig::new("127.0.0.1:8000").root_certificates_file("ca.pem");
+        assert_eq!(tls.base_url().unwrap(), "https://127.0.0.1:8000");
+        let web = FleetConfig::new("https://flower.example:443/");
+        assert_eq!(web.base_url().unwrap(), "https://flower.example:443");
+        assert!(
+            FleetConfig::new("http://h:1")
+                .root_certificates_pem(b"x".to_vec())
+                .base_url()
+                .is_err()
+        );
+        assert!(FleetConfig::new("grpc://h:1").base_url().is_err());
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ pub enum Error {
         body: String,
     },
     /// The request never got an answer (connection refused, reset, timeout).
-    #[error("cannot reach the SuperLink at {url}: {source}")]
+    #[error("cannot reach the SuperLink at {url}: {}", chain(.source))]
     Transport {
         /// The URL called.
         url: String,
@@ -58,6 +58,49 @@ pub enum Error {
     /// The node's key cannot be loaded or used.
     #[error("node key: {0}")]
     Key(String),
+    /// A key file cannot be read, parsed or written.
+    #[error("node key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The connection settings are unusable (e.g. unreadable root certificates).
+    #[error("{0}")]
+    Config(String),
+    /// The TLS handshake with the SuperLink failed (wrong CA, wrong host name, expired
+    /// certificate, or a SuperLink not serving TLS). Not retried: it will not fix itself.
+    #[error(
+        "TLS with the SuperLink at {superlink} failed: {reason}; the SuperLink's certificate was checked against {roots}{hint}"
+    )]
+    Tls {
+        /// The SuperLink's URL.
+        superlink: String,
+        /// What the certificate was checked against (the root-certificate file, or the
+        /// built-in web roots).
+        roots: String,
+        /// The TLS library's reason.
+        reason: String,
+        /// What to check, starting with `". "`, or empty.
+        hint: String,
+    },
+    /// The SuperLink does not know this node's pre-registered key (`ActivateNode` refused).
+    #[error(
+        "the SuperLink at {superlink} refused to activate this node (HTTP {status} from /v1/fleet/activate-node: {body}): its public key is not registered{note}. Register it first: put this line in a file and run `flwr supernode register <file> <SuperLink connection>`: {public_key}"
+    )]
+    NotRegistered {
+        /// The SuperLink's URL.
+        superlink: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the SuperLink's answer.
+        body: String,
+        /// The node's OpenSSH public-key line.
+        public_key: String,
+        /// `" (…)"`: why registering itself did not help, or empty.
+        note: String,
+    },
     /// The handler failed on a message.
     #[error("handler: {0}")]
     Handler(String),
@@ -74,6 +117,29 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// An error and its sources, `": "`-separated (reqwest's own message hides the cause:
+/// "error sending request for url (…)"). Looks inside `io::Error`s, whose `source()` skips
+/// their payload.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let msg = e.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => inner.source(),
+            None => e.source(),
+        };
+    }
+    out
 }
 
 /// The crate's result type.

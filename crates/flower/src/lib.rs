@@ -14,9 +14,16 @@
 //! signed with an ECDSA P-384 key ([`auth`]); message payloads travel as a content-addressed
 //! object tree ([`objects`]) whose arrays are `.npy` bytes ([`records`]).
 //!
+//! Security: TLS to a SuperLink started with `--ssl-certfile/--ssl-keyfile/--ssl-ca-certfile`
+//! ([`FleetConfig::root_certificates_file`]), and Flower node authentication
+//! (`--enable-supernode-auth`): a key registered beforehand with
+//! `flwr supernode register <key>.pub <connection>`, loaded with [`NodeKey::from_file`]
+//! (OpenSSH, PKCS#8 or SEC1) and used with `SuperNode::new(client, false)`.
+//!
 //! Supported: flwr [`SUPPORTED_FLWR`] (tested against 1.42.0). The Fleet API changed in
-//! 1.15, 1.19, 1.23 and 1.40; a SuperLink outside this range fails with a clear message
-//! rather than a garbled run.
+//! 1.15, 1.19, 1.23 and 1.40; a SuperLink reporting a version outside this range fails with
+//! a clear message rather than a garbled run (see [`client`] for how the version is read
+//! and [`VersionPolicy`] to relax it).
 
 pub mod auth;
 pub mod client;
@@ -31,8 +38,8 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/flwr.proto.rs"));
 }
 
-pub use auth::NodeKey;
-pub use client::{Backoff, FleetClient, FleetConfig};
+pub use auth::{KeyFormat, NodeKey};
+pub use client::{Backoff, FleetClient, FleetConfig, VersionPolicy};
 pub use error::Error;
 pub use records::{ArraySpec, Config, ConfigValue, Metrics, Parameters};
 pub use supernode::{Handler, RunStats, SuperNode};
