@@ -644,6 +644,22 @@ pub enum FlowerRole {
         #[arg(long, default_value = "0.0.0.0:7401")]
         listen: std::net::SocketAddr,
     },
+    /// Make a node key for Flower's node authentication: an ECDSA P-384 private key
+    /// (OUT, readable by its owner only) and its OpenSSH public-key line (OUT.pub), which
+    /// the SuperLink's operator registers with `flwr supernode register OUT.pub
+    /// <federation>`; the node then runs with `--auth-key OUT`. An existing file is never
+    /// overwritten.
+    Keygen {
+        /// The private key's path.
+        #[arg(long)]
+        out: PathBuf,
+        /// The private key's format: openssh (what flower-supernode reads), pkcs8 or sec1.
+        #[arg(long, default_value = "openssh")]
+        format: String,
+        /// The public key's comment (a name the operator recognises).
+        #[arg(long, default_value = "iotids")]
+        comment: String,
+    },
     /// The Flower app's side of a run, one step per call (state in OUT/flower/):
     /// `begin` (settings as `cloud` reads them; prints the first statistics request),
     /// `absorb` (the nodes' answers; prints the next request or the initial model),

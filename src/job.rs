@@ -90,6 +90,11 @@ pub enum Job {
         listen: std::net::SocketAddr,
     },
     FlowerServer(FlowerServerJob),
+    FlowerKeygen {
+        out: PathBuf,
+        format: iotids_flower::KeyFormat,
+        comment: String,
+    },
     Compare(CompareJob),
     Evaluate(EvaluateJob),
     Predict(PredictJob),
@@ -456,6 +461,17 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
         Command::Device { edge, data, node } => Job::Device(DeviceJob { edge, data, node }),
         Command::Flower { role } => match role {
             FlowerRole::Device { flower, id, data } => Job::FlowerDevice { flower, id, data },
+            FlowerRole::Keygen {
+                out,
+                format,
+                comment,
+            } => Job::FlowerKeygen {
+                format: format
+                    .parse()
+                    .map_err(|_| anyhow!("--format {format}: must be openssh, pkcs8 or sec1"))?,
+                out,
+                comment,
+            },
             FlowerRole::Edge {
                 flower,
                 node,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # iotids on Flower, end to end, on 127.0.0.1: a stock `flower-superlink` (flwr pinned
-# below), the project's Flower app (examples/flower/iotids-app: stock FedAvgM by default)
-# and iotids nodes as Rust SuperNodes, in two runs:
+# below) with TLS and node authentication (each node's key made by `iotids flower keygen`
+# and registered with `flwr supernode register`), the project's Flower app
+# (examples/flower/iotids-app: stock FedAvgM by default) and iotids nodes as Rust
+# SuperNodes, in two runs:
 #
 #   hierarchical: 2 iotids edges (`iotids flower edge`) under the SuperLink, each serving
 #                 3 iotids devices (`iotids device --edge`, mutual TLS): edges run their
@@ -22,6 +24,8 @@
 #
 # Env: IOTIDS_BIN (default: cargo build --release), FLWR_VENV (default <repo>/.venv,
 #      created with flwr==$FLWR_VERSION if missing), ROUNDS (10), RUNS ("hierarchical flat"),
+#      LEARN_FLAGS (reading and model flags for deal and the server, as `federate` takes
+#      them; default none: federate's defaults),
 #      KEEP_LOGS=1 to keep OUT/logs on success too (always kept on failure).
 # Every process it starts is stopped by its pid on every exit path.
 set -euo pipefail
@@ -38,6 +42,7 @@ FLWR_VERSION=1.42.0
 VENV="${FLWR_VENV:-$REPO/.venv}"
 ROUNDS="${ROUNDS:-10}"
 RUNS="${RUNS:-hierarchical flat}"
+read -r -a LEARN <<< "${LEARN_FLAGS:-}"
 EDGES=2
 DEVICES=6
 PIDS=()
@@ -49,7 +54,7 @@ mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 TRAIN="$(cd "$(dirname "$TRAIN")" && pwd)/$(basename "$TRAIN")"
 LOGS="$OUT/logs"
-rm -rf "$LOGS" "$OUT/model" "$OUT/flat" "$OUT/deal" "$OUT/certs"
+rm -rf "$LOGS" "$OUT/model" "$OUT/flat" "$OUT/deal" "$OUT/certs" "$OUT/flower-keys"
 mkdir -p "$LOGS"
 
 stop_all() {
@@ -114,7 +119,7 @@ wait_port() { # PORT PID LOG
 
 # --- the deal, the settings, the certificates
 "$IOTIDS_BIN" --quiet deal "$TRAIN" --out "$OUT/deal" --devices "$DEVICES" --edges "$EDGES" \
-  --rounds "$ROUNDS" >"$LOGS/deal.log" 2>&1 || fail "iotids deal"
+  --rounds "$ROUNDS" ${LEARN[@]+"${LEARN[@]}"} >"$LOGS/deal.log" 2>&1 || fail "iotids deal"
 "$IOTIDS_BIN" --quiet certs --out "$OUT/certs" --edges "$EDGES" --devices "$DEVICES" \
   >"$LOGS/certs.log" 2>&1 || fail "iotids certs"
 mkdir -p "$OUT/flat"
@@ -140,12 +145,24 @@ default = "local"
 
 [superlink.local]
 address = "127.0.0.1:$port"
-insecure = true
+root-certificates = "$OUT/certs/ca.pem"
 TOML
-  "$VENV/bin/flower-superlink" --insecure --host 127.0.0.1 --port "$port" \
+  # TLS with the federation's CA (the cloud's certificate names 127.0.0.1) and Flower's
+  # node authentication: only keys registered below may join.
+  "$VENV/bin/flower-superlink" --ssl-certfile "$OUT/certs/cloud.pem" \
+    --ssl-keyfile "$OUT/certs/cloud.key" --ssl-ca-certfile "$OUT/certs/ca.pem" \
+    --enable-supernode-auth --host 127.0.0.1 --port "$port" \
     --disable-runtime-dependency-installation >"$LOGS/$mode-superlink.log" 2>&1 &
   PIDS+=($!)
   wait_port "$port" "${PIDS[-1]}" "$LOGS/$mode-superlink.log"
+  local tls=(--superlink "127.0.0.1:$port" --root-certificates "$OUT/certs/ca.pem")
+  # A node key per SuperNode, registered with the SuperLink by the operator's CLI.
+  register() { # NAME
+    "$IOTIDS_BIN" --quiet flower keygen --out "$OUT/flower-keys/$mode-$1" --comment "$mode-$1" \
+      >>"$LOGS/$mode-keys.log" 2>&1 || fail "iotids flower keygen $mode-$1"
+    "$VENV/bin/flwr" supernode register "$OUT/flower-keys/$mode-$1.pub" local \
+      >>"$LOGS/$mode-keys.log" 2>&1 || fail "flwr supernode register $mode-$1"
+  }
 
   local flat_flag=""
   if [ "$mode" = hierarchical ]; then
@@ -154,7 +171,9 @@ TOML
     for ((e = 0; e < EDGES; e++)); do
       eport="$(free_port)"
       eports+=("$eport")
-      "$IOTIDS_BIN" flower edge --superlink "127.0.0.1:$port" --listen "127.0.0.1:$eport" \
+      register "edge-$e"
+      "$IOTIDS_BIN" flower edge "${tls[@]}" --auth-key "$OUT/flower-keys/$mode-edge-$e" \
+        --listen "127.0.0.1:$eport" \
         --ca "$OUT/certs/ca.pem" --cert "$OUT/certs/edge-$e.pem" --key "$OUT/certs/edge-$e.key" \
         >"$LOGS/$mode-edge-$e.log" 2>&1 &
       PIDS+=($!)
@@ -170,13 +189,14 @@ TOML
     flat_flag="--flat"
     local d
     for ((d = 0; d < DEVICES; d++)); do
-      "$IOTIDS_BIN" flower device --superlink "127.0.0.1:$port" --id "$d" \
+      register "device-$d"
+      "$IOTIDS_BIN" flower device "${tls[@]}" --auth-key "$OUT/flower-keys/$mode-device-$d" --id "$d" \
         --data "$OUT/deal/device-$d.csv" >"$LOGS/$mode-device-$d.log" 2>&1 &
       PIDS+=($!)
     done
   fi
 
-  local args="$flat_flag --validation $OUT/deal/validation.csv --test $OUT/deal/test.csv --out $model --config $settings"
+  local args="$flat_flag --validation $OUT/deal/validation.csv --test $OUT/deal/test.csv --out $model --config $settings ${LEARN_FLAGS:-}"
   t0=$(date +%s.%N)
   if ! timeout 1800 "$VENV/bin/flwr" run "$HERE/iotids-app" local --stream \
       --run-config "iotids-bin=\"$IOTIDS_BIN\" server-args=\"$args\" summary-file=\"$model/../$mode.json\"" \

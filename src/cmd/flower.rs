@@ -80,6 +80,34 @@ pub fn edge(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `iotids flower keygen`.
+pub fn keygen(out: &Path, format: iotids_flower::KeyFormat, comment: &str) -> Result<ExitCode> {
+    let mut public = out.as_os_str().to_owned();
+    public.push(".pub");
+    for p in [out, Path::new(&public)] {
+        if p.exists() {
+            bail!(
+                "--out {}: {} exists (never overwritten)",
+                out.display(),
+                p.display()
+            );
+        }
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+    }
+    let key = iotids_flower::NodeKey::generate();
+    let public = key.write_files(out, format, comment)?;
+    print(&format!(
+        "wrote a node key to {} and its public key to {}: register it with `flwr supernode register {} <federation>`",
+        out.display(),
+        public.display(),
+        public.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Where the server keeps its state and the files it hands the app.
 fn dir(job: &FlowerServerJob) -> PathBuf {
     job.learn.out.join("flower")

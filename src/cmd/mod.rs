@@ -61,6 +61,11 @@ pub fn run(job: Job, ui: Ui) -> Result<ExitCode> {
             listen,
         } => flower::edge(&flower, &node, listen),
         Job::FlowerServer(job) => flower::server(&job, ui),
+        Job::FlowerKeygen {
+            out,
+            format,
+            comment,
+        } => flower::keygen(&out, format, &comment),
         Job::Compare(job) => compare::run(&job, ui),
         Job::Evaluate(job) => evaluate::run(&job, ui),
         Job::Predict(job) => predict::run(&job, ui),

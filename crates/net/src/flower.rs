@@ -502,15 +502,13 @@ pub struct FlowerOptions {
 fn supernode(o: &FlowerOptions) -> Result<iotids_flower::SuperNode> {
     let mut cfg = iotids_flower::FleetConfig::new(o.superlink.clone());
     if let Some(p) = &o.root_certificates {
-        cfg.root_certificates = Some(std::fs::read(p).map_err(|e| Error::file(p, e))?);
+        cfg = cfg.root_certificates_file(p);
     }
     let (key, register) = match &o.auth_key {
-        Some(p) => {
-            let pem = std::fs::read_to_string(p).map_err(|e| Error::file(p, e))?;
-            let key = iotids_flower::NodeKey::from_pem(&pem)
-                .map_err(|e| Error::file(p, format!("not a private key Flower reads ({e})")))?;
-            (key, false)
-        }
+        Some(p) => (
+            iotids_flower::NodeKey::from_file(p).map_err(|e| Error::Transport(e.to_string()))?,
+            false,
+        ),
         None => (iotids_flower::NodeKey::generate(), true),
     };
     let client = iotids_flower::FleetClient::new(cfg, key)
