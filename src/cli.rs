@@ -616,6 +616,8 @@ pub enum FailOn {
 
 /// The roles of `iotids flower`.
 #[derive(Debug, Subcommand)]
+// Parsed once per run, like `Command`.
+#[allow(clippy::large_enum_variant)]
 pub enum FlowerRole {
     /// A device as a Flower SuperNode directly under the SuperLink: answers the
     /// statistics round, trains and scores on its own labelled traffic when the app asks,
@@ -644,6 +646,10 @@ pub enum FlowerRole {
         #[arg(long, default_value = "0.0.0.0:7401")]
         listen: std::net::SocketAddr,
     },
+    /// Print, as JSON, the Flower protocol this build speaks: every message of the flwr
+    /// protos it was built with (fields: name, number, type, label, oneof) and the Fleet
+    /// RPCs. examples/flower/check_protocol.py compares it with an installed flwr.
+    Protocol,
     /// Make a node key for Flower's node authentication: an ECDSA P-384 private key
     /// (OUT, readable by its owner only) and its OpenSSH public-key line (OUT.pub), which
     /// the SuperLink's operator registers with `flwr supernode register OUT.pub

@@ -90,6 +90,7 @@ pub enum Job {
         listen: std::net::SocketAddr,
     },
     FlowerServer(FlowerServerJob),
+    FlowerProtocol,
     FlowerKeygen {
         out: PathBuf,
         format: iotids_flower::KeyFormat,
@@ -461,6 +462,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
         Command::Device { edge, data, node } => Job::Device(DeviceJob { edge, data, node }),
         Command::Flower { role } => match role {
             FlowerRole::Device { flower, id, data } => Job::FlowerDevice { flower, id, data },
+            FlowerRole::Protocol => Job::FlowerProtocol,
             FlowerRole::Keygen {
                 out,
                 format,

@@ -26,7 +26,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-FLWR_VERSION=1.42.0
+FLWR_VERSION="${FLWR_VERSION:-1.42.0}"   # the pinned flwr; another to vet a release
 VENV="${FLWR_VENV:-$REPO/.venv}"
 ROUNDS="${ROUNDS:-2}"
 TMP="$(mktemp -d)"

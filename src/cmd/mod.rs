@@ -61,6 +61,10 @@ pub fn run(job: Job, ui: Ui) -> Result<ExitCode> {
             listen,
         } => flower::edge(&flower, &node, listen),
         Job::FlowerServer(job) => flower::server(&job, ui),
+        Job::FlowerProtocol => {
+            crate::output::print_json(&iotids_flower::protocol::vendored())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Job::FlowerKeygen {
             out,
             format,

@@ -29,6 +29,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod objects;
+pub mod protocol;
 pub mod records;
 pub mod supernode;
 

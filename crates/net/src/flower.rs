@@ -272,13 +272,16 @@ impl Handler for FlowerDevice {
     }
 }
 
+/// Starts an edge's devices' server on the hub it is given (see [`crate::edge::serve`]).
+pub type Serve = Box<dyn FnOnce(Arc<Hub>) -> Result<()> + Send>;
+
 /// An edge aggregator as a Flower SuperNode toward the cloud's SuperLink, and the server
 /// of its own devices (mutual TLS, the network issue's link) below it.
 pub struct FlowerEdge {
     id: usize,
     runtime: Handle,
     /// Starts the devices' server once the run is known (the listener, served once).
-    serve: Option<Box<dyn FnOnce(Arc<Hub>) -> Result<()> + Send>>,
+    serve: Option<Serve>,
     refused: Arc<AtomicU64>,
     hub: Arc<std::sync::OnceLock<Arc<Hub>>>,
     /// Cloud rounds it answered.
@@ -297,12 +300,7 @@ impl FlowerEdge {
     /// Edge `id`; `serve` starts its devices' server on the hub it is given (see
     /// [`crate::edge::serve`]).
     #[must_use]
-    pub fn new(
-        id: usize,
-        runtime: Handle,
-        refused: Arc<AtomicU64>,
-        serve: Box<dyn FnOnce(Arc<Hub>) -> Result<()> + Send>,
-    ) -> Self {
+    pub fn new(id: usize, runtime: Handle, refused: Arc<AtomicU64>, serve: Serve) -> Self {
         FlowerEdge {
             id,
             runtime,
@@ -576,7 +574,7 @@ pub fn run_edge(
     let server = crate::tls::server_config(tls)?;
     let refused = Arc::new(AtomicU64::new(0));
     let handle = runtime.handle().clone();
-    let serve: Box<dyn FnOnce(Arc<Hub>) -> Result<()> + Send> = {
+    let serve: Serve = {
         let (handle, refused) = (handle.clone(), refused.clone());
         Box::new(move |hub| {
             crate::edge::serve(&handle, listener, server, hub, refused, message_limit)

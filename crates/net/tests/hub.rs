@@ -61,7 +61,7 @@ fn misbehaving_peers_are_refused_or_rejected_and_the_exchange_still_closes() {
     let (listener, addr) = iotids_net::edge::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let limit = 4096;
     iotids_net::edge::serve(
-        &rt,
+        rt.handle(),
         listener,
         iotids_net::tls::server_config(&edge_files).unwrap(),
         hub.clone(),

@@ -157,7 +157,7 @@ fn edge_round(
     }
     let (listener, addr) = iotids_net::edge::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     iotids_net::edge::serve(
-        &rt,
+        rt.handle(),
         listener,
         iotids_net::tls::server_config(&TlsFiles::in_dir(dir.path(), Node::Edge(0))).unwrap(),
         hub.clone(),
