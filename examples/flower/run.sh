@@ -57,9 +57,19 @@ LOGS="$OUT/logs"
 rm -rf "$LOGS" "$OUT/model" "$OUT/flat" "$OUT/deal" "$OUT/certs" "$OUT/flower-keys"
 mkdir -p "$LOGS"
 
+# descendants PID: the pids of PID's children, grandchildren, ... (by parent pid).
+descendants() {
+  local c
+  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    echo "$c"
+    descendants "$c"
+  done
+}
 stop_all() {
-  # Newest first: devices, then edges, then the SuperLink.
-  local i pid
+  # Newest first: devices, then edges, then the SuperLink; then what the SuperLink started
+  # (its SuperExec and ServerApp processes), listed before anything stops.
+  local i pid kids=""
+  for pid in "${PIDS[@]}"; do kids="$kids $(descendants "$pid" | tr '\n' ' ')"; done
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
     pid="${PIDS[$i]}"
     kill "$pid" 2>/dev/null || true
@@ -71,6 +81,8 @@ stop_all() {
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  # shellcheck disable=SC2086
+  [ -z "${kids// /}" ] || kill $kids 2>/dev/null || true
   PIDS=()
 }
 cleanup() {

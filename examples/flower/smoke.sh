@@ -113,7 +113,40 @@ check(abs(last.get("node-index", 0) - 1.75) < 1e-9, f"weighted train metric node
 sys.exit(0 if ok else 1)
 PY
 
-END=$(date +%s.%N)
 for n in 1 2; do grep -q "replied" "$TMP/node$n.log" || fail "node $n never replied"; done
+
+# A SuperLink restart (it forgets its nodes): the same node processes must notice, reconnect
+# and serve the next run. The old SuperLink's SuperExec goes with it, by pid.
+old_kids="$(ps -o pid= --ppid "${PIDS[0]}" 2>/dev/null | tr '\n' ' ')"
+kill "${PIDS[0]}"
+wait "${PIDS[0]}" 2>/dev/null || true
+# shellcheck disable=SC2086
+[ -z "${old_kids// /}" ] || kill $old_kids 2>/dev/null || true
+"$VENV/bin/flower-superlink" --insecure --host 127.0.0.1 --port "$PORT" \
+  --disable-runtime-dependency-installation >"$TMP/superlink2.log" 2>&1 &
+PIDS[0]=$!
+for _ in $(seq 1 100); do
+  "$VENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null && break
+  kill -0 "${PIDS[0]}" 2>/dev/null || { cat "$TMP/superlink2.log" >&2; fail "the restarted superlink exited"; }
+  sleep 0.2
+done
+if ! timeout 300 "$VENV/bin/flwr" run "$HERE/app" smoke --stream \
+    --run-config "num-server-rounds=1 out-file=\"$TMP/result2.json\"" >"$TMP/run2.log" 2>&1; then
+  tail -30 "$TMP/run2.log" >&2
+  fail "flwr run after the SuperLink restart failed or timed out"
+fi
+"$VENV/bin/python" - "$TMP/result2.json" <<'PY' || fail "result check after the restart"
+import json, sys
+res = json.load(open(sys.argv[1]))
+step = 1 * (1 * 10 + 2 * 30) / 40
+ok = res["train_rounds"] == [1] and res["arrays"]["b"] == [0.5 + step]
+print(("ok   " if ok else "FAIL ") + f"after a SuperLink restart the same nodes served a new run: b = {res['arrays']['b']}")
+sys.exit(0 if ok else 1)
+PY
+for n in 1 2; do
+  grep -q "reconnected as node" "$TMP/node$n.log" || fail "node $n never reconnected after the SuperLink restart"
+done
+
+END=$(date +%s.%N)
 printf 'smoke: PASS: %s rounds against flwr %s; run %.1f s, total %.1f s\n' \
   "$ROUNDS" "$FLWR_VERSION" "$(echo "$RUN_END - $RUN_START" | bc)" "$(echo "$END - $START" | bc)"
