@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use iotids_data::pipeline::IngestSpec;
 use iotids_federation::roles::{Validation, cloud_loss_weights, score_weights};
 use iotids_model::examples::Examples;
 use iotids_net::cloud::CloudOutcome;
 use iotids_net::context::Reader;
 use iotids_net::flower::{FlowerOptions, Next, QueryAnswer, ServerState};
 
-use super::network::{runtime, tls, write_cloud};
+use super::network::{devices_spec, runtime, tls, write_cloud};
 use crate::cli::{FlowerArgs, FlowerStep, NodeArgs};
 use crate::job::{FlowerServerJob, Ui};
 use crate::output::{print, read, write_file};
@@ -131,23 +130,7 @@ pub fn server(job: &FlowerServerJob, ui: Ui) -> Result<ExitCode> {
 
 fn begin(job: &FlowerServerJob, ui: Ui) -> Result<serde_json::Value> {
     let learn = &job.learn;
-    let path = &learn.input.path;
-    let first = read(path, &learn.input.ingest, ui.quiet)?;
-    let ingest = &learn.input.ingest;
-    let spec = IngestSpec {
-        format: first.format,
-        label: first.label_column.clone(),
-        drop: ingest.drop.clone(),
-        keep: ingest.keep.clone(),
-        categorical: ingest.categorical.clone(),
-        flow_timing: first.report.timing.is_some(),
-    };
-    let window = if first.flows.is_none() && !learn.window_given {
-        1
-    } else {
-        learn.window.get()
-    };
-    drop(first);
+    let (spec, window) = devices_spec(learn, ui)?;
     let state = ServerState::new(
         job.federation.clone(),
         job.flat,

@@ -211,22 +211,7 @@ pub fn cloud(job: &CloudJob, ui: Ui) -> Result<ExitCode> {
     let learn = &job.learn;
     let cfg = &job.federation;
     let path = learn.input.path.clone();
-    let first = read(&path, &learn.input.ingest, ui.quiet)?;
-    let ingest = &learn.input.ingest;
-    let spec = IngestSpec {
-        format: first.format,
-        label: first.label_column.clone(),
-        drop: ingest.drop.clone(),
-        keep: ingest.keep.clone(),
-        categorical: ingest.categorical.clone(),
-        flow_timing: first.report.timing.is_some(),
-    };
-    let window = if first.flows.is_none() && !learn.window_given {
-        1
-    } else {
-        learn.window.get()
-    };
-    drop(first);
+    let (spec, window) = devices_spec(learn, ui)?;
     let rt = runtime()?;
     let (listener, addr) = iotids_net::edge::bind(job.listen)?;
     print(&format!("iotids cloud: listening on {addr}"))?;
@@ -257,6 +242,27 @@ pub fn cloud(job: &CloudJob, ui: Ui) -> Result<ExitCode> {
         ui,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How devices read their traffic (the validation file's layout read with the learning
+/// options) and the records per window (1 when the file has no flows and no --window).
+pub(super) fn devices_spec(learn: &LearnJob, ui: Ui) -> Result<(IngestSpec, usize)> {
+    let first = read(&learn.input.path, &learn.input.ingest, ui.quiet)?;
+    let ingest = &learn.input.ingest;
+    let spec = IngestSpec {
+        format: first.format,
+        label: first.label_column.clone(),
+        drop: ingest.drop.clone(),
+        keep: ingest.keep.clone(),
+        categorical: ingest.categorical.clone(),
+        flow_timing: first.report.timing.is_some(),
+    };
+    let window = if first.flows.is_none() && !learn.window_given {
+        1
+    } else {
+        learn.window.get()
+    };
+    Ok((spec, window))
 }
 
 /// The model directory, rounds.csv, federation.toml, federation.json and report.html of

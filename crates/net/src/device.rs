@@ -121,6 +121,22 @@ pub(crate) struct Prepared {
     pub(crate) network: GruConfig,
 }
 
+impl Prepared {
+    /// Device `id` training on these windows.
+    pub(crate) fn device(&self, id: usize) -> Device<'_> {
+        Device::new(
+            id,
+            &self.network,
+            &self.class_weights,
+            Examples {
+                sequences: &self.windows.sequences,
+                labels: &self.windows.labels,
+                rows: &self.windows.rows,
+            },
+        )
+    }
+}
+
 impl Local {
     pub(crate) fn raw(&mut self, ctx: &RunContext) -> Result<&Dataset> {
         let key = crate::context::digest(&serde_json::to_vec(&ctx.ingest).unwrap_or_default());
@@ -302,17 +318,7 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                                     secagg.forget();
                                     None
                                 };
-                                let p = local.prepared(&digest, &c)?;
-                                let device = Device::new(
-                                    id,
-                                    &p.network,
-                                    &p.class_weights,
-                                    Examples {
-                                        sequences: &p.windows.sequences,
-                                        labels: &p.windows.labels,
-                                        rows: &p.windows.rows,
-                                    },
-                                );
+                                let device = local.prepared(&digest, &c)?.device(id);
                                 // Heartbeats while it trains, so the edge knows it is late,
                                 // not gone.
                                 let beat = {

@@ -29,7 +29,7 @@ use iotids_data::pipeline::{IngestSpec, PipelineConfig};
 use iotids_federation::FederationConfig;
 use iotids_federation::aggregate::Aggregation;
 use iotids_federation::message::{Delivery, GlobalModel, Plan};
-use iotids_federation::roles::{Cloud, Device, Edge, Scores, Validation};
+use iotids_federation::roles::{Cloud, Edge, Scores, Validation};
 use iotids_flower::{Config, ConfigValue, Handler, Metrics, Parameters};
 use iotids_model::examples::Examples;
 use iotids_model::gru::GruShape;
@@ -175,19 +175,6 @@ impl FlowerDevice {
             },
         }
     }
-
-    fn device_of<'a>(id: usize, p: &'a crate::device::Prepared) -> Device<'a> {
-        Device::new(
-            id,
-            &p.network,
-            &p.class_weights,
-            Examples {
-                sequences: &p.windows.sequences,
-                labels: &p.windows.labels,
-                rows: &p.windows.rows,
-            },
-        )
-    }
 }
 
 impl Handler for FlowerDevice {
@@ -209,7 +196,7 @@ impl Handler for FlowerDevice {
         }
         let id = self.local.id;
         let p = self.local.prepared(&digest, &ctx)?;
-        let update = Self::device_of(id, p).train(&model)?;
+        let update = p.device(id).train(&model)?;
         let weights = update.payload.weights(&model.weights).into_owned();
         let metrics = Metrics::from([
             ("train_loss".to_string(), update.training.loss),
