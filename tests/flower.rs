@@ -367,3 +367,64 @@ fn hierarchical_flower_rounds_through_the_edge_handlers_equal_federate() {
         3,
     );
 }
+
+#[test]
+fn hierarchical_flower_rounds_with_secure_aggregation_at_the_edges_equal_federate() {
+    flower_equals_federate(
+        "devices = 4\nedges = 2\nrounds = 2\nedge_rounds = 2\nsecure_aggregation = true\n",
+        2,
+        4,
+        2,
+    );
+}
+
+#[test]
+fn a_flat_run_refuses_settings_that_need_edges_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("synth.csv");
+    ok(&iotids(&[
+        "synth",
+        "--rows",
+        "500",
+        "--out",
+        data.to_str().unwrap(),
+        "--seed",
+        "5",
+    ]));
+    for (flags, setting) in [
+        (vec!["--edges", "1", "--edge-rounds", "1"], "normalized_averaging"),
+        (
+            vec!["--edges", "1", "--edge-rounds", "2", "--normalized-averaging", "false"],
+            "edge_rounds",
+        ),
+        (
+            vec![
+                "--edges",
+                "1",
+                "--edge-rounds",
+                "1",
+                "--normalized-averaging",
+                "false",
+                "--secure-aggregation",
+            ],
+            "secure_aggregation",
+        ),
+    ] {
+        let out = dir.path().join("out");
+        let mut args = vec![
+            "flower",
+            "server",
+            "begin",
+            "--flat",
+            "--validation",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(flags);
+        let o = iotids(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{setting}: accepted");
+        assert!(err.contains(setting) && err.contains("flat"), "{setting}: {err}");
+    }
+}
