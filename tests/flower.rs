@@ -392,9 +392,19 @@ fn a_flat_run_refuses_settings_that_need_edges_naming_them() {
         "5",
     ]));
     for (flags, setting) in [
-        (vec!["--edges", "1", "--edge-rounds", "1"], "normalized_averaging"),
         (
-            vec!["--edges", "1", "--edge-rounds", "2", "--normalized-averaging", "false"],
+            vec!["--edges", "1", "--edge-rounds", "1"],
+            "normalized_averaging",
+        ),
+        (
+            vec![
+                "--edges",
+                "1",
+                "--edge-rounds",
+                "2",
+                "--normalized-averaging",
+                "false",
+            ],
             "edge_rounds",
         ),
         (
@@ -425,6 +435,9 @@ fn a_flat_run_refuses_settings_that_need_edges_naming_them() {
         let o = iotids(&args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{setting}: accepted");
-        assert!(err.contains(setting) && err.contains("flat"), "{setting}: {err}");
+        assert!(
+            err.contains(setting) && err.contains("flat"),
+            "{setting}: {err}"
+        );
     }
 }
