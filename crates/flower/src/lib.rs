@@ -2,13 +2,16 @@
 //!
 //! Why: teams that run federated learning at scale run it on Flower, and Flower has no
 //! working Rust client. With this crate an iotids node joins a stock Flower federation as a
-//! SuperNode: it registers and activates itself, heartbeats, pulls `train` / `evaluate`
-//! messages, hands their parameters to the caller's [`Handler`], and pushes the replies in the
-//! record names stock Flower strategies (FedAvg and friends) expect.
+//! SuperNode: it registers and activates itself (or, under node authentication, activates a
+//! pre-registered key), heartbeats, pulls `train` / `evaluate` / `query` messages, hands
+//! their records to the caller's [`Handler`], and pushes the replies in the record names
+//! stock Flower strategies (FedAvg and friends) expect.
 //!
 //! What moves: flat `f32` parameter vectors ([`Parameters`], with each array's name, shape and
-//! dtype kept so replies match what was received) and scalar metrics. The caller trains; this
-//! crate depends on no ML framework and on no other iotids crate.
+//! dtype kept so replies match what was received), config records (bytes, numbers, strings
+//! and lists: what a `query` reply carries) and scalar metrics. The caller trains; this
+//! crate depends on no ML framework and on no other iotids crate. [`protocol`] is the wire
+//! format it speaks, as data, for checking a newer flwr against it.
 //!
 //! The protocol (flwr 1.40+): protobuf over HTTP, `POST /v1/fleet/<kebab-rpc>`, every request
 //! signed with an ECDSA P-384 key ([`auth`]); message payloads travel as a content-addressed
