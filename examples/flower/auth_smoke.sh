@@ -32,6 +32,8 @@ ROUNDS="${ROUNDS:-2}"
 TMP="$(mktemp -d)"
 PIDS=()
 START=$(date +%s.%N)
+# shellcheck source=examples/flower/common.sh
+. "$HERE/common.sh"
 
 cleanup() {
   local rc=$?
@@ -53,14 +55,6 @@ forget() {
   for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
   PIDS=("${keep[@]}")
 }
-# descendants PID: the pids of PID's children, grandchildren, ... (by parent pid).
-descendants() {
-  local c
-  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-    echo "$c"
-    descendants "$c"
-  done
-}
 # stop PID: SIGTERM one of our processes and reap it, then whatever it started and left
 # behind (a SuperLink's SuperExec and ServerApp processes, listed before it stops).
 stop() {
@@ -79,12 +73,7 @@ fail() { echo "auth_smoke: FAIL: $*" >&2; exit 1; }
 ok() { echo "ok   $*"; }
 elapsed() { echo "$(date +%s.%N) - $1" | bc; }
 
-if [ ! -x "$VENV/bin/flower-superlink" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "flwr==$FLWR_VERSION"
-fi
-got="$("$VENV/bin/python" -c 'import flwr; print(flwr.__version__)')"
-[ "$got" = "$FLWR_VERSION" ] || fail "venv has flwr $got, want $FLWR_VERSION"
+ensure_flwr
 command -v openssl >/dev/null || fail "openssl (to make the test CA) is not installed"
 
 if [ -z "${TOY_NODE:-}" ]; then
@@ -97,9 +86,6 @@ export PATH="$VENV/bin:$PATH"
 export FLWR_HOME="$TMP/flwrhome" FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1
 export NO_COLOR=1
 mkdir -p "$FLWR_HOME"
-free_port() {
-  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # --- Certificates: a P-384 CA, a server certificate for 127.0.0.1 signed by it, and an
 # unrelated CA for the wrong-CA check.

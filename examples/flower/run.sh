@@ -49,6 +49,8 @@ PIDS=()
 START=$(date +%s.%N)
 
 fail() { echo "flower/run.sh: FAIL: $*" >&2; exit 1; }
+# shellcheck source=examples/flower/common.sh
+. "$HERE/common.sh"
 [ -f "$TRAIN" ] || fail "no training file $TRAIN"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -57,14 +59,6 @@ LOGS="$OUT/logs"
 rm -rf "$LOGS" "$OUT/model" "$OUT/flat" "$OUT/deal" "$OUT/certs" "$OUT/flower-keys"
 mkdir -p "$LOGS"
 
-# descendants PID: the pids of PID's children, grandchildren, ... (by parent pid).
-descendants() {
-  local c
-  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-    echo "$c"
-    descendants "$c"
-  done
-}
 stop_all() {
   # Newest first: devices, then edges, then the SuperLink; then what the SuperLink started
   # (its SuperExec and ServerApp processes), listed before anything stops.
@@ -104,12 +98,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the pinned flwr and the iotids binary
-if [ ! -x "$VENV/bin/flower-superlink" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "flwr==$FLWR_VERSION"
-fi
-got="$("$VENV/bin/python" -c 'import flwr; print(flwr.__version__)')"
-[ "$got" = "$FLWR_VERSION" ] || fail "$VENV has flwr $got, want $FLWR_VERSION"
+ensure_flwr
 if [ -z "${IOTIDS_BIN:-}" ]; then
   (cd "$REPO" && cargo build --release --quiet)
   IOTIDS_BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/iotids"
@@ -117,9 +106,6 @@ fi
 [ -x "$IOTIDS_BIN" ] || fail "no iotids binary at $IOTIDS_BIN"
 IOTIDS_BIN="$(cd "$(dirname "$IOTIDS_BIN")" && pwd)/$(basename "$IOTIDS_BIN")"
 
-free_port() {
-  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 wait_port() { # PORT PID LOG
   for _ in $(seq 1 200); do
     "$VENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0

@@ -42,12 +42,9 @@ trap 'exit 130' INT TERM
 
 fail() { echo "smoke: FAIL: $*" >&2; exit 1; }
 
-if [ ! -x "$VENV/bin/flower-superlink" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "flwr==$FLWR_VERSION"
-fi
-got="$("$VENV/bin/python" -c 'import flwr; print(flwr.__version__)')"
-[ "$got" = "$FLWR_VERSION" ] || fail "venv has flwr $got, want $FLWR_VERSION"
+# shellcheck source=examples/flower/common.sh
+. "$HERE/common.sh"
+ensure_flwr
 
 if [ -z "${TOY_NODE:-}" ]; then
   (cd "$REPO" && cargo build -q -p iotids-flower --example toy_node)
