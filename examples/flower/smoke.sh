@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Protocol smoke test of iotids-flower against a real flwr SuperLink (not in CI yet).
+# Protocol smoke test of iotids-flower against a real flwr SuperLink (CI runs it).
 #
 # Starts, on 127.0.0.1 with a free port: a stock `flower-superlink --insecure`, two Rust
 # `toy_node` SuperNodes (index 1 with 10 examples, index 2 with 30), and the stock-FedAvg
 # ServerApp in app/ (3 rounds). Passes if every round completes with 0 failures and the final
 # arrays equal FedAvg of the toy updates: start + 3 * (1*10 + 2*30) / 40 = start + 5.25.
+# Then it restarts the SuperLink (which forgets its nodes) and checks that the same node
+# processes reconnect and serve a new one-round run.
 # Every process it starts is stopped by its pid on every exit path.
 #
-# Env: FLWR_VENV (default <repo>/.venv, created with flwr==1.42.0 if missing),
+# Env: FLWR_VENV (default <repo>/.venv, created with flwr==$FLWR_VERSION if missing),
+#      FLWR_VERSION (default 1.42.0, the pinned one; another to vet a release),
 #      TOY_NODE (a built toy_node; default: cargo build -p iotids-flower --example toy_node),
 #      ROUNDS (default 3), KEEP_TMP=1 to keep the logs.
 set -euo pipefail
