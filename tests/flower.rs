@@ -346,6 +346,57 @@ fn flower_equals_federate(config: &str, edges: usize, devices: usize, n_rounds: 
         a == b,
         "the Flower-path model predicts otherwise than federate's"
     );
+
+    // A device's answer to an `evaluate` message scores the model on its own rows as
+    // `iotids evaluate` scores its file.
+    if edges == 0 {
+        let best = done["best_round"].as_u64().unwrap();
+        let (kept, _, _) = iotids_flower::records::npy_decode(
+            &std::fs::read(
+                out.join("flower")
+                    .join("rounds")
+                    .join(format!("{best}.npy")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let params = Parameters {
+            arrays: vec![ArraySpec {
+                name: "gru".into(),
+                shape: vec![kept.len() as i64],
+                dtype: "float32".into(),
+            }],
+            values: kept,
+        };
+        let config = Config::from([
+            (
+                CONTEXT.into(),
+                ConfigValue::Bytes(bytes_of(&next["context"])),
+            ),
+            (TASK.into(), ConfigValue::Bytes(bytes_of(&next["task"]))),
+        ]);
+        let (loss, n, metrics) = nodes[0].evaluate(&params, &config).unwrap();
+        assert!(loss.is_finite() && loss > 0.0, "{loss}");
+        assert!(n > 0);
+        let o = d.join("eval-device-0");
+        ok(&iotids(&[
+            "evaluate",
+            deal.join("device-0.csv").to_str().unwrap(),
+            "--model",
+            out.to_str().unwrap(),
+            "--out",
+            o.to_str().unwrap(),
+        ]));
+        let m = json(&o.join("metrics.json"));
+        assert!(
+            (metrics["accuracy"] - m["accuracy"].as_f64().unwrap()).abs() < 1e-12,
+            "{metrics:?} {m}"
+        );
+        assert!(
+            (metrics["macro_f1"] - m["macro_f1"].as_f64().unwrap()).abs() < 1e-12,
+            "{metrics:?} {m}"
+        );
+    }
 }
 
 #[test]

@@ -216,8 +216,21 @@ impl Handler for FlowerDevice {
         config: &Config,
     ) -> HandlerResult<(f64, u64, Metrics)> {
         let (digest, ctx, _) = context(config)?;
+        // The loss weighs classes as the devices' training does (the plan says; the
+        // training default without a task).
+        let weigh_classes = match config.get(TASK) {
+            Some(_) => json::<FlowerTask>(config, TASK)?
+                .plan
+                .map_or(TrainConfig::default().class_weights, |p| {
+                    p.local.weigh_classes
+                }),
+            None => TrainConfig::default().class_weights,
+        };
         let p = self.local.prepared(&digest, &ctx)?;
-        let train = TrainConfig::default();
+        let train = TrainConfig {
+            class_weights: weigh_classes,
+            ..TrainConfig::default()
+        };
         let loss_weights = iotids_federation::roles::cloud_loss_weights(&train, &p.class_weights);
         let s: Scores = iotids_federation::roles::score_weights(
             &p.network,

@@ -259,6 +259,10 @@ def main(grid: Grid, context: Context) -> None:
         num_rounds=rounds,
         timeout=round_timeout,
         train_config=train_config,
+        # Devices score what they are sent with the run's context; edges decline (no
+        # traffic), so federated evaluation (a fraction-evaluate above 0 in
+        # make_strategy) suits flat runs.
+        evaluate_config=train_config,
         evaluate_fn=evaluate,
     )
 
