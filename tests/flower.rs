@@ -8,7 +8,7 @@
 //! their ids however the test ends.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -18,23 +18,9 @@ use iotids_federation::strategy::ServerOptimizer;
 use iotids_flower::{ArraySpec, Config, ConfigValue, Handler, Parameters};
 use iotids_net::flower::{ANSWER, CONTEXT, FlowerDevice, FlowerEdge, REQUEST, SERVER_ROUND, TASK};
 
-fn iotids(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_iotids"))
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .expect("run iotids")
-}
-
-fn ok(o: &Output) -> String {
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    text
-}
+#[path = "support/run.rs"]
+mod run;
+use run::{iotids, json, ok};
 
 /// The JSON line a server step prints last.
 fn step(args: &[&str]) -> serde_json::Value {
@@ -74,10 +60,6 @@ fn rounds(dir: &Path, col: &str) -> Vec<String> {
     let mut r = csv::Reader::from_path(dir.join("rounds.csv")).unwrap();
     let i = r.headers().unwrap().iter().position(|h| h == col).unwrap();
     r.records().map(|x| x.unwrap()[i].to_string()).collect()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 fn flower_equals_federate(config: &str, edges: usize, devices: usize, n_rounds: usize) {

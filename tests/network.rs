@@ -6,26 +6,12 @@
 //! started and stopped by their own ids; a guard kills whatever is left on every exit.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn iotids(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_iotids"))
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .expect("run iotids")
-}
-
-fn ok(o: &Output) -> String {
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    text
-}
+#[path = "support/run.rs"]
+mod run;
+use run::{iotids, json, ok};
 
 /// The processes of a test, killed (by id) when it ends, however it ends.
 struct Nodes {
@@ -298,10 +284,6 @@ impl Nodes {
             assert!(ok, "{n}: {}", self.log(n));
         }
     }
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Rounds the cloud has checkpointed.

@@ -2,7 +2,6 @@
 //! project's Flower app (examples/flower/iotids-app) calls on the server side. The nodes and the
 //! server state are iotids-net's ([`iotids_net::flower`]); this is their command line.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -308,7 +307,7 @@ fn finish(job: &FlowerServerJob, ui: Ui) -> Result<serde_json::Value> {
         statistics: None,
         privacy: state.privacy_after(state.rounds.len()),
     };
-    write_cloud(
+    let test = write_cloud(
         &job.learn,
         &state.federation,
         job.test.as_deref(),
@@ -317,22 +316,12 @@ fn finish(job: &FlowerServerJob, ui: Ui) -> Result<serde_json::Value> {
         ui,
     )?;
     let kept = state.rounds.iter().find(|r| r.round == best);
-    let test = if job.test.is_some() {
-        let m: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(job.learn.out.join("metrics.json")).unwrap_or_default(),
-        )
-        .unwrap_or_default();
-        m.get("macro_f1").cloned()
-    } else {
-        None
-    };
-    let rows: BTreeMap<usize, u64> = state.device_rows.clone();
     Ok(serde_json::json!({
         "best_round": best,
         "rounds_completed": state.rounds.len(),
         "validation_macro_f1": kept.and_then(|r| r.validation_macro_f1),
         "test_macro_f1": test,
-        "device_rows": rows,
+        "device_rows": state.device_rows,
         "model": job.learn.out,
     }))
 }

@@ -274,7 +274,7 @@ pub(super) fn write_cloud(
     o: &CloudOutcome,
     mode: &str,
     ui: Ui,
-) -> Result<()> {
+) -> Result<Option<f64>> {
     let out = &learn.out;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let net = from_flat(&o.network, &iotids_model::backend::device(), &o.weights)?;
@@ -474,7 +474,7 @@ pub(super) fn write_cloud(
         o.rejected,
         out.display()
     ))?;
-    Ok(())
+    Ok(metrics.map(|m| m.macro_f1))
 }
 
 /// `iotids edge`.

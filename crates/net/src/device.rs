@@ -122,18 +122,18 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
+    /// The labelled windows.
+    pub(crate) fn examples(&self) -> Examples<'_> {
+        Examples {
+            sequences: &self.windows.sequences,
+            labels: &self.windows.labels,
+            rows: &self.windows.rows,
+        }
+    }
+
     /// Device `id` training on these windows.
     pub(crate) fn device(&self, id: usize) -> Device<'_> {
-        Device::new(
-            id,
-            &self.network,
-            &self.class_weights,
-            Examples {
-                sequences: &self.windows.sequences,
-                labels: &self.windows.labels,
-                rows: &self.windows.rows,
-            },
-        )
+        Device::new(id, &self.network, &self.class_weights, self.examples())
     }
 }
 

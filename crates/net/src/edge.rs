@@ -335,7 +335,7 @@ pub(crate) fn summarize(
 }
 
 /// Runs the edge rounds of one cloud round with the devices that answer.
-pub(crate) fn train(
+fn train(
     id: usize,
     devices: &Arc<Hub>,
     run: &str,

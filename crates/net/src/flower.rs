@@ -96,7 +96,7 @@ fn bytes<'a>(config: &'a Config, key: &str) -> HandlerResult<&'a [u8]> {
         Some(ConfigValue::Bytes(b)) => Ok(b),
         Some(other) => Err(format!("config {key:?} is {other:?}, not bytes").into()),
         None => Err(format!(
-            "config has no {key:?}: is this the iotids Flower app (examples/flower/app)? it has {:?}",
+            "config has no {key:?}: is this the iotids Flower app (examples/flower/iotids-app)? it has {:?}",
             config.keys().collect::<Vec<_>>()
         )
         .into()),
@@ -108,15 +108,19 @@ fn json<T: serde::de::DeserializeOwned>(config: &Config, key: &str) -> HandlerRe
         .map_err(|e| format!("config {key:?} is not the JSON iotids writes ({e})").into())
 }
 
-/// The run context and its digest.
-fn context(config: &Config) -> HandlerResult<(String, Arc<RunContext>, Arc<Vec<u8>>)> {
+/// The run context's digest and bytes (an edge passes them on unread).
+fn context_bytes(config: &Config) -> HandlerResult<(String, &[u8])> {
     let raw = bytes(config, CONTEXT)?;
-    let ctx: RunContext = json(config, CONTEXT)?;
-    Ok((
-        crate::context::digest(raw),
-        Arc::new(ctx),
-        Arc::new(raw.to_vec()),
-    ))
+    Ok((crate::context::digest(raw), raw))
+}
+
+/// The task, when the message carries one.
+fn task_if_any(config: &Config) -> HandlerResult<Option<FlowerTask>> {
+    if config.contains_key(TASK) {
+        json(config, TASK).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// The global model of a `train` message.
@@ -129,12 +133,16 @@ fn global_model(
         .plan
         .clone()
         .ok_or("a train message before the statistics round ended (no plan)")?;
-    let round = config
-        .get(SERVER_ROUND)
-        .and_then(ConfigValue::as_f64)
-        .ok_or("a train message without the strategy's \"server-round\"")?;
+    let round = match config.get(SERVER_ROUND) {
+        Some(ConfigValue::Int(r)) if *r > 0 => *r as usize,
+        Some(ConfigValue::UInt(r)) if *r > 0 => *r as usize,
+        Some(other) => {
+            return Err(format!("\"server-round\" is {other:?}, not a round number from 1").into());
+        }
+        None => return Err("a train message without the strategy's \"server-round\"".into()),
+    };
     Ok(GlobalModel {
-        round: round as usize,
+        round,
         edge_round: 0,
         weights: params.values.clone(),
         plan,
@@ -152,6 +160,8 @@ fn answer_config(answer: &QueryAnswer) -> Config {
 /// own rows. Its traffic never leaves it.
 pub struct FlowerDevice {
     local: Local,
+    /// The run context last sent, parsed once per digest.
+    context: Option<(String, Arc<RunContext>)>,
 }
 
 impl std::fmt::Debug for FlowerDevice {
@@ -173,7 +183,21 @@ impl FlowerDevice {
                 raw: None,
                 ready: None,
             },
+            context: None,
         }
+    }
+
+    /// The run context of `config` (parsed only when its digest changes) and its digest.
+    fn context(&mut self, config: &Config) -> HandlerResult<(String, Arc<RunContext>)> {
+        let (digest, _) = context_bytes(config)?;
+        if let Some((d, c)) = &self.context
+            && *d == digest
+        {
+            return Ok((digest, c.clone()));
+        }
+        let ctx: Arc<RunContext> = Arc::new(json(config, CONTEXT)?);
+        self.context = Some((digest.clone(), ctx.clone()));
+        Ok((digest, ctx))
     }
 }
 
@@ -183,7 +207,7 @@ impl Handler for FlowerDevice {
         params: &Parameters,
         config: &Config,
     ) -> HandlerResult<(Parameters, u64, Metrics)> {
-        let (digest, ctx, _) = context(config)?;
+        let (digest, ctx) = self.context(config)?;
         let task: FlowerTask = json(config, TASK)?;
         let model = global_model(params, config, &task)?;
         if model.plan.secure.is_some() || model.plan.privacy.is_some() {
@@ -215,32 +239,20 @@ impl Handler for FlowerDevice {
         params: &Parameters,
         config: &Config,
     ) -> HandlerResult<(f64, u64, Metrics)> {
-        let (digest, ctx, _) = context(config)?;
-        // The loss weighs classes as the devices' training does (the plan says; the
-        // training default without a task).
-        let weigh_classes = match config.get(TASK) {
-            Some(_) => json::<FlowerTask>(config, TASK)?
-                .plan
-                .map_or(TrainConfig::default().class_weights, |p| {
-                    p.local.weigh_classes
-                }),
-            None => TrainConfig::default().class_weights,
-        };
+        let (digest, ctx) = self.context(config)?;
+        // The loss weighs classes as the devices' training does (as the plan says; the
+        // training default without one).
+        let mut train = TrainConfig::default();
+        if let Some(plan) = task_if_any(config)?.and_then(|t| t.plan) {
+            train.class_weights = plan.local.weigh_classes;
+        }
         let p = self.local.prepared(&digest, &ctx)?;
-        let train = TrainConfig {
-            class_weights: weigh_classes,
-            ..TrainConfig::default()
-        };
         let loss_weights = iotids_federation::roles::cloud_loss_weights(&train, &p.class_weights);
         let s: Scores = iotids_federation::roles::score_weights(
             &p.network,
             &params.values,
             Validation {
-                examples: Examples {
-                    sequences: &p.windows.sequences,
-                    labels: &p.windows.labels,
-                    rows: &p.windows.rows,
-                },
+                examples: p.examples(),
                 class_weights: &p.class_weights,
             },
             &loss_weights,
@@ -253,7 +265,7 @@ impl Handler for FlowerDevice {
     }
 
     fn query(&mut self, config: &Config) -> HandlerResult<(Config, Metrics)> {
-        let (_, ctx, _) = context(config)?;
+        let (_, ctx) = self.context(config)?;
         let request: SummaryRequest = json(config, REQUEST)?;
         let id = self.local.id;
         let ds = self.local.raw(&ctx)?;
@@ -314,7 +326,7 @@ impl FlowerEdge {
     /// The devices' hub, made and served on the first message of a run; its roster and
     /// context set from the message.
     fn hub(&mut self, config: &Config) -> HandlerResult<(Arc<Hub>, FlowerTask)> {
-        let (digest, _, raw) = context(config)?;
+        let (digest, raw) = context_bytes(config)?;
         let task: FlowerTask = json(config, TASK)?;
         let hub = match self.hub.get() {
             Some(h) => {
@@ -352,7 +364,7 @@ impl FlowerEdge {
             )
         })?;
         hub.set_roster(roster.iter().copied());
-        hub.set_context(digest, raw);
+        hub.set_context(digest, Arc::new(raw.to_vec()));
         Ok((hub, task))
     }
 }

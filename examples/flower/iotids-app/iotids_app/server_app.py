@@ -74,7 +74,7 @@ def wait_for_nodes(grid: Grid, n: int, timeout: float) -> list[int]:
     while True:
         ids = sorted(grid.get_node_ids())
         if len(ids) >= n:
-            return ids[:n] if len(ids) == n else ids
+            return ids
         if time.time() - start > timeout:
             raise RuntimeError(f"{len(ids)} of {n} iotids nodes joined within {timeout:.0f} s")
         time.sleep(0.5)
