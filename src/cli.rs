@@ -248,15 +248,6 @@ pub enum Command {
     /// the checkpoint when started again. Writes the model directory, rounds.csv,
     /// federation.toml, federation.json and report.html to --out.
     Cloud {
-        /// Labelled rows the cloud scores every round on (`deal`'s validation.csv).
-        #[arg(long)]
-        validation: PathBuf,
-        /// Output and model directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// Also evaluate the kept model on this labelled file (`deal`'s test.csv).
-        #[arg(long)]
-        test: Option<PathBuf>,
         /// Checkpoint folder [default: OUT/checkpoint].
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -265,24 +256,12 @@ pub enum Command {
         /// Address to serve the edges on.
         #[arg(long, default_value = "0.0.0.0:7400")]
         listen: std::net::SocketAddr,
-        /// Seconds an edge waits for its devices when --deadline is not set.
-        #[arg(long, default_value_t = 120.0)]
-        device_deadline: f64,
         /// Seconds the cloud waits for its edges each round, then goes on without the
         /// rest [default: edge rounds × the device deadline + 30].
         #[arg(long)]
         edge_deadline: Option<f64>,
-        /// Seconds the statistics round waits for every edge.
-        #[arg(long, default_value_t = 60.0)]
-        statistics_deadline: f64,
         #[command(flatten)]
-        federation: FederateArgs,
-        #[command(flatten)]
-        ingest: IngestArgs,
-        #[command(flatten)]
-        prep: PrepArgs,
-        #[command(flatten)]
-        model: ModelArgs,
+        schedule: ScheduleArgs,
     },
     /// Run an edge aggregator: a client of the cloud, and the server of the devices the
     /// cloud assigns it (device d of N goes to edge ⌊d·E/N⌋). Its identity is its
@@ -687,30 +666,38 @@ pub enum FlowerRole {
         /// `begin`: devices directly under the SuperLink (no edges).
         #[arg(long)]
         flat: bool,
-        /// Labelled rows scored every round (`deal`'s validation.csv).
-        #[arg(long)]
-        validation: PathBuf,
-        /// Output and model directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// `finish`: also evaluate the kept model on this labelled file.
-        #[arg(long)]
-        test: Option<PathBuf>,
-        /// Seconds an edge waits for its devices when --deadline is not set.
-        #[arg(long, default_value_t = 120.0)]
-        device_deadline: f64,
-        /// Seconds an edge waits for its devices' summaries.
-        #[arg(long, default_value_t = 60.0)]
-        statistics_deadline: f64,
         #[command(flatten)]
-        federation: FederateArgs,
-        #[command(flatten)]
-        ingest: IngestArgs,
-        #[command(flatten)]
-        prep: PrepArgs,
-        #[command(flatten)]
-        model: ModelArgs,
+        schedule: ScheduleArgs,
     },
+}
+
+/// What the top of a federation decides (`cloud`, `flower server`): where it scores and
+/// writes, the waits, and the schedule and model as `federate` reads them.
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleArgs {
+    /// Labelled rows scored every round (`deal`'s validation.csv).
+    #[arg(long)]
+    pub validation: PathBuf,
+    /// Output and model directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also evaluate the kept model on this labelled file (`deal`'s test.csv).
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Seconds an edge waits for its devices when --deadline is not set.
+    #[arg(long, default_value_t = 120.0)]
+    pub device_deadline: f64,
+    /// Seconds the statistics round waits for every node's summary.
+    #[arg(long, default_value_t = 60.0)]
+    pub statistics_deadline: f64,
+    #[command(flatten)]
+    pub federation: FederateArgs,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub prep: PrepArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// A step of `iotids flower server`.

@@ -28,7 +28,7 @@ use iotids_synth::SynthOptions;
 
 use crate::cli::{
     Cli, Command, CompareArgs, FailOn, FederateArgs, FlowerArgs, FlowerRole, FlowerStep,
-    IngestArgs, ModelArgs, NodeArgs, PrepArgs,
+    IngestArgs, ModelArgs, NodeArgs, PrepArgs, ScheduleArgs,
 };
 
 /// How the run talks to the person: progress and logs, and the worker threads.
@@ -412,42 +412,28 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             robustness: false,
         }),
         Command::Cloud {
-            validation,
-            out,
-            test,
             checkpoint,
             node,
             listen,
-            device_deadline,
             edge_deadline,
-            statistics_deadline,
-            federation,
-            ingest,
-            prep,
-            model,
+            schedule,
         } => {
-            let federation = federation_config(&federation, prep.seed)?;
-            let device_deadline = positive_seconds("--device-deadline", device_deadline)?;
+            let schedule = schedule_job(schedule, threads)?;
+            let federation = &schedule.federation;
             let edge_deadline = match edge_deadline {
                 Some(s) => positive_seconds("--edge-deadline", s)?,
                 None => {
-                    federation.edge_rounds as f64 * federation.deadline.unwrap_or(device_deadline)
+                    federation.edge_rounds as f64
+                        * federation.deadline.unwrap_or(schedule.device_deadline)
                         + 30.0
                 }
             };
             Job::Cloud(CloudJob {
-                checkpoint: checkpoint.unwrap_or_else(|| out.join("checkpoint")),
-                learn: learn_job(input(validation, &ingest), out, &prep, &model, false)?,
-                federation,
-                test,
+                checkpoint: checkpoint.unwrap_or_else(|| schedule.learn.out.join("checkpoint")),
+                schedule,
                 node,
                 listen,
-                device_deadline,
                 edge_deadline,
-                statistics_deadline: positive_seconds(
-                    "--statistics-deadline",
-                    statistics_deadline,
-                )?,
             })
         }
         Command::Edge {
@@ -489,15 +475,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                 round,
                 weights,
                 flat,
-                validation,
-                out,
-                test,
-                device_deadline,
-                statistics_deadline,
-                federation,
-                ingest,
-                prep,
-                model,
+                schedule,
             } => {
                 match step {
                     FlowerStep::Absorb if answers.is_empty() => {
@@ -514,14 +492,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                     round,
                     weights,
                     flat,
-                    learn: learn_job(input(validation, &ingest), out, &prep, &model, false)?,
-                    federation: federation_config(&federation, prep.seed)?,
-                    test,
-                    device_deadline: positive_seconds("--device-deadline", device_deadline)?,
-                    statistics_deadline: positive_seconds(
-                        "--statistics-deadline",
-                        statistics_deadline,
-                    )?,
+                    schedule: schedule_job(schedule, threads)?,
                 })
             }
         },
@@ -878,6 +849,12 @@ pub struct FlowerServerJob {
     pub round: Option<usize>,
     pub weights: Option<PathBuf>,
     pub flat: bool,
+    pub schedule: ScheduleJob,
+}
+
+/// What the top of a federation decides (`cloud`, `flower server`), checked.
+#[derive(Debug)]
+pub struct ScheduleJob {
     /// The validation file as `learn.input`, the output folder as `learn.out`.
     pub learn: LearnJob,
     pub federation: FederationConfig,
@@ -886,19 +863,28 @@ pub struct FlowerServerJob {
     pub statistics_deadline: f64,
 }
 
+fn schedule_job(a: ScheduleArgs, threads: usize) -> Result<ScheduleJob> {
+    let input = Input {
+        path: a.validation,
+        ingest: ingest_options(&a.ingest, threads),
+    };
+    Ok(ScheduleJob {
+        learn: learn_job(input, a.out, &a.prep, &a.model, false)?,
+        federation: federation_config(&a.federation, a.prep.seed)?,
+        test: a.test,
+        device_deadline: positive_seconds("--device-deadline", a.device_deadline)?,
+        statistics_deadline: positive_seconds("--statistics-deadline", a.statistics_deadline)?,
+    })
+}
+
 /// `iotids cloud`.
 #[derive(Debug)]
 pub struct CloudJob {
-    /// The validation file as `learn.input`, the output folder as `learn.out`.
-    pub learn: LearnJob,
-    pub federation: FederationConfig,
-    pub test: Option<PathBuf>,
+    pub schedule: ScheduleJob,
     pub checkpoint: PathBuf,
     pub node: NodeArgs,
     pub listen: std::net::SocketAddr,
-    pub device_deadline: f64,
     pub edge_deadline: f64,
-    pub statistics_deadline: f64,
 }
 
 /// `iotids edge`.

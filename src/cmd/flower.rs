@@ -108,7 +108,7 @@ pub fn keygen(out: &Path, format: iotids_flower::KeyFormat, comment: &str) -> Re
 
 /// Where the server keeps its state and the files it hands the app.
 fn dir(job: &FlowerServerJob) -> PathBuf {
-    job.learn.out.join("flower")
+    job.schedule.learn.out.join("flower")
 }
 
 fn state_path(job: &FlowerServerJob) -> PathBuf {
@@ -128,18 +128,18 @@ pub fn server(job: &FlowerServerJob, ui: Ui) -> Result<ExitCode> {
 }
 
 fn begin(job: &FlowerServerJob, ui: Ui) -> Result<serde_json::Value> {
-    let learn = &job.learn;
+    let learn = &job.schedule.learn;
     let (spec, window) = devices_spec(learn, ui)?;
     let state = ServerState::new(
-        job.federation.clone(),
+        job.schedule.federation.clone(),
         job.flat,
         learn.prepare.pipeline.clone(),
         learn.net.clone(),
         learn.train.clone(),
         spec,
         window,
-        job.device_deadline,
-        job.statistics_deadline,
+        job.schedule.device_deadline,
+        job.schedule.statistics_deadline,
     )?;
     let d = dir(job);
     std::fs::create_dir_all(d.join("rounds"))
@@ -234,7 +234,7 @@ fn score(job: &FlowerServerJob, ui: Ui) -> Result<serde_json::Value> {
         std::fs::copy(weights, &keep)
             .with_context(|| format!("{}: cannot write", keep.display()))?;
     }
-    let path = &job.learn.input.path;
+    let path = &job.schedule.learn.input.path;
     let vds = read(
         path,
         &iotids_model::detect::ingest_options(pipeline, 0, false),
@@ -308,9 +308,9 @@ fn finish(job: &FlowerServerJob, ui: Ui) -> Result<serde_json::Value> {
         privacy: state.privacy_after(state.rounds.len()),
     };
     let test = write_cloud(
-        &job.learn,
+        &job.schedule.learn,
         &state.federation,
-        job.test.as_deref(),
+        job.schedule.test.as_deref(),
         &o,
         "flower",
         ui,
@@ -322,6 +322,6 @@ fn finish(job: &FlowerServerJob, ui: Ui) -> Result<serde_json::Value> {
         "validation_macro_f1": kept.and_then(|r| r.validation_macro_f1),
         "test_macro_f1": test,
         "device_rows": state.device_rows,
-        "model": job.learn.out,
+        "model": job.schedule.learn.out,
     }))
 }

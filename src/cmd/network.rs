@@ -208,8 +208,8 @@ pub fn deal(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
 
 /// `iotids cloud`.
 pub fn cloud(job: &CloudJob, ui: Ui) -> Result<ExitCode> {
-    let learn = &job.learn;
-    let cfg = &job.federation;
+    let learn = &job.schedule.learn;
+    let cfg = &job.schedule.federation;
     let path = learn.input.path.clone();
     let (spec, window) = devices_spec(learn, ui)?;
     let rt = runtime()?;
@@ -223,9 +223,9 @@ pub fn cloud(job: &CloudJob, ui: Ui) -> Result<ExitCode> {
         train: learn.train.clone(),
         window,
         checkpoint: job.checkpoint.clone(),
-        device_deadline: job.device_deadline,
+        device_deadline: job.schedule.device_deadline,
         edge_deadline: job.edge_deadline,
-        statistics_deadline: job.statistics_deadline,
+        statistics_deadline: job.schedule.statistics_deadline,
         message_limit: message_limit(job.node.max_message_mb),
     };
     let reader: Reader =
@@ -234,9 +234,9 @@ pub fn cloud(job: &CloudJob, ui: Ui) -> Result<ExitCode> {
     let outcome = iotids_net::cloud::run(&options, listener, &rt, spec, reader, &mut on_round)?;
     drop(on_round);
     write_cloud(
-        &job.learn,
-        &job.federation,
-        job.test.as_deref(),
+        &job.schedule.learn,
+        &job.schedule.federation,
+        job.schedule.test.as_deref(),
         &outcome,
         "network",
         ui,
