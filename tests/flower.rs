@@ -7,7 +7,7 @@
 //! Edges serve real `iotids device` processes over mutual TLS on 127.0.0.1, stopped by
 //! their ids however the test ends.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -20,7 +20,7 @@ use iotids_net::flower::{ANSWER, CONTEXT, FlowerDevice, FlowerEdge, REQUEST, SER
 
 #[path = "support/run.rs"]
 mod run;
-use run::{iotids, json, ok};
+use run::{iotids, json, ok, predictions};
 
 /// The JSON line a server step prints last.
 fn step(args: &[&str]) -> serde_json::Value {
@@ -310,19 +310,10 @@ fn flower_equals_federate(config: &str, edges: usize, devices: usize, n_rounds: 
     assert_eq!(ff["mode"], "flower");
     assert_eq!(fs["best_round"], ff["best_round"]);
     assert_eq!(ff["best_round"], done["best_round"]);
-    let evaluate = |model: &Path, name: &str| {
-        let o: PathBuf = d.join(name);
-        ok(&iotids(&[
-            "evaluate",
-            test.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--out",
-            o.to_str().unwrap(),
-        ]));
-        std::fs::read_to_string(o.join("predictions.csv")).unwrap()
-    };
-    let (a, b) = (evaluate(&sim, "eval-sim"), evaluate(&out, "eval-flower"));
+    let (a, b) = (
+        predictions(&test, &sim, &d.join("eval-sim")),
+        predictions(&test, &out, &d.join("eval-flower")),
+    );
     assert!(a.lines().count() > 300, "{}", a.lines().count());
     assert!(
         a == b,

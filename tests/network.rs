@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 #[path = "support/run.rs"]
 mod run;
-use run::{iotids, json, ok};
+use run::{iotids, json, ok, predictions};
 
 /// The processes of a test, killed (by id) when it ends, however it ends.
 struct Nodes {
@@ -390,19 +390,11 @@ fn networked_equals_federate(n_rounds: usize, flags: &[&str]) -> serde_json::Val
     // weights.bpk files differ in burn's random parameter ids, so the models are compared
     // by what they compute: every probability of every test row, as printed (shortest
     // round-trip f32).
-    let evaluate = |model: &Path, name: &str| {
-        let out = dir.path().join(name);
-        ok(&iotids(&[
-            "evaluate",
-            f.deal.join("test.csv").to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]));
-        std::fs::read_to_string(out.join("predictions.csv")).unwrap()
-    };
-    let (a, b) = (evaluate(&sim, "eval-sim"), evaluate(&net, "eval-net"));
+    let test = f.deal.join("test.csv");
+    let (a, b) = (
+        predictions(&test, &sim, &dir.path().join("eval-sim")),
+        predictions(&test, &net, &dir.path().join("eval-net")),
+    );
     assert!(a.lines().count() > 500, "{}", a.lines().count());
     assert!(
         a == b,

@@ -28,3 +28,17 @@ pub fn ok(o: &Output) -> String {
 pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
+
+/// `iotids evaluate FILE --model MODEL --out OUT`: the predictions.csv it writes (every
+/// probability of every row, as printed), to compare models by what they compute.
+pub fn predictions(file: &Path, model: &Path, out: &Path) -> String {
+    ok(&iotids(&[
+        "evaluate",
+        file.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    std::fs::read_to_string(out.join("predictions.csv")).unwrap()
+}
