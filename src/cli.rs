@@ -921,6 +921,12 @@ pub struct ModelArgs {
     /// [default: 16 when the file has endpoint columns (flows), else 1]
     #[arg(long)]
     pub window: Option<NonZeroUsize>,
+    /// Networks trained from consecutive seeds (--seed, --seed + 1, ...) on the same rows,
+    /// whose class probabilities the detector averages: steadier on traffic never seen,
+    /// K times the training and scoring time. 1: a single network. A federation trains
+    /// one. [default: 5 for train and compare]
+    #[arg(long)]
+    pub ensemble: Option<NonZeroUsize>,
     /// Units of each GRU layer's hidden state.
     #[arg(long, default_value_t = nonzero(SHAPE.hidden))]
     pub hidden: NonZeroUsize,

@@ -164,6 +164,8 @@ pub struct LearnJob {
     /// The GRU's shape; the data gives its input width and classes.
     pub net: GruShape,
     pub train: TrainConfig,
+    /// Networks trained from consecutive seeds and averaged (1 in a federation).
+    pub ensemble: NonZeroUsize,
     /// The decision rule fitted after training.
     pub calibration: Calibration,
 }
@@ -368,7 +370,10 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             prep,
             model,
         } => {
-            let learn = learn_job(input(file, &ingest), out, &prep, &model, test.is_some())?;
+            let learn = one_network(
+                learn_job(input(file, &ingest), out, &prep, &model, test.is_some())?,
+                &model,
+            )?;
             Job::Federate(FederateJob {
                 test,
                 federation: federation_config(&federation, prep.seed)?,
@@ -405,7 +410,10 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             prep,
             model,
         } => Job::Deal(FederateJob {
-            learn: learn_job(input(file, &ingest), out, &prep, &model, false)?,
+            learn: one_network(
+                learn_job(input(file, &ingest), out, &prep, &model, false)?,
+                &model,
+            )?,
             test: None,
             federation: federation_config(&federation, prep.seed)?,
             central: false,
@@ -838,7 +846,21 @@ fn learn_job(
         window_given: model.window.is_some(),
         net,
         train,
+        ensemble: model.ensemble.unwrap_or(
+            NonZeroUsize::new(iotids_model::artifact::DEFAULT_ENSEMBLE).expect("networks"),
+        ),
     })
+}
+
+/// A federation trains one network: `--ensemble` above 1 is refused by name.
+fn one_network(mut learn: LearnJob, model: &ModelArgs) -> Result<LearnJob> {
+    if let Some(k) = model.ensemble.filter(|k| k.get() > 1) {
+        bail!(
+            "--ensemble {k}: must be 1 in a federation, which trains one network (train and compare average several)"
+        );
+    }
+    learn.ensemble = NonZeroUsize::MIN;
+    Ok(learn)
 }
 
 /// `iotids flower server`.
@@ -869,7 +891,7 @@ fn schedule_job(a: ScheduleArgs, threads: usize) -> Result<ScheduleJob> {
         ingest: ingest_options(&a.ingest, threads),
     };
     Ok(ScheduleJob {
-        learn: learn_job(input, a.out, &a.prep, &a.model, false)?,
+        learn: one_network(learn_job(input, a.out, &a.prep, &a.model, false)?, &a.model)?,
         federation: federation_config(&a.federation, a.prep.seed)?,
         test: a.test,
         device_deadline: positive_seconds("--device-deadline", a.device_deadline)?,
@@ -1077,6 +1099,7 @@ fn compare_job(learn: LearnJob, args: &CompareArgs) -> CompareJob {
         layers: learn.net.layers,
         dropout: learn.net.dropout,
         reset_after: learn.net.reset_after,
+        ensemble: learn.ensemble.get(),
         caps,
     };
     CompareJob {

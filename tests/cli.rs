@@ -346,6 +346,8 @@ fn train_evaluate_predict_agree_and_metrics_are_consistent() {
         "--log-scale",
         "--unknown-rate",
         "0.01",
+        "--ensemble",
+        "2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = json(&model.join("metrics.json"));
@@ -531,6 +533,158 @@ fn train_evaluate_predict_agree_and_metrics_are_consistent() {
         "{}",
         stderr(&o)
     );
+}
+
+/// `v` without any object member named `key`, at any depth.
+fn strip_key(v: &mut serde_json::Value, key: &str) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.remove(key);
+            m.values_mut().for_each(|x| strip_key(x, key));
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| strip_key(x, key)),
+        _ => {}
+    }
+}
+
+/// A predict output's class probabilities, row by row (the `p_*` columns).
+fn probabilities(path: &Path) -> Vec<Vec<f64>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().clone();
+    let cols: Vec<usize> = (0..header.len())
+        .filter(|&i| header[i].starts_with("p_"))
+        .collect();
+    assert!(!cols.is_empty(), "{header:?}");
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            cols.iter().map(|&i| rec[i].parse().unwrap()).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn an_ensemble_averages_its_networks_and_a_federation_trains_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 3000);
+    let d = data.to_str().unwrap();
+    let train = |out: &Path, seed: &str, networks: &str| {
+        let o = iotids(&[
+            "train",
+            d,
+            "--out",
+            out.to_str().unwrap(),
+            "--window",
+            "4",
+            "--epochs",
+            "3",
+            "--patience",
+            "0",
+            "--hidden",
+            "16",
+            "--seed",
+            seed,
+            "--ensemble",
+            networks,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let ens = dir.path().join("ens");
+    let text = train(&ens, "9", "2");
+    assert!(text.contains("== network 2 of 2 (seed 10) =="), "{text}");
+    let card = json(&ens.join("model.json"));
+    assert_eq!(card["format_version"], 2);
+    let seeds: Vec<u64> = card["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, [9, 10]);
+    assert!(ens.join("weights-1.bpk").exists());
+    // Its networks alone: the time split and the pipeline do not depend on the seed, so
+    // the two runs train on the ensemble's rows with its members' seeds.
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    train(&a, "9", "1");
+    train(&b, "10", "1");
+    // (The files record the run's seed; everything else must agree.)
+    let unseeded = |p: PathBuf| {
+        let mut v = json(&p);
+        strip_key(&mut v, "seed");
+        v
+    };
+    for m in [&a, &b] {
+        for f in ["split.json", "pipeline.json"] {
+            let same = unseeded(m.join(f)) == unseeded(ens.join(f));
+            assert!(same, "{f} of {} differs from the ensemble's", m.display());
+        }
+        assert_eq!(json(&m.join("model.json"))["format_version"], 1);
+    }
+    let predict = |m: &Path| {
+        let out = m.with_extension("csv");
+        let o = iotids(&[
+            "predict",
+            d,
+            "--model",
+            m.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        probabilities(&out)
+    };
+    let (pe, pa, pb) = (predict(&ens), predict(&a), predict(&b));
+    assert_eq!(pe.len(), pa.len());
+    let mut largest = 0f64;
+    for ((e, a), b) in pe.iter().zip(&pa).zip(&pb) {
+        for ((e, a), b) in e.iter().zip(a).zip(b) {
+            largest = largest.max((e - (a + b) / 2.0).abs());
+        }
+    }
+    // Six decimals printed: each value within 5e-7 of the one computed.
+    assert!(
+        largest <= 1.5e-6,
+        "ensemble vs the mean of its networks: {largest}"
+    );
+    // The two networks do differ: the mean is not one of them.
+    assert!(
+        pa.iter()
+            .zip(&pb)
+            .any(|(a, b)| a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-3))
+    );
+
+    // Written over with one network: version 1 again, the second weight file gone.
+    train(&ens, "9", "1");
+    assert_eq!(json(&ens.join("model.json"))["format_version"], 1);
+    assert!(json(&ens.join("model.json")).get("members").is_none());
+    assert!(!ens.join("weights-1.bpk").exists());
+
+    // A federation trains one network.
+    let o = iotids(&[
+        "federate",
+        d,
+        "--out",
+        dir.path().join("fed").to_str().unwrap(),
+        "--ensemble",
+        "3",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--ensemble 3: must be 1 in a federation"),
+        "{}",
+        stderr(&o)
+    );
+    let o = iotids(&[
+        "train",
+        d,
+        "--out",
+        dir.path().join("z").to_str().unwrap(),
+        "--ensemble",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--ensemble"), "{}", stderr(&o));
 }
 
 #[test]
@@ -962,7 +1116,8 @@ fn compare_writes_one_table_row_per_model_and_states_subsamples() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("== comparison: test rows of"), "{text}");
-    assert!(text.contains("GRU (window 4)"), "{text}");
+    // The GRU on windows is the ensemble `train` makes (5 networks by default).
+    assert!(text.contains("GRU (window 4, 5 networks)"), "{text}");
 
     // comparison.csv: the models in the order asked, subsample stated, scores in range.
     let mut r = csv::Reader::from_path(out.join("comparison.csv")).unwrap();
@@ -1441,6 +1596,8 @@ mod shared_captures {
             "7",
             "--threads",
             "1",
+            "--ensemble",
+            "1",
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
@@ -1684,7 +1841,9 @@ fn labelled_golden(dir: &Path) -> PathBuf {
     write(dir, "tshark-labelled.csv", &out)
 }
 
-const SMALL_MODEL: [&str; 14] = [
+const SMALL_MODEL: [&str; 16] = [
+    "--ensemble",
+    "1",
     "--window",
     "4",
     "--epochs",

@@ -52,18 +52,36 @@ pub fn train_loaded(
         labels: &ds.labels,
         rows,
     };
-    let mut on_event = progress::training(learn.train.epochs, ui.quiet);
-    let (net, history) = iotids_model::train::train(
-        &gru,
-        &learn.train,
-        &p.pipeline.class_weights,
-        examples(&p.split.train),
-        examples(&p.split.validation),
-        &mut on_event,
-    )?;
-    drop(on_event);
-    print(&epochs_line(&history))?;
-
+    // An ensemble: the same rows, K networks from consecutive seeds (initialisation and
+    // batch order); the detector averages their class probabilities.
+    let k = learn.ensemble.get();
+    let mut trained = Vec::with_capacity(k);
+    for i in 0..k {
+        let seed = learn.train.seed.wrapping_add(i as u64);
+        if k > 1 {
+            print(&format!("== network {} of {k} (seed {seed}) ==", i + 1))?;
+        }
+        let cfg = iotids_model::train::TrainConfig {
+            seed,
+            ..learn.train.clone()
+        };
+        let mut on_event = progress::training(cfg.epochs, ui.quiet);
+        let (net, history) = iotids_model::train::train(
+            &gru.clone().with_seed(seed),
+            &cfg,
+            &p.pipeline.class_weights,
+            examples(&p.split.train),
+            examples(&p.split.validation),
+            &mut on_event,
+        )?;
+        drop(on_event);
+        print(&epochs_line(&history))?;
+        trained.push((seed, history, net));
+    }
+    let mut trained = trained.into_iter();
+    let (_, history, net) = trained
+        .next()
+        .context("an ensemble of at least one network")?;
     let mut detector = Detector::new(
         p.pipeline.clone(),
         gru,
@@ -71,7 +89,8 @@ pub fn train_loaded(
         learn.train.clone(),
         history,
         net,
-    );
+    )
+    .with_members(trained.collect());
     detector.calibrate(
         &sequences,
         &ds.labels,
@@ -121,7 +140,7 @@ pub fn train_loaded(
         p,
         &figures,
         out,
-        "the model (model.json, weights.bpk, pipeline.json), split.json, prepare.json, learning_curves.csv",
+        "the model (model.json, weights*.bpk, pipeline.json), split.json, prepare.json, learning_curves.csv",
         metrics.is_some(),
     )?;
     Ok(metrics)

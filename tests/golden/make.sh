@@ -11,9 +11,9 @@ out="$2"
 mkdir -p "$out"
 run() { "$bin" --quiet --threads 2 "$@"; }
 run synth --rows 2500 --seed 11 --out "$out/data.csv"
-# Flow windows, flow split, the timing columns, a few epochs.
+# Flow windows, flow split, the timing columns, a few epochs, an ensemble of two.
 run train "$out/data.csv" --out "$out/train" --window 4 --epochs 3 --patience 0 \
-    --seed 5 --flow-timing --log-scale >/dev/null
+    --seed 5 --flow-timing --log-scale --ensemble 2 >/dev/null
 run predict "$out/data.csv" --model "$out/train" --out "$out/predict.csv" --batch-rows 700
 run evaluate "$out/data.csv" --model "$out/train" --out "$out/evaluate" >/dev/null
 # The simulated hierarchy: 6 devices under 2 edges, FedAvgM, one device in ten dropping.

@@ -364,6 +364,9 @@ pub struct Settings {
     pub dropout: f64,
     /// The GRU's reset-gate placement (see [`GruConfig::reset_after`]).
     pub reset_after: bool,
+    /// Networks the GRU on windows averages, as `train` does (seeds `train.seed`,
+    /// `train.seed + 1`, ...); the other deep models train one.
+    pub ensemble: usize,
     /// Most training rows per model; a model absent here trains on all of them.
     pub caps: BTreeMap<ModelKind, usize>,
 }
@@ -506,14 +509,43 @@ pub fn run(
                         .with_seed(seed);
                     deep.run(&config, on_event)?
                 }
-                _ => deep.run(
-                    &GruConfig::new(input, hidden, k)
-                        .with_layers(settings.layers)
-                        .with_dropout(dropout)
-                        .with_reset_after(settings.reset_after)
-                        .with_seed(seed),
-                    on_event,
-                )?,
+                _ => {
+                    let networks = if model == ModelKind::GruK {
+                        settings.ensemble.max(1)
+                    } else {
+                        1
+                    };
+                    let mut run = |i: usize| {
+                        let seed = seed.wrapping_add(i as u64);
+                        let train = TrainConfig {
+                            seed,
+                            ..settings.train.clone()
+                        };
+                        deep.run_with(
+                            &GruConfig::new(input, hidden, k)
+                                .with_layers(settings.layers)
+                                .with_dropout(dropout)
+                                .with_reset_after(settings.reset_after)
+                                .with_seed(seed),
+                            &train,
+                            &mut *on_event,
+                        )
+                    };
+                    let (mut fit_s, mut score_s, mut scores, epochs) = run(0)?;
+                    for i in 1..networks {
+                        let (f, s, other, _) = run(i)?;
+                        fit_s += f;
+                        score_s += s;
+                        for (m, p) in scores.probabilities.iter_mut().zip(&other.probabilities) {
+                            *m += p;
+                        }
+                    }
+                    if networks > 1 {
+                        let n = networks as f32;
+                        scores.probabilities.iter_mut().for_each(|p| *p /= n);
+                    }
+                    (fit_s, score_s, scores, epochs)
+                }
             }
         }
     };
@@ -533,7 +565,11 @@ pub fn run(
     Ok(Outcome {
         model,
         key: variant.key(),
-        name: variant.label(),
+        name: if model == ModelKind::GruK && settings.ensemble > 1 {
+            format!("GRU (window {window}, {} networks)", settings.ensemble)
+        } else {
+            variant.label()
+        },
         library: model.library().into(),
         window,
         train_rows: train_rows.len(),
@@ -570,12 +606,22 @@ impl Deep<'_> {
         config: &C,
         on_event: &mut (dyn FnMut(TrainEvent) + Send),
     ) -> Result<DeepRun, Error> {
+        self.run_with(config, &self.settings.train, on_event)
+    }
+
+    /// [`Deep::run`] with another training configuration (an ensemble's seeds).
+    fn run_with<C: NetworkConfig + Sync>(
+        &self,
+        config: &C,
+        train_cfg: &TrainConfig,
+        on_event: &mut (dyn FnMut(TrainEvent) + Send),
+    ) -> Result<DeepRun, Error> {
         let Deep {
             task,
             sequences,
             test_sequences,
             train_rows,
-            settings,
+            ..
         } = *self;
         let ex = |rows| Examples {
             sequences,
@@ -585,7 +631,7 @@ impl Deep<'_> {
         let t0 = Instant::now();
         let (net, history): (C::Net, History) = train(
             config,
-            &settings.train,
+            train_cfg,
             task.class_weights,
             ex(train_rows),
             ex(task.validation),
@@ -782,6 +828,7 @@ mod tests {
             layers: 1,
             dropout: 0.0,
             reset_after: true,
+            ensemble: 1,
             caps: BTreeMap::new(),
         };
         for kind in [ModelKind::Knn, ModelKind::Gbdt] {
@@ -846,6 +893,7 @@ mod tests {
             layers: 1,
             dropout: 0.0,
             reset_after: true,
+            ensemble: 1,
             caps: [(ModelKind::DecisionTree, 60)].into_iter().collect(),
         };
         let v = |kind, window| Variant::new(kind, window, 2);
@@ -867,6 +915,16 @@ mod tests {
                 .is_some_and(|(run, kept)| kept <= run && run <= 40)
         );
         assert!(mlp.records_per_second > 0.0);
+        // The GRU on windows averages `ensemble` networks and says so; the others train one.
+        let two = Settings {
+            ensemble: 2,
+            ..settings.clone()
+        };
+        let gru = run(v(ModelKind::GruK, 2), &task, &two, &mut |_| ()).unwrap();
+        assert_eq!(gru.name, "GRU (window 2, 2 networks)");
+        assert!(gru.metrics.accuracy > 0.95, "{:?}", gru.metrics.accuracy);
+        let gru1 = run(v(ModelKind::Gru1, 2), &task, &two, &mut |_| ()).unwrap();
+        assert_eq!(gru1.name, "GRU (window 1)");
         let empty = Task { test: &[], ..task };
         let e = run(v(ModelKind::Knn, 1), &empty, &settings, &mut |_| ()).unwrap_err();
         assert_eq!(

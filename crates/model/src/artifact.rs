@@ -6,9 +6,15 @@
 //!   model.json     format version, GRU config, window, class names, feature names,
 //!                  training config and history summary
 //!   weights.bpk    the network's weights (burn's binary record)
+//!   weights-1.bpk  ... the other networks of an ensemble (weights-1 to weights-(K-1))
 //!   pipeline.json  the preprocessing fitted on the training rows (encoders, imputation,
 //!                  scaling, selected features, class weights)
 //! ```
+//!
+//! An ensemble ([`ModelCard::members`]) is K networks of the same shape, trained from
+//! consecutive seeds on the same rows; the detector's class probabilities are their mean.
+//! It is written as format version 2, so an iotids that reads only one network refuses it
+//! instead of silently using the first; a single network stays version 1.
 //!
 //! Loading checks the format version and that the three files agree (feature count,
 //! classes), so a directory assembled from two runs is refused rather than mispredicting.
@@ -25,8 +31,16 @@ use crate::gru::{GruClassifier, GruConfig};
 use crate::novelty::DecisionRule;
 use crate::train::{History, TrainConfig};
 
-/// Version of the directory layout and of `model.json`; a reader refuses others.
+/// Version of the directory layout and of `model.json` for a single network; a reader
+/// refuses versions it does not know.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
+
+/// Networks `train` and `compare` average when the user names no `--ensemble`: chosen on
+/// the development protocol (README "Results on traffic never seen").
+pub const DEFAULT_ENSEMBLE: usize = 5;
+
+/// Version of a model directory holding an ensemble (`weights-1.bpk`...).
+pub const ENSEMBLE_FORMAT_VERSION: u32 = 2;
 
 const CARD: &str = "model.json";
 const WEIGHTS: &str = "weights"; // burn appends `.bpk`
@@ -59,17 +73,61 @@ pub struct ModelCard {
     /// before they existed).
     #[serde(default)]
     pub decision: DecisionRule,
+    /// One entry per network of an ensemble, in the order of the weight files (the first
+    /// is [`ModelCard::train`]'s seed and [`ModelCard::history`]); empty for a single
+    /// network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberCard>,
 }
 
-/// A trained detector: the fitted pipeline, the network and its card.
+/// How one network of an ensemble was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberCard {
+    /// Its initialisation and batch-order seed.
+    pub seed: u64,
+    /// Epochs run.
+    pub epochs: usize,
+    /// The kept epoch.
+    pub best_epoch: usize,
+    /// Its validation macro-F1 at the kept epoch (`None` without validation rows).
+    pub validation_macro_f1: Option<f64>,
+    /// Training wall time.
+    pub seconds: f64,
+}
+
+impl MemberCard {
+    /// The card of a network trained with `seed` as `history` says.
+    pub fn new(seed: u64, history: &History) -> MemberCard {
+        MemberCard {
+            seed,
+            epochs: history.epochs.len(),
+            best_epoch: history.best_epoch,
+            validation_macro_f1: history
+                .epochs
+                .iter()
+                .find(|e| e.epoch == history.best_epoch)
+                .and_then(|e| e.validation_macro_f1),
+            seconds: history.seconds,
+        }
+    }
+}
+
+impl ModelCard {
+    /// Networks the model averages (1 for a single network).
+    pub fn networks(&self) -> usize {
+        self.members.len().max(1)
+    }
+}
+
+/// A trained detector: the fitted pipeline, the network(s) and its card.
 #[derive(Debug, Clone)]
 pub struct Detector {
     /// What it is (see [`ModelCard`]).
     pub card: ModelCard,
     /// Preprocessing, fitted on the training rows.
     pub pipeline: Pipeline,
-    /// The network, on the inference device.
-    pub net: GruClassifier,
+    /// The networks, on the inference device: one, or an ensemble's (never empty).
+    pub nets: Vec<GruClassifier>,
 }
 
 impl Detector {
@@ -104,10 +162,27 @@ impl Detector {
                 classes,
                 train,
                 history,
+                members: Vec::new(),
             },
             pipeline,
-            net,
+            nets: vec![net],
         }
+    }
+
+    /// Makes the detector an ensemble: `others` (seed, history, network), networks of the
+    /// same shape trained on the same rows, join the first. Nothing changes when `others`
+    /// is empty.
+    pub fn with_members(mut self, others: Vec<(u64, History, GruClassifier)>) -> Detector {
+        if others.is_empty() {
+            return self;
+        }
+        self.card.members = vec![MemberCard::new(self.card.train.seed, &self.card.history)];
+        self.card.format_version = ENSEMBLE_FORMAT_VERSION;
+        for (seed, history, net) in others {
+            self.card.members.push(MemberCard::new(seed, &history));
+            self.nets.push(net);
+        }
+        self
     }
 
     /// The class names the detector's decisions use: its classes, then
@@ -136,11 +211,20 @@ impl Detector {
         let card = serde_json::to_string_pretty(&self.card).map_err(|e| artifact(dir, e))?;
         std::fs::write(dir.join(CARD), card).map_err(|e| artifact(&dir.join(CARD), e))?;
         self.pipeline.save(&dir.join(PIPELINE))?;
-        let weights = dir.join(WEIGHTS);
-        self.net
-            .clone()
-            .save_file(&weights)
-            .map_err(|e| artifact(&weights, format!("{e:?}")))?;
+        for (i, net) in self.nets.iter().enumerate() {
+            let weights = weights_path(dir, i);
+            net.clone()
+                .save_file(&weights)
+                .map_err(|e| artifact(&weights, format!("{e:?}")))?;
+        }
+        // A smaller ensemble written over a larger one: the extra files would be read by
+        // no one, but they would mislead a person; remove them.
+        let mut i = self.nets.len();
+        while weights_path(dir, i).with_extension("bpk").exists() {
+            let stale = weights_path(dir, i).with_extension("bpk");
+            std::fs::remove_file(&stale).map_err(|e| artifact(&stale, e))?;
+            i += 1;
+        }
         Ok(())
     }
 
@@ -160,12 +244,19 @@ impl Detector {
         }
         let text = std::fs::read_to_string(&card_path).map_err(|e| artifact(&card_path, e))?;
         let card: ModelCard = serde_json::from_str(&text).map_err(|e| artifact(&card_path, e))?;
-        if card.format_version != MODEL_FORMAT_VERSION {
+        let ensemble = card.members.len() > 1;
+        let expected = if ensemble {
+            ENSEMBLE_FORMAT_VERSION
+        } else {
+            MODEL_FORMAT_VERSION
+        };
+        if card.format_version != expected {
             return Err(artifact(
                 &card_path,
                 format!(
-                    "model format version {} (this iotids reads version {MODEL_FORMAT_VERSION})",
-                    card.format_version
+                    "model format version {} with {} network(s) (this iotids reads version {MODEL_FORMAT_VERSION} for one network, {ENSEMBLE_FORMAT_VERSION} for an ensemble)",
+                    card.format_version,
+                    card.networks()
                 ),
             ));
         }
@@ -188,17 +279,30 @@ impl Detector {
                 "its classes are not the network's: the files come from different runs",
             ));
         }
-        let weights = dir.join(WEIGHTS);
-        let net = card
-            .gru
-            .init(&crate::backend::device())
-            .try_load_file(&weights)
-            .map_err(|e| artifact(&weights.with_extension("bpk"), format!("{e:?}")))?;
+        let mut nets = Vec::with_capacity(card.networks());
+        for i in 0..card.networks() {
+            let weights = weights_path(dir, i);
+            let net = card
+                .gru
+                .init(&crate::backend::device())
+                .try_load_file(&weights)
+                .map_err(|e| artifact(&weights.with_extension("bpk"), format!("{e:?}")))?;
+            nets.push(net);
+        }
         Ok(Detector {
             card,
             pipeline,
-            net,
+            nets,
         })
+    }
+}
+
+/// The weight file of network `i` without burn's `.bpk`: `weights`, then `weights-1`...
+fn weights_path(dir: &Path, i: usize) -> PathBuf {
+    if i == 0 {
+        dir.join(WEIGHTS)
+    } else {
+        dir.join(format!("{WEIGHTS}-{i}"))
     }
 }
 

@@ -15,7 +15,9 @@ use iotids_data::{Dataset, IngestOptions};
 use rustc_hash::FxHashMap;
 
 use crate::artifact::Detector;
-use crate::examples::{Examples, SCORE_BATCH, Scores, score, scores_and_states};
+use crate::examples::{
+    Examples, SCORE_BATCH, Scores, ensemble_scores, ensemble_scores_and_states as scores_and_states,
+};
 use crate::novelty::{Calibration, DecisionRule, Novelty, OperatingPoint};
 
 /// A table ready for the network: its windows, and each row's class in the model's
@@ -132,10 +134,10 @@ impl Detector {
         };
         let rule = &self.card.decision;
         let (scores, states) = if rule.novelty.is_some() {
-            let (scores, states) = scores_and_states(&self.net, ex, batch_size);
+            let (scores, states) = scores_and_states(&self.nets, ex, batch_size);
             (scores, Some(states))
         } else {
-            (score(&self.net, ex, batch_size), None)
+            (ensemble_scores(&self.nets, ex, batch_size), None)
         };
         let predicted = rule.decide(&scores, states.as_deref());
         let novelty = rule.novelty(&predicted, states.as_deref());
@@ -168,7 +170,7 @@ impl Detector {
             rows,
         };
         let (val_scores, val_states) =
-            scores_and_states(&self.net, examples(validation), SCORE_BATCH);
+            scores_and_states(&self.nets, examples(validation), SCORE_BATCH);
         let y_val: Vec<u32> = validation.iter().map(|&r| labels[r]).collect();
         let rule = &mut self.card.decision;
         rule.normal = Some(normal);
@@ -176,9 +178,10 @@ impl Detector {
             .max_false_alarm
             .and_then(|r| OperatingPoint::fit(&val_scores, &y_val, normal, r));
         rule.novelty = calibration.unknown_rate.and_then(|rate| {
-            let (_, states) = scores_and_states(&self.net, examples(train), SCORE_BATCH);
+            let (_, states) = scores_and_states(&self.nets, examples(train), SCORE_BATCH);
             let y_train: Vec<u32> = train.iter().map(|&r| labels[r]).collect();
-            let h = self.card.gru.hidden;
+            // The states of every network side by side.
+            let h = self.card.gru.hidden * self.nets.len();
             // The threshold is set on the validation windows the detector calls benign
             // and that are benign, as in use (a window decided attack is never unknown).
             let decided = DecisionRule {
@@ -212,7 +215,7 @@ impl Detector {
             labels: &labels,
             rows,
         };
-        score(&self.net, ex, batch_size)
+        ensemble_scores(&self.nets, ex, batch_size)
     }
 }
 

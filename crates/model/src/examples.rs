@@ -137,6 +137,76 @@ pub fn scores_and_states(
     )
 }
 
+/// The class probabilities of an ensemble: the mean of each network's
+/// ([`Network::scores`]). One network's are returned as they are.
+pub fn ensemble_scores(models: &[GruClassifier], ex: Examples<'_>, batch_size: usize) -> Scores {
+    let mut all = models.iter().map(|m| score(m, ex, batch_size));
+    let Some(mut mean) = all.next() else {
+        return Scores {
+            probabilities: Vec::new(),
+            classes: 0,
+        };
+    };
+    for s in all {
+        for (m, p) in mean.probabilities.iter_mut().zip(&s.probabilities) {
+            *m += p;
+        }
+    }
+    mean_of(&mut mean.probabilities, models.len());
+    mean
+}
+
+/// [`ensemble_scores`] and every network's final hidden state side by side: `[rows,
+/// hidden × networks]` row-major, network by network within a row (the state
+/// [`crate::novelty`] measures).
+pub fn ensemble_scores_and_states(
+    models: &[GruClassifier],
+    ex: Examples<'_>,
+    batch_size: usize,
+) -> (Scores, Vec<f32>) {
+    if let [model] = models {
+        return scores_and_states(model, ex, batch_size);
+    }
+    let parts: Vec<(Scores, Vec<f32>)> = models
+        .iter()
+        .map(|m| scores_and_states(m, ex, batch_size))
+        .collect();
+    let classes = parts.first().map_or(0, |(s, _)| s.classes);
+    let mut probabilities = vec![0f32; ex.rows.len() * classes];
+    let width: usize = parts
+        .iter()
+        .map(|(_, h)| h.len() / ex.rows.len().max(1))
+        .sum();
+    let mut states = Vec::with_capacity(ex.rows.len() * width);
+    for (s, _) in &parts {
+        for (m, p) in probabilities.iter_mut().zip(&s.probabilities) {
+            *m += p;
+        }
+    }
+    mean_of(&mut probabilities, models.len());
+    for r in 0..ex.rows.len() {
+        for (_, h) in &parts {
+            let hidden = h.len() / ex.rows.len();
+            states.extend_from_slice(&h[r * hidden..(r + 1) * hidden]);
+        }
+    }
+    (
+        Scores {
+            probabilities,
+            classes,
+        },
+        states,
+    )
+}
+
+/// Divides sums of `n` probabilities by `n` (nothing for one).
+fn mean_of(sums: &mut [f32], n: usize) {
+    if n > 1 {
+        let n = n as f32;
+        sums.iter_mut().for_each(|v| *v /= n);
+    }
+}
+
 /// Softmax in place, shifted by the maximum so large logits don't overflow.
 fn softmax(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
