@@ -603,6 +603,12 @@ fn an_ensemble_averages_its_networks_and_a_federation_trains_one() {
         .collect();
     assert_eq!(seeds, [9, 10]);
     assert!(ens.join("weights-1.bpk").exists());
+    let html = std::fs::read_to_string(ens.join("report.html")).unwrap();
+    assert!(
+        html.contains("2 networks trained on the same rows")
+            && html.contains("seed 10: kept epoch"),
+        "the report names the ensemble and each network"
+    );
     // Its networks alone: the time split and the pipeline do not depend on the seed, so
     // the two runs train on the ensemble's rows with its members' seeds.
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));

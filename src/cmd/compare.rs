@@ -99,7 +99,8 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
         match result {
             Ok(o) => {
                 print(&format!(
-                    "{name}: macro-F1 {:.4}, trained on {} in {:.1} s, {:.0} records/s",
+                    "{}: macro-F1 {:.4}, trained on {} in {:.1} s, {:.0} records/s",
+                    o.name,
                     o.metrics.macro_f1,
                     report::compare::trained_on(&o),
                     o.train_seconds,

@@ -267,6 +267,33 @@ pub fn training_sections(
             ),
         ]),
     ];
+    if !card.members.is_empty() {
+        let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+        let each: Vec<String> = card
+            .members
+            .iter()
+            .map(|m| {
+                format!(
+                    "seed {}: kept epoch {} of {}, validation macro-F1 {}, {:.1} s",
+                    m.seed,
+                    m.best_epoch,
+                    m.epochs,
+                    opt(m.validation_macro_f1),
+                    m.seconds
+                )
+            })
+            .collect();
+        if let Some(Block::KeyValues(kv)) = out.last_mut() {
+            kv.push((
+                "ensemble".into(),
+                format!(
+                    "{} networks trained on the same rows, class probabilities averaged (the result and curves below are the first's); {}",
+                    card.members.len(),
+                    each.join("; ")
+                ),
+            ));
+        }
+    }
     let points: Vec<charts::EpochPoint> = h
         .epochs
         .iter()
