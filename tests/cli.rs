@@ -593,6 +593,10 @@ fn an_ensemble_averages_its_networks_and_a_federation_trains_one() {
     let ens = dir.path().join("ens");
     let text = train(&ens, "9", "2");
     assert!(text.contains("== network 2 of 2 (seed 10) =="), "{text}");
+    assert!(
+        text.contains("ensemble: 2 networks (seeds 9 to 10), their class probabilities averaged"),
+        "{text}"
+    );
     let card = json(&ens.join("model.json"));
     assert_eq!(card["format_version"], 2);
     let seeds: Vec<u64> = card["members"]

@@ -210,6 +210,15 @@ pub fn score_read(
 
 /// The fitted decision rule in a line or two.
 fn print_decision(detector: &Detector) -> Result<()> {
+    let members = &detector.card.members;
+    if let (Some(first), Some(last)) = (members.first(), members.last()) {
+        print(&format!(
+            "ensemble: {} networks (seeds {} to {}), their class probabilities averaged",
+            members.len(),
+            first.seed,
+            last.seed
+        ))?;
+    }
     let rule = &detector.card.decision;
     if let Some(op) = &rule.operating_point {
         print(&format!(
