@@ -927,6 +927,11 @@ pub struct ModelArgs {
     /// one. [default: 5 for train and compare]
     #[arg(long)]
     pub ensemble: Option<NonZeroUsize>,
+    /// Share of training windows each mini-batch cuts to a random number of their last
+    /// records (the rest padding), as a detector that starts in the middle of a flow (a
+    /// restart, a capture cut) sees its first windows; in [0, 1], 0: none.
+    #[arg(long, value_parser = unit_interval, default_value_t = TRAIN.truncate)]
+    pub truncate: f64,
     /// Units of each GRU layer's hidden state.
     #[arg(long, default_value_t = nonzero(SHAPE.hidden))]
     pub hidden: NonZeroUsize,

@@ -821,6 +821,7 @@ fn learn_job(
         patience: model.patience,
         class_weights: model.class_weights,
         seed,
+        truncate: model.truncate,
         ..TrainConfig::default()
     };
     train.check().map_err(|e| model_flag_error(&e, model))?;

@@ -1331,7 +1331,7 @@ fn bad_flags_are_refused_before_any_file_is_read() {
     let missing = missing.to_str().unwrap();
     let out = dir.path().join("out");
     let out_s = out.to_str().unwrap();
-    let cases: [(&[&str], &[&str]); 16] = [
+    let cases: [(&[&str], &[&str]); 18] = [
         (
             &["train", missing, "--out", out_s, "--lr", "0"],
             &["--lr", "'0'", "> 0"],
@@ -1351,6 +1351,14 @@ fn bad_flags_are_refused_before_any_file_is_read() {
         (
             &["train", missing, "--out", out_s, "--dropout", "1.5"],
             &["--dropout", "[0, 1)"],
+        ),
+        (
+            &["train", missing, "--out", out_s, "--truncate", "1.5"],
+            &["--truncate", "[0, 1]"],
+        ),
+        (
+            &["train", missing, "--out", out_s, "--ensemble", "0"],
+            &["--ensemble", "'0'"],
         ),
         (
             &["train", missing, "--out", out_s, "--split", "random-ish"],

@@ -50,6 +50,10 @@ pub struct TrainConfig {
     pub optimizer: Optimizer,
     /// Seed of the batch order (42).
     pub seed: u64,
+    /// Share of training windows that each mini-batch cuts to a random number of their
+    /// last records, the rest becoming padding, as a detector that starts in the middle
+    /// of a flow (a restart, a capture cut) sees its first windows (0: none).
+    pub truncate: f64,
 }
 
 /// The optimiser a training run steps with.
@@ -108,6 +112,7 @@ impl Default for TrainConfig {
             selection: Selection::MacroF1,
             optimizer: Optimizer::Adam,
             seed: 42,
+            truncate: 0.0,
         }
     }
 }
@@ -137,6 +142,9 @@ impl TrainConfig {
             && !(0.0..1.0).contains(&momentum)
         {
             return bad("momentum", momentum.to_string(), "a number in [0, 1)");
+        }
+        if !(0.0..=1.0).contains(&self.truncate) {
+            return bad("truncate", self.truncate.to_string(), "a share in [0, 1]");
         }
         Ok(())
     }
@@ -444,6 +452,9 @@ impl EpochSums {
     }
 }
 
+/// Mixed into the seed of [`TrainConfig::truncate`]'s generator.
+const TRUNCATE_STREAM: u64 = 0x7472_756e_6361_7465;
+
 /// What central and local training share: the loss, the optimiser, one epoch's loop.
 struct Fit {
     device: Device,
@@ -456,6 +467,8 @@ struct Fit {
     /// FedProx: μ and the weights the local ones are pulled toward, one tensor per
     /// parameter.
     proximal: Option<(f64, Vec<Tensor<1>>)>,
+    /// [`TrainConfig::truncate`] and the generator that picks the windows and their cuts.
+    truncate: Option<(f64, ChaCha8Rng)>,
 }
 
 impl Fit {
@@ -474,6 +487,13 @@ impl Fit {
             learning_rate: cfg.learning_rate,
             batch_size: cfg.batch_size,
             proximal: None,
+            // A stream of its own: the batch order's generator is not disturbed.
+            truncate: (cfg.truncate > 0.0).then(|| {
+                (
+                    cfg.truncate,
+                    ChaCha8Rng::seed_from_u64(cfg.seed ^ TRUNCATE_STREAM),
+                )
+            }),
         }
     }
 
@@ -488,6 +508,9 @@ impl Fit {
         let mut sums = EpochSums::default();
         for rows in order.chunks(self.batch_size) {
             self.batch.fill(train, rows);
+            if let Some((share, rng)) = self.truncate.as_mut() {
+                self.batch.truncate(*share, rng);
+            }
             let (x, mask, targets) = self.batch.tensors(&self.device);
             let logits = net.forward(x, mask);
             let loss = self.loss_fn.forward(logits.clone(), targets);
@@ -596,6 +619,28 @@ impl Batch {
         self.features = ex.sequences.features.cols;
         // Window 1, or windows all full: no mask, which saves the masking multiplies.
         self.padded = self.mask.contains(&0.0);
+    }
+
+    /// Cuts each window of the batch with probability `share` to a random number (1 to
+    /// all) of its last real records: the records before become padding (zero features,
+    /// mask 0), as at a flow's start. Windows of one real record stay as they are.
+    fn truncate(&mut self, share: f64, rng: &mut ChaCha8Rng) {
+        use rand::Rng;
+        let (k, f) = (self.k, self.features);
+        for r in 0..self.rows {
+            if k < 2 || !rng.random_bool(share) {
+                continue;
+            }
+            let mask = &mut self.mask[r * k..(r + 1) * k];
+            let real = mask.iter().filter(|&&m| m > 0.0).count();
+            if real < 2 {
+                continue;
+            }
+            let keep = rng.random_range(1..=real);
+            mask[..k - keep].fill(0.0);
+            self.x[r * k * f..(r * k + k - keep) * f].fill(0.0);
+            self.padded = true;
+        }
     }
 
     fn inputs(&self, device: &Device) -> (Tensor<3>, Option<Tensor<2>>) {
@@ -795,6 +840,92 @@ pub(crate) mod tests {
             h.epochs.len(),
             h.best_epoch + 3,
             "stops `patience` epochs after the best"
+        );
+    }
+
+    #[test]
+    fn truncation_cuts_windows_to_their_last_records_and_leaves_the_rest() {
+        let (sequences, labels, _) = flows(40);
+        assert_eq!(sequences.k, 2, "windows of two records");
+        let rows: Vec<usize> = (0..sequences.features.rows).collect();
+        let ex = Examples {
+            sequences: &sequences,
+            labels: &labels,
+            rows: &rows,
+        };
+        let (k, f) = (sequences.k, sequences.features.cols);
+        let mut full = Batch::default();
+        full.fill(&ex, &rows);
+        let real = |mask: &[f32], r: usize| {
+            mask[r * k..(r + 1) * k]
+                .iter()
+                .filter(|&&m| m > 0.0)
+                .count()
+        };
+        // Share 0 changes nothing.
+        let mut b = Batch::default();
+        b.fill(&ex, &rows);
+        b.truncate(0.0, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!((&b.x, &b.mask), (&full.x, &full.mask));
+        // Share 1: every window of two or more records keeps 1 to all of its last ones,
+        // the kept records unchanged, the cut ones zero and masked.
+        b.truncate(1.0, &mut ChaCha8Rng::seed_from_u64(1));
+        let mut cut = 0;
+        for r in 0..rows.len() {
+            let (before, after) = (real(&full.mask, r), real(&b.mask, r));
+            assert!(
+                after >= 1 && after <= before,
+                "row {r}: {before} -> {after}"
+            );
+            if before == 1 {
+                assert_eq!(after, 1);
+            }
+            cut += usize::from(after < before);
+            for t in 0..k {
+                let (xs, xf) = (
+                    &b.x[(r * k + t) * f..(r * k + t + 1) * f],
+                    &full.x[(r * k + t) * f..(r * k + t + 1) * f],
+                );
+                if t < k - after {
+                    assert_eq!(b.mask[r * k + t], 0.0);
+                    assert!(xs.iter().all(|&v| v == 0.0));
+                } else {
+                    assert_eq!(b.mask[r * k + t], 1.0);
+                    assert_eq!(xs, xf);
+                }
+            }
+        }
+        assert!(cut >= rows.len() / 8, "{cut} of {} windows cut", rows.len());
+        assert!(b.padded);
+        // Training with it is reproducible and differs from training without it.
+        let run = |truncate| {
+            let cfg = TrainConfig {
+                epochs: 2,
+                batch_size: 16,
+                truncate,
+                ..TrainConfig::default()
+            };
+            let model = GruConfig::new(f, 4, 2).with_seed(3);
+            let (net, _) = train(
+                &model,
+                &cfg,
+                &[1.0, 1.0],
+                ex,
+                Examples { rows: &[], ..ex },
+                &mut |_| (),
+            )
+            .unwrap();
+            crate::params::flatten(&net)
+        };
+        assert_eq!(run(0.5), run(0.5));
+        assert_ne!(run(0.5), run(0.0));
+        let bad = TrainConfig {
+            truncate: 1.5,
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            bad.check().unwrap_err().to_string(),
+            Error::config("truncate", "1.5".into(), "a share in [0, 1]").to_string()
         );
     }
 
