@@ -847,9 +847,9 @@ fn learn_job(
         window_given: model.window.is_some(),
         net,
         train,
-        ensemble: model.ensemble.unwrap_or(
-            NonZeroUsize::new(iotids_model::artifact::DEFAULT_ENSEMBLE).expect("networks"),
-        ),
+        ensemble: model
+            .ensemble
+            .unwrap_or(iotids_model::artifact::DEFAULT_ENSEMBLE),
     })
 }
 

@@ -87,7 +87,7 @@ pub fn run(job: &DemoJob, ui: Ui) -> Result<ExitCode> {
             ..TrainConfig::default()
         },
         calibration: iotids_model::novelty::Calibration::default(),
-        ensemble: NonZeroUsize::new(iotids_model::artifact::DEFAULT_ENSEMBLE).expect("networks"),
+        ensemble: iotids_model::artifact::DEFAULT_ENSEMBLE,
     };
     let context = loaded.context("generated Edge-IIoTset-schema data (not real traffic)".into());
     train::train_loaded(&loaded, &context, &learn, None, ui)?;

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use iotids_data::window::Sequences;
-use iotids_model::examples::{Examples, Scores, score};
+use iotids_model::examples::{Examples, Scores, mean_scores, score};
 use iotids_model::gru::GruConfig;
 use iotids_model::metrics::{Metrics, evaluate};
 use iotids_model::nets::{Cell, MlpConfig, RecurrentConfig};
@@ -531,19 +531,15 @@ pub fn run(
                             &mut *on_event,
                         )
                     };
-                    let (mut fit_s, mut score_s, mut scores, epochs) = run(0)?;
+                    let (mut fit_s, mut score_s, first, epochs) = run(0)?;
+                    let mut scores = vec![first];
                     for i in 1..networks {
                         let (f, s, other, _) = run(i)?;
                         fit_s += f;
                         score_s += s;
-                        for (m, p) in scores.probabilities.iter_mut().zip(&other.probabilities) {
-                            *m += p;
-                        }
+                        scores.push(other);
                     }
-                    if networks > 1 {
-                        let n = networks as f32;
-                        scores.probabilities.iter_mut().for_each(|p| *p /= n);
-                    }
+                    let scores = mean_scores(scores);
                     (fit_s, score_s, scores, epochs)
                 }
             }

@@ -19,6 +19,7 @@
 //! Loading checks the format version and that the three files agree (feature count,
 //! classes), so a directory assembled from two runs is refused rather than mispredicting.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -37,7 +38,7 @@ pub const MODEL_FORMAT_VERSION: u32 = 1;
 
 /// Networks `train` and `compare` average when the user names no `--ensemble`: chosen on
 /// the development protocol (README "Results on traffic never seen").
-pub const DEFAULT_ENSEMBLE: usize = 5;
+pub const DEFAULT_ENSEMBLE: NonZeroUsize = NonZeroUsize::new(5).unwrap();
 
 /// Version of a model directory holding an ensemble (`weights-1.bpk`...).
 pub const ENSEMBLE_FORMAT_VERSION: u32 = 2;
@@ -219,11 +220,11 @@ impl Detector {
         }
         // A smaller ensemble written over a larger one: the extra files would be read by
         // no one, but they would mislead a person; remove them.
-        let mut i = self.nets.len();
-        while weights_path(dir, i).with_extension("bpk").exists() {
-            let stale = weights_path(dir, i).with_extension("bpk");
+        for stale in (self.nets.len()..)
+            .map(|i| weights_path(dir, i).with_extension("bpk"))
+            .take_while(|p| p.exists())
+        {
             std::fs::remove_file(&stale).map_err(|e| artifact(&stale, e))?;
-            i += 1;
         }
         Ok(())
     }

@@ -140,20 +140,7 @@ pub fn scores_and_states(
 /// The class probabilities of an ensemble: the mean of each network's
 /// ([`Network::scores`]). One network's are returned as they are.
 pub fn ensemble_scores(models: &[GruClassifier], ex: Examples<'_>, batch_size: usize) -> Scores {
-    let mut all = models.iter().map(|m| score(m, ex, batch_size));
-    let Some(mut mean) = all.next() else {
-        return Scores {
-            probabilities: Vec::new(),
-            classes: 0,
-        };
-    };
-    for s in all {
-        for (m, p) in mean.probabilities.iter_mut().zip(&s.probabilities) {
-            *m += p;
-        }
-    }
-    mean_of(&mut mean.probabilities, models.len());
-    mean
+    mean_scores(models.iter().map(|m| score(m, ex, batch_size)))
 }
 
 /// [`ensemble_scores`] and every network's final hidden state side by side: `[rows,
@@ -167,44 +154,43 @@ pub fn ensemble_scores_and_states(
     if let [model] = models {
         return scores_and_states(model, ex, batch_size);
     }
-    let parts: Vec<(Scores, Vec<f32>)> = models
+    let (scores, states): (Vec<Scores>, Vec<Vec<f32>>) = models
         .iter()
         .map(|m| scores_and_states(m, ex, batch_size))
-        .collect();
-    let classes = parts.first().map_or(0, |(s, _)| s.classes);
-    let mut probabilities = vec![0f32; ex.rows.len() * classes];
-    let width: usize = parts
-        .iter()
-        .map(|(_, h)| h.len() / ex.rows.len().max(1))
-        .sum();
-    let mut states = Vec::with_capacity(ex.rows.len() * width);
-    for (s, _) in &parts {
-        for (m, p) in probabilities.iter_mut().zip(&s.probabilities) {
-            *m += p;
+        .unzip();
+    let n = ex.rows.len();
+    let mut side_by_side = Vec::with_capacity(states.iter().map(Vec::len).sum());
+    for r in 0..n {
+        for h in &states {
+            let hidden = h.len() / n;
+            side_by_side.extend_from_slice(&h[r * hidden..(r + 1) * hidden]);
         }
     }
-    mean_of(&mut probabilities, models.len());
-    for r in 0..ex.rows.len() {
-        for (_, h) in &parts {
-            let hidden = h.len() / ex.rows.len();
-            states.extend_from_slice(&h[r * hidden..(r + 1) * hidden]);
-        }
-    }
-    (
-        Scores {
-            probabilities,
-            classes,
-        },
-        states,
-    )
+    (mean_scores(scores), side_by_side)
 }
 
-/// Divides sums of `n` probabilities by `n` (nothing for one).
-fn mean_of(sums: &mut [f32], n: usize) {
+/// The row-by-row mean of several networks' class probabilities for the same windows
+/// (the first's, unchanged, when there is one; empty when there are none).
+pub fn mean_scores(parts: impl IntoIterator<Item = Scores>) -> Scores {
+    let mut parts = parts.into_iter();
+    let Some(mut mean) = parts.next() else {
+        return Scores {
+            probabilities: Vec::new(),
+            classes: 0,
+        };
+    };
+    let mut n = 1;
+    for s in parts {
+        for (m, p) in mean.probabilities.iter_mut().zip(&s.probabilities) {
+            *m += p;
+        }
+        n += 1;
+    }
     if n > 1 {
         let n = n as f32;
-        sums.iter_mut().for_each(|v| *v /= n);
+        mean.probabilities.iter_mut().for_each(|v| *v /= n);
     }
+    mean
 }
 
 /// Softmax in place, shifted by the maximum so large logits don't overflow.
@@ -244,6 +230,23 @@ pub fn evaluate_rows<N: Network>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_scores_averages_row_by_row_and_keeps_one_as_it_is() {
+        let s = |p: &[f32]| Scores {
+            probabilities: p.to_vec(),
+            classes: 2,
+        };
+        let one = mean_scores([s(&[0.3, 0.7, 0.9, 0.1])]);
+        assert_eq!(one.probabilities, [0.3, 0.7, 0.9, 0.1]);
+        let two = mean_scores([s(&[0.2, 0.8, 1.0, 0.0]), s(&[0.4, 0.6, 0.5, 0.5])]);
+        assert_eq!((two.probabilities.len(), two.classes), (4, 2));
+        for (got, want) in two.probabilities.iter().zip([0.3, 0.7, 0.75, 0.25]) {
+            assert!((got - want).abs() < 1e-6, "{:?}", two.probabilities);
+        }
+        let none = mean_scores(std::iter::empty());
+        assert!(none.probabilities.is_empty());
+    }
 
     #[test]
     fn softmax_sums_to_one_and_survives_large_logits() {
