@@ -469,6 +469,17 @@ fn dead_devices_and_edges_are_waited_out_and_strangers_are_refused() {
     });
     nodes.kill("device-1");
 
+    // Edge 1 crashes; the cloud goes on without it; it comes back where its devices look.
+    // (Also killed before the stranger checks, which take a while under load: killed
+    // after them, the last round could be over before it, leaving no round to miss.)
+    wait_for("round 3", Duration::from_secs(300), || {
+        checkpointed(&out) >= 3
+    });
+    nodes.kill("edge-1");
+    // It may have answered the round under way before it died: the round after that
+    // one certainly ran without it.
+    let before = checkpointed(&out);
+
     // A device whose certificate another CA signed, and one assigned to the other edge.
     let other = dir.path().join("other-ca");
     ok(&iotids(&[
@@ -521,14 +532,6 @@ fn dead_devices_and_edges_are_waited_out_and_strangers_are_refused() {
     );
     assert!(edge_log.contains("TLS handshake failed"), "{edge_log}");
 
-    // Edge 1 crashes; the cloud goes on without it; it comes back where its devices look.
-    wait_for("round 3", Duration::from_secs(300), || {
-        checkpointed(&out) >= 3
-    });
-    nodes.kill("edge-1");
-    // It may have answered the round under way before it died: the round after that
-    // one certainly ran without it.
-    let before = checkpointed(&out);
     wait_for("a round without edge 1", Duration::from_secs(120), || {
         checkpointed(&out) > before + 1
     });
