@@ -280,6 +280,10 @@ impl Detector {
                 "its classes are not the network's: the files come from different runs",
             ));
         }
+        if let Some(nov) = &card.decision.novelty {
+            nov.check(card.gru.hidden * card.networks(), card.classes.len())
+                .map_err(|why| artifact(&card_path, format!("decision.novelty: {why}")))?;
+        }
         let mut nets = Vec::with_capacity(card.networks());
         for i in 0..card.networks() {
             let weights = weights_path(dir, i);

@@ -199,6 +199,7 @@ impl Detector {
                 &y_train,
                 self.card.classes.len(),
                 h,
+                self.nets.len(),
                 normal,
                 &benign,
                 rate,

@@ -12,6 +12,13 @@
 //! (`--unknown-rate`) above it: that share is the false-alarm rate the unknown alerts cost.
 //! A window predicted benign but beyond the threshold is `unknown`, which is an alert.
 //!
+//! An ensemble's novelty is the mean of its networks' distances, each network's states
+//! whitened by their own covariance (a block-diagonal whitening). One Mahalanobis distance
+//! over the states side by side (320 dimensions for five networks of 64) let the
+//! near-null directions between correlated networks dominate: on MQTTset's held-out halves
+//! it flagged 4.0 % of the benign packets at `--unknown-rate 0.001`, against 1.0 % for one
+//! network (README "Unknown attacks").
+//!
 //! **Operating point.** With a benign class, `attack score = 1 − P(benign)`; the threshold
 //! is set on the validation benign windows so that at most `--max-false-alarm` of them
 //! score above it. Windows above are attacks (the most probable attack class), the others
@@ -28,12 +35,18 @@ const RIDGE: f64 = 1e-3;
 /// Class means and the shared covariance's whitening of the hidden states.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Novelty {
-    /// Hidden units.
+    /// Hidden units: all the networks' side by side.
     pub hidden: usize,
+    /// Networks whose states lie side by side in a state (`hidden / networks` units each),
+    /// each whitened on its own; 1 (also in models written before it) for one whitening of
+    /// the whole state.
+    #[serde(default = "one")]
+    pub networks: usize,
     /// Per class, the mean training state (`None`: no training windows).
     pub means: Vec<Option<Vec<f32>>>,
-    /// `L⁻¹` of the shared covariance `Σ = L Lᵀ` (ridged), `hidden × hidden` row-major,
-    /// lower triangular: the distance is `‖L⁻¹ (h − μ)‖`.
+    /// Per network, `L⁻¹` of the shared covariance of its states `Σ = L Lᵀ` (ridged),
+    /// `b × b` row-major, lower triangular (`b = hidden / networks`), the networks' blocks
+    /// one after the other: a network's distance is `‖L⁻¹ (h − μ)‖` on its units.
     pub whitening: Vec<f32>,
     /// Share of validation benign windows whose distance exceeds the threshold (asked).
     pub target_rate: f64,
@@ -47,24 +60,37 @@ pub struct Novelty {
     pub validation_rows: u64,
 }
 
+fn one() -> usize {
+    1
+}
+
 impl Novelty {
-    /// Fits the class means and shared covariance on `states` (`[n, hidden]`) of training
-    /// windows with classes `labels`, then the threshold on the distances of
-    /// `validation_normal` (states of validation benign windows) to the benign mean.
-    /// `None` without training windows or validation benign windows.
+    /// Fits the class means and, per network, the shared covariance on `states` (`[n,
+    /// hidden]`, `networks` networks' states side by side) of training windows with
+    /// classes `labels`, then the threshold on the distances of `validation_normal`
+    /// (states of validation benign windows) to the benign mean. `None` without training
+    /// windows or validation benign windows, or when `hidden` is not `networks` blocks.
+    #[allow(clippy::too_many_arguments)]
     pub fn fit(
         states: &[f32],
         labels: &[u32],
         classes: usize,
         hidden: usize,
+        networks: usize,
         normal: usize,
         validation_normal: &[f32],
         target_rate: f64,
     ) -> Option<Novelty> {
         let n = labels.len();
-        if n == 0 || validation_normal.is_empty() || hidden == 0 {
+        if n == 0
+            || validation_normal.is_empty()
+            || hidden == 0
+            || networks == 0
+            || hidden % networks != 0
+        {
             return None;
         }
+        let b = hidden / networks;
         let mut sums = vec![vec![0f64; hidden]; classes];
         let mut counts = vec![0u64; classes];
         for (row, &y) in states.chunks_exact(hidden).zip(labels) {
@@ -78,36 +104,41 @@ impl Novelty {
             .zip(&counts)
             .map(|(s, &c)| (c > 0).then(|| s.into_iter().map(|v| v / c as f64).collect()))
             .collect();
-        // Shared (within-class) covariance.
-        let mut cov = vec![0f64; hidden * hidden];
-        let mut centred = vec![0f64; hidden];
-        for (row, &y) in states.chunks_exact(hidden).zip(labels) {
-            let mean = means[y as usize].as_ref()?;
-            for ((c, &v), m) in centred.iter_mut().zip(row).zip(mean) {
-                *c = f64::from(v) - m;
-            }
-            for i in 0..hidden {
-                let ci = centred[i];
-                for j in 0..=i {
-                    cov[i * hidden + j] += ci * centred[j];
+        // Per network, the shared (within-class) covariance of its units.
+        let mut whitening = Vec::with_capacity(networks * b * b);
+        for block in 0..networks {
+            let units = block * b..(block + 1) * b;
+            let mut cov = vec![0f64; b * b];
+            let mut centred = vec![0f64; b];
+            for (row, &y) in states.chunks_exact(hidden).zip(labels) {
+                let mean = &means[y as usize].as_ref()?[units.clone()];
+                for ((c, &v), m) in centred.iter_mut().zip(&row[units.clone()]).zip(mean) {
+                    *c = f64::from(v) - m;
+                }
+                for i in 0..b {
+                    let ci = centred[i];
+                    for j in 0..=i {
+                        cov[i * b + j] += ci * centred[j];
+                    }
                 }
             }
-        }
-        for i in 0..hidden {
-            for j in 0..=i {
-                cov[i * hidden + j] /= n as f64;
-                cov[j * hidden + i] = cov[i * hidden + j];
+            for i in 0..b {
+                for j in 0..=i {
+                    cov[i * b + j] /= n as f64;
+                    cov[j * b + i] = cov[i * b + j];
+                }
             }
+            let mean_var = (0..b).map(|i| cov[i * b + i]).sum::<f64>() / b as f64;
+            let ridge = RIDGE * mean_var.max(1e-12);
+            for i in 0..b {
+                cov[i * b + i] += ridge;
+            }
+            let l = cholesky(&cov, b)?;
+            whitening.extend(lower_inverse(&l, b));
         }
-        let mean_var = (0..hidden).map(|i| cov[i * hidden + i]).sum::<f64>() / hidden as f64;
-        let ridge = RIDGE * mean_var.max(1e-12);
-        for i in 0..hidden {
-            cov[i * hidden + i] += ridge;
-        }
-        let l = cholesky(&cov, hidden)?;
-        let whitening = lower_inverse(&l, hidden);
         let mut novelty = Novelty {
             hidden,
+            networks,
             means: means
                 .into_iter()
                 .map(|m| m.map(|m| m.into_iter().map(|v| v as f32).collect()))
@@ -133,29 +164,62 @@ impl Novelty {
         Some(novelty)
     }
 
-    /// Mahalanobis distance of the state `h` to class `class`'s mean (infinite for a class
-    /// without training windows).
+    /// Whether the saved test fits a detector whose states have `hidden` units (all its
+    /// networks') and `classes` classes: the reason when it does not.
+    pub fn check(&self, hidden: usize, classes: usize) -> Result<(), String> {
+        let networks = self.networks;
+        if self.hidden != hidden || networks == 0 || hidden % networks != 0 {
+            return Err(format!(
+                "{} hidden units in {networks} network(s), but the detector's states have {hidden}",
+                self.hidden
+            ));
+        }
+        let b = hidden / networks;
+        if self.whitening.len() != networks * b * b {
+            return Err(format!(
+                "{} whitening values, expected {networks} × {b} × {b}",
+                self.whitening.len()
+            ));
+        }
+        if self.means.len() != classes || self.means.iter().flatten().any(|m| m.len() != hidden) {
+            return Err(format!(
+                "class means for {} classes of {hidden} units expected",
+                classes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Mahalanobis distance of the state `h` to class `class`'s mean, the mean over the
+    /// networks of each one's distance on its own units (infinite for a class without
+    /// training windows).
     pub fn distance(&self, h: &[f32], class: usize) -> f64 {
         let Some(Some(mean)) = self.means.get(class) else {
             return f64::INFINITY;
         };
-        let k = self.hidden;
-        let centred: Vec<f64> = h
-            .iter()
-            .zip(mean)
-            .map(|(&a, &b)| f64::from(a - b))
-            .collect();
-        let mut sum = 0.0;
-        for i in 0..k {
-            let row = &self.whitening[i * k..i * k + i + 1];
-            let z: f64 = row
+        let networks = self.networks.max(1);
+        let b = self.hidden / networks;
+        let mut total = 0.0;
+        for block in 0..networks {
+            let units = block * b..(block + 1) * b;
+            let centred: Vec<f64> = h[units.clone()]
                 .iter()
-                .zip(&centred)
-                .map(|(&w, &c)| f64::from(w) * c)
-                .sum();
-            sum += z * z;
+                .zip(&mean[units])
+                .map(|(&a, &m)| f64::from(a - m))
+                .collect();
+            let whitening = &self.whitening[block * b * b..(block + 1) * b * b];
+            let mut sum = 0.0;
+            for i in 0..b {
+                let z: f64 = whitening[i * b..i * b + i + 1]
+                    .iter()
+                    .zip(&centred)
+                    .map(|(&w, &c)| f64::from(w) * c)
+                    .sum();
+                sum += z * z;
+            }
+            total += sum.sqrt();
         }
-        sum.sqrt()
+        total / networks as f64
     }
 }
 
@@ -360,7 +424,7 @@ mod tests {
         }
         // Validation benign: distances 0.1 … 1.0 (x = d, y = 0, variance 1 along x).
         let validation: Vec<f32> = (1..=10).flat_map(|i| [i as f32 / 10.0, 0.0]).collect();
-        let nov = Novelty::fit(&states, &labels, 2, 2, 0, &validation, 0.2).unwrap();
+        let nov = Novelty::fit(&states, &labels, 2, 2, 1, 0, &validation, 0.2).unwrap();
         // Covariance diag(1, 4) ridged by 1e-3 × 2.5.
         let d = nov.distance(&[0.0, 4.0], 0);
         assert!((d - 4.0 / (4.0f64 + 2.5e-3).sqrt()).abs() < 1e-4, "{d}");
@@ -382,6 +446,55 @@ mod tests {
         let states = [0.5, 0.0, 5.0, 0.0, 5.0, 0.0];
         assert_eq!(rule.decide(&scores, Some(&states)), vec![0, 2, 1]);
         assert_eq!(rule.decide(&scores, None), vec![0, 0, 1]);
+    }
+
+    #[test]
+    fn an_ensembles_distance_is_the_mean_of_its_networks_distances() {
+        // Two networks of 2 units: network A's states as in the test above, network B's
+        // spread 3 along x and 1 along y, and correlated with A's (what a joint whitening
+        // of four units would trip on).
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let mut labels = Vec::new();
+        for (c, cx) in [(0u32, 0.0f32), (1, 10.0)] {
+            for (dx, dy) in [(-1.0, -2.0), (1.0, 2.0), (-1.0, 2.0), (1.0, -2.0)] {
+                a.extend([cx + dx, dy]);
+                b.extend([cx + 3.0 * dx, dy / 2.0 + 0.5 * dx]);
+                labels.push(c);
+            }
+        }
+        let side_by_side: Vec<f32> = a
+            .chunks(2)
+            .zip(b.chunks(2))
+            .flat_map(|(x, y)| x.iter().chain(y).copied())
+            .collect();
+        let val_a: Vec<f32> = (1..=10).flat_map(|i| [i as f32 / 10.0, 0.0]).collect();
+        let val_b: Vec<f32> = (1..=10).flat_map(|i| [0.0, i as f32 / 5.0]).collect();
+        let val: Vec<f32> = val_a
+            .chunks(2)
+            .zip(val_b.chunks(2))
+            .flat_map(|(x, y)| x.iter().chain(y).copied())
+            .collect();
+        let na = Novelty::fit(&a, &labels, 2, 2, 1, 0, &val_a, 0.2).unwrap();
+        let nb = Novelty::fit(&b, &labels, 2, 2, 1, 0, &val_b, 0.2).unwrap();
+        let both = Novelty::fit(&side_by_side, &labels, 2, 4, 2, 0, &val, 0.2).unwrap();
+        assert_eq!(both.whitening.len(), 2 * 2 * 2);
+        both.check(4, 2).unwrap();
+        for (h, class) in [([0.0f32, 4.0, 1.0, -1.0], 0), ([13.0, 0.0, 9.0, 2.0], 1)] {
+            let want = (na.distance(&h[..2], class) + nb.distance(&h[2..], class)) / 2.0;
+            let got = both.distance(&h, class);
+            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        }
+        // The threshold is set on the mean distances: 20 % of the 10 validation rows above.
+        assert!((both.validation_rate - 0.2).abs() < 1e-12);
+        // A saved test that does not fit the detector is refused, with the reason.
+        assert!(both.check(6, 2).unwrap_err().contains("hidden units"));
+        assert!(both.check(4, 3).unwrap_err().contains("class means"));
+        let mut cut = both.clone();
+        cut.whitening.pop();
+        assert!(cut.check(4, 2).unwrap_err().contains("whitening values"));
+        // Blocks that don't divide the state: no test.
+        assert!(Novelty::fit(&side_by_side, &labels, 2, 4, 3, 0, &val, 0.2).is_none());
     }
 
     #[test]
