@@ -385,6 +385,43 @@ fn train_evaluate_predict_agree_and_metrics_are_consistent() {
         }
     }
     assert_eq!(m["interval_confidence"], 0.95);
+    // The ensemble's unknown test whitens each network's states on their own.
+    let card = json(&model.join("model.json"));
+    let nov = &card["decision"]["novelty"];
+    let h = card["gru"]["hidden"].as_u64().unwrap() as usize;
+    assert_eq!(nov["networks"], 2);
+    assert_eq!(nov["hidden"].as_u64(), Some(2 * h as u64));
+    assert_eq!(nov["whitening"].as_array().unwrap().len(), 2 * h * h);
+    // A model.json whose test does not fit its networks is refused, not read past.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    for f in std::fs::read_dir(&model).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            std::fs::copy(&f, broken.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let mut bad = card.clone();
+    bad["decision"]["novelty"]["whitening"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    std::fs::write(broken.join("model.json"), bad.to_string()).unwrap();
+    let o = iotids(&[
+        "evaluate",
+        data.to_str().unwrap(),
+        "--model",
+        broken.to_str().unwrap(),
+        "--out",
+        dir.path().join("broken-eval").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("decision.novelty")
+            && stderr(&o).contains(&format!("expected 2 × {h} × {h}")),
+        "{}",
+        stderr(&o)
+    );
     let curves = std::fs::read_to_string(model.join("learning_curves.csv")).unwrap();
     assert_eq!(
         curves.lines().count(),

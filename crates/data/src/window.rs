@@ -82,6 +82,12 @@ impl Sequences {
         })
     }
 
+    /// Whether the window ending at row `r` holds fewer than `k` records (a flow's first
+    /// `k - 1` packets; windows are left-padded).
+    pub fn is_partial(&self, r: usize) -> bool {
+        self.windows[r * self.k] == PAD
+    }
+
     /// Fills `x` (`[rows.len(), k, features]`, row-major) and `mask`
     /// (`[rows.len(), k]`, 1 for a real record, 0 for padding) for the windows
     /// ending at `rows`. Padding steps are zeros.
@@ -138,6 +144,9 @@ mod tests {
         };
         // Flows A A B A.
         let s = Sequences::new(features, Some(&[7, 7, 9, 7]), 3).unwrap();
+        // Only row 3's window holds three records.
+        let partial: Vec<bool> = (0..4).map(|r| s.is_partial(r)).collect();
+        assert_eq!(partial, [true, true, true, false]);
         let (mut x, mut m) = (Vec::new(), Vec::new());
         s.batch(&[3, 2], &mut x, &mut m);
         // Row 3's window: rows 0, 1, 3. Row 2's: pad, pad, 2.

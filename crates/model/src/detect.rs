@@ -18,7 +18,7 @@ use crate::artifact::Detector;
 use crate::examples::{
     Examples, SCORE_BATCH, Scores, ensemble_scores, ensemble_scores_and_states as scores_and_states,
 };
-use crate::novelty::{Calibration, DecisionRule, Novelty, OperatingPoint};
+use crate::novelty::{BenignWindows, Calibration, DecisionRule, Novelty, OperatingPoint};
 
 /// A table ready for the network: its windows, and each row's class in the model's
 /// numbering.
@@ -139,7 +139,12 @@ impl Detector {
         } else {
             (ensemble_scores(&self.nets, ex, batch_size), None)
         };
-        let predicted = rule.decide(&scores, states.as_deref());
+        let partial = states.is_some().then(|| {
+            rows.iter()
+                .map(|&r| sequences.is_partial(r))
+                .collect::<Vec<_>>()
+        });
+        let predicted = rule.decide(&scores, states.as_deref(), partial.as_deref());
         let novelty = rule.novelty(&predicted, states.as_deref());
         Classified {
             scores,
@@ -178,22 +183,35 @@ impl Detector {
             .max_false_alarm
             .and_then(|r| OperatingPoint::fit(&val_scores, &y_val, normal, r));
         rule.novelty = calibration.unknown_rate.and_then(|rate| {
-            let (_, states) = scores_and_states(&self.nets, examples(train), SCORE_BATCH);
+            let (train_scores, states) =
+                scores_and_states(&self.nets, examples(train), SCORE_BATCH);
             let y_train: Vec<u32> = train.iter().map(|&r| labels[r]).collect();
             // The states of every network side by side.
             let h = self.card.gru.hidden * self.nets.len();
-            // The threshold is set on the validation windows the detector calls benign
-            // and that are benign, as in use (a window decided attack is never unknown).
+            // The thresholds are set on the windows the detector calls benign and that
+            // are benign, as in use (a window decided attack is never unknown).
             let decided = DecisionRule {
                 normal: Some(normal),
                 operating_point: rule.operating_point.clone(),
                 novelty: None,
-            }
-            .decide(&val_scores, None);
-            let benign: Vec<f32> = (0..validation.len())
-                .filter(|&i| y_val[i] as usize == normal && decided[i] as usize == normal)
-                .flat_map(|i| val_states[i * h..(i + 1) * h].iter().copied())
-                .collect();
+            };
+            let benign = |rows: &[usize], scores: &Scores, states: &[f32], y: &[u32]| {
+                let decided = decided.decide(scores, None, None);
+                let keep: Vec<usize> = (0..rows.len())
+                    .filter(|&i| y[i] as usize == normal && decided[i] as usize == normal)
+                    .collect();
+                let kept: Vec<f32> = keep
+                    .iter()
+                    .flat_map(|&i| states[i * h..(i + 1) * h].iter().copied())
+                    .collect();
+                let partial: Vec<bool> = keep
+                    .iter()
+                    .map(|&i| sequences.is_partial(rows[i]))
+                    .collect();
+                (kept, partial)
+            };
+            let (val_benign, val_partial) = benign(validation, &val_scores, &val_states, &y_val);
+            let (train_benign, train_partial) = benign(train, &train_scores, &states, &y_train);
             Novelty::fit(
                 &states,
                 &y_train,
@@ -201,7 +219,14 @@ impl Detector {
                 h,
                 self.nets.len(),
                 normal,
-                &benign,
+                BenignWindows {
+                    states: &train_benign,
+                    partial: &train_partial,
+                },
+                BenignWindows {
+                    states: &val_benign,
+                    partial: &val_partial,
+                },
                 rate,
             )
         });

@@ -12,6 +12,15 @@
 //! (`--unknown-rate`) above it: that share is the false-alarm rate the unknown alerts cost.
 //! A window predicted benign but beyond the threshold is `unknown`, which is an alert.
 //!
+//! **Flow starts.** A window of a flow's first packets (fewer records than the model's
+//! window) lies far from the benign mean even when it is benign: its state has seen less.
+//! Validation windows, later packets of the training connections, hold almost none, so
+//! a threshold set on them alone flagged the first 15 to 30 packets of every new
+//! connection (2.0 % of MQTTset's held-out benign packets). Such windows get their own
+//! threshold, set on the benign windows of that kind in the training and validation
+//! rows (the training traffic's own connection starts), and full windows one at least as
+//! high as the training rows' own quantile.
+//!
 //! An ensemble's novelty is the mean of its networks' distances, each network's states
 //! whitened by their own covariance (a block-diagonal whitening). One Mahalanobis distance
 //! over the states side by side (320 dimensions for five networks of 64) let the
@@ -50,14 +59,39 @@ pub struct Novelty {
     pub whitening: Vec<f32>,
     /// Share of validation benign windows whose distance exceeds the threshold (asked).
     pub target_rate: f64,
-    /// Distance above which a window predicted benign is unknown.
+    /// Distance above which a full window predicted benign is unknown.
     pub threshold: f64,
-    /// Share of validation benign windows above the threshold (got).
+    /// Distance above which a window of a flow's first packets (fewer records than the
+    /// model's window) predicted benign is unknown; `None` (models before it, window 1,
+    /// no such benign window): `threshold`.
+    #[serde(default)]
+    pub partial_threshold: Option<f64>,
+    /// Benign windows of flows' first packets (training and validation) `partial_threshold`
+    /// comes from.
+    #[serde(default)]
+    pub partial_rows: u64,
+    /// Share of validation benign windows above their threshold (got).
     pub validation_rate: f64,
     /// Training windows the means and covariance come from.
     pub fitted_rows: u64,
     /// Validation benign windows the threshold comes from.
     pub validation_rows: u64,
+}
+
+/// Benign windows the detector called benign, for setting the thresholds: their states
+/// (`[n, hidden]`) and whether each holds fewer records than the model's window.
+#[derive(Debug, Clone, Copy)]
+pub struct BenignWindows<'a> {
+    pub states: &'a [f32],
+    pub partial: &'a [bool],
+}
+
+/// The smallest threshold leaving at most `rate` of the sorted `d` above it.
+fn quantile_threshold(d: &[f64], rate: f64) -> Option<f64> {
+    let allowed = (rate * d.len() as f64).floor() as usize;
+    d.len()
+        .checked_sub(1)
+        .map(|last| d[last - allowed.min(last)])
 }
 
 fn one() -> usize {
@@ -67,9 +101,12 @@ fn one() -> usize {
 impl Novelty {
     /// Fits the class means and, per network, the shared covariance on `states` (`[n,
     /// hidden]`, `networks` networks' states side by side) of training windows with
-    /// classes `labels`, then the threshold on the distances of `validation_normal`
-    /// (states of validation benign windows) to the benign mean. `None` without training
-    /// windows or validation benign windows, or when `hidden` is not `networks` blocks.
+    /// classes `labels`, then the thresholds on the benign windows' distances to the
+    /// benign mean: the full windows' threshold leaves at most `target_rate` of the
+    /// `validation` full windows above it, and of the `training` ones; the partial
+    /// windows' (a flow's first packets) at most `target_rate` of both sets' partial
+    /// windows together. `None` without training windows or full validation benign
+    /// windows, or when `hidden` is not `networks` blocks.
     #[allow(clippy::too_many_arguments)]
     pub fn fit(
         states: &[f32],
@@ -78,12 +115,13 @@ impl Novelty {
         hidden: usize,
         networks: usize,
         normal: usize,
-        validation_normal: &[f32],
+        training: BenignWindows<'_>,
+        validation: BenignWindows<'_>,
         target_rate: f64,
     ) -> Option<Novelty> {
         let n = labels.len();
         if n == 0
-            || validation_normal.is_empty()
+            || !validation.partial.contains(&false)
             || hidden == 0
             || networks == 0
             || hidden % networks != 0
@@ -146,22 +184,56 @@ impl Novelty {
             whitening: whitening.into_iter().map(|v| v as f32).collect(),
             target_rate,
             threshold: f64::INFINITY,
+            partial_threshold: None,
+            partial_rows: 0,
             validation_rate: 0.0,
             fitted_rows: n as u64,
-            validation_rows: (validation_normal.len() / hidden) as u64,
+            validation_rows: validation.partial.iter().filter(|&&p| !p).count() as u64,
         };
-        let mut d: Vec<f64> = validation_normal
-            .chunks_exact(hidden)
-            .map(|h| novelty.distance(h, normal))
-            .collect();
-        d.sort_unstable_by(f64::total_cmp);
-        // The smallest threshold leaving at most target_rate of the rows above it.
-        let allowed = (target_rate * d.len() as f64).floor() as usize;
-        let threshold = d[d.len() - 1 - allowed.min(d.len() - 1)];
+        // Each set's distances, full windows and partial ones, sorted.
+        let distances = |set: BenignWindows<'_>, partial: bool| {
+            let mut d: Vec<f64> = set
+                .states
+                .chunks_exact(hidden)
+                .zip(set.partial)
+                .filter(|&(_, &p)| p == partial)
+                .map(|(h, _)| novelty.distance(h, normal))
+                .collect();
+            d.sort_unstable_by(f64::total_cmp);
+            d
+        };
+        let validation_full = distances(validation, false);
+        let threshold = [
+            quantile_threshold(&validation_full, target_rate),
+            quantile_threshold(&distances(training, false), target_rate),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(f64::NEG_INFINITY, f64::max);
+        let validation_partial = distances(validation, true);
+        let mut partial = distances(training, true);
+        partial.extend_from_slice(&validation_partial);
+        partial.sort_unstable_by(f64::total_cmp);
         novelty.threshold = threshold;
+        novelty.partial_threshold = quantile_threshold(&partial, target_rate);
+        novelty.partial_rows = partial.len() as u64;
+        let above = validation_full.iter().filter(|&&x| x > threshold).count()
+            + validation_partial
+                .iter()
+                .filter(|&&x| x > novelty.threshold_for(true))
+                .count();
         novelty.validation_rate =
-            d.iter().filter(|&&x| x > threshold).count() as f64 / d.len() as f64;
+            above as f64 / (validation_full.len() + validation_partial.len()) as f64;
         Some(novelty)
+    }
+
+    /// The threshold of a window holding fewer records than the model's window
+    /// (`partial`) or a full one.
+    pub fn threshold_for(&self, partial: bool) -> f64 {
+        match self.partial_threshold {
+            Some(t) if partial => t,
+            _ => self.threshold,
+        }
     }
 
     /// Whether the saved test fits a detector whose states have `hidden` units (all its
@@ -333,8 +405,15 @@ pub struct DecisionRule {
 impl DecisionRule {
     /// Each window's class: the most probable one, moved across the operating point's
     /// threshold, and `classes` (one past the last class: `unknown`) for a window decided
-    /// benign whose state (`states`, `[n, hidden]`) is beyond the novelty threshold.
-    pub fn decide(&self, scores: &Scores, states: Option<&[f32]>) -> Vec<u32> {
+    /// benign whose state (`states`, `[n, hidden]`) is beyond the novelty threshold, the
+    /// partial windows' for those `partial` marks (a flow's first packets; `None`: all
+    /// full).
+    pub fn decide(
+        &self,
+        scores: &Scores,
+        states: Option<&[f32]>,
+        partial: Option<&[bool]>,
+    ) -> Vec<u32> {
         let mut predicted = scores.predictions();
         let Some(normal) = self.normal else {
             return predicted;
@@ -358,8 +437,13 @@ impl DecisionRule {
         }
         if let (Some(nov), Some(states)) = (&self.novelty, states) {
             let unknown = scores.classes as u32;
-            for (p, h) in predicted.iter_mut().zip(states.chunks_exact(nov.hidden)) {
-                if *p as usize == normal && nov.distance(h, normal) > nov.threshold {
+            for (i, (p, h)) in predicted
+                .iter_mut()
+                .zip(states.chunks_exact(nov.hidden))
+                .enumerate()
+            {
+                let short = partial.is_some_and(|s| s[i]);
+                if *p as usize == normal && nov.distance(h, normal) > nov.threshold_for(short) {
                     *p = unknown;
                 }
             }
@@ -424,7 +508,17 @@ mod tests {
         }
         // Validation benign: distances 0.1 … 1.0 (x = d, y = 0, variance 1 along x).
         let validation: Vec<f32> = (1..=10).flat_map(|i| [i as f32 / 10.0, 0.0]).collect();
-        let nov = Novelty::fit(&states, &labels, 2, 2, 1, 0, &validation, 0.2).unwrap();
+        let full = vec![false; 10];
+        let none = BenignWindows {
+            states: &[],
+            partial: &[],
+        };
+        let val = BenignWindows {
+            states: &validation,
+            partial: &full,
+        };
+        let nov = Novelty::fit(&states, &labels, 2, 2, 1, 0, none, val, 0.2).unwrap();
+        assert_eq!(nov.partial_threshold, None);
         // Covariance diag(1, 4) ridged by 1e-3 × 2.5.
         let d = nov.distance(&[0.0, 4.0], 0);
         assert!((d - 4.0 / (4.0f64 + 2.5e-3).sqrt()).abs() < 1e-4, "{d}");
@@ -444,8 +538,8 @@ mod tests {
             novelty: Some(nov),
         };
         let states = [0.5, 0.0, 5.0, 0.0, 5.0, 0.0];
-        assert_eq!(rule.decide(&scores, Some(&states)), vec![0, 2, 1]);
-        assert_eq!(rule.decide(&scores, None), vec![0, 0, 1]);
+        assert_eq!(rule.decide(&scores, Some(&states), None), vec![0, 2, 1]);
+        assert_eq!(rule.decide(&scores, None, None), vec![0, 0, 1]);
     }
 
     #[test]
@@ -475,9 +569,18 @@ mod tests {
             .zip(val_b.chunks(2))
             .flat_map(|(x, y)| x.iter().chain(y).copied())
             .collect();
-        let na = Novelty::fit(&a, &labels, 2, 2, 1, 0, &val_a, 0.2).unwrap();
-        let nb = Novelty::fit(&b, &labels, 2, 2, 1, 0, &val_b, 0.2).unwrap();
-        let both = Novelty::fit(&side_by_side, &labels, 2, 4, 2, 0, &val, 0.2).unwrap();
+        let full = vec![false; 10];
+        let none = BenignWindows {
+            states: &[],
+            partial: &[],
+        };
+        let set = |states| BenignWindows {
+            states,
+            partial: &full,
+        };
+        let na = Novelty::fit(&a, &labels, 2, 2, 1, 0, none, set(&val_a), 0.2).unwrap();
+        let nb = Novelty::fit(&b, &labels, 2, 2, 1, 0, none, set(&val_b), 0.2).unwrap();
+        let both = Novelty::fit(&side_by_side, &labels, 2, 4, 2, 0, none, set(&val), 0.2).unwrap();
         assert_eq!(both.whitening.len(), 2 * 2 * 2);
         both.check(4, 2).unwrap();
         for (h, class) in [([0.0f32, 4.0, 1.0, -1.0], 0), ([13.0, 0.0, 9.0, 2.0], 1)] {
@@ -494,7 +597,75 @@ mod tests {
         cut.whitening.pop();
         assert!(cut.check(4, 2).unwrap_err().contains("whitening values"));
         // Blocks that don't divide the state: no test.
-        assert!(Novelty::fit(&side_by_side, &labels, 2, 4, 3, 0, &val, 0.2).is_none());
+        assert!(Novelty::fit(&side_by_side, &labels, 2, 4, 3, 0, none, set(&val), 0.2).is_none());
+    }
+
+    #[test]
+    fn a_flows_first_packets_have_their_own_threshold_set_on_the_training_flow_starts() {
+        // Class 0 around (0, 0) with spread 1 along x and y; class 1 around (10, 0).
+        let mut states = Vec::new();
+        let mut labels = Vec::new();
+        for (c, cx) in [(0u32, 0.0f32), (1, 10.0)] {
+            for (dx, dy) in [(-1.0, -1.0), (1.0, 1.0), (-1.0, 1.0), (1.0, -1.0)] {
+                states.extend([cx + dx, dy]);
+                labels.push(c);
+            }
+        }
+        let s = (1.0f64 + 1e-3).sqrt(); // the ridged spread
+        // Validation benign: full windows at distances 0.1 … 1.0 along x.
+        let val_states: Vec<f32> = (1..=10).flat_map(|i| [i as f32 / 10.0, 0.0]).collect();
+        let val_partial = vec![false; 10];
+        // Training benign: full windows at 0.5 and 2.0 (2.0 above validation's 0.9),
+        // and a flow's first packets at 3 … 6 along y.
+        let train_states = [
+            0.5f32, 0.0, 2.0, 0.0, 0.0, 3.0, 0.0, 4.0, 0.0, 5.0, 0.0, 6.0,
+        ];
+        let train_partial = [false, false, true, true, true, true];
+        let nov = Novelty::fit(
+            &states,
+            &labels,
+            2,
+            2,
+            1,
+            0,
+            BenignWindows {
+                states: &train_states,
+                partial: &train_partial,
+            },
+            BenignWindows {
+                states: &val_states,
+                partial: &val_partial,
+            },
+            0.25,
+        )
+        .unwrap();
+        // Full windows: max(validation's 25 % quantile 0.8, training's 2 windows: 2.0).
+        assert!((nov.threshold - 2.0 / s).abs() < 1e-4, "{nov:?}");
+        // Partial windows: one of the four may lie above: the third largest, 5.0.
+        assert!(
+            (nov.partial_threshold.unwrap() - 5.0 / s).abs() < 1e-4,
+            "{nov:?}"
+        );
+        assert_eq!(nov.partial_rows, 4);
+        assert_eq!(nov.validation_rows, 10);
+        assert_eq!(nov.validation_rate, 0.0);
+        // A benign-looking window at distance 4.5: unknown as a full window, benign at a
+        // flow's start; at 5.5 unknown either way.
+        let scores = Scores {
+            probabilities: vec![0.9, 0.1, 0.9, 0.1, 0.9, 0.1],
+            classes: 2,
+        };
+        let rule = DecisionRule {
+            normal: Some(0),
+            operating_point: None,
+            novelty: Some(nov),
+        };
+        let h = [0.0, 4.5, 0.0, 4.5, 0.0, 5.5];
+        assert_eq!(
+            rule.decide(&scores, Some(&h), Some(&[false, true, true])),
+            vec![2, 0, 2]
+        );
+        assert_eq!(rule.decide(&scores, Some(&h), None), vec![2, 2, 2]);
     }
 
     #[test]
@@ -518,7 +689,7 @@ mod tests {
             operating_point: Some(op),
             novelty: None,
         };
-        assert_eq!(rule.decide(&scores, None), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(rule.decide(&scores, None, None), vec![0, 0, 0, 1, 1, 1]);
         // Asking for none: the threshold is the largest benign attack score.
         let strict = OperatingPoint::fit(&scores, &y, 0, 0.0).unwrap();
         assert!((strict.threshold - 0.4).abs() < 1e-6);
