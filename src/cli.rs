@@ -968,9 +968,11 @@ pub struct ModelArgs {
     pub no_class_weights: bool,
     /// Turn on the unknown-traffic test: a window the model calls benign but whose hidden
     /// state is farther from the benign training traffic than all but this share of the
-    /// validation benign windows is marked `unknown` (an alert). The share is the false-
-    /// alarm rate the test may cost on traffic like the validation rows (in [0, 1); new
-    /// connections cost more, see README "Unknown attacks") [default: off].
+    /// benign windows of its kind (a flow's first packets: the training and validation
+    /// rows' flow starts; full windows: the validation rows, and the training rows') is
+    /// marked `unknown` (an alert). The share is the false-alarm rate the test may cost on
+    /// traffic like the training rows (in [0, 1); 0.001 is a good start; devices the
+    /// training traffic lacks cost more, see README "Unknown attacks") [default: off].
     #[arg(long, value_parser = probability_below_one, conflicts_with = "no_unknown")]
     pub unknown_rate: Option<f64>,
     /// No unknown-traffic test (the default; kept for old command lines).
