@@ -124,7 +124,7 @@ impl Novelty {
             || !validation.partial.contains(&false)
             || hidden == 0
             || networks == 0
-            || hidden % networks != 0
+            || !hidden.is_multiple_of(networks)
         {
             return None;
         }
@@ -240,7 +240,7 @@ impl Novelty {
     /// networks') and `classes` classes: the reason when it does not.
     pub fn check(&self, hidden: usize, classes: usize) -> Result<(), String> {
         let networks = self.networks;
-        if self.hidden != hidden || networks == 0 || hidden % networks != 0 {
+        if self.hidden != hidden || networks == 0 || !hidden.is_multiple_of(networks) {
             return Err(format!(
                 "{} hidden units in {networks} network(s), but the detector's states have {hidden}",
                 self.hidden
