@@ -20,6 +20,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use iotids_model::golden::{cpu_signature, numbers_agree as agree_within};
+
 /// (file made by make.sh, name under expected/)
 const PINNED: [(&str, &str); 8] = [
     ("train/pipeline.json", "train-pipeline.json"),
@@ -38,41 +40,6 @@ const WALL_TIME_COLUMNS: [&str; 4] = [
     "aggregation_seconds",
     "evaluation_seconds",
 ];
-
-/// The SIMD features that choose the numeric code paths.
-fn cpu_signature() -> String {
-    #[cfg(target_arch = "x86_64")]
-    {
-        format!(
-            "x86_64 avx2={} fma={} avx512f={}\n",
-            std::arch::is_x86_feature_detected!("avx2"),
-            std::arch::is_x86_feature_detected!("fma"),
-            std::arch::is_x86_feature_detected!("avx512f")
-        )
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        format!("{}\n", std::env::consts::ARCH)
-    }
-}
-
-/// `got` and `want` agree token by token: numbers within a relative `tol`, the rest exactly.
-fn agree_within(got: &str, want: &str, tol: f64) -> bool {
-    let split = |s: &str| -> Vec<String> {
-        s.split(|c: char| c == ',' || c == ':' || c.is_whitespace())
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    let (a, b) = (split(got), split(want));
-    a.len() == b.len()
-        && a.iter()
-            .zip(&b)
-            .all(|(x, y)| match (x.parse::<f64>(), y.parse::<f64>()) {
-                (Ok(u), Ok(v)) => (u - v).abs() <= tol * u.abs().max(v.abs()).max(1.0),
-                _ => x == y,
-            })
-}
 
 /// A metrics file without its ROC curves' points (`roc[].fpr`, `roc[].tpr`), their areas
 /// kept; other JSON unchanged.
@@ -135,14 +102,6 @@ fn normalised(run: &Path, made: &str) -> String {
     } else {
         text
     }
-}
-
-#[test]
-fn numbers_agree_within_a_tolerance_and_text_exactly() {
-    assert!(agree_within("a,1.00001,x", "a,1.0,x", 1e-4));
-    assert!(!agree_within("a,1.001,x", "a,1.0,x", 1e-4));
-    assert!(!agree_within("a,1.0,y", "a,1.0,x", 1e-4));
-    assert!(!agree_within("a,1.0", "a,1.0,x", 1e-4));
 }
 
 #[test]

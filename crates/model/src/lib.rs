@@ -26,6 +26,7 @@ pub mod examples;
 pub mod frozen;
 #[cfg(feature = "flex")]
 pub mod fused;
+pub mod golden;
 pub mod gru;
 pub mod metrics;
 pub mod nets;

@@ -458,48 +458,6 @@ fn golden_runs() -> Vec<(&'static str, FederationConfig, bool)> {
     ]
 }
 
-/// The SIMD features the GRU's kernels choose their code path by.
-fn cpu_signature() -> String {
-    #[cfg(target_arch = "x86_64")]
-    {
-        format!(
-            "x86_64 avx2={} fma={} avx512f={}\n",
-            std::arch::is_x86_feature_detected!("avx2"),
-            std::arch::is_x86_feature_detected!("fma"),
-            std::arch::is_x86_feature_detected!("avx512f")
-        )
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        format!("{}\n", std::env::consts::ARCH)
-    }
-}
-
-/// `got` and `want` agree token by token: numbers within a relative `tol`, the rest exactly.
-fn numbers_agree(got: &str, want: &str, tol: f64) -> bool {
-    let split = |s: &str| -> Vec<String> {
-        s.split(|c: char| c == ',' || c == ':' || c.is_whitespace())
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    let (a, b) = (split(got), split(want));
-    a.len() == b.len()
-        && a.iter()
-            .zip(&b)
-            .all(|(x, y)| match (x.parse::<f64>(), y.parse::<f64>()) {
-                (Ok(u), Ok(v)) => (u - v).abs() <= tol * u.abs().max(v.abs()).max(1.0),
-                _ => x == y,
-            })
-}
-
-#[test]
-fn golden_numbers_agree_within_a_tolerance_and_text_exactly() {
-    assert!(numbers_agree("\"loss\": 1.00001,", "\"loss\": 1.0,", 1e-4));
-    assert!(!numbers_agree("\"loss\": 1.001,", "\"loss\": 1.0,", 1e-4));
-    assert!(!numbers_agree("\"acc\": 1.0,", "\"loss\": 1.0,", 1e-4));
-}
-
 fn golden_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/simulate/golden.json")
 }
@@ -533,7 +491,7 @@ fn runs_reproduce_the_golden_outcomes() {
     let cpu_path = golden_path().with_file_name("golden-cpu.txt");
     if std::env::var_os("IOTIDS_BLESS").is_some() {
         std::fs::write(golden_path(), text).unwrap();
-        std::fs::write(&cpu_path, cpu_signature()).unwrap();
+        std::fs::write(&cpu_path, iotids_model::golden::cpu_signature()).unwrap();
         return;
     }
     // The GRU's kernels and burn's matrix products pick their code path by CPU feature at
@@ -541,11 +499,11 @@ fn runs_reproduce_the_golden_outcomes() {
     // golden.json, numbers agree within a relative 1e-4 and the weights' hash is not
     // compared (seen: an AVX-512 machine against a file made without it, 2e-9 apart).
     let made_on = std::fs::read_to_string(&cpu_path).unwrap_or_default();
-    if made_on != cpu_signature() {
+    if made_on != iotids_model::golden::cpu_signature() {
         eprintln!(
             "golden.json made on `{}`, running on `{}`: numbers compared within 1e-4",
             made_on.trim(),
-            cpu_signature().trim()
+            iotids_model::golden::cpu_signature().trim()
         );
         let want = include_str!("golden.json");
         assert_eq!(
@@ -558,7 +516,7 @@ fn runs_reproduce_the_golden_outcomes() {
                 continue;
             }
             assert!(
-                numbers_agree(g, w, 1e-4),
+                iotids_model::golden::numbers_agree(g, w, 1e-4),
                 "golden.json line {}: got `{g}`, want `{w}`",
                 i + 1
             );
