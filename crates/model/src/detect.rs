@@ -144,8 +144,7 @@ impl Detector {
                 .map(|&r| sequences.is_partial(r))
                 .collect::<Vec<_>>()
         });
-        let predicted = rule.decide(&scores, states.as_deref(), partial.as_deref());
-        let novelty = rule.novelty(&predicted, states.as_deref());
+        let (predicted, novelty) = rule.decide(&scores, states.as_deref(), partial.as_deref());
         Classified {
             scores,
             predicted,
@@ -196,7 +195,7 @@ impl Detector {
                 novelty: None,
             };
             let benign = |rows: &[usize], scores: &Scores, states: &[f32], y: &[u32]| {
-                let decided = decided.decide(scores, None, None);
+                let (decided, _) = decided.decide(scores, None, None);
                 let keep: Vec<usize> = (0..rows.len())
                     .filter(|&i| y[i] as usize == normal && decided[i] as usize == normal)
                     .collect();

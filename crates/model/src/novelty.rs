@@ -272,13 +272,12 @@ impl Novelty {
         let networks = self.networks.max(1);
         let b = self.hidden / networks;
         let mut total = 0.0;
+        let mut centred = vec![0f64; b];
         for block in 0..networks {
             let units = block * b..(block + 1) * b;
-            let centred: Vec<f64> = h[units.clone()]
-                .iter()
-                .zip(&mean[units])
-                .map(|(&a, &m)| f64::from(a - m))
-                .collect();
+            for ((c, &a), &m) in centred.iter_mut().zip(&h[units.clone()]).zip(&mean[units]) {
+                *c = f64::from(a - m);
+            }
             let whitening = &self.whitening[block * b * b..(block + 1) * b * b];
             let mut sum = 0.0;
             for i in 0..b {
@@ -358,8 +357,7 @@ impl OperatingPoint {
             return None;
         }
         benign.sort_unstable_by(f64::total_cmp);
-        let allowed = (max_false_alarm * benign.len() as f64).floor() as usize;
-        let threshold = benign[benign.len() - 1 - allowed.min(benign.len() - 1)];
+        let threshold = quantile_threshold(&benign, max_false_alarm)?;
         let flagged = benign.iter().filter(|&&a| a > threshold).count();
         let attacks: Vec<f64> = (0..y.len())
             .filter(|&i| y[i] as usize != normal)
@@ -407,13 +405,38 @@ impl DecisionRule {
     /// threshold, and `classes` (one past the last class: `unknown`) for a window decided
     /// benign whose state (`states`, `[n, hidden]`) is beyond the novelty threshold, the
     /// partial windows' for those `partial` marks (a flow's first packets; `None`: all
-    /// full).
+    /// full). With a novelty test and states, also each window's novelty: the distance of
+    /// its state to its decided class's mean (`unknown` windows: to the benign mean),
+    /// each computed once; otherwise empty.
     pub fn decide(
         &self,
         scores: &Scores,
         states: Option<&[f32]>,
         partial: Option<&[bool]>,
-    ) -> Vec<u32> {
+    ) -> (Vec<u32>, Vec<f64>) {
+        let mut predicted = self.operating(scores);
+        let (Some(normal), Some(nov), Some(states)) = (self.normal, &self.novelty, states) else {
+            return (predicted, Vec::new());
+        };
+        let unknown = scores.classes as u32;
+        let mut novelty = Vec::with_capacity(predicted.len());
+        for (i, (p, h)) in predicted
+            .iter_mut()
+            .zip(states.chunks_exact(nov.hidden))
+            .enumerate()
+        {
+            let d = nov.distance(h, *p as usize);
+            let short = partial.is_some_and(|s| s[i]);
+            if *p as usize == normal && d > nov.threshold_for(short) {
+                *p = unknown;
+            }
+            novelty.push(d);
+        }
+        (predicted, novelty)
+    }
+
+    /// The most probable class, moved across the operating point's threshold.
+    fn operating(&self, scores: &Scores) -> Vec<u32> {
         let mut predicted = scores.predictions();
         let Some(normal) = self.normal else {
             return predicted;
@@ -435,40 +458,7 @@ impl DecisionRule {
                 }
             }
         }
-        if let (Some(nov), Some(states)) = (&self.novelty, states) {
-            let unknown = scores.classes as u32;
-            for (i, (p, h)) in predicted
-                .iter_mut()
-                .zip(states.chunks_exact(nov.hidden))
-                .enumerate()
-            {
-                let short = partial.is_some_and(|s| s[i]);
-                if *p as usize == normal && nov.distance(h, normal) > nov.threshold_for(short) {
-                    *p = unknown;
-                }
-            }
-        }
         predicted
-    }
-
-    /// Each window's novelty: the distance of its state to its decided class's mean
-    /// (`unknown` windows: to the benign mean). Empty without a novelty test.
-    pub fn novelty(&self, predicted: &[u32], states: Option<&[f32]>) -> Vec<f64> {
-        let (Some(nov), Some(states)) = (&self.novelty, states) else {
-            return Vec::new();
-        };
-        predicted
-            .iter()
-            .zip(states.chunks_exact(nov.hidden))
-            .map(|(&p, h)| {
-                let class = if (p as usize) < nov.means.len() {
-                    p as usize
-                } else {
-                    self.normal.unwrap_or(0)
-                };
-                nov.distance(h, class)
-            })
-            .collect()
     }
 }
 
@@ -538,8 +528,8 @@ mod tests {
             novelty: Some(nov),
         };
         let states = [0.5, 0.0, 5.0, 0.0, 5.0, 0.0];
-        assert_eq!(rule.decide(&scores, Some(&states), None), vec![0, 2, 1]);
-        assert_eq!(rule.decide(&scores, None, None), vec![0, 0, 1]);
+        assert_eq!(rule.decide(&scores, Some(&states), None).0, vec![0, 2, 1]);
+        assert_eq!(rule.decide(&scores, None, None).0, vec![0, 0, 1]);
     }
 
     #[test]
@@ -662,10 +652,10 @@ mod tests {
         };
         let h = [0.0, 4.5, 0.0, 4.5, 0.0, 5.5];
         assert_eq!(
-            rule.decide(&scores, Some(&h), Some(&[false, true, true])),
+            rule.decide(&scores, Some(&h), Some(&[false, true, true])).0,
             vec![2, 0, 2]
         );
-        assert_eq!(rule.decide(&scores, Some(&h), None), vec![2, 2, 2]);
+        assert_eq!(rule.decide(&scores, Some(&h), None).0, vec![2, 2, 2]);
     }
 
     #[test]
@@ -689,7 +679,7 @@ mod tests {
             operating_point: Some(op),
             novelty: None,
         };
-        assert_eq!(rule.decide(&scores, None, None), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(rule.decide(&scores, None, None).0, vec![0, 0, 0, 1, 1, 1]);
         // Asking for none: the threshold is the largest benign attack score.
         let strict = OperatingPoint::fit(&scores, &y, 0, 0.0).unwrap();
         assert!((strict.threshold - 0.4).abs() < 1e-6);
