@@ -1593,6 +1593,7 @@ mod tests {
             hosts: None,
             lines: (2..14).collect(),
             row_hashes: (0..12).collect(),
+            timing_source: None,
             report: IngestReport::default(),
         }
     }

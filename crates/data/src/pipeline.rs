@@ -982,6 +982,7 @@ mod tests {
             hosts: None,
             lines: (2..10).collect(),
             row_hashes: (0..8).collect(),
+            timing_source: None,
             report: IngestReport::default(),
         }
     }

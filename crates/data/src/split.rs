@@ -608,6 +608,7 @@ mod tests {
             hosts: None,
             lines: vec![2, 3],
             row_hashes: vec![0, 1],
+            timing_source: None,
             report: IngestReport::default(),
         };
         let auto = SplitConfig {

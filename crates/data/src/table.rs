@@ -136,6 +136,9 @@ pub struct Dataset {
     pub lines: Vec<u64>,
     /// Hash of the raw record text, for exact-duplicate detection.
     pub row_hashes: Vec<u128>,
+    /// What the timing features were computed from (with them, and not when streaming):
+    /// so [`Dataset::retime`] can compute them again over a subset of the rows.
+    pub timing_source: Option<crate::timing::TimingSource>,
     pub report: IngestReport,
 }
 
@@ -213,24 +216,71 @@ impl Dataset {
 
     /// Keeps only the given rows, in the given order.
     pub fn select_rows(&mut self, rows: &[usize]) {
+        *self = self.subset(rows);
+    }
+
+    /// The given rows, in the given order, as a table of their own: the same columns,
+    /// classes and category levels, each row's values as read (the timing features too,
+    /// as the whole file gave them: [`Dataset::retime`] computes them over these rows).
+    /// What describes the read (each column's text and missing cells and spellings, the
+    /// report) stays the whole table's.
+    pub fn subset(&self, rows: &[usize]) -> Dataset {
         fn pick<T: Copy>(v: &[T], rows: &[usize]) -> Vec<T> {
             rows.iter().map(|&r| v[r]).collect()
         }
-        for c in &mut self.columns {
-            match &mut c.data {
-                ColumnData::Numeric(v) => *v = pick(v, rows),
-                ColumnData::Categorical { codes, .. } => *codes = pick(codes, rows),
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                data: match &c.data {
+                    ColumnData::Numeric(v) => ColumnData::Numeric(pick(v, rows)),
+                    ColumnData::Categorical { codes, levels } => ColumnData::Categorical {
+                        codes: pick(codes, rows),
+                        levels: levels.clone(),
+                    },
+                },
+                text_cells: c.text_cells,
+                missing_cells: c.missing_cells,
+                spellings: c.spellings.clone(),
+            })
+            .collect();
+        let ds = Dataset {
+            path: self.path.clone(),
+            format: self.format,
+            label_column: self.label_column.clone(),
+            columns,
+            classes: self.classes.clone(),
+            labels: pick(&self.labels, rows),
+            flows: self.flows.as_deref().map(|f| pick(f, rows)),
+            hosts: self.hosts.as_deref().map(|h| pick(h, rows)),
+            lines: pick(&self.lines, rows),
+            row_hashes: pick(&self.row_hashes, rows),
+            timing_source: self.timing_source.as_ref().map(|t| t.subset(rows)),
+            report: self.report.clone(),
+        };
+        debug_assert!(ds.columns.iter().all(|c| c.len() == ds.labels.len()));
+        ds
+    }
+
+    /// Computes the timing features ([`crate::timing::DERIVED_COLUMNS`] that were kept)
+    /// again over this table's rows alone, in order, as reading a file of just these rows
+    /// would: a flow's first row here is its first packet, the time since the previous
+    /// packet between two hosts counts only these rows. A device of a federation holds
+    /// some of a capture's flows and sees only those. Does nothing for a table read
+    /// without the timing features. Returns whether it computed them.
+    pub fn retime(&mut self) -> bool {
+        let (Some(source), Some(flows)) = (&self.timing_source, &self.flows) else {
+            return false;
+        };
+        let values = source.features(flows);
+        for (name, values) in crate::timing::DERIVED_COLUMNS.iter().zip(values) {
+            if let Some(c) = self.columns.iter_mut().find(|c| c.name == *name)
+                && let ColumnData::Numeric(v) = &mut c.data
+            {
+                *v = values;
             }
         }
-        self.labels = pick(&self.labels, rows);
-        if let Some(f) = &mut self.flows {
-            *f = pick(f, rows);
-        }
-        if let Some(h) = &mut self.hosts {
-            *h = pick(h, rows);
-        }
-        self.lines = pick(&self.lines, rows);
-        self.row_hashes = pick(&self.row_hashes, rows);
-        debug_assert!(self.columns.iter().all(|c| c.len() == self.labels.len()));
+        true
     }
 }

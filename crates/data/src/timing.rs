@@ -285,6 +285,44 @@ impl TimingReport {
     }
 }
 
+/// What a table's timing features were computed from, row by row: each packet's time
+/// and its host pair's key (the flow is [`crate::Dataset::flows`]). Kept by a read with
+/// the timing features (not by an endless stream), so the features can be computed again
+/// over some of the rows alone ([`crate::Dataset::retime`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimingSource {
+    /// Each row's time (`None`: unparseable).
+    pub stamps: Vec<Option<Stamp>>,
+    /// Each row's direction-free key of its two hosts.
+    pub host_pairs: Vec<u64>,
+}
+
+impl TimingSource {
+    /// The given rows' sources, in the given order.
+    pub fn subset(&self, rows: &[usize]) -> TimingSource {
+        TimingSource {
+            stamps: rows.iter().map(|&r| self.stamps[r]).collect(),
+            host_pairs: rows.iter().map(|&r| self.host_pairs[r]).collect(),
+        }
+    }
+
+    /// The [`DERIVED_COLUMNS`] of these rows read in order as a file of their own, as
+    /// ingest computes them (`flows`: each row's flow).
+    pub fn features(&self, flows: &[u32]) -> [Vec<f32>; 3] {
+        let (mut clock, mut hosts) = (FlowClock::default(), FlowClock::default());
+        let (mut report, mut host_report) = (TimingReport::default(), TimingReport::default());
+        let mut out: [Vec<f32>; 3] = Default::default();
+        for ((&flow, &stamp), &pair) in flows.iter().zip(&self.stamps).zip(&self.host_pairs) {
+            let (iat, index) = clock.next(u64::from(flow), stamp, &mut report);
+            let (host_iat, _) = hosts.next(pair, stamp, &mut host_report);
+            out[0].push(iat);
+            out[1].push(index);
+            out[2].push(host_iat);
+        }
+        out
+    }
+}
+
 /// Per-flow (or per host pair) state of the timing features over a file read in order.
 #[derive(Debug, Default)]
 pub struct FlowClock {

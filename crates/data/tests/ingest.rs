@@ -514,3 +514,78 @@ fn flow_timing_is_the_same_in_batches_as_in_one_read() {
     assert_eq!(b_host, iat);
     assert_eq!(whole.report.timing.as_ref().unwrap().backwards, 0);
 }
+
+#[test]
+fn a_subset_retimed_is_what_a_read_of_its_rows_alone_gives() {
+    // 600 packets of 12 flows between 4 client hosts (3 ports each) and one broker,
+    // 1 to 7 ms apart in file order; one unreadable time. A device of a federation
+    // holding every third flow (one of each host's three) computes its timing over its
+    // own packets only.
+    let dir = tempfile::tempdir().unwrap();
+    let header = "frame.time,ip.src_host,ip.dst_host,tcp.srcport,tcp.dstport,tcp.len,label\n";
+    let (mut all, mut mine) = (String::from(header), String::from(header));
+    let mut rows = Vec::new();
+    let mut us: u64 = 0;
+    for i in 0..600u64 {
+        us += 1_000 + (i * 7919) % 6_000;
+        let flow = (i * 5 + i / 13) % 12;
+        let time = if i == 77 {
+            "not a time".to_string()
+        } else {
+            format!(
+                "\"Jun 12, 2020 09:40:{:02}.{:06}000 UTC\"",
+                us / 1_000_000,
+                us % 1_000_000
+            )
+        };
+        let line = format!(
+            "{time},10.0.0.{},10.0.1.1,{},1883,{i},{}\n",
+            flow % 4,
+            40_000 + flow,
+            if flow % 5 == 0 { "a" } else { "b" }
+        );
+        all.push_str(&line);
+        if flow % 3 == 0 {
+            mine.push_str(&line);
+            rows.push(i as usize);
+        }
+    }
+    let whole = read_csv(&write(dir.path(), "all.csv", all.as_bytes()), &timed_opts()).unwrap();
+    let alone = read_csv(
+        &write(dir.path(), "mine.csv", mine.as_bytes()),
+        &timed_opts(),
+    )
+    .unwrap();
+    let mut sub = whole.subset(&rows);
+    assert_eq!(sub.n_rows(), alone.n_rows());
+    // Before retiming, the host inter-arrival times are the whole file's: shorter.
+    let pooled_host: f32 = numeric(&sub, "host.iat_us")
+        .iter()
+        .filter(|v| !v.is_nan())
+        .sum();
+    let alone_host: f32 = numeric(&alone, "host.iat_us")
+        .iter()
+        .filter(|v| !v.is_nan())
+        .sum();
+    assert!(pooled_host < alone_host, "{pooled_host} vs {alone_host}");
+    assert!(sub.retime());
+    for name in ["flow.iat_us", "flow.index", "host.iat_us"] {
+        let (a, b) = (numeric(&sub, name), numeric(&alone, name));
+        for (r, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                x == y || (x.is_nan() && y.is_nan()),
+                "{name} row {r}: {x} vs {y}"
+            );
+        }
+    }
+    assert_eq!(numeric(&sub, "tcp.len"), numeric(&alone, "tcp.len"));
+    assert_eq!(sub.labels.len(), rows.len());
+    // A table read without the timing features has nothing to retime.
+    let mut plain = read_csv(&dir.path().join("all.csv"), &IngestOptions::default()).unwrap();
+    assert!(plain.timing_source.is_none());
+    assert!(!plain.retime());
+    // Deduplication keeps the sources in step with the rows.
+    let mut twice = whole.clone();
+    twice.select_rows(&[3, 5, 7]);
+    assert_eq!(twice.timing_source.as_ref().unwrap().stamps.len(), 3);
+}

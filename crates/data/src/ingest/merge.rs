@@ -180,6 +180,7 @@ impl Merger {
                 hosts: layout.flow.as_ref().map(|_| Vec::new()),
                 lines: Vec::new(),
                 row_hashes: Vec::new(),
+                timing_source: None,
                 report: IngestReport {
                     bytes,
                     timing: timing_report,
@@ -333,6 +334,13 @@ impl Merger {
                 derived[2].push(host_iat);
             }
             report.host_backwards += host_report.backwards;
+            // What they came from, to compute them again over some rows (not for an
+            // endless stream, whose memory is bounded).
+            if self.streaming.is_none() {
+                let source = ds.timing_source.get_or_insert_with(Default::default);
+                source.stamps.extend_from_slice(&p.times);
+                source.host_pairs.extend_from_slice(&p.hosts);
+            }
             for (slot, values) in self.derived.iter().zip(derived) {
                 let Some(ci) = *slot else { continue };
                 let col = &mut ds.columns[ci];
@@ -450,6 +458,7 @@ impl Merger {
             hosts: ds.hosts.as_mut().map(std::mem::take),
             lines: std::mem::take(&mut ds.lines),
             row_hashes: std::mem::take(&mut ds.row_hashes),
+            timing_source: ds.timing_source.as_mut().map(std::mem::take),
             report: ds.report.clone(),
         }
     }
