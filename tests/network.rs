@@ -147,15 +147,37 @@ fn learn() -> Vec<String> {
     LEARN[..9].iter().map(|s| s.to_string()).collect()
 }
 
+/// [`learn`] with the defaults for the split (by time) and the timing features (on).
+fn learn_timed() -> Vec<String> {
+    learn()
+        .into_iter()
+        .filter(|a| !matches!(a.as_str(), "--split" | "flow" | "--no-flow-timing"))
+        .collect()
+}
+
 /// Generated traffic dealt to devices, and certificates for `edges` and `devices`.
 struct Federation {
     deal: PathBuf,
     certs: PathBuf,
     data: PathBuf,
     config: PathBuf,
+    /// The learning flags it was dealt with, which the cloud gets too.
+    learn: Vec<String>,
 }
 
 fn federation(dir: &Path, rows: u64, config: &str, edges: usize, devices: usize) -> Federation {
+    federation_with(dir, rows, config, edges, devices, &learn())
+}
+
+/// [`federation`] dealt with the learning flags `learn`.
+fn federation_with(
+    dir: &Path,
+    rows: u64,
+    config: &str,
+    edges: usize,
+    devices: usize,
+    learn: &[String],
+) -> Federation {
     let data = dir.join("synth.csv");
     ok(&iotids(&[
         "synth",
@@ -177,7 +199,7 @@ fn federation(dir: &Path, rows: u64, config: &str, edges: usize, devices: usize)
         "--config".into(),
         config_path.display().to_string(),
     ];
-    args.extend(learn());
+    args.extend(learn.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let text = ok(&iotids(&args));
     assert!(
@@ -199,6 +221,7 @@ fn federation(dir: &Path, rows: u64, config: &str, edges: usize, devices: usize)
         certs,
         data,
         config: config_path,
+        learn: learn.to_vec(),
     }
 }
 
@@ -228,7 +251,7 @@ fn cloud_args(f: &Federation, out: &Path, listen: &str, extra: &[&str]) -> Vec<S
         listen.into(),
     ];
     a.extend(tls(&f.certs, "cloud"));
-    a.extend(learn());
+    a.extend(f.learn.iter().cloned());
     a.extend(extra.iter().map(|s| s.to_string()));
     a
 }
@@ -305,7 +328,7 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn a_networked_run_equals_federate_bit_for_bit() {
-    let fed = networked_equals_federate(3, &[]);
+    let (fed, _) = networked_equals_federate(3, &[], &learn());
     assert_eq!(fed["secure_aggregation"]["enabled"], false);
     assert_eq!(fed["privacy"], serde_json::Value::Null);
 }
@@ -314,21 +337,41 @@ fn a_networked_run_equals_federate_bit_for_bit() {
 /// OS on every device), so the edges unmask the very sums the simulation does.
 #[test]
 fn a_secure_networked_run_equals_federate_secure_bit_for_bit() {
-    let fed = networked_equals_federate(2, &["--secure-aggregation"]);
+    let (fed, _) = networked_equals_federate(2, &["--secure-aggregation"], &learn());
     let secure = &fed["secure_aggregation"];
     assert_eq!(secure["enabled"], true, "{secure}");
     assert_eq!(secure["failed_edge_rounds"], 0, "{secure}");
     assert_eq!(secure["excluded_devices"], 0, "{secure}");
 }
 
-/// A networked run and `iotids federate` with the same file, settings, seed and `flags`
-/// (`n_rounds` rounds of 2 edge rounds, 4 devices on 2 edges) give the same model to the
-/// last bit; the networked run's federation.json.
-fn networked_equals_federate(n_rounds: usize, flags: &[&str]) -> serde_json::Value {
+/// With the default time split and timing features, each device computes its timing
+/// over its own rows, the cloud its validation file's and the test file's on their own:
+/// `federate` cuts the same tables, so the runs still agree to the last bit, test score
+/// included (a connection cut by the split starts afresh in the validation and test
+/// files, and no window reaches back over another node's rows).
+#[test]
+fn a_networked_run_with_timing_features_equals_federate_bit_for_bit() {
+    let (_, pipeline) = networked_equals_federate(2, &[], &learn_timed());
+    let inputs = pipeline["features"].to_string();
+    assert!(
+        inputs.contains("host.iat_us") && inputs.contains("flow.iat_us"),
+        "the timing features are inputs: {inputs}"
+    );
+}
+
+/// A networked run and `iotids federate` with the same file, settings, seed, learning
+/// flags `learn` and `flags` (`n_rounds` rounds of 2 edge rounds, 4 devices on 2 edges)
+/// give the same model to the last bit and the same test score; the networked run's
+/// federation.json and pipeline.json.
+fn networked_equals_federate(
+    n_rounds: usize,
+    flags: &[&str],
+    learn: &[String],
+) -> (serde_json::Value, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let config =
         format!("devices = 4\nedges = 2\nrounds = {n_rounds}\nedge_rounds = 2\nlocal_epochs = 1\n");
-    let f = federation(dir.path(), 3000, &config, 2, 4);
+    let f = federation_with(dir.path(), 3000, &config, 2, 4, learn);
 
     // The simulation.
     let sim = dir.path().join("sim");
@@ -341,7 +384,7 @@ fn networked_equals_federate(n_rounds: usize, flags: &[&str]) -> serde_json::Val
         f.config.display().to_string(),
         "--no-central".into(),
     ];
-    args.extend(learn());
+    args.extend(learn.iter().cloned());
     args.extend(flags.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(&iotids(&args));
@@ -372,6 +415,7 @@ fn networked_equals_federate(n_rounds: usize, flags: &[&str]) -> serde_json::Val
     assert_eq!(a["selected"], b["selected"]);
     assert_eq!(a["classes"], b["classes"]);
     assert_eq!(a["features"], b["features"]);
+    let pipeline = b;
     let rounds = |dir: &Path, col: &str| -> Vec<String> {
         let mut r = csv::Reader::from_path(dir.join("rounds.csv")).unwrap();
         let i = r.headers().unwrap().iter().position(|h| h == col).unwrap();
@@ -416,9 +460,16 @@ fn networked_equals_federate(n_rounds: usize, flags: &[&str]) -> serde_json::Val
         fed["secure_aggregation"]["enabled"],
         sim_fed["secure_aggregation"]["enabled"]
     );
+    // federate scores its test rows as the cloud scores the dealt test file: on their own.
+    for key in ["accuracy", "macro_f1"] {
+        assert_eq!(
+            fed["test"][key], sim_fed["federated"]["test"][key],
+            "test {key}"
+        );
+    }
     let report = std::fs::read_to_string(net.join("report.html")).unwrap();
     assert!(report.contains("Privacy"));
-    fed
+    (fed, pipeline)
 }
 
 /// The port of `https://127.0.0.1:PORT`, to restart a node where its peers look for it.

@@ -12,12 +12,17 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use iotids_data::federated::{compare, fit_federated_with_cost};
+use iotids_data::Dataset;
+use iotids_data::federated::{compare, fit_federated_tables};
+use iotids_data::pipeline::Pipeline;
+use iotids_data::prepare::Prepared;
+use iotids_data::window::Sequences;
 use iotids_federation::experiments::{self, rounds_history};
 use iotids_federation::partition::{Partition, Rows};
-use iotids_federation::{Outcome, PipelineFit, Task};
+use iotids_federation::{Local, Outcome, PipelineFit, Task};
 use iotids_model::artifact::Detector;
-use iotids_model::examples::SCORE_BATCH;
+use iotids_model::evaluation::Scored;
+use iotids_model::examples::{Examples, SCORE_BATCH};
 use iotids_model::params::from_flat;
 use iotids_model::train::{Optimizer, TrainConfig};
 use iotids_report as report;
@@ -26,7 +31,7 @@ use report::html::{Block, Report};
 use report::pages::FederationView;
 
 use super::prepare;
-use super::train::{read_for, score_read, score_test_rows};
+use super::train::{read_for, score_read};
 use crate::job::{FederateJob, Ui};
 use crate::output::{
     csv_file, epochs_line, evaluation_notes, finish_report, print, start_output, write_csv_rows,
@@ -54,13 +59,50 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
             cfg,
         )?
     };
-    let pipeline_json = fit_pipeline(&mut loaded, &mut part, cfg.pipeline, ui)?;
+    // What each node holds, as deployed nodes hold it: a device's rows, the validation
+    // rows and the test rows, each a table of its own whose flow windows and timing
+    // features cover its own rows only (`iotids deal` writes the same rows to files).
+    let mut own = OwnTables::cut(&loaded.prepared, &part);
+    let pipeline_json = fit_pipeline(&mut loaded, &mut own, &mut part, cfg.pipeline, ui)?;
     let p = &loaded.prepared;
     let out = &learn.out;
     let figures = start_output(out, p, &p.config)?;
 
     let ds = &p.dataset;
+    // The pooled table's windows train the central model of the comparison, which sees
+    // every row at one capture point.
     let (sequences, gru) = loaded.windows_and_network(learn)?;
+    let device_windows: Vec<Sequences> = own
+        .devices
+        .iter()
+        .map(|t| windows_of(&p.pipeline, t, sequences.k))
+        .collect::<Result<_>>()?;
+    let device_rows: Vec<Vec<usize>> = own
+        .devices
+        .iter()
+        .map(|t| (0..t.n_rows()).collect())
+        .collect();
+    let validation_windows = windows_of(&p.pipeline, &own.validation, sequences.k)?;
+    let validation_rows: Vec<usize> = (0..own.validation.n_rows()).collect();
+    let device_examples: Vec<Examples<'_>> = own
+        .devices
+        .iter()
+        .zip(&device_windows)
+        .zip(&device_rows)
+        .map(|((t, sequences), rows)| Examples {
+            sequences,
+            labels: &t.labels,
+            rows,
+        })
+        .collect();
+    let local = Local {
+        devices: &device_examples,
+        validation: Examples {
+            sequences: &validation_windows,
+            labels: &own.validation.labels,
+            rows: &validation_rows,
+        },
+    };
     let task = Task {
         model: &gru,
         train: &learn.train,
@@ -71,6 +113,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         hosts: ds.hosts.as_deref(),
         train_rows: &p.split.train,
         validation_rows: &p.split.validation,
+        local: Some(&local),
     };
     print(&format!(
         "federating: {} devices → {} edges → cloud; {} cloud rounds × {} edge rounds × {} local epoch(s); {} partition; {} (edges {}, cloud {})",
@@ -112,7 +155,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         None => None,
     };
     let scored = match &test_file {
-        None => score_test_rows(&detector, &loaded, &sequences, ui),
+        None => own.score_test(&detector, p, ui)?,
         Some((path, test, hashes)) => Some(score_read(
             &detector,
             path,
@@ -129,26 +172,35 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     let central = if job.central {
         print("== central training of the same network on the same split, for comparison ==")?;
         let mut on_event = progress::training(learn.train.epochs, ui.quiet);
-        let (net, mut run, history) = experiments::central_training(
-            &task,
-            &p.pipeline.classes,
-            &p.split.test,
-            &mut on_event,
-        )?;
+        // The central model trains on the pooled table; its test is the federated one's.
+        let central_task = Task {
+            local: None,
+            ..task
+        };
+        let (net, mut run, history) =
+            experiments::central_training(&central_task, &p.pipeline.classes, &[], &mut on_event)?;
         drop(on_event);
         print(&epochs_line(&history))?;
-        if let Some((path, test, hashes)) = &test_file {
-            let central = Detector::new(
-                p.pipeline.clone(),
-                gru.clone(),
-                sequences.k,
-                learn.train.clone(),
-                history,
-                net,
-            );
-            let s = score_read(&central, path, test, Some(hashes), SCORE_BATCH, ui)?;
-            run.test = Some(s.metrics(&central));
-        }
+        let central = Detector::new(
+            p.pipeline.clone(),
+            gru.clone(),
+            sequences.k,
+            learn.train.clone(),
+            history,
+            net,
+        );
+        let s = match &test_file {
+            Some((path, test, hashes)) => Some(score_read(
+                &central,
+                path,
+                test,
+                Some(hashes),
+                SCORE_BATCH,
+                ui,
+            )?),
+            None => own.score_test(&central, p, ui)?,
+        };
+        run.test = s.map(|s| s.metrics(&central));
         Some(run)
     } else {
         None
@@ -301,6 +353,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
 /// how it differs from the pooled pipeline.
 fn fit_pipeline(
     loaded: &mut prepare::Loaded,
+    own: &mut OwnTables,
     part: &mut Partition,
     how: PipelineFit,
     ui: Ui,
@@ -316,19 +369,28 @@ fn fit_pipeline(
         "statistics round: fitting the pipeline from the devices' summaries",
         ui.quiet,
     );
-    let rows: Vec<&[usize]> = part.devices.iter().map(Vec::as_slice).collect();
+    // Each device summarises its own table (its timing features over its own rows).
+    let rows: Vec<Vec<usize>> = own
+        .devices
+        .iter()
+        .map(|t| (0..t.n_rows()).collect())
+        .collect();
+    let tables: Vec<(&Dataset, &[usize])> = own
+        .devices
+        .iter()
+        .zip(&rows)
+        .map(|(t, r)| (t, r.as_slice()))
+        .collect();
     let started = std::time::Instant::now();
-    let fitted = fit_federated_with_cost(
-        &p.dataset,
-        &rows,
-        p.pipeline.ingest.clone(),
-        &p.config.pipeline,
-    );
+    let fitted = fit_federated_tables(&tables, p.pipeline.ingest.clone(), &p.config.pipeline);
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let (fed, cost) = fitted.context("the statistics round")?;
     let diff = compare(&fed, &p.pipeline);
     let map = p.dataset.reorder_classes(&fed.classes)?;
+    for t in own.tables_mut() {
+        t.reorder_classes(&fed.classes)?;
+    }
     for c in &mut p.split.classes_without_test {
         *c = map[*c as usize];
     }
@@ -400,4 +462,60 @@ fn write_partition(path: &std::path::Path, o: &Outcome, classes: &[String]) -> R
     }
     w.flush()
         .with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// The tables deployed nodes hold: each device's training rows, the validation rows (the
+/// cloud's) and the test rows, each cut from the pooled table with its timing features
+/// computed again over its own rows ([`Dataset::retime`]), as reading the files
+/// `iotids deal` writes gives them. A node's flow windows then reach back only over its
+/// own rows.
+struct OwnTables {
+    devices: Vec<Dataset>,
+    validation: Dataset,
+    test: Dataset,
+}
+
+impl OwnTables {
+    fn cut(p: &Prepared, part: &Partition) -> OwnTables {
+        let own = |rows: &[usize]| {
+            let mut t = p.dataset.subset(rows);
+            t.retime();
+            t
+        };
+        OwnTables {
+            devices: part.devices.iter().map(|r| own(r)).collect(),
+            validation: own(&p.split.validation),
+            test: own(&p.split.test),
+        }
+    }
+
+    fn tables_mut(&mut self) -> impl Iterator<Item = &mut Dataset> {
+        self.devices
+            .iter_mut()
+            .chain([&mut self.validation, &mut self.test])
+    }
+
+    /// Scores the test rows as a deployed node scores the test file: on their own.
+    fn score_test(&self, detector: &Detector, p: &Prepared, ui: Ui) -> Result<Option<Scored>> {
+        if self.test.n_rows() == 0 {
+            eprintln!("note: no test rows (--fractions gives the test side 0): no evaluation");
+            return Ok(None);
+        }
+        let bar = progress::step("scoring the test rows", ui.quiet);
+        let what = format!(
+            "held-out test rows of {} ({:?} split), read on their own as a deployed node reads them",
+            p.dataset.path.display(),
+            p.config.split.method
+        );
+        let scored = detector.score_table(what, &self.test, None, SCORE_BATCH);
+        bar.finish_and_clear();
+        Ok(Some(scored.context("the test rows")?))
+    }
+}
+
+/// `t` through `pipeline`, in flow windows of `k` records over its own rows.
+fn windows_of(pipeline: &Pipeline, t: &Dataset, k: usize) -> Result<Sequences> {
+    let all: Vec<usize> = (0..t.n_rows()).collect();
+    let features = pipeline.transform(t, &all)?;
+    Ok(Sequences::new(features, t.flows.as_deref(), k)?)
 }

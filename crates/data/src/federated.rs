@@ -1499,7 +1499,22 @@ pub fn fit_federated_with_cost(
     ingest: IngestSpec,
     cfg: &PipelineConfig,
 ) -> Result<(Pipeline, RoundCost)> {
-    if device_rows.is_empty() {
+    let tables: Vec<(&Dataset, &[usize])> = device_rows.iter().map(|&r| (ds, r)).collect();
+    fit_federated_tables(&tables, ingest, cfg)
+}
+
+/// The round in one process over each device's own table (`(table, rows)`: a device's
+/// rows read as a file of their own, with the same columns and classes), saying what it
+/// cost.
+///
+/// # Errors
+/// As [`fit_federated`].
+pub fn fit_federated_tables(
+    devices: &[(&Dataset, &[usize])],
+    ingest: IngestSpec,
+    cfg: &PipelineConfig,
+) -> Result<(Pipeline, RoundCost)> {
+    if devices.is_empty() {
         return Err(Error::Config("no devices to fit the pipeline with".into()));
     }
     let mut cost = RoundCost::default();
@@ -1507,7 +1522,7 @@ pub fn fit_federated_with_cost(
     while let Some(req) = fit.request() {
         cost.requests += 1;
         let mut merged: Option<Summary> = None;
-        for rows in device_rows {
+        for (ds, rows) in devices {
             let s = req.answer(ds, rows)?;
             let bytes = serde_json::to_vec(&s).map_or(0, |v| v.len() as u64);
             cost.bytes_up += bytes;

@@ -106,6 +106,7 @@ pub fn round_time(cfg: &FederationBenchConfig) -> crate::Result<Vec<FederationBe
         hosts: None,
         train_rows: &train_rows,
         validation_rows: &validation_rows,
+        local: None,
     };
     let mut out = Vec::new();
     for &devices in &cfg.devices {

@@ -91,4 +91,4 @@ pub mod transport;
 pub use config::{Attack, FederationConfig, LocalOptimizer, PipelineFit};
 pub use error::{Error, Result};
 pub use iotids_privacy::PrivacyReport;
-pub use simulate::{Outcome, RoundRecord, Task, deal, federate, federate_dealt};
+pub use simulate::{Local, Outcome, RoundRecord, Task, deal, federate, federate_dealt};

@@ -48,6 +48,22 @@ pub struct Task<'a> {
     pub train_rows: &'a [usize],
     /// The validation split, which scores the global model after each cloud round.
     pub validation_rows: &'a [usize],
+    /// Each device's own data, as deployed devices hold it (see [`Local`]); `None`: every
+    /// device's windows are cut from the one table above.
+    pub local: Option<&'a Local<'a>>,
+}
+
+/// What deployed nodes train and validate on: each device's rows read as a file of its
+/// own (its flow windows and timing features over its own traffic only:
+/// `iotids_data::Dataset::retime`), and the validation rows likewise. The cloud of a
+/// networked run reads its validation file on its own too. Without it, a device's window
+/// and timing features are those of the pooled table, which no device could compute.
+#[derive(Debug, Clone, Copy)]
+pub struct Local<'a> {
+    /// Device `d`'s examples, from its own table.
+    pub devices: &'a [Examples<'a>],
+    /// The validation rows' examples, from their own table.
+    pub validation: Examples<'a>,
 }
 
 /// What a federation produced.
@@ -163,29 +179,52 @@ pub fn federate_dealt(
     }
     let edge_of: Vec<usize> = (0..cfg.devices).map(|d| cfg.edge_of(d)).collect();
     let malicious = pick_malicious(cfg);
-    let flipped = if cfg.attack == Attack::LabelFlip {
-        flipped_labels(task.labels, classes)
+    if let Some(local) = task.local
+        && local.devices.len() != cfg.devices
+    {
+        return Err(crate::Error::config(
+            "devices",
+            local.devices.len(),
+            format!("the {} devices of the configuration", cfg.devices),
+        ));
+    }
+    // Each device's examples: its own table's, or its rows of the pooled one.
+    let data: Vec<Examples<'_>> = match task.local {
+        Some(local) => local.devices.to_vec(),
+        None => part
+            .devices
+            .iter()
+            .map(|rows| Examples {
+                sequences: task.sequences,
+                labels: task.labels,
+                rows,
+            })
+            .collect(),
+    };
+    // The labels a label-flipping device trains on, per device.
+    let flipped: Vec<Vec<u32>> = if cfg.attack == Attack::LabelFlip {
+        match task.local {
+            Some(_) => data
+                .iter()
+                .map(|e| flipped_labels(e.labels, classes))
+                .collect(),
+            None => vec![flipped_labels(task.labels, classes)],
+        }
     } else {
         Vec::new()
     };
-    let poison = Poison::of(cfg.attack, &flipped, cfg.attack_scale);
-    let devices: Vec<Device<'_>> = part
-        .devices
-        .iter()
+    let devices: Vec<Device<'_>> = data
+        .into_iter()
         .enumerate()
-        .map(|(d, rows)| {
-            let device = Device::new(
-                d,
-                task.model,
-                task.class_weights,
-                Examples {
-                    sequences: task.sequences,
-                    labels: task.labels,
-                    rows,
-                },
-            );
+        .map(|(d, examples)| {
+            let device = Device::new(d, task.model, task.class_weights, examples);
             if malicious.binary_search(&d).is_ok() {
-                device.poisoned(poison)
+                let labels = match task.local {
+                    Some(_) => flipped.get(d),
+                    None => flipped.first(),
+                }
+                .map_or(&[][..], Vec::as_slice);
+                device.poisoned(Poison::of(cfg.attack, labels, cfg.attack_scale))
             } else {
                 device
             }
@@ -203,10 +242,13 @@ pub fn federate_dealt(
         .collect();
     let mut link = InProcessEdges::new(edges, InProcess::new(&devices, &conditions)?)?;
     let validation = Validation {
-        examples: Examples {
-            sequences: task.sequences,
-            labels: task.labels,
-            rows: task.validation_rows,
+        examples: match task.local {
+            Some(local) => local.validation,
+            None => Examples {
+                sequences: task.sequences,
+                labels: task.labels,
+                rows: task.validation_rows,
+            },
         },
         class_weights: task.class_weights,
     };

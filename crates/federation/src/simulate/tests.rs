@@ -65,6 +65,7 @@ impl Data {
             hosts: Some(&self.hosts),
             train_rows: &self.train,
             validation_rows: &self.validation,
+            local: None,
         }
     }
 }
