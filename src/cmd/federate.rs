@@ -8,6 +8,13 @@
 //! or on the pooled training rows (`--pipeline pooled`, for comparison); the devices run
 //! the rounds; the kept global model is written as an ordinary model directory and
 //! evaluated on the test rows like any other.
+//!
+//! Every node works on its own table, as deployed nodes do: a device's rows, the
+//! validation rows and the test rows are each cut from the file with their timing
+//! features and flow windows computed over their own rows only (`OwnTables`), which is
+//! what reading the files `iotids deal` writes gives. A networked run on those files and
+//! `federate` give the same model and the same test score (tests/network.rs). Only the
+//! central comparison trains on the pooled table: one capture point sees every row.
 
 use std::process::ExitCode;
 
@@ -207,13 +214,20 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     };
     let robustness = if job.robustness {
         let mut bar = None;
+        // Each rule's model scores the test rows as the main run's does: on their own.
+        let test_windows = windows_of(&p.pipeline, &own.test, sequences.k)?;
+        let test_rows: Vec<usize> = (0..own.test.n_rows()).collect();
         let rows = experiments::robustness(
             &task,
             cfg,
             // The main run's partition (dealt before the table's classes were renumbered).
             Some(&outcome.partition),
             &p.pipeline.classes,
-            &p.split.test,
+            Examples {
+                sequences: &test_windows,
+                labels: &own.test.labels,
+                rows: &test_rows,
+            },
             &mut |rule, attack| {
                 if let Some(b) = bar.replace(progress::step(
                     &format!("robustness: {rule}, attack {attack}"),

@@ -132,7 +132,8 @@ pub fn robustness_rules(cfg: &FederationConfig) -> [Aggregation; 4] {
 
 /// The same federation (partition, schedule, seed) with each of [`robustness_rules`] at
 /// both tiers, without the attack and, if `cfg` sets one, with it; each kept model scored
-/// on `test_rows`. `on_run` hears each run's rule and attack before it starts. `partition`:
+/// on `test` (no rows: not scored). `on_run` hears each run's rule and attack before it
+/// starts. `partition`:
 /// the main run's (its class counts by the task's class ids); none deals it as [`federate`]
 /// does.
 ///
@@ -144,7 +145,7 @@ pub fn robustness(
     cfg: &FederationConfig,
     partition: Option<&Partition>,
     classes: &[String],
-    test_rows: &[usize],
+    test: Examples<'_>,
     on_run: &mut dyn FnMut(Aggregation, Attack),
 ) -> crate::Result<Vec<RobustnessRow>> {
     let attacks: Vec<Attack> = if cfg.attack == Attack::None {
@@ -168,14 +169,7 @@ pub fn robustness(
                 None => federate(task, &c, &mut |_| {})?,
             };
             let net = from_flat(task.model, &iotids_model::backend::device(), &o.weights)?;
-            let test = (!test_rows.is_empty()).then(|| {
-                let ex = Examples {
-                    sequences: task.sequences,
-                    labels: task.labels,
-                    rows: test_rows,
-                };
-                evaluate_rows(&net, ex, classes, normal)
-            });
+            let test = (!test.rows.is_empty()).then(|| evaluate_rows(&net, test, classes, normal));
             let kept = o.rounds.get(o.best_round.saturating_sub(1));
             rows.push(RobustnessRow {
                 aggregation: rule.to_string(),
