@@ -359,6 +359,110 @@ fn every_strategy_and_partition_runs() {
 }
 
 /// FNV-1a over the weights' bits: equal hashes mean equal weights, bit for bit.
+/// `rows` of `d`'s table as a table of their own: their features, flows and labels.
+fn own_table(d: &Data, rows: &[usize]) -> (Sequences, Vec<u32>) {
+    let cols = d.seq.features.cols;
+    let mut data = Vec::with_capacity(rows.len() * cols);
+    for &r in rows {
+        data.extend_from_slice(d.seq.features.row(r));
+    }
+    let m = Matrix {
+        rows: rows.len(),
+        cols,
+        data,
+    };
+    let flows: Vec<u32> = rows.iter().map(|&r| d.flows[r]).collect();
+    (
+        Sequences::new(m, Some(&flows), d.seq.k).unwrap(),
+        rows.iter().map(|&r| d.labels[r]).collect(),
+    )
+}
+
+#[test]
+fn devices_own_tables_holding_the_same_windows_give_the_pooled_run() {
+    // Flows are dealt whole, so a device's own table has the windows its rows had in the
+    // pooled one: the run must be the same to the last bit, a label-flipping minority
+    // (which flips its own table's labels) included.
+    let d = data();
+    for attack in [Attack::None, Attack::LabelFlip] {
+        let cfg = FederationConfig {
+            attack,
+            malicious: 0.34,
+            ..small()
+        };
+        let task = d.task();
+        let part = deal(
+            Rows {
+                rows: task.train_rows,
+                labels: task.labels,
+                classes: 3,
+                flows: task.flows,
+                hosts: task.hosts,
+            },
+            &cfg,
+        )
+        .unwrap();
+        let pooled = federate_dealt(&task, &cfg, part.clone(), &mut |_| {}).unwrap();
+        let tables: Vec<(Sequences, Vec<u32>)> =
+            part.devices.iter().map(|r| own_table(&d, r)).collect();
+        let rows: Vec<Vec<usize>> = part
+            .devices
+            .iter()
+            .map(|r| (0..r.len()).collect())
+            .collect();
+        let (vseq, vlabels) = own_table(&d, &d.validation);
+        let vrows: Vec<usize> = (0..d.validation.len()).collect();
+        let examples: Vec<Examples<'_>> = tables
+            .iter()
+            .zip(&rows)
+            .map(|((sequences, labels), rows)| Examples {
+                sequences,
+                labels,
+                rows,
+            })
+            .collect();
+        let local = Local {
+            devices: &examples,
+            validation: Examples {
+                sequences: &vseq,
+                labels: &vlabels,
+                rows: &vrows,
+            },
+        };
+        let own = Task {
+            local: Some(&local),
+            ..task
+        };
+        let o = federate_dealt(&own, &cfg, part.clone(), &mut |_| {}).unwrap();
+        assert_eq!(o.weights, pooled.weights, "{attack:?}");
+        assert_eq!(
+            o.rounds.iter().map(untimed).collect::<Vec<_>>(),
+            pooled.rounds.iter().map(untimed).collect::<Vec<_>>(),
+            "{attack:?}"
+        );
+        assert_eq!(o.malicious, pooled.malicious);
+        if attack == Attack::LabelFlip {
+            assert!(!o.malicious.is_empty());
+        }
+        // One table too few is refused by name.
+        let short = Local {
+            devices: &examples[1..],
+            ..local
+        };
+        let e = federate_dealt(
+            &Task {
+                local: Some(&short),
+                ..task
+            },
+            &cfg,
+            part,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("devices"), "{e}");
+    }
+}
+
 fn weights_hash(w: &[f32]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in w.iter().flat_map(|x| x.to_bits().to_le_bytes()) {
