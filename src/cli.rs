@@ -905,6 +905,14 @@ pub struct FederateArgs {
     /// Skip training the same model centrally for comparison.
     #[arg(long)]
     pub no_central: bool,
+    /// Give each device, the validation rows and the test rows a table of their own
+    /// (timing features and flow windows over their own rows only), as the files
+    /// `iotids deal` writes give networked nodes: the run then equals a networked run on
+    /// those files to the last bit. Without it, one pooled table (timing over the whole
+    /// file, test rows scored inside it), which overstates what such nodes reach (README
+    /// "Federated parity").
+    #[arg(long)]
+    pub node_tables: bool,
     /// Also run the same federation with each aggregation rule (mean, median,
     /// trimmed-mean:0.2, krum) at both tiers, without the attack and with it (--attack):
     /// robustness.csv, a chart and a report section show where FedAvg fails and robust

@@ -187,6 +187,9 @@ pub struct FederateJob {
     pub central: bool,
     /// Also run every aggregation rule with and without the attack.
     pub robustness: bool,
+    /// Each node (device, validation, test) on a table of its own, as the dealt files give
+    /// the networked nodes.
+    pub node_tables: bool,
 }
 
 #[derive(Debug)]
@@ -379,6 +382,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                 federation: federation_config(&federation, prep.seed)?,
                 central: !federation.no_central,
                 robustness: federation.robustness,
+                node_tables: federation.node_tables,
                 learn,
             })
         }
@@ -418,6 +422,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             federation: federation_config(&federation, prep.seed)?,
             central: false,
             robustness: false,
+            node_tables: false,
         }),
         Command::Cloud {
             checkpoint,

@@ -346,7 +346,7 @@ fn a_secure_networked_run_equals_federate_secure_bit_for_bit() {
 
 /// With the default time split and timing features, each device computes its timing
 /// over its own rows, the cloud its validation file's and the test file's on their own:
-/// `federate` cuts the same tables, so the runs still agree to the last bit, test score
+/// `federate --node-tables` cuts the same tables, so the runs agree to the last bit, test score
 /// included (a connection cut by the split starts afresh in the validation and test
 /// files, and no window reaches back over another node's rows).
 #[test]
@@ -359,8 +359,8 @@ fn a_networked_run_with_timing_features_equals_federate_bit_for_bit() {
     );
 }
 
-/// A networked run and `iotids federate` with the same file, settings, seed, learning
-/// flags `learn` and `flags` (`n_rounds` rounds of 2 edge rounds, 4 devices on 2 edges)
+/// A networked run and `iotids federate --node-tables` with the same file, settings, seed,
+/// learning flags `learn` and `flags` (`n_rounds` rounds of 2 edge rounds, 4 devices on 2 edges)
 /// give the same model to the last bit and the same test score; the networked run's
 /// federation.json and pipeline.json.
 fn networked_equals_federate(
@@ -383,6 +383,7 @@ fn networked_equals_federate(
         "--config".into(),
         f.config.display().to_string(),
         "--no-central".into(),
+        "--node-tables".into(),
     ];
     args.extend(learn.iter().cloned());
     args.extend(flags.iter().map(|s| s.to_string()));

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use iotids_data::Dataset;
-use iotids_data::federated::{compare, fit_federated_tables};
+use iotids_data::federated::{compare, fit_federated_tables, fit_federated_with_cost};
 use iotids_data::pipeline::Pipeline;
 use iotids_data::prepare::Prepared;
 use iotids_data::window::Sequences;
@@ -38,7 +38,7 @@ use report::html::{Block, Report};
 use report::pages::FederationView;
 
 use super::prepare;
-use super::train::{read_for, score_read};
+use super::train::{read_for, score_read, score_test_rows};
 use crate::job::{FederateJob, Ui};
 use crate::output::{
     csv_file, epochs_line, evaluation_notes, finish_report, print, start_output, write_csv_rows,
@@ -49,7 +49,11 @@ use crate::progress;
 pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     let learn = &job.learn;
     let cfg = &job.federation;
-    let mut loaded = prepare::load(&learn.input, &learn.prepare, ui)?;
+    // With --node-tables each node's table is timed again over its own rows: keep what
+    // the timing came from.
+    let mut input = learn.input.clone();
+    input.ingest.keep_timing_source = job.node_tables;
+    let mut loaded = prepare::load(&input, &learn.prepare, ui)?;
     // The partition comes first: the statistics round asks the devices for summaries of
     // their own rows. `deal` is what `federate` would deal (same seed, same partition).
     let mut part = {
@@ -66,49 +70,52 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
             cfg,
         )?
     };
-    // What each node holds, as deployed nodes hold it: a device's rows, the validation
-    // rows and the test rows, each a table of its own whose flow windows and timing
-    // features cover its own rows only (`iotids deal` writes the same rows to files).
-    let mut own = OwnTables::cut(&loaded.prepared, &part);
-    let pipeline_json = fit_pipeline(&mut loaded, &mut own, &mut part, cfg.pipeline, ui)?;
+    // With --node-tables, what each node holds as deployed nodes hold it: a device's
+    // rows, the validation rows and the test rows, each a table of its own whose flow
+    // windows and timing features cover its own rows only (`iotids deal` writes the same
+    // rows to files).
+    let mut own = if job.node_tables {
+        Some(OwnTables::cut(&loaded.prepared, &part)?)
+    } else {
+        None
+    };
+    let pipeline_json = fit_pipeline(&mut loaded, own.as_mut(), &mut part, cfg.pipeline, ui)?;
     let p = &loaded.prepared;
     let out = &learn.out;
     let figures = start_output(out, p, &p.config)?;
 
     let ds = &p.dataset;
-    // The pooled table's windows train the central model of the comparison, which sees
-    // every row at one capture point.
+    // The pooled table's windows (the central model of the comparison, which sees every
+    // row at one capture point, trains on them; without --node-tables the devices too).
     let (sequences, gru) = loaded.windows_and_network(learn)?;
-    let device_windows: Vec<Sequences> = own
-        .devices
-        .iter()
-        .map(|t| windows_of(&p.pipeline, t, sequences.k))
-        .collect::<Result<_>>()?;
-    let device_rows: Vec<Vec<usize>> = own
-        .devices
-        .iter()
-        .map(|t| (0..t.n_rows()).collect())
-        .collect();
-    let validation_windows = windows_of(&p.pipeline, &own.validation, sequences.k)?;
-    let validation_rows: Vec<usize> = (0..own.validation.n_rows()).collect();
-    let device_examples: Vec<Examples<'_>> = own
-        .devices
-        .iter()
-        .zip(&device_windows)
-        .zip(&device_rows)
-        .map(|((t, sequences), rows)| Examples {
-            sequences,
-            labels: &t.labels,
-            rows,
-        })
-        .collect();
-    let local = Local {
-        devices: &device_examples,
-        validation: Examples {
-            sequences: &validation_windows,
-            labels: &own.validation.labels,
-            rows: &validation_rows,
-        },
+    let node_windows = match &own {
+        Some(own) => Some(own.windows(&p.pipeline, sequences.k)?),
+        None => None,
+    };
+    let device_examples: Vec<Examples<'_>> = match (&own, &node_windows) {
+        (Some(own), Some(w)) => own
+            .devices
+            .iter()
+            .zip(&w.devices)
+            .zip(&w.device_rows)
+            .map(|((t, sequences), rows)| Examples {
+                sequences,
+                labels: &t.labels,
+                rows,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let local = match (&own, &node_windows) {
+        (Some(own), Some(w)) => Some(Local {
+            devices: &device_examples,
+            validation: Examples {
+                sequences: &w.validation,
+                labels: &own.validation.labels,
+                rows: &w.validation_rows,
+            },
+        }),
+        _ => None,
     };
     let task = Task {
         model: &gru,
@@ -120,7 +127,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         hosts: ds.hosts.as_deref(),
         train_rows: &p.split.train,
         validation_rows: &p.split.validation,
-        local: Some(&local),
+        local: local.as_ref(),
     };
     print(&format!(
         "federating: {} devices → {} edges → cloud; {} cloud rounds × {} edge rounds × {} local epoch(s); {} partition; {} (edges {}, cloud {})",
@@ -162,7 +169,10 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         None => None,
     };
     let scored = match &test_file {
-        None => own.score_test(&detector, p, ui)?,
+        None => match &own {
+            Some(own) => own.score_test(&detector, p, ui)?,
+            None => score_test_rows(&detector, &loaded, &sequences, ui),
+        },
         Some((path, test, hashes)) => Some(score_read(
             &detector,
             path,
@@ -184,8 +194,19 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
             local: None,
             ..task
         };
-        let (net, mut run, history) =
-            experiments::central_training(&central_task, &p.pipeline.classes, &[], &mut on_event)?;
+        // Without node tables the central model scores the split's test rows in the
+        // pooled table, as the federated one does.
+        let pooled_test: &[usize] = if own.is_none() && test_file.is_none() {
+            &p.split.test
+        } else {
+            &[]
+        };
+        let (net, mut run, history) = experiments::central_training(
+            &central_task,
+            &p.pipeline.classes,
+            pooled_test,
+            &mut on_event,
+        )?;
         drop(on_event);
         print(&epochs_line(&history))?;
         let central = Detector::new(
@@ -205,29 +226,47 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
                 SCORE_BATCH,
                 ui,
             )?),
-            None => own.score_test(&central, p, ui)?,
+            None => match &own {
+                Some(own) => own.score_test(&central, p, ui)?,
+                None => None,
+            },
         };
-        run.test = s.map(|s| s.metrics(&central));
+        if let Some(s) = s {
+            run.test = Some(s.metrics(&central));
+        }
         Some(run)
     } else {
         None
     };
     let robustness = if job.robustness {
         let mut bar = None;
-        // Each rule's model scores the test rows as the main run's does: on their own.
-        let test_windows = windows_of(&p.pipeline, &own.test, sequences.k)?;
-        let test_rows: Vec<usize> = (0..own.test.n_rows()).collect();
+        // Each rule's model scores the test rows as the main run's does.
+        let own_test = match &own {
+            Some(own) => Some((
+                windows_of(&p.pipeline, &own.test, sequences.k)?,
+                (0..own.test.n_rows()).collect::<Vec<usize>>(),
+            )),
+            None => None,
+        };
+        let test = match (&own, &own_test) {
+            (Some(own), Some((sequences, rows))) => Examples {
+                sequences,
+                labels: &own.test.labels,
+                rows,
+            },
+            _ => Examples {
+                sequences: &sequences,
+                labels: &ds.labels,
+                rows: &p.split.test,
+            },
+        };
         let rows = experiments::robustness(
             &task,
             cfg,
             // The main run's partition (dealt before the table's classes were renumbered).
             Some(&outcome.partition),
             &p.pipeline.classes,
-            Examples {
-                sequences: &test_windows,
-                labels: &own.test.labels,
-                rows: &test_rows,
-            },
+            test,
             &mut |rule, attack| {
                 if let Some(b) = bar.replace(progress::step(
                     &format!("robustness: {rule}, attack {attack}"),
@@ -367,7 +406,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
 /// how it differs from the pooled pipeline.
 fn fit_pipeline(
     loaded: &mut prepare::Loaded,
-    own: &mut OwnTables,
+    own: Option<&mut OwnTables>,
     part: &mut Partition,
     how: PipelineFit,
     ui: Ui,
@@ -383,27 +422,42 @@ fn fit_pipeline(
         "statistics round: fitting the pipeline from the devices' summaries",
         ui.quiet,
     );
-    // Each device summarises its own table (its timing features over its own rows).
-    let rows: Vec<Vec<usize>> = own
-        .devices
-        .iter()
-        .map(|t| (0..t.n_rows()).collect())
-        .collect();
-    let tables: Vec<(&Dataset, &[usize])> = own
-        .devices
-        .iter()
-        .zip(&rows)
-        .map(|(t, r)| (t, r.as_slice()))
-        .collect();
     let started = std::time::Instant::now();
-    let fitted = fit_federated_tables(&tables, p.pipeline.ingest.clone(), &p.config.pipeline);
+    let fitted = match &own {
+        // Each device summarises its own table (its timing features over its own rows).
+        Some(own) => {
+            let rows: Vec<Vec<usize>> = own
+                .devices
+                .iter()
+                .map(|t| (0..t.n_rows()).collect())
+                .collect();
+            let tables: Vec<(&Dataset, &[usize])> = own
+                .devices
+                .iter()
+                .zip(&rows)
+                .map(|(t, r)| (t, r.as_slice()))
+                .collect();
+            fit_federated_tables(&tables, p.pipeline.ingest.clone(), &p.config.pipeline)
+        }
+        None => {
+            let rows: Vec<&[usize]> = part.devices.iter().map(Vec::as_slice).collect();
+            fit_federated_with_cost(
+                &p.dataset,
+                &rows,
+                p.pipeline.ingest.clone(),
+                &p.config.pipeline,
+            )
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let (fed, cost) = fitted.context("the statistics round")?;
     let diff = compare(&fed, &p.pipeline);
     let map = p.dataset.reorder_classes(&fed.classes)?;
-    for t in own.tables_mut() {
-        t.reorder_classes(&fed.classes)?;
+    if let Some(own) = own {
+        for t in own.tables_mut() {
+            t.reorder_classes(&fed.classes)?;
+        }
     }
     for c in &mut p.split.classes_without_test {
         *c = map[*c as usize];
@@ -490,17 +544,42 @@ struct OwnTables {
 }
 
 impl OwnTables {
-    fn cut(p: &Prepared, part: &Partition) -> OwnTables {
+    fn cut(p: &Prepared, part: &Partition) -> Result<OwnTables> {
+        let ds = &p.dataset;
+        if ds.report.timing.is_some() && ds.timing_source.is_none() {
+            anyhow::bail!(
+                "{}: the timing features were read without what they came from, so the nodes' tables cannot be timed on their own",
+                ds.path.display()
+            );
+        }
         let own = |rows: &[usize]| {
-            let mut t = p.dataset.subset(rows);
+            let mut t = ds.subset(rows);
             t.retime();
             t
         };
-        OwnTables {
+        Ok(OwnTables {
             devices: part.devices.iter().map(|r| own(r)).collect(),
             validation: own(&p.split.validation),
             test: own(&p.split.test),
-        }
+        })
+    }
+
+    /// Each table through `pipeline`, in flow windows of `k` records over its own rows.
+    fn windows(&self, pipeline: &Pipeline, k: usize) -> Result<NodeWindows> {
+        Ok(NodeWindows {
+            devices: self
+                .devices
+                .iter()
+                .map(|t| windows_of(pipeline, t, k))
+                .collect::<Result<_>>()?,
+            device_rows: self
+                .devices
+                .iter()
+                .map(|t| (0..t.n_rows()).collect())
+                .collect(),
+            validation: windows_of(pipeline, &self.validation, k)?,
+            validation_rows: (0..self.validation.n_rows()).collect(),
+        })
     }
 
     fn tables_mut(&mut self) -> impl Iterator<Item = &mut Dataset> {
@@ -525,6 +604,14 @@ impl OwnTables {
         bar.finish_and_clear();
         Ok(Some(scored.context("the test rows")?))
     }
+}
+
+/// The devices' and the validation rows' windows over their own tables.
+struct NodeWindows {
+    devices: Vec<Sequences>,
+    device_rows: Vec<Vec<usize>>,
+    validation: Sequences,
+    validation_rows: Vec<usize>,
 }
 
 /// `t` through `pipeline`, in flow windows of `k` records over its own rows.

@@ -550,7 +550,15 @@ fn a_subset_retimed_is_what_a_read_of_its_rows_alone_gives() {
             rows.push(i as usize);
         }
     }
-    let whole = read_csv(&write(dir.path(), "all.csv", all.as_bytes()), &timed_opts()).unwrap();
+    let keep = IngestOptions {
+        keep_timing_source: true,
+        ..timed_opts()
+    };
+    let whole = read_csv(&write(dir.path(), "all.csv", all.as_bytes()), &keep).unwrap();
+    // Kept only when asked.
+    let lean = read_csv(&dir.path().join("all.csv"), &timed_opts()).unwrap();
+    assert!(lean.timing_source.is_none());
+    assert_eq!(whole.timing_source.as_ref().unwrap().stamps.len(), 600);
     let alone = read_csv(
         &write(dir.path(), "mine.csv", mine.as_bytes()),
         &timed_opts(),

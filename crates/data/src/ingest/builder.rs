@@ -140,7 +140,8 @@ impl DatasetBuilder {
             return Err(Error::Empty { path: source });
         }
         let layout = plan_columns(&source, &header, delimiter, opts)?;
-        let merger = Merger::new(&source, &header, &layout, 0, opts.rejects_path.as_deref())?;
+        let mut merger = Merger::new(&source, &header, &layout, 0, opts.rejects_path.as_deref())?;
+        merger.keep_timing_source = opts.keep_timing_source;
         let chunk = Chunk::new(&layout, 0);
         Ok(DatasetBuilder {
             source,

@@ -69,6 +69,8 @@ pub(super) struct Merger {
     rejects: Option<RejectsFile>,
     /// Bounds for an endless stream (see [`Streaming`]).
     streaming: Option<Streaming>,
+    /// Keep each row's timing source ([`crate::IngestOptions::keep_timing_source`]).
+    pub(super) keep_timing_source: bool,
 }
 
 /// An endless stream's bounds: flows are forgotten when the reader says so
@@ -197,6 +199,7 @@ impl Merger {
             host_clock: FlowClock::default(),
             rejects,
             streaming: None,
+            keep_timing_source: false,
         })
     }
 
@@ -334,9 +337,9 @@ impl Merger {
                 derived[2].push(host_iat);
             }
             report.host_backwards += host_report.backwards;
-            // What they came from, to compute them again over some rows (not for an
-            // endless stream, whose memory is bounded).
-            if self.streaming.is_none() {
+            // What they came from, to compute them again over some rows, when asked
+            // (never for an endless stream, whose memory is bounded).
+            if self.keep_timing_source && self.streaming.is_none() {
                 let source = ds.timing_source.get_or_insert_with(Default::default);
                 source.stamps.extend_from_slice(&p.times);
                 source.host_pairs.extend_from_slice(&p.hosts);

@@ -104,6 +104,11 @@ pub struct IngestOptions {
     /// Write every rejected record here (CSV: line, reason, record).
     pub rejects_path: Option<PathBuf>,
     pub progress: Option<Progress>,
+    /// With the timing features, also keep what they were computed from
+    /// ([`crate::Dataset::timing_source`], 24 bytes a row), so some of the rows can be
+    /// timed again on their own ([`crate::Dataset::retime`]; `federate` does, for each
+    /// node's table).
+    pub keep_timing_source: bool,
 }
 
 impl std::fmt::Debug for IngestOptions {
