@@ -168,19 +168,27 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         Some(path) => Some((path, read_for(&detector, path, ui)?, p.train_hashes())),
         None => None,
     };
-    let scored = match &test_file {
-        None => match &own {
-            Some(own) => own.score_test(&detector, p, ui)?,
-            None => score_test_rows(&detector, &loaded, &sequences, ui),
-        },
-        Some((path, test, hashes)) => Some(score_read(
-            &detector,
-            path,
-            test,
-            Some(hashes),
-            SCORE_BATCH,
-            ui,
-        )?),
+    // A model scored on the --test file, else on the node tables' test rows; without
+    // either, the pooled table's test rows (in-process, below).
+    let score_apart = |d: &Detector| -> Result<Option<Scored>> {
+        match (&test_file, &own) {
+            (Some((path, test, hashes)), _) => Ok(Some(score_read(
+                d,
+                path,
+                test,
+                Some(hashes),
+                SCORE_BATCH,
+                ui,
+            )?)),
+            (None, Some(own)) => own.score_test(d, p, ui),
+            (None, None) => Ok(None),
+        }
+    };
+    let pooled_scoring = test_file.is_none() && own.is_none();
+    let scored = if pooled_scoring {
+        score_test_rows(&detector, &loaded, &sequences, ui)
+    } else {
+        score_apart(&detector)?
     };
     let metrics = match &scored {
         Some(s) => Some(write_evaluation(&detector, s, out)?),
@@ -196,11 +204,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         };
         // Without node tables the central model scores the split's test rows in the
         // pooled table, as the federated one does.
-        let pooled_test: &[usize] = if own.is_none() && test_file.is_none() {
-            &p.split.test
-        } else {
-            &[]
-        };
+        let pooled_test: &[usize] = if pooled_scoring { &p.split.test } else { &[] };
         let (net, mut run, history) = experiments::central_training(
             &central_task,
             &p.pipeline.classes,
@@ -217,21 +221,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
             history,
             net,
         );
-        let s = match &test_file {
-            Some((path, test, hashes)) => Some(score_read(
-                &central,
-                path,
-                test,
-                Some(hashes),
-                SCORE_BATCH,
-                ui,
-            )?),
-            None => match &own {
-                Some(own) => own.score_test(&central, p, ui)?,
-                None => None,
-            },
-        };
-        if let Some(s) = s {
+        if let Some(s) = score_apart(&central)? {
             run.test = Some(s.metrics(&central));
         }
         Some(run)
