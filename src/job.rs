@@ -413,17 +413,31 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             ingest,
             prep,
             model,
-        } => Job::Deal(FederateJob {
-            learn: one_network(
-                learn_job(input(file, &ingest), out, &prep, &model, false)?,
-                &model,
-            )?,
-            test: None,
-            federation: federation_config(&federation, prep.seed)?,
-            central: false,
-            robustness: false,
-            node_tables: false,
-        }),
+        } => {
+            // Flags that change only what `federate` runs after dealing.
+            for (given, flag) in [
+                (federation.no_central, "--no-central"),
+                (federation.robustness, "--robustness"),
+                (federation.node_tables, "--node-tables"),
+            ] {
+                if given {
+                    bail!(
+                        "{flag}: a flag of `federate`; `deal` only writes the devices', validation and test files (the nodes read each on its own, as `federate --node-tables` does)"
+                    );
+                }
+            }
+            Job::Deal(FederateJob {
+                learn: one_network(
+                    learn_job(input(file, &ingest), out, &prep, &model, false)?,
+                    &model,
+                )?,
+                test: None,
+                federation: federation_config(&federation, prep.seed)?,
+                central: false,
+                robustness: false,
+                node_tables: false,
+            })
+        }
         Command::Cloud {
             checkpoint,
             node,

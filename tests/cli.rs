@@ -2807,3 +2807,22 @@ fn detect_labelled_captures_accuracy_and_report() {
         stderr(&o)
     );
 }
+
+#[test]
+fn deal_refuses_the_flags_that_only_federate_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 300);
+    for flag in ["--node-tables", "--robustness", "--no-central"] {
+        let o = iotids(&[
+            "deal",
+            data.to_str().unwrap(),
+            "--out",
+            dir.path().join("deal").to_str().unwrap(),
+            flag,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{flag}");
+        let e = stderr(&o);
+        assert!(e.contains(flag) && e.contains("a flag of `federate`"), "{e}");
+        assert!(!dir.path().join("deal").exists(), "{flag}: nothing written");
+    }
+}
