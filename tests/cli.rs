@@ -839,6 +839,7 @@ fn federate_writes_a_usable_model_rounds_and_the_central_comparison() {
     // federation.json agrees with rounds.csv and holds both runs' test scores.
     let fed = json(&out.join("federation.json"));
     assert_eq!(fed["rounds_run"], 2);
+    assert_eq!(fed["node_tables"], false, "one pooled table by default");
     let f = fed["federated"]["test"]["macro_f1"].as_f64().unwrap();
     let c = fed["central"]["test"]["macro_f1"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&f) && (0.0..=1.0).contains(&c));
@@ -2822,7 +2823,10 @@ fn deal_refuses_the_flags_that_only_federate_runs() {
         ]);
         assert_eq!(o.status.code(), Some(2), "{flag}");
         let e = stderr(&o);
-        assert!(e.contains(flag) && e.contains("a flag of `federate`"), "{e}");
+        assert!(
+            e.contains(flag) && e.contains("a flag of `federate`"),
+            "{e}"
+        );
         assert!(!dir.path().join("deal").exists(), "{flag}: nothing written");
     }
 }

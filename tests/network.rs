@@ -461,6 +461,7 @@ fn networked_equals_federate(
         fed["secure_aggregation"]["enabled"],
         sim_fed["secure_aggregation"]["enabled"]
     );
+    assert_eq!(sim_fed["node_tables"], true);
     // federate scores its test rows as the cloud scores the dealt test file: on their own.
     for key in ["accuracy", "macro_f1"] {
         assert_eq!(

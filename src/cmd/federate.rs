@@ -129,6 +129,14 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         validation_rows: &p.split.validation,
         local: local.as_ref(),
     };
+    if let Some(own) = &own {
+        print(&format!(
+            "node tables: {} devices, {} validation and {} test rows, each timed and windowed over its own rows",
+            own.devices.len(),
+            own.validation.n_rows(),
+            own.test.n_rows()
+        ))?;
+    }
     print(&format!(
         "federating: {} devices → {} edges → cloud; {} cloud rounds × {} edge rounds × {} local epoch(s); {} partition; {} (edges {}, cloud {})",
         cfg.devices,
@@ -278,6 +286,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     };
     let mut json = fed_report::summary_json(cfg, &outcome, metrics.as_ref(), central.as_ref());
     json["pipeline"] = pipeline_json;
+    json["node_tables"] = serde_json::Value::Bool(own.is_some());
     write_file(
         &out.join("federation.json"),
         serde_json::to_string_pretty(&json)?,
@@ -334,6 +343,14 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         (
             "federation settings".into(),
             cfg.to_toml().replace('\n', "; "),
+        ),
+        (
+            "each node's features".into(),
+            if own.is_some() {
+                "--node-tables: each device's, the validation and the test rows' timing features and flow windows over their own rows, as the dealt files give networked nodes".into()
+            } else {
+                "one pooled table: timing features over the whole file and test rows scored inside it, which overstates what networked nodes reach (--node-tables gives theirs)".into()
+            },
         ),
     ]));
     for b in report::pages::federation_sections(
