@@ -1,0 +1,97 @@
+"""Federated against central training, the README's "Federated parity" table: for each seed,
+`iotids federate TRAIN --test TEST --seed S` on one pooled table (the default) and with
+`--node-tables` (each node's own table, as networked nodes train), each with its own
+central comparison (one network on the pooled rows). Prints one row per seed and the
+means: macro-F1 (false alarms), and macro-F1 without the classes named by `--without`
+(e.g. a class too small to read, such as MQTTset's 22-packet flood).
+
+Usage:
+  python3 benches/federated_parity.py IOTIDS TRAIN.csv TEST.csv OUT_DIR
+      [--seeds 42,1,2] [--without flood] [-- MORE FEDERATE FLAGS...]
+
+e.g. the README's table (held-out halves, about 2 minutes a run on 2 cores):
+  python3 benches/federated_parity.py target/release/iotids \\
+      ../shared/data/mqttset/mqttset-train.csv mqttset-test.csv target/parity --without flood
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+argv = sys.argv[1:]
+flags = []
+if "--" in argv:
+    i = argv.index("--")
+    argv, flags = argv[:i], argv[i + 1 :]
+ap = argparse.ArgumentParser()
+ap.add_argument("iotids")
+ap.add_argument("train")
+ap.add_argument("test")
+ap.add_argument("out")
+ap.add_argument("--seeds", default="42,1,2")
+ap.add_argument("--without", default="")
+a = ap.parse_args(argv)
+seeds = [int(s) for s in a.seeds.split(",") if s]
+if not seeds:
+    sys.exit("--seeds: give at least one seed, e.g. 42,1,2")
+left_out = {c for c in a.without.split(",") if c}
+os.makedirs(a.out, exist_ok=True)
+
+
+def run(seed, node_tables):
+    out = os.path.join(a.out, f"seed-{seed}-{'node' if node_tables else 'pooled'}")
+    cmd = [a.iotids, "--quiet", "federate", a.train, "--test", a.test, "--out", out,
+           "--seed", str(seed), *(["--node-tables"] if node_tables else []), *flags]
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)}: exit {done.returncode}\n{done.stderr}")
+    with open(os.path.join(out, "metrics.json")) as f:
+        m = json.load(f)
+    with open(os.path.join(out, "federation.json")) as f:
+        fed = json.load(f)
+    if fed.get("node_tables") != node_tables:
+        sys.exit(f"{out}/federation.json: node_tables is {fed.get('node_tables')}, asked {node_tables}")
+    classes = m["classes"]
+    missing = left_out - set(classes)
+    if missing:
+        sys.exit(f"--without: {sorted(missing)} not among the model's classes {classes}")
+    f1 = [x["f1"] for c, x in m["per_class"].items() if c not in left_out]
+    central = (fed.get("central") or {}).get("test") or {}
+    return {
+        "macro_f1": m["macro_f1"],
+        "false_alarm": m.get("false_alarm_rate"),
+        "macro_f1_without": sum(f1) / len(f1),
+        "central": central.get("macro_f1"),
+    }
+
+
+def pct(x):
+    return "-" if x is None else f"{100 * x:.2f} %"
+
+
+def num(x):
+    return "-" if x is None else f"{x:.3f}"
+
+
+wo = f" without {','.join(sorted(left_out))}" if left_out else ""
+print(f"| seed | central | pooled table (FA) | pooled{wo} | --node-tables (FA) | node tables{wo} |")
+print("|---|---:|---:|---:|---:|---:|")
+rows = []
+for s in seeds:
+    p, n = run(s, False), run(s, True)
+    rows.append((p, n))
+    print(f"| {s} | {num(n['central'])} | {num(p['macro_f1'])} ({pct(p['false_alarm'])}) | "
+          f"{num(p['macro_f1_without'])} | {num(n['macro_f1'])} ({pct(n['false_alarm'])}) | "
+          f"{num(n['macro_f1_without'])} |")
+
+
+def mean(key, side):
+    v = [r[side][key] for r in rows if r[side][key] is not None]
+    return sum(v) / len(v) if v else None
+
+
+print(f"| mean | {num(mean('central', 1))} | {num(mean('macro_f1', 0))} | "
+      f"{num(mean('macro_f1_without', 0))} | {num(mean('macro_f1', 1))} | "
+      f"{num(mean('macro_f1_without', 1))} |")
