@@ -14,25 +14,16 @@ e.g. the README's table (held-out halves, about 2 minutes a run on 2 cores):
       ../shared/data/mqttset/mqttset-train.csv mqttset-test.csv target/parity --without flood
 """
 
-import argparse
 import json
 import os
-import subprocess
 import sys
 
-argv = sys.argv[1:]
-flags = []
-if "--" in argv:
-    i = argv.index("--")
-    argv, flags = argv[:i], argv[i + 1 :]
-ap = argparse.ArgumentParser()
-ap.add_argument("iotids")
-ap.add_argument("train")
-ap.add_argument("test")
-ap.add_argument("out")
+import runs
+
+ap = runs.parser(__doc__.split("\n\n")[0])
 ap.add_argument("--seeds", default="42,1,2")
 ap.add_argument("--without", default="")
-a = ap.parse_args(argv)
+a, flags = runs.parse(ap)
 seeds = [int(s) for s in a.seeds.split(",") if s]
 if not seeds:
     sys.exit("--seeds: give at least one seed, e.g. 42,1,2")
@@ -44,9 +35,7 @@ def run(seed, node_tables):
     out = os.path.join(a.out, f"seed-{seed}-{'node' if node_tables else 'pooled'}")
     cmd = [a.iotids, "--quiet", "federate", a.train, "--test", a.test, "--out", out,
            "--seed", str(seed), *(["--node-tables"] if node_tables else []), *flags]
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: exit {done.returncode}\n{done.stderr}")
+    runs.run(cmd)
     with open(os.path.join(out, "metrics.json")) as f:
         m = json.load(f)
     with open(os.path.join(out, "federation.json")) as f:

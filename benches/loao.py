@@ -16,27 +16,18 @@ Every class but the benign one (`--normal`, default "benign") is left out in tur
 ensemble on MQTTset, 2 cores).
 """
 
-import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 
-argv = sys.argv[1:]
-flags = []
-if "--" in argv:
-    i = argv.index("--")
-    argv, flags = argv[:i], argv[i + 1 :]
-ap = argparse.ArgumentParser()
-ap.add_argument("iotids")
-ap.add_argument("train")
-ap.add_argument("test")
-ap.add_argument("out")
+import runs
+
+ap = runs.parser(__doc__.split("\n\n")[0])
 ap.add_argument("--classes", default=None)
 ap.add_argument("--normal", default="benign")
 ap.add_argument("--label", default="label")
-a = ap.parse_args(argv)
+a, flags = runs.parse(ap)
 
 csv.field_size_limit(sys.maxsize)
 with open(a.train, newline="") as f:
@@ -69,9 +60,7 @@ for c in wanted:
         [a.iotids, "--quiet", "train", train, "--out", model, *flags],
         [a.iotids, "--quiet", "evaluate", a.test, "--model", model, "--out", ev],
     ):
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            sys.exit(f"{' '.join(cmd)}: exit {done.returncode}\n{done.stderr}")
+        runs.run(cmd)
     with open(os.path.join(ev, "metrics.json")) as f:
         m = json.load(f)
     absent = {x["class"]: x for x in m.get("absent_classes") or []}

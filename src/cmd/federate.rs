@@ -9,21 +9,22 @@
 //! the rounds; the kept global model is written as an ordinary model directory and
 //! evaluated on the test rows like any other.
 //!
-//! Every node works on its own table, as deployed nodes do: a device's rows, the
-//! validation rows and the test rows are each cut from the file with their timing
-//! features and flow windows computed over their own rows only (`OwnTables`), which is
-//! what reading the files `iotids deal` writes gives. A networked run on those files and
-//! `federate` give the same model and the same test score (tests/network.rs). Only the
-//! central comparison trains on the pooled table: one capture point sees every row.
+//! By default every node's windows and timing features come from the one pooled table.
+//! With `--node-tables` every node works on its own table, as deployed nodes do: a
+//! device's rows, the validation rows and the test rows are each cut from the file with
+//! their timing features and flow windows computed over their own rows only
+//! (`OwnTables`), which is what reading the files `iotids deal` writes gives, and each is
+//! windowed by the same function the networked nodes use (`iotids_net::context::windows`).
+//! A networked run on those files and `federate --node-tables` then give the same model
+//! and the same test score (tests/network.rs). The central comparison always trains on
+//! the pooled table: one capture point sees every row.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use iotids_data::Dataset;
 use iotids_data::federated::{compare, fit_federated_tables, fit_federated_with_cost};
-use iotids_data::pipeline::Pipeline;
 use iotids_data::prepare::Prepared;
-use iotids_data::window::Sequences;
 use iotids_federation::experiments::{self, rounds_history};
 use iotids_federation::partition::{Partition, Rows};
 use iotids_federation::{Local, Outcome, PipelineFit, Task};
@@ -32,6 +33,7 @@ use iotids_model::evaluation::Scored;
 use iotids_model::examples::{Examples, SCORE_BATCH};
 use iotids_model::params::from_flat;
 use iotids_model::train::{Optimizer, TrainConfig};
+use iotids_net::context::{Windows, windows};
 use iotids_report as report;
 use report::federation as fed_report;
 use report::html::{Block, Report};
@@ -74,12 +76,12 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     // rows, the validation rows and the test rows, each a table of its own whose flow
     // windows and timing features cover its own rows only (`iotids deal` writes the same
     // rows to files).
-    let mut own = if job.node_tables {
+    let own = if job.node_tables {
         Some(OwnTables::cut(&loaded.prepared, &part)?)
     } else {
         None
     };
-    let pipeline_json = fit_pipeline(&mut loaded, own.as_mut(), &mut part, cfg.pipeline, ui)?;
+    let pipeline_json = fit_pipeline(&mut loaded, own.as_ref(), &mut part, cfg.pipeline, ui)?;
     let p = &loaded.prepared;
     let out = &learn.out;
     let figures = start_output(out, p, &p.config)?;
@@ -88,35 +90,23 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     // The pooled table's windows (the central model of the comparison, which sees every
     // row at one capture point, trains on them; without --node-tables the devices too).
     let (sequences, gru) = loaded.windows_and_network(learn)?;
-    let node_windows = match &own {
-        Some(own) => Some(own.windows(&p.pipeline, sequences.k)?),
-        None => None,
+    // With node tables: each device's and the validation rows' windows, as the nodes make
+    // them.
+    let (device_windows, validation_windows) = match &own {
+        Some(own) => (
+            own.devices
+                .iter()
+                .map(|t| windows(t, &p.pipeline, sequences.k))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(windows(&own.validation, &p.pipeline, sequences.k)?),
+        ),
+        None => (Vec::new(), None),
     };
-    let device_examples: Vec<Examples<'_>> = match (&own, &node_windows) {
-        (Some(own), Some(w)) => own
-            .devices
-            .iter()
-            .zip(&w.devices)
-            .zip(&w.device_rows)
-            .map(|((t, sequences), rows)| Examples {
-                sequences,
-                labels: &t.labels,
-                rows,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let local = match (&own, &node_windows) {
-        (Some(own), Some(w)) => Some(Local {
-            devices: &device_examples,
-            validation: Examples {
-                sequences: &w.validation,
-                labels: &own.validation.labels,
-                rows: &w.validation_rows,
-            },
-        }),
-        _ => None,
-    };
+    let device_examples: Vec<Examples<'_>> = device_windows.iter().map(examples).collect();
+    let local = validation_windows.as_ref().map(|v| Local {
+        devices: &device_examples,
+        validation: examples(v),
+    });
     let task = Task {
         model: &gru,
         train: &learn.train,
@@ -240,19 +230,12 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         let mut bar = None;
         // Each rule's model scores the test rows as the main run's does.
         let own_test = match &own {
-            Some(own) => Some((
-                windows_of(&p.pipeline, &own.test, sequences.k)?,
-                (0..own.test.n_rows()).collect::<Vec<usize>>(),
-            )),
+            Some(own) => Some(windows(&own.test, &p.pipeline, sequences.k)?),
             None => None,
         };
-        let test = match (&own, &own_test) {
-            (Some(own), Some((sequences, rows))) => Examples {
-                sequences,
-                labels: &own.test.labels,
-                rows,
-            },
-            _ => Examples {
+        let test = match &own_test {
+            Some(w) => examples(w),
+            None => Examples {
                 sequences: &sequences,
                 labels: &ds.labels,
                 rows: &p.split.test,
@@ -413,7 +396,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
 /// how it differs from the pooled pipeline.
 fn fit_pipeline(
     loaded: &mut prepare::Loaded,
-    own: Option<&mut OwnTables>,
+    own: Option<&OwnTables>,
     part: &mut Partition,
     how: PipelineFit,
     ui: Ui,
@@ -460,12 +443,8 @@ fn fit_pipeline(
     bar.finish_and_clear();
     let (fed, cost) = fitted.context("the statistics round")?;
     let diff = compare(&fed, &p.pipeline);
+    // (The node tables keep their numbering: their windows map classes by name.)
     let map = p.dataset.reorder_classes(&fed.classes)?;
-    if let Some(own) = own {
-        for t in own.tables_mut() {
-            t.reorder_classes(&fed.classes)?;
-        }
-    }
     for c in &mut p.split.classes_without_test {
         *c = map[*c as usize];
     }
@@ -571,30 +550,6 @@ impl OwnTables {
         })
     }
 
-    /// Each table through `pipeline`, in flow windows of `k` records over its own rows.
-    fn windows(&self, pipeline: &Pipeline, k: usize) -> Result<NodeWindows> {
-        Ok(NodeWindows {
-            devices: self
-                .devices
-                .iter()
-                .map(|t| windows_of(pipeline, t, k))
-                .collect::<Result<_>>()?,
-            device_rows: self
-                .devices
-                .iter()
-                .map(|t| (0..t.n_rows()).collect())
-                .collect(),
-            validation: windows_of(pipeline, &self.validation, k)?,
-            validation_rows: (0..self.validation.n_rows()).collect(),
-        })
-    }
-
-    fn tables_mut(&mut self) -> impl Iterator<Item = &mut Dataset> {
-        self.devices
-            .iter_mut()
-            .chain([&mut self.validation, &mut self.test])
-    }
-
     /// Scores the test rows as a deployed node scores the test file: on their own.
     fn score_test(&self, detector: &Detector, p: &Prepared, ui: Ui) -> Result<Option<Scored>> {
         if self.test.n_rows() == 0 {
@@ -613,17 +568,12 @@ impl OwnTables {
     }
 }
 
-/// The devices' and the validation rows' windows over their own tables.
-struct NodeWindows {
-    devices: Vec<Sequences>,
-    device_rows: Vec<Vec<usize>>,
-    validation: Sequences,
-    validation_rows: Vec<usize>,
-}
-
-/// `t` through `pipeline`, in flow windows of `k` records over its own rows.
-fn windows_of(pipeline: &Pipeline, t: &Dataset, k: usize) -> Result<Sequences> {
-    let all: Vec<usize> = (0..t.n_rows()).collect();
-    let features = pipeline.transform(t, &all)?;
-    Ok(Sequences::new(features, t.flows.as_deref(), k)?)
+/// A node table's windows as training and validation examples (its rows of known
+/// classes, labels in the pipeline's numbering).
+fn examples(w: &Windows) -> Examples<'_> {
+    Examples {
+        sequences: &w.sequences,
+        labels: &w.labels,
+        rows: &w.rows,
+    }
 }
