@@ -23,7 +23,7 @@ use iotids_federation::aggregate::Aggregation;
 use iotids_federation::bench::FederationBenchConfig;
 use iotids_federation::partition::PartitionKind;
 use iotids_federation::strategy::Strategy;
-use iotids_federation::{Attack, FederationConfig, LocalOptimizer, PipelineFit};
+use iotids_federation::{Attack, FederationConfig, LocalOptimizer, PipelineFit, ValidationSite};
 use iotids_model::bench::GruBenchConfig;
 use iotids_model::gru::GruShape;
 use iotids_model::train::TrainConfig;
@@ -874,6 +874,13 @@ pub struct FederateArgs {
     /// [default: summaries]
     #[arg(long, value_parser = spelled::<PipelineFit>)]
     pub pipeline: Option<PipelineFit>,
+    /// Where each round's global model is scored to pick the kept round: cloud (the
+    /// validation rows, which the cloud holds) or devices (each device scores the later
+    /// part of its own traffic, as Flower's evaluate round does, and the cloud sums their
+    /// confusion matrices; implies --node-tables; not with differential privacy).
+    /// [default: cloud]
+    #[arg(long, value_parser = spelled::<ValidationSite>)]
+    pub validation: Option<ValidationSite>,
     /// Secure aggregation at the edges (SecAgg+): devices mask their updates and an edge
     /// learns only their sum, even when some drop mid-round. Needs mean aggregation at the
     /// edges.

@@ -1033,7 +1033,8 @@ fn federation_config(args: &FederateArgs, seed: u64) -> Result<FederationConfig>
         normalized_averaging,
         local_class_weights,
         selection_window,
-        pipeline
+        pipeline,
+        validation
     );
     if args.local_lr.is_some() {
         c.local_lr = args.local_lr;

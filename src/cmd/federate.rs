@@ -25,9 +25,10 @@ use anyhow::{Context, Result};
 use iotids_data::Dataset;
 use iotids_data::federated::{compare, fit_federated_tables, fit_federated_with_cost};
 use iotids_data::prepare::Prepared;
+use iotids_data::split::SplitConfig;
 use iotids_federation::experiments::{self, rounds_history};
 use iotids_federation::partition::{Partition, Rows};
-use iotids_federation::{Local, Outcome, PipelineFit, Task};
+use iotids_federation::{Local, Outcome, PipelineFit, Task, ValidationSite};
 use iotids_model::artifact::Detector;
 use iotids_model::evaluation::Scored;
 use iotids_model::examples::{Examples, SCORE_BATCH};
@@ -53,17 +54,30 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     let cfg = &job.federation;
     // With --node-tables each node's table is timed again over its own rows: keep what
     // the timing came from.
+    // Validation on the devices needs each device's own table (its later traffic after
+    // its earlier), so it implies node tables.
+    let on_devices = cfg.validation == ValidationSite::Devices;
+    let node_tables = job.node_tables || on_devices;
     let mut input = learn.input.clone();
-    input.ingest.keep_timing_source = job.node_tables;
+    input.ingest.keep_timing_source = node_tables;
     let mut loaded = prepare::load(&input, &learn.prepare, ui)?;
     // The partition comes first: the statistics round asks the devices for summaries of
     // their own rows. `deal` is what `federate` would deal (same seed, same partition).
+    // Devices that validate are dealt the validation rows too (flows whole), and each
+    // cuts its own table into training and validation rows.
     let mut part = {
         let p = &loaded.prepared;
         let ds = &p.dataset;
+        let dealt = if on_devices {
+            let mut rows = [&p.split.train[..], &p.split.validation[..]].concat();
+            rows.sort_unstable();
+            rows
+        } else {
+            p.split.train.clone()
+        };
         iotids_federation::deal(
             Rows {
-                rows: &p.split.train,
+                rows: &dealt,
                 labels: &ds.labels,
                 classes: ds.n_classes(),
                 flows: ds.flows.as_deref(),
@@ -76,8 +90,9 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     // rows, the validation rows and the test rows, each a table of its own whose flow
     // windows and timing features cover its own rows only (`iotids deal` writes the same
     // rows to files).
-    let own = if job.node_tables {
-        Some(OwnTables::cut(&loaded.prepared, &part)?)
+    let own = if node_tables {
+        let split = on_devices.then_some(&loaded.prepared.config.split);
+        Some(OwnTables::cut(&loaded.prepared, &mut part, split)?)
     } else {
         None
     };
@@ -102,10 +117,40 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         ),
         None => (Vec::new(), None),
     };
-    let device_examples: Vec<Examples<'_>> = device_windows.iter().map(examples).collect();
+    // A device trains on its training rows' windows and, validating, scores its
+    // validation rows' windows (both cut from its whole table).
+    let (device_train, device_validate): (Vec<Vec<usize>>, Vec<Vec<usize>>) = match &own {
+        Some(own) => device_windows
+            .iter()
+            .zip(&own.device_rows)
+            .map(|(w, (train, validate))| (known(&w.rows, train), known(&w.rows, validate)))
+            .unzip(),
+        None => (Vec::new(), Vec::new()),
+    };
+    let device_examples: Vec<Examples<'_>> = device_windows
+        .iter()
+        .zip(&device_train)
+        .map(|(w, rows)| Examples {
+            rows,
+            ..examples(w)
+        })
+        .collect();
+    let device_validation: Vec<Examples<'_>> = if on_devices {
+        device_windows
+            .iter()
+            .zip(&device_validate)
+            .map(|(w, rows)| Examples {
+                rows,
+                ..examples(w)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let local = validation_windows.as_ref().map(|v| Local {
         devices: &device_examples,
         validation: examples(v),
+        device_validation: &device_validation,
     });
     let task = Task {
         model: &gru,
@@ -125,6 +170,14 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
             own.devices.len(),
             own.validation.n_rows(),
             own.test.n_rows()
+        ))?;
+    }
+    if on_devices {
+        let windows: usize = device_validate.iter().map(Vec::len).sum();
+        let holding = device_validate.iter().filter(|v| !v.is_empty()).count();
+        print(&format!(
+            "validation on the devices: {windows} windows of the later part of their own traffic, on {holding} of {} devices; the cloud keeps the round by the sum of their confusion matrices",
+            device_validate.len()
         ))?;
     }
     print(&format!(
@@ -416,16 +469,11 @@ fn fit_pipeline(
     let fitted = match &own {
         // Each device summarises its own table (its timing features over its own rows).
         Some(own) => {
-            let rows: Vec<Vec<usize>> = own
-                .devices
-                .iter()
-                .map(|t| (0..t.n_rows()).collect())
-                .collect();
             let tables: Vec<(&Dataset, &[usize])> = own
                 .devices
                 .iter()
-                .zip(&rows)
-                .map(|(t, r)| (t, r.as_slice()))
+                .zip(&own.device_rows)
+                .map(|(t, (train, _))| (t, train.as_slice()))
                 .collect();
             fit_federated_tables(&tables, p.pipeline.ingest.clone(), &p.config.pipeline)
         }
@@ -525,12 +573,22 @@ fn write_partition(path: &std::path::Path, o: &Outcome, classes: &[String]) -> R
 /// own rows.
 struct OwnTables {
     devices: Vec<Dataset>,
+    /// Each device's training rows and validation rows in its table (all and none when
+    /// the cloud validates).
+    device_rows: Vec<(Vec<usize>, Vec<usize>)>,
     validation: Dataset,
     test: Dataset,
 }
 
 impl OwnTables {
-    fn cut(p: &Prepared, part: &Partition) -> Result<OwnTables> {
+    /// The tables of the rows `part` deals. With `device_split` each device cuts its own
+    /// table by it ([`iotids_net::context::device_split`], as a networked device does) and
+    /// `part` is left holding the training rows only.
+    fn cut(
+        p: &Prepared,
+        part: &mut Partition,
+        device_split: Option<&SplitConfig>,
+    ) -> Result<OwnTables> {
         let ds = &p.dataset;
         if ds.report.timing.is_some() && ds.timing_source.is_none() {
             anyhow::bail!(
@@ -543,8 +601,32 @@ impl OwnTables {
             t.retime();
             t
         };
+        let devices: Vec<Dataset> = part.devices.iter().map(|r| own(r)).collect();
+        let device_rows = match device_split {
+            Some(split) => {
+                let cut = devices
+                    .iter()
+                    .enumerate()
+                    .map(|(d, t)| {
+                        iotids_net::context::device_split(t, split)
+                            .with_context(|| format!("device {d}'s validation rows"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                // The partition's rows are what each device trains on.
+                for (rows, (train, _)) in part.devices.iter_mut().zip(&cut) {
+                    *rows = train.iter().map(|&i| rows[i]).collect();
+                }
+                part.recount(&ds.labels, ds.n_classes());
+                cut
+            }
+            None => devices
+                .iter()
+                .map(|t| ((0..t.n_rows()).collect(), Vec::new()))
+                .collect(),
+        };
         Ok(OwnTables {
-            devices: part.devices.iter().map(|r| own(r)).collect(),
+            devices,
+            device_rows,
             validation: own(&p.split.validation),
             test: own(&p.split.test),
         })
@@ -566,6 +648,15 @@ impl OwnTables {
         bar.finish_and_clear();
         Ok(Some(scored.context("the test rows")?))
     }
+}
+
+/// The rows of `known` (ascending) that are also in `wanted` (ascending).
+fn known(known: &[usize], wanted: &[usize]) -> Vec<usize> {
+    known
+        .iter()
+        .copied()
+        .filter(|r| wanted.binary_search(r).is_ok())
+        .collect()
 }
 
 /// A node table's windows as training and validation examples (its rows of known

@@ -57,6 +57,25 @@ spelled!(PipelineFit, "pipeline", {
     Pooled => "pooled",
 });
 
+/// Where each round's global model is scored to pick the kept round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ValidationSite {
+    /// On validation rows the cloud holds (a file of its own on a network).
+    #[default]
+    Cloud,
+    /// On the devices: each scores the model on the later part of its own traffic
+    /// (Flower's evaluate round) and the cloud sums their confusion matrices. No row
+    /// leaves a device, and a device's validation windows keep the context of its
+    /// earlier traffic.
+    Devices,
+}
+
+spelled!(ValidationSite, "validation", {
+    Cloud => "cloud",
+    Devices => "devices",
+});
+
 /// The devices' SGD learning rate when `local_lr` is not given.
 pub const DEFAULT_SGD_LEARNING_RATE: f64 = 0.1;
 
@@ -190,6 +209,11 @@ pub struct FederationConfig {
     /// the devices send bounded summaries and the cloud fits the pipeline from them; pooled:
     /// on the pooled training rows, which a real federation never has).
     pub pipeline: PipelineFit,
+    /// Where each round's model is scored (cloud: the cloud's validation rows; devices:
+    /// every device on the later part of its own traffic, the cloud summing their
+    /// confusion matrices). Not with differential privacy: the evaluations are data no
+    /// noise covers.
+    pub validation: ValidationSite,
     /// Secure aggregation at the edges (false): devices mask their updates (SecAgg+) and
     /// an edge learns only their sum. Needs mean aggregation at the edges and no
     /// class-wise head.
@@ -260,6 +284,7 @@ impl Default for FederationConfig {
             logit_adjustment: 0.0,
             selection_window: 3,
             pipeline: PipelineFit::Summaries,
+            validation: ValidationSite::Cloud,
             secure_aggregation: false,
             secagg_neighbours: None,
             secagg_threshold: None,
@@ -456,6 +481,14 @@ impl FederationConfig {
 
     /// Checks of the secure-aggregation and differential-privacy settings.
     fn check_privacy(&self) -> crate::Result<()> {
+        if self.private() && self.validation == ValidationSite::Devices {
+            return Err(Error::config(
+                "validation",
+                self.validation,
+                "cloud under differential privacy (the devices' evaluations of each \
+                 round's model are data the guarantee does not cover)",
+            ));
+        }
         if self.secure_aggregation || self.private() {
             if self.edge_aggregation != Aggregation::Mean {
                 return Err(Error::config(

@@ -88,7 +88,7 @@ pub mod simulate;
 pub mod strategy;
 pub mod transport;
 
-pub use config::{Attack, FederationConfig, LocalOptimizer, PipelineFit};
+pub use config::{Attack, FederationConfig, LocalOptimizer, PipelineFit, ValidationSite};
 pub use error::{Error, Result};
 pub use iotids_privacy::PrivacyReport;
 pub use simulate::{Local, Outcome, RoundRecord, Task, deal, federate, federate_dealt};

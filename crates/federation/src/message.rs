@@ -72,6 +72,12 @@ pub struct Plan {
     /// ([`crate::private`]).
     #[serde(default)]
     pub privacy: Option<DpPlan>,
+    /// Validation on the devices (None: none asked): the model sent is scored by every
+    /// device on its own validation windows (the later part of its own traffic), and its
+    /// [`Evaluation`] over this many classes comes back with the update. The cloud asks for
+    /// it in an exchange of its own after each round ([`Plan::evaluation`]).
+    #[serde(default)]
+    pub evaluate: Option<usize>,
 }
 
 /// How the edges run secure aggregation (SecAgg+), as the cloud plans it.
@@ -143,6 +149,30 @@ impl LocalTraining {
 }
 
 impl Plan {
+    /// The plan of the exchange that scores a global model on the devices' validation
+    /// windows over `classes` classes: one edge round, every device asked, no local
+    /// training (a device answers with its [`Evaluation`] and an unchanged model), secure
+    /// aggregation as in training so the edge learns only the sum of the evaluations.
+    pub fn evaluation(&self, classes: usize) -> Plan {
+        Plan {
+            edge_rounds: 1,
+            fraction: 1.0,
+            local: LocalTraining {
+                epochs: 0,
+                ..self.local.clone()
+            },
+            head: None,
+            privacy: None,
+            evaluate: Some(classes),
+            ..self.clone()
+        }
+    }
+
+    /// Whether this is an evaluation exchange's plan (no training).
+    pub fn evaluates_only(&self) -> bool {
+        self.evaluate.is_some() && self.local.epochs == 0
+    }
+
     /// The plan of a run: the federation's schedule, and local training as `train` sets it
     /// (its batch size, and its learning rate under Adam; its epochs, patience and seed are
     /// the central run's and are not used).
@@ -176,6 +206,7 @@ impl Plan {
                 clip: cfg.dp_clip,
                 sampling_rate: cfg.fraction,
             }),
+            evaluate: None,
         }
     }
 }
@@ -225,6 +256,77 @@ pub struct Training {
     pub accuracy: f64,
 }
 
+/// A model scored on validation windows, as sums that add up over devices and edges: the
+/// sum over several places is what the windows pooled would give.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// `confusion[t · classes + p]`: windows of class t predicted p.
+    pub confusion: Vec<u64>,
+    /// Σ over windows of the class-weighted cross-entropy (`w_y · −ln p_y`).
+    pub loss: f64,
+    /// Σ over windows of the class weight `w_y` (the loss's denominator).
+    pub weight: f64,
+}
+
+impl Evaluation {
+    /// No windows over `classes` classes.
+    pub fn empty(classes: usize) -> Evaluation {
+        Evaluation {
+            confusion: vec![0; classes * classes],
+            loss: 0.0,
+            weight: 0.0,
+        }
+    }
+
+    /// The classes it counts.
+    pub fn classes(&self) -> usize {
+        self.confusion.len().isqrt()
+    }
+
+    /// Windows counted.
+    pub fn windows(&self) -> u64 {
+        self.confusion.iter().sum()
+    }
+
+    /// Adds `other` (over the same classes) to it.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Protocol`] for an evaluation over another number of classes.
+    pub fn add(&mut self, other: &Evaluation, peer: &str) -> crate::Result<()> {
+        if other.confusion.len() != self.confusion.len() {
+            return Err(crate::Error::Protocol {
+                peer: peer.to_string(),
+                problem: format!("an evaluation of {} counts", other.confusion.len()),
+                expected: format!("{} counts (a confusion matrix)", self.confusion.len()),
+            });
+        }
+        for (a, b) in self.confusion.iter_mut().zip(&other.confusion) {
+            *a += b;
+        }
+        self.loss += other.loss;
+        self.weight += other.weight;
+        Ok(())
+    }
+
+    /// (loss, accuracy, macro-F1) as the windows pooled would score (None without
+    /// windows).
+    pub fn scores(&self) -> Option<(f64, f64, f64)> {
+        let k = self.classes();
+        let n = self.windows();
+        if n == 0 || k == 0 {
+            return None;
+        }
+        let rows: Vec<Vec<u64>> = self.confusion.chunks(k).map(<[u64]>::to_vec).collect();
+        let correct: u64 = (0..k).map(|c| rows[c][c]).sum();
+        Some((
+            self.loss / self.weight,
+            correct as f64 / n as f64,
+            iotids_model::metrics::macro_f1_of_confusion(&rows),
+        ))
+    }
+}
+
 /// A device's answer to a [`GlobalModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceUpdate {
@@ -242,6 +344,10 @@ pub struct DeviceUpdate {
     /// does not tell).
     #[serde(default)]
     pub class_counts: Vec<u64>,
+    /// The model it was sent, scored on its validation windows, when the plan asks
+    /// ([`Plan::evaluate`]; None otherwise, or when it holds none).
+    #[serde(default)]
+    pub evaluation: Option<Evaluation>,
 }
 
 /// An edge's model, and the windows behind it (the cloud's weight for it).
@@ -315,6 +421,10 @@ pub struct EdgeUpdate {
     pub training_seconds: f64,
     /// Wall seconds it spent aggregating.
     pub aggregation_seconds: f64,
+    /// The sum of its devices' evaluations of the model sent, when the plan asks for them
+    /// (None otherwise).
+    #[serde(default)]
+    pub evaluation: Option<Evaluation>,
 }
 
 #[cfg(test)]
@@ -378,6 +488,7 @@ mod tests {
                 normalized: true,
                 secure: None,
                 privacy: None,
+                evaluate: None,
             }
         );
         // μ reaches the devices under FedProx only.
@@ -441,6 +552,11 @@ mod tests {
             }],
             training_seconds: 0.0,
             aggregation_seconds: 0.0,
+            evaluation: Some(Evaluation {
+                confusion: vec![3, 1, 0, 2],
+                loss: 1.5,
+                weight: 6.0,
+            }),
         };
         let text = serde_json::to_string(&up).unwrap();
         assert!(text.contains("\"delivery\":\"late\""), "{text}");

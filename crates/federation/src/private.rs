@@ -29,7 +29,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::message::{DeviceUpdate, Plan, SecurePlan, Training};
+use crate::message::{DeviceUpdate, Evaluation, Plan, SecurePlan, Training};
 
 /// Values after the folded change: devices, windows, windows × path, windows × loss,
 /// windows × accuracy.
@@ -52,6 +52,8 @@ pub enum NoiseSource {
 pub struct Folding {
     weights: usize,
     classes: usize,
+    /// Classes of the evaluation that rides along (0: none).
+    evaluated: usize,
 }
 
 /// An edge's model and accounting from a folded sum.
@@ -70,18 +72,50 @@ pub struct Unfolded {
 impl Folding {
     /// The layout for `plan` and a model of `weights` values: class counts ride along
     /// when the plan carries the global ones and DP is off.
+    ///
+    /// When the plan asks devices to evaluate ([`Plan::evaluate`], never under DP), the
+    /// [`Evaluation`] follows: its confusion counts, loss sum and weight sum (zeros from a
+    /// device that holds no validation windows).
     pub fn new(plan: &Plan, weights: usize) -> Folding {
-        let classes = if plan.privacy.is_some() {
+        let private = plan.privacy.is_some();
+        let classes = if private {
             0
         } else {
             plan.local.class_counts.len()
         };
-        Folding { weights, classes }
+        let evaluated = plan.evaluate.filter(|_| !private).unwrap_or(0);
+        Folding {
+            weights,
+            classes,
+            evaluated,
+        }
     }
 
     /// Values in a folded update.
     pub fn len(&self) -> usize {
-        self.weights + TAIL + self.classes
+        self.weights + TAIL + self.classes + self.evaluation_len()
+    }
+
+    fn evaluation_len(&self) -> usize {
+        if self.evaluated == 0 {
+            0
+        } else {
+            self.evaluated * self.evaluated + 2
+        }
+    }
+
+    /// The sum of the devices' evaluations in a folded `sum` (None when the plan asked
+    /// for none, or no device in the sum held validation windows).
+    pub fn evaluation(&self, sum: &[f64]) -> Option<Evaluation> {
+        let start = self.weights + TAIL + self.classes;
+        let tail = sum.get(start..start + self.evaluation_len())?;
+        let (counts, sums) = tail.split_at(tail.len().checked_sub(2)?);
+        let e = Evaluation {
+            confusion: counts.iter().map(|c| c.round().max(0.0) as u64).collect(),
+            loss: sums[0],
+            weight: sums[1],
+        };
+        (e.windows() > 0).then_some(e)
     }
 
     /// Whether it folds nothing (a model of no weights).
@@ -144,6 +178,19 @@ impl Folding {
         out.extend(
             (0..self.classes).map(|c| update.class_counts.get(c).copied().unwrap_or(0) as f64),
         );
+        if self.evaluated > 0 {
+            let empty = Evaluation::empty(self.evaluated);
+            let e = update.evaluation.as_ref().unwrap_or(&empty);
+            if e.confusion.len() != empty.confusion.len() {
+                return Err(Error::Protocol {
+                    peer: format!("device {}", update.device),
+                    problem: format!("an evaluation of {} counts", e.confusion.len()),
+                    expected: format!("{} counts", empty.confusion.len()),
+                });
+            }
+            out.extend(e.confusion.iter().map(|&c| c as f64));
+            out.extend([e.loss, e.weight]);
+        }
         Ok(out)
     }
 
@@ -221,7 +268,7 @@ impl Folding {
                 loss: tail[3] / samples,
                 accuracy: tail[4] / samples,
             }),
-            class_counts: tail[TAIL..]
+            class_counts: tail[TAIL..TAIL + self.classes]
                 .iter()
                 .map(|c| c.round().max(0.0) as u64)
                 .collect(),
@@ -323,6 +370,7 @@ mod tests {
                 accuracy: 0.25,
             },
             class_counts: vec![samples, 1],
+            evaluation: None,
         }
     }
 

@@ -41,8 +41,8 @@ use crate::aggregate::{Aggregation, Head, Update, class_wise_head, sum_counts};
 use crate::config::{Attack, FederationConfig};
 use crate::error::Error;
 use crate::message::{
-    Delivery, DeviceUpdate, EdgeModel, EdgeRoundReport, EdgeUpdate, GlobalModel, LocalTraining,
-    Payload, Plan, Training,
+    Delivery, DeviceUpdate, EdgeModel, EdgeRoundReport, EdgeUpdate, Evaluation, GlobalModel,
+    LocalTraining, Payload, Plan, Training,
 };
 use crate::private::{Folding, NoiseSource, Unfolded};
 use crate::strategy::ServerOptimizer;
@@ -97,6 +97,9 @@ pub struct Device<'a> {
     model: &'a GruConfig,
     class_weights: &'a [f64],
     data: Examples<'a>,
+    /// Its validation windows (the later part of its own traffic): none when the cloud
+    /// validates.
+    validation: Option<Examples<'a>>,
     poison: Poison<'a>,
     /// Windows per class of the labels it trains on: the summary it sends.
     class_counts: Vec<u64>,
@@ -116,9 +119,62 @@ impl<'a> Device<'a> {
             model,
             class_weights,
             data,
+            validation: None,
             poison: Poison::Honest,
             class_counts,
         }
+    }
+
+    /// The device, scoring the models it is sent on `validation` when the plan asks
+    /// ([`Plan::evaluate`]).
+    pub fn with_validation(self, validation: Examples<'a>) -> Self {
+        Device {
+            validation: Some(validation),
+            ..self
+        }
+    }
+
+    /// Its validation windows (none: it holds none).
+    pub fn validation_windows(&self) -> usize {
+        self.validation.map_or(0, |v| v.rows.len())
+    }
+
+    /// `weights` scored on its validation windows over `classes` classes (None when it
+    /// holds none). The loss weighs each class as the cloud's validation loss does
+    /// ([`cloud_loss_weights`] of the plan's local training).
+    ///
+    /// # Errors
+    ///
+    /// Weights of another shape than its model's; `classes` other than the model's.
+    pub fn evaluate(
+        &self,
+        weights: &[f32],
+        classes: usize,
+        local: &LocalTraining,
+    ) -> crate::Result<Option<Evaluation>> {
+        let Some(ex) = self.validation.filter(|v| !v.rows.is_empty()) else {
+            return Ok(None);
+        };
+        if classes != self.class_weights.len() {
+            return Err(Error::config(
+                "evaluate",
+                classes,
+                format!("the model's {} classes", self.class_weights.len()),
+            ));
+        }
+        let net = from_flat(self.model, &iotids_model::backend::device(), weights)?;
+        let scores = score(&net, ex, SCORE_BATCH);
+        let predicted = scores.predictions();
+        let loss_weights = device_loss_weights(local.weigh_classes, self.class_weights);
+        let mut e = Evaluation::empty(classes);
+        for (i, &r) in ex.rows.iter().enumerate() {
+            let y = ex.labels[r] as usize;
+            let w = f64::from(loss_weights[y]);
+            e.loss -= w * f64::from(scores.row(i)[y]).max(1e-30).ln();
+            e.weight += w;
+            e.confusion[y * classes + predicted[i] as usize] += 1;
+        }
+        Ok(Some(e))
     }
 
     /// The device, poisoning as `poison` says.
@@ -190,6 +246,26 @@ impl<'a> Device<'a> {
     /// outside the class weights, a bad learning rate or batch size.
     pub fn train(&self, model: &GlobalModel) -> crate::Result<DeviceUpdate> {
         let local = &model.plan.local;
+        let evaluation = match model.plan.evaluate {
+            Some(classes) => self.evaluate(&model.weights, classes, local)?,
+            None => None,
+        };
+        if model.plan.evaluates_only() {
+            // Nothing to train: the model goes back unchanged, with the scores.
+            return Ok(DeviceUpdate {
+                device: self.id,
+                round: model.round,
+                edge_round: model.edge_round,
+                payload: Payload::Delta(vec![0.0; model.weights.len()]),
+                training: Training {
+                    samples: self.validation_windows() as u64,
+                    loss: 0.0,
+                    accuracy: 0.0,
+                },
+                class_counts: Vec::new(),
+                evaluation,
+            });
+        }
         let cfg = TrainConfig {
             epochs: local.epochs,
             batch_size: local.batch_size,
@@ -267,6 +343,7 @@ impl<'a> Device<'a> {
                 accuracy: last.train_accuracy,
             },
             class_counts: self.class_counts.clone(),
+            evaluation,
         })
     }
 }
@@ -391,6 +468,9 @@ impl Edge {
         model: &GlobalModel,
         link: &mut dyn Link<DeviceUpdate>,
     ) -> crate::Result<EdgeUpdate> {
+        if model.plan.evaluates_only() {
+            return self.evaluation_round(model, link);
+        }
         let mut down = model.clone();
         let mut samples = None;
         let mut class_counts = Vec::new();
@@ -529,6 +609,81 @@ impl Edge {
             edge_rounds: reports,
             training_seconds,
             aggregation_seconds,
+            evaluation: None,
+        })
+    }
+
+    /// An evaluation exchange ([`Plan::evaluation`]): every device scores `model` on its
+    /// validation windows and the edge sums their evaluations (from the single updates,
+    /// or, under secure aggregation, from the unmasked sum alone). No model comes back.
+    fn evaluation_round(
+        &self,
+        model: &GlobalModel,
+        link: &mut dyn Link<DeviceUpdate>,
+    ) -> crate::Result<EdgeUpdate> {
+        let classes = model.plan.evaluate.unwrap_or(0);
+        let peers = self.sample(&model.plan, model.round, 0);
+        let t = Instant::now();
+        let ex = if peers.is_empty() {
+            None
+        } else {
+            let wait = Wait::until(model.plan.deadline)
+                .with_quorum(Wait::quorum_of(model.plan.quorum, peers.len()));
+            Some(link.exchange(model, &peers, wait)?)
+        };
+        let training_seconds = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut evaluation = None;
+        let mut secure = None;
+        if let Some(ex) = &ex {
+            let arrived: Vec<Evaluation> = match &ex.arrived {
+                Arrived::Each(updates) => checked(model, ex, updates)?
+                    .into_iter()
+                    .filter_map(|u| u.evaluation.clone())
+                    .collect(),
+                Arrived::Sum(sum) => {
+                    secure = sum.secure.clone();
+                    Folding::new(&model.plan, model.weights.len())
+                        .evaluation(&sum.folded)
+                        .into_iter()
+                        .collect()
+                }
+            };
+            let mut total = Evaluation::empty(classes);
+            for e in &arrived {
+                total.add(e, &format!("a device of edge {}", self.id))?;
+            }
+            evaluation = (total.windows() > 0).then_some(total);
+        }
+        let aggregation_seconds = t.elapsed().as_secs_f64();
+        let report = match ex {
+            Some(ex) => EdgeRoundReport {
+                edge_round: 0,
+                devices: ex.outcomes,
+                training: Vec::new(),
+                bytes_down: ex.bytes_down,
+                bytes_up: ex.bytes_up,
+                seconds: ex.seconds,
+                secure,
+            },
+            None => EdgeRoundReport {
+                edge_round: 0,
+                devices: Vec::new(),
+                training: Vec::new(),
+                bytes_down: 0,
+                bytes_up: 0,
+                seconds: 0.0,
+                secure: None,
+            },
+        };
+        Ok(EdgeUpdate {
+            edge: self.id,
+            round: model.round,
+            model: None,
+            edge_rounds: vec![report],
+            training_seconds,
+            aggregation_seconds,
+            evaluation,
         })
     }
 }
@@ -698,6 +853,9 @@ pub struct Cloud<'a> {
     rule: Aggregation,
     wait: Wait,
     validation: Validation<'a>,
+    /// Whether the devices score each round's model on their own validation windows
+    /// (the cloud then sums their evaluations and holds no validation rows).
+    on_devices: bool,
     loss_weights: Vec<f32>,
     /// Rounds in the moving average that picks the kept round (odd: centred).
     selection_window: usize,
@@ -810,6 +968,22 @@ pub fn cloud_loss_weights(train: &TrainConfig, class_weights: &[f64]) -> Vec<f32
     loss_weights(train, class_weights)
 }
 
+/// The class weights of a device's validation loss: the pipeline's `class_weights` when
+/// the plan's devices weigh their classes, else 1 (the cloud's rule, [`loss_weights`],
+/// with the device's switch).
+fn device_loss_weights(weigh_classes: bool, class_weights: &[f64]) -> Vec<f32> {
+    class_weights
+        .iter()
+        .map(|&w| {
+            if weigh_classes && w > 0.0 {
+                w as f32
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
 /// The round kept from per-round validation `scores` (round `r` at index `r − 1`): the
 /// best (smoothed macro-F1 over `window` rounds centred on it, macro-F1, −loss), the
 /// earliest of equals; the last round when no round has a score. The rule the cloud
@@ -890,6 +1064,7 @@ impl<'a> Cloud<'a> {
             rule: cfg.cloud_aggregation,
             wait: Wait::default(),
             validation,
+            on_devices: false,
             loss_weights: loss_weights(train, validation.class_weights),
             selection_window: cfg.selection_window.max(1),
             state: CloudState {
@@ -941,6 +1116,18 @@ impl<'a> Cloud<'a> {
     pub fn with_class_counts(mut self, counts: Vec<u64>) -> Self {
         self.plan.local.class_counts = counts;
         self
+    }
+
+    /// The cloud, having the devices score each round's global model on their own
+    /// validation windows (an evaluation exchange after every round, [`Plan::evaluation`])
+    /// and keeping the round by the sum of their evaluations, instead of scoring
+    /// validation rows of its own (`validation.examples` is then not used; its class
+    /// weights still give the class count).
+    pub fn validating_on_devices(self) -> Self {
+        Cloud {
+            on_devices: true,
+            ..self
+        }
     }
 
     /// The cloud, waiting for its edges as `wait` says (by default, for every edge: edges
@@ -1118,7 +1305,11 @@ impl<'a> Cloud<'a> {
         rec.aggregation_seconds = edge_aggregation + t_agg.elapsed().as_secs_f64();
 
         let t_eval = Instant::now();
-        self.score(&mut rec)?;
+        if self.on_devices {
+            self.evaluate_on_devices(link, &mut rec)?;
+        } else {
+            self.score(&mut rec)?;
+        }
         rec.evaluation_seconds = t_eval.elapsed().as_secs_f64();
         rec.seconds = t0.elapsed().as_secs_f64();
 
@@ -1160,7 +1351,7 @@ impl<'a> Cloud<'a> {
             weights: Vec::new(),
         };
         // Without validation rows every round ties and the last one wins.
-        let no_validation = self.validation.examples.rows.is_empty();
+        let no_validation = !self.on_devices && self.validation.examples.rows.is_empty();
         if self
             .state
             .best
@@ -1169,6 +1360,76 @@ impl<'a> Cloud<'a> {
         {
             self.state.best = Some(Best { weights, ..this });
         }
+    }
+
+    /// Has the devices score the new global model on their validation windows over
+    /// `link` (an evaluation exchange, numbered after the round's edge rounds) and puts
+    /// the scores of their summed evaluations, and the exchange's bytes and time, into
+    /// `rec`.
+    fn evaluate_on_devices(
+        &self,
+        link: &mut dyn Link<EdgeUpdate>,
+        rec: &mut RoundRecord,
+    ) -> crate::Result<()> {
+        let classes = self.validation.class_weights.len();
+        let model = GlobalModel {
+            round: rec.round,
+            edge_round: self.plan.edge_rounds,
+            weights: self.state.global.clone(),
+            plan: self.plan.evaluation(classes),
+        };
+        let ex = link.exchange(&model, &self.edges, self.wait)?;
+        rec.bytes_cloud_to_edges += ex.bytes_down;
+        rec.simulated_seconds += ex.seconds;
+        let Arrived::Each(mut answers) = ex.arrived else {
+            return Err(Error::Protocol {
+                peer: "the cloud's link".into(),
+                problem: "a sum of edge evaluations".into(),
+                expected: "each edge's evaluation".into(),
+            });
+        };
+        answers.sort_by_key(|a| a.edge);
+        let mut total = Evaluation::empty(classes);
+        for (i, a) in answers.iter().enumerate() {
+            let peer = format!("edge {}", a.edge);
+            let problem = if a.round != model.round {
+                Some(format!("an evaluation for round {}", a.round))
+            } else if !self.edges.contains(&a.edge) || (i > 0 && answers[i - 1].edge == a.edge) {
+                Some("an evaluation from an edge not asked, or two".into())
+            } else if a.model.is_some() || a.edge_rounds.len() > 1 {
+                Some("a model or several edge rounds in answer to an evaluation".into())
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(Error::Protocol {
+                    peer,
+                    problem,
+                    expected: format!(
+                        "one evaluation of round {}'s model from each edge asked",
+                        model.round
+                    ),
+                });
+            }
+            if let Some(e) = &a.evaluation {
+                total.add(e, &peer)?;
+            }
+            for report in &a.edge_rounds {
+                rec.bytes_edge_to_devices += report.bytes_down;
+                rec.bytes_devices_to_edge += report.bytes_up;
+                if let Some(sec) = &report.secure {
+                    rec.secure_failures += usize::from(sec.failed.is_some());
+                    rec.secure_excluded += sec.excluded.len();
+                }
+            }
+        }
+        rec.bytes_edges_to_cloud += ex.bytes_up;
+        if let Some((loss, accuracy, macro_f1)) = total.scores() {
+            rec.validation_loss = Some(loss);
+            rec.validation_accuracy = Some(accuracy);
+            rec.validation_macro_f1 = Some(macro_f1);
+        }
+        Ok(())
     }
 
     /// Scores the global model on the validation rows into `rec`.

@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{Attack, FederationConfig};
+use crate::config::{Attack, FederationConfig, ValidationSite};
 use crate::partition::{Partition, Rows, partition};
 use crate::private::NoiseSource;
 use crate::roles::{Cloud, Device, Edge, Poison, Validation, flipped_labels};
@@ -64,6 +64,10 @@ pub struct Local<'a> {
     pub devices: &'a [Examples<'a>],
     /// The validation rows' examples, from their own table.
     pub validation: Examples<'a>,
+    /// Device `d`'s validation windows (the later part of its own traffic, from its own
+    /// table), which it scores each round's model on when the config's `validation` is
+    /// `devices`; empty otherwise.
+    pub device_validation: &'a [Examples<'a>],
 }
 
 /// What a federation produced.
@@ -213,11 +217,28 @@ pub fn federate_dealt(
     } else {
         Vec::new()
     };
+    let on_devices = cfg.validation == ValidationSite::Devices;
+    let device_validation = task.local.map_or(&[][..], |l| l.device_validation);
+    if on_devices && device_validation.len() != cfg.devices {
+        return Err(crate::Error::config(
+            "validation",
+            cfg.validation,
+            format!(
+                "cloud, unless each of the {} devices holds validation windows of its own table \
+                 ({} given; `federate --node-tables` cuts them)",
+                cfg.devices,
+                device_validation.len()
+            ),
+        ));
+    }
     let devices: Vec<Device<'_>> = data
         .into_iter()
         .enumerate()
         .map(|(d, examples)| {
-            let device = Device::new(d, task.model, task.class_weights, examples);
+            let mut device = Device::new(d, task.model, task.class_weights, examples);
+            if on_devices {
+                device = device.with_validation(device_validation[d]);
+            }
             if malicious.binary_search(&d).is_ok() {
                 let labels = match task.local {
                     Some(_) => flipped.get(d),
@@ -257,6 +278,9 @@ pub fn federate_dealt(
     let global_counts = crate::aggregate::sum_counts(devices.iter().map(Device::class_counts));
     let mut cloud =
         Cloud::new(cfg, task.model, task.train, validation)?.with_class_counts(global_counts);
+    if on_devices {
+        cloud = cloud.validating_on_devices();
+    }
     let model_bytes = model_bytes(cloud.global().len());
 
     let mut rounds = Vec::with_capacity(cfg.rounds);

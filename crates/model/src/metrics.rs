@@ -323,7 +323,13 @@ fn class_scores(confusion: &[Vec<u64>]) -> (Vec<ClassScores>, Vec<usize>) {
 /// over the classes seen in truth or predictions), without the curves: for scoring every
 /// round or epoch.
 pub fn macro_f1(y_true: &[u32], y_pred: &[u32], k: usize) -> f64 {
-    let (per_class, present) = class_scores(&confusion_matrix(y_true, y_pred, k));
+    macro_f1_of_confusion(&confusion_matrix(y_true, y_pred, k))
+}
+
+/// [`macro_f1`] from a confusion matrix (`confusion[true][predicted]`): what sums of
+/// confusion matrices from several places give, as the rows pooled would.
+pub fn macro_f1_of_confusion(confusion: &[Vec<u64>]) -> f64 {
+    let (per_class, present) = class_scores(confusion);
     present.iter().map(|&c| per_class[c].f1).sum::<f64>() / present.len().max(1) as f64
 }
 

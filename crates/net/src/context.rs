@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use iotids_data::federated::{Answer, ColumnValues, Summary};
 use iotids_data::pipeline::{IngestSpec, Pipeline};
+use iotids_data::split::SplitConfig;
 use iotids_data::window::Sequences;
 use iotids_data::{Dataset, IngestOptions};
 use iotids_model::gru::GruConfig;
@@ -141,6 +142,26 @@ pub fn windows(
         rows,
         unknown,
     })
+}
+
+/// A device's own table cut for validation on the device: the earlier rows it trains on
+/// and the later ones it scores each round's model on, by `split` (the run's split, its
+/// test side given to validation: per class in file order for the time split, short
+/// flows whole), each ascending. The rows it validates on stay in its table, so their
+/// flow windows and timing features reach back over its earlier traffic.
+///
+/// # Errors
+///
+/// A split the table does not allow (a flow split without endpoints).
+pub fn device_split(
+    ds: &Dataset,
+    split: &SplitConfig,
+) -> Result<(Vec<usize>, Vec<usize>), iotids_data::Error> {
+    let cfg = split.clone().without_test().resolve(ds);
+    let mut s = iotids_data::split::split(&ds.labels, ds.n_classes(), ds.flows.as_deref(), &cfg)?;
+    s.train.sort_unstable();
+    s.validation.sort_unstable();
+    Ok((s.train, s.validation))
 }
 
 /// Reads a node's own labelled data with the options given (a CSV, or captures: the

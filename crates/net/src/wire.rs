@@ -5,8 +5,8 @@
 
 use iotids_federation::aggregate::Head;
 use iotids_federation::message::{
-    Delivery, DeviceUpdate, DpPlan, EdgeModel, EdgeRoundReport, EdgeUpdate, GlobalModel,
-    LocalTraining, Payload, PeerOutcome, Plan, SecurePlan, Training,
+    Delivery, DeviceUpdate, DpPlan, EdgeModel, EdgeRoundReport, EdgeUpdate, Evaluation,
+    GlobalModel, LocalTraining, Payload, PeerOutcome, Plan, SecurePlan, Training,
 };
 use iotids_federation::private::SecureRound;
 use iotids_model::train::Optimizer;
@@ -63,6 +63,7 @@ pub fn model_to_wire(m: &GlobalModel) -> proto::GlobalModel {
                 clip: d.clip,
                 sampling_rate: d.sampling_rate,
             }),
+            evaluate: p.evaluate.map(|c| c as u64),
         }),
     }
 }
@@ -139,8 +140,60 @@ pub fn model_from_wire(m: proto::GlobalModel) -> Result<GlobalModel, Problem> {
                     sampling_rate: finite(d.sampling_rate, "sampling rate")?,
                 }),
             },
+            evaluate: match p.evaluate {
+                None => None,
+                Some(c) if (1..=MAX_EVALUATED_CLASSES).contains(&c) => Some(c as usize),
+                Some(c) => {
+                    return Err(format!(
+                        "an evaluation over {c} classes (1 to {MAX_EVALUATED_CLASSES})"
+                    ));
+                }
+            },
         },
     })
+}
+
+/// The most classes an evaluation may count (its confusion matrix has the square).
+const MAX_EVALUATED_CLASSES: u64 = 4096;
+
+fn evaluation_to_wire(e: &Evaluation) -> proto::Evaluation {
+    proto::Evaluation {
+        confusion: e.confusion.clone(),
+        loss: e.loss,
+        weight: e.weight,
+    }
+}
+
+/// An evaluation as received, checked against the classes the plan asked for: a square
+/// confusion matrix of them, finite non-negative sums.
+fn evaluation_from_wire(
+    e: Option<&proto::Evaluation>,
+    plan: &Plan,
+) -> Result<Option<Evaluation>, Problem> {
+    let Some(e) = e else {
+        return Ok(None);
+    };
+    let Some(classes) = plan.evaluate else {
+        return Err("an evaluation the plan did not ask for".into());
+    };
+    if e.confusion.len() != classes * classes {
+        return Err(format!(
+            "an evaluation of {} counts where the plan asks for {classes} classes ({} counts)",
+            e.confusion.len(),
+            classes * classes
+        ));
+    }
+    if !(e.loss.is_finite() && e.weight.is_finite() && e.loss >= 0.0 && e.weight >= 0.0) {
+        return Err(format!(
+            "an evaluation with loss sum {} and weight sum {}",
+            e.loss, e.weight
+        ));
+    }
+    Ok(Some(Evaluation {
+        confusion: e.confusion.clone(),
+        loss: e.loss,
+        weight: e.weight,
+    }))
 }
 
 fn training_to_wire(t: &Training) -> proto::Training {
@@ -174,6 +227,7 @@ pub fn device_update_to_wire(u: &DeviceUpdate) -> proto::DeviceUpdate {
         }),
         training: Some(training_to_wire(&u.training)),
         class_counts: u.class_counts.clone(),
+        evaluation: u.evaluation.as_ref().map(evaluation_to_wire),
     }
 }
 
@@ -206,7 +260,8 @@ pub fn device_update_from_wire(
         .training
         .as_ref()
         .ok_or("an update without its training record")?;
-    if t.samples == 0 {
+    // An evaluation's answer trains nothing: its samples are the windows it scored.
+    if t.samples == 0 && !sent.plan.evaluates_only() {
         return Err("an update trained on 0 samples".into());
     }
     if !(t.loss.is_finite() && t.accuracy.is_finite()) {
@@ -226,6 +281,7 @@ pub fn device_update_from_wire(
         },
         training: training_from_wire(t),
         class_counts: u.class_counts.clone(),
+        evaluation: evaluation_from_wire(u.evaluation.as_ref(), &sent.plan)?,
     })
 }
 
@@ -308,6 +364,7 @@ pub fn edge_update_to_wire(u: &EdgeUpdate, refused: u64) -> proto::EdgeUpdate {
         training_seconds: u.training_seconds,
         aggregation_seconds: u.aggregation_seconds,
         refused,
+        evaluation: u.evaluation.as_ref().map(evaluation_to_wire),
     }
 }
 
@@ -392,6 +449,7 @@ pub fn edge_update_from_wire(
         edge_rounds,
         training_seconds: u.training_seconds,
         aggregation_seconds: u.aggregation_seconds,
+        evaluation: evaluation_from_wire(u.evaluation.as_ref(), &sent.plan)?,
     })
 }
 
@@ -445,6 +503,7 @@ mod tests {
                 accuracy: 0.75,
             },
             class_counts: vec![6, 4],
+            evaluation: None,
         };
         let wire = device_update_to_wire(&good);
         assert_eq!(device_update_from_wire(7, &wire, &m).unwrap(), good);
@@ -469,6 +528,74 @@ mod tests {
         assert!(e.contains("non-finite value (NaN) at weight 1"), "{e}");
         assert!(bad(&|w| w.training.as_mut().unwrap().samples = 0).contains("0 samples"));
         assert!(bad(&|w| w.training.as_mut().unwrap().loss = f64::INFINITY).contains("loss inf"));
+        // An evaluation only where the plan asks for one, of its classes' square.
+        let scored = proto::Evaluation {
+            confusion: vec![5, 1, 0, 4],
+            loss: 2.5,
+            weight: 10.0,
+        };
+        let e = bad(&|w| w.evaluation = Some(scored.clone()));
+        assert!(e.contains("did not ask"), "{e}");
+    }
+
+    #[test]
+    fn evaluations_travel_checked_against_the_plan() {
+        let mut m = model();
+        m.plan = m.plan.evaluation(2);
+        assert!(m.plan.evaluates_only());
+        assert_eq!(model_from_wire(model_to_wire(&m)).unwrap(), m);
+        let answer = DeviceUpdate {
+            device: 2,
+            round: 3,
+            edge_round: 1,
+            payload: Payload::Delta(vec![0.0; 4]),
+            // A device without validation windows scored none: 0 samples is an answer.
+            training: Training {
+                samples: 0,
+                loss: 0.0,
+                accuracy: 0.0,
+            },
+            class_counts: Vec::new(),
+            evaluation: Some(Evaluation {
+                confusion: vec![5, 1, 0, 4],
+                loss: 2.5,
+                weight: 10.0,
+            }),
+        };
+        let wire = device_update_to_wire(&answer);
+        assert_eq!(device_update_from_wire(2, &wire, &m).unwrap(), answer);
+        let mut three = wire.clone();
+        three.evaluation.as_mut().unwrap().confusion = vec![1; 9];
+        let e = device_update_from_wire(2, &three, &m).unwrap_err();
+        assert!(
+            e.contains("9 counts where the plan asks for 2 classes"),
+            "{e}"
+        );
+        let mut nan = wire;
+        nan.evaluation.as_mut().unwrap().loss = f64::NAN;
+        let e = device_update_from_wire(2, &nan, &m).unwrap_err();
+        assert!(e.contains("loss sum NaN"), "{e}");
+        let mut huge = model_to_wire(&m);
+        huge.plan.as_mut().unwrap().evaluate = Some(1 << 20);
+        assert!(
+            model_from_wire(huge)
+                .unwrap_err()
+                .contains("1048576 classes")
+        );
+        // An edge's sum comes up the same way.
+        let up = EdgeUpdate {
+            edge: 0,
+            round: 3,
+            model: None,
+            edge_rounds: Vec::new(),
+            training_seconds: 0.0,
+            aggregation_seconds: 0.0,
+            evaluation: answer.evaluation.clone(),
+        };
+        assert_eq!(
+            edge_update_from_wire(0, &edge_update_to_wire(&up, 0), &m).unwrap(),
+            up
+        );
     }
 
     #[test]
@@ -514,6 +641,7 @@ mod tests {
             }],
             training_seconds: 1.5,
             aggregation_seconds: 0.01,
+            evaluation: None,
         };
         let wire = edge_update_to_wire(&up, 2);
         assert_eq!(wire.refused, 2);

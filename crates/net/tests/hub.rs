@@ -36,6 +36,7 @@ fn update(values: Vec<f32>, round: usize) -> proto::DeviceUpdate {
             accuracy: 0.9,
         },
         class_counts: vec![6, 6],
+        evaluation: None,
     })
 }
 

@@ -428,6 +428,7 @@ fn devices_own_tables_holding_the_same_windows_give_the_pooled_run() {
                 labels: &vlabels,
                 rows: &vrows,
             },
+            device_validation: &[],
         };
         let own = Task {
             local: Some(&local),
@@ -962,4 +963,144 @@ fn a_dp_run_spends_what_the_accountant_says_and_stops_at_its_target() {
     );
     assert_eq!(both.rounds.len(), 12);
     assert!(both.rounds.iter().all(|r| r.validation_macro_f1.is_some()));
+}
+
+#[test]
+fn devices_validating_their_windows_score_what_the_cloud_scores_on_them_pooled() {
+    // Each device holds a share of the validation windows (every third window of the
+    // validation rows, by device, over the pooled table): the sum of their confusion
+    // matrices must give the cloud's scores of all of them, round by round, and the same
+    // kept round; training is untouched. Under secure aggregation the edge learns only the
+    // sum, which must agree as well (counts exactly, the loss within fixed-point rounding).
+    let d = data();
+    for secure in [false, true] {
+        let cfg = FederationConfig {
+            secure_aggregation: secure,
+            ..small()
+        };
+        let task = d.task();
+        let part = deal(
+            Rows {
+                rows: task.train_rows,
+                labels: task.labels,
+                classes: 3,
+                flows: task.flows,
+                hosts: task.hosts,
+            },
+            &cfg,
+        )
+        .unwrap();
+        let cloud = federate_dealt(&task, &cfg, part.clone(), &mut |_| {}).unwrap();
+        let shares: Vec<Vec<usize>> = (0..cfg.devices)
+            .map(|dev| {
+                d.validation
+                    .iter()
+                    .copied()
+                    .filter(|r| r % cfg.devices == dev)
+                    .collect()
+            })
+            .collect();
+        let pooled = |rows| Examples {
+            sequences: &d.seq,
+            labels: &d.labels,
+            rows,
+        };
+        let devices: Vec<Examples<'_>> = part.devices.iter().map(|r| pooled(r)).collect();
+        let validation: Vec<Examples<'_>> = shares.iter().map(|r| pooled(r)).collect();
+        let local = Local {
+            devices: &devices,
+            validation: pooled(&d.validation),
+            device_validation: &validation,
+        };
+        let on_devices = FederationConfig {
+            validation: ValidationSite::Devices,
+            ..cfg.clone()
+        };
+        let task = Task {
+            local: Some(&local),
+            ..task
+        };
+        let o = federate_dealt(&task, &on_devices, part.clone(), &mut |_| {}).unwrap();
+        assert_eq!(o.weights, cloud.weights, "secure {secure}");
+        assert_eq!(o.best_round, cloud.best_round, "secure {secure}");
+        for (a, b) in o.rounds.iter().zip(&cloud.rounds) {
+            assert_eq!(
+                a.validation_macro_f1, b.validation_macro_f1,
+                "round {}",
+                a.round
+            );
+            assert_eq!(
+                a.validation_accuracy, b.validation_accuracy,
+                "round {}",
+                a.round
+            );
+            let (la, lb) = (a.validation_loss.unwrap(), b.validation_loss.unwrap());
+            assert!(
+                (la - lb).abs() < 1e-6 * lb.max(1.0),
+                "round {}: {la} {lb}",
+                a.round
+            );
+            // The evaluation exchange is counted: the model down to every device once more.
+            assert!(a.bytes_edge_to_devices > b.bytes_edge_to_devices);
+            assert_eq!(a.train_loss, b.train_loss);
+        }
+        assert!(o.rounds.iter().all(|r| r.validation_macro_f1.is_some()));
+        // A device with no validation windows answers with none, and the sum still counts
+        // every other device's.
+        let mut fewer = validation.clone();
+        fewer[0] = pooled(&[]);
+        let local = Local {
+            device_validation: &fewer,
+            ..local
+        };
+        let o = federate_dealt(
+            &Task {
+                local: Some(&local),
+                ..task
+            },
+            &on_devices,
+            part.clone(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(o.weights, cloud.weights);
+        let rest: Vec<usize> = d
+            .validation
+            .iter()
+            .copied()
+            .filter(|r| r % cfg.devices != 0)
+            .collect();
+        let cloud_rest = federate_dealt(
+            &Task {
+                validation_rows: &rest,
+                ..d.task()
+            },
+            &cfg,
+            part.clone(),
+            &mut |_| {},
+        )
+        .unwrap();
+        for (a, b) in o.rounds.iter().zip(&cloud_rest.rounds) {
+            assert_eq!(
+                a.validation_macro_f1, b.validation_macro_f1,
+                "round {}",
+                a.round
+            );
+            assert_eq!(
+                a.validation_accuracy, b.validation_accuracy,
+                "round {}",
+                a.round
+            );
+        }
+        // Without each device's windows, devices cannot validate: refused by name.
+        let e = federate_dealt(&d.task(), &on_devices, part, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("validation"), "{e}");
+    }
+    // Not under differential privacy: the evaluations are data no noise covers.
+    let dp = FederationConfig {
+        validation: ValidationSite::Devices,
+        dp_noise_multiplier: Some(1.0),
+        ..small()
+    };
+    assert!(dp.check().unwrap_err().to_string().contains("validation"));
 }
