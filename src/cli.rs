@@ -880,7 +880,7 @@ pub struct FederateArgs {
     /// confusion matrices; implies --node-tables; not with differential privacy).
     /// [default: cloud]
     #[arg(long, value_parser = spelled::<ValidationSite>)]
-    pub validation: Option<ValidationSite>,
+    pub validate_on: Option<ValidationSite>,
     /// Secure aggregation at the edges (SecAgg+): devices mask their updates and an edge
     /// learns only their sum, even when some drop mid-round. Needs mean aggregation at the
     /// edges.

@@ -1034,7 +1034,7 @@ fn federation_config(args: &FederateArgs, seed: u64) -> Result<FederationConfig>
         local_class_weights,
         selection_window,
         pipeline,
-        validation
+        validate_on
     );
     if args.local_lr.is_some() {
         c.local_lr = args.local_lr;

@@ -328,7 +328,7 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn a_networked_run_equals_federate_bit_for_bit() {
-    let (fed, _) = networked_equals_federate(3, &[], &learn());
+    let (fed, _) = networked_equals_federate(3, &[], &learn(), "");
     assert_eq!(fed["secure_aggregation"]["enabled"], false);
     assert_eq!(fed["privacy"], serde_json::Value::Null);
 }
@@ -337,7 +337,7 @@ fn a_networked_run_equals_federate_bit_for_bit() {
 /// OS on every device), so the edges unmask the very sums the simulation does.
 #[test]
 fn a_secure_networked_run_equals_federate_secure_bit_for_bit() {
-    let (fed, _) = networked_equals_federate(2, &["--secure-aggregation"], &learn());
+    let (fed, _) = networked_equals_federate(2, &["--secure-aggregation"], &learn(), "");
     let secure = &fed["secure_aggregation"];
     assert_eq!(secure["enabled"], true, "{secure}");
     assert_eq!(secure["failed_edge_rounds"], 0, "{secure}");
@@ -351,7 +351,7 @@ fn a_secure_networked_run_equals_federate_secure_bit_for_bit() {
 /// files, and no window reaches back over another node's rows).
 #[test]
 fn a_networked_run_with_timing_features_equals_federate_bit_for_bit() {
-    let (_, pipeline) = networked_equals_federate(2, &[], &learn_timed());
+    let (_, pipeline) = networked_equals_federate(2, &[], &learn_timed(), "");
     let inputs = pipeline["features"].to_string();
     assert!(
         inputs.contains("host.iat_us") && inputs.contains("flow.iat_us"),
@@ -359,18 +359,43 @@ fn a_networked_run_with_timing_features_equals_federate_bit_for_bit() {
     );
 }
 
-/// A networked run and `iotids federate --node-tables` with the same file, settings, seed,
-/// learning flags `learn` and `flags` (`n_rounds` rounds of 2 edge rounds, 4 devices on 2 edges)
-/// give the same model to the last bit and the same test score; the networked run's
-/// federation.json and pipeline.json.
+/// Validation on the devices: each device cuts its own dealt file into earlier rows it
+/// trains on and later ones it scores each round's model on, the edges sum the scores
+/// (here under secure aggregation, so only from the unmasked sum) and the cloud keeps the
+/// round by them. `federate` cuts the same tables, so the runs agree to the last bit,
+/// every round's validation score and the kept model included.
+#[test]
+fn devices_validating_over_the_network_equal_federate_bit_for_bit() {
+    let (fed, _) = networked_equals_federate(
+        3,
+        &["--secure-aggregation"],
+        &learn_timed(),
+        "validate_on = \"devices\"\n",
+    );
+    assert_eq!(fed["secure_aggregation"]["enabled"], true);
+    assert_eq!(fed["secure_aggregation"]["failed_edge_rounds"], 0);
+    assert_eq!(
+        fed["settings"]["validate_on"], "devices",
+        "{}",
+        fed["settings"]
+    );
+}
+
+/// A networked run and `iotids federate --node-tables` with the same file, settings
+/// (`extra_config` added to the federation TOML), seed, learning flags `learn` and `flags`
+/// (`n_rounds` rounds of 2 edge rounds, 4 devices on 2 edges) give the same model to the
+/// last bit and the same test score; the networked run's federation.json and
+/// pipeline.json.
 fn networked_equals_federate(
     n_rounds: usize,
     flags: &[&str],
     learn: &[String],
+    extra_config: &str,
 ) -> (serde_json::Value, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
-    let config =
-        format!("devices = 4\nedges = 2\nrounds = {n_rounds}\nedge_rounds = 2\nlocal_epochs = 1\n");
+    let config = format!(
+        "devices = 4\nedges = 2\nrounds = {n_rounds}\nedge_rounds = 2\nlocal_epochs = 1\n{extra_config}"
+    );
     let f = federation_with(dir.path(), 3000, &config, 2, 4, learn);
 
     // The simulation.
@@ -425,6 +450,14 @@ fn networked_equals_federate(
     for col in ["train_loss", "validation_macro_f1", "accepted", "sampled"] {
         assert_eq!(rounds(&sim, col), rounds(&net, col), "{col}");
     }
+    // Every round was scored (on the cloud's rows, or the devices').
+    assert!(
+        rounds(&net, "validation_macro_f1")
+            .iter()
+            .all(|f| f.parse::<f64>().is_ok_and(|f| f > 0.0)),
+        "{:?}",
+        rounds(&net, "validation_macro_f1")
+    );
     let numbered: Vec<String> = (1..=n_rounds).map(|r| r.to_string()).collect();
     assert_eq!(rounds(&net, "round"), numbered);
     // What each round cost on the wire and in wall time (shown with --nocapture).

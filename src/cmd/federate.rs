@@ -56,7 +56,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     // the timing came from.
     // Validation on the devices needs each device's own table (its later traffic after
     // its earlier), so it implies node tables.
-    let on_devices = cfg.validation == ValidationSite::Devices;
+    let on_devices = cfg.validate_on == ValidationSite::Devices;
     let node_tables = job.node_tables || on_devices;
     let mut input = learn.input.clone();
     input.ingest.keep_timing_source = node_tables;
@@ -68,16 +68,9 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     let mut part = {
         let p = &loaded.prepared;
         let ds = &p.dataset;
-        let dealt = if on_devices {
-            let mut rows = [&p.split.train[..], &p.split.validation[..]].concat();
-            rows.sort_unstable();
-            rows
-        } else {
-            p.split.train.clone()
-        };
         iotids_federation::deal(
             Rows {
-                rows: &dealt,
+                rows: &dealt_rows(p, on_devices),
                 labels: &ds.labels,
                 classes: ds.n_classes(),
                 flows: ds.flows.as_deref(),
@@ -91,7 +84,8 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     // windows and timing features cover its own rows only (`iotids deal` writes the same
     // rows to files).
     let own = if node_tables {
-        let split = on_devices.then_some(&loaded.prepared.config.split);
+        // The split as given (each device resolves it against its own table).
+        let split = on_devices.then_some(&learn.prepare.split);
         Some(OwnTables::cut(&loaded.prepared, &mut part, split)?)
     } else {
         None
@@ -647,6 +641,18 @@ impl OwnTables {
         let scored = detector.score_table(what, &self.test, None, SCORE_BATCH);
         bar.finish_and_clear();
         Ok(Some(scored.context("the test rows")?))
+    }
+}
+
+/// The rows dealt to devices: the training rows, and the validation rows too when the
+/// devices validate (each then cuts its own table; `deal` writes the same).
+pub(super) fn dealt_rows(p: &Prepared, on_devices: bool) -> Vec<usize> {
+    if on_devices {
+        let mut rows = [&p.split.train[..], &p.split.validation[..]].concat();
+        rows.sort_unstable();
+        rows
+    } else {
+        p.split.train.clone()
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use iotids_data::pipeline::IngestSpec;
+use iotids_federation::ValidationSite;
 use iotids_federation::partition::Rows;
 use iotids_model::artifact::Detector;
 use iotids_model::examples::SCORE_BATCH;
@@ -66,7 +67,8 @@ pub fn certs(
 /// Where a source line goes.
 #[derive(Clone, Copy)]
 enum Dest {
-    Device(usize),
+    /// A device's file, and with `true` validation.csv as well.
+    Device(usize, bool),
     Validation,
     Test,
 }
@@ -85,9 +87,11 @@ pub fn deal(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     let loaded = prepare::load(&learn.input, &learn.prepare, ui)?;
     let p = &loaded.prepared;
     let ds = &p.dataset;
+    // What `federate` deals: devices that validate hold the validation rows too.
+    let on_devices = cfg.validate_on == ValidationSite::Devices;
     let part = iotids_federation::deal(
         Rows {
-            rows: &p.split.train,
+            rows: &super::federate::dealt_rows(p, on_devices),
             labels: &ds.labels,
             classes: ds.n_classes(),
             flows: ds.flows.as_deref(),
@@ -96,13 +100,16 @@ pub fn deal(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         cfg,
     )?;
     let mut dest: HashMap<u64, Dest> = HashMap::with_capacity(ds.n_rows());
-    for (d, rows) in part.devices.iter().enumerate() {
-        for &r in rows {
-            dest.insert(ds.lines[r], Dest::Device(d));
-        }
-    }
     for &r in &p.split.validation {
         dest.insert(ds.lines[r], Dest::Validation);
+    }
+    for (d, rows) in part.devices.iter().enumerate() {
+        for &r in rows {
+            // A validation row a device holds also stays in validation.csv, the file whose
+            // layout the cloud reads (it scores nothing on it then).
+            let also = dest.contains_key(&ds.lines[r]);
+            dest.insert(ds.lines[r], Dest::Device(d, also));
+        }
     }
     for &r in &p.split.test {
         dest.insert(ds.lines[r], Dest::Test);
@@ -147,9 +154,13 @@ pub fn deal(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         line += memchr::memchr_iter(b'\n', &bytes[scanned..start]).count() as u64;
         scanned = start;
         match dest.get(&line) {
-            Some(Dest::Device(d)) => {
+            Some(Dest::Device(d, also)) => {
                 devices[*d].write_byte_record(&record)?;
                 written[*d] += 1;
+                if *also {
+                    validation.write_byte_record(&record)?;
+                    written[cfg.devices] += 1;
+                }
             }
             Some(Dest::Validation) => {
                 validation.write_byte_record(&record)?;
@@ -195,8 +206,13 @@ pub fn deal(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         serde_json::to_string_pretty(&summary)?,
     )?;
     print(&format!(
-        "dealt {} training rows to {} devices ({} edges), {} validation rows and {} test rows into {}",
+        "dealt {} {} rows to {} devices ({} edges), {} validation rows and {} test rows into {}",
         written[..cfg.devices].iter().sum::<u64>(),
+        if on_devices {
+            "training and validation (each device cuts its own)"
+        } else {
+            "training"
+        },
         cfg.devices,
         cfg.edges,
         written[cfg.devices],
@@ -219,6 +235,7 @@ pub fn cloud(job: &CloudJob, ui: Ui) -> Result<ExitCode> {
         tls: tls(&job.node),
         federation: cfg.clone(),
         pipeline: learn.prepare.pipeline.clone(),
+        split: learn.prepare.split.clone(),
         network: learn.net.clone(),
         train: learn.train.clone(),
         window,

@@ -71,7 +71,7 @@ pub enum ValidationSite {
     Devices,
 }
 
-spelled!(ValidationSite, "validation", {
+spelled!(ValidationSite, "validate_on", {
     Cloud => "cloud",
     Devices => "devices",
 });
@@ -213,7 +213,7 @@ pub struct FederationConfig {
     /// every device on the later part of its own traffic, the cloud summing their
     /// confusion matrices). Not with differential privacy: the evaluations are data no
     /// noise covers.
-    pub validation: ValidationSite,
+    pub validate_on: ValidationSite,
     /// Secure aggregation at the edges (false): devices mask their updates (SecAgg+) and
     /// an edge learns only their sum. Needs mean aggregation at the edges and no
     /// class-wise head.
@@ -284,7 +284,7 @@ impl Default for FederationConfig {
             logit_adjustment: 0.0,
             selection_window: 3,
             pipeline: PipelineFit::Summaries,
-            validation: ValidationSite::Cloud,
+            validate_on: ValidationSite::Cloud,
             secure_aggregation: false,
             secagg_neighbours: None,
             secagg_threshold: None,
@@ -481,10 +481,10 @@ impl FederationConfig {
 
     /// Checks of the secure-aggregation and differential-privacy settings.
     fn check_privacy(&self) -> crate::Result<()> {
-        if self.private() && self.validation == ValidationSite::Devices {
+        if self.private() && self.validate_on == ValidationSite::Devices {
             return Err(Error::config(
-                "validation",
-                self.validation,
+                "validate_on",
+                self.validate_on,
                 "cloud under differential privacy (the devices' evaluations of each \
                  round's model are data the guarantee does not cover)",
             ));

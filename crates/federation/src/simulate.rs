@@ -217,12 +217,12 @@ pub fn federate_dealt(
     } else {
         Vec::new()
     };
-    let on_devices = cfg.validation == ValidationSite::Devices;
+    let on_devices = cfg.validate_on == ValidationSite::Devices;
     let device_validation = task.local.map_or(&[][..], |l| l.device_validation);
     if on_devices && device_validation.len() != cfg.devices {
         return Err(crate::Error::config(
-            "validation",
-            cfg.validation,
+            "validate_on",
+            cfg.validate_on,
             format!(
                 "cloud, unless each of the {} devices holds validation windows of its own table \
                  ({} given; `federate --node-tables` cuts them)",

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use iotids_data::federated::{Answer, FederatedFit, Summary};
 use iotids_data::pipeline::{IngestSpec, Pipeline, PipelineConfig};
-use iotids_federation::FederationConfig;
+use iotids_data::split::SplitConfig;
 use iotids_federation::message::{Delivery, EdgeUpdate, GlobalModel, PeerOutcome};
 use iotids_federation::roles::{Cloud, CloudState, RoundRecord, Validation};
 use iotids_federation::transport::{Exchange, Link, Wait};
+use iotids_federation::{FederationConfig, ValidationSite};
 use iotids_model::examples::Examples;
 use iotids_model::gru::{GruConfig, GruShape};
 use iotids_model::train::TrainConfig;
@@ -43,6 +44,9 @@ pub struct CloudOptions {
     pub federation: FederationConfig,
     /// How the pipeline is fitted.
     pub pipeline: PipelineConfig,
+    /// The run's split: with validation on the devices, each device cuts its own table
+    /// by it ([`crate::context::device_split`]).
+    pub split: SplitConfig,
     /// The network's shape.
     pub network: GruShape,
     /// Local training's batch size, learning rate, class weighting.
@@ -241,6 +245,8 @@ pub fn run(
                     window: options.window,
                     pipeline: None,
                     network: None,
+                    validation: (cfg.validate_on == ValidationSite::Devices)
+                        .then(|| options.split.clone()),
                 },
                 device_rows: BTreeMap::new(),
                 class_counts: Vec::new(),
@@ -354,6 +360,10 @@ pub fn run(
     let mut cloud = Cloud::new(cfg, &network, &options.train, validation)?
         .with_class_counts(ck.class_counts.clone())
         .waiting(Wait::until(Some(options.edge_deadline)).with_quorum(1));
+    if cfg.validate_on == ValidationSite::Devices {
+        // The devices score each round; the validation file gave only the layout.
+        cloud = cloud.validating_on_devices();
+    }
     if let Some(state) = ck.state.clone() {
         cloud.resume(state)?;
     }

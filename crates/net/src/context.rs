@@ -26,6 +26,29 @@ pub struct RunContext {
     pub pipeline: Option<Pipeline>,
     /// The GRU's shape (with the pipeline).
     pub network: Option<GruConfig>,
+    /// Validation on the devices: each cuts its own table by this split
+    /// ([`device_split`]), trains on the earlier rows (and summarises only those) and
+    /// scores each round's model on the later ones. None: the cloud validates, and a
+    /// device trains on all its rows.
+    #[serde(default)]
+    pub validation: Option<SplitConfig>,
+}
+
+impl RunContext {
+    /// The rows of `ds` a device trains on (and summarises), and those it validates on.
+    ///
+    /// # Errors
+    ///
+    /// A split the table does not allow.
+    pub fn device_rows(
+        &self,
+        ds: &Dataset,
+    ) -> Result<(Vec<usize>, Vec<usize>), iotids_data::Error> {
+        match &self.validation {
+            Some(split) => device_split(ds, split),
+            None => Ok(((0..ds.n_rows()).collect(), Vec::new())),
+        }
+    }
 }
 
 impl RunContext {

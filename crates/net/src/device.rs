@@ -117,23 +117,46 @@ pub(crate) struct Local {
 
 pub(crate) struct Prepared {
     pub(crate) windows: Windows,
+    /// The windows it trains on (all labelled ones, unless it validates).
+    pub(crate) train: Vec<usize>,
+    /// The windows it scores each round's model on (None: the cloud validates).
+    pub(crate) validation: Option<Vec<usize>>,
     pub(crate) class_weights: Vec<f64>,
     pub(crate) network: GruConfig,
 }
 
 impl Prepared {
-    /// The labelled windows.
-    pub(crate) fn examples(&self) -> Examples<'_> {
+    /// The labelled windows of `rows`.
+    fn examples<'a>(&'a self, rows: &'a [usize]) -> Examples<'a> {
         Examples {
             sequences: &self.windows.sequences,
             labels: &self.windows.labels,
-            rows: &self.windows.rows,
+            rows,
         }
     }
 
-    /// Device `id` training on these windows.
+    /// Device `id` training on its training windows (and scoring its validation ones).
     pub(crate) fn device(&self, id: usize) -> Device<'_> {
-        Device::new(id, &self.network, &self.class_weights, self.examples())
+        let device = Device::new(
+            id,
+            &self.network,
+            &self.class_weights,
+            self.examples(&self.train),
+        );
+        match &self.validation {
+            Some(rows) => device.with_validation(self.examples(rows)),
+            None => device,
+        }
+    }
+
+    /// Its validation windows (None: the cloud validates).
+    pub(crate) fn validation_examples(&self) -> Option<Examples<'_>> {
+        self.validation.as_deref().map(|rows| self.examples(rows))
+    }
+
+    /// Every labelled window, training and validation alike.
+    pub(crate) fn all_examples(&self) -> Examples<'_> {
+        self.examples(&self.windows.rows)
     }
 }
 
@@ -171,12 +194,27 @@ impl Local {
                         reason,
                     })?;
                 let windows = windows(&ds, pipeline, ctx.window)?;
+                let (train, validation) = ctx.device_rows(&ds)?;
+                let labelled = |wanted: &[usize]| -> Vec<usize> {
+                    windows
+                        .rows
+                        .iter()
+                        .copied()
+                        .filter(|r| wanted.binary_search(r).is_ok())
+                        .collect()
+                };
+                let (train, validation) = match ctx.validation {
+                    Some(_) => (labelled(&train), Some(labelled(&validation))),
+                    None => (windows.rows.clone(), None),
+                };
                 // Training needs only the windows: the table read for the statistics round goes.
                 self.raw = None;
                 (
                     digest.to_string(),
                     Prepared {
                         windows,
+                        train,
+                        validation,
                         class_weights: pipeline.class_weights.clone(),
                         network: network.clone(),
                     },
@@ -287,8 +325,10 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                                         ),
                                     })?;
                                 let ds = local.raw(&c)?;
-                                let all: Vec<usize> = (0..ds.n_rows()).collect();
-                                let summary = request.answer(ds, &all)?;
+                                // Only the rows it trains on: a fitted transform sees no
+                                // validation row.
+                                let (train, _) = c.device_rows(ds)?;
+                                let summary = request.answer(ds, &train)?;
                                 report.summaries += 1;
                                 proto::answer::Kind::Summary(proto::SummaryAnswer {
                                     summary: serde_json::to_vec(&summary).unwrap_or_default(),

@@ -26,10 +26,10 @@ use std::sync::atomic::AtomicU64;
 
 use iotids_data::federated::{Answer, FederatedFit, Summary, SummaryRequest};
 use iotids_data::pipeline::{IngestSpec, PipelineConfig};
-use iotids_federation::FederationConfig;
 use iotids_federation::aggregate::Aggregation;
 use iotids_federation::message::{Delivery, GlobalModel, Plan};
 use iotids_federation::roles::{Cloud, Edge, Scores, Validation};
+use iotids_federation::{FederationConfig, ValidationSite};
 use iotids_flower::{Config, ConfigValue, Handler, Metrics, Parameters};
 use iotids_model::examples::Examples;
 use iotids_model::gru::GruShape;
@@ -248,11 +248,13 @@ impl Handler for FlowerDevice {
         }
         let p = self.local.prepared(&digest, &ctx)?;
         let loss_weights = iotids_federation::roles::cloud_loss_weights(&train, &p.class_weights);
+        // Its validation windows when the run validates on devices, else all of them.
+        let examples = p.validation_examples().unwrap_or_else(|| p.all_examples());
         let s: Scores = iotids_federation::roles::score_weights(
             &p.network,
             &params.values,
             Validation {
-                examples: p.examples(),
+                examples,
                 class_weights: &p.class_weights,
             },
             &loss_weights,
@@ -261,7 +263,7 @@ impl Handler for FlowerDevice {
             ("accuracy".to_string(), s.accuracy),
             ("macro_f1".to_string(), s.macro_f1),
         ]);
-        Ok((s.loss, p.windows.rows.len() as u64, metrics))
+        Ok((s.loss, examples.rows.len() as u64, metrics))
     }
 
     fn query(&mut self, config: &Config) -> HandlerResult<(Config, Metrics)> {
@@ -269,8 +271,8 @@ impl Handler for FlowerDevice {
         let request: SummaryRequest = json(config, REQUEST)?;
         let id = self.local.id;
         let ds = self.local.raw(&ctx)?;
-        let all: Vec<usize> = (0..ds.n_rows()).collect();
-        let summary = request.answer(ds, &all)?;
+        let (train, _) = ctx.device_rows(ds)?;
+        let summary = request.answer(ds, &train)?;
         let rows = summary.rows();
         let answer = QueryAnswer {
             summary: Some(summary),
@@ -714,6 +716,14 @@ impl ServerState {
                 "off on Flower: the cloud's stock strategy averages the output layer plainly",
             ));
         }
+        if federation.validate_on == ValidationSite::Devices {
+            return Err(Error::config(
+                "validate_on",
+                federation.validate_on,
+                "cloud on Flower: the app scores each round on its validation file \
+                 (validation on the devices runs on iotids' own network)",
+            ));
+        }
         let run = format!("{:016x}", rand::random::<u64>());
         let rosters = if flat {
             Vec::new()
@@ -749,6 +759,7 @@ impl ServerState {
                 window,
                 pipeline: None,
                 network: None,
+                validation: None,
             },
             fit: Some(fit),
             attempt: 1,

@@ -1013,7 +1013,7 @@ fn devices_validating_their_windows_score_what_the_cloud_scores_on_them_pooled()
             device_validation: &validation,
         };
         let on_devices = FederationConfig {
-            validation: ValidationSite::Devices,
+            validate_on: ValidationSite::Devices,
             ..cfg.clone()
         };
         let task = Task {
@@ -1094,13 +1094,13 @@ fn devices_validating_their_windows_score_what_the_cloud_scores_on_them_pooled()
         }
         // Without each device's windows, devices cannot validate: refused by name.
         let e = federate_dealt(&d.task(), &on_devices, part, &mut |_| {}).unwrap_err();
-        assert!(e.to_string().contains("validation"), "{e}");
+        assert!(e.to_string().contains("validate_on"), "{e}");
     }
     // Not under differential privacy: the evaluations are data no noise covers.
     let dp = FederationConfig {
-        validation: ValidationSite::Devices,
+        validate_on: ValidationSite::Devices,
         dp_noise_multiplier: Some(1.0),
         ..small()
     };
-    assert!(dp.check().unwrap_err().to_string().contains("validation"));
+    assert!(dp.check().unwrap_err().to_string().contains("validate_on"));
 }
