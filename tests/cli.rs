@@ -2830,3 +2830,76 @@ fn deal_refuses_the_flags_that_only_federate_runs() {
         assert!(!dir.path().join("deal").exists(), "{flag}: nothing written");
     }
 }
+
+#[test]
+fn federate_validating_on_the_devices_scores_every_round_from_their_sums() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 3000);
+    let out = dir.path().join("fed");
+    let o = iotids(&[
+        "federate",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--devices",
+        "4",
+        "--edges",
+        "2",
+        "--rounds",
+        "3",
+        "--window",
+        "4",
+        "--no-central",
+        "--validate-on",
+        "devices",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("validation on the devices:"), "{text}");
+    assert!(text.contains("node tables:"), "{text}");
+    let toml = std::fs::read_to_string(out.join("federation.toml")).unwrap();
+    assert!(toml.contains("validate_on = \"devices\""), "{toml}");
+    let fed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("federation.json")).unwrap())
+            .unwrap();
+    assert_eq!(fed["node_tables"], true);
+    let mut r = csv::Reader::from_path(out.join("rounds.csv")).unwrap();
+    let i = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "validation_macro_f1")
+        .unwrap();
+    let f1: Vec<f64> = r
+        .records()
+        .map(|x| x.unwrap()[i].parse().unwrap())
+        .collect();
+    assert_eq!(f1.len(), 3);
+    assert!(
+        f1.iter().all(|f| (0.0..=1.0).contains(f) && *f > 0.0),
+        "{f1:?}"
+    );
+    // Not with differential privacy, and only the two places by name.
+    let bad = dir.path().join("bad");
+    for (flags, says) in [
+        (
+            vec!["--validate-on", "devices", "--dp-noise-multiplier", "1"],
+            "--validate-on devices: must be cloud under differential privacy",
+        ),
+        (
+            vec!["--validate-on", "device"],
+            "must be one of: cloud devices",
+        ),
+    ] {
+        let mut args = vec![
+            "federate",
+            data.to_str().unwrap(),
+            "--out",
+            bad.to_str().unwrap(),
+        ];
+        args.extend(flags);
+        let o = iotids(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
+}
