@@ -405,6 +405,21 @@ pub struct EdgeRoundReport {
     pub secure: Option<crate::private::SecureRound>,
 }
 
+impl EdgeRoundReport {
+    /// Edge round `edge_round` in which the edge asked no device.
+    pub fn empty(edge_round: usize) -> EdgeRoundReport {
+        EdgeRoundReport {
+            edge_round,
+            devices: Vec::new(),
+            training: Vec::new(),
+            bytes_down: 0,
+            bytes_up: 0,
+            seconds: 0.0,
+            secure: None,
+        }
+    }
+}
+
 /// An edge's answer to the cloud's [`GlobalModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeUpdate {

@@ -480,15 +480,7 @@ impl Edge {
             down.edge_round = edge_round;
             let peers = self.sample(&model.plan, model.round, edge_round);
             if peers.is_empty() {
-                reports.push(EdgeRoundReport {
-                    edge_round,
-                    devices: Vec::new(),
-                    training: Vec::new(),
-                    bytes_down: 0,
-                    bytes_up: 0,
-                    seconds: 0.0,
-                    secure: None,
-                });
+                reports.push(EdgeRoundReport::empty(edge_round));
                 continue;
             }
             let t = Instant::now();
@@ -666,15 +658,7 @@ impl Edge {
                 seconds: ex.seconds,
                 secure,
             },
-            None => EdgeRoundReport {
-                edge_round: 0,
-                devices: Vec::new(),
-                training: Vec::new(),
-                bytes_down: 0,
-                bytes_up: 0,
-                seconds: 0.0,
-                secure: None,
-            },
+            None => EdgeRoundReport::empty(0),
         };
         Ok(EdgeUpdate {
             edge: self.id,

@@ -391,17 +391,7 @@ fn devices_own_tables_holding_the_same_windows_give_the_pooled_run() {
             ..small()
         };
         let task = d.task();
-        let part = deal(
-            Rows {
-                rows: task.train_rows,
-                labels: task.labels,
-                classes: 3,
-                flows: task.flows,
-                hosts: task.hosts,
-            },
-            &cfg,
-        )
-        .unwrap();
+        let part = dealt(&task, &cfg);
         let pooled = federate_dealt(&task, &cfg, part.clone(), &mut |_| {}).unwrap();
         let tables: Vec<(Sequences, Vec<u32>)> =
             part.devices.iter().map(|r| own_table(&d, r)).collect();
@@ -462,6 +452,21 @@ fn devices_own_tables_holding_the_same_windows_give_the_pooled_run() {
         .unwrap_err();
         assert!(e.to_string().contains("devices"), "{e}");
     }
+}
+
+/// The training rows of `task` dealt as `cfg` says.
+fn dealt(task: &Task<'_>, cfg: &FederationConfig) -> Partition {
+    deal(
+        Rows {
+            rows: task.train_rows,
+            labels: task.labels,
+            classes: 3,
+            flows: task.flows,
+            hosts: task.hosts,
+        },
+        cfg,
+    )
+    .unwrap()
 }
 
 fn weights_hash(w: &[f32]) -> String {
@@ -965,6 +970,16 @@ fn a_dp_run_spends_what_the_accountant_says_and_stops_at_its_target() {
     assert!(both.rounds.iter().all(|r| r.validation_macro_f1.is_some()));
 }
 
+/// Every round of `a` has `b`'s validation macro-F1 and accuracy, to the last bit.
+fn same_scores(a: &Outcome, b: &Outcome) {
+    assert_eq!(a.rounds.len(), b.rounds.len());
+    for (a, b) in a.rounds.iter().zip(&b.rounds) {
+        let r = a.round;
+        assert_eq!(a.validation_macro_f1, b.validation_macro_f1, "round {r}");
+        assert_eq!(a.validation_accuracy, b.validation_accuracy, "round {r}");
+    }
+}
+
 #[test]
 fn devices_validating_their_windows_score_what_the_cloud_scores_on_them_pooled() {
     // Each device holds a share of the validation windows (every third window of the
@@ -979,17 +994,7 @@ fn devices_validating_their_windows_score_what_the_cloud_scores_on_them_pooled()
             ..small()
         };
         let task = d.task();
-        let part = deal(
-            Rows {
-                rows: task.train_rows,
-                labels: task.labels,
-                classes: 3,
-                flows: task.flows,
-                hosts: task.hosts,
-            },
-            &cfg,
-        )
-        .unwrap();
+        let part = dealt(&task, &cfg);
         let cloud = federate_dealt(&task, &cfg, part.clone(), &mut |_| {}).unwrap();
         let shares: Vec<Vec<usize>> = (0..cfg.devices)
             .map(|dev| {
@@ -1023,17 +1028,8 @@ fn devices_validating_their_windows_score_what_the_cloud_scores_on_them_pooled()
         let o = federate_dealt(&task, &on_devices, part.clone(), &mut |_| {}).unwrap();
         assert_eq!(o.weights, cloud.weights, "secure {secure}");
         assert_eq!(o.best_round, cloud.best_round, "secure {secure}");
+        same_scores(&o, &cloud);
         for (a, b) in o.rounds.iter().zip(&cloud.rounds) {
-            assert_eq!(
-                a.validation_macro_f1, b.validation_macro_f1,
-                "round {}",
-                a.round
-            );
-            assert_eq!(
-                a.validation_accuracy, b.validation_accuracy,
-                "round {}",
-                a.round
-            );
             let (la, lb) = (a.validation_loss.unwrap(), b.validation_loss.unwrap());
             assert!(
                 (la - lb).abs() < 1e-6 * lb.max(1.0),
@@ -1080,18 +1076,7 @@ fn devices_validating_their_windows_score_what_the_cloud_scores_on_them_pooled()
             &mut |_| {},
         )
         .unwrap();
-        for (a, b) in o.rounds.iter().zip(&cloud_rest.rounds) {
-            assert_eq!(
-                a.validation_macro_f1, b.validation_macro_f1,
-                "round {}",
-                a.round
-            );
-            assert_eq!(
-                a.validation_accuracy, b.validation_accuracy,
-                "round {}",
-                a.round
-            );
-        }
+        same_scores(&o, &cloud_rest);
         // Without each device's windows, devices cannot validate: refused by name.
         let e = federate_dealt(&d.task(), &on_devices, part, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("validate_on"), "{e}");
