@@ -2863,6 +2863,14 @@ fn federate_validating_on_the_devices_scores_every_round_from_their_sums() {
         serde_json::from_str(&std::fs::read_to_string(out.join("federation.json")).unwrap())
             .unwrap();
     assert_eq!(fed["node_tables"], true);
+    assert_eq!(fed["validation"]["on"], "devices", "{}", fed["validation"]);
+    assert!(fed["validation"]["windows"].as_u64().unwrap() > 0);
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        page.contains("the devices&#39; own later traffic")
+            || page.contains("the devices' own later traffic"),
+        "kept round's source missing from the report"
+    );
     let mut r = csv::Reader::from_path(out.join("rounds.csv")).unwrap();
     let i = r
         .headers()

@@ -317,6 +317,15 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     let mut json = fed_report::summary_json(cfg, &outcome, metrics.as_ref(), central.as_ref());
     json["pipeline"] = pipeline_json;
     json["node_tables"] = serde_json::Value::Bool(own.is_some());
+    json["validation"] = if on_devices {
+        serde_json::json!({
+            "on": "devices",
+            "windows": device_validate.iter().map(Vec::len).sum::<usize>(),
+            "devices": device_validate.iter().filter(|v| !v.is_empty()).count(),
+        })
+    } else {
+        serde_json::json!({ "on": "cloud", "rows": p.split.validation.len() })
+    };
     write_file(
         &out.join("federation.json"),
         serde_json::to_string_pretty(&json)?,
@@ -380,6 +389,21 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
                 "--node-tables: each device's, the validation and the test rows' timing features and flow windows over their own rows, as the dealt files give networked nodes".into()
             } else {
                 "one pooled table: timing features over the whole file and test rows scored inside it, which overstates what networked nodes reach (--node-tables gives theirs)".into()
+            },
+        ),
+        (
+            "kept round chosen on".into(),
+            if on_devices {
+                format!(
+                    "the devices' own later traffic ({} windows on {} devices): each scores every round's model, the cloud sums their confusion matrices",
+                    device_validate.iter().map(Vec::len).sum::<usize>(),
+                    device_validate.iter().filter(|v| !v.is_empty()).count()
+                )
+            } else {
+                format!(
+                    "the cloud's validation rows ({} rows)",
+                    p.split.validation.len()
+                )
             },
         ),
     ]));
