@@ -1077,6 +1077,34 @@ fn devices_validating_their_windows_score_what_the_cloud_scores_on_them_pooled()
         )
         .unwrap();
         same_scores(&o, &cloud_rest);
+        // Devices that fail: the evaluation exchange sums the ones that answered, and the
+        // training, whose fates are drawn apart, is the cloud-validated run's.
+        let dropping = FederationConfig {
+            device_dropout: 0.3,
+            ..cfg.clone()
+        };
+        let cloud_dropping =
+            federate_dealt(&d.task(), &dropping, part.clone(), &mut |_| {}).unwrap();
+        let o = federate_dealt(
+            &task,
+            &FederationConfig {
+                validate_on: ValidationSite::Devices,
+                ..dropping
+            },
+            part.clone(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(o.weights, cloud_dropping.weights);
+        assert!(
+            cloud_dropping
+                .rounds
+                .iter()
+                .map(|r| r.failed)
+                .sum::<usize>()
+                > 0
+        );
+        assert!(o.rounds.iter().all(|r| r.validation_macro_f1.is_some()));
         // Without each device's windows, devices cannot validate: refused by name.
         let e = federate_dealt(&d.task(), &on_devices, part, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("validate_on"), "{e}");
