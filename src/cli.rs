@@ -771,8 +771,9 @@ pub struct FederateArgs {
     /// Fraction of each edge's devices sampled per edge round.
     #[arg(long)]
     pub fraction: Option<f64>,
-    /// iid, dirichlet (label skew), quantity (size skew) or host (each source host's
-    /// traffic on one device).
+    /// iid, dirichlet (label skew), dirichlet-time (label skew, each device holding one
+    /// stretch of each class's traffic in time order, as a capture point sees it), quantity
+    /// (size skew) or host (each source host's traffic on one device).
     #[arg(long, value_parser = spelled::<PartitionKind>)]
     pub partition: Option<PartitionKind>,
     /// Dirichlet concentration of `dirichlet` and `quantity`; smaller is more skewed.

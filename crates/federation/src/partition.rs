@@ -22,6 +22,14 @@ pub enum PartitionKind {
     /// Label skew: each class's units are split over the devices in proportions drawn from
     /// Dirichlet(α) (Hsu et al. 2019); small α gives each device few classes.
     Dirichlet,
+    /// Label skew as `dirichlet`, each class's units dealt in time order (first row in the
+    /// table) rather than shuffled: device d gets one contiguous stretch of each class's
+    /// traffic, of the size its Dirichlet(α) share says. A capture point sees consecutive
+    /// connections, not every n-th one, so the time between packets of the same two hosts
+    /// (`host.iat_us`) on a device's own table is what the hosts' traffic had, instead of
+    /// thinned n-fold as a shuffled deal leaves it.
+    #[serde(rename = "dirichlet-time")]
+    DirichletTime,
     /// Quantity skew: device sizes drawn from Dirichlet(α), classes mixed as in `iid`.
     Quantity,
     /// All traffic of a source host (the host that opened the flow) on one device: the
@@ -33,6 +41,7 @@ pub enum PartitionKind {
 spelled!(PartitionKind, "partition", {
     Iid => "iid",
     Dirichlet => "dirichlet",
+    DirichletTime => "dirichlet-time",
     Quantity => "quantity",
     Host => "host",
 });
@@ -100,8 +109,10 @@ pub fn partition(
     if devices == 0 {
         return Err(Error::config("devices", 0, "at least 1"));
     }
-    if matches!(kind, PartitionKind::Dirichlet | PartitionKind::Quantity)
-        && !(alpha > 0.0 && alpha.is_finite())
+    if matches!(
+        kind,
+        PartitionKind::Dirichlet | PartitionKind::DirichletTime | PartitionKind::Quantity
+    ) && !(alpha > 0.0 && alpha.is_finite())
     {
         return Err(Error::config("alpha", alpha, "a positive number"));
     }
@@ -132,18 +143,26 @@ pub fn partition(
             order.shuffle(&mut rng);
             deal_by_shares(&order, &units, &shares, &mut owner);
         }
-        PartitionKind::Dirichlet => {
+        PartitionKind::Dirichlet | PartitionKind::DirichletTime => {
             let class_of: Vec<u32> = units
                 .iter()
                 .map(|u| majority(u, data.labels, data.classes))
                 .collect();
+            // Units are in order of their first row, which is time order in a capture.
+            let in_time_order = kind == PartitionKind::DirichletTime;
             for c in 0..data.classes as u32 {
                 let mut of_class: Vec<usize> =
                     (0..units.len()).filter(|&u| class_of[u] == c).collect();
                 if of_class.is_empty() {
                     continue;
                 }
-                of_class.shuffle(&mut rng);
+                // The time-ordered deal draws what the shuffled one draws, so for one seed
+                // both give each device the same shares and differ only in which units.
+                let mut shuffled = of_class.clone();
+                shuffled.shuffle(&mut rng);
+                if !in_time_order {
+                    of_class = shuffled;
+                }
                 let shares = dirichlet(&mut rng, alpha, devices)?;
                 deal_by_shares(&of_class, &units, &shares, &mut owner);
             }
@@ -329,6 +348,47 @@ mod tests {
             // Same seed, same partition.
             assert_eq!(partition(data, kind, 5, 0.3, 7).unwrap(), p, "{kind}");
         }
+    }
+
+    #[test]
+    fn dirichlet_time_deals_each_device_a_stretch_of_each_class() {
+        let (rows, labels, flows, hosts) = table();
+        let data = rows_of(&rows, &labels, &flows, Some(&hosts));
+        let timed = partition(data, PartitionKind::DirichletTime, 4, 0.5, 3).unwrap();
+        let shuffled = partition(data, PartitionKind::Dirichlet, 4, 0.5, 3).unwrap();
+        // Between the first and last flow of a class a device holds, it holds every flow of
+        // that class: one stretch. The shuffled deal leaves gaps.
+        let stretches = |p: &Partition| -> usize {
+            let mut gaps = 0;
+            for d in &p.devices {
+                for c in 0..4u32 {
+                    let mine: Vec<u32> = d
+                        .iter()
+                        .filter(|&&r| labels[r] == c)
+                        .map(|&r| flows[r])
+                        .collect();
+                    let (Some(&lo), Some(&hi)) = (mine.first(), mine.last()) else {
+                        continue;
+                    };
+                    let all = (lo..=hi).filter(|f| f % 4 == c).count();
+                    let held: std::collections::BTreeSet<u32> = mine.into_iter().collect();
+                    gaps += all - held.len();
+                }
+            }
+            gaps
+        };
+        assert_eq!(stretches(&timed), 0);
+        assert!(stretches(&shuffled) > 0);
+        // Every row dealt once, label skew as the shuffled deal's (the same shares).
+        let mut all: Vec<usize> = timed.devices.concat();
+        all.sort_unstable();
+        assert_eq!(all, rows);
+        assert_eq!(timed.class_counts, shuffled.class_counts);
+        assert_eq!(
+            "dirichlet-time".parse::<PartitionKind>().unwrap(),
+            PartitionKind::DirichletTime
+        );
+        assert!(partition(data, PartitionKind::DirichletTime, 4, 0.0, 3).is_err());
     }
 
     #[test]

@@ -600,6 +600,7 @@ pub fn federation_sections(
                     c.partition,
                     match c.partition {
                         iotids_federation::partition::PartitionKind::Dirichlet
+                        | iotids_federation::partition::PartitionKind::DirichletTime
                         | iotids_federation::partition::PartitionKind::Quantity => {
                             format!(" (α = {})", c.alpha)
                         }
