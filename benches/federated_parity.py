@@ -1,6 +1,6 @@
 """Federated against central training, the README's "Federated parity" table: for each seed,
-`iotids federate TRAIN --test TEST --seed S` on one pooled table (the default) and with
-`--node-tables` (each node's own table, as networked nodes train), each with its own
+`iotids federate TRAIN --test TEST --seed S` on one pooled table (`--pooled-table`) and with
+node tables (the default: each node's own table, as networked nodes train), each with its own
 central comparison (one network on the pooled rows). Prints one row per seed and the
 means: macro-F1 (false alarms), and macro-F1 without the classes named by `--without`
 (e.g. a class too small to read, such as MQTTset's 22-packet flood).
@@ -43,7 +43,7 @@ def run(seed, node_tables):
         return {"macro_f1": None, "false_alarm": None, "macro_f1_without": None, "central": None}
     out = os.path.join(a.out, f"seed-{seed}-{'node' if node_tables else 'pooled'}")
     cmd = [a.iotids, "--quiet", "federate", a.train, "--test", a.test, "--out", out,
-           "--seed", str(seed), *(["--node-tables"] if node_tables else []), *flags]
+           "--seed", str(seed), "--node-tables" if node_tables else "--pooled-table", *flags]
     runs.run(cmd)
     with open(os.path.join(out, "metrics.json")) as f:
         m = json.load(f)

@@ -913,14 +913,17 @@ pub struct FederateArgs {
     /// Skip training the same model centrally for comparison.
     #[arg(long)]
     pub no_central: bool,
-    /// Give each device, the validation rows and the test rows a table of their own
+    /// Each device, the validation rows and the test rows in a table of their own
     /// (timing features and flow windows over their own rows only), as the files
-    /// `iotids deal` writes give networked nodes: the run then equals a networked run on
-    /// those files to the last bit. Without it, one pooled table (timing over the whole
-    /// file, test rows scored inside it), which overstates what such nodes reach (README
-    /// "Federated parity").
-    #[arg(long)]
+    /// `iotids deal` writes give networked nodes: the run equals a networked run on those
+    /// files to the last bit. The default; the flag is kept for scripts that give it.
+    #[arg(long, conflicts_with = "pooled_table")]
     pub node_tables: bool,
+    /// One pooled table instead of node tables: timing features over the whole file and
+    /// the test rows scored inside it, which no deployed device can compute (README
+    /// "Federated parity"; the simulation of before 2026-12-06).
+    #[arg(long)]
+    pub pooled_table: bool,
     /// Also run the same federation with each aggregation rule (mean, median,
     /// trimmed-mean:0.2, krum) at both tiers, without the attack and with it (--attack):
     /// robustness.csv, a chart and a report section show where FedAvg fails and robust

@@ -382,7 +382,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                 federation: federation_config(&federation, prep.seed)?,
                 central: !federation.no_central,
                 robustness: federation.robustness,
-                node_tables: federation.node_tables,
+                node_tables: !federation.pooled_table,
                 learn,
             })
         }
@@ -419,10 +419,11 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                 (federation.no_central, "--no-central"),
                 (federation.robustness, "--robustness"),
                 (federation.node_tables, "--node-tables"),
+                (federation.pooled_table, "--pooled-table"),
             ] {
                 if given {
                     bail!(
-                        "{flag}: a flag of `federate`; `deal` only writes the devices', validation and test files (the nodes read each on its own, as `federate --node-tables` does)"
+                        "{flag}: a flag of `federate`; `deal` only writes the devices', validation and test files (the nodes read each on its own, as `federate` does by default)"
                     );
                 }
             }

@@ -57,7 +57,12 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
     // Validation on the devices needs each device's own table (its later traffic after
     // its earlier), so it implies node tables.
     let on_devices = cfg.validate_on == ValidationSite::Devices;
-    let node_tables = job.node_tables || on_devices;
+    if on_devices && !job.node_tables {
+        anyhow::bail!(
+            "--pooled-table with --validate-on devices: a device validates on its own table (drop one of them)"
+        );
+    }
+    let node_tables = job.node_tables;
     let mut input = learn.input.clone();
     input.ingest.keep_timing_source = node_tables;
     let mut loaded = prepare::load(&input, &learn.prepare, ui)?;

@@ -140,9 +140,12 @@ pub struct FederationConfig {
     pub edge_rounds: usize,
     /// Fraction of each edge's devices sampled per edge round, at least one (1.0).
     pub fraction: f64,
-    /// How rows are dealt to devices (dirichlet).
+    /// How rows are dealt to devices (dirichlet-time: Dirichlet label skew, each class's
+    /// flows in time order, so a device holds a stretch of its traffic as a capture point
+    /// does; with node tables, on the MQTTset development cut, test macro-F1 0.944 against
+    /// the shuffled deal's 0.844).
     pub partition: PartitionKind,
-    /// Dirichlet concentration for `dirichlet` and `quantity` (0.3).
+    /// Dirichlet concentration for `dirichlet`, `dirichlet-time` and `quantity` (0.3).
     pub alpha: f64,
     /// The strategy (fedavgm: on the MQTTset development cut, 20 devices, Dirichlet 0.3,
     /// test macro-F1 0.72 after 50 rounds against FedAvg's 0.49 after 30).
@@ -259,7 +262,7 @@ impl Default for FederationConfig {
             local_class_weights: true,
             edge_rounds: 2,
             fraction: 1.0,
-            partition: PartitionKind::Dirichlet,
+            partition: PartitionKind::DirichletTime,
             alpha: 0.3,
             strategy: Strategy::FedAvgM,
             proximal_mu: 0.01,
@@ -653,7 +656,7 @@ mod tests {
         cfg.check().unwrap();
         assert_eq!((cfg.devices, cfg.edges, cfg.rounds), (20, 4, 100));
         assert_eq!(cfg.strategy, Strategy::FedAvgM);
-        assert_eq!(cfg.partition, PartitionKind::Dirichlet);
+        assert_eq!(cfg.partition, PartitionKind::DirichletTime);
         assert_eq!(cfg.deadline, None);
         assert_eq!(cfg.pipeline, PipelineFit::Summaries);
         assert!(!cfg.secure_aggregation && !cfg.private());
