@@ -1408,6 +1408,6 @@ mod tests {
             .render_help()
             .to_string();
         assert!(help.contains("Devices [default: 20]"), "{help}");
-        assert!(help.contains("[default: dirichlet]"), "{help}");
+        assert!(help.contains("[default: dirichlet-time]"), "{help}");
     }
 }
