@@ -839,7 +839,7 @@ fn federate_writes_a_usable_model_rounds_and_the_central_comparison() {
     // federation.json agrees with rounds.csv and holds both runs' test scores.
     let fed = json(&out.join("federation.json"));
     assert_eq!(fed["rounds_run"], 2);
-    assert_eq!(fed["node_tables"], false, "one pooled table by default");
+    assert_eq!(fed["node_tables"], true, "node tables by default");
     let f = fed["federated"]["test"]["macro_f1"].as_f64().unwrap();
     let c = fed["central"]["test"]["macro_f1"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&f) && (0.0..=1.0).contains(&c));
