@@ -122,7 +122,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         Some(own) => device_windows
             .iter()
             .zip(&own.device_rows)
-            .map(|(w, (train, validate))| (known(&w.rows, train), known(&w.rows, validate)))
+            .map(|(w, (train, validate))| (w.labelled(train), w.labelled(validate)))
             .unzip(),
         None => (Vec::new(), Vec::new()),
     };
@@ -625,28 +625,22 @@ impl OwnTables {
             t
         };
         let devices: Vec<Dataset> = part.devices.iter().map(|r| own(r)).collect();
-        let device_rows = match device_split {
-            Some(split) => {
-                let cut = devices
-                    .iter()
-                    .enumerate()
-                    .map(|(d, t)| {
-                        iotids_net::context::device_split(t, split)
-                            .with_context(|| format!("device {d}'s validation rows"))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                // The partition's rows are what each device trains on.
-                for (rows, (train, _)) in part.devices.iter_mut().zip(&cut) {
-                    *rows = train.iter().map(|&i| rows[i]).collect();
-                }
-                part.recount(&ds.labels, ds.n_classes());
-                cut
+        // Each device cuts its table as a networked device does.
+        let device_rows = devices
+            .iter()
+            .enumerate()
+            .map(|(d, t)| {
+                iotids_net::context::device_rows(t, device_split)
+                    .with_context(|| format!("device {d}'s validation rows"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if device_split.is_some() {
+            // The partition's rows are what each device trains on.
+            for (rows, (train, _)) in part.devices.iter_mut().zip(&device_rows) {
+                *rows = train.iter().map(|&i| rows[i]).collect();
             }
-            None => devices
-                .iter()
-                .map(|t| ((0..t.n_rows()).collect(), Vec::new()))
-                .collect(),
-        };
+            part.recount(&ds.labels, ds.n_classes());
+        }
         Ok(OwnTables {
             devices,
             device_rows,
@@ -683,15 +677,6 @@ pub(super) fn dealt_rows(p: &Prepared, on_devices: bool) -> Vec<usize> {
     } else {
         p.split.train.clone()
     }
-}
-
-/// The rows of `known` (ascending) that are also in `wanted` (ascending).
-fn known(known: &[usize], wanted: &[usize]) -> Vec<usize> {
-    known
-        .iter()
-        .copied()
-        .filter(|r| wanted.binary_search(r).is_ok())
-        .collect()
 }
 
 /// A node table's windows as training and validation examples (its rows of known

@@ -141,7 +141,7 @@ impl<'a> Device<'a> {
 
     /// `weights` scored on its validation windows over `classes` classes (None when it
     /// holds none). The loss weighs each class as the cloud's validation loss does
-    /// ([`cloud_loss_weights`] of the plan's local training).
+    /// ([`loss_weights`], with the plan's switch for the devices).
     ///
     /// # Errors
     ///
@@ -164,17 +164,20 @@ impl<'a> Device<'a> {
         }
         let net = from_flat(self.model, &iotids_model::backend::device(), weights)?;
         let scores = score(&net, ex, SCORE_BATCH);
-        let predicted = scores.predictions();
-        let loss_weights = device_loss_weights(local.weigh_classes, self.class_weights);
-        let mut e = Evaluation::empty(classes);
-        for (i, &r) in ex.rows.iter().enumerate() {
-            let y = ex.labels[r] as usize;
-            let w = f64::from(loss_weights[y]);
-            e.loss -= w * f64::from(scores.row(i)[y]).max(1e-30).ln();
-            e.weight += w;
-            e.confusion[y * classes + predicted[i] as usize] += 1;
-        }
-        Ok(Some(e))
+        // The cloud's rule for the loss's class weights, with the devices' switch.
+        let weighs = TrainConfig {
+            class_weights: local.weigh_classes,
+            ..TrainConfig::default()
+        };
+        let (loss, weight) = scores.loss_sums(&ex, &loss_weights(&weighs, self.class_weights));
+        let y_true: Vec<u32> = ex.rows.iter().map(|&r| ex.labels[r]).collect();
+        let confusion =
+            iotids_model::metrics::confusion_matrix(&y_true, &scores.predictions(), classes);
+        Ok(Some(Evaluation {
+            confusion: confusion.concat(),
+            loss,
+            weight,
+        }))
     }
 
     /// The device, poisoning as `poison` says.
@@ -819,6 +822,19 @@ pub struct RoundRecord {
     pub secure_excluded: usize,
 }
 
+impl RoundRecord {
+    /// Adds what an edge round moved between an edge and its devices (bytes each way)
+    /// and what secure aggregation lost in it.
+    fn add_transfers(&mut self, report: &EdgeRoundReport) {
+        self.bytes_edge_to_devices += report.bytes_down;
+        self.bytes_devices_to_edge += report.bytes_up;
+        if let Some(sec) = &report.secure {
+            self.secure_failures += usize::from(sec.failed.is_some());
+            self.secure_excluded += sec.excluded.len();
+        }
+    }
+}
+
 /// What the cloud scores each round's global model on.
 #[derive(Debug, Clone, Copy)]
 pub struct Validation<'a> {
@@ -950,22 +966,6 @@ pub fn score_weights(
 #[must_use]
 pub fn cloud_loss_weights(train: &TrainConfig, class_weights: &[f64]) -> Vec<f32> {
     loss_weights(train, class_weights)
-}
-
-/// The class weights of a device's validation loss: the pipeline's `class_weights` when
-/// the plan's devices weigh their classes, else 1 (the cloud's rule, [`loss_weights`],
-/// with the device's switch).
-fn device_loss_weights(weigh_classes: bool, class_weights: &[f64]) -> Vec<f32> {
-    class_weights
-        .iter()
-        .map(|&w| {
-            if weigh_classes && w > 0.0 {
-                w as f32
-            } else {
-                1.0
-            }
-        })
-        .collect()
 }
 
 /// The round kept from per-round validation `scores` (round `r` at index `r − 1`): the
@@ -1234,12 +1234,7 @@ impl<'a> Cloud<'a> {
                         Delivery::Late => rec.late += 1,
                     }
                 }
-                if let Some(sec) = &report.secure {
-                    rec.secure_failures += usize::from(sec.failed.is_some());
-                    rec.secure_excluded += sec.excluded.len();
-                }
-                rec.bytes_edge_to_devices += report.bytes_down;
-                rec.bytes_devices_to_edge += report.bytes_up;
+                rec.add_transfers(report);
                 for t in &report.training {
                     loss_sum += t.loss * t.samples as f64;
                     accuracy_sum += t.accuracy * t.samples as f64;
@@ -1373,38 +1368,22 @@ impl<'a> Cloud<'a> {
             });
         };
         answers.sort_by_key(|a| a.edge);
+        self.check(&model, &answers)?;
         let mut total = Evaluation::empty(classes);
-        for (i, a) in answers.iter().enumerate() {
+        for a in &answers {
             let peer = format!("edge {}", a.edge);
-            let problem = if a.round != model.round {
-                Some(format!("an evaluation for round {}", a.round))
-            } else if !self.edges.contains(&a.edge) || (i > 0 && answers[i - 1].edge == a.edge) {
-                Some("an evaluation from an edge not asked, or two".into())
-            } else if a.model.is_some() || a.edge_rounds.len() > 1 {
-                Some("a model or several edge rounds in answer to an evaluation".into())
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
+            if a.model.is_some() {
                 return Err(Error::Protocol {
                     peer,
-                    problem,
-                    expected: format!(
-                        "one evaluation of round {}'s model from each edge asked",
-                        model.round
-                    ),
+                    problem: "a model in answer to an evaluation".into(),
+                    expected: format!("the evaluation of round {}'s model alone", model.round),
                 });
             }
             if let Some(e) = &a.evaluation {
                 total.add(e, &peer)?;
             }
             for report in &a.edge_rounds {
-                rec.bytes_edge_to_devices += report.bytes_down;
-                rec.bytes_devices_to_edge += report.bytes_up;
-                if let Some(sec) = &report.secure {
-                    rec.secure_failures += usize::from(sec.failed.is_some());
-                    rec.secure_excluded += sec.excluded.len();
-                }
+                rec.add_transfers(report);
             }
         }
         rec.bytes_edges_to_cloud += ex.bytes_up;

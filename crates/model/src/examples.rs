@@ -65,17 +65,29 @@ impl Scores {
 
     /// Weighted cross-entropy and accuracy against `ex`'s labels (the rows scored).
     pub fn loss_and_accuracy(&self, ex: &Examples<'_>, weights: &[f32]) -> (f64, f64) {
-        let (mut loss, mut weight, mut correct) = (0.0, 0.0, 0usize);
+        let (loss, weight) = self.loss_sums(ex, weights);
         let predicted = self.predictions();
+        let correct = ex
+            .rows
+            .iter()
+            .zip(&predicted)
+            .filter(|&(&r, &p)| ex.labels[r] == p)
+            .count();
+        (loss / weight, correct as f64 / ex.rows.len() as f64)
+    }
+
+    /// The weighted cross-entropy against `ex`'s labels as sums that add over places:
+    /// (Σ `w_y · −ln p_y`, Σ `w_y`); their ratio is [`Scores::loss_and_accuracy`]'s loss.
+    pub fn loss_sums(&self, ex: &Examples<'_>, weights: &[f32]) -> (f64, f64) {
+        let (mut loss, mut weight) = (0.0, 0.0);
         for (i, &r) in ex.rows.iter().enumerate() {
             let y = ex.labels[r] as usize;
             let w = f64::from(weights[y]);
             // The clamp keeps a confidently wrong window finite (f32 softmax can reach 0).
             loss -= w * f64::from(self.row(i)[y]).max(1e-30).ln();
             weight += w;
-            correct += usize::from(predicted[i] as usize == y);
         }
-        (loss / weight, correct as f64 / ex.rows.len() as f64)
+        (loss, weight)
     }
 }
 

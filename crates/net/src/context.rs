@@ -44,14 +44,9 @@ impl RunContext {
         &self,
         ds: &Dataset,
     ) -> Result<(Vec<usize>, Vec<usize>), iotids_data::Error> {
-        match &self.validation {
-            Some(split) => device_split(ds, split),
-            None => Ok(((0..ds.n_rows()).collect(), Vec::new())),
-        }
+        device_rows(ds, self.validation.as_ref())
     }
-}
 
-impl RunContext {
     /// JSON and its digest (hex SHA-256, 16 digits).
     pub fn encode(&self) -> (String, Vec<u8>) {
         let bytes = serde_json::to_vec(self).unwrap_or_default();
@@ -145,6 +140,18 @@ pub struct Windows {
     pub unknown: BTreeMap<String, u64>,
 }
 
+impl Windows {
+    /// The rows of `wanted` (ascending) whose class the pipeline knows, ascending: the
+    /// windows a device trains or validates on of the rows its split gave that side.
+    pub fn labelled(&self, wanted: &[usize]) -> Vec<usize> {
+        self.rows
+            .iter()
+            .copied()
+            .filter(|r| wanted.binary_search(r).is_ok())
+            .collect()
+    }
+}
+
 /// `ds` through `pipeline`, in windows of `window` records.
 ///
 /// # Errors
@@ -185,6 +192,22 @@ pub fn device_split(
     s.train.sort_unstable();
     s.validation.sort_unstable();
     Ok((s.train, s.validation))
+}
+
+/// The rows of `ds` a device trains on and those it validates on: by
+/// [`device_split`] when it validates by `validation`, else all rows and none.
+///
+/// # Errors
+///
+/// A split the table does not allow.
+pub fn device_rows(
+    ds: &Dataset,
+    validation: Option<&SplitConfig>,
+) -> Result<(Vec<usize>, Vec<usize>), iotids_data::Error> {
+    match validation {
+        Some(split) => device_split(ds, split),
+        None => Ok(((0..ds.n_rows()).collect(), Vec::new())),
+    }
 }
 
 /// Reads a node's own labelled data with the options given (a CSV, or captures: the

@@ -109,8 +109,9 @@ pub struct DeviceReport {
 pub(crate) struct Local {
     pub(crate) id: usize,
     pub(crate) read: Reader,
-    /// Read for the statistics round: (digest of the ingest spec, table).
-    pub(crate) raw: Option<(String, Dataset)>,
+    /// Read for the statistics round: (digest of the ingest spec and split, table, the
+    /// rows it trains on).
+    pub(crate) raw: Option<(String, Dataset, Vec<usize>)>,
     /// Ready to train: (context digest, prepared).
     pub(crate) ready: Option<(String, Prepared)>,
 }
@@ -161,20 +162,26 @@ impl Prepared {
 }
 
 impl Local {
-    pub(crate) fn raw(&mut self, ctx: &RunContext) -> Result<&Dataset> {
-        let key = crate::context::digest(&serde_json::to_vec(&ctx.ingest).unwrap_or_default());
+    /// Its table as the statistics round reads it, and the rows it trains on (all of
+    /// them unless it validates): what its summaries cover. Read and cut once a run.
+    pub(crate) fn raw(&mut self, ctx: &RunContext) -> Result<(&Dataset, &[usize])> {
+        let key = crate::context::digest(
+            &serde_json::to_vec(&(&ctx.ingest, &ctx.validation)).unwrap_or_default(),
+        );
         let held = match self.raw.take() {
-            Some((k, ds)) if k == key => (k, ds),
+            Some(held) if held.0 == key => held,
             _ => {
                 let ds =
                     (self.read)(&ingest_options(&ctx.ingest)).map_err(|reason| Error::Peer {
                         peer: format!("device-{}'s data", self.id),
                         reason,
                     })?;
-                (key, ds)
+                let (train, _) = ctx.device_rows(&ds)?;
+                (key, ds, train)
             }
         };
-        Ok(&self.raw.insert(held).1)
+        let (_, ds, train) = self.raw.insert(held);
+        Ok((ds, train))
     }
 
     pub(crate) fn prepared(&mut self, digest: &str, ctx: &RunContext) -> Result<&Prepared> {
@@ -194,17 +201,14 @@ impl Local {
                         reason,
                     })?;
                 let windows = windows(&ds, pipeline, ctx.window)?;
-                let (train, validation) = ctx.device_rows(&ds)?;
-                let labelled = |wanted: &[usize]| -> Vec<usize> {
-                    windows
-                        .rows
-                        .iter()
-                        .copied()
-                        .filter(|r| wanted.binary_search(r).is_ok())
-                        .collect()
-                };
                 let (train, validation) = match ctx.validation {
-                    Some(_) => (labelled(&train), Some(labelled(&validation))),
+                    Some(_) => {
+                        let (train, validation) = ctx.device_rows(&ds)?;
+                        (
+                            windows.labelled(&train),
+                            Some(windows.labelled(&validation)),
+                        )
+                    }
                     None => (windows.rows.clone(), None),
                 };
                 // Training needs only the windows: the table read for the statistics round goes.
@@ -324,11 +328,10 @@ pub fn run(options: &DeviceOptions, read: Reader, runtime: &Runtime) -> Result<D
                                             "sent a summary request that is not valid JSON ({e})"
                                         ),
                                     })?;
-                                let ds = local.raw(&c)?;
                                 // Only the rows it trains on: a fitted transform sees no
                                 // validation row.
-                                let (train, _) = c.device_rows(ds)?;
-                                let summary = request.answer(ds, &train)?;
+                                let (ds, train) = local.raw(&c)?;
+                                let summary = request.answer(ds, train)?;
                                 report.summaries += 1;
                                 proto::answer::Kind::Summary(proto::SummaryAnswer {
                                     summary: serde_json::to_vec(&summary).unwrap_or_default(),

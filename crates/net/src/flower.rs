@@ -270,9 +270,8 @@ impl Handler for FlowerDevice {
         let (_, ctx) = self.context(config)?;
         let request: SummaryRequest = json(config, REQUEST)?;
         let id = self.local.id;
-        let ds = self.local.raw(&ctx)?;
-        let (train, _) = ctx.device_rows(ds)?;
-        let summary = request.answer(ds, &train)?;
+        let (ds, train) = self.local.raw(&ctx)?;
+        let summary = request.answer(ds, train)?;
         let rows = summary.rows();
         let answer = QueryAnswer {
             summary: Some(summary),
