@@ -19,6 +19,9 @@ ap.add_argument("train_out")
 ap.add_argument("test_out")
 ap.add_argument("--test-share", type=float, default=1 / 3)
 ap.add_argument("--seed", type=int, default=7)
+ap.add_argument("--by", choices=("rows", "flows"), default="rows",
+                help="rows: deal flows until the test file holds the share of the class's packets; "
+                "flows: deal the share of the class's flows, counted (as the published halves were cut)")
 ap.add_argument("--label", default="label")
 a = ap.parse_args()
 
@@ -57,6 +60,10 @@ for cls, idx in by_class.items():
         continue
     keys = sorted(flows)
     rng.shuffle(keys)
+    if a.by == "flows":
+        for k in keys[: max(1, round(a.test_share * len(keys)))]:
+            test.update(flows[k])
+        continue
     got = 0
     for k in keys:
         if got >= target:

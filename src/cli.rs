@@ -19,6 +19,7 @@ use iotids_data::clean::{Dedup, Outliers};
 use iotids_data::pipeline::{PipelineConfig, Scaler, SelectMethod};
 use iotids_data::prepare::PrepareConfig;
 use iotids_data::split::SplitMethod;
+use iotids_data::window::WindowBy;
 use iotids_federation::aggregate::Aggregation;
 use iotids_federation::bench::FederationBenchConfig;
 use iotids_federation::partition::PartitionKind;
@@ -936,10 +937,15 @@ pub struct FederateArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// Records per window: 1 classifies each record alone (the seeds' setting); K adds the
-    /// K-1 records before it of the same flow (same endpoints and ports, either direction).
+    /// K-1 records before it between the same two hosts (or of the same flow: --window-by).
     /// [default: 16 when the file has endpoint columns (flows), else 1]
     #[arg(long)]
     pub window: Option<NonZeroUsize>,
+    /// What a window follows: host-pair (the packets before it between the same two
+    /// hosts, any ports: a connection's handshake follows the hosts' previous
+    /// connection) or flow (same endpoints and ports only). Saved in the model.
+    #[arg(long, value_parser = spelled::<WindowBy>, default_value = "host-pair")]
+    pub window_by: WindowBy,
     /// Networks trained from consecutive seeds (--seed, --seed + 1, ...) on the same rows,
     /// whose class probabilities the detector averages: steadier on traffic never seen,
     /// K times the training and scoring time. 1: a single network. A federation trains

@@ -161,6 +161,8 @@ pub struct LearnJob {
     /// `--window` was given: a file without flows is then an error rather than read one
     /// record at a time.
     pub window_given: bool,
+    /// What a window follows.
+    pub window_by: iotids_data::window::WindowBy,
     /// The GRU's shape; the data gives its input width and classes.
     pub net: GruShape,
     pub train: TrainConfig,
@@ -865,6 +867,7 @@ fn learn_job(
             NonZeroUsize::new(iotids_model::gru::DEFAULT_WINDOW).expect("a window of records"),
         ),
         window_given: model.window.is_some(),
+        window_by: model.window_by,
         net,
         train,
         ensemble: model

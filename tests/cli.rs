@@ -1044,10 +1044,18 @@ fn federate_robustness_runs_every_rule_with_and_without_the_attack() {
 
 #[test]
 fn flow_timing_is_saved_with_the_model_and_streamed_predict_equals_evaluate() {
+    // Windows by host pair (the default) and by flow: each saved with the model, and
+    // predict's streamed windows equal evaluate's whole-file ones either way.
+    for by in ["host-pair", "flow"] {
+        streamed_predict_equals_evaluate(by);
+    }
+}
+
+fn streamed_predict_equals_evaluate(window_by: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = synth(dir.path(), 3000);
     let model = dir.path().join("model");
-    let o = iotids(&[
+    let mut args = vec![
         "train",
         data.to_str().unwrap(),
         "--out",
@@ -1058,8 +1066,13 @@ fn flow_timing_is_saved_with_the_model_and_streamed_predict_equals_evaluate() {
         "2",
         "--log-scale",
         "--flow-timing",
-    ]);
+    ];
+    if window_by == "flow" {
+        args.extend(["--window-by", "flow"]);
+    }
+    let o = iotids(&args);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&model.join("model.json"))["window_by"], window_by);
     let pipeline = json(&model.join("pipeline.json"));
     assert_eq!(pipeline["ingest"]["flow_timing"], true);
     let inputs: Vec<&str> = pipeline["inputs"]
@@ -1369,10 +1382,14 @@ fn bad_flags_are_refused_before_any_file_is_read() {
     let missing = missing.to_str().unwrap();
     let out = dir.path().join("out");
     let out_s = out.to_str().unwrap();
-    let cases: [(&[&str], &[&str]); 18] = [
+    let cases: [(&[&str], &[&str]); 19] = [
         (
             &["train", missing, "--out", out_s, "--lr", "0"],
             &["--lr", "'0'", "> 0"],
+        ),
+        (
+            &["train", missing, "--out", out_s, "--window-by", "port"],
+            &["--window-by", "port", "flow or host-pair"],
         ),
         (
             &["train", missing, "--out", out_s, "--hidden", "0"],

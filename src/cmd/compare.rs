@@ -11,7 +11,7 @@ use iotids_data::Dataset;
 use iotids_data::pipeline::Pipeline;
 use iotids_data::prepare::Prepared;
 use iotids_data::schema::normal_class;
-use iotids_data::window::{PAD, Sequences};
+use iotids_data::window::{PAD, Sequences, WindowBy};
 use iotids_model::detect::{class_labels, ingest_options, known_rows};
 use iotids_report as report;
 use serde_json::json;
@@ -43,13 +43,14 @@ pub fn run(job: &CompareJob, ui: Ui) -> Result<ExitCode> {
     let mut lengths: Vec<usize> = models.iter().map(|v| v.window).collect();
     lengths.sort_unstable();
     lengths.dedup();
-    let sequences = windows(&p.pipeline, ds, &lengths)?;
+    let by = job.learn.window_by;
+    let sequences = windows(&p.pipeline, ds, &lengths, by)?;
 
     // The scored rows: the split's test rows, or every row of --test whose class the
     // training file has.
     let test = match &job.test {
         None => None,
-        Some(path) => Some(read_test(path, p, &lengths, ui)?),
+        Some(path) => Some(read_test(path, p, &lengths, by, ui)?),
     };
     let (test_table, test_rows, what) = match &test {
         None => (
@@ -304,13 +305,19 @@ fn write_csv(path: &Path, outcomes: &[Outcome]) -> Result<()> {
     Ok(())
 }
 
-/// Windows of every length in `lengths` over all rows of `ds`, through the fitted pipeline.
-fn windows(pipeline: &Pipeline, ds: &Dataset, lengths: &[usize]) -> Result<Vec<Sequences>> {
+/// Windows of every length in `lengths` over all rows of `ds`, following `by`, through the
+/// fitted pipeline.
+fn windows(
+    pipeline: &Pipeline,
+    ds: &Dataset,
+    lengths: &[usize],
+    by: WindowBy,
+) -> Result<Vec<Sequences>> {
     let all: Vec<usize> = (0..ds.n_rows()).collect();
     let features = pipeline.transform(ds, &all)?;
     let mut out = Vec::with_capacity(lengths.len());
     for &k in lengths {
-        out.push(Sequences::new(features.clone(), ds.flows.as_deref(), k)?);
+        out.push(Sequences::new(features.clone(), ds.window_keys(by), k)?);
     }
     Ok(out)
 }
@@ -356,13 +363,19 @@ impl TestFile {
     }
 }
 
-fn read_test(path: &Path, p: &Prepared, lengths: &[usize], ui: Ui) -> Result<TestFile> {
+fn read_test(
+    path: &Path,
+    p: &Prepared,
+    lengths: &[usize],
+    by: WindowBy,
+    ui: Ui,
+) -> Result<TestFile> {
     let ds = read(
         path,
         &ingest_options(&p.pipeline, ui.threads(), false),
         ui.quiet,
     )?;
-    let sequences = windows(&p.pipeline, &ds, lengths)
+    let sequences = windows(&p.pipeline, &ds, lengths, by)
         .with_context(|| format!("--test {}: cannot apply the pipeline", path.display()))?;
     let (mapped, unknown_classes) = class_labels(&p.pipeline, &ds);
     let (rows, labels) = known_rows(&mapped);

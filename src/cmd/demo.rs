@@ -1,5 +1,5 @@
 //! `iotids demo`, the built-in default job: generate data, describe and audit it, then
-//! train the GRU on flow windows, evaluate it on held-out flows and write the report.
+//! train the GRU on host-pair windows, evaluate it on held-out flows and write the report.
 
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
@@ -62,7 +62,7 @@ pub fn run(job: &DemoJob, ui: Ui) -> Result<ExitCode> {
     cfg.pipeline.seed = job.seed;
     let prepared = prepare(ds, &opts, &cfg)?;
     print(&format!(
-        "== train (the defaults of `iotids train`: GRU on windows of {DEFAULT_WINDOW} records of a flow, timing features, time split: the later part of each class held out) =="
+        "== train (the defaults of `iotids train`: GRU on windows of the last {DEFAULT_WINDOW} packets between two hosts, timing features, time split: the later part of each class held out) =="
     ))?;
     let loaded = Loaded {
         prepared,
@@ -78,6 +78,7 @@ pub fn run(job: &DemoJob, ui: Ui) -> Result<ExitCode> {
         prepare: cfg,
         window: NonZeroUsize::new(DEFAULT_WINDOW).expect("a window of records"),
         window_given: false,
+        window_by: iotids_data::window::WindowBy::HostPair,
         net: GruShape {
             seed: job.seed,
             ..GruShape::default()

@@ -110,9 +110,14 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         Some(own) => (
             own.devices
                 .iter()
-                .map(|t| windows(t, &p.pipeline, sequences.k))
+                .map(|t| windows(t, &p.pipeline, sequences.k, learn.window_by))
                 .collect::<Result<Vec<_>, _>>()?,
-            Some(windows(&own.validation, &p.pipeline, sequences.k)?),
+            Some(windows(
+                &own.validation,
+                &p.pipeline,
+                sequences.k,
+                learn.window_by,
+            )?),
         ),
         None => (Vec::new(), None),
     };
@@ -203,6 +208,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         p.pipeline.clone(),
         gru.clone(),
         sequences.k,
+        learn.window_by,
         card_train,
         rounds_history(&outcome),
         net,
@@ -267,6 +273,7 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
             p.pipeline.clone(),
             gru.clone(),
             sequences.k,
+            learn.window_by,
             learn.train.clone(),
             history,
             net,
@@ -282,7 +289,12 @@ pub fn run(job: &FederateJob, ui: Ui) -> Result<ExitCode> {
         let mut bar = None;
         // Each rule's model scores the test rows as the main run's does.
         let own_test = match &own {
-            Some(own) => Some(windows(&own.test, &p.pipeline, sequences.k)?),
+            Some(own) => Some(windows(
+                &own.test,
+                &p.pipeline,
+                sequences.k,
+                learn.window_by,
+            )?),
             None => None,
         };
         let test = match &own_test {

@@ -138,6 +138,7 @@ fn begin(job: &FlowerServerJob, ui: Ui) -> Result<serde_json::Value> {
         learn.train.clone(),
         spec,
         window,
+        learn.window_by,
         job.schedule.device_deadline,
         job.schedule.statistics_deadline,
     )?;
@@ -240,7 +241,12 @@ fn score(job: &FlowerServerJob, ui: Ui) -> Result<serde_json::Value> {
         &iotids_model::detect::ingest_options(pipeline, 0, false),
         ui.quiet,
     )?;
-    let win = iotids_net::context::windows(&vds, pipeline, state.context.window)?;
+    let win = iotids_net::context::windows(
+        &vds,
+        pipeline,
+        state.context.window,
+        state.context.window_by,
+    )?;
     drop(vds);
     let validation = Validation {
         examples: Examples {
@@ -295,6 +301,7 @@ fn finish(job: &FlowerServerJob, ui: Ui) -> Result<serde_json::Value> {
         pipeline: pipeline.clone(),
         network: network.clone(),
         window: state.context.window,
+        window_by: state.context.window_by,
         rounds: state.rounds.clone(),
         best_round: best,
         weights,

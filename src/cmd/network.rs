@@ -239,6 +239,7 @@ pub fn cloud(job: &CloudJob, ui: Ui) -> Result<ExitCode> {
         network: learn.net.clone(),
         train: learn.train.clone(),
         window,
+        window_by: learn.window_by,
         checkpoint: job.checkpoint.clone(),
         device_deadline: job.schedule.device_deadline,
         edge_deadline: job.edge_deadline,
@@ -311,6 +312,7 @@ pub(super) fn write_cloud(
         o.pipeline.clone(),
         o.network.clone(),
         o.window,
+        o.window_by,
         card_train,
         history,
         net,
@@ -344,6 +346,7 @@ pub(super) fn write_cloud(
         "best_round_validation_macro_f1": kept.and_then(|r| r.validation_macro_f1),
         "resumed_after_round": o.resumed_after,
         "window": o.window,
+        "window_by": o.window_by.name(),
         "device_rows": o.device_rows,
         "pipeline": { "fitted": "summaries", "features": o.pipeline.selected.len(), "classes": o.pipeline.classes },
         "network": {
@@ -382,8 +385,13 @@ pub(super) fn write_cloud(
         (
             "network".into(),
             format!(
-                "GRU {} → {} hidden × {} layer(s) → {} classes, window {}",
-                o.network.input, o.network.hidden, o.network.layers, o.network.classes, o.window
+                "GRU {} → {} hidden × {} layer(s) → {} classes, window {} by {}",
+                o.network.input,
+                o.network.hidden,
+                o.network.layers,
+                o.network.classes,
+                o.window,
+                o.window_by.name()
             ),
         ),
         (

@@ -54,7 +54,8 @@ pub fn run(job: &PredictJob, ui: Ui) -> Result<ExitCode> {
             .pipeline
             .transform(&ds, &all)
             .with_context(|| format!("{}: cannot apply the model", file.display()))?;
-        let (sequences, range) = stream.next_batch(features, ds.flows.as_deref())?;
+        let (sequences, range) =
+            stream.next_batch(features, ds.window_keys(detector.card.window_by))?;
         let rows: Vec<usize> = range.collect();
         let c = detector.classify(&sequences, &rows, SCORE_BATCH);
         for (i, &p) in c.predicted.iter().enumerate() {

@@ -34,7 +34,8 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Every row's windows of `learn.window` records of its flow, and `learn.net` sized for
+    /// Every row's windows of `learn.window` records of its flow or host pair
+    /// (`learn.window_by`), and `learn.net` sized for
     /// the prepared features and classes.
     ///
     /// # Errors
@@ -53,7 +54,7 @@ impl Loaded {
         } else {
             learn.window.get()
         };
-        let sequences = Sequences::new(features, ds.flows.as_deref(), k)?;
+        let sequences = Sequences::new(features, ds.window_keys(learn.window_by), k)?;
         let gru = learn
             .net
             .for_data(sequences.features.cols, p.pipeline.classes.len());

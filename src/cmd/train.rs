@@ -86,6 +86,7 @@ pub fn train_loaded(
         p.pipeline.clone(),
         gru,
         sequences.k,
+        learn.window_by,
         learn.train.clone(),
         history,
         net,

@@ -1606,6 +1606,7 @@ mod tests {
             labels: vec![0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 1],
             flows: None,
             hosts: None,
+            host_pairs: None,
             lines: (2..14).collect(),
             row_hashes: (0..12).collect(),
             timing_source: None,

@@ -980,6 +980,7 @@ mod tests {
             labels: vec![0, 0, 0, 0, 1, 1, 1, 1],
             flows: None,
             hosts: None,
+            host_pairs: None,
             lines: (2..10).collect(),
             row_hashes: (0..8).collect(),
             timing_source: None,

@@ -606,6 +606,7 @@ mod tests {
             labels: vec![0, 0],
             flows,
             hosts: None,
+            host_pairs: None,
             lines: vec![2, 3],
             row_hashes: vec![0, 1],
             timing_source: None,

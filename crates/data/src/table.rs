@@ -132,6 +132,10 @@ pub struct Dataset {
     /// that opened it), when the file has endpoint columns. Federation's `host` partition
     /// keeps each host's traffic on one device.
     pub hosts: Option<Vec<u32>>,
+    /// Host-pair id per row: the row's two hosts, either direction, any ports (the key
+    /// of `host.iat_us`), when the file has endpoint columns. Host-pair windows
+    /// ([`crate::window::WindowBy::HostPair`]) follow it.
+    pub host_pairs: Option<Vec<u32>>,
     /// Physical line where each row starts.
     pub lines: Vec<u64>,
     /// Hash of the raw record text, for exact-duplicate detection.
@@ -254,6 +258,7 @@ impl Dataset {
             labels: pick(&self.labels, rows),
             flows: self.flows.as_deref().map(|f| pick(f, rows)),
             hosts: self.hosts.as_deref().map(|h| pick(h, rows)),
+            host_pairs: self.host_pairs.as_deref().map(|h| pick(h, rows)),
             lines: pick(&self.lines, rows),
             row_hashes: pick(&self.row_hashes, rows),
             timing_source: self.timing_source.as_ref().map(|t| t.subset(rows)),
@@ -261,6 +266,15 @@ impl Dataset {
         };
         debug_assert!(ds.columns.iter().all(|c| c.len() == ds.labels.len()));
         ds
+    }
+
+    /// Each row's window key ([`crate::window::flow_windows`]'s `flows`): its flow id or
+    /// its host-pair id, as `by` says (None without endpoint columns).
+    pub fn window_keys(&self, by: crate::window::WindowBy) -> Option<&[u32]> {
+        match by {
+            crate::window::WindowBy::Flow => self.flows.as_deref(),
+            crate::window::WindowBy::HostPair => self.host_pairs.as_deref(),
+        }
     }
 
     /// Computes the timing features ([`crate::timing::DERIVED_COLUMNS`] that were kept)

@@ -1,16 +1,56 @@
-//! Windows of packets of the same flow: the temporal context the seeds' GRU lacks.
+//! Windows of packets of the same flow or host pair: the temporal context the seeds' GRU
+//! lacks.
 //!
 //! For `--window K`, row r's window is the K-1 rows before it *of the same flow*
-//! (same endpoints and ports in either direction, see [`crate::table::Dataset::flows`]),
-//! in file order, which is capture order, then r itself. Early packets of a flow
-//! have fewer predecessors; their windows are left-padded with [`PAD`], and the
-//! model masks those steps. The window's label is r's.
+//! (same endpoints and ports in either direction, see [`crate::table::Dataset::flows`])
+//! or *of the same two hosts* (any ports, [`crate::table::Dataset::host_pairs`]), as
+//! [`WindowBy`] says, in file order, which is capture order, then r itself. Early packets
+//! have fewer predecessors; their windows are left-padded with [`PAD`], and the model
+//! masks those steps. The window's label is r's.
 
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
+
+/// What a window follows: the packets before it of its flow, or of its two hosts.
+///
+/// A host pair's window reaches across connections: a connection's first packets (its
+/// handshake, the same in every class) follow the host pair's previous connection, as
+/// a detector watching the link sees them. Models saved before the choice existed
+/// followed flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WindowBy {
+    /// Same endpoints and ports, either direction.
+    #[default]
+    Flow,
+    /// Same two hosts, either direction, any ports.
+    HostPair,
+}
+
+impl WindowBy {
+    /// The name the command line and `model.json` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowBy::Flow => "flow",
+            WindowBy::HostPair => "host-pair",
+        }
+    }
+}
+
+impl std::str::FromStr for WindowBy {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "flow" => Ok(WindowBy::Flow),
+            "host-pair" => Ok(WindowBy::HostPair),
+            _ => Err(format!("`{s}` is not a window key; give flow or host-pair")),
+        }
+    }
+}
 
 /// A padded (empty) position in a window.
 pub const PAD: u32 = u32::MAX;

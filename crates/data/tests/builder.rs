@@ -481,3 +481,123 @@ fn dash_reads_standard_input() {
     );
     assert!(out.contains(&want), "{out}");
 }
+
+/// Two connections between the same two hosts (ports 40001 then 40002) and one between
+/// others, interleaved; no time column (host pairs do not need one).
+fn tshark() -> IngestOptions {
+    IngestOptions {
+        format: Some(Format::Tshark),
+        ..IngestOptions::default()
+    }
+}
+
+fn two_connections() -> (Vec<String>, Vec<Vec<String>>) {
+    let header: Vec<String> = [
+        "ip.src_host",
+        "ip.dst_host",
+        "tcp.srcport",
+        "tcp.dstport",
+        "tcp.len",
+        "label",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rec = |src: &str, dst: &str, sport: u32, dport: u32, len: u32| {
+        vec![
+            src.to_string(),
+            dst.to_string(),
+            sport.to_string(),
+            dport.to_string(),
+            len.to_string(),
+            "benign".to_string(),
+        ]
+    };
+    let records = vec![
+        rec("10.0.0.5", "10.0.0.2", 40001, 1883, 0),
+        rec("10.0.0.2", "10.0.0.5", 1883, 40001, 0),
+        rec("10.0.0.7", "10.0.0.2", 50000, 1883, 0),
+        rec("10.0.0.5", "10.0.0.2", 40001, 1883, 12),
+        // A new connection between the same hosts, in the other direction first.
+        rec("10.0.0.2", "10.0.0.5", 1883, 40002, 0),
+        rec("10.0.0.5", "10.0.0.2", 40002, 1883, 14),
+        rec("10.0.0.7", "10.0.0.2", 50000, 1883, 3),
+    ];
+    (header, records)
+}
+
+#[test]
+fn host_pair_windows_reach_across_the_connections_of_two_hosts() {
+    use iotids_data::window::{PAD, WindowBy, flow_windows};
+    let (header, records) = two_connections();
+    let lines: Vec<u64> = (2..).take(records.len()).collect();
+    let mut b = DatasetBuilder::new("pairs", &header, &tshark()).unwrap();
+    b.extend(lines.iter().copied().zip(&records)).unwrap();
+    let ds = b.finish().unwrap();
+    assert_eq!(ds.flows.as_deref(), Some(&[0, 0, 1, 0, 2, 2, 1][..]));
+    assert_eq!(ds.host_pairs.as_deref(), Some(&[0, 0, 1, 0, 0, 0, 1][..]));
+    assert_eq!(ds.window_keys(WindowBy::Flow), ds.flows.as_deref());
+    assert_eq!(ds.window_keys(WindowBy::HostPair), ds.host_pairs.as_deref());
+
+    // Window 3 of the second connection's first packet (row 4): by flow it stands alone,
+    // by host pair it follows the hosts' earlier connection.
+    let by_flow = flow_windows(ds.window_keys(WindowBy::Flow), ds.n_rows(), 3).unwrap();
+    let by_pair = flow_windows(ds.window_keys(WindowBy::HostPair), ds.n_rows(), 3).unwrap();
+    assert_eq!(by_flow[4 * 3..5 * 3], [PAD, PAD, 4]);
+    assert_eq!(by_pair[4 * 3..5 * 3], [1, 3, 4]);
+    assert_eq!(by_pair[5 * 3..6 * 3], [3, 4, 5]);
+    // The other hosts' packets stay in their own windows.
+    assert_eq!(by_pair[6 * 3..7 * 3], [PAD, 2, 6]);
+
+    // Batches number host pairs as the whole read does.
+    let mut b = DatasetBuilder::new("pairs", &header, &tshark()).unwrap();
+    let mut ids = Vec::new();
+    for (line, r) in lines.iter().zip(&records) {
+        b.push(*line, r).unwrap();
+        if b.pending_rows() == 2 {
+            ids.extend(b.take_batch().unwrap().host_pairs.unwrap());
+        }
+    }
+    ids.extend(b.finish().unwrap().host_pairs.unwrap());
+    assert_eq!(ids, [0, 0, 1, 0, 0, 0, 1]);
+}
+
+#[test]
+fn a_stream_bounds_its_host_pairs_and_names_the_ones_it_forgets() {
+    let (header, records) = two_connections();
+    let third = vec![
+        "10.0.0.9".to_string(),
+        "10.0.0.2".to_string(),
+        "50001".to_string(),
+        "1883".to_string(),
+        "0".to_string(),
+        "benign".to_string(),
+    ];
+    // At most 2 host pairs: the third forgets the least recently seen.
+    let mut b = DatasetBuilder::new("pairs", &header, &tshark())
+        .unwrap()
+        .with_sample_size(0)
+        .streaming(1_000, 2);
+    for (line, r) in (2..).zip(&records) {
+        b.push(line, r).unwrap();
+    }
+    let first = b.take_batch().unwrap();
+    assert_eq!(
+        first.host_pairs.as_deref(),
+        Some(&[0, 0, 1, 0, 0, 0, 1][..])
+    );
+    assert!(b.take_forgotten_host_pairs().is_empty());
+    assert_eq!(b.held().host_pairs, 2);
+    b.push(9, &third).unwrap();
+    let second = b.take_batch().unwrap();
+    assert_eq!(second.host_pairs.as_deref(), Some(&[2][..]));
+    // Past the bound it keeps three quarters of it (here the pair just seen): both
+    // earlier pairs go, least recently seen first.
+    assert_eq!(b.take_forgotten_host_pairs(), [0, 1]);
+    assert!(b.take_forgotten_host_pairs().is_empty(), "taken once");
+    b.push(10, &records[0]).unwrap();
+    let third = b.take_batch().unwrap();
+    // A forgotten pair comes back under a new id.
+    assert_eq!(third.host_pairs.as_deref(), Some(&[3][..]));
+    assert!(b.take_forgotten_host_pairs().is_empty());
+    assert!(b.held().host_pairs <= 2, "{:?}", b.held());
+}

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 use iotids_data::pipeline::Input;
+use iotids_data::window::WindowBy;
 use iotids_data::{DatasetBuilder, IngestOptions};
 use iotids_model::artifact::Detector;
 use iotids_model::detect::StreamWindows;
@@ -383,10 +384,11 @@ impl Held {
     }
 }
 
-/// The batch rows (of `rows`, flows `flows`) whose windows are scored with `hop`, in
-/// order, and for every row the place in that list of the window deciding it: per flow,
-/// its last row and every `hop`-th before it; a row is decided by the first chosen row of
-/// its flow at or after it (at most `hop - 1` rows later, so inside that window).
+/// The batch rows (of `rows`, window keys `flows`: flows or host pairs, as the model's
+/// windows follow) whose windows are scored with `hop`, in order, and for every row the
+/// place in that list of the window deciding it: per key, its last row and every `hop`-th
+/// before it; a row is decided by the first chosen row of its key at or after it (at most
+/// `hop - 1` rows later, so inside that window).
 fn hop_plan(flows: Option<&[u32]>, rows: usize, hop: usize) -> (Vec<usize>, Vec<usize>) {
     let Some(flows) = flows.filter(|_| hop > 1) else {
         return ((0..rows).collect(), (0..rows).collect());
@@ -602,13 +604,21 @@ impl<'d> Engine<'d> {
             return Ok(());
         }
         let ds = self.builder.take_batch()?;
+        let by = self.detector.card.window_by;
+        if by == WindowBy::HostPair {
+            // Host pairs the builder forgot (past its bound): their carried windows go.
+            for id in self.builder.take_forgotten_host_pairs() {
+                self.stream.forget(id);
+            }
+        }
         let rows = ds.n_rows();
         if rows > 0 {
             let all: Vec<usize> = (0..rows).collect();
             let features = self.detector.pipeline.transform(&ds, &all)?;
-            let (seq, range) = self.stream.next_batch(features, ds.flows.as_deref())?;
+            let keys = ds.window_keys(by);
+            let (seq, range) = self.stream.next_batch(features, keys)?;
             let ends: Vec<usize> = range.collect();
-            let (chosen, cover) = hop_plan(ds.flows.as_deref(), rows, self.config.hop);
+            let (chosen, cover) = hop_plan(keys, rows, self.config.hop);
             let scored: Vec<usize> = chosen.iter().map(|&i| ends[i]).collect();
             let c = self.detector.classify(&seq, &scored, SCORE_BATCH);
             for i in 0..rows {
@@ -755,8 +765,11 @@ impl<'d> Engine<'d> {
         if !self.evicted.is_empty() {
             let ids: Vec<u32> = self.evicted.iter().map(|(k, _)| *k).collect();
             self.builder.forget_flows(&ids);
+            let by_flow = self.detector.card.window_by == WindowBy::Flow;
             for (k, f) in self.evicted.drain(..) {
-                self.stream.forget(k);
+                if by_flow {
+                    self.stream.forget(k);
+                }
                 offer(&mut self.activity.top_flows, &f, &self.decided);
             }
         }

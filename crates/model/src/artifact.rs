@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use iotids_data::pipeline::Pipeline;
 use iotids_data::schema::normal_class;
+use iotids_data::window::WindowBy;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -57,8 +58,11 @@ pub struct ModelCard {
     /// The network's shape.
     pub gru: GruConfig,
     /// Records per window (1: each record alone; K: the record and the K-1 before it in
-    /// its flow).
+    /// its flow or host pair, as `window_by` says).
     pub window: usize,
+    /// What a window follows (models saved before the choice existed: flows).
+    #[serde(default)]
+    pub window_by: WindowBy,
     /// Class names, in the order of the network's outputs.
     pub classes: Vec<String>,
     /// The benign class, if any: attacks are the others (detection and false-alarm rates).
@@ -139,6 +143,7 @@ impl Detector {
         pipeline: Pipeline,
         gru: GruConfig,
         window: usize,
+        window_by: WindowBy,
         train: TrainConfig,
         history: History,
         net: GruClassifier,
@@ -150,6 +155,7 @@ impl Detector {
                 iotids_version: env!("CARGO_PKG_VERSION").into(),
                 gru,
                 window,
+                window_by,
                 normal_class: normal_class(&classes).map(|i| classes[i].clone()),
                 features: pipeline
                     .feature_names()

@@ -115,7 +115,11 @@ impl Detector {
     pub fn inputs(&self, ds: &Dataset) -> crate::Result<Inputs> {
         let all: Vec<usize> = (0..ds.n_rows()).collect();
         let features = self.pipeline.transform(ds, &all)?;
-        let sequences = Sequences::new(features, ds.flows.as_deref(), self.card.window)?;
+        let sequences = Sequences::new(
+            features,
+            ds.window_keys(self.card.window_by),
+            self.card.window,
+        )?;
         let (labels, unknown_classes) = class_labels(&self.pipeline, ds);
         Ok(Inputs {
             sequences,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use iotids_data::federated::{Answer, FederatedFit, Summary};
 use iotids_data::pipeline::{IngestSpec, Pipeline, PipelineConfig};
 use iotids_data::split::SplitConfig;
+use iotids_data::window::WindowBy;
 use iotids_federation::message::{Delivery, EdgeUpdate, GlobalModel, PeerOutcome};
 use iotids_federation::roles::{Cloud, CloudState, RoundRecord, Validation};
 use iotids_federation::transport::{Exchange, Link, Wait};
@@ -53,6 +54,8 @@ pub struct CloudOptions {
     pub train: TrainConfig,
     /// Records per window.
     pub window: usize,
+    /// What a window follows.
+    pub window_by: WindowBy,
     /// The checkpoint folder.
     pub checkpoint: PathBuf,
     /// Seconds an edge waits for its devices when the plan sets no deadline.
@@ -79,6 +82,8 @@ pub struct CloudOutcome {
     pub network: GruConfig,
     /// Records per window.
     pub window: usize,
+    /// What a window follows.
+    pub window_by: WindowBy,
     /// One record per cloud round, resumed ones included.
     pub rounds: Vec<RoundRecord>,
     /// The kept round and its weights.
@@ -243,6 +248,7 @@ pub fn run(
                     run,
                     ingest: spec,
                     window: options.window,
+                    window_by: options.window_by,
                     pipeline: None,
                     network: None,
                     validation: (cfg.validate_on == ValidationSite::Devices)
@@ -341,7 +347,7 @@ pub fn run(
                 reason,
             }
         })?;
-    let w = crate::context::windows(&vds, &pipeline, options.window)?;
+    let w = crate::context::windows(&vds, &pipeline, options.window, options.window_by)?;
     if !w.unknown.is_empty() {
         tracing::warn!(
             unknown = ?w.unknown,
@@ -418,6 +424,7 @@ pub fn run(
         pipeline,
         network,
         window: options.window,
+        window_by: options.window_by,
         rounds: ck.records,
         best_round,
         weights,

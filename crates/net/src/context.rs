@@ -8,6 +8,7 @@ use iotids_data::federated::{Answer, ColumnValues, Summary};
 use iotids_data::pipeline::{IngestSpec, Pipeline};
 use iotids_data::split::SplitConfig;
 use iotids_data::window::Sequences;
+use iotids_data::window::WindowBy;
 use iotids_data::{Dataset, IngestOptions};
 use iotids_model::gru::GruConfig;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,9 @@ pub struct RunContext {
     pub ingest: IngestSpec,
     /// Records per window.
     pub window: usize,
+    /// What a window follows (runs begun before the choice existed: flows).
+    #[serde(default)]
+    pub window_by: WindowBy,
     /// The pipeline fitted from the devices' summaries (None before the statistics round).
     pub pipeline: Option<Pipeline>,
     /// The GRU's shape (with the pipeline).
@@ -152,7 +156,7 @@ impl Windows {
     }
 }
 
-/// `ds` through `pipeline`, in windows of `window` records.
+/// `ds` through `pipeline`, in windows of `window` records following `by`.
 ///
 /// # Errors
 ///
@@ -161,13 +165,14 @@ pub fn windows(
     ds: &Dataset,
     pipeline: &Pipeline,
     window: usize,
+    by: WindowBy,
 ) -> Result<Windows, iotids_data::Error> {
     let all: Vec<usize> = (0..ds.n_rows()).collect();
     let features = pipeline.transform(ds, &all)?;
     let (labels, unknown) = iotids_model::detect::class_labels(pipeline, ds);
     let (rows, labels) = iotids_model::detect::known_rows(&labels);
     Ok(Windows {
-        sequences: Sequences::new(features, ds.flows.as_deref(), window)?,
+        sequences: Sequences::new(features, ds.window_keys(by), window)?,
         labels,
         rows,
         unknown,

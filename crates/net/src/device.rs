@@ -200,7 +200,7 @@ impl Local {
                         peer: format!("device-{}'s data", self.id),
                         reason,
                     })?;
-                let windows = windows(&ds, pipeline, ctx.window)?;
+                let windows = windows(&ds, pipeline, ctx.window, ctx.window_by)?;
                 let (train, validation) = match ctx.validation {
                     Some(_) => {
                         let (train, validation) = ctx.device_rows(&ds)?;

@@ -26,6 +26,7 @@ use std::sync::atomic::AtomicU64;
 
 use iotids_data::federated::{Answer, FederatedFit, Summary, SummaryRequest};
 use iotids_data::pipeline::{IngestSpec, PipelineConfig};
+use iotids_data::window::WindowBy;
 use iotids_federation::aggregate::Aggregation;
 use iotids_federation::message::{Delivery, GlobalModel, Plan};
 use iotids_federation::roles::{Cloud, Edge, Scores, Validation};
@@ -678,6 +679,7 @@ impl ServerState {
         train: TrainConfig,
         spec: IngestSpec,
         window: usize,
+        window_by: WindowBy,
         device_deadline: f64,
         statistics_deadline: f64,
     ) -> Result<Self> {
@@ -756,6 +758,7 @@ impl ServerState {
                 run,
                 ingest: spec,
                 window,
+                window_by,
                 pipeline: None,
                 network: None,
                 validation: None,

@@ -230,8 +230,13 @@ pub fn training_sections(
                     )
                 } else {
                     format!(
-                        "{} features per record, windows of {} records of the same flow",
-                        g.input, card.window
+                        "{} features per record, windows of {} records of the same {}",
+                        g.input,
+                        card.window,
+                        match card.window_by {
+                            iotids_data::window::WindowBy::Flow => "flow",
+                            iotids_data::window::WindowBy::HostPair => "two hosts (any ports)",
+                        }
                     )
                 },
             ),

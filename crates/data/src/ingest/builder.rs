@@ -193,6 +193,13 @@ impl DatasetBuilder {
         self.merger.forget_flows(flows);
     }
 
+    /// The host-pair ids a [`DatasetBuilder::streaming`] builder forgot (past its bound
+    /// of host pairs, the least recently seen) since the last call: a window carried for
+    /// one of them is stale, and the pair's next record has a new id.
+    pub fn take_forgotten_host_pairs(&mut self) -> Vec<u32> {
+        self.merger.take_forgotten_host_pairs()
+    }
+
     /// What the builder holds across batches now.
     pub fn held(&self) -> super::merge::BuilderHeld {
         self.merger.held()

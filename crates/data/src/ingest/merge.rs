@@ -51,6 +51,49 @@ impl RejectsFile {
     }
 }
 
+/// Dense ids of host pairs ([`Dataset::host_pairs`]), in order of first appearance.
+/// Under a stream's bound the least recently seen pairs are forgotten: their ids are
+/// reported ([`PairIds::forgotten`]) and a later packet of the pair gets a new id.
+#[derive(Debug, Default)]
+struct PairIds {
+    /// Per host-pair key: its id and its last use (a counter of calls).
+    ids: HashMap<u64, (u32, u64)>,
+    next: u32,
+    tick: u64,
+    /// Ids forgotten since the caller last took them.
+    forgotten: Vec<u32>,
+}
+
+impl PairIds {
+    /// The id of `key`, keeping at most `bound` pairs (the least recently used forgotten,
+    /// down to three quarters of it) when one is given.
+    fn id(&mut self, key: u64, bound: Option<usize>) -> u32 {
+        self.tick += 1;
+        let (tick, next) = (self.tick, &mut self.next);
+        let entry = self.ids.entry(key).or_insert_with(|| {
+            let id = *next;
+            *next = next.wrapping_add(1);
+            (id, tick)
+        });
+        entry.1 = tick;
+        let id = entry.0;
+        if let Some(max) = bound
+            && self.ids.len() > max.max(1)
+        {
+            let mut by_use: Vec<(u64, u64)> = self.ids.iter().map(|(k, v)| (v.1, *k)).collect();
+            by_use.sort_unstable();
+            // The pair just used has the latest tick: it is kept.
+            let drop = self.ids.len() - (max * 3 / 4).max(1);
+            for (_, k) in by_use.into_iter().take(drop) {
+                if let Some((gone, _)) = self.ids.remove(&k) {
+                    self.forgotten.push(gone);
+                }
+            }
+        }
+        id
+    }
+}
+
 /// Appends chunks into the final table, unifying dictionaries.
 #[derive(Debug)]
 pub(super) struct Merger {
@@ -59,6 +102,7 @@ pub(super) struct Merger {
     level_index: Vec<HashMap<String, u32>>,
     flow_index: HashMap<u64, u32>,
     host_index: HashMap<u64, u32>,
+    pair_ids: PairIds,
     /// Host id of each flow id: the source host of the flow's first record.
     flow_host: Vec<u32>,
     /// With the timing features: per-flow state, and the indices in `ds.columns` of the
@@ -107,6 +151,8 @@ pub struct BuilderHeld {
     /// Flows and host pairs with timing state.
     pub flow_clocks: usize,
     pub host_clocks: usize,
+    /// Host pairs with an id.
+    pub host_pairs: usize,
     /// Dictionary values over all categorical columns.
     pub levels: usize,
 }
@@ -180,6 +226,7 @@ impl Merger {
                 labels: Vec::new(),
                 flows: layout.flow.as_ref().map(|_| Vec::new()),
                 hosts: layout.flow.as_ref().map(|_| Vec::new()),
+                host_pairs: layout.flow.as_ref().map(|_| Vec::new()),
                 lines: Vec::new(),
                 row_hashes: Vec::new(),
                 timing_source: None,
@@ -193,6 +240,7 @@ impl Merger {
             level_index: vec![HashMap::default(); n],
             flow_index: HashMap::default(),
             host_index: HashMap::default(),
+            pair_ids: PairIds::default(),
             flow_host: Vec::new(),
             clock: FlowClock::default(),
             derived,
@@ -221,6 +269,12 @@ impl Merger {
     /// Bounds this merger for an endless stream.
     pub(super) fn set_streaming(&mut self, s: Streaming) {
         self.streaming = Some(s);
+    }
+
+    /// The host-pair ids forgotten under the stream's bound since the last call: windows
+    /// carried for them are stale.
+    pub(super) fn take_forgotten_host_pairs(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.pair_ids.forgotten)
     }
 
     /// Forgets flows (an online flow table evicted them): their keys, ids and timing
@@ -252,6 +306,7 @@ impl Merger {
             flows: self.flow_index.len(),
             flow_clocks: self.clock.len(),
             host_clocks: self.host_clock.len(),
+            host_pairs: self.pair_ids.ids.len(),
             levels,
         }
     }
@@ -312,6 +367,10 @@ impl Merger {
                 flows.push(flow);
                 hosts.push(self.flow_host[flow as usize]);
             }
+        }
+        if let Some(pairs) = &mut ds.host_pairs {
+            let bound = self.streaming.as_ref().map(|s| s.max_hosts);
+            pairs.extend(p.hosts.iter().map(|&k| self.pair_ids.id(k, bound)));
         }
         if let (Some(report), Some(flows)) = (&mut ds.report.timing, &ds.flows) {
             report.unparsed += p.time_problems.unparsed;
@@ -459,6 +518,7 @@ impl Merger {
             labels: std::mem::take(&mut ds.labels),
             flows: ds.flows.as_mut().map(std::mem::take),
             hosts: ds.hosts.as_mut().map(std::mem::take),
+            host_pairs: ds.host_pairs.as_mut().map(std::mem::take),
             lines: std::mem::take(&mut ds.lines),
             row_hashes: std::mem::take(&mut ds.row_hashes),
             timing_source: ds.timing_source.as_mut().map(std::mem::take),

@@ -266,11 +266,9 @@ impl Chunk {
                 self.time_problems.unparsed_at(line, raw);
             }
             self.times.push(stamp);
-            if let Some(f) = &layout.flow {
-                self.hosts.push(host_pair_key(rec, f, &mut self.key));
-            }
         }
         if let Some(f) = &layout.flow {
+            self.hosts.push(host_pair_key(rec, f, &mut self.key));
             self.flows.push(flow_key(rec, f, &mut self.key));
             self.src_hosts.push(host_key(rec, f));
         }
