@@ -2123,7 +2123,13 @@ fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
             y["row"].parse::<u64>().unwrap() + 1
         );
         assert_eq!(x["predicted"], y["predicted"], "row {}", y["row"]);
-        assert_eq!(x["probability"], y["probability"], "row {}", y["row"]);
+        // The same window, scored in another batch: the matrix products may sum in
+        // another order for another batch size (a last digit of the six printed).
+        let (px, py): (f64, f64) = (
+            x["probability"].parse().unwrap(),
+            y["probability"].parse().unwrap(),
+        );
+        assert!((px - py).abs() <= 2e-6, "row {}: {px} vs {py}", y["row"]);
         let alert = x["predicted"] != "benign";
         assert_eq!(y["decision"], if alert { "alert" } else { "pass" });
         alerts += usize::from(alert);
@@ -2173,8 +2179,9 @@ fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
     bad["iotids"] = serde_json::json!({});
     assert!(!validator.is_valid(&bad));
 
-    // --hop 3 in one batch: each flow's last packet ends a scored window, so it is
-    // decided as predict decides it; the others take a later window of their flow.
+    // --hop 3 in one batch: the last packet between each two hosts (the model's windows
+    // follow host pairs) ends a scored window, so it is decided as predict decides it;
+    // the others take a later window of their host pair.
     let hopped = dir.path().join("hop.csv");
     let mut args = vec!["detect"];
     args.extend(paths(&files));
@@ -2192,15 +2199,25 @@ fn detect_decides_as_predict_on_the_same_rows_and_writes_valid_eve_alerts() {
     assert!(o.status.success(), "{}", stderr(&o));
     let h = csv_rows(&hopped);
     assert_eq!(h.len(), 539);
-    let mut last_of_flow = std::collections::HashMap::new();
+    let pair = |r: &std::collections::BTreeMap<String, String>| {
+        let (a, b) = (r["src_ip"].clone(), r["dest_ip"].clone());
+        if a <= b { (a, b) } else { (b, a) }
+    };
+    let mut last_of_pair = std::collections::HashMap::new();
     for (i, r) in h.iter().enumerate() {
-        last_of_flow.insert(r["flow_id"].clone(), i);
+        last_of_pair.insert(pair(r), i);
     }
     let mut same = 0;
     for (i, (x, y)) in p.iter().zip(&h).enumerate() {
-        if last_of_flow[&y["flow_id"]] == i {
+        // (A packet without IP addresses, an ARP, is keyed by the addresses its own
+        // columns name, which the verdict does not show.)
+        if last_of_pair[&pair(y)] == i && y["src_ip"] != "0.0.0.0" {
             assert_eq!(x["predicted"], y["predicted"], "row {}", y["row"]);
-            assert_eq!(x["probability"], y["probability"], "row {}", y["row"]);
+            let (px, py): (f64, f64) = (
+                x["probability"].parse().unwrap(),
+                y["probability"].parse().unwrap(),
+            );
+            assert!((px - py).abs() <= 2e-6, "row {}: {px} vs {py}", y["row"]);
         }
         same += usize::from(x["predicted"] == y["predicted"]);
     }
@@ -2266,6 +2283,9 @@ fn detect_holds_bounded_state_on_an_endless_stream_of_new_flows() {
         n
     };
     assert_eq!(at_most(&["flows"], 50), 50);
+    // The model's windows follow host pairs (the default): the builder numbers at most
+    // --max-flows of them, and windows are carried only for those.
+    assert!(at_most(&["builder", "host_pairs"], 50) > 0, "{held}");
     at_most(&["windows"], 50);
     // The extractor forgets conversations as the flow table does; the builder holds the
     // flows of the batch being scored besides the table's.

@@ -380,6 +380,7 @@ impl Held {
         m(&mut b.flows, c.flows);
         m(&mut b.flow_clocks, c.flow_clocks);
         m(&mut b.host_clocks, c.host_clocks);
+        m(&mut b.host_pairs, c.host_pairs);
         m(&mut b.levels, c.levels);
     }
 }
@@ -605,18 +606,19 @@ impl<'d> Engine<'d> {
         }
         let ds = self.builder.take_batch()?;
         let by = self.detector.card.window_by;
-        if by == WindowBy::HostPair {
-            // Host pairs the builder forgot (past its bound): their carried windows go.
-            for id in self.builder.take_forgotten_host_pairs() {
-                self.stream.forget(id);
-            }
-        }
         let rows = ds.n_rows();
         if rows > 0 {
             let all: Vec<usize> = (0..rows).collect();
             let features = self.detector.pipeline.transform(&ds, &all)?;
             let keys = ds.window_keys(by);
             let (seq, range) = self.stream.next_batch(features, keys)?;
+            if by == WindowBy::HostPair {
+                // Host pairs the builder forgot (past its bound) while reading this batch:
+                // their carried windows go (a later packet of the pair has a new id).
+                for id in self.builder.take_forgotten_host_pairs() {
+                    self.stream.forget(id);
+                }
+            }
             let ends: Vec<usize> = range.collect();
             let (chosen, cover) = hop_plan(keys, rows, self.config.hop);
             let scored: Vec<usize> = chosen.iter().map(|&i| ends[i]).collect();
