@@ -944,8 +944,9 @@ pub struct ModelArgs {
     /// What a window follows: host-pair (the packets before it between the same two
     /// hosts, any ports: a connection's handshake follows the hosts' previous
     /// connection) or flow (same endpoints and ports only). Saved in the model.
-    #[arg(long, value_parser = spelled::<WindowBy>, default_value = "host-pair")]
-    pub window_by: WindowBy,
+    /// [default: host-pair for train and compare, flow in a federation]
+    #[arg(long, value_parser = spelled::<WindowBy>)]
+    pub window_by: Option<WindowBy>,
     /// Networks trained from consecutive seeds (--seed, --seed + 1, ...) on the same rows,
     /// whose class probabilities the detector averages: steadier on traffic never seen,
     /// K times the training and scoring time. 1: a single network. A federation trains

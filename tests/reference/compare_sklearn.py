@@ -112,7 +112,11 @@ def main():
     windowed = [m for m in a.windowed.split(",") if m]
     models = ",".join(a.models.split(",") + windowed)
     r = subprocess.run([a.bin, "-q", "compare", a.data, "--out", cmp, "--models", models,
-                        "--classical-window", "1", "--split", "flow", *a.compare_flags.split(),
+                        # Windows by flow: the flow split keeps flows whole, so every
+                        # window lies on one side (checked below); a host pair's window
+                        # may reach into an earlier connection on the other side.
+                        "--classical-window", "1", "--split", "flow", "--window-by", "flow",
+                        *a.compare_flags.split(),
                         *flags],
                        stdout=subprocess.DEVNULL)
     if r.returncode not in (0, 1):
