@@ -341,6 +341,7 @@ pub fn write_evaluation(detector: &Detector, s: &Scored, out: &Path) -> Result<M
     json["rows_unknown_class"] = serde_json::to_value(&s.unknown_classes)?;
     json["rows_also_in_training"] = s.also_in_training.into();
     json["window"] = detector.card.window.into();
+    json["window_by"] = detector.card.window_by.name().into();
     // What the detector made of the classes it was not trained on (leave-one-attack-out).
     json["absent_classes"] = serde_json::to_value(&s.absent)?;
     json["decision"] = serde_json::json!({
