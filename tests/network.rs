@@ -359,6 +359,17 @@ fn a_networked_run_with_timing_features_equals_federate_bit_for_bit() {
     );
 }
 
+/// Windows by host pair (`--window-by host-pair`, not a federation's default): the
+/// cloud tells the devices in the run's context, each windows its own rows by host pair,
+/// the cloud its validation and test files; `federate` does the same, to the last bit.
+#[test]
+fn a_networked_run_by_host_pair_equals_federate_bit_for_bit() {
+    let mut learn = learn_timed();
+    learn.extend(["--window-by".to_string(), "host-pair".to_string()]);
+    let (fed, _) = networked_equals_federate(2, &[], &learn, "");
+    assert_eq!(fed["window_by"], "host-pair", "{fed}");
+}
+
 /// Validation on the devices: each device cuts its own dealt file into earlier rows it
 /// trains on and later ones it scores each round's model on, the edges sum the scores
 /// (here under secure aggregation, so only from the unmasked sum) and the cloud keeps the
