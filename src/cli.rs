@@ -944,7 +944,7 @@ pub struct ModelArgs {
     /// What a window follows: host-pair (the packets before it between the same two
     /// hosts, any ports: a connection's handshake follows the hosts' previous
     /// connection) or flow (same endpoints and ports only). Saved in the model.
-    /// [default: host-pair for train and compare, flow in a federation]
+    /// [default: host-pair for train and demo; flow for compare and in a federation]
     #[arg(long, value_parser = spelled::<WindowBy>)]
     pub window_by: Option<WindowBy>,
     /// Networks trained from consecutive seeds (--seed, --seed + 1, ...) on the same rows,
