@@ -163,7 +163,7 @@ pub struct LearnJob {
     /// record at a time.
     pub window_given: bool,
     /// What a window follows.
-    pub window_by: iotids_data::window::WindowBy,
+    pub window_by: WindowBy,
     /// The GRU's shape; the data gives its input width and classes.
     pub net: GruShape,
     pub train: TrainConfig,

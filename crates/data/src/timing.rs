@@ -323,6 +323,25 @@ impl TimingSource {
     }
 }
 
+/// The keys to forget of a table bounded to `max` keys (at least 1), given each key with
+/// its last use: none while it holds at most `max`; past it, the least recently used, down
+/// to three quarters of `max` (at least the one used last stays). Streaming state of
+/// flows and host pairs is bounded by it.
+pub(crate) fn least_recently_used(
+    uses: impl ExactSizeIterator<Item = (u64, u64)>,
+    max: usize,
+) -> Vec<u64> {
+    let max = max.max(1);
+    let len = uses.len();
+    if len <= max {
+        return Vec::new();
+    }
+    let mut by_use: Vec<(u64, u64)> = uses.map(|(k, used)| (used, k)).collect();
+    by_use.sort_unstable();
+    let drop = len - (max * 3 / 4).max(1);
+    by_use.into_iter().take(drop).map(|(_, k)| k).collect()
+}
+
 /// Per-flow (or per host pair) state of the timing features over a file read in order.
 #[derive(Debug, Default)]
 pub struct FlowClock {
@@ -351,14 +370,7 @@ impl FlowClock {
     /// Keeps at most `max` keys (at least 1): past it, the least recently used are
     /// forgotten, down to three quarters of `max`.
     fn bound(&mut self, max: usize) {
-        let max = max.max(1);
-        if self.flows.len() <= max {
-            return;
-        }
-        let mut by_use: Vec<(u64, u64)> = self.flows.iter().map(|(k, v)| (v.2, *k)).collect();
-        by_use.sort_unstable();
-        let drop = self.flows.len() - max * 3 / 4;
-        for (_, k) in by_use.into_iter().take(drop) {
+        for k in least_recently_used(self.flows.iter().map(|(k, v)| (*k, v.2)), max) {
             self.forget(k);
         }
     }

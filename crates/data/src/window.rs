@@ -44,11 +44,10 @@ impl std::str::FromStr for WindowBy {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "flow" => Ok(WindowBy::Flow),
-            "host-pair" => Ok(WindowBy::HostPair),
-            _ => Err(format!("`{s}` is not a window key; give flow or host-pair")),
-        }
+        [WindowBy::Flow, WindowBy::HostPair]
+            .into_iter()
+            .find(|by| by.name() == s)
+            .ok_or_else(|| format!("`{s}` is not a window key; give flow or host-pair"))
     }
 }
 

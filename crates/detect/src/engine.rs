@@ -612,10 +612,12 @@ impl<'d> Engine<'d> {
             let features = self.detector.pipeline.transform(&ds, &all)?;
             let keys = ds.window_keys(by);
             let (seq, range) = self.stream.next_batch(features, keys)?;
+            // Host pairs the builder forgot (past its bound) while reading this batch: with
+            // windows by host pair their carried windows go (a later packet of the pair
+            // has a new id). Taken whatever the windows follow, so the list stays bounded.
+            let forgotten = self.builder.take_forgotten_host_pairs();
             if by == WindowBy::HostPair {
-                // Host pairs the builder forgot (past its bound) while reading this batch:
-                // their carried windows go (a later packet of the pair has a new id).
-                for id in self.builder.take_forgotten_host_pairs() {
+                for id in forgotten {
                     self.stream.forget(id);
                 }
             }

@@ -77,14 +77,10 @@ impl PairIds {
         });
         entry.1 = tick;
         let id = entry.0;
-        if let Some(max) = bound
-            && self.ids.len() > max.max(1)
-        {
-            let mut by_use: Vec<(u64, u64)> = self.ids.iter().map(|(k, v)| (v.1, *k)).collect();
-            by_use.sort_unstable();
+        if let Some(max) = bound {
             // The pair just used has the latest tick: it is kept.
-            let drop = self.ids.len() - (max * 3 / 4).max(1);
-            for (_, k) in by_use.into_iter().take(drop) {
+            let uses = self.ids.iter().map(|(k, v)| (*k, v.1));
+            for k in timing::least_recently_used(uses, max) {
                 if let Some((gone, _)) = self.ids.remove(&k) {
                     self.forgotten.push(gone);
                 }
