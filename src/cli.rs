@@ -956,8 +956,10 @@ pub struct ModelArgs {
     /// Share of training windows each mini-batch cuts to a random number of their last
     /// records (the rest padding), as a detector that starts in the middle of a flow (a
     /// restart, a capture cut) sees its first windows; in [0, 1], 0: none.
-    #[arg(long, value_parser = unit_interval, default_value_t = TRAIN.truncate)]
-    pub truncate: f64,
+    /// [default: 0.1 with windows by host pair in train, compare and demo; 0 by flow, with
+    /// --unknown-rate and in a federation]
+    #[arg(long, value_parser = unit_interval)]
+    pub truncate: Option<f64>,
     /// Units of each GRU layer's hidden state.
     #[arg(long, default_value_t = nonzero(SHAPE.hidden))]
     pub hidden: NonZeroUsize,

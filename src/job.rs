@@ -24,7 +24,7 @@ use iotids_federation::bench::FederationBenchConfig;
 use iotids_model::bench::GruBenchConfig;
 use iotids_model::gru::GruShape;
 use iotids_model::novelty::Calibration;
-use iotids_model::train::TrainConfig;
+use iotids_model::train::{TrainConfig, default_truncate};
 use iotids_synth::SynthOptions;
 
 use crate::cli::{
@@ -563,6 +563,10 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             // flattened windows of MQTTset's development file stopped far later (748 s
             // against 30 s), and every model of the table reads the same windows.
             learn.window_by = model.window_by.unwrap_or(WindowBy::Flow);
+            learn.train.truncate = model.truncate.unwrap_or(default_truncate(
+                learn.window_by,
+                learn.calibration.unknown_rate.is_some(),
+            ));
             Job::Compare(compare_job(learn, &compare))
         }
         Command::Evaluate {
@@ -841,6 +845,7 @@ fn learn_job(
 ) -> Result<LearnJob> {
     let prepare = prepare_config(prep, separate_test)?;
     let seed = prep.seed;
+    let window_by = model.window_by.unwrap_or(WindowBy::HostPair);
     let train = TrainConfig {
         epochs: model.epochs.get(),
         batch_size: model.batch.get(),
@@ -848,7 +853,10 @@ fn learn_job(
         patience: model.patience,
         class_weights: model.class_weights,
         seed,
-        truncate: model.truncate,
+        truncate: model.truncate.unwrap_or(default_truncate(
+            window_by,
+            model.unknown_rate.is_some() && !model.no_unknown,
+        )),
         ..TrainConfig::default()
     };
     train.check().map_err(|e| model_flag_error(&e, model))?;
@@ -872,7 +880,7 @@ fn learn_job(
             NonZeroUsize::new(iotids_model::gru::DEFAULT_WINDOW).expect("a window of records"),
         ),
         window_given: model.window.is_some(),
-        window_by: model.window_by.unwrap_or(WindowBy::HostPair),
+        window_by,
         net,
         train,
         ensemble: model
@@ -893,6 +901,8 @@ fn one_network(mut learn: LearnJob, model: &ModelArgs) -> Result<LearnJob> {
     }
     learn.ensemble = NonZeroUsize::MIN;
     learn.window_by = model.window_by.unwrap_or(WindowBy::Flow);
+    // Cut windows were measured in central training only: off unless asked.
+    learn.train.truncate = model.truncate.unwrap_or(0.0);
     Ok(learn)
 }
 
@@ -1255,7 +1265,14 @@ mod tests {
         let Job::Train(t) = resolve_args(&["train", "f.csv", "--out", "m"]).unwrap() else {
             panic!("not a train job")
         };
-        assert_eq!(t.learn.train, TrainConfig::default());
+        // Windows by host pair cut a tenth of the training windows as at a flow's start.
+        assert_eq!(
+            t.learn.train,
+            TrainConfig {
+                truncate: 0.1,
+                ..TrainConfig::default()
+            }
+        );
         assert_eq!(t.learn.net, GruShape::default());
         assert_eq!(t.learn.prepare.pipeline, PipelineConfig::default());
         assert_eq!(t.learn.prepare.split.method, SplitMethod::Auto);
@@ -1281,11 +1298,14 @@ mod tests {
             panic!("not a federate job")
         };
         assert_eq!(f.learn.window_by, WindowBy::HostPair);
+        // A federation cuts no window unless asked, whatever its windows follow.
+        assert_eq!(f.learn.train.truncate, 0.0);
         let Job::Compare(c) = resolve_args(&["compare", "f.csv", "--out", "m"]).unwrap() else {
             panic!("not a compare job")
         };
         assert_eq!(c.learn.window.get(), 16);
         assert_eq!(c.learn.window_by, WindowBy::Flow);
+        assert_eq!(c.learn.train.truncate, 0.0);
         let keys: Vec<String> = c.models.iter().map(|v| v.key()).collect();
         assert_eq!(
             keys.join(","),
@@ -1327,6 +1347,41 @@ mod tests {
         };
         assert_eq!(p.prepare.split.method, SplitMethod::Auto);
         assert_eq!(p.prepare.split.train, SplitConfig::default().train);
+    }
+
+    #[test]
+    fn windows_are_cut_as_at_a_flow_start_by_default_only_by_host_pair() {
+        let truncate = |args: &[&str]| match resolve_args(args).unwrap() {
+            Job::Train(t) => t.learn.train.truncate,
+            Job::Compare(c) => c.learn.train.truncate,
+            Job::Federate(f) => f.learn.train.truncate,
+            _ => panic!("not a learning job"),
+        };
+        let base = ["f.csv", "--out", "m"];
+        let with = |cmd: &str, extra: &[&str]| {
+            let mut a = vec![cmd];
+            a.extend(base);
+            a.extend(extra);
+            truncate(&a)
+        };
+        assert_eq!(with("train", &[]), 0.1);
+        assert_eq!(with("train", &["--window-by", "flow"]), 0.0);
+        assert_eq!(with("train", &["--truncate", "0"]), 0.0);
+        assert_eq!(
+            with("train", &["--window-by", "flow", "--truncate", "0.3"]),
+            0.3
+        );
+        assert_eq!(with("compare", &["--window-by", "host-pair"]), 0.1);
+        assert_eq!(with("compare", &["--truncate", "0.2"]), 0.2);
+        assert_eq!(with("federate", &["--window-by", "host-pair"]), 0.0);
+        assert_eq!(with("federate", &["--truncate", "0.2"]), 0.2);
+        let err = resolve_args(&["train", "f.csv", "--out", "m", "--truncate", "1.5"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--truncate") && err.contains("1.5") && err.contains("[0, 1]"),
+            "{err}"
+        );
     }
 
     #[test]

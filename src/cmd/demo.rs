@@ -85,6 +85,10 @@ pub fn run(job: &DemoJob, ui: Ui) -> Result<ExitCode> {
         },
         train: TrainConfig {
             seed: job.seed,
+            truncate: iotids_model::train::default_truncate(
+                iotids_data::window::WindowBy::HostPair,
+                false,
+            ),
             ..TrainConfig::default()
         },
         calibration: iotids_model::novelty::Calibration::default(),
