@@ -770,6 +770,7 @@ fn ingest_options(args: &IngestArgs, threads: usize) -> IngestOptions {
             (_, true) => FlowTiming::Off,
             _ => FlowTiming::Auto,
         },
+        flow_index_cap: (args.flow_index_cap > 0).then_some(args.flow_index_cap),
         threads,
         rejects_path: args.rejects.clone(),
         ..IngestOptions::default()
@@ -1347,6 +1348,28 @@ mod tests {
         };
         assert_eq!(p.prepare.split.method, SplitMethod::Auto);
         assert_eq!(p.prepare.split.train, SplitConfig::default().train);
+    }
+
+    #[test]
+    fn the_flow_index_is_capped_by_default_and_a_zero_cap_turns_it_off() {
+        let cap = |extra: &[&str]| {
+            let mut a = vec!["train", "f.csv", "--out", "m"];
+            a.extend(extra);
+            match resolve_args(&a).unwrap() {
+                Job::Train(t) => t.learn.input.ingest.flow_index_cap,
+                _ => panic!("not a train job"),
+            }
+        };
+        assert_eq!(cap(&[]), Some(iotids_data::timing::DEFAULT_INDEX_CAP));
+        assert_eq!(cap(&["--flow-index-cap", "100"]), Some(100));
+        assert_eq!(cap(&["--flow-index-cap", "0"]), None);
+        let err = resolve_args(&["train", "f.csv", "--out", "m", "--flow-index-cap", "many"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--flow-index-cap") && err.contains("many"),
+            "{err}"
+        );
     }
 
     #[test]

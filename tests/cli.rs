@@ -1067,14 +1067,18 @@ fn streamed_predict_equals_evaluate(window_by: &str) {
         "--log-scale",
         "--flow-timing",
     ];
+    // By flow, a cap of 3 packets on flow.index (the default is 32): a streamed read
+    // must cap as the whole-file read does.
     if window_by == "flow" {
-        args.extend(["--window-by", "flow"]);
+        args.extend(["--window-by", "flow", "--flow-index-cap", "3"]);
     }
     let o = iotids(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json(&model.join("model.json"))["window_by"], window_by);
     let pipeline = json(&model.join("pipeline.json"));
     assert_eq!(pipeline["ingest"]["flow_timing"], true);
+    let cap = if window_by == "flow" { 3 } else { 32 };
+    assert_eq!(pipeline["ingest"]["flow_index_cap"], cap);
     let inputs: Vec<&str> = pipeline["inputs"]
         .as_array()
         .unwrap()

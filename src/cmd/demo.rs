@@ -39,6 +39,7 @@ pub fn run(job: &DemoJob, ui: Ui) -> Result<ExitCode> {
         rejects_path: Some(out.join("rejects.csv")),
         // The defaults of `train`: timing features whenever the file has a time column.
         flow_timing: FlowTiming::Auto,
+        flow_index_cap: Some(iotids_data::timing::DEFAULT_INDEX_CAP),
         ..IngestOptions::default()
     };
     let ds = read(&data, &opts, ui.quiet)?;

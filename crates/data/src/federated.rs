@@ -1638,6 +1638,7 @@ mod tests {
             keep: vec![],
             categorical: vec![],
             flow_timing: false,
+            flow_index_cap: None,
         }
     }
 

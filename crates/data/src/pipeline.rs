@@ -182,6 +182,11 @@ pub struct IngestSpec {
     /// ([`crate::IngestOptions::flow_timing`]); off in models saved before they existed.
     #[serde(default)]
     pub flow_timing: bool,
+    /// `flow.index` was counted up to this many packets
+    /// ([`crate::IngestOptions::flow_index_cap`]); `None` in models saved before the cap
+    /// existed, which read new files uncapped as they were trained.
+    #[serde(default)]
+    pub flow_index_cap: Option<u32>,
 }
 
 /// One input column and what was learned about it.
@@ -996,7 +1001,23 @@ mod tests {
             keep: vec![],
             categorical: vec![],
             flow_timing: false,
+            flow_index_cap: None,
         }
+    }
+
+    #[test]
+    fn a_spec_saved_before_the_index_cap_reads_uncapped() {
+        let old = r#"{"format":"tshark","label":"label","drop":[],"keep":[],"categorical":[],"flow_timing":true}"#;
+        let spec: IngestSpec = serde_json::from_str(old).unwrap();
+        assert!(spec.flow_timing);
+        assert_eq!(spec.flow_index_cap, None);
+        let capped = IngestSpec {
+            flow_index_cap: Some(32),
+            ..spec
+        };
+        let back: IngestSpec =
+            serde_json::from_str(&serde_json::to_string(&capped).unwrap()).unwrap();
+        assert_eq!(back.flow_index_cap, Some(32));
     }
 
     #[test]

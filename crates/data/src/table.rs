@@ -287,7 +287,8 @@ impl Dataset {
         let (Some(source), Some(flows)) = (&self.timing_source, &self.flows) else {
             return false;
         };
-        let values = source.features(flows);
+        let cap = self.report.timing.as_ref().and_then(|t| t.index_cap);
+        let values = source.features(flows, cap);
         for (name, values) in crate::timing::DERIVED_COLUMNS.iter().zip(values) {
             if let Some(c) = self.columns.iter_mut().find(|c| c.name == *name)
                 && let ColumnData::Numeric(v) = &mut c.data

@@ -10,7 +10,12 @@
 //! * [`IAT_COLUMN`]: microseconds since the previous packet of the same flow (the flow
 //!   key of [`crate::Dataset::flows`]), 0 for a flow's first packet;
 //! * [`INDEX_COLUMN`]: packets of the flow before this one, in file order (0 for the
-//!   first packet, so it also marks the first packet's inter-arrival time as "none");
+//!   first packet, so it also marks the first packet's inter-arrival time as "none"),
+//!   counted up to a cap ([`crate::IngestOptions::flow_index_cap`]; the command line's
+//!   [`DEFAULT_INDEX_CAP`]): a detector that starts in the middle of a long connection
+//!   (a restart, a capture cut, the later part of a capture read on its own) counts it
+//!   from 0, so uncounted it would take a sensor's 2,000th packet for a new connection's
+//!   first; capped, it agrees again after the cap's packets;
 //! * [`HOST_IAT_COLUMN`]: microseconds since the previous packet between the same two
 //!   hosts, whatever the ports: for the first packet of a connection, how soon after the
 //!   last connection between them it came (a brute-force client reconnects at once, a
@@ -41,6 +46,19 @@ pub const IAT_COLUMN: &str = "flow.iat_us";
 pub const INDEX_COLUMN: &str = "flow.index";
 /// Microseconds since the previous packet between the same two hosts (any ports).
 pub const HOST_IAT_COLUMN: &str = "host.iat_us";
+/// The cap of [`INDEX_COLUMN`] the command line asks for (`--flow-index-cap`). Chosen on
+/// the development protocol (README "A flow's packet count, capped"): a federation's
+/// validation rows, the later part of each capture read on their own, restart every long
+/// connection's count at 0, and so does a test file cut from a capture.
+pub const DEFAULT_INDEX_CAP: u32 = 32;
+
+/// `index` (a flow's packets before this one) counted up to `cap` (`None`: uncapped).
+pub fn capped_index(index: f32, cap: Option<u32>) -> f32 {
+    match cap {
+        Some(c) => index.min(c as f32),
+        None => index,
+    }
+}
 /// The derived columns, in the order they are appended to the table.
 pub const DERIVED_COLUMNS: [&str; 3] = [IAT_COLUMN, INDEX_COLUMN, HOST_IAT_COLUMN];
 
@@ -265,6 +283,10 @@ pub struct TimingReport {
     pub incomparable: u64,
     /// The first unparseable times: line, and a reason naming the column and the value.
     pub first_problems: Vec<Reject>,
+    /// [`INDEX_COLUMN`] counted up to this many packets (`None`: uncapped, as in reads
+    /// before the cap existed).
+    #[serde(default)]
+    pub index_cap: Option<u32>,
 }
 
 impl TimingReport {
@@ -307,8 +329,8 @@ impl TimingSource {
     }
 
     /// The [`DERIVED_COLUMNS`] of these rows read in order as a file of their own, as
-    /// ingest computes them (`flows`: each row's flow).
-    pub fn features(&self, flows: &[u32]) -> [Vec<f32>; 3] {
+    /// ingest computes them (`flows`: each row's flow; `index_cap`: [`capped_index`]).
+    pub fn features(&self, flows: &[u32], index_cap: Option<u32>) -> [Vec<f32>; 3] {
         let (mut clock, mut hosts) = (FlowClock::default(), FlowClock::default());
         let (mut report, mut host_report) = (TimingReport::default(), TimingReport::default());
         let mut out: [Vec<f32>; 3] = Default::default();
@@ -316,7 +338,7 @@ impl TimingSource {
             let (iat, index) = clock.next(u64::from(flow), stamp, &mut report);
             let (host_iat, _) = hosts.next(pair, stamp, &mut host_report);
             out[0].push(iat);
-            out[1].push(index);
+            out[1].push(capped_index(index, index_cap));
             out[2].push(host_iat);
         }
         out
@@ -431,6 +453,15 @@ impl FlowClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_is_capped_only_when_a_cap_is_given() {
+        assert_eq!(capped_index(0.0, Some(32)), 0.0);
+        assert_eq!(capped_index(31.0, Some(32)), 31.0);
+        assert_eq!(capped_index(2_000.0, Some(32)), 32.0);
+        assert_eq!(capped_index(2_000.0, None), 2_000.0);
+        assert_eq!(capped_index(5.0, Some(0)), 0.0);
+    }
 
     const S: i64 = NS_PER_SEC;
 

@@ -369,6 +369,40 @@ fn timed_opts() -> IngestOptions {
 }
 
 #[test]
+fn a_capped_flow_index_counts_up_to_its_cap_and_a_retimed_subset_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "timed.csv", TIMED.as_bytes());
+    let capped = IngestOptions {
+        flow_index_cap: Some(2),
+        keep_timing_source: true,
+        ..timed_opts()
+    };
+    let ds = read_csv(&path, &capped).unwrap();
+    // Uncapped A counts 0, 1, 2, 3; capped at 2 its fourth packet stays at 2.
+    assert_eq!(
+        numeric(&ds, "flow.index"),
+        [0.0, 1.0, 0.0, 2.0, 2.0, 1.0, 0.0]
+    );
+    assert_eq!(ds.report.timing.as_ref().unwrap().index_cap, Some(2));
+    // The cap counts packets only: the inter-arrival times are the uncapped read's.
+    let plain = read_csv(&path, &timed_opts()).unwrap();
+    assert_eq!(plain.report.timing.as_ref().unwrap().index_cap, None);
+    for name in ["flow.iat_us", "host.iat_us"] {
+        let (a, b) = (numeric(&ds, name), numeric(&plain, name));
+        assert!(
+            a.iter()
+                .zip(b.iter())
+                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan())),
+            "{name}: {a:?} vs {b:?}"
+        );
+    }
+    // A table of A's packets alone, timed again over its own rows, is capped as well.
+    let mut a_only = ds.subset(&[0, 1, 3, 4]);
+    assert!(a_only.retime());
+    assert_eq!(numeric(&a_only, "flow.index"), [0.0, 1.0, 2.0, 2.0]);
+}
+
+#[test]
 fn flow_timing_measures_each_flow_from_frame_time() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "timed.csv", TIMED.as_bytes());

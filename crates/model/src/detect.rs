@@ -86,6 +86,7 @@ pub fn ingest_options(pipeline: &Pipeline, threads: usize, label_optional: bool)
         keep: spec.keep.clone(),
         categorical: spec.categorical.clone(),
         flow_timing: spec.flow_timing.into(),
+        flow_index_cap: spec.flow_index_cap,
         numeric: pipeline
             .inputs
             .iter()

@@ -76,6 +76,7 @@ pub fn ingest_options(spec: &IngestSpec) -> IngestOptions {
         keep: spec.keep.clone(),
         categorical: spec.categorical.clone(),
         flow_timing: spec.flow_timing.into(),
+        flow_index_cap: spec.flow_index_cap,
         ..IngestOptions::default()
     }
 }

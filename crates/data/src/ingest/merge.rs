@@ -207,6 +207,7 @@ impl Merger {
         let (columns, derived) = empty_columns(header, layout);
         let timing_report = layout.timing.as_ref().map(|t| TimingReport {
             column: t.column.clone(),
+            index_cap: t.index_cap,
             ..TimingReport::default()
         });
         let n = columns.len();
@@ -388,7 +389,7 @@ impl Merger {
                     None => self.host_clock.next(hosts, stamp, &mut host_report),
                 };
                 derived[0].push(iat);
-                derived[1].push(index);
+                derived[1].push(timing::capped_index(index, report.index_cap));
                 derived[2].push(host_iat);
             }
             report.host_backwards += host_report.backwards;

@@ -94,6 +94,10 @@ pub struct IngestOptions {
     /// file allows; [`FlowTiming::Off`] by default here (the command line's learning
     /// commands ask for `Auto`).
     pub flow_timing: FlowTiming,
+    /// With the timing features, count a flow's earlier packets (`flow.index`) up to this
+    /// many ([`crate::timing::capped_index`]); `None` (the default here): uncapped. The
+    /// command line asks for [`crate::timing::DEFAULT_INDEX_CAP`].
+    pub flow_index_cap: Option<u32>,
     /// Accept a file without the label column (prediction on unlabelled traffic):
     /// every row then has the class [`UNLABELLED`].
     pub label_optional: bool,
@@ -119,6 +123,7 @@ impl std::fmt::Debug for IngestOptions {
             .field("drop", &self.drop)
             .field("keep", &self.keep)
             .field("flow_timing", &self.flow_timing)
+            .field("flow_index_cap", &self.flow_index_cap)
             .field("threads", &self.threads)
             .finish_non_exhaustive()
     }

@@ -49,6 +49,8 @@ pub(super) struct TimingLayout {
     pub(super) column: String,
     /// Per [`timing::DERIVED_COLUMNS`]: kept (not named in `drop`).
     pub(super) keep: [bool; 3],
+    /// [`crate::IngestOptions::flow_index_cap`].
+    pub(super) index_cap: Option<u32>,
 }
 
 /// Header indices of the flow-key parts (candidates in order of preference).
@@ -206,6 +208,7 @@ fn plan_timing(
         time_idx,
         column: header[time_idx].clone(),
         keep: timing::DERIVED_COLUMNS.map(|d| !opts.drop.iter().any(|x| x == d)),
+        index_cap: opts.flow_index_cap,
     })
 }
 
