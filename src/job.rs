@@ -364,7 +364,14 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             prep,
             model,
         } => Job::Train(TrainJob {
-            learn: learn_job(input(file, &ingest), out, &prep, &model, test.is_some())?,
+            learn: learn_job(
+                input(file, &ingest),
+                out,
+                &prep,
+                &model,
+                test.is_some(),
+                ingest.flow_index_cap.is_some(),
+            )?,
             test,
         }),
         Command::Federate {
@@ -377,7 +384,14 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             model,
         } => {
             let learn = one_network(
-                learn_job(input(file, &ingest), out, &prep, &model, test.is_some())?,
+                learn_job(
+                    input(file, &ingest),
+                    out,
+                    &prep,
+                    &model,
+                    test.is_some(),
+                    ingest.flow_index_cap.is_some(),
+                )?,
                 &model,
             )?;
             Job::Federate(FederateJob {
@@ -432,7 +446,14 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             }
             Job::Deal(FederateJob {
                 learn: one_network(
-                    learn_job(input(file, &ingest), out, &prep, &model, false)?,
+                    learn_job(
+                        input(file, &ingest),
+                        out,
+                        &prep,
+                        &model,
+                        false,
+                        ingest.flow_index_cap.is_some(),
+                    )?,
                     &model,
                 )?,
                 test: None,
@@ -558,6 +579,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                 &prep,
                 &model,
                 compare.test.is_some(),
+                ingest.flow_index_cap.is_some(),
             )?;
             // Windows by flow unless asked: by host pair, perpetual's boosting on the
             // flattened windows of MQTTset's development file stopped far later (748 s
@@ -770,7 +792,11 @@ fn ingest_options(args: &IngestArgs, threads: usize) -> IngestOptions {
             (_, true) => FlowTiming::Off,
             _ => FlowTiming::Auto,
         },
-        flow_index_cap: (args.flow_index_cap > 0).then_some(args.flow_index_cap),
+        flow_index_cap: match args.flow_index_cap {
+            None => Some(iotids_data::timing::DEFAULT_INDEX_CAP),
+            Some(0) => None,
+            Some(n) => Some(n),
+        },
         threads,
         rejects_path: args.rejects.clone(),
         ..IngestOptions::default()
@@ -837,13 +863,21 @@ fn data_flag_error(e: iotids_data::Error) -> anyhow::Error {
     anyhow!("{flag} {value}: must be {allowed}")
 }
 
+/// A learning job's settings. `cap_given`: `--flow-index-cap` was given; if not, a run
+/// with the unknown test counts flow.index uncapped, as leave-one-attack-out was
+/// measured (README "A flow's packet count, capped").
 fn learn_job(
-    input: Input,
+    mut input: Input,
     out: PathBuf,
     prep: &PrepArgs,
     model: &ModelArgs,
     separate_test: bool,
+    cap_given: bool,
 ) -> Result<LearnJob> {
+    let unknown_test = model.unknown_rate.is_some() && !model.no_unknown;
+    if unknown_test && !cap_given {
+        input.ingest.flow_index_cap = None;
+    }
     let prepare = prepare_config(prep, separate_test)?;
     let seed = prep.seed;
     let window_by = model.window_by.unwrap_or(WindowBy::HostPair);
@@ -854,10 +888,9 @@ fn learn_job(
         patience: model.patience,
         class_weights: model.class_weights,
         seed,
-        truncate: model.truncate.unwrap_or(default_truncate(
-            window_by,
-            model.unknown_rate.is_some() && !model.no_unknown,
-        )),
+        truncate: model
+            .truncate
+            .unwrap_or(default_truncate(window_by, unknown_test)),
         ..TrainConfig::default()
     };
     train.check().map_err(|e| model_flag_error(&e, model))?;
@@ -935,7 +968,17 @@ fn schedule_job(a: ScheduleArgs, threads: usize) -> Result<ScheduleJob> {
         ingest: ingest_options(&a.ingest, threads),
     };
     Ok(ScheduleJob {
-        learn: one_network(learn_job(input, a.out, &a.prep, &a.model, false)?, &a.model)?,
+        learn: one_network(
+            learn_job(
+                input,
+                a.out,
+                &a.prep,
+                &a.model,
+                false,
+                a.ingest.flow_index_cap.is_some(),
+            )?,
+            &a.model,
+        )?,
         federation: federation_config(&a.federation, a.prep.seed)?,
         test: a.test,
         device_deadline: positive_seconds("--device-deadline", a.device_deadline)?,
@@ -1363,6 +1406,12 @@ mod tests {
         assert_eq!(cap(&[]), Some(iotids_data::timing::DEFAULT_INDEX_CAP));
         assert_eq!(cap(&["--flow-index-cap", "100"]), Some(100));
         assert_eq!(cap(&["--flow-index-cap", "0"]), None);
+        // With the unknown test, uncapped unless asked.
+        assert_eq!(cap(&["--unknown-rate", "0.001"]), None);
+        assert_eq!(
+            cap(&["--unknown-rate", "0.001", "--flow-index-cap", "32"]),
+            Some(32)
+        );
         let err = resolve_args(&["train", "f.csv", "--out", "m", "--flow-index-cap", "many"])
             .unwrap_err()
             .to_string();
