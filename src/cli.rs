@@ -1110,7 +1110,7 @@ pub struct IngestArgs {
     /// With the timing features, count a flow's earlier packets (flow.index) up to N: a
     /// detector that starts in the middle of a long connection counts it from 0, and after
     /// N packets agrees again with one that saw it open. Saved with the model. 0: no cap.
-    /// [default: 32; no cap with --unknown-rate]
+    /// [default: 32]
     #[arg(long, value_name = "N")]
     pub flow_index_cap: Option<u32>,
 }

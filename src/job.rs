@@ -364,14 +364,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             prep,
             model,
         } => Job::Train(TrainJob {
-            learn: learn_job(
-                input(file, &ingest),
-                out,
-                &prep,
-                &model,
-                test.is_some(),
-                ingest.flow_index_cap.is_some(),
-            )?,
+            learn: learn_job(input(file, &ingest), out, &prep, &model, test.is_some())?,
             test,
         }),
         Command::Federate {
@@ -384,14 +377,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             model,
         } => {
             let learn = one_network(
-                learn_job(
-                    input(file, &ingest),
-                    out,
-                    &prep,
-                    &model,
-                    test.is_some(),
-                    ingest.flow_index_cap.is_some(),
-                )?,
+                learn_job(input(file, &ingest), out, &prep, &model, test.is_some())?,
                 &model,
             )?;
             Job::Federate(FederateJob {
@@ -446,14 +432,7 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
             }
             Job::Deal(FederateJob {
                 learn: one_network(
-                    learn_job(
-                        input(file, &ingest),
-                        out,
-                        &prep,
-                        &model,
-                        false,
-                        ingest.flow_index_cap.is_some(),
-                    )?,
+                    learn_job(input(file, &ingest), out, &prep, &model, false)?,
                     &model,
                 )?,
                 test: None,
@@ -579,7 +558,6 @@ pub fn resolve(cli: Cli) -> Result<(Job, Ui)> {
                 &prep,
                 &model,
                 compare.test.is_some(),
-                ingest.flow_index_cap.is_some(),
             )?;
             // Windows by flow unless asked: by host pair, perpetual's boosting on the
             // flattened windows of MQTTset's development file stopped far later (748 s
@@ -863,21 +841,14 @@ fn data_flag_error(e: iotids_data::Error) -> anyhow::Error {
     anyhow!("{flag} {value}: must be {allowed}")
 }
 
-/// A learning job's settings. `cap_given`: `--flow-index-cap` was given; if not, a run
-/// with the unknown test counts flow.index uncapped, as leave-one-attack-out was
-/// measured (README "A flow's packet count, capped").
 fn learn_job(
-    mut input: Input,
+    input: Input,
     out: PathBuf,
     prep: &PrepArgs,
     model: &ModelArgs,
     separate_test: bool,
-    cap_given: bool,
 ) -> Result<LearnJob> {
     let unknown_test = model.unknown_rate.is_some() && !model.no_unknown;
-    if unknown_test && !cap_given {
-        input.ingest.flow_index_cap = None;
-    }
     let prepare = prepare_config(prep, separate_test)?;
     let seed = prep.seed;
     let window_by = model.window_by.unwrap_or(WindowBy::HostPair);
@@ -968,17 +939,7 @@ fn schedule_job(a: ScheduleArgs, threads: usize) -> Result<ScheduleJob> {
         ingest: ingest_options(&a.ingest, threads),
     };
     Ok(ScheduleJob {
-        learn: one_network(
-            learn_job(
-                input,
-                a.out,
-                &a.prep,
-                &a.model,
-                false,
-                a.ingest.flow_index_cap.is_some(),
-            )?,
-            &a.model,
-        )?,
+        learn: one_network(learn_job(input, a.out, &a.prep, &a.model, false)?, &a.model)?,
         federation: federation_config(&a.federation, a.prep.seed)?,
         test: a.test,
         device_deadline: positive_seconds("--device-deadline", a.device_deadline)?,
@@ -1406,11 +1367,10 @@ mod tests {
         assert_eq!(cap(&[]), Some(iotids_data::timing::DEFAULT_INDEX_CAP));
         assert_eq!(cap(&["--flow-index-cap", "100"]), Some(100));
         assert_eq!(cap(&["--flow-index-cap", "0"]), None);
-        // With the unknown test, uncapped unless asked.
-        assert_eq!(cap(&["--unknown-rate", "0.001"]), None);
+        // The unknown test keeps the cap (leave-one-attack-out chose it).
         assert_eq!(
-            cap(&["--unknown-rate", "0.001", "--flow-index-cap", "32"]),
-            Some(32)
+            cap(&["--unknown-rate", "0.001"]),
+            Some(iotids_data::timing::DEFAULT_INDEX_CAP)
         );
         let err = resolve_args(&["train", "f.csv", "--out", "m", "--flow-index-cap", "many"])
             .unwrap_err()
