@@ -274,7 +274,7 @@ pub(super) fn devices_spec(learn: &LearnJob, ui: Ui) -> Result<(IngestSpec, usiz
         keep: ingest.keep.clone(),
         categorical: ingest.categorical.clone(),
         flow_timing: first.report.timing.is_some(),
-        flow_index_cap: first.report.timing.as_ref().and_then(|t| t.index_cap),
+        flow_index_cap: first.flow_index_cap(),
     };
     let window = if first.flows.is_none() && !learn.window_given {
         1

@@ -85,7 +85,7 @@ pub fn prepare(mut ds: Dataset, ingest: &IngestOptions, cfg: &PrepareConfig) -> 
         keep: ingest.keep.clone(),
         categorical: ingest.categorical.clone(),
         flow_timing: ds.report.timing.is_some(),
-        flow_index_cap: ds.report.timing.as_ref().and_then(|t| t.index_cap),
+        flow_index_cap: ds.flow_index_cap(),
     };
     let pipeline = Pipeline::fit(&ds, &s.train, spec, &cfg.pipeline)?;
     let counts = PrepareCounts {

@@ -277,6 +277,12 @@ impl Dataset {
         }
     }
 
+    /// The cap its `flow.index` was counted up to (`None`: uncapped, or no timing
+    /// features): [`crate::IngestOptions::flow_index_cap`] as the read applied it.
+    pub fn flow_index_cap(&self) -> Option<u32> {
+        self.report.timing.as_ref().and_then(|t| t.index_cap)
+    }
+
     /// Computes the timing features ([`crate::timing::DERIVED_COLUMNS`] that were kept)
     /// again over this table's rows alone, in order, as reading a file of just these rows
     /// would: a flow's first row here is its first packet, the time since the previous
@@ -287,8 +293,7 @@ impl Dataset {
         let (Some(source), Some(flows)) = (&self.timing_source, &self.flows) else {
             return false;
         };
-        let cap = self.report.timing.as_ref().and_then(|t| t.index_cap);
-        let values = source.features(flows, cap);
+        let values = source.features(flows, self.flow_index_cap());
         for (name, values) in crate::timing::DERIVED_COLUMNS.iter().zip(values) {
             if let Some(c) = self.columns.iter_mut().find(|c| c.name == *name)
                 && let ColumnData::Numeric(v) = &mut c.data
